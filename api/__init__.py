@@ -1,0 +1,1 @@
+"""zapvisor api package."""

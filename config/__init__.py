@@ -1,0 +1,1 @@
+"""zapvisor config package."""

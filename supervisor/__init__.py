@@ -1,0 +1,1 @@
+"""zapvisor supervisor package."""
