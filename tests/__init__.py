@@ -1,0 +1,1 @@
+"""zapvisor tests; mirrors the packages."""
