@@ -1,0 +1,109 @@
+"""WhatsApp drivers: the :class:`Driver` protocol, its normalized events, and the drivers.
+
+Public face of the package; implementation lives in the ``_private`` modules.
+
+* ``Driver`` (protocol) and ``DriverFactory`` - see ``_protocol`` for the rules
+  every driver keeps (one ending event per connection, ack after store, real probes).
+* Normalized events (frozen attrs): ``Connected``, ``Disconnected``,
+  ``LoggedOut``, ``TemporaryBan``, ``Replaced``, ``ClientOutdated``,
+  ``KeepaliveLost``, ``KeepaliveRestored``, ``Qr``, ``PairingCode``,
+  ``PairSuccess``, ``Message``, ``Receipt``, ``OfflineSyncDone``,
+  ``Undecryptable``, ``Presence``; the union ``Event`` and ``ENDING_EVENTS``.
+* Values: ``MediaRef``, ``OutboundMedia``, ``SendResult``; enums ``ReasonCode``,
+  ``ReceiptKind``, ``MediaKind``, ``PresenceState``.
+* Errors: ``DriverError`` and its subclasses.
+
+The neonize driver is exported lazily (``actors.drivers.NeonizeDriver``) so that
+importing this package never imports neonize: the daemon process must not.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from ._errors import (
+    DriverConnectError,
+    DriverError,
+    DriverStateError,
+    MediaNotFoundError,
+    NotConnectedError,
+    ProbeTimeoutError,
+    RequestError,
+)
+from ._events import (
+    ENDING_EVENTS,
+    ClientOutdated,
+    Connected,
+    Disconnected,
+    Event,
+    KeepaliveLost,
+    KeepaliveRestored,
+    LoggedOut,
+    MediaKind,
+    MediaRef,
+    Message,
+    OfflineSyncDone,
+    OutboundMedia,
+    PairingCode,
+    PairSuccess,
+    Presence,
+    PresenceState,
+    Qr,
+    ReasonCode,
+    Receipt,
+    ReceiptKind,
+    Replaced,
+    SendResult,
+    TemporaryBan,
+    Undecryptable,
+)
+from ._protocol import Driver, DriverFactory
+
+__all__ = [
+    "ENDING_EVENTS",
+    "ClientOutdated",
+    "Connected",
+    "Disconnected",
+    "Driver",
+    "DriverConnectError",
+    "DriverError",
+    "DriverFactory",
+    "DriverStateError",
+    "Event",
+    "KeepaliveLost",
+    "KeepaliveRestored",
+    "LoggedOut",
+    "MediaKind",
+    "MediaNotFoundError",
+    "MediaRef",
+    "Message",
+    "NotConnectedError",
+    "OfflineSyncDone",
+    "OutboundMedia",
+    "PairSuccess",
+    "PairingCode",
+    "Presence",
+    "PresenceState",
+    "ProbeTimeoutError",
+    "Qr",
+    "ReasonCode",
+    "Receipt",
+    "ReceiptKind",
+    "Replaced",
+    "RequestError",
+    "SendResult",
+    "TemporaryBan",
+    "Undecryptable",
+]
+
+# Drivers whose module is imported only when first named: the neonize driver's
+# module lives next to the worker code, and the daemon must never load neonize.
+_LAZY_EXPORTS = {"NeonizeDriver": "actors.drivers.neonize"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY_EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

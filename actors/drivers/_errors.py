@@ -1,0 +1,48 @@
+"""Errors raised by drivers. One root, :class:`DriverError`; each also subclasses
+the stdlib error it resembles so generic handlers (``except ConnectionError``)
+keep working."""
+
+from __future__ import annotations
+
+
+class DriverError(Exception):
+    """Root of every error a driver raises."""
+
+
+class DriverConnectError(DriverError, ConnectionError):
+    """``connect()`` could not open a connection (server unreachable, refused, handshake failed).
+
+    ``code`` is the WhatsApp reason code when the server refused with one
+    (e.g. 402 while banned, 503 unavailable), else ``None``.
+    """
+
+    def __init__(self, message: str, *, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class NotConnectedError(DriverError, ConnectionError):
+    """An operation needs an open connection and there is none (never connected, or it ended)."""
+
+
+class ProbeTimeoutError(DriverError, TimeoutError):
+    """``probe()`` got no answer in time: the connection is not proven alive."""
+
+
+class RequestError(DriverError, RuntimeError):
+    """WhatsApp answered a request (send, download, pair...) with an error.
+
+    ``code`` is the server's numeric error code when it gave one.
+    """
+
+    def __init__(self, message: str, *, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class MediaNotFoundError(RequestError, LookupError):
+    """``download_media()`` was given a reference the server no longer knows."""
+
+
+class DriverStateError(DriverError, RuntimeError):
+    """The driver was used out of order (``connect()`` before ``run()``, twice at once, ...)."""

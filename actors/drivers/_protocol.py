@@ -1,0 +1,136 @@
+"""The ``Driver`` protocol: what a session actor needs from a WhatsApp connection.
+
+A driver object belongs to **one session** (one WhatsApp account) for the
+session's whole life and may open many connections one after the other.
+
+Lifecycle::
+
+    driver = make_driver(session_id)                 # cheap, no I/O
+    async with trio.open_nursery() as nursery:
+        await nursery.start(driver.run)              # hosts the driver's tasks
+        await driver.connect()                       # one connection
+        async for event in driver.events:            # spans every connection
+            match event:
+                case Message():
+                    await store(event)
+                    await driver.ack(event.id)       # only after it is stored
+                case Disconnected() | LoggedOut() | ...:   # ENDING_EVENTS
+                    ...                              # policy; maybe connect() again
+
+Rules every implementation keeps (the tests of each driver check them):
+
+* ``run()`` hosts background tasks (socket readers, keepalive, worker link).
+  It calls ``task_status.started()`` at once and returns only when cancelled;
+  cancelling it closes any connection and closes ``events``.
+* ``connect()`` opens one connection and returns once the server accepted the
+  handshake - *not* necessarily logged in: an unpaired account then emits
+  :class:`~actors.drivers.Qr` events, a paired one :class:`~actors.drivers.Connected`.
+  It raises :class:`~actors.drivers.DriverConnectError` (a ``ConnectionError``)
+  when no connection could be made, with the server's reason ``code`` if any;
+  in that case no event is emitted. Calling it while a connection is open
+  raises :class:`~actors.drivers.DriverStateError`.
+* Each successful ``connect()`` is followed by exactly one ending event
+  (:data:`~actors.drivers.ENDING_EVENTS`), including after ``stop()``
+  (``Disconnected(local=True)``) and ``logout()`` (``LoggedOut(local=True)``).
+  Events of one connection all precede the events of the next.
+* ``events`` is a bounded receive channel: a session that stops reading applies
+  backpressure to the driver, which applies it to WhatsApp. It is never
+  closed while ``run()`` is running.
+* Requests (``send_*``, ``download_media``, ``mark_read``, ``pair_phone``,
+  ``logout``, ``probe``) raise :class:`~actors.drivers.NotConnectedError` when
+  there is no open connection, and :class:`~actors.drivers.RequestError` when
+  WhatsApp answers with an error. They are cancellation-safe: cancelling one
+  abandons the wait, never the connection.
+* ``probe()`` makes a **real round trip** to the server and returns its
+  duration in seconds (trio clock); it raises
+  :class:`~actors.drivers.ProbeTimeoutError` if no answer arrives within
+  ``timeout``. It never answers from a cached flag.
+* ``ack(message_id)`` tells the driver the session has durably stored that
+  inbound :class:`~actors.drivers.Message`. Drivers whose server can defer the
+  acknowledgement (the simulator) re-deliver unacknowledged messages on the next
+  connection; drivers that cannot (neonize acknowledges on receipt) treat it as
+  a no-op. Acking an unknown id is not an error (it may belong to a previous
+  connection that was already re-delivered and acked). It never blocks on the
+  network for long: it sends on the open connection or does nothing when there
+  is none (the message will be re-delivered).
+* Sends are idempotent by ``message_id``: re-sending the same id after a lost
+  answer yields ``SendResult(duplicate=True)`` and WhatsApp keeps one message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol, runtime_checkable
+
+import trio
+
+from ._events import Event, MediaRef, OutboundMedia, SendResult
+
+
+@runtime_checkable
+class Driver(Protocol):
+    """One session's link to WhatsApp (see the module docstring for the rules)."""
+
+    @property
+    def events(self) -> trio.abc.ReceiveChannel[Event]:
+        """The normalized events of every connection of this driver, in order."""
+        ...
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Host the driver's background tasks until cancelled."""
+        ...
+
+    async def connect(self) -> None:
+        """Open a connection; raises ``DriverConnectError`` if none could be made."""
+        ...
+
+    async def send_text(self, to: str, text: str, message_id: str) -> SendResult:
+        """Send ``text`` to the chat ``to`` under the caller-chosen, stable ``message_id``."""
+        ...
+
+    async def send_media(self, to: str, media: OutboundMedia, message_id: str) -> SendResult:
+        """Send an attachment (caption in ``media.caption``) under ``message_id``."""
+        ...
+
+    async def download_media(self, ref: MediaRef) -> bytes:
+        """Fetch the bytes of an inbound attachment; ``MediaNotFoundError`` if gone."""
+        ...
+
+    async def mark_read(self, chat_jid: str, message_ids: tuple[str, ...], sender_jid: str | None = None) -> None:
+        """Tell WhatsApp the user read these inbound messages (blue ticks for the contact)."""
+        ...
+
+    async def pair_phone(self, phone_number: str) -> str:
+        """Ask for a pairing code for ``phone_number`` (digits, country code first).
+
+        Only valid while the connection is showing QR codes (after the first
+        ``Qr`` event). Returns the code; a ``PairingCode`` event carries it too.
+        """
+        ...
+
+    async def logout(self) -> None:
+        """Unlink this device from the account and wipe the stored credentials.
+
+        The connection then ends with ``LoggedOut(local=True)``.
+        """
+        ...
+
+    async def stop(self) -> None:
+        """Close the current connection, if any (idempotent).
+
+        The connection ends with ``Disconnected(local=True)``; the driver stays
+        usable and ``connect()`` may be called again.
+        """
+        ...
+
+    async def probe(self, timeout: float = 10.0) -> float:
+        """Round-trip to the server; returns seconds taken or raises ``ProbeTimeoutError``."""
+        ...
+
+    async def ack(self, message_id: str) -> None:
+        """Acknowledge an inbound message after it was durably stored."""
+        ...
+
+
+DriverFactory = Callable[[str], Driver]
+"""Builds the driver of one session from its session id (configuration is bound in the factory)."""
