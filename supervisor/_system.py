@@ -1,0 +1,198 @@
+"""The actor system: the root supervisor, the path registry, events and snapshots.
+
+Open it with :func:`open_actor_system`; it owns a nursery and the root
+supervisor (path ``/``). Leaving the ``async with`` block stops the whole tree
+gracefully (children in reverse start order, each within its grace). If the
+root supervisor itself fails (its restart intensity was exceeded), the block is
+cancelled and :class:`~supervisor.SupervisorError` is raised from it: the
+daemon exits and systemd restarts it.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from contextlib import asynccontextmanager
+from typing import AsyncIterator, Iterable
+
+import attrs
+import trio
+
+from ._errors import ChildNotFound, SupervisorError
+from ._events import EventHub, EventKind, LifecycleEvent, Subscription
+from ._ref import DEFAULT_ASK_TIMEOUT, ActorRef
+from ._snapshot import ActorSnapshot, snapshot
+from ._spec import ChildSpec, Strategy
+from ._supervisor import (
+    Breaker,
+    BreakerAction,
+    ChildCounts,
+    ChildInfo,
+    ChildRecord,
+    ChildState,
+    DeleteChild,
+    RestartChild,
+    StartChild,
+    Supervisor,
+    TerminateChild,
+)
+
+CONTROL_TIMEOUT = 60.0
+"""Seconds a control request may take: a start (with its timeout) or a stop (with its grace)."""
+
+
+class SupervisorRef(ActorRef):
+    """A ref to a supervisor, with OTP's dynamic-children API.
+
+    The async methods are requests handled in the supervisor's own task, one at
+    a time; they raise the ``ChildError`` outcomes (AlreadyStarted,
+    AlreadyPresent, ChildNotFound, ChildRunning, ChildRestarting) or
+    StartFailed. The reading methods are synchronous snapshots.
+    """
+
+    __slots__ = ()
+
+    async def start_child(self, spec: ChildSpec, timeout: float = CONTROL_TIMEOUT) -> ActorRef:
+        return await self.ask(StartChild(spec), timeout)
+
+    async def terminate_child(self, child_id: str, timeout: float = CONTROL_TIMEOUT) -> None:
+        await self.ask(TerminateChild(child_id), timeout)
+
+    async def restart_child(self, child_id: str, timeout: float = CONTROL_TIMEOUT) -> ActorRef:
+        return await self.ask(RestartChild(child_id), timeout)
+
+    async def delete_child(self, child_id: str, timeout: float = CONTROL_TIMEOUT) -> None:
+        await self.ask(DeleteChild(child_id), timeout)
+
+    async def breaker(self, child_id: str, action: BreakerAction, timeout: float = DEFAULT_ASK_TIMEOUT) -> str:
+        """Reset, force open or force closed a child's breaker; returns the new mode."""
+        return await self.ask(Breaker(child_id, action), timeout)
+
+    def which_children(self) -> tuple[ChildInfo, ...]:
+        return self._supervisor().which_children()
+
+    def count_children(self) -> ChildCounts:
+        return self._supervisor().count_children()
+
+    def _supervisor(self) -> Supervisor:
+        from ._errors import ActorStopped
+
+        cell = self._child.cell
+        if cell is None:
+            raise ActorStopped(f"{self._child.path} is not running")
+        return cell.actor
+
+
+@attrs.define(eq=False)
+class ActorSystem:
+    """Registry of live paths, lifecycle events and tree snapshots."""
+
+    rng: random.Random
+    hub: EventHub = attrs.field(factory=EventHub)
+    root: ChildRecord | None = None
+    failure: BaseException | None = None
+    _registry: dict[str, ChildRecord] = attrs.field(factory=dict)
+    _epoch_trio: float = attrs.field(factory=trio.current_time)
+    _epoch_wall: float = attrs.field(factory=time.time)  # read once, to label trio times for humans
+
+    def ref(self, path: str) -> ActorRef:
+        """The ref of the actor at ``path`` (a SupervisorRef for supervisors). Raises ChildNotFound."""
+        try:
+            child = self._registry[path]
+        except KeyError:
+            raise ChildNotFound(f"no actor at {path!r}") from None
+        return SupervisorRef(child) if child.is_supervisor else ActorRef(child)
+
+    def supervisor(self, path: str) -> SupervisorRef:
+        """The SupervisorRef at ``path``. Raises ChildNotFound (also when it is a worker)."""
+        ref = self.ref(path)
+        if not isinstance(ref, SupervisorRef):
+            raise ChildNotFound(f"{path!r} is not a supervisor")
+        return ref
+
+    def paths(self) -> Iterable[str]:
+        return self._registry.keys()
+
+    def tree(self) -> ActorSnapshot:
+        """A frozen snapshot of the whole tree."""
+        return snapshot(self.root, trio.current_time())
+
+    def events(self, buffer: int | None = None) -> Subscription:
+        """Subscribe to lifecycle events; a subscriber that falls ``buffer`` behind is dropped."""
+        return self.hub.subscribe() if buffer is None else self.hub.subscribe(buffer)
+
+    def history(self) -> tuple[LifecycleEvent, ...]:
+        """Recent lifecycle events, oldest first."""
+        return tuple(self.hub.history)
+
+    def wall_time(self, at: float) -> float:
+        """Convert a trio time from a snapshot or event to a Unix timestamp."""
+        return self._epoch_wall + (at - self._epoch_trio)
+
+    def _register(self, child: ChildRecord) -> None:
+        self._registry[child.path] = child
+
+    def _unregister(self, child: ChildRecord) -> None:
+        if self._registry.get(child.path) is child:
+            del self._registry[child.path]
+
+    def _emit(self, kind: EventKind, path: str, **fields) -> None:
+        self.hub.publish(LifecycleEvent(kind, path, trio.current_time(), **fields))
+
+
+@asynccontextmanager
+async def open_actor_system(
+    children: Iterable[ChildSpec] = (),
+    *,
+    strategy: Strategy = Strategy.ONE_FOR_ONE,
+    intensity: int = 3,
+    period: float = 5.0,
+    seed: int | None = None,
+) -> AsyncIterator[ActorSystem]:
+    """Start a root supervisor over ``children``; yield the system; stop it on exit.
+
+    Raises StartFailed if a child fails to start (the started ones are stopped
+    first), and SupervisorError if the root supervisor fails while running.
+    ``seed`` makes backoff jitter reproducible (tests).
+    """
+    from ._cell import Cell
+
+    children = tuple(children)
+    system = ActorSystem(random.Random(seed))
+    spec = ChildSpec("root", lambda: Supervisor(children, strategy=strategy, intensity=intensity, period=period))
+    root = ChildRecord(spec, "/", system, is_supervisor=True, grace=math.inf)
+    system.root = root
+    system._register(root)
+    try:
+        async with trio.open_nursery() as nursery:
+
+            def root_exited(cell: Cell) -> None:
+                root.cell = None
+                root.state = ChildState.STOPPED
+                if cell.exit.is_failure:
+                    system.failure = SupervisorError(f"root supervisor failed: {cell.exit.error_type}: {cell.exit.message}")
+                    nursery.cancel_scope.cancel()
+
+            cell = Cell(root, spec.factory(), math.inf)
+            root.cell = cell
+            root.state = ChildState.STARTING
+            await nursery.start(cell.run, root_exited)
+            root.state = ChildState.RUNNING
+            system._emit(EventKind.STARTED, "/")
+            try:
+                yield system
+            finally:
+                if root.cell is cell:
+                    root.state = ChildState.STOPPING
+                    cell.request_stop(math.inf)
+                    await cell.done.wait()
+                system.hub.close()
+    except BaseExceptionGroup as group:
+        # The body runs inside our nursery; hand its error back unwrapped, as if
+        # no nursery were there (trio's advice for context managers that own one).
+        if len(group.exceptions) == 1:
+            raise group.exceptions[0] from None
+        raise
+    if system.failure is not None:
+        raise system.failure
