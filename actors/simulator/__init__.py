@@ -1,0 +1,84 @@
+"""The simulated WhatsApp server (``zapvisor simulate`` / ``python -m actors.simulator``).
+
+A separate process, reached over real websockets, good enough to test and
+benchmark the whole product: accounts, QR and pairing-code login, contacts that
+send text and media (scripted or from a seeded generator), an offline queue with
+re-delivery of everything not acknowledged, deduped outbound sends with
+delivered/read receipts, and fault injection. State that must survive
+``kill -9`` (accounts, credentials, offline queues, dedupe memory) lives in
+``<state_dir>/simulator.json``, replaced atomically.
+
+Public API: :func:`serve` (inside trio), :func:`main` (process entry),
+:class:`SimulatorConfig`, :class:`SimulatorControl` (control client),
+:class:`SimulatorStats`, :class:`TrafficSpec`, errors rooted at
+:class:`SimulatorError`.
+
+Session protocol (path ``/wa``; JSON text frames)
+--------------------------------------------------
+Client → server. Requests carry ``rid``; the answer is ``{"re": rid, "ok": true, ...}``
+or ``{"re": rid, "ok": false, "code": 400|404, "error": "..."}``.
+
+* ``{"op": "hello", "session": id, "creds": blob|null}`` - first frame. The
+  account is created on first sight. Answer: ``{"ev": "welcome", "paired": bool}``
+  or a ``close`` frame (below) when refused.
+* ``{"op": "ping", "rid": n}`` → ``{"re": n, "ok": true}`` (the probe round trip).
+* ``{"op": "ack", "id": message_id}`` - the message is stored; no answer. Only
+  acked messages leave the offline queue.
+* ``{"op": "send", "rid", "id", "to", "text", "media": null|{"kind", "mimetype",
+  "file_name", "data": base64}}`` → ``{"ok", "id", "ts", "dup"}``; a repeated
+  ``id`` answers ``dup: true`` with the first ``ts``. Receipts follow.
+* ``{"op": "mark_read", "rid", "chat", "ids": [...]}`` → ``{"ok": true}``.
+* ``{"op": "download", "rid", "ref"}`` → ``{"ok": true, "data": base64}`` or 404.
+* ``{"op": "pair_phone", "rid", "number": digits}`` (only while QR codes are
+  shown) → ``{"ok", "code": "ABCD-EFGH", "expires_at"}``; QR codes stop.
+* ``{"op": "logout", "rid"}`` → ``{"ok": true}``, then ``close`` 401 with ``local: true``.
+
+Server → client events (``{"ev": ...}``); timestamps are epoch seconds:
+
+* ``qr`` ``{code, index (from 1), expires_at}`` every ``qr_interval``; after
+  ``qr_count`` codes the connection closes with 408.
+* ``pairing_code`` ``{code, expires_at}``; ``pair_success`` ``{jid, creds}``
+  (the driver stores ``creds`` for its next hello); ``connected`` ``{jid}``.
+* ``message`` ``{msg: {id, chat, sender, from_me, ts, text, media: null|{ref,
+  kind, mimetype, size, file_name, sha256}, is_group, is_broadcast, push_name,
+  quoted_id}}`` - at most ``delivery_window`` unacked at a time.
+* ``offline_sync_done`` ``{count}`` after the backlog queued before ``connected``.
+* ``receipt`` ``{ids, chat, kind: delivered|read|played, ts}``;
+  ``presence`` ``{jid, state, chat, last_seen}``;
+  ``undecryptable`` ``{id, chat, sender, ts, unavailable}``.
+* ``close`` ``{code, reason, expires_at?, ban_code?, local?}`` - sent just
+  before the websocket closes with code ``4000 + code``. Codes: 401 logged out,
+  402 temporary ban (``expires_at``), 403 forbidden, 405 client outdated, 406
+  banned, 408 QR/pairing timed out, 411, 428, 440 replaced (a newer connection
+  of the same session, or injected), 500, 503, 515 restart required. A dropped
+  connection ends with no ``close`` frame (websocket 1006).
+
+Control protocol (path ``/control``)
+------------------------------------
+``{"rid", "cmd", "args": {...}}`` → ``{"re", "ok", "result"|"error"}``. Commands
+(``SimulatorControl`` has one method each): ``stats``, ``account``, ``sent``,
+``flush``, ``create_account``, ``scan``, ``confirm_pairing``, ``send_message``,
+``presence``, ``undecryptable``, ``traffic_start``/``traffic_stop``; faults
+``drop``, ``disconnect(code)``, ``stall``, ``slow_connect``, ``ban``/``unban``,
+``replace``, ``logout``, ``refuse_qr``, ``outdated``, ``reset_faults``, ``exit``.
+"""
+
+from ._client import SimulatorControl, SimulatorStats
+from ._config import SimulatorConfig
+from ._errors import ControlConnectionError, ControlError, SimulatorError, StateFileError
+from ._serve import READY_PREFIX, main, serve
+from ._traffic import TrafficSpec
+
+__all__ = [
+    "READY_PREFIX",
+    "ControlConnectionError",
+    "ControlError",
+    "SimulatorConfig",
+    "SimulatorControl",
+    "SimulatorError",
+    "SimulatorStats",
+    "StateFileError",
+    "TrafficSpec",
+    "main",
+    "serve",
+]

@@ -1,0 +1,157 @@
+"""One live session connection on the simulator side, and its two pumps.
+
+A :class:`Link` owns the websocket of one account. Frames leave through one
+bounded channel drained by :meth:`Link.write_loop`, which a *stall* fault
+pauses (so pongs and deliveries stop while the socket stays open).
+:meth:`Link.deliver_loop` moves the account's offline queue onto the wire,
+never more than ``window`` unacknowledged messages at a time; what is in flight
+when the link dies stays queued and is delivered again on the next connection.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+import trio
+import trio_websocket
+
+from ._state import Account
+
+# Frames buffered towards one client: bounds memory per connection; producers
+# (replies, receipts, deliveries) wait when a slow or stalled client lags this far.
+OUT_CAPACITY = 256
+# Close codes on the wire: WhatsApp reason R travels as websocket close code 4000 + R
+# (4000-4999 is the range RFC 6455 leaves to applications).
+CLOSE_CODE_BASE = 4000
+# How long a graceful close may wait for the client's close handshake.
+CLOSE_GRACE = 2.0
+
+
+def encode(frame: dict[str, Any]) -> str:
+    return json.dumps(frame, separators=(",", ":"))
+
+
+@attrs.define(eq=False)
+class Link:
+    """A connected session: its account, socket, outgoing frames and delivery window."""
+
+    account: Account
+    ws: trio_websocket.WebSocketConnection
+    window: int
+    cancel_scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
+    stalled: bool = False
+    # "qr" (showing QR codes), "pairing" (pairing code issued), "connected"
+    phase: str = "qr"
+    pairing_code: str | None = None
+    pairing_deadline: float = float("inf")  # trio time at which the pairing code expires
+    nursery: trio.Nursery | None = None  # the connection's nursery, for tasks spawned by requests
+    paired: trio.Event = attrs.field(factory=trio.Event)
+    ended: bool = False
+    inflight: set[str] = attrs.field(factory=set)
+    pending: deque[str] = attrs.field(factory=deque)
+    backlog: int = 0  # queued items at connect time; offline_sync_done follows them
+    delivered: int = 0
+    _wake: trio.Event = attrs.field(factory=trio.Event)
+    _unstall: trio.Event = attrs.field(factory=trio.Event)
+    _out_send: trio.MemorySendChannel[str] = attrs.field(init=False)
+    _out_recv: trio.MemoryReceiveChannel[str] = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._out_send, self._out_recv = trio.open_memory_channel(OUT_CAPACITY)
+
+    def poke(self) -> None:
+        """Wake the delivery pump (queue grew, window freed, stall lifted)."""
+        self._wake.set()
+
+    def set_stalled(self, stalled: bool) -> None:
+        self.stalled = stalled
+        if not stalled:
+            self._unstall.set()
+            self._unstall = trio.Event()
+            self.poke()
+
+    async def send(self, frame: dict[str, Any]) -> None:
+        """Queue a frame for the client (waits while the client lags ``OUT_CAPACITY`` frames)."""
+        if self.ended:
+            return
+        try:
+            await self._out_send.send(encode(frame))
+        except trio.ClosedResourceError:
+            return
+
+    async def write_loop(self) -> None:
+        """Drain outgoing frames onto the socket; paused while stalled."""
+        async for text in self._out_recv:
+            while self.stalled:
+                await self._unstall.wait()
+            await self.ws.send_message(text)
+
+    def start_delivery(self) -> None:
+        """Switch to ``connected``: every queued item becomes pending on this link."""
+        self.phase = "connected"
+        self.pending.extend(self.account.queue.keys())
+        self.backlog = len(self.pending)
+        self.poke()
+
+    def enqueue(self, message_id: str) -> None:
+        """A new item joined the account's queue while this link is live."""
+        if self.phase == "connected":
+            self.pending.append(message_id)
+            self.poke()
+
+    def acked(self, message_id: str) -> None:
+        self.inflight.discard(message_id)
+        self.poke()
+
+    async def deliver_loop(self, offline_events: list[dict[str, Any]], on_delivered: Callable[[str], None]) -> None:
+        """Send waiting events, then the queue within the window.
+
+        ``offline_sync_done`` follows the last item of the backlog (what was
+        queued when the link connected); ``on_delivered`` counts each message put
+        on the wire.
+        """
+        for frame in offline_events:
+            await self.send(frame)
+        popped = 0
+        synced = False
+        while True:
+            self._wake = trio.Event()
+            while self.pending and len(self.inflight) < self.window and not self.stalled:
+                message_id = self.pending.popleft()
+                popped += 1
+                item = self.account.queue.get(message_id)
+                if item is not None and message_id not in self.inflight:
+                    self.inflight.add(message_id)
+                    on_delivered(message_id)
+                    await self.send({"ev": "message", "msg": item})
+                if not synced and popped >= self.backlog:
+                    synced = True
+                    await self.send({"ev": "offline_sync_done", "count": self.backlog})
+            if not synced and popped >= self.backlog:
+                synced = True
+                await self.send({"ev": "offline_sync_done", "count": self.backlog})
+            await self._wake.wait()
+
+    async def close(self, code: int | None, reason: str, **extra: Any) -> None:
+        """End the link: tell the client why (``code`` = WhatsApp reason), then close.
+
+        ``code=None`` drops the TCP connection without any goodbye (a network
+        fault): the client sees an abnormal closure. Never raises; idempotent.
+        """
+        if self.ended:
+            return
+        self.ended = True
+        self._out_send.close()
+        if code is not None:
+            frame = encode({"ev": "close", "code": code, "reason": reason, **extra})
+            with trio.move_on_after(CLOSE_GRACE):
+                try:
+                    await self.ws.send_message(frame)
+                    await self.ws.aclose(CLOSE_CODE_BASE + code, reason[:100])
+                except trio_websocket.ConnectionClosed:
+                    pass
+        self.cancel_scope.cancel()
