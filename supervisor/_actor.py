@@ -85,14 +85,12 @@ class Actor:
         Not called after a brutal kill, a hung actor's cancellation, or a failed start.
         """
 
-    async def _run(self, cell: "Cell", task_status: trio.TaskStatus) -> None:
-        async with trio.open_nursery() as nursery:
-            self.ctx.nursery = nursery
-            await self.on_start()
-            cell.mark_started()
-            task_status.started()
-            await cell.serve(self._dispatch)
-            nursery.cancel_scope.cancel()
+    async def _begin(self) -> None:
+        """Runtime hook before readiness (the Supervisor starts its children here)."""
+        await self.on_start()
+
+    async def _end(self) -> None:
+        """Runtime hook after the last message (the Supervisor stops its children here)."""
 
     async def _dispatch(self, item: Any) -> None:
         if type(item) is Ask:

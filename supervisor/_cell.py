@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Callable
 
 import attrs
 import trio
 
 from ._actor import Actor, ActorContext
 from ._errors import Hung
-from ._exits import Exit, ExitKind, Shutdown, classify
+from ._exits import Exit, ExitKind, Shutdown, classify, unwrap
 from ._ref import fail_pending
 
 if TYPE_CHECKING:
@@ -33,6 +33,10 @@ _LOG = logging.getLogger("zapvisor.supervisor")
 SHUTDOWN = classify(Shutdown("shutdown"))
 
 
+_STOP = object()
+"""Put in an idle actor's (hence empty) mailbox to end its serve loop."""
+
+
 @attrs.define(eq=False, slots=True)
 class Cell:
     child: "ChildRecord"
@@ -40,17 +44,18 @@ class Cell:
     capacity: float
     send_channel: trio.MemorySendChannel = attrs.field(init=False)
     receive_channel: trio.MemoryReceiveChannel = attrs.field(init=False)
-    scope: trio.CancelScope = attrs.field(init=False, factory=trio.CancelScope)
-    done: trio.Event = attrs.field(init=False, factory=trio.Event)
+    scope: trio.CancelScope | None = None  # the actor nursery's scope: deadline and kill switch
+    ended: bool = False
+    _done: trio.Event | None = None  # made only when someone waits: most actors never stop
     started: bool = False
     started_at: float = 0.0
     last_beat: float = 0.0
     processed: int = 0
     stopping: bool = False
+    finished: bool = False  # the serve loop returned; cancelling now only ends the actor's tasks
     hung: bool = False
     idle: bool = False
     exit: Exit | None = None
-    _idle_scope: trio.CancelScope | None = None
 
     def __attrs_post_init__(self) -> None:
         self.send_channel, self.receive_channel = trio.open_memory_channel(self.capacity)
@@ -65,48 +70,78 @@ class Cell:
         self.started_at = self.last_beat = trio.current_time()
 
     async def run(self, on_exit: Callable[["Cell"], None], *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-        """Start the actor, serve it, report its exit through ``on_exit``.
+        """Start the actor, hand it mailbox items one at a time, report its exit.
 
-        Raises (instead of reporting) when the actor fails before it is started,
-        so ``nursery.start`` hands the error to whoever started it.
+        One nursery per actor holds its tasks; its cancel scope doubles as the
+        actor's deadline (shutdown grace) and kill switch. Raises (instead of
+        reporting) when the actor fails before it is started, so
+        ``nursery.start`` hands the error to whoever started it.
         """
         error: BaseException | None = None
         try:
-            with self.scope:
-                try:
-                    await self.actor._run(self, task_status)
-                except Exception as exc:
-                    if not self.started:
-                        raise
-                    error = exc
-                await self._stopped(error)
-            self.exit = self._classify(error)
+            try:
+                async with trio.open_nursery() as nursery:
+                    self.scope = nursery.cancel_scope
+                    actor = self.actor
+                    actor.ctx.nursery = nursery
+                    await actor._begin()
+                    self.mark_started()
+                    task_status.started()
+                    # The serve loop lives here, not in a method: one frame less per actor.
+                    dispatch, receive = actor._dispatch, self.receive_channel.receive
+                    while not self.stopping:
+                        self.idle = True
+                        item = await receive()
+                        self.idle = False
+                        if item is _STOP:
+                            break
+                        await dispatch(item)
+                        self.processed += 1
+                    await actor._end()
+                    self.finished = True
+                    nursery.cancel_scope.cancel()  # the actor's own tasks end with it
+            except Exception as exc:
+                if not self.started:
+                    raise unwrap(exc) from None
+                error = exc
+            killed = self.scope.cancelled_caught and not self.finished
+            if not killed:
+                with trio.move_on_at(self.scope.deadline):  # what is left of the grace
+                    await self._stopped(error)
+            self.exit = self._classify(error, killed)
         finally:
             self._close_mailbox()
-            self.done.set()
+            self.ended = True
+            if self._done is not None:
+                self._done.set()
         on_exit(self)
 
-    async def serve(self, dispatch: Callable[[Any], Awaitable[None]]) -> None:
-        """Hand mailbox items to ``dispatch`` one at a time until asked to stop."""
-        receive = self.receive_channel.receive
-        with trio.CancelScope() as self._idle_scope:
-            while not self.stopping:
-                self.idle = True
-                item = await receive()
-                self.idle = False
-                await dispatch(item)
-                self.processed += 1
+    async def wait_ended(self) -> None:
+        """Wait until this incarnation has fully ended (``on_stop`` included)."""
+        if not self.ended:
+            if self._done is None:
+                self._done = trio.Event()
+            await self._done.wait()
 
     def request_stop(self, grace: float) -> None:
-        """Begin a graceful stop with ``grace`` seconds (0 = cancel now)."""
+        """Begin a graceful stop with ``grace`` seconds (0 = cancel now).
+
+        The message in hand is finished, no new one is taken, then ``on_stop``
+        runs; all of it within the grace, after which the actor is cancelled.
+        """
         self.stopping = True
+        if self.scope is None:
+            return  # still starting: the serve loop will not begin
         if grace <= 0:
             self.scope.cancel()
             return
         if not math.isinf(grace):
             self.scope.deadline = min(self.scope.deadline, trio.current_time() + grace)
-        if self.idle and self._idle_scope is not None:
-            self._idle_scope.cancel()
+        if self.idle:
+            try:
+                self.send_channel.send_nowait(_STOP)
+            except trio.WouldBlock:
+                pass  # not idle after all: the loop sees ``stopping`` after this message
 
     def kill_hung(self, grace: float) -> None:
         """The actor missed its heartbeat: stop it as a failure."""
@@ -114,17 +149,17 @@ class Cell:
         self.request_stop(grace)
 
     async def _stopped(self, error: BaseException | None) -> None:
-        reason = SHUTDOWN if self.stopping and error is None and not self.hung else self._classify(error)
+        reason = SHUTDOWN if self.stopping and error is None and not self.hung else self._classify(error, False)
         try:
             await self.actor.on_stop(reason)
         except Exception:
             _LOG.exception("%s: on_stop raised", self.child.path)
 
-    def _classify(self, error: BaseException | None) -> Exit:
+    def _classify(self, error: BaseException | None, killed: bool) -> Exit:
         if self.hung:
             return Exit(ExitKind.ABNORMAL, Hung.__name__, "missed its heartbeat")
-        if error is None and self.scope.cancelled_caught:
-            return SHUTDOWN if self.stopping else Exit(ExitKind.KILLED, "Cancelled", "killed")
+        if error is None and killed and not self.stopping:
+            return Exit(ExitKind.KILLED, "Cancelled", "killed")
         if error is None and self.stopping:
             return SHUTDOWN
         return classify(error)

@@ -214,23 +214,20 @@ class Supervisor(Actor):
 
     # -- lifecycle -------------------------------------------------------------
 
-    async def _run(self, cell: Cell, task_status: trio.TaskStatus) -> None:
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            self.ctx.nursery = nursery
-            nursery.start_soon(self._timer_loop)
-            for spec in self._initial:
-                child = self._add(spec, dynamic=False)
-                try:
-                    await self._start(child)
-                except StartFailed:
-                    await self._stop_all()
-                    raise
-            cell.mark_started()
-            task_status.started()
-            await cell.serve(self._dispatch)
-            await self._stop_all()
-            nursery.cancel_scope.cancel()
+    async def _begin(self) -> None:
+        """Start the children in order; they live in this supervisor's nursery."""
+        self._nursery = self.ctx.nursery
+        self._nursery.start_soon(self._timer_loop)
+        for spec in self._initial:
+            child = self._add(spec, dynamic=False)
+            try:
+                await self._start(child)
+            except StartFailed:
+                await self._stop_all()
+                raise
+
+    async def _end(self) -> None:
+        await self._stop_all()
 
     async def _dispatch(self, item: Any) -> None:
         match item:
@@ -397,7 +394,7 @@ class Supervisor(Actor):
         child.state = ChildState.STOPPING
         child.cell = None  # its exit report is now expected, not a failure
         cell.request_stop(child.grace)
-        await cell.done.wait()
+        await cell.wait_ended()
         child.state = ChildState.STOPPED
 
     async def _stop_all(self) -> None:

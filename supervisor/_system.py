@@ -186,7 +186,7 @@ async def open_actor_system(
                 if root.cell is cell:
                     root.state = ChildState.STOPPING
                     cell.request_stop(math.inf)
-                    await cell.done.wait()
+                    await cell.wait_ended()
                 system.hub.close()
     except BaseExceptionGroup as group:
         # The body runs inside our nursery; hand its error back unwrapped, as if
