@@ -1,0 +1,101 @@
+"""The daemon: owns ``trio.run``, the actor system, the network services and the stop signals.
+
+Shape (DESIGN §8)::
+
+    trio.run
+    └── root nursery
+        ├── signal watcher: SIGTERM / SIGINT -> stop event
+        └── actor system (open_actor_system)
+            └── services nursery: each service runs until ``stop`` is set
+                (the HTTP API will be ``hypercorn.trio.serve(app, cfg, shutdown_trigger=stop.wait)``)
+
+Stopping: a signal sets ``stop``; services finish (they stop accepting work); then the actor
+system context exits, which stops the tree gracefully in reverse start order; then the
+process exits with code 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import trio
+
+from config import Settings
+from supervisor import open_actor_system
+
+log = logging.getLogger("zapvisor.daemon")
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+"""SIGTERM is what systemd and container runtimes send; SIGINT is Ctrl-C in a terminal."""
+
+Service = Callable[..., Awaitable[None]]
+"""``async def service(settings, system, stop, *, task_status)``: calls ``task_status.started()``
+once it serves, and returns soon after ``stop`` is set. Started in order, before the up line."""
+
+SERVICES: Sequence[Service] = ()
+"""The network services of the daemon, in start order (the HTTP API joins here)."""
+
+
+def run_daemon(settings: Settings) -> int:
+    """Run the daemon in this (main) thread until a stop signal; returns the exit code.
+
+    Blocks; creates ``node.data_dir`` first. Returns 0 after a clean stop. An exception that
+    escapes the actor system is logged and gives exit code 1.
+    """
+    settings.node.data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        trio.run(serve, settings, SERVICES)
+    except Exception:
+        log.exception("zapvisor crashed")
+        return 1
+    return 0
+
+
+async def serve(settings: Settings, services: Sequence[Service]) -> None:
+    """Run the actor system and ``services`` until SIGTERM or SIGINT, then stop them cleanly.
+
+    Must run in the main thread (signal handling). Returns after the stop completed.
+    """
+    stop = trio.Event()
+    with trio.open_signal_receiver(*STOP_SIGNALS) as signals:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_stop_on_signal, signals, stop)
+            async with open_actor_system(
+                children=[],
+                intensity=settings.supervision.root_intensity,
+                period=settings.supervision.root_period,
+            ) as system:
+                await _run_services(settings, system, services, stop)
+            log.info("stopped")
+            nursery.cancel_scope.cancel()
+
+
+async def _run_services(
+    settings: Settings, system: Any, services: Sequence[Service], stop: trio.Event
+) -> None:
+    async with trio.open_nursery() as service_nursery:
+        for service in services:
+            await service_nursery.start(service, settings, system, stop)
+        log.info(
+            "zapvisor up node=%s store=%s bus=%s",
+            settings.node.node_id,
+            settings.store.backend,
+            settings.bus.backend,
+            extra={
+                "node": settings.node.node_id,
+                "store": settings.store.backend,
+                "bus": settings.bus.backend,
+            },
+        )
+        await stop.wait()
+        log.info("stopping")
+
+
+async def _stop_on_signal(signals: Any, stop: trio.Event) -> None:
+    """Set ``stop`` on every stop signal (repeats are logged and change nothing)."""
+    async for signum in signals:
+        log.info("received %s", signal.Signals(signum).name)
+        stop.set()

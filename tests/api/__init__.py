@@ -1,0 +1,1 @@
+"""Tests of the api package (CLI, daemon, HTTP API)."""

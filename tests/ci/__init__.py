@@ -1,0 +1,1 @@
+"""Tests of the CI tooling (.ci/, Makefile helpers, the no-skips plugin)."""
