@@ -1,0 +1,95 @@
+"""The store: the one owner of the database (DESIGN §5).
+
+One repository API (:class:`Store`) over two backends with the same semantics — an embedded
+SQLite file (:class:`SqliteBackend`, the default) and PostgreSQL through asyncpg bridged into
+trio with trio-asyncio (:class:`PostgresBackend`). Writes are batched by group commit: callers
+from many actors share one transaction and each is answered after COMMIT. Reads are direct.
+
+The constraints that make the flows idempotent live in the schema: messages are unique per
+(session, WhatsApp id) (:class:`AlreadyStored`), one open-or-pending ticket per
+(session, contact), one outbox row per (tenant, idempotency key), fencing tokens per locked
+resource (:class:`FencedOut`).
+
+Host it with ``await nursery.start(store.run)`` (or :func:`open_store`).
+"""
+
+from ._errors import (
+    Conflict,
+    FencedOut,
+    InvalidInput,
+    NotFound,
+    SchemaTooNew,
+    StoreClosed,
+    StoreError,
+    StoreUnavailable,
+    WriteFailed,
+)
+from ._postgres import PostgresBackend
+from ._records import (
+    AlreadyStored,
+    AuditEntry,
+    Contact,
+    DeliveryStatus,
+    Enqueued,
+    Fence,
+    FoundTicket,
+    Inserted,
+    JobStatus,
+    MediaJob,
+    Message,
+    NewMessage,
+    OutboxItem,
+    Queue,
+    SessionRecord,
+    Tenant,
+    Ticket,
+    TicketOutcome,
+    TicketStatus,
+    User,
+    Webhook,
+    WebhookDelivery,
+)
+from ._schema import CURRENT_VERSION
+from ._sqlite import SqliteBackend
+from ._store import Store, open_store
+from ._writer import StoreStatistics
+
+__all__ = [
+    "CURRENT_VERSION",
+    "AlreadyStored",
+    "AuditEntry",
+    "Conflict",
+    "Contact",
+    "DeliveryStatus",
+    "Enqueued",
+    "Fence",
+    "FencedOut",
+    "FoundTicket",
+    "Inserted",
+    "InvalidInput",
+    "JobStatus",
+    "MediaJob",
+    "Message",
+    "NewMessage",
+    "NotFound",
+    "OutboxItem",
+    "PostgresBackend",
+    "Queue",
+    "SchemaTooNew",
+    "SessionRecord",
+    "SqliteBackend",
+    "Store",
+    "StoreClosed",
+    "StoreError",
+    "StoreStatistics",
+    "StoreUnavailable",
+    "Tenant",
+    "Ticket",
+    "TicketOutcome",
+    "TicketStatus",
+    "User",
+    "Webhook",
+    "WebhookDelivery",
+    "WriteFailed",
+    "open_store",
+]

@@ -1,0 +1,403 @@
+"""Write operations on the core tables (tenants, users, sessions, contacts, tickets, messages, audit).
+
+Every write is a frozen op with ``async def apply(self, tx, now)``; the group-commit writer runs
+many of them inside one transaction. ``tx`` is a backend adapter (``fetch``/``fetchrow``/
+``fetchval``/``execute``/``executemany`` with ``$n`` placeholders); op code never awaits anything
+else, which is what lets the SQLite backend drive it synchronously on its worker thread and the
+PostgreSQL backend run it inside its asyncio loop.
+
+Rule for ops that can fail on purpose (raise a :class:`StoreError`): decide from what was read,
+or from a conditional write that wrote nothing, *before* anything is written — a refused op must
+leave no trace, because its batch commits anyway for the other callers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from ._errors import Conflict, FencedOut, NotFound
+from ._records import (
+    AlreadyStored,
+    AuditEntry,
+    Contact,
+    DeliveryStatus,
+    Fence,
+    FoundTicket,
+    Inserted,
+    NewMessage,
+    SessionRecord,
+    Tenant,
+    Ticket,
+    TicketOutcome,
+    User,
+    from_row,
+    statuses_below,
+)
+
+
+async def check_fence(tx: Any, fence: Fence | None) -> None:
+    """Record ``fence`` as the newest token for its resource, or refuse it.
+
+    A token equal to the stored one passes (the same holder writes several times); a lower one
+    raises :class:`FencedOut` and writes nothing.
+    """
+    if fence is None:
+        return
+    row = await tx.fetchrow(
+        "INSERT INTO fence (resource, token) VALUES ($1, $2) ON CONFLICT (resource) "
+        "DO UPDATE SET token = excluded.token WHERE fence.token <= excluded.token RETURNING token",
+        fence.resource, fence.token,
+    )
+    if row is None:
+        current = await tx.fetchval("SELECT token FROM fence WHERE resource = $1", fence.resource)
+        raise FencedOut(fence.resource, fence.token, current)
+
+
+async def _ticket_or_raise(tx: Any, ticket_id: int) -> Ticket:
+    row = await tx.fetchrow("SELECT * FROM tickets WHERE id = $1", ticket_id)
+    if row is None:
+        raise NotFound(f"ticket {ticket_id} does not exist")
+    return from_row(Ticket, row)
+
+
+@attrs.frozen
+class UpsertTenant:
+    id: str
+    name: str
+
+    async def apply(self, tx: Any, now: float) -> Tenant:
+        row = await tx.fetchrow(
+            "INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3) "
+            "ON CONFLICT (id) DO UPDATE SET name = excluded.name RETURNING *",
+            self.id, self.name, now,
+        )
+        return from_row(Tenant, row)
+
+
+@attrs.frozen
+class CreateUser:
+    tenant_id: str
+    email: str
+    name: str
+    role: str
+
+    async def apply(self, tx: Any, now: float) -> User:
+        row = await tx.fetchrow(
+            "INSERT INTO users (tenant_id, email, name, role, created_at) VALUES ($1, $2, $3, $4, $5) "
+            "ON CONFLICT (tenant_id, email) DO NOTHING RETURNING *",
+            self.tenant_id, self.email, self.name, self.role, now,
+        )
+        if row is None:
+            raise Conflict(f"email: {self.email!r} is already a user of tenant {self.tenant_id!r}")
+        return from_row(User, row)
+
+
+@attrs.frozen
+class UpsertSession:
+    id: str
+    tenant_id: str
+    name: str
+    allow_groups: bool
+
+    async def apply(self, tx: Any, now: float) -> SessionRecord:
+        row = await tx.fetchrow(
+            "INSERT INTO sessions (id, tenant_id, name, status, allow_groups, created_at, updated_at) "
+            "VALUES ($1, $2, $3, 'stopped', $4, $5, $5) ON CONFLICT (id) DO UPDATE SET "
+            "name = excluded.name, allow_groups = excluded.allow_groups, updated_at = excluded.updated_at "
+            "RETURNING *",
+            self.id, self.tenant_id, self.name, int(self.allow_groups), now,
+        )
+        return from_row(SessionRecord, row)
+
+
+@attrs.frozen
+class SetSessionStatus:
+    id: str
+    status: str
+    reason: str | None
+
+    async def apply(self, tx: Any, now: float) -> SessionRecord:
+        row = await tx.fetchrow(
+            "UPDATE sessions SET status = $2, reason = $3, updated_at = $4 WHERE id = $1 RETURNING *",
+            self.id, self.status, self.reason, now,
+        )
+        if row is None:
+            raise NotFound(f"session {self.id!r} does not exist")
+        return from_row(SessionRecord, row)
+
+
+@attrs.frozen
+class UpsertContact:
+    tenant_id: str
+    jid: str
+    name: str
+    is_group: bool
+
+    async def apply(self, tx: Any, now: float) -> Contact:
+        # an empty name (WhatsApp did not send a push name) never erases a known one
+        row = await tx.fetchrow(
+            "INSERT INTO contacts (tenant_id, jid, name, is_group, created_at, updated_at) "
+            "VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (tenant_id, jid) DO UPDATE SET "
+            "name = CASE WHEN excluded.name <> '' THEN excluded.name ELSE contacts.name END, "
+            "updated_at = excluded.updated_at RETURNING *",
+            self.tenant_id, self.jid, self.name, int(self.is_group), now,
+        )
+        return from_row(Contact, row)
+
+
+_ACTIVE = "status IN ('open', 'pending')"
+
+
+@attrs.frozen
+class FindOrCreateTicket:
+    tenant_id: str
+    session_id: str
+    contact_id: int
+    reopen_window: float
+
+    async def apply(self, tx: Any, now: float) -> FoundTicket:
+        active = await tx.fetchrow(
+            f"SELECT * FROM tickets WHERE session_id = $1 AND contact_id = $2 AND {_ACTIVE}",
+            self.session_id, self.contact_id,
+        )
+        if active is not None:
+            return FoundTicket(from_row(Ticket, active), TicketOutcome.EXISTING)
+        if self.reopen_window > 0:
+            reopened = await tx.fetchrow(
+                "UPDATE tickets SET status = 'pending', user_id = NULL, closed_at = NULL, updated_at = $3 "
+                "WHERE id = (SELECT id FROM tickets WHERE session_id = $1 AND contact_id = $2 "
+                "AND status = 'closed' AND closed_at >= $4 ORDER BY closed_at DESC LIMIT 1) RETURNING *",
+                self.session_id, self.contact_id, now, now - self.reopen_window,
+            )
+            if reopened is not None:
+                return FoundTicket(from_row(Ticket, reopened), TicketOutcome.REOPENED)
+        # the partial unique index arbitrates with other nodes: losing the race inserts nothing
+        created = await tx.fetchrow(
+            "INSERT INTO tickets (tenant_id, session_id, contact_id, status, created_at, updated_at) "
+            "VALUES ($1, $2, $3, 'pending', $4, $4) "
+            f"ON CONFLICT (session_id, contact_id) WHERE {_ACTIVE} DO NOTHING RETURNING *",
+            self.tenant_id, self.session_id, self.contact_id, now,
+        )
+        if created is not None:
+            return FoundTicket(from_row(Ticket, created), TicketOutcome.CREATED)
+        winner = await tx.fetchrow(
+            f"SELECT * FROM tickets WHERE session_id = $1 AND contact_id = $2 AND {_ACTIVE}",
+            self.session_id, self.contact_id,
+        )
+        return FoundTicket(from_row(Ticket, winner), TicketOutcome.EXISTING)
+
+
+@attrs.frozen
+class AcceptTicket:
+    ticket_id: int
+    user_id: int
+    fence: Fence | None
+
+    async def apply(self, tx: Any, now: float) -> Ticket:
+        await check_fence(tx, self.fence)
+        row = await tx.fetchrow(
+            "UPDATE tickets SET status = 'open', user_id = $2, updated_at = $3 WHERE id = $1 "
+            "AND status <> 'closed' AND (status = 'pending' OR user_id IS NULL OR user_id = $2) RETURNING *",
+            self.ticket_id, self.user_id, now,
+        )
+        if row is not None:
+            return from_row(Ticket, row)
+        ticket = await _ticket_or_raise(tx, self.ticket_id)
+        if ticket.status == "closed":
+            raise Conflict(f"ticket {self.ticket_id} is closed: reopen it before accepting")
+        raise Conflict(f"ticket {self.ticket_id} is already accepted by user {ticket.user_id}")
+
+
+@attrs.frozen
+class TransferTicket:
+    ticket_id: int
+    queue: str | None
+    user_id: int | None
+    fence: Fence | None
+
+    async def apply(self, tx: Any, now: float) -> Ticket:
+        await check_fence(tx, self.fence)
+        status = "pending" if self.user_id is None else "open"
+        row = await tx.fetchrow(
+            "UPDATE tickets SET queue = $2, user_id = $3, status = $4, updated_at = $5 "
+            "WHERE id = $1 AND status <> 'closed' RETURNING *",
+            self.ticket_id, self.queue, self.user_id, status, now,
+        )
+        if row is not None:
+            return from_row(Ticket, row)
+        await _ticket_or_raise(tx, self.ticket_id)
+        raise Conflict(f"ticket {self.ticket_id} is closed: it cannot be transferred")
+
+
+@attrs.frozen
+class CloseTicket:
+    """Close a ticket; closing a closed ticket is a no-op that returns it (idempotent)."""
+
+    ticket_id: int
+    fence: Fence | None
+
+    async def apply(self, tx: Any, now: float) -> Ticket:
+        await check_fence(tx, self.fence)
+        row = await tx.fetchrow(
+            "UPDATE tickets SET status = 'closed', closed_at = $2, unread = 0, updated_at = $2 "
+            "WHERE id = $1 AND status <> 'closed' RETURNING *",
+            self.ticket_id, now,
+        )
+        return from_row(Ticket, row) if row is not None else await _ticket_or_raise(tx, self.ticket_id)
+
+
+@attrs.frozen
+class ReopenTicket:
+    """Reopen a closed ticket: ``open`` with ``user_id``, else back to ``pending``.
+
+    Raises Conflict when the contact already has another open-or-pending ticket in the session.
+    """
+
+    ticket_id: int
+    user_id: int | None
+    fence: Fence | None
+
+    async def apply(self, tx: Any, now: float) -> Ticket:
+        ticket = await _ticket_or_raise(tx, self.ticket_id)
+        if ticket.status != "closed":
+            return ticket
+        other = await tx.fetchval(
+            f"SELECT id FROM tickets WHERE session_id = $1 AND contact_id = $2 AND {_ACTIVE}",
+            ticket.session_id, ticket.contact_id,
+        )
+        if other is not None:
+            raise Conflict(f"ticket {self.ticket_id} cannot reopen: ticket {other} is already active")
+        await check_fence(tx, self.fence)
+        row = await tx.fetchrow(
+            "UPDATE tickets SET status = $2, user_id = $3, closed_at = NULL, updated_at = $4 "
+            "WHERE id = $1 RETURNING *",
+            self.ticket_id, "pending" if self.user_id is None else "open", self.user_id, now,
+        )
+        return from_row(Ticket, row)
+
+
+@attrs.frozen
+class MarkTicketRead:
+    ticket_id: int
+
+    async def apply(self, tx: Any, now: float) -> Ticket:
+        row = await tx.fetchrow(
+            "UPDATE tickets SET unread = 0, updated_at = $2 WHERE id = $1 RETURNING *", self.ticket_id, now
+        )
+        if row is None:
+            raise NotFound(f"ticket {self.ticket_id} does not exist")
+        return from_row(Ticket, row)
+
+
+@attrs.frozen
+class InsertMessage:
+    """Store one message; consecutive ones in a batch are inserted together (:func:`insert_messages`)."""
+
+    message: NewMessage
+
+
+_MESSAGE_COLUMNS = (
+    "tenant_id", "session_id", "wa_id", "contact_id", "ticket_id", "from_me", "body",
+    "media_type", "status", "sent_at", "created_at",
+)
+_PG_MESSAGE_TYPES = (
+    "text", "text", "text", "bigint", "bigint", "bigint", "text", "text", "text", "float8", "float8",
+)
+_RETURN_KEY = "RETURNING id, session_id, wa_id"
+_PG_INSERT_MESSAGES = (
+    f"INSERT INTO messages ({', '.join(_MESSAGE_COLUMNS)}) SELECT * FROM unnest("
+    + ", ".join(f"${i}::{t}[]" for i, t in enumerate(_PG_MESSAGE_TYPES, 1))
+    + f") ON CONFLICT (session_id, wa_id) DO NOTHING {_RETURN_KEY}"
+)
+_INSERT_MESSAGE = (
+    f"INSERT INTO messages ({', '.join(_MESSAGE_COLUMNS)}) VALUES "
+    f"({', '.join(f'${i}' for i in range(1, len(_MESSAGE_COLUMNS) + 1))}) "
+    f"ON CONFLICT (session_id, wa_id) DO NOTHING {_RETURN_KEY}"
+)
+_BUMP_TICKET = (
+    "UPDATE tickets SET unread = unread + $2, "
+    "last_message = CASE WHEN last_message_at IS NULL OR last_message_at <= $4 THEN $3 ELSE last_message END, "
+    "last_message_at = CASE WHEN last_message_at IS NULL OR last_message_at <= $4 THEN $4 "
+    "ELSE last_message_at END, updated_at = $5 WHERE id = $1"
+)
+
+
+async def insert_messages(tx: Any, ops: list[InsertMessage], now: float) -> list[Inserted | AlreadyStored]:
+    """Insert a run of messages with one statement (PostgreSQL) or one cheap statement each (SQLite).
+
+    A message whose (session, WhatsApp id) exists — stored before, or earlier in the same run — is
+    reported :class:`AlreadyStored` and changes nothing. For the new ones, their tickets' unread
+    counters (inbound only) and last message move forward in the same transaction.
+    """
+    rows = [
+        (m.tenant_id, m.session_id, m.wa_id, m.contact_id, m.ticket_id, int(m.from_me), m.body,
+         m.media_type, str(m.status), float(m.sent_at), now)
+        for m in (op.message for op in ops)
+    ]
+    if tx.dialect == "postgres":
+        returned = await tx.fetch(_PG_INSERT_MESSAGES, *(list(column) for column in zip(*rows)))
+    else:
+        returned = [row for values in rows for row in await tx.fetch(_INSERT_MESSAGE, *values)]
+    new_ids = {(row["session_id"], row["wa_id"]): row["id"] for row in returned}
+    results: list[Inserted | AlreadyStored] = []
+    bumps: dict[int, list[Any]] = {}  # ticket id -> [unread delta, last body, last sent_at]
+    for op in ops:
+        m = op.message
+        key = (m.session_id, m.wa_id)
+        if key in new_ids:
+            results.append(Inserted(new_ids.pop(key)))
+            if m.ticket_id is not None:
+                bump = bumps.setdefault(m.ticket_id, [0, m.body, m.sent_at])
+                bump[0] += 0 if m.from_me else 1
+                if m.sent_at >= bump[2]:
+                    bump[1:] = [m.body, m.sent_at]
+        else:
+            existing = await tx.fetchval(
+                "SELECT id FROM messages WHERE session_id = $1 AND wa_id = $2", m.session_id, m.wa_id
+            )
+            results.append(AlreadyStored(existing))
+    if bumps:
+        await tx.executemany(
+            _BUMP_TICKET,
+            [(ticket_id, n, body, float(at), now) for ticket_id, (n, body, at) in bumps.items()],
+        )
+    return results
+
+
+@attrs.frozen
+class UpdateMessageStatus:
+    """Move a message's delivery status forward (a receipt); returns False when it changed nothing."""
+
+    session_id: str
+    wa_id: str
+    status: DeliveryStatus
+
+    async def apply(self, tx: Any, now: float) -> bool:
+        listed = statuses_below(self.status)
+        if not listed:
+            return False
+        row = await tx.fetchrow(
+            f"UPDATE messages SET status = $3 WHERE session_id = $1 AND wa_id = $2 AND status IN ({listed}) "
+            "RETURNING id",
+            self.session_id, self.wa_id, str(self.status),
+        )
+        return row is not None
+
+
+@attrs.frozen
+class AppendAudit:
+    who: str
+    action: str
+    target: str
+    result: str
+    detail: str | None
+
+    async def apply(self, tx: Any, now: float) -> AuditEntry:
+        row = await tx.fetchrow(
+            "INSERT INTO audit (at, who, action, target, result, detail) VALUES ($1, $2, $3, $4, $5, $6) "
+            "RETURNING *",
+            now, self.who, self.action, self.target, self.result, self.detail,
+        )
+        return from_row(AuditEntry, row)

@@ -1,0 +1,236 @@
+"""PostgreSQL backend: asyncpg inside a trio-asyncio loop that lives and dies with this backend.
+
+Nothing outside this module sees asyncio: :meth:`PostgresBackend.open` opens the loop with
+``trio_asyncio.open_loop()`` and every asyncpg coroutine is run through
+``loop.run_aio_coroutine`` (asyncio-flavoured coroutine awaited from trio). A whole batch is one
+such call, so the trio/asyncio crossing is paid per batch, not per statement.
+
+Writes go through one dedicated writer connection (the group-commit writer is its only user);
+reads use a small pool. Each batch records its transaction id (``pg_current_xact_id()``); if
+the connection breaks after COMMIT was sent, the writer reconnects and asks
+``pg_xact_status(xid)`` whether it committed — the documented way to resolve an in-doubt COMMIT —
+so callers learn the truth instead of guessing. A transaction id the server does not know yet
+("in the future" after a crash) never reached the WAL, so it did not commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any
+
+import asyncpg
+import attrs
+import trio
+import trio_asyncio
+
+from ._backend import Disconnected, ReconnectBackoff, single_errors
+from ._errors import StoreUnavailable
+
+#: Errors that mean "the connection (or the server) is gone", as opposed to an SQL error.
+_CONNECTION_ERRORS = (
+    OSError,  # includes ConnectionError: refused, reset, broken pipe
+    asyncio.TimeoutError,
+    asyncpg.InterfaceError,  # includes ConnectionDoesNotExistError: "connection is closed"
+    asyncpg.PostgresConnectionError,  # SQLSTATE class 08
+    asyncpg.exceptions.OperatorInterventionError,  # class 57: admin/crash shutdown, cannot connect now
+    asyncpg.exceptions.InternalClientError,
+)
+
+#: Seconds an attempt to open a connection may take before it counts as failed.
+_CONNECT_TIMEOUT = 5.0
+
+#: Seconds one statement may run on the writer before the batch counts as lost: bounds how long
+#: a shutdown waits for an in-flight batch and turns a hung server into a reconnect.
+_COMMAND_TIMEOUT = 30.0
+
+#: Reader pool size: reads are short point lookups; four keep the API responsive without
+#: crowding a small server's connection slots.
+_READ_POOL_SIZE = 4
+
+#: How long a resolve waits for the server to abort an in-doubt transaction's backend.
+_RESOLVE_POLL = 0.05
+
+TxFunction = Callable[[Any], Coroutine[Any, Any, Any]]
+
+
+@attrs.define(eq=False)
+class _PgTx:
+    """The transaction adapter over one asyncpg connection (only awaited inside the asyncio loop)."""
+
+    conn: asyncpg.Connection
+    dialect: str = "postgres"
+
+    async def fetch(self, sql: str, *args: Any) -> list:
+        return await self.conn.fetch(sql, *args)
+
+    async def fetchrow(self, sql: str, *args: Any) -> Any:
+        return await self.conn.fetchrow(sql, *args)
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        return await self.conn.fetchval(sql, *args)
+
+    async def execute(self, sql: str, *args: Any) -> None:
+        await self.conn.execute(sql, *args)
+
+    async def executemany(self, sql: str, rows: list[tuple]) -> None:
+        await self.conn.executemany(sql, rows)
+
+
+@attrs.define(eq=False)
+class PostgresBackend:
+    """The server backend. ``dsn`` is an asyncpg/libpq DSN.
+
+    ``connect_deadline``: how long :meth:`open` keeps trying before it raises StoreUnavailable.
+    """
+
+    dsn: str
+    connect_deadline: float = 10.0
+    dialect: str = "postgres"
+    connected: bool = False
+    _loop: Any = None
+    _writer: asyncpg.Connection | None = None
+    _pool: asyncpg.Pool | None = None
+    _backoff: ReconnectBackoff = attrs.field(factory=ReconnectBackoff)
+
+    @contextlib.asynccontextmanager
+    async def open(self) -> AsyncIterator[None]:
+        """Open the asyncio loop, connect the writer and the reader pool; close all on exit.
+
+        Raises:
+            StoreUnavailable: no connection within ``connect_deadline``.
+        """
+        with single_errors():
+            async with trio_asyncio.open_loop() as loop:
+                self._loop = loop
+                try:
+                    with trio.move_on_after(self.connect_deadline):
+                        await self.reconnect()
+                    if not self.connected:
+                        raise StoreUnavailable(
+                            f"PostgreSQL at {self._safe_dsn()} unreachable for {self.connect_deadline} s"
+                        )
+                    self._pool = await self._aio(
+                        asyncpg.create_pool(
+                            self.dsn, min_size=0, max_size=_READ_POOL_SIZE, timeout=_CONNECT_TIMEOUT,
+                            command_timeout=_COMMAND_TIMEOUT,
+                        )
+                    )
+                    yield
+                finally:
+                    with trio.CancelScope(shield=True):
+                        await self._close()
+
+    def _safe_dsn(self) -> str:
+        """The DSN without its password, for messages."""
+        return re.sub(r"://([^:/@]*):[^@]*@", r"://\1:***@", self.dsn)
+
+    async def _aio(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        return await self._loop.run_aio_coroutine(coro)
+
+    async def _close(self) -> None:
+        self.connected = False
+        if self._pool is not None:
+            with trio.move_on_after(_CONNECT_TIMEOUT):
+                await self._aio(self._pool.close())
+            self._pool.terminate()
+        if self._writer is not None:
+            self._writer.terminate()
+
+    async def reconnect(self) -> None:
+        """(Re)open the writer connection, retrying with backoff until it works (cancellable)."""
+        self.connected = False
+        if self._writer is not None:
+            self._writer.terminate()
+            self._writer = None
+        while True:
+            try:
+                conn = await self._aio(asyncpg.connect(
+                    self.dsn, timeout=_CONNECT_TIMEOUT, command_timeout=_COMMAND_TIMEOUT
+                ))
+            except _CONNECTION_ERRORS:
+                await trio.sleep(self._backoff.next_delay())
+                continue
+            self._writer = conn
+            self._backoff.reset()
+            self.connected = True
+            return
+
+    async def run_batch(self, fn: TxFunction) -> Any:
+        """Run ``fn`` in one transaction on the writer connection and COMMIT.
+
+        Raises:
+            Disconnected: the connection broke (``commit_sent`` says whether the outcome is open).
+        """
+        if self._writer is None or self._writer.is_closed():
+            self.connected = False
+            raise Disconnected(ConnectionError("writer connection closed"), commit_sent=False)
+        try:
+            return await self._aio(self._batch(self._writer, fn))
+        except Disconnected:
+            self.connected = False
+            raise
+
+    async def _batch(self, conn: asyncpg.Connection, fn: TxFunction) -> Any:  # runs in asyncio
+        xid, result, commit_sent = None, None, False
+        pid = conn.get_server_pid()
+        try:
+            transaction = conn.transaction()
+            await transaction.start()
+            try:
+                xid = await conn.fetchval("SELECT pg_current_xact_id()::text")
+                result = await fn(_PgTx(conn))
+            except BaseException:
+                if not conn.is_closed():
+                    await transaction.rollback()
+                raise
+            commit_sent = True
+            await transaction.commit()
+            return result
+        except _CONNECTION_ERRORS as exc:
+            raise Disconnected(exc, commit_sent=commit_sent, token=(xid, pid), result=result) from exc
+
+    async def resolve(self, token: tuple[str, int]) -> bool:
+        """Whether the transaction ``token`` = (xid, server pid) committed (call after :meth:`reconnect`).
+
+        If the old session is still alive on the server (only our side saw the break), it is
+        terminated first so the transaction cannot stay "in progress" for long.
+
+        Raises:
+            Disconnected: the connection broke again while asking.
+        """
+        xid, old_pid = token
+        while True:
+            try:
+                status = await self._aio(self._xact_status(xid))
+                if status == "in progress":
+                    await self._aio(self._writer.execute("SELECT pg_terminate_backend($1)", old_pid))
+            except _CONNECTION_ERRORS as exc:
+                self.connected = False
+                raise Disconnected(exc, commit_sent=False) from exc
+            if status != "in progress":
+                return status == "committed"
+            await trio.sleep(_RESOLVE_POLL)
+
+    async def _xact_status(self, xid: str) -> str | None:  # runs in asyncio
+        try:
+            return await self._writer.fetchval("SELECT pg_xact_status($1::text::xid8)", xid)
+        except asyncpg.InvalidParameterValueError:
+            return "future"  # "transaction ID is in the future": it never reached the WAL
+
+    async def read(self, fn: TxFunction) -> Any:
+        """Run ``fn`` on a pooled reader connection.
+
+        Raises:
+            StoreUnavailable: the server could not be reached.
+        """
+        try:
+            return await self._aio(self._read(fn))
+        except _CONNECTION_ERRORS as exc:
+            raise StoreUnavailable(f"PostgreSQL read failed: {type(exc).__name__}: {exc}") from exc
+
+    async def _read(self, fn: TxFunction) -> Any:  # runs in asyncio
+        async with self._pool.acquire(timeout=_CONNECT_TIMEOUT) as conn:
+            return await fn(_PgTx(conn))

@@ -1,0 +1,193 @@
+"""The read half of :class:`~._store.Store`: direct queries, no batching.
+
+Reads do not wait for the writer: they run on the backend's reader connection(s) and see every
+write acknowledged before they started (an acknowledgement is sent only after COMMIT).
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from ._errors import InvalidInput, StoreClosed
+from ._records import (
+    QUEUE_RECORDS,
+    AuditEntry,
+    Contact,
+    JobStatus,
+    Message,
+    OutboxItem,
+    Queue,
+    SessionRecord,
+    Tenant,
+    Ticket,
+    TicketStatus,
+    User,
+    Webhook,
+    from_row,
+)
+
+_R = TypeVar("_R")
+
+#: Upper bound on rows one list call returns: callers page with ``after_id``/``limit``.
+MAX_LIMIT = 1000
+
+
+def check_limit(limit: int) -> int:
+    """Validate a ``limit`` argument (1..MAX_LIMIT)."""
+    if not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
+        raise InvalidInput(f"limit: must be an integer between 1 and {MAX_LIMIT}, got {limit!r}")
+    return limit
+
+
+class StoreReads:
+    """Queries; mixed into Store, which provides ``_backend`` and ``_running``."""
+
+    _backend: Any
+    _running: bool
+
+    async def _fetch(self, sql: str, *args: Any) -> list:
+        if not self._running:
+            raise StoreClosed("the store is not running")
+
+        async def query(tx: Any) -> list:
+            return await tx.fetch(sql, *args)
+
+        return await self._backend.read(query)
+
+    async def _one(self, cls: type[_R], sql: str, *args: Any) -> _R | None:
+        rows = await self._fetch(sql, *args)
+        return from_row(cls, rows[0]) if rows else None
+
+    async def _all(self, cls: type[_R], sql: str, *args: Any) -> list[_R]:
+        return [from_row(cls, row) for row in await self._fetch(sql, *args)]
+
+    async def get_tenant(self, tenant_id: str) -> Tenant | None:
+        return await self._one(Tenant, "SELECT * FROM tenants WHERE id = $1", tenant_id)
+
+    async def list_tenants(self) -> list[Tenant]:
+        return await self._all(Tenant, "SELECT * FROM tenants ORDER BY id")
+
+    async def get_user(self, user_id: int) -> User | None:
+        return await self._one(User, "SELECT * FROM users WHERE id = $1", user_id)
+
+    async def list_users(self, tenant_id: str) -> list[User]:
+        return await self._all(User, "SELECT * FROM users WHERE tenant_id = $1 ORDER BY id", tenant_id)
+
+    async def get_session(self, session_id: str) -> SessionRecord | None:
+        return await self._one(SessionRecord, "SELECT * FROM sessions WHERE id = $1", session_id)
+
+    async def list_sessions(self, tenant_id: str | None = None) -> list[SessionRecord]:
+        if tenant_id is None:
+            return await self._all(SessionRecord, "SELECT * FROM sessions ORDER BY id")
+        return await self._all(
+            SessionRecord, "SELECT * FROM sessions WHERE tenant_id = $1 ORDER BY id", tenant_id
+        )
+
+    async def get_contact(self, contact_id: int) -> Contact | None:
+        return await self._one(Contact, "SELECT * FROM contacts WHERE id = $1", contact_id)
+
+    async def find_contact(self, tenant_id: str, jid: str) -> Contact | None:
+        return await self._one(
+            Contact, "SELECT * FROM contacts WHERE tenant_id = $1 AND jid = $2", tenant_id, jid
+        )
+
+    async def get_ticket(self, ticket_id: int) -> Ticket | None:
+        return await self._one(Ticket, "SELECT * FROM tickets WHERE id = $1", ticket_id)
+
+    async def find_active_ticket(self, session_id: str, contact_id: int) -> Ticket | None:
+        """The open-or-pending ticket of a contact in a session, if any (at most one exists)."""
+        return await self._one(
+            Ticket,
+            "SELECT * FROM tickets WHERE session_id = $1 AND contact_id = $2 AND status IN ('open', 'pending')",
+            session_id, contact_id,
+        )
+
+    async def list_tickets(
+        self, tenant_id: str, status: TicketStatus | None = None, *, limit: int = 100
+    ) -> list[Ticket]:
+        """A tenant's tickets, most recently updated first, optionally of one status."""
+        check_limit(limit)
+        if status is None:
+            return await self._all(
+                Ticket, "SELECT * FROM tickets WHERE tenant_id = $1 ORDER BY updated_at DESC, id DESC LIMIT $2",
+                tenant_id, limit,
+            )
+        return await self._all(
+            Ticket,
+            "SELECT * FROM tickets WHERE tenant_id = $1 AND status = $2 ORDER BY updated_at DESC, id DESC "
+            "LIMIT $3",
+            tenant_id, str(TicketStatus(status)), limit,
+        )
+
+    async def get_message(self, session_id: str, wa_id: str) -> Message | None:
+        return await self._one(
+            Message, "SELECT * FROM messages WHERE session_id = $1 AND wa_id = $2", session_id, wa_id
+        )
+
+    async def list_messages(self, ticket_id: int, *, after_id: int = 0, limit: int = 100) -> list[Message]:
+        """A ticket's messages in storage order (= arrival order), paged by ``after_id``."""
+        check_limit(limit)
+        return await self._all(
+            Message, "SELECT * FROM messages WHERE ticket_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+            ticket_id, after_id, limit,
+        )
+
+    async def count_messages(self, session_id: str | None = None) -> int:
+        if session_id is None:
+            rows = await self._fetch("SELECT COUNT(*) AS n FROM messages")
+        else:
+            rows = await self._fetch("SELECT COUNT(*) AS n FROM messages WHERE session_id = $1", session_id)
+        return rows[0]["n"]
+
+    async def find_outbox(self, tenant_id: str, idempotency_key: str) -> OutboxItem | None:
+        return await self._one(
+            OutboxItem, "SELECT * FROM outbox WHERE tenant_id = $1 AND idempotency_key = $2",
+            tenant_id, idempotency_key,
+        )
+
+    async def get_job(self, queue: Queue, job_id: int) -> Any:
+        """One job of a queue (OutboxItem, MediaJob or WebhookDelivery), or None."""
+        queue = Queue(queue)
+        return await self._one(QUEUE_RECORDS[queue], f"SELECT * FROM {queue.value} WHERE id = $1", job_id)
+
+    async def list_jobs(
+        self, queue: Queue, status: JobStatus | None = None, *, tenant_id: str | None = None,
+        limit: int = 100,
+    ) -> list:
+        """A queue's jobs, oldest first, filtered by status and/or tenant (dead letters: status=dead)."""
+        queue, record = Queue(queue), QUEUE_RECORDS[Queue(queue)]
+        check_limit(limit)
+        where, args = [], []
+        if status is not None:
+            args.append(str(JobStatus(status)))
+            where.append(f"status = ${len(args)}")
+        if tenant_id is not None:
+            args.append(tenant_id)
+            where.append(f"tenant_id = ${len(args)}")
+        args.append(limit)
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        return await self._all(
+            record, f"SELECT * FROM {queue.value} {clause} ORDER BY id LIMIT ${len(args)}", *args
+        )
+
+    async def paused(self, queue: Queue) -> frozenset[str]:
+        """The pause scopes of a queue: '' when the whole queue is paused, else session ids."""
+        rows = await self._fetch("SELECT scope FROM queue_pauses WHERE queue = $1", str(Queue(queue)))
+        return frozenset(row["scope"] for row in rows)
+
+    async def list_webhooks(self, tenant_id: str) -> list[Webhook]:
+        return await self._all(Webhook, "SELECT * FROM webhooks WHERE tenant_id = $1 ORDER BY id", tenant_id)
+
+    async def list_audit(self, *, target: str | None = None, limit: int = 100) -> list[AuditEntry]:
+        """Audit entries, newest first, optionally about one target."""
+        check_limit(limit)
+        if target is None:
+            return await self._all(AuditEntry, "SELECT * FROM audit ORDER BY id DESC LIMIT $1", limit)
+        return await self._all(
+            AuditEntry, "SELECT * FROM audit WHERE target = $1 ORDER BY id DESC LIMIT $2", target, limit
+        )
+
+    async def fence_token(self, resource: str) -> int | None:
+        """The newest fencing token seen for ``resource`` (None if never)."""
+        rows = await self._fetch("SELECT token FROM fence WHERE resource = $1", resource)
+        return rows[0]["token"] if rows else None

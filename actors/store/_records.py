@@ -1,0 +1,299 @@
+"""The store's values: frozen rows handed out to callers, and the results of idempotent writes.
+
+Rows are built from database rows with :func:`from_row`, which maps columns to fields by name;
+flags are stored as integers and JSON documents as text, the converters below undo that.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+import attrs
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _json_tuple(value: Any) -> tuple[str, ...]:
+    return tuple(_json(value))
+
+
+class TicketStatus(enum.StrEnum):
+    OPEN = "open"
+    PENDING = "pending"
+    CLOSED = "closed"
+
+
+class TicketOutcome(enum.StrEnum):
+    """How :meth:`Store.find_or_create_ticket` found its ticket."""
+
+    CREATED = "created"
+    REOPENED = "reopened"
+    EXISTING = "existing"
+
+
+class JobStatus(enum.StrEnum):
+    """States shared by the three persistent queues (outbox, media jobs, webhook deliveries).
+
+    ``queued`` waits for ``next_attempt_at``; ``running`` is claimed by a worker (an outbox item
+    being sent); ``done`` finished well; ``dead`` gave up (the outbox calls it *failed*, it is the
+    same dead letter). The outbox additionally tracks receipts in :class:`DeliveryStatus`.
+    """
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    DEAD = "dead"
+
+
+class DeliveryStatus(enum.StrEnum):
+    """A message's delivery state; receipts only ever move it forward (see :data:`DELIVERY_RANK`)."""
+
+    RECEIVED = "received"
+    PENDING = "pending"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    READ = "read"
+    FAILED = "failed"
+
+
+#: Receipts can arrive out of order (read before delivered): a status never moves to a lower rank.
+DELIVERY_RANK = {
+    DeliveryStatus.RECEIVED: 0,
+    DeliveryStatus.PENDING: 0,
+    DeliveryStatus.FAILED: 1,
+    DeliveryStatus.SENT: 2,
+    DeliveryStatus.DELIVERED: 3,
+    DeliveryStatus.READ: 4,
+}
+
+
+def statuses_below(status: DeliveryStatus) -> str:
+    """An SQL list literal of the statuses a receipt for ``status`` may overwrite ('' if none).
+
+    The values are this enum's own constants, never caller input, so inlining them is safe.
+    """
+    return ", ".join(f"'{s}'" for s, rank in DELIVERY_RANK.items() if rank < DELIVERY_RANK[status])
+
+
+class Queue(enum.StrEnum):
+    """The persistent job queues, for the queue administration calls."""
+
+    OUTBOX = "outbox"
+    MEDIA = "media_jobs"
+    WEBHOOKS = "webhook_deliveries"
+
+
+@attrs.frozen
+class Tenant:
+    id: str
+    name: str
+    created_at: float
+
+
+@attrs.frozen
+class User:
+    id: int
+    tenant_id: str
+    email: str
+    name: str
+    role: str
+    created_at: float
+
+
+@attrs.frozen
+class Contact:
+    id: int
+    tenant_id: str
+    jid: str
+    name: str
+    is_group: bool = attrs.field(converter=bool)
+    created_at: float
+    updated_at: float
+
+
+@attrs.frozen
+class SessionRecord:
+    id: str
+    tenant_id: str
+    name: str
+    status: str
+    reason: str | None
+    allow_groups: bool = attrs.field(converter=bool)
+    created_at: float
+    updated_at: float
+
+
+@attrs.frozen
+class Ticket:
+    id: int
+    tenant_id: str
+    session_id: str
+    contact_id: int
+    status: TicketStatus = attrs.field(converter=TicketStatus)
+    user_id: int | None
+    queue: str | None
+    unread: int
+    last_message: str | None
+    last_message_at: float | None
+    created_at: float
+    updated_at: float
+    closed_at: float | None
+
+
+@attrs.frozen
+class NewMessage:
+    """A message to store (inbound, or outbound once sent). ``wa_id`` is WhatsApp's id for it."""
+
+    tenant_id: str
+    session_id: str
+    wa_id: str
+    contact_id: int
+    ticket_id: int | None
+    from_me: bool
+    body: str
+    sent_at: float
+    media_type: str | None = None
+    status: DeliveryStatus = attrs.field(default=DeliveryStatus.RECEIVED, converter=DeliveryStatus)
+
+
+@attrs.frozen
+class Message:
+    id: int
+    tenant_id: str
+    session_id: str
+    wa_id: str
+    contact_id: int
+    ticket_id: int | None
+    from_me: bool = attrs.field(converter=bool)
+    body: str
+    media_type: str | None
+    media_path: str | None
+    status: DeliveryStatus = attrs.field(converter=DeliveryStatus)
+    sent_at: float
+    created_at: float
+
+
+@attrs.frozen
+class Inserted:
+    """The message was new and is now stored (durably: the caller was answered after COMMIT)."""
+
+    message_id: int
+
+
+@attrs.frozen
+class AlreadyStored:
+    """The message (same session and WhatsApp id) was stored before; nothing was written."""
+
+    message_id: int
+
+
+@attrs.frozen
+class FoundTicket:
+    ticket: Ticket
+    outcome: TicketOutcome
+
+
+@attrs.frozen
+class OutboxItem:
+    id: int
+    tenant_id: str
+    session_id: str
+    ticket_id: int | None
+    idempotency_key: str
+    message_id: str
+    to_jid: str
+    payload: dict = attrs.field(converter=_json)
+    status: JobStatus = attrs.field(converter=JobStatus)
+    delivery: DeliveryStatus = attrs.field(converter=DeliveryStatus)
+    attempts: int
+    next_attempt_at: float
+    last_error: str | None
+    created_at: float
+    updated_at: float
+
+
+@attrs.frozen
+class Enqueued:
+    """Result of :meth:`Store.enqueue_outbox`: the row, and whether this call created it."""
+
+    item: OutboxItem
+    created: bool
+
+
+@attrs.frozen
+class MediaJob:
+    id: int
+    tenant_id: str
+    message_id: int
+    status: JobStatus = attrs.field(converter=JobStatus)
+    attempts: int
+    next_attempt_at: float
+    last_error: str | None
+    path: str | None
+    created_at: float
+    updated_at: float
+
+
+@attrs.frozen
+class Webhook:
+    id: int
+    tenant_id: str
+    url: str
+    events: tuple[str, ...] = attrs.field(converter=_json_tuple)
+    secret: str | None
+    active: bool = attrs.field(converter=bool)
+    created_at: float
+
+
+@attrs.frozen
+class WebhookDelivery:
+    id: int
+    webhook_id: int
+    tenant_id: str
+    event: str
+    payload: dict = attrs.field(converter=_json)
+    status: JobStatus = attrs.field(converter=JobStatus)
+    attempts: int
+    next_attempt_at: float
+    last_error: str | None
+    created_at: float
+    updated_at: float
+
+
+@attrs.frozen
+class AuditEntry:
+    id: int
+    at: float
+    who: str
+    action: str
+    target: str
+    result: str
+    detail: str | None
+
+
+@attrs.frozen
+class Fence:
+    """A fencing token issued by a lock for ``resource``; writes carrying an older one are refused."""
+
+    resource: str
+    token: int
+
+
+#: The record type of each queue, for the queue administration reads.
+QUEUE_RECORDS: dict[Queue, type] = {
+    Queue.OUTBOX: OutboxItem,
+    Queue.MEDIA: MediaJob,
+    Queue.WEBHOOKS: WebhookDelivery,
+}
+
+_R = TypeVar("_R")
+
+
+def from_row(cls: type[_R], row: Mapping[str, Any]) -> _R:
+    """Build a record from a database row (sqlite3.Row or asyncpg.Record), matching columns by name."""
+    return cls(**{field.name: row[field.name] for field in attrs.fields(cls)})

@@ -1,0 +1,401 @@
+"""The Store: one object that owns the database — writes batched by group commit, reads direct.
+
+Life cycle: construct with a backend, then run :meth:`Store.run` in a nursery
+(``await nursery.start(store.run)``): it connects, migrates, reports ready and runs the
+group-commit writer until cancelled. :func:`open_store` does that for you as a context manager.
+
+Timestamps written to rows are wall-clock seconds (they must mean something after a restart and
+on another node), read from the ``clock`` callable given at construction, once per transaction;
+everything about *waiting* goes through trio.
+
+Fencing: ticket writes accept ``fence=Fence(resource, token)``, the token a bus lock issued
+with the lock on ``resource``. The store remembers the highest token per resource (table
+``fence``) and refuses an older one with :class:`FencedOut`, so a holder that was paused past
+its lock's TTL cannot write after the next holder did.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import attrs
+import trio
+
+from . import _ops_core as core
+from . import _ops_queues as queues
+from ._backend import single_errors
+from ._errors import InvalidInput
+from ._reads import StoreReads, check_limit
+from ._records import (
+    AlreadyStored,
+    AuditEntry,
+    Contact,
+    DeliveryStatus,
+    Enqueued,
+    Fence,
+    FoundTicket,
+    Inserted,
+    MediaJob,
+    NewMessage,
+    OutboxItem,
+    Queue,
+    SessionRecord,
+    Tenant,
+    Ticket,
+    User,
+    Webhook,
+    WebhookDelivery,
+)
+from ._schema import migrate
+from ._writer import GroupCommitter, StoreStatistics
+
+#: Default batch bound: big enough to amortise a commit over many callers, small enough that one
+#: transaction stays short (locks held briefly, a failed batch re-runs quickly).
+DEFAULT_MAX_BATCH = 256
+
+#: Default linger: 0 = no added latency; batches still grow by themselves under load because
+#: ops queue up while the previous batch commits.
+DEFAULT_LINGER = 0.0
+
+#: Ops allowed to wait for the writer before submit() applies backpressure: a few batches' worth.
+DEFAULT_QUEUE_CAPACITY = 4 * DEFAULT_MAX_BATCH
+
+#: How long a write may take (queueing + commit + reconnects) before its caller gets StoreUnavailable.
+DEFAULT_TIMEOUT = 10.0
+
+_ROLES = ("agent", "admin")
+
+
+def _text(field: str, value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise InvalidInput(f"{field}: must be a non-empty string, got {value!r}")
+    return value
+
+
+def _message_id() -> str:
+    """A WhatsApp-Web-style message id, fixed when the outbox row is created and reused by retries."""
+    return "3EB0" + secrets.token_hex(10).upper()
+
+
+@attrs.define(eq=False)
+class Store(StoreReads):
+    """The repository API over one backend (:class:`SqliteBackend` or :class:`PostgresBackend`).
+
+    Every write method accepts ``timeout`` (seconds, default ``default_timeout``) and raises
+    :class:`StoreUnavailable` when it could not be confirmed in time, :class:`StoreClosed` when
+    the store is not running, :class:`InvalidInput` for malformed arguments (named), plus the
+    refusals documented per method. Cancellation withdraws a write not yet sent to the database.
+    """
+
+    backend: Any
+    max_batch: int = DEFAULT_MAX_BATCH
+    linger: float = DEFAULT_LINGER
+    queue_capacity: int = DEFAULT_QUEUE_CAPACITY
+    default_timeout: float = DEFAULT_TIMEOUT
+    clock: Callable[[], float] = time.time
+    _writer: GroupCommitter = attrs.field(init=False)
+    _running: bool = attrs.field(init=False, default=False)
+
+    def __attrs_post_init__(self) -> None:
+        if not isinstance(self.max_batch, int) or self.max_batch < 1:
+            raise InvalidInput(f"max_batch: must be a positive integer, got {self.max_batch!r}")
+        if self.linger < 0:
+            raise InvalidInput(f"linger: must be >= 0 seconds, got {self.linger!r}")
+        if self.default_timeout <= 0:
+            raise InvalidInput(f"default_timeout: must be > 0 seconds, got {self.default_timeout!r}")
+        self._writer = GroupCommitter(
+            self.backend, self.clock, self.max_batch, self.linger, self.queue_capacity
+        )
+
+    @property
+    def _backend(self) -> Any:
+        return self.backend
+
+    async def run(self, *, task_status: trio.TaskStatus[Store] = trio.TASK_STATUS_IGNORED) -> None:
+        """Connect, migrate, report ready (``task_status.started(self)``), then commit until cancelled.
+
+        Raises:
+            StoreUnavailable: the database was unreachable at start.
+            SchemaTooNew: the database belongs to a newer release.
+        """
+        async with self.backend.open():
+            await migrate(self.backend, self.clock)
+            self._running = True
+            try:
+                task_status.started(self)
+                await self._writer.run()
+            finally:
+                self._running = False
+
+    def statistics(self) -> StoreStatistics:
+        """A frozen snapshot: writer state, batches, ops, latencies."""
+        return self._writer.statistics()
+
+    async def _write(self, op: Any, timeout: float | None) -> Any:
+        timeout = self.default_timeout if timeout is None else timeout
+        if timeout <= 0:
+            raise InvalidInput(f"timeout: must be > 0 seconds, got {timeout!r}")
+        return await self._writer.submit(op, timeout)
+
+    # -- tenants, users, sessions, contacts ---------------------------------------------------
+
+    async def upsert_tenant(self, tenant_id: str, name: str, *, timeout: float | None = None) -> Tenant:
+        return await self._write(core.UpsertTenant(_text("tenant_id", tenant_id), _text("name", name)), timeout)
+
+    async def create_user(
+        self, tenant_id: str, email: str, name: str, role: str = "agent", *, timeout: float | None = None
+    ) -> User:
+        """Raises Conflict if the email is already a user of the tenant."""
+        if role not in _ROLES:
+            raise InvalidInput(f"role: must be one of {_ROLES}, got {role!r}")
+        op = core.CreateUser(_text("tenant_id", tenant_id), _text("email", email), _text("name", name), role)
+        return await self._write(op, timeout)
+
+    async def upsert_session(
+        self, session_id: str, tenant_id: str, name: str, *, allow_groups: bool = False,
+        timeout: float | None = None,
+    ) -> SessionRecord:
+        """Create a session row (status ``stopped``) or update its name and group policy."""
+        op = core.UpsertSession(
+            _text("session_id", session_id), _text("tenant_id", tenant_id), _text("name", name),
+            bool(allow_groups),
+        )
+        return await self._write(op, timeout)
+
+    async def set_session_status(
+        self, session_id: str, status: str, reason: str | None = None, *, timeout: float | None = None
+    ) -> SessionRecord:
+        """Raises NotFound for an unknown session."""
+        op = core.SetSessionStatus(_text("session_id", session_id), _text("status", status), reason)
+        return await self._write(op, timeout)
+
+    async def upsert_contact(
+        self, tenant_id: str, jid: str, name: str = "", *, is_group: bool = False,
+        timeout: float | None = None,
+    ) -> Contact:
+        """Find or create a contact by (tenant, jid); a non-empty ``name`` refreshes the stored one."""
+        op = core.UpsertContact(_text("tenant_id", tenant_id), _text("jid", jid), name or "", bool(is_group))
+        return await self._write(op, timeout)
+
+    # -- tickets ------------------------------------------------------------------------------
+
+    async def find_or_create_ticket(
+        self, tenant_id: str, session_id: str, contact_id: int, *, reopen_window: float,
+        timeout: float | None = None,
+    ) -> FoundTicket:
+        """The contact's open-or-pending ticket; else reopen (as pending) the last one closed within
+        ``reopen_window`` seconds; else a new pending ticket. Atomic: concurrent calls (any node)
+        end with one ticket.
+        """
+        if reopen_window < 0:
+            raise InvalidInput(f"reopen_window: must be >= 0 seconds, got {reopen_window!r}")
+        op = core.FindOrCreateTicket(
+            _text("tenant_id", tenant_id), _text("session_id", session_id), contact_id, float(reopen_window)
+        )
+        return await self._write(op, timeout)
+
+    async def accept_ticket(
+        self, ticket_id: int, user_id: int, *, fence: Fence | None = None, timeout: float | None = None
+    ) -> Ticket:
+        """Assign ``user_id`` and open the ticket. Raises Conflict if another user holds it or it is
+        closed, NotFound, FencedOut."""
+        return await self._write(core.AcceptTicket(ticket_id, user_id, fence), timeout)
+
+    async def transfer_ticket(
+        self, ticket_id: int, *, queue: str | None = None, user_id: int | None = None,
+        fence: Fence | None = None, timeout: float | None = None,
+    ) -> Ticket:
+        """Move to ``queue`` and/or ``user_id`` (no user → back to pending). Raises Conflict if closed."""
+        return await self._write(core.TransferTicket(ticket_id, queue, user_id, fence), timeout)
+
+    async def close_ticket(
+        self, ticket_id: int, *, fence: Fence | None = None, timeout: float | None = None
+    ) -> Ticket:
+        """Close (idempotent); resets unread. Raises NotFound, FencedOut."""
+        return await self._write(core.CloseTicket(ticket_id, fence), timeout)
+
+    async def reopen_ticket(
+        self, ticket_id: int, *, user_id: int | None = None, fence: Fence | None = None,
+        timeout: float | None = None,
+    ) -> Ticket:
+        """Reopen a closed ticket. Raises Conflict if the contact has another active ticket."""
+        return await self._write(core.ReopenTicket(ticket_id, user_id, fence), timeout)
+
+    async def mark_ticket_read(self, ticket_id: int, *, timeout: float | None = None) -> Ticket:
+        return await self._write(core.MarkTicketRead(ticket_id), timeout)
+
+    # -- messages -----------------------------------------------------------------------------
+
+    async def insert_message(
+        self, message: NewMessage, *, timeout: float | None = None
+    ) -> Inserted | AlreadyStored:
+        """Store a message once: a second insert of the same (session, wa_id) is a no-op answered
+        :class:`AlreadyStored`. A new message bumps its ticket's last message (and unread, if inbound).
+        The answer comes after COMMIT: acknowledge to WhatsApp only then."""
+        if not isinstance(message, NewMessage):
+            raise InvalidInput(f"message: must be a NewMessage, got {type(message).__name__}")
+        _text("wa_id", message.wa_id)
+        _text("session_id", message.session_id)
+        return await self._write(core.InsertMessage(message), timeout)
+
+    async def update_message_status(
+        self, session_id: str, wa_id: str, status: DeliveryStatus, *, timeout: float | None = None
+    ) -> bool:
+        """Apply a receipt; statuses only move forward. Returns False if nothing changed."""
+        op = core.UpdateMessageStatus(session_id, wa_id, DeliveryStatus(status))
+        return await self._write(op, timeout)
+
+    # -- outbox -------------------------------------------------------------------------------
+
+    async def enqueue_outbox(
+        self, tenant_id: str, session_id: str, idempotency_key: str, to_jid: str, payload: dict, *,
+        ticket_id: int | None = None, message_id: str | None = None, timeout: float | None = None,
+    ) -> Enqueued:
+        """Queue a send. The same (tenant, idempotency_key) again returns the existing row
+        (``created`` False) — even if its payload differs: the key names the request."""
+        if not isinstance(payload, dict):
+            raise InvalidInput(f"payload: must be a JSON object (dict), got {type(payload).__name__}")
+        op = queues.EnqueueOutbox(
+            _text("tenant_id", tenant_id), _text("session_id", session_id),
+            _text("idempotency_key", idempotency_key), message_id or _message_id(),
+            _text("to_jid", to_jid), payload, ticket_id,
+        )
+        return await self._write(op, timeout)
+
+    async def claim_outbox(
+        self, *, session_id: str | None = None, limit: int = 100, timeout: float | None = None
+    ) -> list[OutboxItem]:
+        """Claim due items, at most one per session: its oldest unfinished item, and only when that
+        one is queued and due (per-session order). Paused sessions and a paused outbox get nothing."""
+        return await self._write(queues.ClaimOutbox(session_id, check_limit(limit)), timeout)
+
+    async def outbox_sent(self, item_id: int, *, timeout: float | None = None) -> OutboxItem:
+        """The driver accepted the send. Raises Conflict if the item is not running."""
+        return await self._write(queues.CompleteJob(Queue.OUTBOX, item_id, None), timeout)
+
+    async def outbox_receipt(
+        self, session_id: str, message_id: str, delivery: DeliveryStatus, *, timeout: float | None = None
+    ) -> bool:
+        """A delivery/read receipt for a sent item (forward only). False if nothing changed."""
+        op = queues.OutboxReceipt(session_id, message_id, DeliveryStatus(delivery))
+        return await self._write(op, timeout)
+
+    # -- media jobs ---------------------------------------------------------------------------
+
+    async def enqueue_media_job(self, tenant_id: str, message_id: int, *, timeout: float | None = None) -> MediaJob:
+        """One download job per message (a second call returns the existing job)."""
+        return await self._write(queues.EnqueueMediaJob(_text("tenant_id", tenant_id), message_id), timeout)
+
+    async def media_done(self, job_id: int, path: str, *, timeout: float | None = None) -> MediaJob:
+        """The file is stored at ``path``; also set on the message."""
+        return await self._write(queues.CompleteJob(Queue.MEDIA, job_id, _text("path", path)), timeout)
+
+    # -- webhooks -----------------------------------------------------------------------------
+
+    async def create_webhook(
+        self, tenant_id: str, url: str, events: tuple[str, ...] | list[str], *, secret: str | None = None,
+        timeout: float | None = None,
+    ) -> Webhook:
+        """Subscribe ``url`` to ``events`` ("*" = all)."""
+        if not events or not all(isinstance(e, str) and e for e in events):
+            raise InvalidInput(f"events: must be a non-empty list of event names, got {events!r}")
+        op = queues.CreateWebhook(_text("tenant_id", tenant_id), _text("url", url), tuple(events), secret)
+        return await self._write(op, timeout)
+
+    async def delete_webhook(self, webhook_id: int, *, timeout: float | None = None) -> bool:
+        return await self._write(queues.DeleteWebhook(webhook_id), timeout)
+
+    async def enqueue_webhook_event(
+        self, tenant_id: str, event: str, payload: dict, *, timeout: float | None = None
+    ) -> list[WebhookDelivery]:
+        """Queue one delivery per active webhook of the tenant subscribed to ``event``."""
+        op = queues.EnqueueWebhookEvent(_text("tenant_id", tenant_id), _text("event", event), payload)
+        return await self._write(op, timeout)
+
+    # -- the three queues: claim, finish, administer ------------------------------------------
+
+    async def claim_jobs(self, queue: Queue, *, limit: int = 100, timeout: float | None = None) -> list:
+        """Claim due media jobs or webhook deliveries (the outbox has :meth:`claim_outbox`)."""
+        queue = Queue(queue)
+        if queue is Queue.OUTBOX:
+            raise InvalidInput("queue: the outbox is claimed per session, use claim_outbox()")
+        return await self._write(queues.ClaimJobs(queue, check_limit(limit)), timeout)
+
+    async def job_done(self, queue: Queue, job_id: int, *, timeout: float | None = None) -> Any:
+        """Finish a running webhook delivery or outbox item (media: :meth:`media_done`)."""
+        queue = Queue(queue)
+        if queue is Queue.MEDIA:
+            raise InvalidInput("queue: a media job finishes with its file, use media_done()")
+        return await self._write(queues.CompleteJob(queue, job_id, None), timeout)
+
+    async def job_failed(
+        self, queue: Queue, job_id: int, error: str, *, retry_at: float | None,
+        timeout: float | None = None,
+    ) -> Any:
+        """Record a failed attempt: queued again at wall-clock ``retry_at``, or dead when None
+        (an outbox item's delivery becomes ``failed``). Raises Conflict if the job is not running."""
+        return await self._write(queues.FailJob(Queue(queue), job_id, str(error), retry_at), timeout)
+
+    async def recover_running(self, queue: Queue, *, timeout: float | None = None) -> int:
+        """At start-up: jobs a dead process left ``running`` go back to ``queued``; returns how many."""
+        return await self._write(queues.RecoverRunning(Queue(queue)), timeout)
+
+    async def retry_job(self, queue: Queue, job_id: int, *, timeout: float | None = None) -> Any:
+        """Admin: a dead or waiting job runs again now with a fresh attempt count."""
+        return await self._write(queues.RetryJob(Queue(queue), job_id), timeout)
+
+    async def remove_job(self, queue: Queue, job_id: int, *, timeout: float | None = None) -> bool:
+        """Admin: delete a job that is not running."""
+        return await self._write(queues.RemoveJob(Queue(queue), job_id), timeout)
+
+    async def clean_jobs(
+        self, queue: Queue, *, older_than: float, include_dead: bool = False, timeout: float | None = None
+    ) -> int:
+        """Admin: delete finished jobs untouched for ``older_than`` seconds; returns how many."""
+        if older_than < 0:
+            raise InvalidInput(f"older_than: must be >= 0 seconds, got {older_than!r}")
+        op = queues.CleanJobs(Queue(queue), self.clock() - older_than, include_dead)
+        return await self._write(op, timeout)
+
+    async def set_paused(
+        self, queue: Queue, paused: bool, *, session_id: str | None = None, timeout: float | None = None
+    ) -> bool:
+        """Pause/resume a queue, or (outbox only) one session's sends. Returns False if unchanged.
+        A paused queue keeps accepting jobs; claims skip it."""
+        queue = Queue(queue)
+        if session_id is not None and queue is not Queue.OUTBOX:
+            raise InvalidInput("session_id: only the outbox can be paused per session")
+        scope = "" if session_id is None else _text("session_id", session_id)
+        return await self._write(queues.SetPaused(queue, scope, bool(paused)), timeout)
+
+    # -- audit --------------------------------------------------------------------------------
+
+    async def append_audit(
+        self, who: str, action: str, target: str, result: str, detail: str | None = None, *,
+        timeout: float | None = None,
+    ) -> AuditEntry:
+        """Record a supervision action (who did what to which target, and how it ended)."""
+        op = core.AppendAudit(
+            _text("who", who), _text("action", action), _text("target", target), _text("result", result), detail
+        )
+        return await self._write(op, timeout)
+
+
+@contextlib.asynccontextmanager
+async def open_store(backend: Any, **options: Any) -> AsyncIterator[Store]:
+    """Run a :class:`Store` for the duration of the block (for tools, tests and benchmarks).
+
+    Raises what :meth:`Store.run` raises at start, and what the block raises, unwrapped from the
+    nursery's exception group when it is the only error.
+    """
+    with single_errors():
+        async with trio.open_nursery() as nursery:
+            store = await nursery.start(Store(backend, **options).run)
+            try:
+                yield store
+            finally:
+                nursery.cancel_scope.cancel()

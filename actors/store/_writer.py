@@ -1,0 +1,314 @@
+"""Group commit: many callers' writes, one transaction, each caller answered after COMMIT.
+
+Callers :meth:`GroupCommitter.submit` an op and wait on their own :class:`_Pending`. The writer
+loop takes the first waiting op, drains whatever else is already queued (up to ``max_batch``;
+optionally lingering ``linger`` seconds for more), and runs them in one transaction. Batches
+therefore grow by themselves when the database is slow — ops pile up while the previous batch
+commits — and stay single-op with no added delay when it is idle (``linger`` = 0).
+
+Failure rules:
+- An op refused on purpose (:class:`StoreError` from its own checks: FencedOut, Conflict,
+  NotFound) fails only its caller; its batch commits for the others (ops never write before
+  their checks, see :mod:`._ops_core`).
+- Any other error aborts the transaction. The batch is then retried one op per transaction, so
+  exactly the guilty op fails (:class:`WriteFailed`) and the innocent ones commit. Decided for
+  that rather than failing the whole batch: with dozens of callers per batch, one malformed row
+  must not become dozens of errors.
+- Connection lost (PostgreSQL): the writer reconnects with backoff, then, if the COMMIT had been
+  sent, asks the server whether it committed; a committed batch is acknowledged, otherwise the
+  batch is run again. Ops whose callers gave up meanwhile are dropped from the retry.
+
+Deadlines and cancellation (caller side): a caller waits at most its ``timeout``; then it gets
+:class:`StoreUnavailable`. If its op had not been sent yet (still queued, or waiting for a
+retry after a rolled-back attempt) it is withdrawn and will never be written. If it was inside a
+transaction whose outcome is still open, ``outcome_unknown`` is True. Cancelling a caller
+withdraws its op the same way. Every write is idempotent or naturally safe to repeat, so
+"unknown" means "retry".
+"""
+
+from __future__ import annotations
+
+import collections
+import enum
+import functools
+import math
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+import trio
+
+from ._backend import Disconnected
+from ._errors import StoreClosed, StoreError, StoreUnavailable, WriteFailed
+from ._ops_core import InsertMessage, insert_messages
+
+#: How many recent op latencies feed the percentiles in statistics(): enough for a stable p99,
+#: small enough to sort on every statistics() call.
+_LATENCY_WINDOW = 2048
+
+
+class _State(enum.Enum):
+    QUEUED = "queued"  # waiting in the channel: withdrawing it is clean
+    IN_FLIGHT = "in_flight"  # inside a running transaction
+    RETRY_WAIT = "retry_wait"  # its transaction surely rolled back; waiting to run again
+    IN_DOUBT = "in_doubt"  # COMMIT sent, connection lost, outcome being resolved
+    DONE = "done"
+    ABANDONED = "abandoned"  # the caller gave up; the writer skips it
+
+
+@attrs.define(eq=False)
+class _Pending:
+    op: Any
+    enqueued_at: float
+    state: _State = _State.QUEUED
+    done: trio.Event = attrs.field(factory=trio.Event)
+    value: Any = None
+    error: BaseException | None = None
+
+    def finish(self, value: Any = None, error: BaseException | None = None) -> None:
+        self.value, self.error, self.state = value, error, _State.DONE
+        self.done.set()
+
+
+@attrs.frozen
+class StoreStatistics:
+    """A snapshot of the store's writer.
+
+    ``state``: starting | connected | reconnecting | stopped. ``batches``: transactions
+    committed; ``ops``: writes acknowledged; ``failed_ops``: writes answered with an error;
+    ``fallbacks``: batches re-run one op at a time after an error; ``reconnects``: connection
+    losses survived; ``queued``: ops waiting for the writer; ``last_batch_*``: the newest commit;
+    ``latency_p50/p99``: seconds from submit to acknowledgement over the recent ops.
+    """
+
+    state: str
+    batches: int
+    ops: int
+    failed_ops: int
+    fallbacks: int
+    reconnects: int
+    queued: int
+    last_batch_size: int
+    last_batch_seconds: float
+    latency_p50: float
+    latency_p99: float
+
+
+async def apply_batch(tx: Any, ops: list[Any], now: float) -> list[tuple[bool, Any]]:
+    """Run ``ops`` in order inside one transaction; consecutive message inserts go together.
+
+    Returns one ``(ok, value_or_error)`` per op. Domain refusals (:class:`StoreError`) are
+    returned, anything else propagates and aborts the transaction.
+    """
+    outcomes: list[tuple[bool, Any]] = []
+    i = 0
+    while i < len(ops):
+        if isinstance(ops[i], InsertMessage):
+            j = i
+            while j < len(ops) and isinstance(ops[j], InsertMessage):
+                j += 1
+            outcomes.extend((True, r) for r in await insert_messages(tx, ops[i:j], now))
+            i = j
+            continue
+        try:
+            outcomes.append((True, await ops[i].apply(tx, now)))
+        except StoreError as refused:
+            outcomes.append((False, refused))
+        i += 1
+    return outcomes
+
+
+def _percentile(sorted_values: list[float], fraction: float) -> float:
+    if not sorted_values:
+        return 0.0
+    return sorted_values[min(len(sorted_values) - 1, math.ceil(fraction * len(sorted_values)) - 1)]
+
+
+@attrs.define(eq=False)
+class GroupCommitter:
+    """The writer loop and the submission side (see the module docs).
+
+    ``clock`` gives wall-clock seconds for the rows' timestamps (one reading per transaction).
+    ``queue_capacity`` bounds the ops waiting for the writer: beyond it ``submit`` waits (within
+    the caller's deadline), which is the backpressure that keeps a stalled database from
+    turning into unbounded memory.
+    """
+
+    backend: Any
+    clock: Callable[[], float]
+    max_batch: int
+    linger: float
+    queue_capacity: int
+    _send: trio.MemorySendChannel = attrs.field(init=False)
+    _receive: trio.MemoryReceiveChannel = attrs.field(init=False)
+    _state: str = "starting"
+    _current: list[_Pending] = attrs.Factory(list)
+    _latencies: collections.deque = attrs.field(factory=lambda: collections.deque(maxlen=_LATENCY_WINDOW))
+    _counts: collections.Counter = attrs.Factory(collections.Counter)
+    _last_batch: tuple[int, float] = (0, 0.0)
+
+    def __attrs_post_init__(self) -> None:
+        self._send, self._receive = trio.open_memory_channel(self.queue_capacity)
+
+    async def submit(self, op: Any, timeout: float) -> Any:
+        """Queue ``op`` and wait until it is committed; return its result or raise its error.
+
+        Raises:
+            StoreUnavailable: not confirmed within ``timeout`` seconds (see module docs).
+            StoreClosed: the writer is not running.
+            StoreError: the op's own refusal, or WriteFailed.
+        """
+        if self._state == "stopped":
+            raise StoreClosed("the store is stopped")
+        pending = _Pending(op, trio.current_time())
+        unknown = False
+        try:
+            with trio.move_on_after(timeout):
+                await self._send.send(pending)
+                await pending.done.wait()
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            raise StoreClosed("the store stopped before taking this write") from None
+        finally:
+            if pending.state is not _State.DONE:
+                unknown = pending.state in (_State.IN_FLIGHT, _State.IN_DOUBT)
+                pending.state = _State.ABANDONED
+        if pending.state is _State.ABANDONED:
+            self._counts["failed_ops"] += 1
+            raise StoreUnavailable(
+                f"{type(op).__name__} not confirmed within {timeout} s (store {self._state}); "
+                + ("it may or may not have been committed" if unknown else "it was not written"),
+                outcome_unknown=unknown,
+            )
+        if pending.error is not None:
+            raise pending.error
+        return pending.value
+
+    async def run(self) -> None:
+        """The writer loop; runs until cancelled. On exit every waiting caller is answered."""
+        self._state = "connected"
+        try:
+            while True:
+                batch = [await self._receive.receive()]
+                self._drain(batch)
+                if self.linger > 0 and len(batch) < self.max_batch:
+                    await trio.sleep(self.linger)
+                    self._drain(batch)
+                await self._commit(batch)
+        finally:
+            self._stop()
+
+    def _drain(self, batch: list[_Pending]) -> None:
+        while len(batch) < self.max_batch:
+            try:
+                batch.append(self._receive.receive_nowait())
+            except trio.WouldBlock:
+                return
+
+    def _stop(self) -> None:
+        self._state = "stopped"
+        for pending in self._current:
+            if pending.state in (_State.IN_FLIGHT, _State.IN_DOUBT, _State.RETRY_WAIT):
+                unknown = pending.state is not _State.RETRY_WAIT
+                pending.finish(error=StoreUnavailable("the store stopped", outcome_unknown=unknown))
+        while True:
+            try:
+                pending = self._receive.receive_nowait()
+            except trio.WouldBlock:
+                break
+            pending.finish(error=StoreClosed("the store stopped before taking this write"))
+        self._receive.close()  # senders still blocked on a full channel get StoreClosed
+
+    async def _commit(self, batch: list[_Pending]) -> None:
+        live = [p for p in batch if p.state is _State.QUEUED]
+        for pending in live:
+            pending.state = _State.IN_FLIGHT
+        self._current = live
+        while live:
+            started = trio.current_time()
+            try:
+                # shielded: a started batch always finishes (commits or fails) so its callers get
+                # a definite answer even at shutdown; PostgreSQL bounds it with command_timeout
+                with trio.CancelScope(shield=True):
+                    outcomes = await self.backend.run_batch(
+                        functools.partial(apply_batch, ops=[p.op for p in live], now=self.clock())
+                    )
+            except Disconnected as lost:
+                live = await self._recover(live, lost, started)
+                continue
+            except Exception as exc:
+                await self._fail_or_split(live, exc)
+                return
+            self._deliver(live, outcomes, started)
+            return
+
+    async def _fail_or_split(self, live: list[_Pending], exc: Exception) -> None:
+        if len(live) == 1:
+            pending = live[0]
+            self._counts["failed_ops"] += 1
+            failure = WriteFailed(f"{type(pending.op).__name__} rejected: {type(exc).__name__}: {exc}")
+            failure.__cause__ = exc
+            pending.finish(error=failure)
+            return
+        self._counts["fallbacks"] += 1
+        for pending in live:
+            pending.state = _State.QUEUED  # rolled back: withdrawing it now is clean
+        for pending in live:
+            await self._commit([pending])
+
+    async def _recover(self, live: list[_Pending], lost: Disconnected, started: float) -> list[_Pending]:
+        """Reconnect; resolve an in-doubt COMMIT; return the ops that must run again."""
+        self._state = "reconnecting"
+        self._counts["reconnects"] += 1
+        for pending in live:
+            if pending.state is _State.IN_FLIGHT:
+                pending.state = _State.IN_DOUBT if lost.commit_sent else _State.RETRY_WAIT
+        while True:
+            await self.backend.reconnect()
+            if not lost.commit_sent:
+                break
+            try:
+                committed = await self.backend.resolve(lost.token)
+            except Disconnected:
+                continue
+            if committed:
+                self._state = "connected"
+                self._deliver(live, lost.result, started)
+                return []
+            break
+        self._state = "connected"
+        again = [p for p in live if p.state in (_State.IN_DOUBT, _State.RETRY_WAIT)]
+        for pending in again:
+            pending.state = _State.IN_FLIGHT
+        return again
+
+    def _deliver(self, live: list[_Pending], outcomes: list[tuple[bool, Any]], started: float) -> None:
+        now = trio.current_time()
+        self._counts["batches"] += 1
+        self._last_batch = (len(live), now - started)
+        for pending, (ok, value) in zip(live, outcomes, strict=True):
+            if pending.state is _State.ABANDONED:
+                continue
+            self._latencies.append(now - pending.enqueued_at)
+            if ok:
+                self._counts["ops"] += 1
+                pending.finish(value)
+            else:
+                self._counts["failed_ops"] += 1
+                pending.finish(error=value)
+
+    def statistics(self) -> StoreStatistics:
+        """A frozen snapshot of the writer's counters and latencies."""
+        latencies = sorted(self._latencies)
+        return StoreStatistics(
+            state=self._state,
+            batches=self._counts["batches"],
+            ops=self._counts["ops"],
+            failed_ops=self._counts["failed_ops"],
+            fallbacks=self._counts["fallbacks"],
+            reconnects=self._counts["reconnects"],
+            queued=self._send.statistics().current_buffer_used,
+            last_batch_size=self._last_batch[0],
+            last_batch_seconds=self._last_batch[1],
+            latency_p50=_percentile(latencies, 0.50),
+            latency_p99=_percentile(latencies, 0.99),
+        )
