@@ -11,6 +11,8 @@ Public face of the package; implementation lives in the ``_private`` modules.
   ``Undecryptable``, ``Presence``; the union ``Event`` and ``ENDING_EVENTS``.
 * Values: ``MediaRef``, ``OutboundMedia``, ``SendResult``; enums ``ReasonCode``,
   ``ReceiptKind``, ``MediaKind``, ``PresenceState``.
+* ``SimulatedDriver`` / ``SimulatedDriverConfig``: the driver for the simulated
+  WhatsApp server (``actors.simulator``).
 * Errors: ``DriverError`` and its subclasses.
 
 The neonize driver is exported lazily (``actors.drivers.NeonizeDriver``) so that
@@ -30,6 +32,7 @@ from ._errors import (
     NotConnectedError,
     ProbeTimeoutError,
     RequestError,
+    RequestTimeoutError,
 )
 from ._events import (
     ENDING_EVENTS,
@@ -59,6 +62,7 @@ from ._events import (
     Undecryptable,
 )
 from ._protocol import Driver, DriverFactory
+from ._simulated import SimulatedDriver, SimulatedDriverConfig
 
 __all__ = [
     "ENDING_EVENTS",
@@ -92,7 +96,10 @@ __all__ = [
     "ReceiptKind",
     "Replaced",
     "RequestError",
+    "RequestTimeoutError",
     "SendResult",
+    "SimulatedDriver",
+    "SimulatedDriverConfig",
     "TemporaryBan",
     "Undecryptable",
 ]

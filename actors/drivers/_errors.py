@@ -25,10 +25,6 @@ class NotConnectedError(DriverError, ConnectionError):
     """An operation needs an open connection and there is none (never connected, or it ended)."""
 
 
-class ProbeTimeoutError(DriverError, TimeoutError):
-    """``probe()`` got no answer in time: the connection is not proven alive."""
-
-
 class RequestError(DriverError, RuntimeError):
     """WhatsApp answered a request (send, download, pair...) with an error.
 
@@ -38,6 +34,14 @@ class RequestError(DriverError, RuntimeError):
     def __init__(self, message: str, *, code: int | None = None) -> None:
         super().__init__(message)
         self.code = code
+
+
+class RequestTimeoutError(RequestError, TimeoutError):
+    """WhatsApp did not answer a request in time (the connection may be stalled)."""
+
+
+class ProbeTimeoutError(RequestTimeoutError):
+    """``probe()`` got no answer in time: the connection is not proven alive."""
 
 
 class MediaNotFoundError(RequestError, LookupError):

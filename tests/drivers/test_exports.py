@@ -14,7 +14,7 @@ EXPECTED = {
     "LoggedOut", "MediaKind", "MediaNotFoundError", "MediaRef", "Message", "NotConnectedError",
     "OfflineSyncDone", "OutboundMedia", "PairSuccess", "PairingCode", "Presence", "PresenceState",
     "ProbeTimeoutError", "Qr", "ReasonCode", "Receipt", "ReceiptKind", "Replaced", "RequestError",
-    "SendResult", "TemporaryBan", "Undecryptable",
+    "RequestTimeoutError", "SendResult", "SimulatedDriver", "SimulatedDriverConfig", "TemporaryBan", "Undecryptable",
 }
 
 

@@ -1,0 +1,480 @@
+"""``SimulatedDriver``: the :class:`Driver` protocol over a websocket to the simulated WhatsApp server.
+
+It speaks the JSON protocol documented in :mod:`actors.simulator` and maps its
+frames to the normalized events. Faults are real: a dropped socket is a real
+``ConnectionClosed``, a stalled server really stops answering pings. The
+driver keeps the rules of :mod:`actors.drivers._protocol` (one ending event per
+connection, deferred acks, real probes).
+
+Credentials handed out at pairing are kept in ``<auth_dir>/<session_id>.json``
+(written atomically off the trio thread), or only in memory when ``auth_dir``
+is ``None``; they are deleted when the account is logged out.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import logging
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import attrs
+import trio
+import trio_websocket
+
+from ._errors import (
+    DriverConnectError,
+    DriverStateError,
+    MediaNotFoundError,
+    NotConnectedError,
+    ProbeTimeoutError,
+    RequestError,
+    RequestTimeoutError,
+)
+from ._events import (
+    ClientOutdated,
+    Connected,
+    Disconnected,
+    Event,
+    KeepaliveLost,
+    KeepaliveRestored,
+    LoggedOut,
+    MediaKind,
+    MediaRef,
+    Message,
+    OfflineSyncDone,
+    OutboundMedia,
+    PairingCode,
+    PairSuccess,
+    Presence,
+    PresenceState,
+    Qr,
+    ReasonCode,
+    Receipt,
+    ReceiptKind,
+    Replaced,
+    SendResult,
+    TemporaryBan,
+    Undecryptable,
+)
+
+log = logging.getLogger(__name__)
+
+_SESSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$")
+# WhatsApp reasons travel as websocket close codes 4000 + reason (see actors.simulator).
+_CLOSE_CODE_BASE = 4000
+_LOGGED_OUT_CODES = frozenset({ReasonCode.LOGGED_OUT, ReasonCode.FORBIDDEN, ReasonCode.BANNED})
+
+
+def _positive(instance: object, attribute: attrs.Attribute, value: float) -> None:
+    if value <= 0:
+        raise ValueError(f"SimulatedDriverConfig.{attribute.name} must be > 0, got {value!r}")
+
+
+@attrs.frozen
+class SimulatedDriverConfig:
+    """Where the simulator is and how patient the driver is with it.
+
+    ``url`` is the simulator's base URL (``ws://127.0.0.1:8765``). Keepalive
+    mirrors whatsmeow (a ping every ~20 s, ``KeepaliveLost`` when one goes
+    unanswered for ``keepalive_timeout``).
+    """
+
+    url: str = attrs.field()
+    auth_dir: Path | None = attrs.field(default=None, converter=attrs.converters.optional(Path))
+    connect_timeout: float = attrs.field(default=10.0, validator=_positive)
+    request_timeout: float = attrs.field(default=30.0, validator=_positive)
+    keepalive_interval: float = attrs.field(default=20.0, validator=_positive)
+    keepalive_timeout: float = attrs.field(default=10.0, validator=_positive)
+    close_timeout: float = attrs.field(default=2.0, validator=_positive)
+    # Events buffered for a session that is busy storing: well above the
+    # simulator's delivery window (64), so the reader rarely waits on the session
+    # and keeps answering probes; when it is full, backpressure reaches the server.
+    events_capacity: int = attrs.field(default=256, validator=_positive)
+
+    @url.validator
+    def _check_url(self, attribute: attrs.Attribute, value: str) -> None:
+        if not isinstance(value, str) or not value.startswith(("ws://", "wss://")):
+            raise ValueError(f"SimulatedDriverConfig.url must start with ws:// or wss://, got {value!r}")
+
+
+@attrs.define(eq=False)
+class _Reply:
+    done: trio.Event = attrs.field(factory=trio.Event)
+    frame: dict[str, Any] | None = None
+
+
+@attrs.define(eq=False)
+class _Connection:
+    ws: trio_websocket.WebSocketConnection
+    rids: itertools.count = attrs.field(factory=itertools.count)
+    pending: dict[int, _Reply] = attrs.field(factory=dict)
+    close_frame: dict[str, Any] | None = None
+    local: str | None = None  # "stop" or "logout" once zapvisor ends it
+    open: bool = True
+    done: trio.Event = attrs.field(factory=trio.Event)
+
+    def finish(self) -> None:
+        self.open = False
+        for reply in self.pending.values():
+            reply.done.set()
+
+
+def _ending_for(code: int, reason: str, frame: dict[str, Any], local: bool) -> Event:
+    """The normalized ending event of a WhatsApp reason code."""
+    if code in _LOGGED_OUT_CODES:
+        return LoggedOut(reason=reason, code=code, local=local)
+    match code:
+        case ReasonCode.TEMPORARY_BAN:
+            return TemporaryBan(expires_at=frame.get("expires_at"), ban_code=frame.get("ban_code"))
+        case ReasonCode.CLIENT_OUTDATED:
+            return ClientOutdated()
+        case ReasonCode.REPLACED:
+            return Replaced()
+        case _:
+            return Disconnected(code=code, reason=reason, local=local)
+
+
+def _message(msg: dict[str, Any]) -> Message:
+    media = msg.get("media")
+    ref = None
+    if media is not None:
+        ref = MediaRef(ref=media["ref"], kind=MediaKind(media["kind"]), mimetype=media["mimetype"],
+                       size=media.get("size"), file_name=media.get("file_name"), sha256=media.get("sha256"))
+    return Message(id=msg["id"], chat_jid=msg["chat"], sender_jid=msg["sender"], from_me=bool(msg["from_me"]),
+                   timestamp=float(msg["ts"]), text=msg.get("text") or "", media=ref,
+                   is_group=bool(msg.get("is_group")), is_broadcast=bool(msg.get("is_broadcast")),
+                   push_name=msg.get("push_name"), quoted_id=msg.get("quoted_id"))
+
+
+def _event(frame: dict[str, Any]) -> Event | None:
+    """Translate one server event frame (``None`` for frames that are not events)."""
+    match frame.get("ev"):
+        case "qr":
+            return Qr(code=frame["code"], index=int(frame["index"]), expires_at=frame.get("expires_at"))
+        case "pairing_code":
+            return PairingCode(code=frame["code"], expires_at=frame.get("expires_at"))
+        case "connected":
+            return Connected(jid=frame.get("jid"))
+        case "message":
+            return _message(frame["msg"])
+        case "offline_sync_done":
+            return OfflineSyncDone(count=int(frame.get("count", 0)))
+        case "receipt":
+            return Receipt(message_ids=frame["ids"], chat_jid=frame["chat"], kind=ReceiptKind(frame["kind"]),
+                           timestamp=float(frame["ts"]), sender_jid=frame.get("sender"))
+        case "presence":
+            return Presence(jid=frame["jid"], state=PresenceState(frame["state"]), chat_jid=frame.get("chat"),
+                            last_seen=frame.get("last_seen"))
+        case "undecryptable":
+            return Undecryptable(id=frame["id"], chat_jid=frame["chat"], sender_jid=frame["sender"],
+                                 timestamp=float(frame["ts"]), is_unavailable=bool(frame.get("unavailable")))
+        case _:
+            return None
+
+
+def _write_creds(path: Path, creds: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps({"creds": creds}), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _read_creds(path: Path) -> str | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))["creds"]
+    except FileNotFoundError:
+        return None
+
+
+@attrs.define(eq=False)
+class SimulatedDriver:
+    """A session's driver for the simulated WhatsApp server (see the module docstring).
+
+    Build one per session: ``SimulatedDriver("s-42", config)``;
+    ``functools.partial(SimulatedDriver, config=config)`` is a ``DriverFactory``.
+    Raises ``ValueError`` naming ``session_id`` when it is not a plain identifier.
+    """
+
+    session_id: str = attrs.field()
+    config: SimulatedDriverConfig
+    _events_send: trio.MemorySendChannel[Event] = attrs.field(init=False)
+    _events_recv: trio.MemoryReceiveChannel[Event] = attrs.field(init=False)
+    _nursery: trio.Nursery | None = attrs.field(default=None, init=False)
+    _conn: _Connection | None = attrs.field(default=None, init=False)
+    _connecting: bool = attrs.field(default=False, init=False)
+    _creds: str | None = attrs.field(default=None, init=False)
+    _creds_loaded: bool = attrs.field(default=False, init=False)
+
+    @session_id.validator
+    def _check_session_id(self, attribute: attrs.Attribute, value: str) -> None:
+        if not isinstance(value, str) or not _SESSION_ID.match(value):
+            raise ValueError(f"SimulatedDriver.session_id must match {_SESSION_ID.pattern}, got {value!r}")
+
+    def __attrs_post_init__(self) -> None:
+        self._events_send, self._events_recv = trio.open_memory_channel(self.config.events_capacity)
+
+    @property
+    def events(self) -> trio.MemoryReceiveChannel[Event]:
+        return self._events_recv
+
+    @property
+    def connected(self) -> bool:
+        """Whether a connection is open right now (a local fact, not a liveness proof: use ``probe``)."""
+        return self._conn is not None
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Host connections until cancelled; then the connection and ``events`` are closed."""
+        if self._nursery is not None:
+            raise DriverStateError(f"driver {self.session_id} is already running")
+        try:
+            async with self._events_send, trio.open_nursery() as nursery:
+                self._nursery = nursery
+                task_status.started()
+                await trio.sleep_forever()
+        finally:
+            self._nursery = None
+
+    async def connect(self) -> None:
+        """Open one connection (see the protocol). Raises ``DriverConnectError``, ``DriverStateError``."""
+        if self._nursery is None:
+            raise DriverStateError(f"driver {self.session_id}: connect() needs run() to be running")
+        if self._conn is not None or self._connecting:
+            raise DriverStateError(f"driver {self.session_id} is already connected or connecting")
+        self._connecting = True
+        try:
+            await self._nursery.start(self._connection)
+        finally:
+            self._connecting = False
+
+    async def stop(self) -> None:
+        """Close the current connection (``Disconnected(local=True)`` follows); idempotent."""
+        conn = self._conn
+        if conn is None:
+            return
+        conn.local = conn.local or "stop"
+        with trio.move_on_after(self.config.close_timeout):
+            await conn.ws.aclose()  # on timeout its cleanup closes the TCP stream
+        await conn.done.wait()
+
+    async def logout(self) -> None:
+        """Unlink the device; credentials are wiped and ``LoggedOut(local=True)`` follows."""
+        conn = self._require()
+        conn.local = "logout"
+        await self._request(conn, "logout")
+        with trio.move_on_after(self.config.close_timeout):
+            await conn.done.wait()
+        if not conn.done.is_set():
+            await self.stop()
+        await self._forget_creds()
+
+    # -- the connection task ----------------------------------------------------------
+
+    async def _connection(self, *, task_status: trio.TaskStatus[None]) -> None:
+        creds = await self._load_creds()
+        url = self.config.url.rstrip("/") + "/wa"
+        conn: _Connection | None = None
+        ending: Event = Disconnected(code=None, reason="connection lost")
+        try:
+            try:
+                async with trio_websocket.open_websocket_url(
+                    url, connect_timeout=self.config.connect_timeout, disconnect_timeout=self.config.close_timeout
+                ) as ws:
+                    with trio.move_on_after(self.config.connect_timeout) as handshake:
+                        hello = {"op": "hello", "session": self.session_id, "creds": creds}
+                        await ws.send_message(json.dumps(hello))
+                        first = json.loads(await ws.get_message())
+                    if handshake.cancelled_caught:
+                        raise DriverConnectError(f"{url}: no answer to hello within {self.config.connect_timeout}s")
+                    conn = self._conn = _Connection(ws)
+                    task_status.started()
+                    async with trio.open_nursery() as nursery:
+                        nursery.start_soon(self._keepalive, conn)
+                        ending = await self._serve(conn, first)
+                        nursery.cancel_scope.cancel()
+            except (OSError, trio_websocket.HandshakeError, trio_websocket.ConnectionClosed, ValueError) as exc:
+                if conn is None:
+                    raise DriverConnectError(f"cannot connect to {url}: {exc}") from exc
+                ending = Disconnected(code=None, reason=f"connection lost: {exc}")
+            finally:
+                if conn is not None:
+                    self._conn = None
+                    conn.finish()
+            if isinstance(ending, LoggedOut):
+                await self._forget_creds()
+            await self._events_send.send(ending)
+        finally:
+            if conn is not None:
+                conn.done.set()
+
+    async def _serve(self, conn: _Connection, first: dict[str, Any]) -> Event:
+        """Handle frames until the socket closes; returns the connection's ending event."""
+        frame: dict[str, Any] | None = first
+        while True:
+            if frame is not None:
+                await self._handle(conn, frame)
+            try:
+                frame = json.loads(await conn.ws.get_message())
+            except trio_websocket.ConnectionClosed as exc:
+                return self._ending(conn, exc.reason.code if exc.reason else None)
+            except ValueError:
+                log.warning("driver %s: ignoring a frame that is not JSON", self.session_id)
+                frame = None
+
+    def _ending(self, conn: _Connection, ws_code: int | None) -> Event:
+        if conn.close_frame is not None:
+            frame = conn.close_frame
+            code = int(frame["code"])
+            local = bool(frame.get("local")) or conn.local is not None
+            return _ending_for(code, str(frame.get("reason", "")), frame, local)
+        if conn.local is not None:
+            return Disconnected(code=None, reason="stopped", local=True)
+        if ws_code is not None and _CLOSE_CODE_BASE < ws_code < _CLOSE_CODE_BASE + 1000:
+            return _ending_for(ws_code - _CLOSE_CODE_BASE, "", {}, False)
+        return Disconnected(code=None, reason=f"connection lost (websocket close {ws_code})")
+
+    async def _handle(self, conn: _Connection, frame: dict[str, Any]) -> None:
+        if "re" in frame:
+            reply = conn.pending.get(frame["re"])
+            if reply is not None:  # else: an answer that arrived after its caller gave up
+                reply.frame = frame
+                reply.done.set()
+            return
+        kind = frame.get("ev")
+        if kind == "close":
+            conn.close_frame = frame
+            return
+        try:
+            if kind == "pair_success":
+                await self._save_creds(str(frame["creds"]))
+                event: Event | None = PairSuccess(jid=frame["jid"])
+            else:
+                event = _event(frame)
+        except (KeyError, TypeError, ValueError) as exc:
+            log.warning("driver %s: malformed %r frame: %s", self.session_id, kind, exc)
+            return
+        if event is not None:
+            await self._events_send.send(event)
+
+    async def _keepalive(self, conn: _Connection) -> None:
+        failures = 0
+        while conn.open:
+            await trio.sleep(self.config.keepalive_interval)
+            try:
+                await self._ping(conn, self.config.keepalive_timeout)
+            except ProbeTimeoutError:
+                failures += 1
+                await self._events_send.send(KeepaliveLost(error_count=failures))
+                continue
+            except NotConnectedError:
+                return
+            if failures:
+                failures = 0
+                await self._events_send.send(KeepaliveRestored())
+
+    # -- requests -------------------------------------------------------------------
+
+    def _require(self) -> _Connection:
+        conn = self._conn
+        if conn is None or not conn.open:
+            raise NotConnectedError(f"driver {self.session_id} has no open connection")
+        return conn
+
+    async def _request(self, conn: _Connection, op: str, timeout: float | None = None, **fields: Any) -> dict[str, Any]:
+        rid = next(conn.rids)
+        reply = conn.pending[rid] = _Reply()
+        try:
+            try:
+                await conn.ws.send_message(json.dumps({"op": op, "rid": rid, **fields}))
+            except trio_websocket.ConnectionClosed as exc:
+                raise NotConnectedError(f"driver {self.session_id}: connection closed during {op}") from exc
+            wait = self.config.request_timeout if timeout is None else timeout
+            with trio.move_on_after(wait):
+                await reply.done.wait()
+        finally:
+            conn.pending.pop(rid, None)
+        frame = reply.frame
+        if frame is None:
+            if not conn.open:
+                raise NotConnectedError(f"driver {self.session_id}: connection ended during {op}")
+            raise RequestTimeoutError(f"driver {self.session_id}: no answer to {op} within {wait}s")
+        if not frame.get("ok"):
+            code = frame.get("code")
+            message = f"{op} refused: {frame.get('error', 'unknown error')}"
+            raise (MediaNotFoundError if code == 404 else RequestError)(message, code=code)
+        return frame
+
+    async def _ping(self, conn: _Connection, timeout: float) -> float:
+        started = trio.current_time()
+        try:
+            await self._request(conn, "ping", timeout)
+        except RequestTimeoutError as exc:
+            raise ProbeTimeoutError(f"driver {self.session_id}: probe unanswered within {timeout}s") from exc
+        return trio.current_time() - started
+
+    async def probe(self, timeout: float = 10.0) -> float:
+        return await self._ping(self._require(), timeout)
+
+    async def send_text(self, to: str, text: str, message_id: str) -> SendResult:
+        frame = await self._request(self._require(), "send", id=message_id, to=to, text=text, media=None)
+        return SendResult(message_id=frame["id"], timestamp=float(frame["ts"]), duplicate=bool(frame["dup"]))
+
+    async def send_media(self, to: str, media: OutboundMedia, message_id: str) -> SendResult:
+        wire = {"kind": media.kind.value, "mimetype": media.mimetype, "file_name": media.file_name,
+                "data": base64.b64encode(media.data).decode()}
+        frame = await self._request(self._require(), "send", id=message_id, to=to, text=media.caption, media=wire)
+        return SendResult(message_id=frame["id"], timestamp=float(frame["ts"]), duplicate=bool(frame["dup"]))
+
+    async def download_media(self, ref: MediaRef) -> bytes:
+        frame = await self._request(self._require(), "download", ref=ref.ref)
+        return base64.b64decode(frame["data"])
+
+    async def mark_read(self, chat_jid: str, message_ids: tuple[str, ...], sender_jid: str | None = None) -> None:
+        await self._request(self._require(), "mark_read", chat=chat_jid, ids=list(message_ids), sender=sender_jid)
+
+    async def pair_phone(self, phone_number: str) -> str:
+        """Raises ``ValueError`` naming ``phone_number`` unless it is 8-15 digits (``+``, spaces, dashes allowed)."""
+        digits = re.sub(r"[\s+\-()]", "", phone_number)
+        if not digits.isdigit() or not 8 <= len(digits) <= 15:
+            raise ValueError(f"phone_number must be 8 to 15 digits with the country code, got {phone_number!r}")
+        frame = await self._request(self._require(), "pair_phone", number=digits)
+        return frame["code"]
+
+    async def ack(self, message_id: str) -> None:
+        conn = self._conn
+        if conn is None or not conn.open:
+            return  # the message stays queued on the server and comes back on the next connection
+        try:
+            await conn.ws.send_message(json.dumps({"op": "ack", "id": message_id}))
+        except trio_websocket.ConnectionClosed:
+            return
+
+    # -- credentials ------------------------------------------------------------------
+
+    def _creds_path(self) -> Path | None:
+        return None if self.config.auth_dir is None else self.config.auth_dir / f"{self.session_id}.json"
+
+    async def _load_creds(self) -> str | None:
+        path = self._creds_path()
+        if not self._creds_loaded and path is not None:
+            self._creds = await trio.to_thread.run_sync(_read_creds, path)
+        self._creds_loaded = True
+        return self._creds
+
+    async def _save_creds(self, creds: str) -> None:
+        self._creds = creds
+        path = self._creds_path()
+        if path is not None:
+            await trio.to_thread.run_sync(_write_creds, path, creds)
+
+    async def _forget_creds(self) -> None:
+        self._creds = None
+        path = self._creds_path()
+        if path is not None:
+            await trio.to_thread.run_sync(lambda: path.unlink(missing_ok=True))

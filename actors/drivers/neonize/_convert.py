@@ -1,0 +1,320 @@
+"""neonize events -> zapvisor's normalized driver events. Worker-side only: imports neonize.
+
+Pure functions of a protobuf message (plus our own JID and the wall clock),
+so every mapping decision is in one place:
+
+* Units (checked against neonize's Go encoder, ``goneonize/utils/encoder.go``):
+  ``MessageInfo.Timestamp`` is **milliseconds** (``UnixMilli``); receipt,
+  presence and send timestamps are **seconds** (``Unix``);
+  ``TemporaryBan.Expire`` is a **duration** in seconds (``Expire.Seconds()``),
+  so its absolute end is ``now + Expire``.
+* ``@lid`` JIDs are replaced by the phone-number alternative WhatsApp sends
+  along (``SenderAlt`` / ``RecipientAlt``) whenever there is one.
+* JIDs are rendered ``user@server`` without the device part: a contact's
+  phone and its linked devices are one chat participant for zapvisor.
+* neonize's ``ConnectFailureReason`` enum is its own numbering (1..10); it is
+  mapped back to WhatsApp's codes (whatsmeow's ``events.ConnectFailureReason``)
+  so the session's reason table sees 401/402/403/405/406/500/503...
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import attrs
+from neonize.events import (
+    ChatPresenceEv,
+    ClientOutdatedEv,
+    ConnectedEv,
+    ConnectFailureEv,
+    DisconnectedEv,
+    KeepAliveRestoredEv,
+    KeepAliveTimeoutEv,
+    LoggedOutEv,
+    MessageEv,
+    OfflineSyncCompletedEv,
+    PairStatusEv,
+    PresenceEv,
+    ReceiptEv,
+    StreamErrorEv,
+    StreamReplacedEv,
+    TemporaryBanEv,
+    UndecryptableMessageEv,
+)
+from neonize.proto import Neonize_pb2 as pb
+from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import Message as E2EMessage
+
+from .._events import (
+    ClientOutdated,
+    Connected,
+    Disconnected,
+    Event,
+    KeepaliveLost,
+    KeepaliveRestored,
+    LoggedOut,
+    MediaKind,
+    MediaRef,
+    Message,
+    OfflineSyncDone,
+    PairSuccess,
+    Presence,
+    PresenceState,
+    ReasonCode,
+    Receipt,
+    ReceiptKind,
+    Replaced,
+    TemporaryBan,
+    Undecryptable,
+)
+from ._wire import b64encode
+
+# neonize's ConnectFailureReason numbering -> WhatsApp's code (whatsmeow's constants).
+FAILURE_CODES: Final[dict[int, int]] = {
+    pb.GENERIC: 400,
+    pb.LOGGED_OUT: ReasonCode.LOGGED_OUT,
+    pb.TEMP_BANNED: ReasonCode.TEMPORARY_BAN,
+    pb.MAIN_DEVICE_GONE: ReasonCode.FORBIDDEN,
+    pb.UNKNOWN_LOGOUT: ReasonCode.BANNED,
+    pb.CLIENT_OUTDATED: ReasonCode.CLIENT_OUTDATED,
+    pb.BAD_USER_AGENT: 409,
+    pb.INTERNAL_SERVER_ERROR: ReasonCode.BAD_SESSION,
+    pb.EXPERIMENTAL: 501,
+    pb.SERVICE_UNAVAILABLE: ReasonCode.UNAVAILABLE,
+}
+
+_RECEIPT_KINDS: Final[dict[int, ReceiptKind]] = {
+    pb.Receipt.DELIVERED: ReceiptKind.DELIVERED,
+    pb.Receipt.READ: ReceiptKind.READ,
+    pb.Receipt.READ_SELF: ReceiptKind.READ,
+    pb.Receipt.PLAYED: ReceiptKind.PLAYED,
+    pb.Receipt.PLAYED_SELF: ReceiptKind.PLAYED,
+}
+
+# E2E message field -> (kind, mimetype when the sender gave none).
+_MEDIA_FIELDS: Final[dict[str, tuple[MediaKind, str]]] = {
+    "imageMessage": (MediaKind.IMAGE, "image/jpeg"),
+    "videoMessage": (MediaKind.VIDEO, "video/mp4"),
+    "audioMessage": (MediaKind.AUDIO, "audio/ogg"),
+    "documentMessage": (MediaKind.DOCUMENT, "application/octet-stream"),
+    "stickerMessage": (MediaKind.STICKER, "image/webp"),
+}
+
+MS_PER_S: Final = 1000.0
+
+
+@attrs.frozen
+class Refused:
+    """The server refused the connection (``ConnectFailureEv``) with a WhatsApp ``code``.
+
+    Not a normalized event: before the handshake it becomes the
+    ``DriverConnectError`` of ``connect()``; after it, an ending ``Disconnected``.
+    """
+
+    code: int
+    reason: str
+
+
+def jid_str(jid: pb.JID) -> str:
+    """``user@server`` (device and agent dropped); ``""`` for an empty JID."""
+    if jid.IsEmpty or not (jid.User or jid.Server):
+        return ""
+    return f"{jid.User}@{jid.Server}" if jid.User else jid.Server
+
+
+def _phone_jid(jid: pb.JID, alternative: pb.JID) -> str:
+    """The phone-number form of ``jid``: its alternative when ``jid`` is an ``@lid`` alias."""
+    if jid.Server == "lid" and jid_str(alternative):
+        return jid_str(alternative)
+    return jid_str(jid)
+
+
+def _chat_jid(source: pb.MessageSource) -> str:
+    """The chat's JID, resolved to a phone number when it is a one-to-one ``@lid`` chat."""
+    chat = source.Chat
+    if chat.Server != "lid":
+        return jid_str(chat)
+    if source.IsFromMe:
+        return _phone_jid(chat, source.RecipientAlt)
+    if chat.User == source.Sender.User:
+        return _phone_jid(chat, source.SenderAlt)
+    return jid_str(chat)
+
+
+def _sender_jid(source: pb.MessageSource) -> str:
+    return _phone_jid(source.Sender, source.SenderAlt)
+
+
+def _media(content: E2EMessage) -> MediaRef | None:
+    for field, (kind, default_mime) in _MEDIA_FIELDS.items():
+        if not content.HasField(field):
+            continue
+        part = getattr(content, field)
+        # The ref is the media sub-message alone (thumbnail dropped: it can weigh
+        # kilobytes and is not needed to download the file).
+        only = E2EMessage()
+        getattr(only, field).CopyFrom(part)
+        if getattr(part, "JPEGThumbnail", b""):
+            getattr(only, field).ClearField("JPEGThumbnail")
+        return MediaRef(
+            ref=b64encode(only.SerializeToString()),
+            kind=kind,
+            mimetype=part.mimetype or default_mime,
+            size=part.fileLength if part.HasField("fileLength") else None,
+            file_name=(part.fileName or None) if kind is MediaKind.DOCUMENT else None,
+            sha256=part.fileSHA256.hex() if part.fileSHA256 else None,
+        )
+    return None
+
+
+def _text_and_quote(content: E2EMessage) -> tuple[str, str | None]:
+    if content.conversation:
+        return content.conversation, None
+    for field in ("extendedTextMessage", *_MEDIA_FIELDS):
+        if content.HasField(field):
+            part = getattr(content, field)
+            text = part.text if field == "extendedTextMessage" else getattr(part, "caption", "")
+            quoted = part.contextInfo.stanzaID if part.HasField("contextInfo") else ""
+            return text, quoted or None
+    return "", None
+
+
+def _message(ev: pb.Message) -> Message:
+    info = ev.Info
+    source = info.MessageSource
+    text, quoted = _text_and_quote(ev.Message)
+    return Message(
+        id=info.ID,
+        chat_jid=_chat_jid(source),
+        sender_jid=_sender_jid(source),
+        from_me=source.IsFromMe,
+        timestamp=info.Timestamp / MS_PER_S,
+        text=text,
+        media=_media(ev.Message),
+        is_group=source.IsGroup,
+        is_broadcast=source.Chat.Server == "broadcast",
+        push_name=info.Pushname or None,
+        quoted_id=quoted,
+    )
+
+
+def _receipt(ev: pb.Receipt) -> Receipt | None:
+    kind = _RECEIPT_KINDS.get(ev.Type)
+    if kind is None:  # retries, server errors, history-sync and peer receipts: not about delivery
+        return None
+    source = ev.MessageSource
+    return Receipt(
+        message_ids=tuple(ev.MessageIDs),
+        chat_jid=_chat_jid(source),
+        kind=kind,
+        timestamp=float(ev.Timestamp),
+        sender_jid=_sender_jid(source) if source.IsGroup else None,
+    )
+
+
+def _logged_out(ev: pb.LoggedOut) -> LoggedOut:
+    name = pb.ConnectFailureReason.Name(ev.Reason) if ev.HasField("Reason") else "LOGGED_OUT"
+    code = FAILURE_CODES.get(ev.Reason, ReasonCode.LOGGED_OUT)
+    if code not in (ReasonCode.LOGGED_OUT, ReasonCode.FORBIDDEN, ReasonCode.BANNED):
+        code = ReasonCode.LOGGED_OUT
+    return LoggedOut(reason=name.lower() + (" (on connect)" if ev.OnConnect else ""), code=code)
+
+
+def _stream_error(ev: pb.StreamError) -> Disconnected:
+    return Disconnected(code=int(ev.Code) if ev.Code.isdigit() else None, reason=f"stream error {ev.Code}")
+
+
+def _chat_presence(ev: pb.ChatPresence) -> Presence:
+    if ev.State == pb.ChatPresence.COMPOSING:
+        state = PresenceState.RECORDING if ev.Media == pb.ChatPresence.AUDIO else PresenceState.COMPOSING
+    else:
+        state = PresenceState.PAUSED
+    return Presence(jid=_sender_jid(ev.MessageSource), state=state, chat_jid=_chat_jid(ev.MessageSource))
+
+
+def _presence(ev: pb.Presence) -> Presence:
+    return Presence(
+        jid=jid_str(ev.From),
+        state=PresenceState.UNAVAILABLE if ev.Unavailable else PresenceState.AVAILABLE,
+        last_seen=float(ev.LastSeen) if ev.LastSeen > 0 else None,
+    )
+
+
+def convert(ev: object, *, me: str | None, now: float) -> Event | Refused | None:
+    """The normalized form of one neonize event, or ``None`` for events zapvisor ignores.
+
+    ``me`` is our own JID when known (neonize's ``Device`` event sets it), ``now``
+    the wall clock in epoch seconds (for the ban's absolute expiry). Raises
+    ``ValueError`` when the event lacks what the normalized type requires (e.g.
+    a message without an id).
+    """
+    match ev:
+        case ConnectedEv():
+            return Connected(jid=me)
+        case DisconnectedEv():
+            return Disconnected(code=None, reason="stream closed")
+        case LoggedOutEv():
+            return _logged_out(ev)
+        case StreamReplacedEv():
+            return Replaced()
+        case TemporaryBanEv():
+            return TemporaryBan(
+                expires_at=now + ev.Expire if ev.Expire > 0 else None,
+                ban_code=ev.Code if ev.HasField("Code") else None,
+            )
+        case ConnectFailureEv():
+            name = pb.ConnectFailureReason.Name(ev.Reason) if ev.HasField("Reason") else "GENERIC"
+            return Refused(code=FAILURE_CODES.get(ev.Reason, 400), reason=ev.Message or name.lower())
+        case ClientOutdatedEv():
+            return ClientOutdated()
+        case StreamErrorEv():
+            return _stream_error(ev)
+        case KeepAliveTimeoutEv():
+            return KeepaliveLost(error_count=max(1, ev.ErrorCount))
+        case KeepAliveRestoredEv():
+            return KeepaliveRestored()
+        case PairStatusEv():
+            if ev.Status == pb.PairStatus.SUCCESS:
+                return PairSuccess(jid=jid_str(ev.ID))
+            return Disconnected(code=None, reason=f"pairing failed: {ev.Error or 'unknown error'}")
+        case MessageEv():
+            return _message(ev)
+        case ReceiptEv():
+            return _receipt(ev)
+        case OfflineSyncCompletedEv():
+            return OfflineSyncDone(count=ev.Count)
+        case UndecryptableMessageEv():
+            source = ev.Info.MessageSource
+            return Undecryptable(
+                id=ev.Info.ID,
+                chat_jid=_chat_jid(source),
+                sender_jid=_sender_jid(source),
+                timestamp=ev.Info.Timestamp / MS_PER_S,
+                is_unavailable=ev.IsUnavailable,
+            )
+        case ChatPresenceEv():
+            return _chat_presence(ev)
+        case PresenceEv():
+            return _presence(ev)
+    return None
+
+
+SUBSCRIBED: Final = (
+    ConnectedEv,
+    DisconnectedEv,
+    LoggedOutEv,
+    StreamReplacedEv,
+    TemporaryBanEv,
+    ConnectFailureEv,
+    ClientOutdatedEv,
+    StreamErrorEv,
+    KeepAliveTimeoutEv,
+    KeepAliveRestoredEv,
+    PairStatusEv,
+    MessageEv,
+    ReceiptEv,
+    OfflineSyncCompletedEv,
+    UndecryptableMessageEv,
+    ChatPresenceEv,
+    PresenceEv,
+)
+"""The neonize event classes a worker registers callbacks for (Go only sends subscribed ones)."""

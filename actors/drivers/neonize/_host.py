@@ -1,0 +1,560 @@
+"""The neonize clients of one worker process, and the one lock around neonize's Go core.
+
+Worker-side only (imports neonize). :class:`ClientHost` owns every ``NewClient``
+of the worker and answers the daemon's calls (``call(op, args)``, blocking, run
+on a pool thread by ``_worker``). Its rules come from what was measured on
+neonize 0.5.2 (see ``_worker``'s docstring):
+
+* **One lock, two modes.** Starting a connection (the first instants of the Go
+  ``Neonize()`` call, which registers the client in a Go map) and ``Stop`` write
+  Go's global maps: they take the lock *exclusively*. Every other call into Go
+  (send, download, mark read, pair, logout, probe) reads those maps: it takes
+  the lock *shared*, so calls of different clients still overlap each other,
+  but never a start or a stop. Concurrent unserialized connects abort the whole
+  process with "fatal error: concurrent map writes".
+* **Start window.** ``connect()`` blocks for the connection's whole life, so the
+  exclusive hold covers its start only: until the first callback of that
+  connection, its return, or :data:`START_SETTLE_S`, whichever comes first.
+* **Callbacks only enqueue.** whatsmeow delivers events from its own threads
+  through a 100-entry queue; a callback that blocks stalls the account. Each
+  callback puts the parsed protobuf on an unbounded ``SimpleQueue`` and returns;
+  one converter thread maps them to normalized events in arrival order, applies
+  the per-connection rules (QR limit, one ending event) and hands frames to the
+  writer. Unbounded on purpose: its consumer never blocks on anything but the
+  pipe to the daemon, whose reader applies the backpressure.
+* **No call into Go for a connection that is not live.** Calls on a client that
+  never connected can crash the process (``GetPNFromLID`` panics with a nil
+  pointer on such a client); requests are refused with ``NotConnectedError``
+  unless the connection has seen ``Connected``.
+* **Garbage collection must not call Go.** ``NewClient`` registers a finalizer
+  that calls ``Stop`` whenever the object is collected - an unserialized map
+  write at a random moment. It is detached; clients are stopped explicitly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import queue
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from functools import partial
+from typing import Any, Final
+
+import attrs
+import neonize.events as neonize_events
+from google.protobuf import json_format
+from neonize._binder import ProxySettings
+from neonize.client import NewClient
+from neonize.exc import NeonizeError
+from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import (
+    AudioMessage,
+    DocumentMessage,
+    ImageMessage,
+    StickerMessage,
+    VideoMessage,
+)
+from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import Message as E2EMessage
+from neonize.utils.enum import MediaType, ReceiptType
+from neonize.utils.jid import build_jid
+
+from .._errors import DriverConnectError, DriverStateError, MediaNotFoundError, NotConnectedError, RequestError
+from .._events import ENDING_EVENTS, Connected, Disconnected, Event, LoggedOut, MediaKind, PairingCode, Qr
+from ._convert import SUBSCRIBED, Refused, convert, jid_str
+from ._wire import b64decode, b64encode, encode_event
+
+log = logging.getLogger(__name__)
+
+START_SETTLE_S: Final = 0.5
+"""Longest exclusive hold of a connection start. The Go map write happens in the
+first instructions of ``Neonize()`` (the abort trace points at its prologue);
+half a second is orders of magnitude more, and only delays other starts."""
+
+PREVIOUS_CONNECTION_GRACE_S: Final = 90.0
+"""How long ``connect`` waits for the previous connection's Go call to return.
+A dial that hangs ignores ``Stop`` until whatsmeow's own dial deadline (60 s,
+measured with a proxy that never answers); a new start on the same client
+before that would put two Go calls on one client id."""
+
+QR_FIRST_TTL_S: Final = 60.0
+QR_NEXT_TTL_S: Final = 20.0
+"""whatsmeow's QR timeouts: the first code lives 60 s, each following one 20 s."""
+
+QR_TIMEOUT_CODE: Final = 408
+"""Code of the ending event when the QR limit is reached: WhatsApp's own code
+for a QR session that timed out (the session table maps 408 to ``needs_auth``)."""
+
+SENT_MEMORY: Final = 1024
+"""Message ids remembered per client to answer a re-send as a duplicate.
+neonize 0.5.2 cannot pass our id to WhatsApp (``SendMessage`` takes no
+``SendRequestExtra``), so idempotency is kept here, for the worker's lifetime;
+1024 covers any retry window of the outbox (3 attempts within minutes)."""
+
+_UPLOAD_TYPES: Final = {
+    MediaKind.IMAGE: (MediaType.MediaImage, ImageMessage, "imageMessage"),
+    MediaKind.STICKER: (MediaType.MediaImage, StickerMessage, "stickerMessage"),
+    MediaKind.VIDEO: (MediaType.MediaVideo, VideoMessage, "videoMessage"),
+    MediaKind.AUDIO: (MediaType.MediaAudio, AudioMessage, "audioMessage"),
+    MediaKind.DOCUMENT: (MediaType.MediaDocument, DocumentMessage, "documentMessage"),
+}
+
+
+class FfiLock:
+    """A writer-preferring readers/writer lock (see the module docstring for who takes which)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._readers = 0
+        self._writer = False
+        self._writers_waiting = 0
+
+    @contextlib.contextmanager
+    def shared(self) -> Iterator[None]:
+        with self._cond:
+            while self._writer or self._writers_waiting:
+                self._cond.wait()
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                self._cond.notify_all()
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        with self._cond:
+            self._writers_waiting += 1
+            while self._writer or self._readers:
+                self._cond.wait()
+            self._writers_waiting -= 1
+            self._writer = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writer = False
+                self._cond.notify_all()
+
+
+@attrs.define(eq=False)
+class _Conn:
+    """One connection of a client: from ``connect`` until its Go call returns."""
+
+    number: int
+    outcome: Future = attrs.field(factory=Future)  # conn number once accepted, or DriverConnectError
+    signal: threading.Event = attrs.field(factory=threading.Event)  # first sign of life: ends the start window
+    first_qr: threading.Event = attrs.field(factory=threading.Event)
+    qr_count: int = 0
+    connected: bool = False
+    ended: bool = False
+    stop_requested: bool = False
+    returned: bool = False
+
+
+@attrs.define(eq=False)
+class _Slot:
+    """One session's client in this worker."""
+
+    session: str
+    client: NewClient
+    qr_limit: int
+    proxy: str | None
+    current: _Conn | None = None
+    thread: threading.Thread | None = None
+    connects: int = 0
+    sent: OrderedDict[str, dict[str, Any]] = attrs.field(factory=OrderedDict)
+
+
+def _jid(text: Any, field: str) -> Any:
+    if not isinstance(text, str) or "@" not in text or not text.split("@", 1)[0]:
+        raise ValueError(f"{field} must be a JID like '5511999990000@s.whatsapp.net', got {text!r}")
+    user, server = text.split("@", 1)
+    return build_jid(user.split(":", 1)[0], server)
+
+
+def _text(args: dict[str, Any], field: str, *, allow_empty: bool = False) -> str:
+    value = args.get(field)
+    if not isinstance(value, str) or (not value and not allow_empty):
+        raise ValueError(f"{field} must be a {'' if allow_empty else 'non-empty '}string, got {value!r}")
+    return value
+
+
+def _ffi_error(exc: Exception) -> Exception:
+    """A neonize error as the driver error it means (a dropped websocket is 'not connected')."""
+    message = str(exc)
+    if "not connected" in message.lower():
+        return NotConnectedError(message)
+    return RequestError(message)
+
+
+def _fill_required(message: Any) -> Any:
+    """Set every unset required (proto2) field to its default, recursively, like Go's encoder does."""
+    for field in message.DESCRIPTOR.fields:
+        if field.is_repeated:
+            continue
+        if field.message_type is not None:
+            if field.is_required or message.HasField(field.name):
+                _fill_required(getattr(message, field.name))
+        elif field.is_required and not message.HasField(field.name):
+            setattr(message, field.name, field.default_value)
+    return message
+
+
+@attrs.define(eq=False)
+class ClientHost:
+    """Every neonize client of this worker. ``emit`` sends a frame to the daemon (never blocks long)."""
+
+    emit: Callable[[dict[str, Any]], None]
+    submit: Callable[..., Any]  # runs a function on the worker's call pool (for stops decided by events)
+    _lock: FfiLock = attrs.field(factory=FfiLock, init=False)
+    _slots: dict[str, _Slot] = attrs.field(factory=dict, init=False)
+    _raw: queue.SimpleQueue = attrs.field(factory=queue.SimpleQueue, init=False)
+    connects: int = attrs.field(default=0, init=False)
+
+    def start(self) -> None:
+        """Start the converter thread (a daemon thread: the worker ends with ``os._exit``)."""
+        threading.Thread(target=self._convert_forever, name="converter", daemon=True).start()
+
+    # -- calls from the daemon ------------------------------------------------
+
+    def call(self, op: str, args: dict[str, Any]) -> dict[str, Any]:
+        """Run one daemon call; returns its result or raises a driver error / ``ValueError``."""
+        handler = getattr(self, f"_op_{op}", None)
+        if handler is None:
+            raise ValueError(f"op: unknown operation {op!r}")
+        if op in ("create", "stats"):
+            return handler(args)
+        session = _text(args, "session")
+        slot = self._slots.get(session)
+        if slot is None:
+            raise DriverStateError(f"session {session!r} has no client in this worker")
+        return handler(slot, args)
+
+    def _op_create(self, args: dict[str, Any]) -> dict[str, Any]:
+        session = _text(args, "session")
+        store = _text(args, "store")
+        qr_limit = args.get("qr_limit")
+        if not isinstance(qr_limit, int) or qr_limit < 1:
+            raise ValueError(f"qr_limit must be an integer >= 1, got {qr_limit!r}")
+        if session in self._slots:
+            raise DriverStateError(f"session {session!r} already has a client in this worker")
+        jid = _jid(args["jid"], "jid") if args.get("jid") else None
+        shared_store = store.startswith(("postgres://", "postgresql://"))
+        client = NewClient(store, jid=jid, uuid=session, new_device=shared_store and jid is None)
+        client._stop_finalizer.detach()  # see module docstring: GC must not call Stop
+        slot = _Slot(session=session, client=client, qr_limit=qr_limit, proxy=args.get("proxy"))
+        for event_class in SUBSCRIBED:
+            client.event(event_class)(partial(self._on_event, slot))
+        client.event.qr(partial(self._on_qr, slot))
+        self._slots[session] = slot
+        return {}
+
+    def _op_stats(self, _args: dict[str, Any]) -> dict[str, Any]:
+        import os
+
+        return {"clients": len(self._slots), "connects": self.connects, "fds": len(os.listdir("/proc/self/fd"))}
+
+    def _op_connect(self, slot: _Slot, _args: dict[str, Any]) -> dict[str, Any]:
+        previous = slot.current
+        if previous is not None and not previous.ended:
+            raise DriverStateError(f"session {slot.session!r}: connect() while connection {previous.number} is open")
+        if slot.thread is not None:
+            slot.thread.join(PREVIOUS_CONNECTION_GRACE_S)
+            if slot.thread.is_alive():
+                raise DriverStateError(f"session {slot.session!r}: the previous connection's Go call has not returned")
+        slot.connects += 1
+        self.connects += 1
+        conn = _Conn(number=slot.connects)
+        with self._lock.exclusive():
+            slot.current = conn
+            slot.thread = threading.Thread(
+                target=self._run_connection, args=(slot, conn), name=f"connect:{slot.session}:{conn.number}", daemon=True
+            )
+            slot.thread.start()
+            conn.signal.wait(START_SETTLE_S)
+        return {"conn": conn.outcome.result()}
+
+    def _op_stop(self, slot: _Slot, _args: dict[str, Any]) -> dict[str, Any]:
+        conn = slot.current
+        if conn is None or conn.returned or conn.stop_requested:
+            return {}
+        conn.stop_requested = True
+        self._raw.put((slot, conn, "local_end", Disconnected(code=None, reason="stopped by zapvisor", local=True)))
+        with self._lock.exclusive():
+            slot.client.stop()
+        return {}
+
+    def _op_remove(self, slot: _Slot, args: dict[str, Any]) -> dict[str, Any]:
+        self._op_stop(slot, args)
+        del self._slots[slot.session]
+        return {}
+
+    def _op_logout(self, slot: _Slot, _args: dict[str, Any]) -> dict[str, Any]:
+        conn = self._live(slot)
+        with self._lock.shared():
+            try:
+                slot.client.logout()
+            except NeonizeError as exc:
+                raise _ffi_error(exc) from exc
+        conn.stop_requested = True
+        self._raw.put((slot, conn, "local_end", LoggedOut(reason="logged out by zapvisor", local=True)))
+        with self._lock.exclusive():
+            slot.client.stop()
+        return {}
+
+    def _op_pair_phone(self, slot: _Slot, args: dict[str, Any]) -> dict[str, Any]:
+        phone = _text(args, "phone")
+        if not phone.isdigit() or not 8 <= len(phone) <= 15:
+            raise ValueError(f"phone must be 8-15 digits, country code first, got {phone!r}")
+        conn = slot.current
+        if conn is None or conn.ended or not conn.first_qr.is_set():
+            raise DriverStateError("pair_phone is only valid once the connection has shown its first QR code")
+        with self._lock.shared():
+            try:
+                code = slot.client.PairPhone(phone, True)
+            except NeonizeError as exc:
+                raise _ffi_error(exc) from exc
+        self._raw.put((slot, conn, "pairing", PairingCode(code=code, expires_at=None)))
+        return {"code": code}
+
+    def _op_send_text(self, slot: _Slot, args: dict[str, Any]) -> dict[str, Any]:
+        to, text, message_id = _jid(args.get("to"), "to"), _text(args, "text"), _text(args, "message_id")
+        return self._send(slot, message_id, lambda: slot.client.send_message(to, text))
+
+    def _op_send_media(self, slot: _Slot, args: dict[str, Any]) -> dict[str, Any]:
+        to, message_id = _jid(args.get("to"), "to"), _text(args, "message_id")
+        kind = MediaKind(_text(args, "kind"))
+        data = b64decode(_text(args, "data"))
+        mimetype = _text(args, "mimetype")
+        caption = _text(args, "caption", allow_empty=True) if args.get("caption") is not None else ""
+        file_name = args.get("file_name")
+        media_type, message_class, field = _UPLOAD_TYPES[kind]
+
+        def send() -> Any:
+            upload = slot.client.upload(data, media_type)
+            part = message_class(
+                URL=upload.url,
+                directPath=upload.DirectPath,
+                mediaKey=upload.MediaKey,
+                fileEncSHA256=upload.FileEncSHA256,
+                fileSHA256=upload.FileSHA256,
+                fileLength=upload.FileLength,
+                mimetype=mimetype,
+            )
+            if kind in (MediaKind.IMAGE, MediaKind.VIDEO, MediaKind.DOCUMENT) and caption:
+                part.caption = caption
+            if kind is MediaKind.DOCUMENT and file_name:
+                part.fileName = file_name
+            return slot.client.send_message(to, E2EMessage(**{field: part}))
+
+        return self._send(slot, message_id, send)
+
+    def _send(self, slot: _Slot, message_id: str, send: Callable[[], Any]) -> dict[str, Any]:
+        known = slot.sent.get(message_id)
+        if known is not None:
+            return {**known, "duplicate": True}
+        self._live(slot)
+        with self._lock.shared():
+            try:
+                response = send()
+            except NeonizeError as exc:
+                raise _ffi_error(exc) from exc
+        result = {"message_id": response.ID, "timestamp": float(response.Timestamp), "duplicate": False}
+        slot.sent[message_id] = result
+        while len(slot.sent) > SENT_MEMORY:
+            slot.sent.popitem(last=False)
+        return result
+
+    def _op_download_media(self, slot: _Slot, args: dict[str, Any]) -> dict[str, Any]:
+        try:
+            message = E2EMessage.FromString(b64decode(_text(args, "ref")))
+        except Exception as exc:  # protobuf's DecodeError and base64's binascii.Error
+            raise ValueError(f"ref is not a neonize media reference: {exc}") from exc
+        self._live(slot)
+        with self._lock.shared():
+            try:
+                data = slot.client.download_any(message)
+            except NeonizeError as exc:
+                if any(status in str(exc) for status in ("404", "410")):
+                    raise MediaNotFoundError(str(exc)) from exc
+                raise _ffi_error(exc) from exc
+        return {"data": b64encode(data or b"")}
+
+    def _op_mark_read(self, slot: _Slot, args: dict[str, Any]) -> dict[str, Any]:
+        chat = _jid(args.get("chat"), "chat")
+        sender = _jid(args["sender"], "sender") if args.get("sender") else chat
+        ids = args.get("message_ids")
+        if not isinstance(ids, list) or not ids or not all(isinstance(i, str) and i for i in ids):
+            raise ValueError(f"message_ids must be a non-empty list of ids, got {ids!r}")
+        self._live(slot)
+        with self._lock.shared():
+            try:
+                slot.client.mark_read(*ids, chat=chat, sender=sender, receipt=ReceiptType.READ)
+            except NeonizeError as exc:
+                raise _ffi_error(exc) from exc
+        return {}
+
+    def _op_probe(self, slot: _Slot, _args: dict[str, Any]) -> dict[str, Any]:
+        """A real round trip: whatsmeow's GetBlocklist always sends an IQ and waits for its answer."""
+        self._live(slot)
+        with self._lock.shared():
+            try:
+                slot.client.get_blocklist()
+            except NeonizeError as exc:
+                raise _ffi_error(exc) from exc
+        return {}
+
+    def _op_inject(self, slot: _Slot, args: dict[str, Any]) -> dict[str, Any]:
+        """Test support: feed an event built offline through the client's real callback path.
+
+        ``connect()`` binds the ctypes thunks Go calls (``client._connect_refs``:
+        QR callback, login callback, event callback, log callback); calling them
+        with a C buffer is exactly what Go does: ``Event.execute`` parses the
+        bytes with ``FromString`` and dispatches to the registered callback.
+        ``event`` names a class of ``neonize.events`` (``"TemporaryBanEv"``) and
+        ``fields`` its JSON form (unset required fields get their defaults, as
+        Go always sets them); or ``qr`` carries a QR code string.
+        """
+        refs = getattr(slot.client, "_connect_refs", None)
+        if refs is None:
+            raise DriverStateError("inject needs a connect() first: connect binds the callbacks Go calls")
+        qr_callback, _login_callback, event_callback = refs[0], refs[1], refs[2]
+        if args.get("qr") is not None:
+            code = ctypes.create_string_buffer(_text(args, "qr").encode())
+            qr_callback(slot.client.uuid, ctypes.addressof(code))
+            return {}
+        event_class = getattr(neonize_events, _text(args, "event"), None)
+        if event_class not in neonize_events.EVENT_TO_INT:
+            raise ValueError(f"event must name a neonize event class, got {args.get('event')!r}")
+        message = _fill_required(json_format.ParseDict(args.get("fields") or {}, event_class()))
+        data = message.SerializeToString()
+        buffer = ctypes.create_string_buffer(data, len(data))
+        event_callback(slot.client.uuid, ctypes.addressof(buffer), len(data), neonize_events.EVENT_TO_INT[event_class])
+        return {}
+
+    def _live(self, slot: _Slot) -> _Conn:
+        conn = slot.current
+        if conn is None or conn.ended or not conn.connected:
+            raise NotConnectedError(f"session {slot.session!r} has no live connection")
+        return conn
+
+    # -- Go-side threads ---------------------------------------------------------
+
+    def _run_connection(self, slot: _Slot, conn: _Conn) -> None:
+        error: str | None = None
+        try:
+            slot.client.connect(ProxySettings(proxy_address=slot.proxy) if slot.proxy else None)
+        except NeonizeError as exc:
+            error = str(exc)
+        except Exception as exc:  # the thread's boundary: a failed connection, not a dead worker
+            log.exception("connect of %s crashed", slot.session)
+            error = f"{type(exc).__name__}: {exc}"
+        finally:
+            conn.signal.set()
+            self._raw.put((slot, conn, "returned", error))
+
+    def _on_event(self, slot: _Slot, _client: NewClient, event: Any) -> None:
+        conn = slot.current
+        if conn is not None:
+            conn.signal.set()
+            self._raw.put((slot, conn, "event", event))
+
+    def _on_qr(self, slot: _Slot, _client: NewClient, data: bytes) -> None:
+        conn = slot.current
+        if conn is not None:
+            conn.signal.set()
+            self._raw.put((slot, conn, "qr", data))
+
+    # -- the converter thread ------------------------------------------------
+
+    def _convert_forever(self) -> None:
+        while True:
+            slot, conn, kind, payload = self._raw.get()
+            try:
+                self._handle(slot, conn, kind, payload)
+            except Exception:  # one bad event must not stop every session's events
+                log.exception("dropping %s of session %s", kind, slot.session)
+
+    def _handle(self, slot: _Slot, conn: _Conn, kind: str, payload: Any) -> None:
+        if kind == "returned":
+            conn.returned = True
+            if not conn.outcome.done():
+                reason = payload or "the connection ended before WhatsApp answered"
+                conn.outcome.set_exception(DriverConnectError(reason))
+                conn.ended = True
+            elif not conn.ended:
+                self._end(slot, conn, Disconnected(code=None, reason=payload or "connection closed"))
+            self.emit({"kind": "closed", "session": slot.session, "conn": conn.number})
+            return
+        if conn.ended:
+            return
+        event = self._normalize(slot, conn, kind, payload)
+        if event is None:
+            return
+        if not conn.outcome.done():
+            conn.outcome.set_result(conn.number)
+        if isinstance(event, ENDING_EVENTS):
+            self._end(slot, conn, event)
+            return
+        if isinstance(event, Connected):
+            conn.connected = True
+        self._emit_event(slot, conn, event)
+
+    def _normalize(self, slot: _Slot, conn: _Conn, kind: str, payload: Any) -> Event | None:
+        match kind:
+            case "local_end":
+                if not conn.outcome.done():
+                    conn.outcome.set_exception(DriverConnectError("stopped before WhatsApp answered"))
+                    conn.ended = True
+                    return None
+                return payload
+            case "pairing":
+                return payload
+            case "qr":
+                conn.qr_count += 1
+                if conn.qr_count > slot.qr_limit:
+                    self._request_stop(slot, conn)
+                    return Disconnected(
+                        code=QR_TIMEOUT_CODE,
+                        reason=f"QR limit reached: {slot.qr_limit} codes shown, none scanned",
+                    )
+                conn.first_qr.set()
+                ttl = QR_FIRST_TTL_S if conn.qr_count == 1 else QR_NEXT_TTL_S
+                return Qr(code=payload.decode(), index=conn.qr_count, expires_at=time.time() + ttl)
+        me = jid_str(slot.client.me.JID) if slot.client.me is not None else None
+        event = convert(payload, me=me or None, now=time.time())
+        if isinstance(event, Refused):
+            if not conn.outcome.done():
+                conn.outcome.set_exception(
+                    DriverConnectError(f"WhatsApp refused the connection: {event.reason}", code=event.code)
+                )
+                conn.ended = True
+                self._request_stop(slot, conn)
+                return None
+            return Disconnected(code=event.code, reason=event.reason)
+        return event
+
+    def _end(self, slot: _Slot, conn: _Conn, event: Event) -> None:
+        """Emit the connection's one ending event and make its Go call return."""
+        conn.ended = True
+        conn.connected = False
+        self._emit_event(slot, conn, event)
+        self._request_stop(slot, conn)
+
+    def _request_stop(self, slot: _Slot, conn: _Conn) -> None:
+        if conn.stop_requested or conn.returned:
+            return
+        conn.stop_requested = True
+        self.submit(self._stop_client, slot)
+
+    def _stop_client(self, slot: _Slot) -> None:
+        with self._lock.exclusive():
+            slot.client.stop()
+
+    def _emit_event(self, slot: _Slot, conn: _Conn, event: Event) -> None:
+        self.emit({"kind": "event", "session": slot.session, "conn": conn.number, "event": encode_event(event)})
