@@ -1,0 +1,66 @@
+"""WhatsApp sessions as actors: the connection policy, status board, pool and caches.
+
+See :mod:`actors.sessions._session` for the life of a session and
+:mod:`actors.sessions._policy` for the disconnect-reason table (DESIGN §4).
+"""
+
+from ._cache import BoundedCache, CacheLimits, SessionCaches
+from ._errors import ConnectFailed, ConnectionDead, OwnershipLost, SessionDisconnected, SessionError, StuckConnecting
+from ._policy import DEFAULT_REACTIONS, Outcome, SessionPolicy, outcome_for, reaction_for
+from ._pool import PoolStatistics, SessionPool
+from ._session import (
+    DownloadMedia,
+    GetStatus,
+    InboundSink,
+    Logout,
+    MarkRead,
+    PairPhone,
+    Probe,
+    RequestFailed,
+    SendMedia,
+    SendText,
+    SessionActor,
+    SessionDeps,
+)
+from ._status import TERMINAL, BoardStatistics, SessionInfo, SessionStatus, StatusBoard
+from ._tree import session_spec, sessions_intensity, tenant_spec, tenants_spec
+
+__all__ = [
+    "DEFAULT_REACTIONS",
+    "TERMINAL",
+    "BoardStatistics",
+    "BoundedCache",
+    "CacheLimits",
+    "ConnectFailed",
+    "ConnectionDead",
+    "DownloadMedia",
+    "GetStatus",
+    "InboundSink",
+    "Logout",
+    "MarkRead",
+    "Outcome",
+    "OwnershipLost",
+    "PairPhone",
+    "PoolStatistics",
+    "Probe",
+    "RequestFailed",
+    "SendMedia",
+    "SendText",
+    "SessionActor",
+    "SessionCaches",
+    "SessionDeps",
+    "SessionDisconnected",
+    "SessionError",
+    "SessionInfo",
+    "SessionPolicy",
+    "SessionPool",
+    "SessionStatus",
+    "StatusBoard",
+    "StuckConnecting",
+    "outcome_for",
+    "reaction_for",
+    "session_spec",
+    "sessions_intensity",
+    "tenant_spec",
+    "tenants_spec",
+]

@@ -1,0 +1,388 @@
+"""The :class:`SessionActor`: one WhatsApp account, kept connected, or visibly not.
+
+One incarnation of the actor is one attempt to own and use the account:
+
+1. wait for a slot in the node's :class:`~actors.sessions.SessionPool` (``queued``);
+2. take the account's ownership lease from the bus (``starting``): only the
+   holder may connect, so two nodes never fight over one account;
+3. connect through the shared connect limiter (``connecting``): after a mass
+   failure the reconnects come back as a ramp, never a stampede;
+4. serve the connection: QR codes and pairing (``qr``/``pairing``), traffic
+   (``connected``), evidence-based health (``degraded``);
+5. when the connection ends, the policy (``_policy``) decides: reconnect in
+   place (515), or exit with a reason the supervisor acts on — retry with
+   backoff and breaker, retry after a ban, or stop for good.
+
+Inbound messages are acknowledged to the driver only after the
+:class:`InboundSink` has stored them, so a crash anywhere re-delivers instead
+of losing. Requests (send, mark read, pair...) are messages to this actor;
+driver errors come back as :class:`RequestFailed` values, never as crashes.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Protocol
+
+import attrs
+import trio
+
+from actors.bus import Bus, Lease
+from actors.drivers import (
+    ENDING_EVENTS,
+    Connected,
+    Disconnected,
+    DriverConnectError,
+    DriverError,
+    DriverFactory,
+    KeepaliveLost,
+    KeepaliveRestored,
+    MediaRef,
+    Message,
+    NotConnectedError,
+    OfflineSyncDone,
+    OutboundMedia,
+    PairingCode,
+    PairSuccess,
+    Presence,
+    Qr,
+    Receipt,
+    RequestError,
+    Undecryptable,
+)
+from supervisor import Actor, Exit, ExitKind, RestartLimiter, StopForGood
+
+from ._cache import CacheLimits, SessionCaches
+from ._errors import ConnectFailed, ConnectionDead, OwnershipLost, StuckConnecting
+from ._policy import Outcome, SessionPolicy, outcome_for, reaction_for
+from ._pool import SessionPool
+from ._status import TERMINAL, SessionStatus, StatusBoard
+
+_LOG = logging.getLogger("zapvisor.sessions")
+
+STOP_TIMEOUT = 5.0
+"""Seconds we give ``driver.stop()`` to close a connection politely before cancelling it."""
+
+
+# -- messages ------------------------------------------------------------------
+
+
+@attrs.frozen
+class GetStatus:
+    """Reply: the session's :class:`~actors.sessions.SessionInfo`."""
+
+
+@attrs.frozen
+class PairPhone:
+    """Reply: the pairing code (str) or RequestFailed. Valid while QR codes show."""
+
+    phone: str
+
+
+@attrs.frozen
+class SendText:
+    """Reply: the driver's SendResult or RequestFailed. ``message_id`` makes retries safe."""
+
+    to: str
+    text: str
+    message_id: str
+
+
+@attrs.frozen
+class SendMedia:
+    to: str
+    media: OutboundMedia
+    message_id: str
+
+
+@attrs.frozen
+class MarkRead:
+    chat_jid: str
+    message_ids: tuple[str, ...]
+    sender_jid: str | None = None
+
+
+@attrs.frozen
+class DownloadMedia:
+    """Reply: the bytes, or RequestFailed."""
+
+    ref: MediaRef
+
+
+@attrs.frozen
+class Probe:
+    """Reply: round-trip seconds (float), or RequestFailed."""
+
+
+@attrs.frozen
+class Logout:
+    """Unlink the device; the connection ends with LoggedOut and the session stops for good."""
+
+
+@attrs.frozen
+class RequestFailed:
+    """A request the driver could not carry out (not connected, WhatsApp said no...)."""
+
+    error_type: str
+    message: str
+
+
+# -- what a session needs from the rest of the node ----------------------------
+
+
+class InboundSink(Protocol):
+    """Where inbound traffic goes. ``deliver`` returns only once the message is durable."""
+
+    async def deliver(self, session_id: str, tenant_id: str, message: Message) -> None: ...
+
+    async def receipt(self, session_id: str, tenant_id: str, receipt: Receipt) -> None: ...
+
+
+@attrs.define(eq=False)
+class SessionDeps:
+    """Everything the sessions of one node share (built once by the daemon)."""
+
+    driver_factory: DriverFactory
+    board: StatusBoard
+    pool: SessionPool
+    bus: Bus
+    limiter: RestartLimiter  # gates connect attempts: rate and concurrency
+    inbound: InboundSink
+    node_id: str = "node-1"
+    policy: SessionPolicy = attrs.field(factory=SessionPolicy)
+    cache_limits: CacheLimits = attrs.field(factory=CacheLimits)
+    presence: Callable[[str, str, Presence], None] | None = None
+
+
+class SessionActor(Actor):
+    """Keeps one WhatsApp session alive (see the module docstring)."""
+
+    def __init__(self, session_id: str, tenant_id: str, deps: SessionDeps) -> None:
+        self.session_id = session_id
+        self.tenant_id = tenant_id
+        self.deps = deps
+        self.policy = deps.policy
+        self.caches = SessionCaches(deps.cache_limits)
+        self.driver = None
+        self._connected = False
+        self._pairing = False
+        self._verdict: Outcome | None = None
+        self._last_evidence = 0.0
+        self._keepalive_lost_at: float | None = None
+        self._wake = trio.Event()
+
+    # -- lifecycle -------------------------------------------------------------
+
+    async def on_start(self) -> None:
+        self.driver = self.deps.driver_factory(self.session_id)
+        self.deps.board.register(self.ctx.path, self.session_id, self.tenant_id)
+        self.ctx.nursery.start_soon(self._live)
+
+    async def on_stop(self, reason: Exit) -> None:
+        current = self.deps.board.get(self.session_id)
+        if reason.kind is ExitKind.NORMAL and (current is None or current.status not in TERMINAL):
+            self._status(SessionStatus.STOPPED, "stopped")
+
+    async def receive(self, message: Any) -> Any:
+        match message:
+            case GetStatus():
+                return self.deps.board.get(self.session_id)
+            case SendText(to, text, message_id):
+                return await self._request(self.driver.send_text, to, text, message_id)
+            case SendMedia(to, media, message_id):
+                return await self._request(self.driver.send_media, to, media, message_id)
+            case MarkRead(chat_jid, message_ids, sender_jid):
+                return await self._request(self.driver.mark_read, chat_jid, tuple(message_ids), sender_jid)
+            case DownloadMedia(ref):
+                return await self._request(self.driver.download_media, ref)
+            case Probe():
+                return await self._request(self.driver.probe, self.policy.probe_timeout)
+            case PairPhone(phone):
+                return await self._request(self.driver.pair_phone, phone)
+            case Logout():
+                return await self._request(self.driver.logout)
+        raise TypeError(f"session {self.session_id} got an unknown message {message!r}")
+
+    async def _request(self, method, *args) -> Any:
+        try:
+            return await method(*args)
+        except DriverError as exc:
+            return RequestFailed(type(exc).__name__, str(exc))
+
+    # -- one incarnation: pool slot → lease → connections ----------------------
+
+    async def _live(self) -> None:
+        self._status(SessionStatus.QUEUED, "waiting for a pool slot")
+        async with self.deps.pool.slot(self.session_id):
+            self._status(SessionStatus.STARTING, "waiting for the ownership lease")
+            lease = Lease(self.deps.bus, f"session:{self.session_id}", self.deps.node_id, self.policy.lease_ttl)
+            await self.ctx.nursery.start(lease.run)
+            tenure = await lease.wait_held()
+            await self.ctx.nursery.start(self.driver.run)
+            with tenure.cancel_scope:
+                await self._connections()
+            with trio.move_on_after(STOP_TIMEOUT):
+                await self.driver.stop()
+            self._status(SessionStatus.DISCONNECTED, f"ownership lost: {tenure.reason}")
+            raise OwnershipLost(tenure.reason or "ownership lease lost")
+
+    async def _connections(self) -> None:
+        """Connect, serve, and apply the policy to each ending; returns only by raising."""
+        while True:
+            await self._connect()
+            ending = await self._serve_connection()
+            outcome = self._verdict or outcome_for(
+                reaction_for(self.policy, ending, pairing=self._pairing), ending, self._wall_now()
+            )
+            self._status(outcome.status, outcome.reason, until=outcome.until)
+            _LOG.info("session %s: connection ended (%s) → %s", self.session_id, ending, outcome.status)
+            if outcome.exit is not None:
+                raise outcome.exit
+            # 515 "restart required": reconnect now, in place; not a failure.
+
+    async def _connect(self) -> None:
+        self._status(SessionStatus.CONNECTING, "connecting")
+        self._connected = self._pairing = False
+        self._verdict = None
+        async with self.deps.limiter.slot():
+            with trio.move_on_after(self.policy.stuck_connecting_timeout) as stuck:
+                try:
+                    await self.driver.connect()
+                except DriverConnectError as exc:
+                    code = getattr(exc, "code", None)
+                    if code is not None:  # WhatsApp refused with a reason: the policy decides
+                        refused = Disconnected(code, str(exc))
+                        outcome = outcome_for(reaction_for(self.policy, refused), refused, self._wall_now())
+                        self._status(outcome.status, outcome.reason, until=outcome.until)
+                        if outcome.exit is not None:
+                            raise outcome.exit from exc
+                    self._status(SessionStatus.DISCONNECTED, f"connect failed: {exc}")
+                    raise ConnectFailed(str(exc)) from exc
+        if stuck.cancelled_caught:
+            self._status(SessionStatus.DISCONNECTED, "stuck connecting")
+            raise StuckConnecting(f"connect() did not return within {self.policy.stuck_connecting_timeout} s")
+        self._last_evidence = trio.current_time()
+
+    async def _serve_connection(self) -> object:
+        """Handle one connection's events; return its ending event."""
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._watchdog)
+            nursery.start_soon(self._pairing_deadline)
+            async for event in self.driver.events:
+                self._last_evidence = trio.current_time()
+                if isinstance(event, ENDING_EVENTS):
+                    nursery.cancel_scope.cancel()
+                    return event
+                await self._handle(event)
+        raise ConnectionDead("the driver closed its event stream")
+
+    async def _handle(self, event: object) -> None:
+        limit = self.policy.qr_limit
+        match event:
+            case Qr(code, index, _):
+                self._pairing = True
+                if index > limit:
+                    await self._give_up_pairing(f"QR limit reached ({limit} codes not scanned)")
+                else:
+                    self._status(SessionStatus.QR, f"QR {index}/{limit}", qr=code, qr_index=index)
+            case PairingCode(code, _):
+                self._pairing = True
+                self._status(SessionStatus.PAIRING, "pairing code issued", pairing_code=code)
+            case PairSuccess(jid):
+                self._status(SessionStatus.PAIRING, "paired", jid=jid)
+            case Connected(jid):
+                self._connected, self._pairing, self._keepalive_lost_at = True, False, None
+                self._status(SessionStatus.CONNECTED, "connected", jid=jid)
+            case KeepaliveLost(errors):
+                if self._keepalive_lost_at is None:
+                    self._keepalive_lost_at = trio.current_time()
+                    self._wake.set()
+                self._status(SessionStatus.DEGRADED, f"keepalive lost ({errors} errors)")
+            case KeepaliveRestored():
+                self._keepalive_lost_at = None
+                self._status(SessionStatus.CONNECTED, "keepalive restored")
+            case Message():
+                await self._inbound(event)
+            case Receipt():
+                await self.deps.inbound.receipt(self.session_id, self.tenant_id, event)
+            case Presence(jid):
+                self.caches.contacts.put(jid, event)
+                if self.deps.presence is not None:
+                    self.deps.presence(self.session_id, self.tenant_id, event)
+            case OfflineSyncDone(count):
+                _LOG.info("session %s: offline sync done (%d items)", self.session_id, count)
+            case Undecryptable(message_id, chat_jid):
+                _LOG.warning("session %s: undecryptable message %s in %s", self.session_id, message_id, chat_jid)
+
+    async def _inbound(self, message: Message) -> None:
+        """Store, *then* acknowledge: a crash in between means re-delivery, never loss."""
+        ignored = message.is_broadcast or message.chat_jid.endswith("@broadcast")
+        ignored = ignored or (message.is_group and not self.policy.allow_groups)
+        if not ignored and message.id not in self.caches.messages:
+            await self.deps.inbound.deliver(self.session_id, self.tenant_id, message)
+            self.caches.messages.put(message.id, True)
+            self.caches.chats.put(message.chat_jid, message.timestamp)
+            self.caches.contacts.put(message.sender_jid, message.push_name)
+        await self.driver.ack(message.id)
+
+    # -- evidence-based health -------------------------------------------------
+
+    async def _watchdog(self) -> None:
+        """Probe the connection; failed probes or lasting keepalive loss → restart.
+
+        Probes run every ``probe_interval`` (drawn per probe, so sessions do not
+        probe in lockstep), sooner after ``inbound_silence`` without any event, and
+        again within 5 s after a failure. ``probe_failures`` failures in a row, or
+        keepalive lost for ``degraded_timeout``, raise ConnectionDead: a targeted
+        restart of this session only.
+        """
+        policy, rng = self.policy, self.ctx.system.rng
+        failures = 0
+        while True:
+            now = trio.current_time()
+            if failures:
+                due = now + min(policy.probe_interval[0], 5.0)
+            else:
+                due = min(now + rng.uniform(*policy.probe_interval), self._last_evidence + policy.inbound_silence)
+            if self._keepalive_lost_at is not None:
+                due = min(due, self._keepalive_lost_at + policy.degraded_timeout)
+            self._wake = trio.Event()
+            with trio.move_on_at(due):
+                await self._wake.wait()
+            if not self._connected:
+                continue
+            lost_at = self._keepalive_lost_at
+            if lost_at is not None and trio.current_time() - lost_at >= policy.degraded_timeout:
+                raise ConnectionDead(f"keepalive lost for {policy.degraded_timeout} s")
+            if lost_at is not None:
+                continue
+            try:
+                await self.driver.probe(policy.probe_timeout)
+            except (RequestError, NotConnectedError) as exc:
+                failures += 1
+                self._status(SessionStatus.DEGRADED, f"probe failed ({failures}/{policy.probe_failures}): {exc}")
+                if failures >= policy.probe_failures:
+                    raise ConnectionDead(f"{failures} probes failed in a row; last: {exc}") from exc
+                continue
+            self._last_evidence = trio.current_time()
+            if failures:
+                failures = 0
+                self._status(SessionStatus.CONNECTED, "probe answered again")
+
+    async def _pairing_deadline(self) -> None:
+        """A session that never connects within ``never_connected_timeout`` needs auth."""
+        await trio.sleep(self.policy.never_connected_timeout)
+        if not self._connected:
+            await self._give_up_pairing(f"not connected within {self.policy.never_connected_timeout} s")
+
+    async def _give_up_pairing(self, reason: str) -> None:
+        self._verdict = Outcome(SessionStatus.NEEDS_AUTH, reason, StopForGood(reason))
+        await self.driver.stop()  # the ending event (Disconnected, local) follows
+
+    # -- helpers ---------------------------------------------------------------
+
+    def _status(self, status: SessionStatus, reason: str = "", **detail) -> None:
+        self.deps.board.set(self.session_id, self.tenant_id, status, reason, **detail)
+
+    def _wall_now(self) -> float:
+        return self.ctx.system.wall_time(trio.current_time())
