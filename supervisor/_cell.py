@@ -104,12 +104,15 @@ class Cell:
                 if not self.started:
                     raise unwrap(exc) from None
                 error = exc
-            killed = self.scope.cancelled_caught and not self.finished
+            # Killed = cancelled by us with nothing raised. trio also cancels the scope to unwind
+            # siblings when a task fails: that is a failure, and on_stop still runs.
+            killed = error is None and self.scope.cancelled_caught and not self.finished
             if not killed:
                 with trio.move_on_at(self.scope.deadline):  # what is left of the grace
                     await self._stopped(error)
             self.exit = self._classify(error, killed)
         finally:
+            self.idle = False
             self._close_mailbox()
             self.ended = True
             if self._done is not None:
@@ -130,8 +133,8 @@ class Cell:
         runs; all of it within the grace, after which the actor is cancelled.
         """
         self.stopping = True
-        if self.scope is None:
-            return  # still starting: the serve loop will not begin
+        if self.scope is None or self.ended:
+            return  # still starting (the serve loop will not begin), or already gone
         if grace <= 0:
             self.scope.cancel()
             return
@@ -140,8 +143,8 @@ class Cell:
         if self.idle:
             try:
                 self.send_channel.send_nowait(_STOP)
-            except trio.WouldBlock:
-                pass  # not idle after all: the loop sees ``stopping`` after this message
+            except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
+                pass  # not idle after all (it sees ``stopping`` after this message), or ending now
 
     def kill_hung(self, grace: float) -> None:
         """The actor missed its heartbeat: stop it as a failure."""

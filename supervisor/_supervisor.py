@@ -488,7 +488,8 @@ class Supervisor(Actor):
     async def _stop_group(self, failed: ChildRecord) -> tuple[tuple[ChildRecord, int], ...]:
         """Stop the failed child's strategy group (reverse order); return it with generations.
 
-        Siblings stopped on purpose earlier (terminated, stopped for good) stay stopped.
+        Siblings stopped on purpose earlier (terminated, stopped for good) stay
+        stopped; temporary siblings are dropped, as in OTP.
         """
         ids = restart_group(self.strategy, tuple(self._children), failed.spec.id)
         group = [self._children[i] for i in ids]
@@ -496,9 +497,15 @@ class Supervisor(Actor):
         for member in reversed(live):
             if member is not failed:
                 await self._stop_child(member)
+        restart = []
         for member in live:
+            if member is not failed and member.spec.restart is Restart.TEMPORARY:
+                self._remove(member)  # a temporary bystander is never restarted (OTP)
+                self._emit(EventKind.STOPPED, member, reason="temporary bystander")
+                continue
             member.generation += 1
-        return tuple((member, member.generation) for member in live)
+            restart.append((member, member.generation))
+        return tuple(restart)
 
     def _restart_when_allowed(self, members: tuple[tuple[ChildRecord, int], ...]) -> None:
         live = tuple((m, g) for m, g in members if m.generation == g)
