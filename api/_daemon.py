@@ -39,15 +39,15 @@ SERVICES: Sequence[Service] = ()
 """The network services of the daemon, in start order (the HTTP API joins here)."""
 
 
-def run_daemon(settings: Settings) -> int:
+def run_daemon(settings: Settings, services: Sequence[Service] = SERVICES) -> int:
     """Run the daemon in this (main) thread until a stop signal; returns the exit code.
 
     Blocks; creates ``node.data_dir`` first. Returns 0 after a clean stop. An exception that
-    escapes the actor system is logged and gives exit code 1.
+    escapes the actor system or a service is logged and gives exit code 1.
     """
     settings.node.data_dir.mkdir(parents=True, exist_ok=True)
     try:
-        trio.run(serve, settings, SERVICES)
+        trio.run(serve, settings, services)
     except Exception:
         log.exception("zapvisor crashed")
         return 1
