@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from config import Reaction, load_settings
+from config import ConfigError, Reaction, load_settings
 
 from ._helpers import assert_error, load, load_error, write_toml
 
@@ -205,20 +205,20 @@ def test_plain_setting_takes_no_entry_in_env(tmp_path: Path) -> None:
 
 def test_missing_file(tmp_path: Path) -> None:
     missing = tmp_path / "absent.toml"
-    with pytest.raises(Exception) as caught:
+    with pytest.raises(ConfigError) as caught:
         load_settings(missing, env={})
     assert_error(caught.value, str(missing), "no such file")
 
 
 def test_directory_instead_of_file(tmp_path: Path) -> None:
-    with pytest.raises(Exception) as caught:
+    with pytest.raises(ConfigError) as caught:
         load_settings(tmp_path, env={})
     assert_error(caught.value, str(tmp_path), "is a directory")
 
 
 def test_invalid_toml(tmp_path: Path) -> None:
     path = write_toml(tmp_path, "[api\nport = 1\n")
-    with pytest.raises(Exception) as caught:
+    with pytest.raises(ConfigError) as caught:
         load_settings(path, env={})
     assert_error(caught.value, str(path), r"invalid TOML: .*line 1")
 
@@ -226,7 +226,7 @@ def test_invalid_toml(tmp_path: Path) -> None:
 def test_invalid_utf8(tmp_path: Path) -> None:
     path = tmp_path / "bad.toml"
     path.write_bytes(b'[node]\nnode_id = "\xff"\n')
-    with pytest.raises(Exception) as caught:
+    with pytest.raises(ConfigError) as caught:
         load_settings(path, env={})
     assert_error(caught.value, str(path), "invalid TOML")
 
