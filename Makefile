@@ -5,7 +5,8 @@
 #   make test    create .venv if missing, install zapvisor[test], make sure the PostgreSQL and
 #                Redis server binaries exist (apt-get when root), run pytest.
 #                PYTEST_ARGS="tests/config -x" to narrow it down.
-#   make bench   every bench/*.py (not _*.py) with --quick (each prints one JSON object on its last line).
+#   make bench   every bench/<name>.py (not _*.py) as `python -m bench.<name> --quick`
+#                (each prints one JSON object on its last line).
 #
 # Installs happen only when pyproject.toml is newer than the stamp file of the target.
 
@@ -49,6 +50,8 @@ bench: $(VENV)/.installed-test
 	benches=(bench/[!_]*.py)    # bench/_helpers.py are modules, not benchmarks
 	if (( $${#benches[@]} == 0 )); then echo "no benchmarks in bench/ yet"; exit 0; fi
 	for bench in "$${benches[@]}"; do
-	    echo "== $$bench --quick"
-	    $(BIN)/python "$$bench" --quick
+	    name="$$(basename "$$bench" .py)"
+	    echo "== python -m bench.$$name --quick"
+	    # As modules: run by path, bench/actors.py would shadow the actors package.
+	    $(BIN)/python -m "bench.$$name" --quick
 	done
