@@ -89,14 +89,18 @@ class PostgresServer:
     _as_postgres: list[str]
 
     @classmethod
-    def create(cls, bindir: Path | None = None) -> PostgresServer:
-        """initdb a fresh cluster in a new temporary directory (not started yet).
+    def create(cls, bindir: Path | None = None, base_dir: str | None = None) -> PostgresServer:
+        """initdb a fresh cluster in a new temporary directory under ``base_dir`` (not started yet).
+
+        ``base_dir`` None means the system temporary directory (a real disk here: what the
+        benchmarks want, so a COMMIT's fsync costs what it costs); tests pass a tmpfs such as
+        ``/dev/shm`` for speed.
 
         Raises:
             ServerError: initdb failed (its output is in the message).
         """
         bindir = bindir or find_pg_bindir()
-        root = Path(tempfile.mkdtemp(prefix="zapvisor-pg-"))
+        root = Path(tempfile.mkdtemp(prefix="zapvisor-pg-", dir=base_dir))
         as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
         if as_postgres:
             shutil.chown(root, "postgres", "postgres")

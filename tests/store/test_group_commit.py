@@ -1,0 +1,111 @@
+"""Group commit: many callers, few transactions; a failing op fails only its caller."""
+
+import pytest
+import trio
+
+from actors.store import FencedOut, Fence, Inserted, InvalidInput, StoreStatistics, WriteFailed, open_store
+
+from .helpers import message, seed
+
+
+async def test_ops_from_100_tasks_land_in_few_transactions(store):
+    contact = await seed(store)
+    before = store.statistics()
+    results = []
+
+    async def write(i: int) -> None:
+        results.append(await store.insert_message(message(contact, f"WA{i}")))
+
+    async with trio.open_nursery() as nursery:
+        for i in range(100):
+            nursery.start_soon(write, i)
+    after = store.statistics()
+    assert all(isinstance(r, Inserted) for r in results) and len(results) == 100
+    assert after.ops - before.ops == 100
+    assert after.batches - before.batches <= 100 // 10  # at least ten callers per transaction
+    assert await store.count_messages() == 100
+
+
+async def test_a_batch_never_exceeds_max_batch(make_backend, wall_clock):
+    async with open_store(make_backend(), clock=wall_clock, max_batch=7) as store:
+        contact = await seed(store)
+        before = store.statistics().batches
+        async with trio.open_nursery() as nursery:
+            for i in range(70):
+                nursery.start_soon(store.insert_message, message(contact, f"WA{i}"))
+        assert store.statistics().batches - before >= 10
+        assert await store.count_messages() == 70
+
+
+async def test_a_rejected_write_fails_only_its_caller(make_backend, wall_clock):
+    # linger makes sure the bad write shares its transaction with the good ones
+    async with open_store(make_backend(), clock=wall_clock, linger=0.05) as store:
+        contact = await seed(store)
+        outcomes = {}
+
+        async def write(i: int) -> None:
+            outcomes[i] = await store.insert_message(message(contact, f"WA{i}"))
+
+        async def bad() -> None:
+            with pytest.raises(WriteFailed, match="UpsertSession rejected"):
+                await store.upsert_session("s9", "no-such-tenant", "orphan")  # foreign key violation
+            outcomes["bad"] = "failed"
+
+        async with trio.open_nursery() as nursery:
+            for i in range(20):
+                nursery.start_soon(write, i)
+            nursery.start_soon(bad)
+            for i in range(20, 40):
+                nursery.start_soon(write, i)
+        assert outcomes.pop("bad") == "failed"
+        assert all(isinstance(r, Inserted) for r in outcomes.values()) and len(outcomes) == 40
+        assert await store.count_messages() == 40
+        assert await store.get_session("s9") is None
+        stats = store.statistics()
+        assert stats.fallbacks >= 1 and stats.failed_ops == 1
+
+
+async def test_a_refused_write_does_not_roll_back_its_batch(make_backend, wall_clock):
+    async with open_store(make_backend(), clock=wall_clock, linger=0.05) as store:
+        contact = await seed(store)
+        ticket = (await store.find_or_create_ticket("acme", "s1", contact.id, reopen_window=0)).ticket
+        await store.close_ticket(ticket.id, fence=Fence("ticket:1", 10))
+        results = {}
+
+        async def stale() -> None:
+            with pytest.raises(FencedOut):
+                await store.reopen_ticket(ticket.id, fence=Fence("ticket:1", 9))
+            results["stale"] = "refused"
+
+        async def write(i: int) -> None:
+            results[i] = await store.insert_message(message(contact, f"WA{i}"))
+
+        async with trio.open_nursery() as nursery:
+            for i in range(10):
+                nursery.start_soon(write, i)
+            nursery.start_soon(stale)
+        assert results.pop("stale") == "refused"
+        assert len(results) == 10 and await store.count_messages() == 10
+        assert store.statistics().fallbacks == 0
+
+
+async def test_statistics_is_a_frozen_snapshot(store):
+    await seed(store)
+    stats = store.statistics()
+    assert isinstance(stats, StoreStatistics) and stats.state == "connected"
+    assert stats.ops == 3 and stats.latency_p99 >= stats.latency_p50 > 0
+    with pytest.raises(AttributeError):
+        stats.ops = 0  # type: ignore[misc]
+
+
+async def test_bad_arguments_name_the_field(store):
+    with pytest.raises(InvalidInput, match="tenant_id"):
+        await store.upsert_tenant("", "x")
+    with pytest.raises(InvalidInput, match="reopen_window"):
+        await store.find_or_create_ticket("acme", "s1", 1, reopen_window=-1)
+    with pytest.raises(InvalidInput, match="role"):
+        await store.create_user("acme", "a@b", "A", role="boss")
+    with pytest.raises(InvalidInput, match="timeout"):
+        await store.upsert_tenant("acme", "x", timeout=0)
+    with pytest.raises(InvalidInput, match="limit"):
+        await store.list_tickets("acme", limit=0)

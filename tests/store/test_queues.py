@@ -1,0 +1,131 @@
+"""Outbox, media jobs, webhook deliveries: claim, finish, retry, dead letters, administration."""
+
+import pytest
+
+from actors.store import Conflict, DeliveryStatus, InvalidInput, JobStatus, Queue
+
+from .helpers import message, seed
+
+
+async def test_outbox_is_claimed_head_of_line_per_session(store, wall_clock):
+    await seed(store)
+    await store.upsert_session("s2", "acme", "second")
+    a1 = (await store.enqueue_outbox("acme", "s1", "a1", "1@s.whatsapp.net", {"n": 1})).item
+    a2 = (await store.enqueue_outbox("acme", "s1", "a2", "1@s.whatsapp.net", {"n": 2})).item
+    b1 = (await store.enqueue_outbox("acme", "s2", "b1", "1@s.whatsapp.net", {"n": 3})).item
+
+    claimed = await store.claim_outbox()
+    assert [(i.id, i.status, i.attempts) for i in claimed] == [(a1.id, "running", 1), (b1.id, "running", 1)]
+    assert await store.claim_outbox() == []  # a2 waits behind the running a1
+
+    retry_at = wall_clock.now + 30
+    failed = await store.job_failed(Queue.OUTBOX, a1.id, "socket closed", retry_at=retry_at)
+    assert (failed.status, failed.last_error, failed.next_attempt_at) == ("queued", "socket closed", retry_at)
+    assert await store.claim_outbox(session_id="s1") == []  # a1 not due yet, a2 must not overtake it
+    wall_clock.now = retry_at
+    again = await store.claim_outbox(session_id="s1")
+    assert [(i.id, i.attempts) for i in again] == [(a1.id, 2)]
+    sent = await store.outbox_sent(a1.id)
+    assert (sent.status, sent.delivery) == ("done", "sent")
+    assert [i.id for i in await store.claim_outbox(session_id="s1")] == [a2.id]
+
+    assert await store.outbox_receipt("s1", a1.message_id, DeliveryStatus.READ)
+    assert not await store.outbox_receipt("s1", a1.message_id, DeliveryStatus.DELIVERED)  # never backwards
+    assert (await store.get_job(Queue.OUTBOX, a1.id)).delivery == "read"
+
+
+async def test_outbox_dead_letter_and_retry(store):
+    await seed(store)
+    item = (await store.enqueue_outbox("acme", "s1", "k", "1@s.whatsapp.net", {})).item
+    await store.claim_outbox()
+    dead = await store.job_failed(Queue.OUTBOX, item.id, "banned", retry_at=None)
+    assert (dead.status, dead.delivery) == ("dead", "failed")
+    assert [j.id for j in await store.list_jobs(Queue.OUTBOX, JobStatus.DEAD)] == [item.id]
+    with pytest.raises(Conflict, match="not running"):
+        await store.outbox_sent(item.id)
+    revived = await store.retry_job(Queue.OUTBOX, item.id)
+    assert (revived.status, revived.attempts, revived.delivery, revived.last_error) == ("queued", 0, "pending", None)
+
+
+async def test_paused_outbox_keeps_accepting_but_hands_nothing_out(store):
+    await seed(store)
+    await store.upsert_session("s2", "acme", "second")
+    assert await store.set_paused(Queue.OUTBOX, True, session_id="s1")
+    assert not await store.set_paused(Queue.OUTBOX, True, session_id="s1")
+    await store.enqueue_outbox("acme", "s1", "a", "1@s.whatsapp.net", {})
+    b = (await store.enqueue_outbox("acme", "s2", "b", "1@s.whatsapp.net", {})).item
+    assert [i.id for i in await store.claim_outbox()] == [b.id]
+    assert await store.paused(Queue.OUTBOX) == frozenset({"s1"})
+    await store.set_paused(Queue.OUTBOX, True)
+    await store.job_failed(Queue.OUTBOX, b.id, "x", retry_at=0.0)
+    assert await store.claim_outbox() == []
+    await store.set_paused(Queue.OUTBOX, False)
+    await store.set_paused(Queue.OUTBOX, False, session_id="s1")
+    assert len(await store.claim_outbox()) == 2
+
+
+async def test_media_job_life_cycle_updates_the_message(store, wall_clock):
+    contact = await seed(store)
+    inserted = await store.insert_message(message(contact, "IMG"))
+    job = await store.enqueue_media_job("acme", inserted.message_id)
+    [claimed] = await store.claim_jobs(Queue.MEDIA)
+    assert (claimed.id, claimed.status, claimed.attempts) == (job.id, "running", 1)
+    await store.job_failed(Queue.MEDIA, job.id, "timeout", retry_at=wall_clock.now + 2)
+    assert await store.claim_jobs(Queue.MEDIA) == []
+    wall_clock.now += 2
+    [claimed] = await store.claim_jobs(Queue.MEDIA)
+    done = await store.media_done(claimed.id, "/media/acme/2026/11/IMG.jpg")
+    assert (done.status, done.path, done.attempts) == ("done", "/media/acme/2026/11/IMG.jpg", 2)
+    assert (await store.get_message("s1", "IMG")).media_path == "/media/acme/2026/11/IMG.jpg"
+
+
+async def test_webhook_deliveries_fan_out_and_dead_letter(store, wall_clock):
+    await seed(store)
+    all_events = await store.create_webhook("acme", "https://a.example/hook", ["*"])
+    await store.create_webhook("acme", "https://b.example/hook", ["ticket.created"])
+    deliveries = await store.enqueue_webhook_event("acme", "message.created", {"id": 1})
+    assert [d.webhook_id for d in deliveries] == [all_events.id]
+    both = await store.enqueue_webhook_event("acme", "ticket.created", {"id": 2})
+    assert len(both) == 2
+    claimed = await store.claim_jobs(Queue.WEBHOOKS, limit=2)
+    assert [c.id for c in claimed] == [deliveries[0].id, both[0].id]
+    await store.job_done(Queue.WEBHOOKS, claimed[0].id)
+    dead = await store.job_failed(Queue.WEBHOOKS, claimed[1].id, "HTTP 500", retry_at=None)
+    assert dead.status == "dead" and dead.payload == {"id": 2}
+    assert [d.id for d in await store.list_jobs(Queue.WEBHOOKS, JobStatus.DEAD, tenant_id="acme")] == [dead.id]
+
+
+async def test_admin_clean_remove_and_recover(store, wall_clock):
+    await seed(store)
+    await store.create_webhook("acme", "https://a.example/hook", ["*"])
+    for i in range(3):
+        await store.enqueue_webhook_event("acme", "e", {"i": i})
+    first, second, third = await store.claim_jobs(Queue.WEBHOOKS)
+    await store.job_done(Queue.WEBHOOKS, first.id)
+    await store.job_failed(Queue.WEBHOOKS, second.id, "gone", retry_at=None)
+    assert not await store.remove_job(Queue.WEBHOOKS, third.id)  # running: not removable
+    assert await store.recover_running(Queue.WEBHOOKS) == 1  # as after a crash
+    assert (await store.get_job(Queue.WEBHOOKS, third.id)).status == "queued"
+    wall_clock.now += 3600
+    assert await store.clean_jobs(Queue.WEBHOOKS, older_than=60) == 1  # only done
+    assert await store.clean_jobs(Queue.WEBHOOKS, older_than=60, include_dead=True) == 1
+    assert await store.remove_job(Queue.WEBHOOKS, third.id)
+    assert await store.list_jobs(Queue.WEBHOOKS) == []
+    with pytest.raises(InvalidInput, match="claim_outbox"):
+        await store.claim_jobs(Queue.OUTBOX)
+
+
+async def test_message_receipts_only_move_forward(store):
+    contact = await seed(store)
+    await store.insert_message(message(contact, "OUT", from_me=True))
+    assert await store.update_message_status("s1", "OUT", DeliveryStatus.DELIVERED)
+    assert not await store.update_message_status("s1", "OUT", DeliveryStatus.SENT)
+    assert (await store.get_message("s1", "OUT")).status == "delivered"
+
+
+async def test_audit_and_session_status(store):
+    await seed(store)
+    entry = await store.append_audit("admin", "restart", "/tenants/acme/sessions/s1", "ok", "by API")
+    assert (await store.list_audit(target="/tenants/acme/sessions/s1")) == [entry]
+    session = await store.set_session_status("s1", "connected")
+    assert (session.status, session.reason) == ("connected", None)
