@@ -9,7 +9,9 @@ delivered/read receipts, and fault injection. State that must survive
 ``<state_dir>/simulator.json``, replaced atomically.
 
 Public API: :func:`serve` (inside trio), :func:`main` (process entry),
-:class:`SimulatorConfig`, :class:`SimulatorControl` (control client),
+:class:`SimulatorProcess` (run it as a child process: start, ``kill -9``,
+restart on the same port and state), :class:`SimulatorConfig`,
+:class:`SimulatorControl` (control client),
 :class:`SimulatorStats`, :class:`TrafficSpec`, errors rooted at
 :class:`SimulatorError`.
 
@@ -66,6 +68,7 @@ Control protocol (path ``/control``)
 from ._client import SimulatorControl, SimulatorStats
 from ._config import SimulatorConfig
 from ._errors import ControlConnectionError, ControlError, SimulatorError, StateFileError
+from ._process import SimulatorProcess
 from ._serve import READY_PREFIX, main, serve
 from ._traffic import TrafficSpec
 
@@ -76,6 +79,7 @@ __all__ = [
     "SimulatorConfig",
     "SimulatorControl",
     "SimulatorError",
+    "SimulatorProcess",
     "SimulatorStats",
     "StateFileError",
     "TrafficSpec",

@@ -150,7 +150,7 @@ class SimulatorControl:
         await self.call("traffic_start", **spec)
 
     async def traffic_stop(self) -> int:
-        """Stop the generator; returns how many messages it generated in this process."""
+        """Stop the generator; returns how many messages its last run generated."""
         return (await self.call("traffic_stop"))["generated"]
 
     # -- faults ----------------------------------------------------------------

@@ -60,7 +60,7 @@ class Commands:
         stats["accounts"] = len(self.server.state.accounts)
         stats["paired_accounts"] = sum(1 for account in accounts if account.paired)
         stats["queued"] = sum(len(account.queue) for account in accounts)
-        stats["traffic_running"] = self.server._traffic_scope is not None
+        stats["traffic_running"] = self.server.traffic_scope is not None
         return stats
 
     async def cmd_account(self, session: str) -> dict[str, Any]:
@@ -154,17 +154,16 @@ class Commands:
             traffic = TrafficSpec(**spec)
         except (TypeError, ValueError) as exc:
             raise ControlError(f"bad traffic spec: {exc}") from exc
-        self.server.stop_traffic()
         await self.server.nursery.start(self.server.run_traffic, traffic)
 
     async def cmd_traffic_stop(self) -> dict[str, Any]:
-        return {"stopped": self.server.stop_traffic(), "generated": self.server.stats.traffic_generated}
+        return {"stopped": self.server.stop_traffic(), "generated": self.server.traffic_run_generated}
 
     # -- faults --------------------------------------------------------------------
 
     async def cmd_drop(self, session: str | None = None) -> dict[str, int]:
         """Cut TCP connections without any goodbye (a network fault)."""
-        return {"closed": await self.server.close_links(session, None, "dropped")}
+        return {"closed": self.server.end_links(session, None, "dropped")}
 
     async def cmd_disconnect(self, code: int, session: str | None = None, reason: str = "",
                              expires_at: float | None = None) -> dict[str, int]:
@@ -172,7 +171,7 @@ class Commands:
         if not 100 <= code <= 999:
             raise ControlError(f"code must be a 3-digit WhatsApp reason code, got {code!r}")
         extra = {} if expires_at is None else {"expires_at": expires_at}
-        return {"closed": await self.server.close_links(session, code, reason or f"disconnected ({code})", **extra)}
+        return {"closed": self.server.end_links(session, code, reason or f"disconnected ({code})", **extra)}
 
     async def cmd_stall(self, session: str | None = None, on: bool = True) -> dict[str, int]:
         """Stop (or resume) answering pings and delivering, keeping sockets open."""
@@ -207,7 +206,7 @@ class Commands:
         account.ban_code = ban_code
         self.server.state.changed()
         await self.server.state.flush()
-        closed = await self.server.close_links(session, 402, "temporarily banned",
+        closed = self.server.end_links(session, 402, "temporarily banned",
                                                expires_at=account.banned_until, ban_code=ban_code)
         return {"closed": closed, "expires_at": account.banned_until}
 
@@ -217,7 +216,7 @@ class Commands:
         self.server.state.changed()
 
     async def cmd_replace(self, session: str) -> dict[str, int]:
-        return {"closed": await self.server.close_links(session, 440, "replaced by another client")}
+        return {"closed": self.server.end_links(session, 440, "replaced by another client")}
 
     async def cmd_logout(self, session: str) -> dict[str, int]:
         """Log the account out from "the phone": credentials die, the connection ends with 401."""
@@ -225,7 +224,7 @@ class Commands:
         account.creds = None
         self.server.state.changed()
         await self.server.state.flush()
-        return {"closed": await self.server.close_links(session, 401, "logged out from the phone")}
+        return {"closed": self.server.end_links(session, 401, "logged out from the phone")}
 
     async def cmd_refuse_qr(self, on: bool = True, session: str | None = None, code: int = 408) -> None:
         """Refuse (or allow again) QR pairing: unpaired hellos are closed with ``code``."""

@@ -51,6 +51,8 @@ class Link:
     nursery: trio.Nursery | None = None  # the connection's nursery, for tasks spawned by requests
     paired: trio.Event = attrs.field(factory=trio.Event)
     ended: bool = False
+    handshaking: bool = True  # counted in Stats.connecting until the welcome is sent
+    ending: dict[str, Any] | None = None  # the close frame to send, when ended with a reason
     inflight: set[str] = attrs.field(factory=set)
     pending: deque[str] = attrs.field(factory=deque)
     backlog: int = 0  # queued items at connect time; offline_sync_done follows them
@@ -136,22 +138,39 @@ class Link:
                 await self.send({"ev": "offline_sync_done", "count": self.backlog})
             await self._wake.wait()
 
-    async def close(self, code: int | None, reason: str, **extra: Any) -> None:
-        """End the link: tell the client why (``code`` = WhatsApp reason), then close.
+    def end(self, code: int | None, reason: str, **extra: Any) -> None:
+        """End the link: ``code`` is the WhatsApp reason the client will be told.
 
-        ``code=None`` drops the TCP connection without any goodbye (a network
-        fault): the client sees an abnormal closure. Never raises; idempotent.
+        ``code=None`` means a network fault: the TCP connection is cut without a
+        goodbye, and the client sees an abnormal closure. Returns at once; the
+        connection's own task says goodbye (:meth:`goodbye`). Idempotent: the
+        first reason wins.
         """
         if self.ended:
             return
         self.ended = True
+        self.ending = None if code is None else {"ev": "close", "code": code, "reason": reason, **extra}
         self._out_send.close()
-        if code is not None:
-            frame = encode({"ev": "close", "code": code, "reason": reason, **extra})
-            with trio.move_on_after(CLOSE_GRACE):
-                try:
-                    await self.ws.send_message(frame)
-                    await self.ws.aclose(CLOSE_CODE_BASE + code, reason[:100])
-                except trio_websocket.ConnectionClosed:
-                    pass
         self.cancel_scope.cancel()
+
+    async def goodbye(self) -> None:
+        """Run by the connection's task after :meth:`end`: flush, tell why, close.
+
+        Frames queued before the end (a logout's answer) go out first, then the
+        ``close`` frame, then the websocket close code ``4000 + code``. Bounded
+        by ``CLOSE_GRACE``; never raises.
+        """
+        if self.ending is None:
+            return
+        with trio.move_on_after(CLOSE_GRACE):
+            try:
+                while True:
+                    try:
+                        text = self._out_recv.receive_nowait()
+                    except (trio.WouldBlock, trio.EndOfChannel):
+                        break
+                    await self.ws.send_message(text)
+                await self.ws.send_message(encode(self.ending))
+                await self.ws.aclose(CLOSE_CODE_BASE + self.ending["code"], self.ending["reason"][:100])
+            except trio_websocket.ConnectionClosed:
+                pass

@@ -54,7 +54,8 @@ class SimulatorServer:
     nursery: trio.Nursery | None = None
     _seen: set[str] = attrs.field(factory=set)  # ids delivered at least once by this process
     _sent_log: dict[str, deque[dict[str, Any]]] = attrs.field(factory=dict)
-    _traffic_scope: trio.CancelScope | None = None
+    traffic_scope: trio.CancelScope | None = None
+    traffic_run_generated: int = 0  # messages of the current / last generator run
 
     @property
     def url(self) -> str:
@@ -116,12 +117,12 @@ class SimulatorServer:
     async def _serve_session(self, ws: trio_websocket.WebSocketConnection) -> None:
         self.stats.connecting += 1
         self.stats.peak_concurrent_connects = max(self.stats.peak_concurrent_connects, self.stats.connecting)
-        handshaking = True
+        link: Link | None = None
         try:
             with trio.fail_after(self.config.hello_timeout):
                 hello = json.loads(await ws.get_message())
-            session = _field(hello, "session", str) if isinstance(hello, dict) and hello.get("op") == "hello" else None
-            if session is None:
+            session = hello.get("session") if isinstance(hello, dict) and hello.get("op") == "hello" else None
+            if not isinstance(session, str) or not session:
                 await ws.aclose(4400, "expected a hello frame")
                 return
             self.stats.connect_attempts += 1
@@ -134,36 +135,43 @@ class SimulatorServer:
                 refusal = self._refusal(account, hello.get("creds"))
                 if refusal is not None:
                     self.stats.refused += 1
-                    await link.close(*refusal[:2], **refusal[2])
-                    return
-                previous = self.links.get(session)
-                if previous is not None:
-                    await previous.close(440, "replaced by a new connection")
-                self.links[session] = link
-                try:
-                    with link.cancel_scope:
-                        paired = account.paired and hello.get("creds") == account.creds
-                        await link.send({"ev": "welcome", "paired": paired})
-                        self.stats.connecting -= 1
-                        handshaking = False
-                        link.set_stalled(self.faults.is_stalled(session))
-                        if paired:
-                            await self._go_connected(link, nursery)
-                        elif self.config.auto_pair:
-                            await self.pair(link, nursery)
-                        else:
-                            nursery.start_soon(self._qr_loop, link, nursery)
-                        await self._read_loop(link, nursery)
-                finally:
-                    link.ended = True
-                    if self.links.get(session) is link:
-                        del self.links[session]
-                    if link.phase == "connected":
-                        self.stats.connected -= 1
+                    link.end(*refusal[:2], **refusal[2])
                     nursery.cancel_scope.cancel()
+                else:
+                    await self._run_link(link, hello, nursery)
+            await link.goodbye()
         finally:
-            if handshaking:
+            if link is None or link.handshaking:
                 self.stats.connecting -= 1
+
+    async def _run_link(self, link: Link, hello: dict[str, Any], nursery: trio.Nursery) -> None:
+        account = link.account
+        session = account.session_id
+        previous = self.links.get(session)
+        if previous is not None:
+            previous.end(440, "replaced by a new connection")
+        self.links[session] = link
+        try:
+            with link.cancel_scope:
+                paired = account.paired and hello.get("creds") == account.creds
+                await link.send({"ev": "welcome", "paired": paired})
+                self.stats.connecting -= 1
+                link.handshaking = False
+                link.set_stalled(self.faults.is_stalled(session))
+                if paired:
+                    await self._go_connected(link, nursery)
+                elif self.config.auto_pair:
+                    await self.pair(link, nursery)
+                else:
+                    nursery.start_soon(self._qr_loop, link, nursery)
+                await self._read_loop(link, nursery)
+        finally:
+            link.ended = True
+            if self.links.get(session) is link:
+                del self.links[session]
+            if link.phase == "connected":
+                self.stats.connected -= 1
+            nursery.cancel_scope.cancel()
 
     def _refusal(self, account: Account, creds: object) -> tuple[int, str, dict[str, Any]] | None:
         session = account.session_id
@@ -220,9 +228,9 @@ class SimulatorServer:
             with trio.move_on_at(link.pairing_deadline):
                 await link.paired.wait()
                 return
-            await link.close(408, "pairing code expired")
+            link.end(408, "pairing code expired")
             return
-        await link.close(408, "QR code timed out")
+        link.end(408, "QR code timed out")
 
     async def _read_loop(self, link: Link, nursery: trio.Nursery) -> None:
         while True:
@@ -273,7 +281,7 @@ class SimulatorServer:
                 self.state.changed()
                 await self.state.flush()
                 await link.send({"re": rid, "ok": True})
-                await link.close(401, "logged out by this device", local=True)
+                link.end(401, "logged out by this device", local=True)
             case _:
                 raise BadFrame(f"unknown op {op!r}")
 
@@ -345,31 +353,39 @@ class SimulatorServer:
         link = self.links.get(session)
         return [] if link is None else [link]
 
-    async def close_links(self, session: str | None, code: int | None, reason: str, **extra: Any) -> int:
-        """Close the targeted links concurrently; returns how many."""
+    def end_links(self, session: str | None, code: int | None, reason: str, **extra: Any) -> int:
+        """End the targeted links (see :meth:`Link.end`); returns how many."""
         links = self.targets(session)
-        async with trio.open_nursery() as nursery:
-            for link in links:
-                nursery.start_soon(lambda link=link: link.close(code, reason, **extra))
+        for link in links:
+            link.end(code, reason, **extra)
         return len(links)
 
     async def run_traffic(self, spec: TrafficSpec, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Host the traffic generator until it is done or stopped."""
+        """Host the traffic generator until it is done or stopped (one at a time)."""
+
         def candidates() -> list[str]:
             return sorted(sid for sid, account in self.state.accounts.items() if account.paired)
 
         def enqueue(session: str, message: dict[str, Any]) -> None:
             self.stats.traffic_generated += 1
+            self.traffic_run_generated += 1
             self.enqueue(session, message)
 
+        self.stop_traffic()
+        self.traffic_run_generated = 0
         with trio.CancelScope() as scope:
-            self._traffic_scope = scope
+            self.traffic_scope = scope
             task_status.started()
-            await run_traffic(spec, candidates, enqueue, wall_clock)
+            try:
+                await run_traffic(spec, candidates, enqueue, wall_clock)
+            finally:
+                if self.traffic_scope is scope:
+                    self.traffic_scope = None
 
     def stop_traffic(self) -> bool:
-        if self._traffic_scope is None:
+        """Stop the running generator; returns whether one was running."""
+        if self.traffic_scope is None:
             return False
-        self._traffic_scope.cancel()
-        self._traffic_scope = None
+        self.traffic_scope.cancel()
+        self.traffic_scope = None
         return True

@@ -23,11 +23,11 @@ from actors.drivers import (
 from tests.fixtures.simulator import expect_event, pair, running_driver
 
 
-async def test_inbound_message_is_normalized(simulated_driver_config, simulator_control):
-    async with running_driver(simulated_driver_config) as driver:
-        await pair(driver, simulator_control)
+async def test_inbound_message_is_normalized(shared_driver_config, shared_control, session_id):
+    async with running_driver(shared_driver_config, session_id) as driver:
+        await pair(driver, shared_control)
         group = "120363000000000001@g.us"
-        sent_id = await simulator_control.send_message("s1", "olá", sender="5521900000042@s.whatsapp.net",
+        sent_id = await shared_control.send_message(session_id, "olá", sender="5521900000042@s.whatsapp.net",
                                                        chat=group, push_name="Ana", quoted_id="Q1")
         message = await expect_event(driver, Message)
         assert (message.id, message.chat_jid, message.sender_jid) == (sent_id, group, "5521900000042@s.whatsapp.net")
@@ -37,16 +37,17 @@ async def test_inbound_message_is_normalized(simulated_driver_config, simulator_
 
 
 async def test_unacked_messages_come_back_after_reconnect_and_acked_ones_do_not(
-        simulated_driver_config, simulator_control):
-    async with running_driver(simulated_driver_config) as driver:
-        await pair(driver, simulator_control)
-        ids = [await simulator_control.send_message("s1", f"m{i}") for i in range(6)]
+        shared_driver_config, shared_control, session_id):
+    before = await shared_control.stats()
+    async with running_driver(shared_driver_config, session_id) as driver:
+        await pair(driver, shared_control)
+        ids = [await shared_control.send_message(session_id, f"m{i}") for i in range(6)]
         received = [(await expect_event(driver, Message)).id for _ in ids]
         assert received == ids  # in order
         for message_id in ids[:2]:
             await driver.ack(message_id)
         await driver.probe()  # the acks are ahead of this round trip on the same socket
-        await simulator_control.drop("s1")
+        await shared_control.drop(session_id)
         await expect_event(driver, *ENDING_EVENTS)
         await driver.connect()
         await expect_event(driver, Connected)
@@ -56,28 +57,30 @@ async def test_unacked_messages_come_back_after_reconnect_and_acked_ones_do_not(
         for message_id in again:
             await driver.ack(message_id)
         await driver.probe()
-    stats = await simulator_control.stats()
-    assert (stats.messages_acked, stats.messages_redelivered, stats.queued) == (6, 4, 0)
+    stats = await shared_control.stats()
+    assert stats.messages_acked - before.messages_acked == 6
+    assert stats.messages_redelivered - before.messages_redelivered == 4
+    assert (await shared_control.account(session_id))["queued"] == 0
 
 
-async def test_messages_for_an_offline_account_wait_for_it(simulated_driver_config, simulator_control):
-    async with running_driver(simulated_driver_config) as driver:
-        await pair(driver, simulator_control)
+async def test_messages_for_an_offline_account_wait_for_it(shared_driver_config, shared_control, session_id):
+    async with running_driver(shared_driver_config, session_id) as driver:
+        await pair(driver, shared_control)
         await driver.stop()
-        ids = [await simulator_control.send_message("s1", f"offline {i}") for i in range(3)]
+        ids = [await shared_control.send_message(session_id, f"offline {i}") for i in range(3)]
         await driver.connect()
         await expect_event(driver, Connected)
         assert [(await anext(driver.events)).id for _ in ids] == ids
         assert await anext(driver.events) == OfflineSyncDone(count=3)
 
 
-async def test_delivery_window_bounds_unacked_messages(tmp_path, simulator_control, simulated_driver_config):
+async def test_delivery_window_bounds_unacked_messages(shared_control, shared_driver_config, session_id):
     # A session that never acks receives the window, then nothing more until it acks.
-    async with running_driver(simulated_driver_config) as driver:
-        await pair(driver, simulator_control)
+    async with running_driver(shared_driver_config, session_id) as driver:
+        await pair(driver, shared_control)
         window = 64  # the simulator's default delivery_window
         for i in range(window + 5):
-            await simulator_control.send_message("s1", f"w{i}")
+            await shared_control.send_message(session_id, f"w{i}")
         first = [await expect_event(driver, Message) for _ in range(window)]
         await driver.probe()
         assert driver.events.statistics().current_buffer_used == 0  # nothing beyond the window
@@ -85,11 +88,11 @@ async def test_delivery_window_bounds_unacked_messages(tmp_path, simulator_contr
         assert (await expect_event(driver, Message)).text == f"w{window}"
 
 
-async def test_media_download_returns_the_exact_bytes(simulated_driver_config, simulator_control):
+async def test_media_download_returns_the_exact_bytes(shared_driver_config, shared_control, session_id):
     payload = bytes(range(256)) * 40
-    async with running_driver(simulated_driver_config) as driver:
-        await pair(driver, simulator_control)
-        await simulator_control.send_message("s1", "a caption", media=payload, media_kind="document",
+    async with running_driver(shared_driver_config, session_id) as driver:
+        await pair(driver, shared_control)
+        await shared_control.send_message(session_id, "a caption", media=payload, media_kind="document",
                                              mimetype="application/pdf", file_name="doc.pdf")
         message = await expect_event(driver, Message)
         assert message.text == "a caption"
@@ -101,9 +104,10 @@ async def test_media_download_returns_the_exact_bytes(simulated_driver_config, s
             await driver.download_media(MediaRef(ref="m-" + "0" * 32, kind=MediaKind.IMAGE, mimetype="image/jpeg"))
 
 
-async def test_sends_are_deduped_by_id_and_receipts_follow(simulated_driver_config, simulator_control):
-    async with running_driver(simulated_driver_config) as driver:
-        await pair(driver, simulator_control)
+async def test_sends_are_deduped_by_id_and_receipts_follow(shared_driver_config, shared_control, session_id):
+    before = await shared_control.stats()
+    async with running_driver(shared_driver_config, session_id) as driver:
+        await pair(driver, shared_control)
         to = "5521900000007@s.whatsapp.net"
         first = await driver.send_text(to, "hello", "OUT-1")
         retry = await driver.send_text(to, "hello", "OUT-1")
@@ -113,60 +117,63 @@ async def test_sends_are_deduped_by_id_and_receipts_follow(simulated_driver_conf
         read = await expect_event(driver, Receipt)
         assert (delivered.kind, read.kind) == (ReceiptKind.DELIVERED, ReceiptKind.READ)
         assert delivered.message_ids == ("OUT-1",) and delivered.chat_jid == to
-        sent = await simulator_control.sent("s1")
+        sent = await shared_control.sent(session_id)
         assert [(entry["id"], entry["text"]) for entry in sent] == [("OUT-1", "hello")]
-        stats = await simulator_control.stats()
-        assert (stats.sends_received, stats.sends_deduped) == (2, 1)
+        stats = await shared_control.stats()
+        assert stats.sends_received - before.sends_received == 2
+        assert stats.sends_deduped - before.sends_deduped == 1
 
 
-async def test_dedupe_survives_a_reconnect(simulated_driver_config, simulator_control):
-    async with running_driver(simulated_driver_config) as driver:
-        await pair(driver, simulator_control)
+async def test_dedupe_survives_a_reconnect(shared_driver_config, shared_control, session_id):
+    async with running_driver(shared_driver_config, session_id) as driver:
+        await pair(driver, shared_control)
         await driver.send_text("5521900000007@s.whatsapp.net", "x", "OUT-2")
-        await simulator_control.drop("s1")
+        await shared_control.drop(session_id)
         await expect_event(driver, *ENDING_EVENTS)
         await driver.connect()
         await expect_event(driver, Connected)
         assert (await driver.send_text("5521900000007@s.whatsapp.net", "x", "OUT-2")).duplicate
 
 
-async def test_send_media_and_mark_read(simulated_driver_config, simulator_control):
-    async with running_driver(simulated_driver_config) as driver:
-        await pair(driver, simulator_control)
+async def test_send_media_and_mark_read(shared_driver_config, shared_control, session_id):
+    async with running_driver(shared_driver_config, session_id) as driver:
+        await pair(driver, shared_control)
         media = OutboundMedia(b"\x89PNG...", MediaKind.IMAGE, "image/png", file_name="a.png", caption="look")
         result = await driver.send_media("5521900000007@s.whatsapp.net", media, "OUT-3")
         assert not result.duplicate
-        (entry,) = await simulator_control.sent("s1")
+        (entry,) = await shared_control.sent(session_id)
         assert entry["text"] == "look" and entry["media"]["mimetype"] == "image/png"
+        before = await shared_control.stats()
         await driver.mark_read("5521900000007@s.whatsapp.net", ("IN-1", "IN-2"))
-        assert (await simulator_control.stats()).marks_read == 2
+        assert (await shared_control.stats()).marks_read - before.marks_read == 2
 
 
-async def test_presence_and_undecryptable_events(simulated_driver_config, simulator_control):
-    async with running_driver(simulated_driver_config) as driver:
-        await pair(driver, simulator_control)
+async def test_presence_and_undecryptable_events(shared_driver_config, shared_control, session_id):
+    async with running_driver(shared_driver_config, session_id) as driver:
+        await pair(driver, shared_control)
         contact = "5521900000009@s.whatsapp.net"
-        await simulator_control.presence("s1", contact, "composing", chat=contact)
+        await shared_control.presence(session_id, contact, "composing", chat=contact)
         assert await expect_event(driver, Presence) == Presence(jid=contact, state=PresenceState.COMPOSING,
                                                                 chat_jid=contact)
-        lost_id = await simulator_control.undecryptable("s1", sender=contact)
+        lost_id = await shared_control.undecryptable(session_id, sender=contact)
         lost = await expect_event(driver, Undecryptable)
         assert (lost.id, lost.sender_jid) == (lost_id, contact)
 
 
-async def test_requests_before_login_are_refused(simulated_driver_config):
-    async with running_driver(simulated_driver_config) as driver:
+async def test_requests_before_login_are_refused(shared_driver_config, session_id):
+    async with running_driver(shared_driver_config, session_id) as driver:
         await driver.connect()
         with pytest.raises(RequestError, match="logged-in") as info:
             await driver.send_text("5521900000007@s.whatsapp.net", "too early", "OUT-4")
         assert info.value.code == 400
 
 
-async def test_generated_traffic_is_delivered_and_downloadable(simulated_driver_config, simulator_control):
-    async with running_driver(simulated_driver_config) as driver:
-        await pair(driver, simulator_control)
-        await simulator_control.traffic_start(rate=200, count=40, media_share=0.5, group_share=0.3,
-                                              broadcast_share=0.2, seed=7, media_size=512)
+async def test_generated_traffic_is_delivered_and_downloadable(shared_driver_config, shared_control, session_id):
+    async with running_driver(shared_driver_config, session_id) as driver:
+        await pair(driver, shared_control)
+        await shared_control.traffic_start(rate=200, count=40, media_share=0.5, group_share=0.3,
+                                              broadcast_share=0.2, seed=7, media_size=512,
+                                              sessions=[session_id])
         messages = [await expect_event(driver, Message) for _ in range(40)]
         for message in messages:
             await driver.ack(message.id)
@@ -174,4 +181,4 @@ async def test_generated_traffic_is_delivered_and_downloadable(simulated_driver_
         assert with_media and len(with_media) < 40
         assert len(await driver.download_media(with_media[0].media)) == 512
         assert any(m.is_group for m in messages) and any(m.is_broadcast for m in messages)
-        assert await simulator_control.traffic_stop() == 40
+        assert await shared_control.traffic_stop() == 40

@@ -41,7 +41,6 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future
 from functools import partial
 from typing import Any, Final
 
@@ -65,7 +64,7 @@ from neonize.utils.jid import build_jid
 from .._errors import DriverConnectError, DriverStateError, MediaNotFoundError, NotConnectedError, RequestError
 from .._events import ENDING_EVENTS, Connected, Disconnected, Event, LoggedOut, MediaKind, PairingCode, Qr
 from ._convert import SUBSCRIBED, Refused, convert, jid_str
-from ._wire import b64decode, b64encode, encode_event
+from ._wire import b64decode, b64encode, encode_error, encode_event
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +86,9 @@ QR_NEXT_TTL_S: Final = 20.0
 QR_TIMEOUT_CODE: Final = 408
 """Code of the ending event when the QR limit is reached: WhatsApp's own code
 for a QR session that timed out (the session table maps 408 to ``needs_auth``)."""
+
+DEFERRED: Final = object()
+"""``call`` result meaning "the reply is sent later, by the converter thread" (``connect``)."""
 
 SENT_MEMORY: Final = 1024
 """Message ids remembered per client to answer a re-send as a duplicate.
@@ -146,7 +148,8 @@ class _Conn:
     """One connection of a client: from ``connect`` until its Go call returns."""
 
     number: int
-    outcome: Future = attrs.field(factory=Future)  # conn number once accepted, or DriverConnectError
+    reply_id: Any  # the connect call's id: answered by the converter, in order with the events
+    answered: bool = False
     signal: threading.Event = attrs.field(factory=threading.Event)  # first sign of life: ends the start window
     first_qr: threading.Event = attrs.field(factory=threading.Event)
     qr_count: int = 0
@@ -222,8 +225,8 @@ class ClientHost:
 
     # -- calls from the daemon ------------------------------------------------
 
-    def call(self, op: str, args: dict[str, Any]) -> dict[str, Any]:
-        """Run one daemon call; returns its result or raises a driver error / ``ValueError``."""
+    def call(self, op: str, args: dict[str, Any]) -> Any:
+        """Run one daemon call; returns its result (or ``DEFERRED``), or raises a driver error / ``ValueError``."""
         handler = getattr(self, f"_op_{op}", None)
         if handler is None:
             raise ValueError(f"op: unknown operation {op!r}")
@@ -259,7 +262,14 @@ class ClientHost:
 
         return {"clients": len(self._slots), "connects": self.connects, "fds": len(os.listdir("/proc/self/fd"))}
 
-    def _op_connect(self, slot: _Slot, _args: dict[str, Any]) -> dict[str, Any]:
+    def _op_connect(self, slot: _Slot, args: dict[str, Any]) -> Any:
+        """Start a connection; the reply comes from the converter thread (``DEFERRED``).
+
+        It is sent when WhatsApp first answers (first event or QR: ``{"conn": n}``)
+        or when the connection fails first (a ``DriverConnectError``), through the
+        same queue as the events, so the daemon always gets the reply before the
+        connection's events and a full event channel can never hold it back.
+        """
         previous = slot.current
         if previous is not None and not previous.ended:
             raise DriverStateError(f"session {slot.session!r}: connect() while connection {previous.number} is open")
@@ -269,7 +279,7 @@ class ClientHost:
                 raise DriverStateError(f"session {slot.session!r}: the previous connection's Go call has not returned")
         slot.connects += 1
         self.connects += 1
-        conn = _Conn(number=slot.connects)
+        conn = _Conn(number=slot.connects, reply_id=args.get("id"))
         with self._lock.exclusive():
             slot.current = conn
             slot.thread = threading.Thread(
@@ -277,7 +287,7 @@ class ClientHost:
             )
             slot.thread.start()
             conn.signal.wait(START_SETTLE_S)
-        return {"conn": conn.outcome.result()}
+        return DEFERRED
 
     def _op_stop(self, slot: _Slot, _args: dict[str, Any]) -> dict[str, Any]:
         conn = slot.current
@@ -483,10 +493,8 @@ class ClientHost:
     def _handle(self, slot: _Slot, conn: _Conn, kind: str, payload: Any) -> None:
         if kind == "returned":
             conn.returned = True
-            if not conn.outcome.done():
-                reason = payload or "the connection ended before WhatsApp answered"
-                conn.outcome.set_exception(DriverConnectError(reason))
-                conn.ended = True
+            if not conn.answered:
+                self._refuse(conn, DriverConnectError(payload or "the connection ended before WhatsApp answered"))
             elif not conn.ended:
                 self._end(slot, conn, Disconnected(code=None, reason=payload or "connection closed"))
             self.emit({"kind": "closed", "session": slot.session, "conn": conn.number})
@@ -496,8 +504,9 @@ class ClientHost:
         event = self._normalize(slot, conn, kind, payload)
         if event is None:
             return
-        if not conn.outcome.done():
-            conn.outcome.set_result(conn.number)
+        if not conn.answered:
+            conn.answered = True
+            self.emit({"kind": "reply", "id": conn.reply_id, "result": {"conn": conn.number}})
         if isinstance(event, ENDING_EVENTS):
             self._end(slot, conn, event)
             return
@@ -508,9 +517,8 @@ class ClientHost:
     def _normalize(self, slot: _Slot, conn: _Conn, kind: str, payload: Any) -> Event | None:
         match kind:
             case "local_end":
-                if not conn.outcome.done():
-                    conn.outcome.set_exception(DriverConnectError("stopped before WhatsApp answered"))
-                    conn.ended = True
+                if not conn.answered:
+                    self._refuse(conn, DriverConnectError("stopped before WhatsApp answered"))
                     return None
                 return payload
             case "pairing":
@@ -529,15 +537,18 @@ class ClientHost:
         me = jid_str(slot.client.me.JID) if slot.client.me is not None else None
         event = convert(payload, me=me or None, now=time.time())
         if isinstance(event, Refused):
-            if not conn.outcome.done():
-                conn.outcome.set_exception(
-                    DriverConnectError(f"WhatsApp refused the connection: {event.reason}", code=event.code)
-                )
-                conn.ended = True
+            if not conn.answered:
+                self._refuse(conn, DriverConnectError(f"WhatsApp refused the connection: {event.reason}", code=event.code))
                 self._request_stop(slot, conn)
                 return None
             return Disconnected(code=event.code, reason=event.reason)
         return event
+
+    def _refuse(self, conn: _Conn, error: DriverConnectError) -> None:
+        """Answer the connect call with ``error``; the connection emits no event at all."""
+        conn.answered = True
+        conn.ended = True
+        self.emit({"kind": "reply", "id": conn.reply_id, "error": encode_error(error)})
 
     def _end(self, slot: _Slot, conn: _Conn, event: Event) -> None:
         """Emit the connection's one ending event and make its Go call return."""

@@ -74,13 +74,12 @@ def _write_all(fd: int, data: bytes) -> None:
 
 def _configure_logging(level_name: str) -> None:
     """Undo neonize's ``basicConfig`` levels: keep its stderr handler, at our level."""
-    import neonize.utils.log as neonize_log
-
     level = logging.getLevelName(level_name.upper())
     if not isinstance(level, int):
         raise SystemExit(f"--log-level: unknown level {level_name!r}")
     logging.getLogger().setLevel(level)
-    neonize_log.log.setLevel(level)  # neonize derives Go's log level from this logger
+    # neonize hands Go the level of this logger (LogLevel.from_logging) on each connect.
+    logging.getLogger("neonize.utils.log").setLevel(level)
     # neonize warns on every process that ffmpeg is missing; zapvisor builds media
     # messages itself and never needs it.
     logging.getLogger("neonize.utils.ffmpeg").setLevel(logging.ERROR)
@@ -99,7 +98,7 @@ def main(argv: list[str] | None = None) -> None:
     started = time.monotonic()
     import neonize
 
-    from ._host import ClientHost
+    from ._host import DEFERRED, ClientHost
 
     import_s = time.monotonic() - started
     _configure_logging(args.log_level)
@@ -122,7 +121,10 @@ def main(argv: list[str] | None = None) -> None:
     def run_call(frame: dict[str, Any]) -> None:
         reply: dict[str, Any] = {"kind": "reply", "id": frame.get("id")}
         try:
-            reply["result"] = host.call(str(frame.get("op")), frame)
+            result = host.call(str(frame.get("op")), frame)
+            if result is DEFERRED:
+                return
+            reply["result"] = result
         except Exception as exc:  # the call's boundary: every error becomes a reply
             if not is_driver_error(exc):
                 log.exception("call %s failed", frame.get("op"))
