@@ -5,7 +5,7 @@ absolute times drift on shared machines; the ratios are what we hold ourselves t
 Memory figures are taken in fresh subprocesses so one measurement's garbage
 does not inflate the next.
 
-    python bench/actors.py [--quick]
+    python -m bench.actors [--quick]
 
 The last line printed is one JSON object.
 """
@@ -202,7 +202,7 @@ async def rss_raw_tasks(n: int) -> float:
 
 def measure_in_subprocess(kind: str, n: int) -> float:
     out = subprocess.run(
-        [sys.executable, __file__, "--rss", kind, "--n", str(n)], check=True, capture_output=True, text=True
+        [sys.executable, "-m", "bench.actors", "--rss", kind, "--n", str(n)], check=True, capture_output=True, text=True
     )
     return float(out.stdout.strip().splitlines()[-1])
 

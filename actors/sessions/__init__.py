@@ -5,7 +5,7 @@ See :mod:`actors.sessions._session` for the life of a session and
 """
 
 from ._cache import BoundedCache, CacheLimits, SessionCaches
-from ._errors import ConnectFailed, ConnectionDead, OwnershipLost, SessionDisconnected, SessionError, StuckConnecting
+from ._errors import ConnectionDead, OwnershipLost, SessionDisconnected, SessionError, StuckConnecting
 from ._policy import DEFAULT_REACTIONS, Outcome, SessionPolicy, outcome_for, reaction_for
 from ._pool import PoolStatistics, SessionPool
 from ._session import (
@@ -23,16 +23,16 @@ from ._session import (
     SessionDeps,
 )
 from ._status import TERMINAL, BoardStatistics, SessionInfo, SessionStatus, StatusBoard
+from ._upstream import Attempt, UpstreamGate, UpstreamMode, UpstreamStatistics
 from ._tree import session_spec, sessions_intensity, tenant_spec, tenants_spec
 
 __all__ = [
-    "DEFAULT_REACTIONS",
-    "TERMINAL",
+    "Attempt",
     "BoardStatistics",
     "BoundedCache",
     "CacheLimits",
-    "ConnectFailed",
     "ConnectionDead",
+    "DEFAULT_REACTIONS",
     "DownloadMedia",
     "GetStatus",
     "InboundSink",
@@ -57,6 +57,10 @@ __all__ = [
     "SessionStatus",
     "StatusBoard",
     "StuckConnecting",
+    "TERMINAL",
+    "UpstreamGate",
+    "UpstreamMode",
+    "UpstreamStatistics",
     "outcome_for",
     "reaction_for",
     "session_spec",

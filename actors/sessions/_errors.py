@@ -10,10 +10,6 @@ class SessionError(Exception):
     """Root of the session layer's errors."""
 
 
-class ConnectFailed(SessionError, ConnectionError):
-    """``connect()`` could not open a connection (the driver's message says why)."""
-
-
 class StuckConnecting(SessionError, TimeoutError):
     """``connect()`` did not return within ``stuck_connecting_timeout``."""
 

@@ -5,8 +5,10 @@ One incarnation of the actor is one attempt to own and use the account:
 1. wait for a slot in the node's :class:`~actors.sessions.SessionPool` (``queued``);
 2. take the account's ownership lease from the bus (``starting``): only the
    holder may connect, so two nodes never fight over one account;
-3. connect through the shared connect limiter (``connecting``): after a mass
-   failure the reconnects come back as a ramp, never a stampede;
+3. connect through the shared upstream gate and connect limiter
+   (``connecting``): while WhatsApp is unreachable one trial connect probes for
+   the whole node, and when it is back the reconnects come as a ramp, never a
+   stampede;
 4. serve the connection: QR codes and pairing (``qr``/``pairing``), traffic
    (``connected``), evidence-based health (``degraded``);
 5. when the connection ends, the policy (``_policy``) decides: reconnect in
@@ -53,10 +55,11 @@ from actors.drivers import (
 from supervisor import Actor, Exit, ExitKind, RestartLimiter, StopForGood
 
 from ._cache import CacheLimits, SessionCaches
-from ._errors import ConnectFailed, ConnectionDead, OwnershipLost, StuckConnecting
+from ._errors import ConnectionDead, OwnershipLost, SessionDisconnected, StuckConnecting
 from ._policy import Outcome, SessionPolicy, outcome_for, reaction_for
 from ._pool import SessionPool
 from ._status import TERMINAL, SessionStatus, StatusBoard
+from ._upstream import UpstreamGate, UpstreamMode
 
 _LOG = logging.getLogger("zapvisor.sessions")
 
@@ -148,6 +151,7 @@ class SessionDeps:
     bus: Bus
     limiter: RestartLimiter  # gates connect attempts: rate and concurrency
     inbound: InboundSink
+    upstream: UpstreamGate = attrs.field(factory=UpstreamGate)  # is WhatsApp reachable at all?
     node_id: str = "node-1"
     policy: SessionPolicy = attrs.field(factory=SessionPolicy)
     cache_limits: CacheLimits = attrs.field(factory=CacheLimits)
@@ -241,27 +245,43 @@ class SessionActor(Actor):
             # 515 "restart required": reconnect now, in place; not a failure.
 
     async def _connect(self) -> None:
-        self._status(SessionStatus.CONNECTING, "connecting")
+        """Open a connection: through the upstream gate, then the connect limiter.
+
+        While WhatsApp is unreachable the session waits at the shared gate (status
+        ``backoff`` with the next trial's time) instead of burning its own backoff
+        and breaker: the outage is not this session's fault.
+        """
         self._connected = self._pairing = False
         self._verdict = None
-        async with self.deps.limiter.slot():
-            with trio.move_on_after(self.policy.stuck_connecting_timeout) as stuck:
-                try:
-                    await self.driver.connect()
-                except DriverConnectError as exc:
-                    code = getattr(exc, "code", None)
-                    if code is not None:  # WhatsApp refused with a reason: the policy decides
-                        refused = Disconnected(code, str(exc))
-                        outcome = outcome_for(reaction_for(self.policy, refused), refused, self._wall_now())
-                        self._status(outcome.status, outcome.reason, until=outcome.until)
-                        if outcome.exit is not None:
-                            raise outcome.exit from exc
-                    self._status(SessionStatus.DISCONNECTED, f"connect failed: {exc}")
-                    raise ConnectFailed(str(exc)) from exc
-        if stuck.cancelled_caught:
-            self._status(SessionStatus.DISCONNECTED, "stuck connecting")
-            raise StuckConnecting(f"connect() did not return within {self.policy.stuck_connecting_timeout} s")
-        self._last_evidence = trio.current_time()
+        gate = self.deps.upstream
+        while True:
+            if gate.mode is UpstreamMode.DOWN:
+                until = self.ctx.system.wall_time(gate.reopens_at)
+                self._status(SessionStatus.BACKOFF, "WhatsApp unreachable; waiting for a trial connect", until=until)
+            async with gate.attempt() as attempt:
+                self._status(SessionStatus.CONNECTING, "connecting")
+                async with self.deps.limiter.slot():
+                    with trio.move_on_after(self.policy.stuck_connecting_timeout) as stuck:
+                        try:
+                            await self.driver.connect()
+                        except DriverConnectError as exc:
+                            if exc.code is None:
+                                attempt.unreachable()
+                                self._status(SessionStatus.DISCONNECTED, f"WhatsApp unreachable: {exc}")
+                                continue
+                            attempt.reached()  # WhatsApp answered, with a reason: the policy decides
+                            self._refused(Disconnected(exc.code, str(exc)))
+                if stuck.cancelled_caught:
+                    self._status(SessionStatus.DISCONNECTED, "stuck connecting")
+                    raise StuckConnecting(f"connect() did not return within {self.policy.stuck_connecting_timeout} s")
+                attempt.reached()
+                self._last_evidence = trio.current_time()
+                return
+
+    def _refused(self, refusal: Disconnected) -> None:
+        outcome = outcome_for(reaction_for(self.policy, refusal), refusal, self._wall_now())
+        self._status(outcome.status, outcome.reason, until=outcome.until)
+        raise outcome.exit or SessionDisconnected(refusal.code, refusal.reason)
 
     async def _serve_connection(self) -> object:
         """Handle one connection's events; return its ending event."""

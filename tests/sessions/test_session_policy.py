@@ -6,6 +6,7 @@ import attrs
 import trio
 
 from actors.sessions import GetStatus, PairPhone, RequestFailed, SessionStatus
+from supervisor import CircuitBreaker
 
 from .conftest import FAST_POLICY, SessionNode, open_session_node
 
@@ -90,19 +91,21 @@ async def test_banned_403_and_406_and_outdated_405_stop_for_good(session_node, s
         assert session_node.actor_state(sid) == "stopped"
 
 
-async def test_transient_codes_reconnect_with_backoff(session_node, simulator_control):
-    await pair_new(session_node, simulator_control, "s1")
-    for restarts, code in enumerate((428, 500, 503), start=1):
-        seen_backoff = trio.Event()
-        with session_node.board.subscribe() as changes:
-            await simulator_control.disconnect(code, "s1")
-            with trio.fail_after(15):
-                async for info in changes:
-                    if info.status is SessionStatus.BACKOFF:
-                        seen_backoff.set()
-                    if info.status is SessionStatus.CONNECTED and seen_backoff.is_set():
-                        break
-        assert session_node.system.tree().find("/tenants/t1/sessions/s1").restarts == restarts
+async def test_transient_codes_reconnect_with_backoff(simulated_driver_config, simulator_control):
+    breaker = CircuitBreaker(threshold=5, window=60.0, cooldown=2.0)  # three failures must not open it
+    async with open_session_node(simulated_driver_config, breaker=breaker) as node:
+        await pair_new(node, simulator_control, "s1")
+        for restarts, code in enumerate((428, 500, 503), start=1):
+            statuses = []
+            with node.board.subscribe() as changes:
+                await simulator_control.disconnect(code, "s1")
+                with trio.fail_after(15):
+                    async for info in changes:
+                        statuses.append(info.status)
+                        if info.status is SessionStatus.CONNECTED:
+                            break
+            assert statuses[:2] == [SessionStatus.DISCONNECTED, SessionStatus.BACKOFF], statuses
+            assert node.system.tree().find("/tenants/t1/sessions/s1").restarts == restarts
 
 
 async def test_restart_required_515_reconnects_in_place_without_failure(session_node, simulator_control):
