@@ -1,0 +1,159 @@
+"""Ownership leases: renewal, stepping down strictly before the TTL, hand-over between nodes."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+from actors.bus import BusError, BusValueError, Lease, LeasePhase
+
+from .conftest import FreezableNode
+
+TTL = 0.6  # seconds: renewals every 0.2 s; exact under the MockClock, quick on real Redis
+
+
+async def start(nursery: trio.Nursery, lease: Lease) -> Lease:
+    await nursery.start(lease.run)
+    return lease
+
+
+async def test_lease_is_acquired_and_kept_by_renewal(bus, clock, backend):
+    async with trio.open_nursery() as nursery:
+        lease = await start(nursery, Lease(bus, "session:1", "node-a", TTL))
+        tenure = await lease.wait_held()
+        assert lease.state.phase is LeasePhase.HELD
+        assert lease.state.token == tenure.token
+        # well past the TTL (only renewals keep it), halfway between two renewals
+        await trio.sleep(TTL * 3 + TTL / 6)
+        assert lease.tenure is tenure and not tenure.lost.is_set()
+        assert await bus.lock_owner("session:1") == "node-a"
+        remaining = tenure.valid_until - trio.current_time()
+        assert 0 < remaining <= TTL * 2 / 3
+        if backend == "memory":  # renewed ttl/6 ago: valid for 2/3 ttl from then
+            assert remaining == pytest.approx(TTL / 2)
+        nursery.cancel_scope.cancel()
+
+
+async def test_other_node_stands_by_and_takes_over_when_released(bus, clock, backend):
+    async with trio.open_nursery() as nursery:
+        a_scope = trio.CancelScope()
+
+        async def run_a(task_status=trio.TASK_STATUS_IGNORED):
+            with a_scope:
+                await lease_a.run(task_status=task_status)
+
+        lease_a = Lease(bus, "session:2", "node-a", TTL)
+        await nursery.start(run_a)
+        first = await lease_a.wait_held()
+        lease_b = await start(nursery, Lease(bus, "session:2", "node-b", TTL))
+        assert lease_b.state.phase is LeasePhase.STANDBY
+        assert lease_b.state.holder == "node-a"
+
+        a_scope.cancel()  # node A shuts down cleanly: it releases at once
+        released_at = trio.current_time()
+        second = await lease_b.wait_held()
+        assert first.lost.is_set() and lease_a.state.phase is LeasePhase.STOPPED
+        assert second.token > first.token
+        took = trio.current_time() - released_at
+        if backend == "memory":
+            assert took <= lease_b.retry_interval
+        else:
+            assert took < TTL  # without the release B would have waited for the expiry
+        nursery.cancel_scope.cancel()
+
+
+async def test_frozen_holder_steps_down_before_expiry_and_other_node_takes_over(bus, clock, backend):
+    """A node whose bus calls stop answering (GC pause, partition) must stop using the session
+    strictly before its lock can expire; another node gets it only after the expiry."""
+    node_a = FreezableNode(bus)
+    times: dict[str, float] = {}
+    async with trio.open_nursery() as nursery:
+        lease_a = await start(nursery, Lease(node_a, "session:3", "node-a", TTL))
+        tenure = await lease_a.wait_held()
+
+        async def use_session() -> None:
+            with tenure.cancel_scope:
+                await trio.sleep_forever()
+            times["holder_stopped"] = trio.current_time()
+
+        nursery.start_soon(use_session)
+        await trio.sleep(TTL * 1.5)  # a few renewals succeed
+        node_a.frozen = True
+        lease_b = await start(nursery, Lease(bus, "session:3", "node-b", TTL))
+        assert lease_b.state.phase is LeasePhase.STANDBY
+        await tenure.lost.wait()
+        times["lost"] = trio.current_time()
+        # valid_until stops moving at the last confirmed renewal, sent 2/3 ttl before it
+        valid_until = tenure.valid_until
+        last_renewal = valid_until - TTL * 2 / 3
+        await lease_b.wait_held()
+        times["taken_over"] = trio.current_time()
+        nursery.cancel_scope.cancel()
+
+    expiry = last_renewal + TTL
+    assert times["lost"] < expiry and times["holder_stopped"] < expiry
+    assert times["taken_over"] >= expiry
+    if backend == "memory":  # exact: detection at valid_until, a full ttl/3 before the expiry
+        assert times["lost"] == times["holder_stopped"] == valid_until
+        assert expiry - times["lost"] == pytest.approx(TTL / 3)
+    assert "not confirmed" in tenure.reason
+
+
+async def test_holder_is_told_when_another_node_holds_it(bus, clock, backend):
+    async with trio.open_nursery() as nursery:
+        lease = await start(nursery, Lease(bus, "session:4", "node-a", TTL))
+        tenure = await lease.wait_held()
+        # the lock is lost behind the holder's back (as after an expiry) and re-granted
+        assert await bus.release(tenure.lock)
+        stolen_at = trio.current_time()
+        thief = await bus.acquire("session:4", TTL * 10, owner="node-b")
+        await tenure.lost.wait()
+        detected_after = trio.current_time() - stolen_at
+        assert tenure.cancel_scope.cancel_called
+        assert "node-b" in tenure.reason
+        assert lease.state.phase is LeasePhase.STANDBY and lease.state.holder == "node-b"
+        assert detected_after <= TTL / 3 if backend == "memory" else detected_after < TTL
+        assert thief.token > tenure.token
+        nursery.cancel_scope.cancel()
+
+
+async def test_watch_reports_each_phase(bus, clock):
+    seen: list[LeasePhase] = []
+    lease = Lease(bus, "session:5", "node-a", TTL)
+
+    async def watch() -> None:
+        async for state in lease.watch():
+            seen.append(state.phase)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(watch)
+        async with trio.open_nursery() as inner:
+            await start(inner, lease)
+            await lease.wait_held()
+            await trio.sleep(TTL)
+            inner.cancel_scope.cancel()
+    assert seen == [LeasePhase.STANDBY, LeasePhase.HELD, LeasePhase.STOPPED]
+
+
+async def test_stopping_releases_the_lock_and_wait_held_refuses(bus, clock):
+    async with trio.open_nursery() as nursery:
+        lease = await start(nursery, Lease(bus, "session:6", "node-a", TTL))
+        await lease.wait_held()
+        nursery.cancel_scope.cancel()
+    assert not await bus.is_locked("session:6")
+    with pytest.raises(BusError, match="stopped"):
+        await lease.wait_held()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"resource": "", "node_id": "a", "ttl": 1}, "resource"),
+        ({"resource": "r", "node_id": "", "ttl": 1}, "node_id"),
+        ({"resource": "r", "node_id": "a", "ttl": 0}, "ttl"),
+        ({"resource": "r", "node_id": "a", "ttl": 1, "retry_interval": -1}, "retry_interval"),
+    ],
+)
+async def test_bad_lease_input_names_the_field(bus, clock, kwargs, field):
+    with pytest.raises(BusValueError, match=field):
+        Lease(bus, **kwargs)
