@@ -1,0 +1,71 @@
+"""The session wire protocol, spoken raw over a websocket: handshakes and malformed frames."""
+
+import json
+
+import pytest
+import trio
+import trio_websocket
+
+
+async def _hello(url: str, session: str, creds=None):
+    ws_cm = trio_websocket.open_websocket_url(url + "/wa")
+    ws = await ws_cm.__aenter__()
+    await ws.send_message(json.dumps({"op": "hello", "session": session, "creds": creds}))
+    return ws_cm, ws
+
+
+async def _next(ws) -> dict:
+    with trio.fail_after(10):
+        return json.loads(await ws.get_message())
+
+
+async def test_a_first_frame_that_is_not_hello_is_closed_with_4400(shared_simulator):
+    async with trio_websocket.open_websocket_url(shared_simulator.url + "/wa") as ws:
+        await ws.send_message(json.dumps({"op": "ping", "rid": 1}))
+        with pytest.raises(trio_websocket.ConnectionClosed) as info, trio.fail_after(10):
+            await ws.get_message()
+        assert info.value.reason.code == 4400
+
+
+async def test_an_unknown_path_is_rejected(shared_simulator):
+    with pytest.raises(trio_websocket.ConnectionRejected) as info:
+        async with trio_websocket.open_websocket_url(shared_simulator.url + "/nope"):
+            pass
+    assert info.value.status_code == 404
+
+
+async def test_malformed_requests_get_a_400_naming_the_field(shared_simulator, shared_control, session_id):
+    await shared_control.create_account(session_id)
+    creds = (await shared_control.account(session_id))["creds"]
+    cm, ws = await _hello(shared_simulator.url, session_id, creds)
+    try:
+        assert await _next(ws) == {"ev": "welcome", "paired": True}
+        assert (await _next(ws))["ev"] == "connected"
+        assert await _next(ws) == {"ev": "offline_sync_done", "count": 0}
+        await ws.send_message("not json at all")  # ignored: nothing to answer
+        await ws.send_message(json.dumps({"op": "send", "rid": 1, "to": "x@s.whatsapp.net"}))
+        assert await _next(ws) == {"re": 1, "ok": False, "code": 400, "error": "field 'id' must be a non-empty str"}
+        await ws.send_message(json.dumps({"op": "teleport", "rid": 2}))
+        assert await _next(ws) == {"re": 2, "ok": False, "code": 400, "error": "unknown op 'teleport'"}
+        await ws.send_message(json.dumps({"op": "pair_phone", "rid": 3, "number": "5511999990000"}))
+        reply = await _next(ws)
+        assert reply["re"] == 3 and reply["code"] == 400 and "only valid while QR codes" in reply["error"]
+        await ws.send_message(json.dumps({"op": "ping", "rid": 4}))
+        assert await _next(ws) == {"re": 4, "ok": True}
+    finally:
+        await cm.__aexit__(None, None, None)
+
+
+async def test_close_frames_carry_the_reason_before_the_close_code(shared_simulator, shared_control, session_id):
+    await shared_control.create_account(session_id)
+    expires_at = await shared_control.ban(session_id, seconds=60, ban_code=2)
+    cm, ws = await _hello(shared_simulator.url, session_id, (await shared_control.account(session_id))["creds"])
+    try:
+        assert await _next(ws) == {"ev": "close", "code": 402, "reason": "temporarily banned",
+                                   "expires_at": expires_at, "ban_code": 2}
+        with pytest.raises(trio_websocket.ConnectionClosed) as info, trio.fail_after(10):
+            await ws.get_message()
+        assert info.value.reason.code == 4402
+    finally:
+        await cm.__aexit__(None, None, None)
+    assert (await shared_control.stats()).refused >= 1
