@@ -13,7 +13,9 @@ what it can do *now* without advancing the clock, so elapsed times are exact.
 from __future__ import annotations
 
 import itertools
-from typing import Any
+import time
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator
 
 import attrs
 import trio
@@ -27,6 +29,30 @@ _SERIALS = itertools.count(1)
 async def settle() -> None:
     """Run every ready task until all are blocked; the mock clock does not move."""
     await trio.testing.wait_all_tasks_blocked()
+
+
+WATCHDOG_SECONDS = 30.0
+"""Real seconds a mock-clock test may run: far beyond a healthy run (well under 5 s)."""
+
+
+@asynccontextmanager
+async def wall_clock_limit(seconds: float = WATCHDOG_SECONDS) -> AsyncIterator[None]:
+    """Fail the block with TimeoutError after ``seconds`` of *real* time.
+
+    Under ``MockClock`` a task that keeps waking itself without letting virtual time
+    pass never reaches a trio deadline, so only a wall-clock watchdog can end it.
+    The watchdog sleeps in a worker thread (the one place real time is wanted);
+    cancelling it abandons the thread, which ends on its own.
+    """
+
+    async def watchdog() -> None:
+        await trio.to_thread.run_sync(time.sleep, seconds, abandon_on_cancel=True)
+        raise TimeoutError(f"still running after {seconds} s of real time (busy loop?)")
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(watchdog)
+        yield
+        nursery.cancel_scope.cancel()
 
 
 @attrs.define(eq=False)
