@@ -13,6 +13,7 @@ leave no trace, because its batch commits anyway for the other callers.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import attrs
@@ -311,11 +312,21 @@ _PG_INSERT_MESSAGES = (
     + ", ".join(f"${i}::{t}[]" for i, t in enumerate(_PG_MESSAGE_TYPES, 1))
     + f") ON CONFLICT (session_id, wa_id) DO NOTHING {_RETURN_KEY}"
 )
-_INSERT_MESSAGE = (
-    f"INSERT INTO messages ({', '.join(_MESSAGE_COLUMNS)}) VALUES "
-    f"({', '.join(f'${i}' for i in range(1, len(_MESSAGE_COLUMNS) + 1))}) "
-    f"ON CONFLICT (session_id, wa_id) DO NOTHING {_RETURN_KEY}"
-)
+#: Rows per multi-row INSERT on SQLite: 11 parameters each stays far below SQLite's 32766-variable
+#: limit, and one statement per run of messages saves a Python round trip per row.
+_SQLITE_ROWS_PER_INSERT = 256
+
+
+@functools.lru_cache(maxsize=_SQLITE_ROWS_PER_INSERT)
+def _sqlite_insert_messages(count: int) -> str:
+    width = len(_MESSAGE_COLUMNS)
+    values = ", ".join(
+        "(" + ", ".join(f"${row * width + col}" for col in range(1, width + 1)) + ")" for row in range(count)
+    )
+    return (
+        f"INSERT INTO messages ({', '.join(_MESSAGE_COLUMNS)}) VALUES {values} "
+        f"ON CONFLICT (session_id, wa_id) DO NOTHING {_RETURN_KEY}"
+    )
 _BUMP_TICKET = (
     "UPDATE tickets SET unread = unread + $2, "
     "last_message = CASE WHEN last_message_at IS NULL OR last_message_at <= $4 THEN $3 ELSE last_message END, "
@@ -325,7 +336,7 @@ _BUMP_TICKET = (
 
 
 async def insert_messages(tx: Any, ops: list[InsertMessage], now: float) -> list[Inserted | AlreadyStored]:
-    """Insert a run of messages with one statement (PostgreSQL) or one cheap statement each (SQLite).
+    """Insert a run of messages with one statement (multi-row on SQLite, ``unnest`` on PostgreSQL).
 
     A message whose (session, WhatsApp id) exists — stored before, or earlier in the same run — is
     reported :class:`AlreadyStored` and changes nothing. For the new ones, their tickets' unread
@@ -339,7 +350,12 @@ async def insert_messages(tx: Any, ops: list[InsertMessage], now: float) -> list
     if tx.dialect == "postgres":
         returned = await tx.fetch(_PG_INSERT_MESSAGES, *(list(column) for column in zip(*rows)))
     else:
-        returned = [row for values in rows for row in await tx.fetch(_INSERT_MESSAGE, *values)]
+        returned = []
+        for start in range(0, len(rows), _SQLITE_ROWS_PER_INSERT):
+            chunk = rows[start:start + _SQLITE_ROWS_PER_INSERT]
+            returned += await tx.fetch(
+                _sqlite_insert_messages(len(chunk)), *(value for row in chunk for value in row)
+            )
     new_ids = {(row["session_id"], row["wa_id"]): row["id"] for row in returned}
     results: list[Inserted | AlreadyStored] = []
     bumps: dict[int, list[Any]] = {}  # ticket id -> [unread delta, last body, last sent_at]

@@ -32,6 +32,10 @@ from ._backend import drive
 #: opening the same file, e.g. an admin CLI, can hold one).
 _BUSY_TIMEOUT_MS = 5000
 
+#: Prepared statements kept per connection: the schema's statements plus one multi-row message
+#: INSERT per batch size (up to 256 of them) must not evict each other.
+_STATEMENT_CACHE = 512
+
 
 @lru_cache(maxsize=512)
 def _to_qmark(sql: str) -> str:
@@ -91,7 +95,9 @@ class SqliteBackend:
                 await trio.to_thread.run_sync(self._close_sync, limiter=self._write_limiter)
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, cached_statements=_STATEMENT_CACHE
+        )
         conn.row_factory = sqlite3.Row
         conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
         conn.execute("PRAGMA foreign_keys = ON")

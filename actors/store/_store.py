@@ -28,7 +28,7 @@ import trio
 from . import _ops_core as core
 from . import _ops_queues as queues
 from ._backend import single_errors
-from ._errors import InvalidInput
+from ._errors import InvalidInput, StoreClosed
 from ._reads import StoreReads, check_limit
 from ._records import (
     AlreadyStored,
@@ -139,6 +139,8 @@ class Store(StoreReads):
         timeout = self.default_timeout if timeout is None else timeout
         if timeout <= 0:
             raise InvalidInput(f"timeout: must be > 0 seconds, got {timeout!r}")
+        if not self._running:
+            raise StoreClosed("the store is not running")
         return await self._writer.submit(op, timeout)
 
     # -- tenants, users, sessions, contacts ---------------------------------------------------

@@ -36,6 +36,7 @@ from collections.abc import Callable
 from typing import Any
 
 import attrs
+import outcome
 import trio
 
 from ._backend import Disconnected
@@ -46,28 +47,29 @@ from ._ops_core import InsertMessage, insert_messages
 #: small enough to sort on every statistics() call.
 _LATENCY_WINDOW = 2048
 
+#: How often the sweeper checks deadlines while writes are outstanding: a timeout fires at most
+#: this late, and the check costs one pass over the (bounded) outstanding writes.
+_SWEEP_INTERVAL = 0.01
+
 
 class _State(enum.Enum):
-    QUEUED = "queued"  # waiting in the channel: withdrawing it is clean
+    QUEUED = "queued"  # waiting for the writer: withdrawing it is clean
     IN_FLIGHT = "in_flight"  # inside a running transaction
     RETRY_WAIT = "retry_wait"  # its transaction surely rolled back; waiting to run again
     IN_DOUBT = "in_doubt"  # COMMIT sent, connection lost, outcome being resolved
     DONE = "done"
-    ABANDONED = "abandoned"  # the caller gave up; the writer skips it
+    ABANDONED = "abandoned"  # the caller gave up (deadline or cancellation); the writer skips it
 
 
-@attrs.define(eq=False)
 class _Pending:
-    op: Any
-    enqueued_at: float
-    state: _State = _State.QUEUED
-    done: trio.Event = attrs.field(factory=trio.Event)
-    value: Any = None
-    error: BaseException | None = None
+    """One submitted op and the parked task waiting for it (plain slots: one per write)."""
 
-    def finish(self, value: Any = None, error: BaseException | None = None) -> None:
-        self.value, self.error, self.state = value, error, _State.DONE
-        self.done.set()
+    __slots__ = ("op", "enqueued_at", "deadline", "state", "task")
+
+    def __init__(self, op: Any, now: float, deadline: float) -> None:
+        self.op, self.enqueued_at, self.deadline = op, now, deadline
+        self.state = _State.QUEUED
+        self.task = trio.lowlevel.current_task()
 
 
 @attrs.frozen
@@ -132,6 +134,12 @@ class GroupCommitter:
     ``queue_capacity`` bounds the ops waiting for the writer: beyond it ``submit`` waits (within
     the caller's deadline), which is the backpressure that keeps a stalled database from
     turning into unbounded memory.
+
+    Mechanics, chosen for a low per-write cost (a write is the hot path of every flow): a caller
+    appends to a deque and parks with ``wait_task_rescheduled``; the writer reschedules it with
+    the outcome. Deadlines are enforced by one sweeper task (every ``_SWEEP_INTERVAL`` while
+    writes are outstanding) instead of a cancel scope per write, so a timeout fires up to that
+    much late.
     """
 
     backend: Any
@@ -139,16 +147,15 @@ class GroupCommitter:
     max_batch: int
     linger: float
     queue_capacity: int
-    _send: trio.MemorySendChannel = attrs.field(init=False)
-    _receive: trio.MemoryReceiveChannel = attrs.field(init=False)
+    _queue: collections.deque = attrs.Factory(collections.deque)
+    _outstanding: dict = attrs.Factory(dict)  # every unanswered _Pending, in submit order
+    _work: trio.lowlevel.ParkingLot = attrs.Factory(trio.lowlevel.ParkingLot)  # the idle writer
+    _room: trio.lowlevel.ParkingLot = attrs.Factory(trio.lowlevel.ParkingLot)  # callers facing a full queue
+    _idle_sweeper: trio.lowlevel.ParkingLot = attrs.Factory(trio.lowlevel.ParkingLot)
     _state: str = "starting"
-    _current: list[_Pending] = attrs.Factory(list)
     _latencies: collections.deque = attrs.field(factory=lambda: collections.deque(maxlen=_LATENCY_WINDOW))
     _counts: collections.Counter = attrs.Factory(collections.Counter)
     _last_batch: tuple[int, float] = (0, 0.0)
-
-    def __attrs_post_init__(self) -> None:
-        self._send, self._receive = trio.open_memory_channel(self.queue_capacity)
 
     async def submit(self, op: Any, timeout: float) -> Any:
         """Queue ``op`` and wait until it is committed; return its result or raise its error.
@@ -160,69 +167,99 @@ class GroupCommitter:
         """
         if self._state == "stopped":
             raise StoreClosed("the store is stopped")
-        pending = _Pending(op, trio.current_time())
-        unknown = False
-        try:
-            with trio.move_on_after(timeout):
-                await self._send.send(pending)
-                await pending.done.wait()
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            raise StoreClosed("the store stopped before taking this write") from None
-        finally:
-            if pending.state is not _State.DONE:
-                unknown = pending.state in (_State.IN_FLIGHT, _State.IN_DOUBT)
-                pending.state = _State.ABANDONED
-        if pending.state is _State.ABANDONED:
+        now = trio.current_time()
+        pending = _Pending(op, now, now + timeout)
+        if len(self._queue) >= self.queue_capacity:
+            await self._wait_for_room(pending, timeout)
+        self._queue.append(pending)
+        self._outstanding[pending] = None
+        self._work.unpark()
+        if len(self._outstanding) == 1:
+            self._idle_sweeper.unpark()
+
+        def abort(_: Any) -> trio.lowlevel.Abort:  # the caller was cancelled: withdraw the op
+            self._abandon(pending)
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        return await trio.lowlevel.wait_task_rescheduled(abort)
+
+    async def _wait_for_room(self, pending: _Pending, timeout: float) -> None:
+        with trio.move_on_at(pending.deadline):
+            while len(self._queue) >= self.queue_capacity and self._state != "stopped":
+                await self._room.park()
+        if self._state == "stopped":
+            raise StoreClosed("the store stopped before taking this write")
+        if len(self._queue) >= self.queue_capacity:
             self._counts["failed_ops"] += 1
             raise StoreUnavailable(
-                f"{type(op).__name__} not confirmed within {timeout} s (store {self._state}); "
-                + ("it may or may not have been committed" if unknown else "it was not written"),
-                outcome_unknown=unknown,
+                f"{type(pending.op).__name__} not queued within {timeout} s: the writer is "
+                f"{self._state} and {len(self._queue)} writes wait; it was not written"
             )
-        if pending.error is not None:
-            raise pending.error
-        return pending.value
+
+    def _abandon(self, pending: _Pending) -> bool:
+        """Mark a caller's op as given up; return whether its outcome is unknown."""
+        unknown = pending.state in (_State.IN_FLIGHT, _State.IN_DOUBT)
+        pending.state = _State.ABANDONED
+        del self._outstanding[pending]
+        self._counts["failed_ops"] += 1
+        return unknown
+
+    def _finish(self, pending: _Pending, result: outcome.Outcome) -> None:
+        if pending.state is _State.ABANDONED:
+            return
+        pending.state = _State.DONE
+        del self._outstanding[pending]
+        trio.lowlevel.reschedule(pending.task, result)
+
+    async def _sweep(self) -> None:
+        """Answer callers whose deadline passed with StoreUnavailable (see class docs)."""
+        while True:
+            if not self._outstanding:
+                await self._idle_sweeper.park()
+            await trio.sleep(_SWEEP_INTERVAL)
+            now = trio.current_time()
+            for pending in [p for p in self._outstanding if p.deadline <= now]:
+                unknown = self._abandon(pending)
+                waited = now - pending.enqueued_at
+                trio.lowlevel.reschedule(pending.task, outcome.Error(StoreUnavailable(
+                    f"{type(pending.op).__name__} not confirmed within {waited:.3g} s (store {self._state}); "
+                    + ("it may or may not have been committed" if unknown else "it was not written"),
+                    outcome_unknown=unknown,
+                )))
 
     async def run(self) -> None:
         """The writer loop; runs until cancelled. On exit every waiting caller is answered."""
         self._state = "connected"
         try:
-            while True:
-                batch = [await self._receive.receive()]
-                self._drain(batch)
-                if self.linger > 0 and len(batch) < self.max_batch:
-                    await trio.sleep(self.linger)
-                    self._drain(batch)
-                await self._commit(batch)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._sweep)
+                while True:
+                    while not self._queue:
+                        await self._work.park()
+                    if self.linger > 0 and len(self._queue) < self.max_batch:
+                        await trio.sleep(self.linger)
+                    batch = [self._queue.popleft() for _ in range(min(self.max_batch, len(self._queue)))]
+                    self._room.unpark(count=len(batch))
+                    await self._commit(batch)
         finally:
             self._stop()
 
-    def _drain(self, batch: list[_Pending]) -> None:
-        while len(batch) < self.max_batch:
-            try:
-                batch.append(self._receive.receive_nowait())
-            except trio.WouldBlock:
-                return
-
     def _stop(self) -> None:
         self._state = "stopped"
-        for pending in self._current:
-            if pending.state in (_State.IN_FLIGHT, _State.IN_DOUBT, _State.RETRY_WAIT):
+        for pending in list(self._outstanding):
+            if pending.state is _State.QUEUED:
+                error: StoreError = StoreClosed("the store stopped before taking this write")
+            else:
                 unknown = pending.state is not _State.RETRY_WAIT
-                pending.finish(error=StoreUnavailable("the store stopped", outcome_unknown=unknown))
-        while True:
-            try:
-                pending = self._receive.receive_nowait()
-            except trio.WouldBlock:
-                break
-            pending.finish(error=StoreClosed("the store stopped before taking this write"))
-        self._receive.close()  # senders still blocked on a full channel get StoreClosed
+                error = StoreUnavailable("the store stopped", outcome_unknown=unknown)
+            self._finish(pending, outcome.Error(error))
+        self._queue.clear()
+        self._room.unpark_all()
 
     async def _commit(self, batch: list[_Pending]) -> None:
         live = [p for p in batch if p.state is _State.QUEUED]
         for pending in live:
             pending.state = _State.IN_FLIGHT
-        self._current = live
         while live:
             started = trio.current_time()
             try:
@@ -247,7 +284,7 @@ class GroupCommitter:
             self._counts["failed_ops"] += 1
             failure = WriteFailed(f"{type(pending.op).__name__} rejected: {type(exc).__name__}: {exc}")
             failure.__cause__ = exc
-            pending.finish(error=failure)
+            self._finish(pending, outcome.Error(failure))
             return
         self._counts["fallbacks"] += 1
         for pending in live:
@@ -291,10 +328,10 @@ class GroupCommitter:
             self._latencies.append(now - pending.enqueued_at)
             if ok:
                 self._counts["ops"] += 1
-                pending.finish(value)
+                self._finish(pending, outcome.Value(value))
             else:
                 self._counts["failed_ops"] += 1
-                pending.finish(error=value)
+                self._finish(pending, outcome.Error(value))
 
     def statistics(self) -> StoreStatistics:
         """A frozen snapshot of the writer's counters and latencies."""
@@ -306,7 +343,7 @@ class GroupCommitter:
             failed_ops=self._counts["failed_ops"],
             fallbacks=self._counts["fallbacks"],
             reconnects=self._counts["reconnects"],
-            queued=self._send.statistics().current_buffer_used,
+            queued=len(self._queue),
             last_batch_size=self._last_batch[0],
             last_batch_seconds=self._last_batch[1],
             latency_p50=_percentile(latencies, 0.50),

@@ -3,7 +3,9 @@
 import pytest
 import trio
 
-from actors.store import FencedOut, Fence, Inserted, InvalidInput, StoreStatistics, WriteFailed, open_store
+from actors.store import (
+    Fence, FencedOut, Inserted, InvalidInput, StoreStatistics, StoreUnavailable, WriteFailed, open_store,
+)
 
 from .helpers import message, seed
 
@@ -109,3 +111,45 @@ async def test_bad_arguments_name_the_field(store):
         await store.upsert_tenant("acme", "x", timeout=0)
     with pytest.raises(InvalidInput, match="limit"):
         await store.list_tickets("acme", limit=0)
+
+
+async def test_a_cancelled_caller_withdraws_its_queued_write(make_backend, wall_clock):
+    # linger holds the writer long enough for the caller to give up before the batch is taken
+    async with open_store(make_backend(), clock=wall_clock, linger=0.3) as store:
+        await seed(store)
+        with trio.move_on_after(0.05) as scope:
+            await store.upsert_tenant("withdrawn", "Never")
+        assert scope.cancelled_caught
+        await store.upsert_tenant("later", "Later")  # the next batch has run
+        assert {t.id for t in await store.list_tenants()} == {"acme", "later"}
+        assert store.statistics().failed_ops == 1
+
+
+async def test_a_full_queue_applies_backpressure_without_losing_writes(make_backend, wall_clock):
+    async with open_store(make_backend(), clock=wall_clock, queue_capacity=2, linger=0.01) as store:
+        contact = await seed(store)
+        before = store.statistics().batches
+        async with trio.open_nursery() as nursery:
+            for i in range(12):
+                nursery.start_soon(store.insert_message, message(contact, f"WA{i}"))
+        assert await store.count_messages() == 12
+        assert store.statistics().batches - before >= 12 // 2  # never more than two waiting
+
+
+async def test_a_full_queue_past_the_deadline_is_unavailable_and_not_written(make_backend, wall_clock):
+    async with open_store(make_backend(), clock=wall_clock, queue_capacity=1, linger=0.5) as store:
+        await seed(store)
+        failures = []
+
+        async def write(i: int) -> None:
+            try:
+                await store.upsert_tenant(f"t{i}", "T", timeout=0.1)
+            except StoreUnavailable as refused:
+                failures.append((i, refused.outcome_unknown))
+
+        async with trio.open_nursery() as nursery:
+            for i in range(3):
+                nursery.start_soon(write, i)
+        assert failures and all(unknown is False for _, unknown in failures)
+        stored = {t.id for t in await store.list_tenants()}
+        assert not stored & {f"t{i}" for i, _ in failures}

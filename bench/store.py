@@ -1,0 +1,226 @@
+"""Benchmark the store's group commit against the raw drivers inserting the same rows, in one run.
+
+    python -m bench.store [--quick]
+
+For each backend: 100 concurrent writer tasks insert message rows through :class:`Store`
+(each write awaited until COMMIT, as the inbound flow does), then the raw driver inserts the
+same rows into a twin database with the same schema in one ``executemany`` transaction (asyncpg
+under plain asyncio; stdlib sqlite3). Both use durable commits: PostgreSQL on disk with fsync on,
+SQLite in WAL with ``synchronous=FULL``. The ratio store/raw is what we hold ourselves to;
+``pg_copy_rows_per_s`` (COPY, the fastest bulk path, not an INSERT) is reported for context.
+
+The last line printed is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import sqlite3
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import asyncpg
+import psycopg
+import trio
+
+from actors.store import NewMessage, PostgresBackend, SqliteBackend, open_store
+from bench._servers import PostgresServer
+
+TARGETS = {"pg_ratio": ">= 0.6", "sqlite_ratio": ">= 0.6", "pg_write_p99_ms": "< 20"}
+
+#: Concurrent writer tasks: the issue's figure, a busy node's worth of session/ticket actors.
+WRITERS = 100
+
+_COLUMNS = (
+    "tenant_id", "session_id", "wa_id", "contact_id", "ticket_id", "from_me", "body",
+    "media_type", "status", "sent_at", "created_at",
+)
+
+
+def make_messages(count: int, tag: str) -> list[NewMessage]:
+    """``count`` inbound text messages spread over 20 sessions, typical helpdesk-sized bodies."""
+    return [
+        NewMessage(
+            tenant_id="bench", session_id=f"s{i % 20}", wa_id=f"{tag}{i:08d}", contact_id=1 + i % 500,
+            ticket_id=None, from_me=False, body=f"message {i}: olá, preciso de ajuda com o pedido {i * 7}",
+            sent_at=1_700_000_000.0 + i,
+        )
+        for i in range(count)
+    ]
+
+
+def raw_rows(messages: list[NewMessage]) -> list[tuple]:
+    now = time.time()
+    return [
+        (m.tenant_id, m.session_id, m.wa_id, m.contact_id, m.ticket_id, int(m.from_me), m.body,
+         m.media_type, str(m.status), m.sent_at, now)
+        for m in messages
+    ]
+
+
+_RAW_INSERT = (
+    f"INSERT INTO messages ({', '.join(_COLUMNS)}) "
+    f"VALUES ({', '.join(f'${i}' for i in range(1, len(_COLUMNS) + 1))})"
+)
+
+
+async def through_store(backend, messages: list[NewMessage]) -> tuple[float, list[float], int]:
+    """Insert ``messages`` from WRITERS tasks; returns (seconds, per-write latencies, transactions)."""
+    latencies: list[float] = []
+    async with open_store(backend) as store:
+        shares = [messages[w::WRITERS] for w in range(WRITERS)]
+
+        async def writer(share: list[NewMessage]) -> None:
+            for message in share:
+                started = trio.current_time()
+                await store.insert_message(message)
+                latencies.append(trio.current_time() - started)
+
+        batches_before = store.statistics().batches
+        started = trio.current_time()
+        async with trio.open_nursery() as nursery:
+            for share in shares:
+                nursery.start_soon(writer, share)
+        elapsed = trio.current_time() - started
+        batches = store.statistics().batches - batches_before
+        assert await store.count_messages() == len(messages)
+    return elapsed, latencies, batches
+
+
+async def migrate_only(backend) -> None:
+    """Create the schema (the raw baselines insert into the same table definition)."""
+    async with open_store(backend):
+        pass
+
+
+def p99(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, math.ceil(0.99 * len(ordered)) - 1)]
+
+
+def chunks(rows: list[tuple], size: int) -> list[list[tuple]]:
+    return [rows[i:i + size] for i in range(0, len(rows), size)]
+
+
+def bench_postgres(rows: int) -> dict:
+    """Store vs asyncpg on a throwaway server on disk (fsync on)."""
+    server = PostgresServer.create()  # system temp dir: on disk, a COMMIT's fsync is real
+    databases = ("via_store", "via_raw", "via_raw_batched", "via_copy")
+    try:
+        server.start()
+        with psycopg.connect(server.dsn(), autocommit=True) as admin:
+            for name in databases:
+                admin.execute(f"CREATE DATABASE {name}")
+        for name in databases:
+            trio.run(migrate_only, PostgresBackend(server.dsn(name)))
+        store_s, latencies, batches = trio.run(
+            through_store, PostgresBackend(server.dsn("via_store")), make_messages(rows, "S")
+        )
+        raw = raw_rows(make_messages(rows, "R"))
+        batch_size = max(1, round(rows / batches))
+
+        async def timed(database: str, work) -> float:
+            conn = await asyncpg.connect(server.dsn(database))
+            try:
+                started = time.perf_counter()
+                await work(conn)
+                return time.perf_counter() - started
+            finally:
+                await conn.close()
+
+        async def one_transaction(conn) -> None:
+            async with conn.transaction():
+                await conn.executemany(_RAW_INSERT, raw)
+
+        async def same_commits(conn) -> None:
+            for chunk in chunks(raw, batch_size):
+                async with conn.transaction():
+                    await conn.executemany(_RAW_INSERT, chunk)
+
+        async def copy(conn) -> None:
+            await conn.copy_records_to_table("messages", records=raw, columns=list(_COLUMNS))
+
+        async def baselines() -> tuple[float, float, float]:
+            return (
+                await timed("via_raw", one_transaction),
+                await timed("via_raw_batched", same_commits),
+                await timed("via_copy", copy),
+            )
+
+        raw_s, batched_s, copy_s = asyncio.run(baselines())
+    finally:
+        server.destroy()
+    return {
+        "pg_rows_per_s": rows / store_s,
+        "pg_raw_rows_per_s": rows / raw_s,
+        "pg_ratio": raw_s / store_s,
+        "pg_write_p99_ms": p99(latencies) * 1000,
+        "pg_avg_batch": rows / batches,
+        "pg_raw_same_commits_rows_per_s": rows / batched_s,
+        "pg_ratio_same_commits": batched_s / store_s,
+        "pg_copy_rows_per_s": rows / copy_s,
+    }
+
+
+def sqlite_raw(path: Path, rows: list[tuple], synchronous: str, batch_size: int) -> float:
+    """Seconds for sqlite3 executemany of ``rows`` in transactions of ``batch_size`` rows."""
+    trio.run(migrate_only, SqliteBackend(path))
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute(f"PRAGMA synchronous = {synchronous}")
+    sql = _RAW_INSERT.replace("$", "?")
+    started = time.perf_counter()
+    for chunk in chunks(rows, batch_size):
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany(sql, chunk)
+        conn.execute("COMMIT")
+    elapsed = time.perf_counter() - started
+    conn.close()
+    return elapsed
+
+
+def bench_sqlite(rows: int, workdir: Path, synchronous: str, prefix: str) -> dict:
+    """Store vs sqlite3, both WAL with the given ``synchronous`` level."""
+    store_s, latencies, batches = trio.run(
+        through_store, SqliteBackend(workdir / f"{prefix}store.db", synchronous=synchronous),
+        make_messages(rows, "S"),
+    )
+    raw = raw_rows(make_messages(rows, "R"))
+    raw_s = sqlite_raw(workdir / f"{prefix}raw.db", raw, synchronous, len(raw))
+    batched_s = sqlite_raw(workdir / f"{prefix}raw_batched.db", raw, synchronous, max(1, round(rows / batches)))
+    return {
+        f"{prefix}rows_per_s": rows / store_s,
+        f"{prefix}raw_rows_per_s": rows / raw_s,
+        f"{prefix}ratio": raw_s / store_s,
+        f"{prefix}write_p99_ms": p99(latencies) * 1000,
+        f"{prefix}avg_batch": rows / batches,
+        f"{prefix}raw_same_commits_rows_per_s": rows / batched_s,
+        f"{prefix}ratio_same_commits": batched_s / store_s,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer rows (under 45 s)")
+    args = parser.parse_args()
+    rows = 20_000 if args.quick else 100_000
+    with tempfile.TemporaryDirectory(prefix="zapvisor-bench-store-") as tmp:
+        result: dict = {"rows": rows, "writers": WRITERS}
+        # the store's default (FULL: an acknowledged write survives power loss) ...
+        result |= bench_sqlite(rows, Path(tmp), "FULL", "sqlite_")
+        # ... and NORMAL (survives a process crash, not power loss), both against raw in the same mode
+        result |= bench_sqlite(rows, Path(tmp), "NORMAL", "sqlite_normal_")
+        print(f"sqlite: {json.dumps(result)}", file=sys.stderr)
+        result |= bench_postgres(rows)
+    result = {key: round(value, 2) if isinstance(value, float) else value for key, value in result.items()}
+    result["targets"] = TARGETS
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
