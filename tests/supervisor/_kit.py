@@ -65,6 +65,7 @@ class Plan:
     name: str
     journal: list = attrs.field(factory=list)
     fail_start: bool = False  # on_start raises (a failed start)
+    fail_starts: int = 0  # the next this many starts fail, then they succeed again
     start_delay: float = 0.0  # on_start sleeps this long before it is ready
     stop_delay: float = 0.0  # on_stop sleeps this long (math.inf: hangs)
     stop_raises: bool = False  # on_stop raises after its delay
@@ -113,6 +114,10 @@ class Worker(Actor):
         plan = self.plan
         if plan.start_delay:
             await trio.sleep(plan.start_delay)
+        if plan.fail_starts > 0:
+            plan.fail_starts -= 1
+            plan.journal.append(("start_failed", plan.name))
+            raise RuntimeError(f"{plan.name} cannot start yet")
         if plan.fail_start:
             plan.journal.append(("start_failed", plan.name))
             raise RuntimeError(f"{plan.name} cannot start")

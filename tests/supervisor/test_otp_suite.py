@@ -679,3 +679,83 @@ async def test_hanging_restart_loop_ends_at_intensity(autojump_clock):
         (reason,) = exits_of(system, "/sup")
         assert "IntensityExceeded" in reason
         assert system.supervisor("/sup").count_children() == counts(0, 0, 0, 0)
+
+
+async def test_one_for_all_other_child_fails_restart(autojump_clock):
+    """During a one_for_all restart a later child fails to start: the already
+    restarted ones are stopped again and the whole group is restarted."""
+    journal: list = []
+    child1, child2 = plans("child1", "child2", journal=journal)
+    sup = sup_spec(
+        "sup", [child1.spec(shutdown=1), child2.spec(shutdown=1)], strategy=Strategy.ONE_FOR_ALL, intensity=3, period=3600
+    )
+    async with open_actor_system([sup], intensity=10, period=3600) as system:
+        journal.clear()
+        child2.fail_starts = 1
+        system.ref("/sup/child1").tell(Raise(DIED))
+        await settle()
+        assert journal == [
+            ("stop", "child1"),
+            ("stop", "child2"),
+            ("start", "child1"),
+            ("start_failed", "child2"),
+            ("stop", "child1"),
+            ("start", "child1"),
+            ("start", "child2"),
+        ]
+        assert [i.state for i in system.supervisor("/sup").which_children()] == [ChildState.RUNNING] * 2
+        assert exits_of(system, "/sup") == []
+
+
+async def test_rest_for_one_other_child_fails_restart(autojump_clock):
+    """During a rest_for_one restart a later child fails to start: only it (and
+    those after it) are retried; the earlier, already restarted child is left alone."""
+    journal: list = []
+    child1, child2 = plans("child1", "child2", journal=journal)
+    sup = sup_spec(
+        "sup", [child1.spec(shutdown=1), child2.spec(shutdown=1)], strategy=Strategy.REST_FOR_ONE, intensity=3, period=3600
+    )
+    async with open_actor_system([sup], intensity=10, period=3600) as system:
+        journal.clear()
+        child2.fail_starts = 1
+        system.ref("/sup/child1").tell(Raise(DIED))
+        await settle()
+        assert journal == [
+            ("stop", "child1"),
+            ("stop", "child2"),
+            ("start", "child1"),
+            ("start_failed", "child2"),
+            ("start", "child2"),
+        ]
+        assert [i.state for i in system.supervisor("/sup").which_children()] == [ChildState.RUNNING] * 2
+
+
+async def test_rest_for_one_leaves_a_terminated_sibling_stopped(autojump_clock):
+    """A sibling stopped on purpose (terminate_child) is not revived by a group restart."""
+    a, b, c = plans("a", "b", "c")
+    sup = sup_spec("sup", [p.spec(shutdown=1) for p in (a, b, c)], strategy=Strategy.REST_FOR_ONE, intensity=3, period=60)
+    async with open_actor_system([sup], intensity=10, period=60) as system:
+        rest = system.supervisor("/sup")
+        await rest.terminate_child("b")
+        system.ref("/sup/a").tell(Raise(DIED))
+        await settle()
+        assert [(i.id, i.state) for i in rest.which_children()] == [
+            ("a", ChildState.RUNNING),
+            ("b", ChildState.STOPPED),
+            ("c", ChildState.RUNNING),
+        ]
+        assert (len(a.starts), len(b.starts), len(c.starts)) == (2, 1, 2)
+
+
+async def test_nested_supervisor_stops_its_subtree_in_reverse(autojump_clock):
+    """Shutting down stops a sub-supervisor's children (reverse order) before the
+    sub-supervisor's earlier siblings; supervisors wait for their subtree (infinite grace)."""
+    journal: list = []
+    first, inner1, inner2, last = plans("first", "inner1", "inner2", "last", journal=journal)
+    inner1.stop_delay = 4  # a supervisor's default grace is infinite: it waits
+    inner = sup_spec("inner", [inner1.spec(shutdown=10), inner2.spec(shutdown=10)])
+    async with open_actor_system([first.spec(), inner, last.spec()]):
+        journal.clear()
+        started = trio.current_time()
+    assert trio.current_time() - started == 4
+    assert journal == [("stop", "last"), ("stop", "inner2"), ("stop", "inner1"), ("stop", "first")]
