@@ -33,6 +33,7 @@ from supervisor import (
     Jitter,
     Restart,
     Shutdown,
+    SpecError,
     StartFailed,
     Strategy,
     Supervisor,
@@ -759,3 +760,75 @@ async def test_nested_supervisor_stops_its_subtree_in_reverse(autojump_clock):
         started = trio.current_time()
     assert trio.current_time() - started == 4
     assert journal == [("stop", "last"), ("stop", "inner2"), ("stop", "inner1"), ("stop", "first")]
+
+
+@pytest.mark.parametrize("strategy", [Strategy.ONE_FOR_ONE, Strategy.ONE_FOR_ALL, Strategy.REST_FOR_ONE])
+@pytest.mark.parametrize("how", ["normal", "abnormal", "supervisor"])
+async def test_do_not_save_child_specs_for_temporary_children(autojump_clock, strategy, how):
+    """Permanent and transient specs are kept (restarted, or already present);
+    a temporary child's spec is dropped however it ends, so it can be started again."""
+
+    async def end(sup, ref, child_id: str) -> None:
+        match how:
+            case "normal":
+                ref.tell(Raise(Shutdown("normal")))
+                await settle()
+            case "abnormal":
+                ref.tell(Raise(DIED))
+                await settle()
+            case "supervisor":
+                await sup.terminate_child(child_id)
+
+    async with open_actor_system([sup_spec(strategy=strategy, intensity=10, period=3600)], intensity=10) as system:
+        sup = system.supervisor("/sup")
+        for restart in (Restart.PERMANENT, Restart.TRANSIENT, Restart.TEMPORARY):
+            spec = Plan(restart.value).spec(restart=restart, shutdown=1)
+            ref = await sup.start_child(spec)
+            await end(sup, ref, spec.id)
+            kept_stopped = how == "supervisor" or (restart is Restart.TRANSIENT and how == "normal")
+            if restart is Restart.TEMPORARY:
+                assert spec.id not in ids(sup)
+                await sup.start_child(spec)
+            elif kept_stopped:
+                with pytest.raises(AlreadyPresent):
+                    await sup.start_child(spec)
+                await sup.restart_child(spec.id)
+            else:
+                with pytest.raises(AlreadyStarted):
+                    await sup.start_child(spec)
+        assert [i.state for i in sup.which_children()] == [ChildState.RUNNING] * 3
+
+
+async def test_restart_that_times_out_is_a_failed_start(autojump_clock):
+    """A restart whose on_start exceeds start_timeout fails like any other start:
+    counted toward intensity, retried, and the supervisor gives up at exactly
+    crash + 2 timeouts (intensity 2)."""
+    plan = Plan("slowpoke")
+    sup = sup_spec("sup", [plan.spec(start_timeout=3, shutdown=1)], intensity=2, period=60)
+    async with open_actor_system([sup], intensity=10, period=60) as system:
+        plan.start_delay = 100
+        system.ref("/sup/slowpoke").tell(Raise(DIED))
+        await trio.sleep_until(6)
+        await settle()
+        (exited,) = [e for e in system.history() if e.kind is EventKind.EXITED and e.path == "/sup"]
+        assert exited.at == 6
+        failed = [e.at for e in system.history() if e.kind is EventKind.START_FAILED]
+        assert failed[:2] == [3, 6]
+
+
+async def test_start_child_rejects_a_non_spec(autojump_clock):
+    async with open_actor_system() as system:
+        with pytest.raises(SpecError, match="ChildSpec"):
+            await system.supervisor("/").start_child("not a spec")
+        assert ids(system.supervisor("/")) == []
+
+
+async def test_body_error_shuts_the_system_down_gracefully(autojump_clock):
+    """An error in the ``async with`` body stops the tree gracefully and propagates as is."""
+    journal: list = []
+    a, b = plans("a", "b", journal=journal)
+    with pytest.raises(KeyError):
+        async with open_actor_system([a.spec(), b.spec()]):
+            raise KeyError("body")
+    assert journal == [("start", "a"), ("start", "b"), ("stop", "b"), ("stop", "a")]
+    assert [r.kind for r in a.stop_reasons + b.stop_reasons] == [ExitKind.NORMAL] * 2
