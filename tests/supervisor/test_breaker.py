@@ -14,6 +14,7 @@ from supervisor import (
     BreakerMode,
     BreakerState,
     ChildNotFound,
+    ChildRestarting,
     ChildState,
     CircuitBreaker,
     EventKind,
@@ -243,3 +244,24 @@ async def test_forced_open_closed_and_reset_through_the_supervisor(autojump_cloc
             await sup.breaker("nobody", BreakerAction.RESET)
     operator = [e.reason for e in system.history() if e.kind is EventKind.BREAKER and "operator" in e.reason]
     assert operator == ["operator open", "operator close", "operator reset", "operator reset"]
+
+
+async def test_terminating_a_suspended_child_ends_its_suspension(autojump_clock):
+    """A suspended child is "restarting" for restart/delete; terminate_child parks it
+    for good: the cooldown does not bring it back."""
+    plan = Plan("flappy", crash_after=0)
+    spec = plan.spec(backoff=NO_BACKOFF, breaker=CircuitBreaker(threshold=1, window=60, cooldown=300))
+    async with open_actor_system([spec], intensity=10, period=60) as system:
+        sup = system.supervisor("/")
+        await settle()
+        assert system.tree().find("/flappy").state == "suspended"
+        with pytest.raises(ChildRestarting):
+            await sup.restart_child("flappy")
+        with pytest.raises(ChildRestarting):
+            await sup.delete_child("flappy")
+        await sup.terminate_child("flappy")
+        await trio.sleep(1000)
+        assert system.tree().find("/flappy").state == "stopped"
+        assert plan.starts == [0]
+        await sup.delete_child("flappy")
+        assert sup.which_children() == ()

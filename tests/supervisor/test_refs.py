@@ -263,3 +263,31 @@ async def test_escalate_from_root_child_fails_the_system(autojump_clock):
         async with open_actor_system([Plan("child").spec()]) as system:
             system.ref("/child").tell(Raise(Escalate("cannot cope")))
             await trio.sleep_forever()
+
+
+async def test_callers_blocked_on_a_full_mailbox_are_released_when_it_stops(autojump_clock):
+    """A send or ask waiting for room never hangs when the actor stops: the ask fails
+    with ActorStopped; the send returns (its message dropped with the mailbox, like a
+    tell just before the stop) or raises ActorStopped."""
+    async with open_actor_system([Plan("busy").spec(mailbox=1, shutdown=1)]) as system:
+        ref = system.ref("/busy")
+        ref.tell(Sleep(100))
+        await settle()
+        ref.tell(Echo("fills the mailbox"))
+        outcomes: dict[str, object] = {}
+
+        async def blocked(name: str, call) -> None:
+            try:
+                outcomes[name] = await call
+            except ActorStopped as stopped:
+                outcomes[name] = stopped
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(blocked, "send", ref.send(Echo("waits")))
+            nursery.start_soon(blocked, "ask", ref.ask(Echo("waits too"), timeout=60))
+            await settle()
+            assert outcomes == {}
+            await system.supervisor("/").terminate_child("busy")
+        assert isinstance(outcomes["ask"], ActorStopped)
+        assert outcomes["send"] is None or isinstance(outcomes["send"], ActorStopped)
+        assert trio.current_time() == 1
