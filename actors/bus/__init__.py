@@ -31,6 +31,7 @@ from ._values import (
     GapReason,
     LeasePhase,
     LeaseState,
+    LeaseStatistics,
     LockToken,
     Message,
 )
@@ -48,6 +49,7 @@ __all__ = [
     "Lease",
     "LeasePhase",
     "LeaseState",
+    "LeaseStatistics",
     "LockBusy",
     "LockToken",
     "MemoryBus",

@@ -35,7 +35,7 @@ import trio
 from ._codec import check_name, check_ttl
 from ._errors import BusError, BusUnavailable, LockBusy
 from ._protocol import Bus
-from ._values import LeasePhase, LeaseState, LockToken
+from ._values import LeasePhase, LeaseState, LeaseStatistics, LockToken
 
 #: Renewal period as a fraction of the TTL (see the module docstring for the timeline).
 RENEW_FRACTION = 1 / 3
@@ -86,6 +86,9 @@ class Lease:
     _state: LeaseState = attrs.field(init=False)
     _changed: trio.Event = attrs.field(init=False, factory=trio.Event)
     _tenure: Tenure | None = attrs.field(init=False, default=None)
+    _tenures: int = attrs.field(init=False, default=0)
+    _renewals: int = attrs.field(init=False, default=0)
+    _losses: int = attrs.field(init=False, default=0)
 
     def __attrs_post_init__(self) -> None:
         self._state = LeaseState(self.resource, self.node_id, LeasePhase.STANDBY, -math.inf, "not started")
@@ -94,6 +97,10 @@ class Lease:
     def state(self) -> LeaseState:
         """The latest snapshot."""
         return self._state
+
+    def statistics(self) -> LeaseStatistics:
+        """A frozen snapshot: the state and the tenure/renewal/loss counters."""
+        return LeaseStatistics(self._state, self._tenures, self._renewals, self._losses)
 
     @property
     def tenure(self) -> Tenure | None:
@@ -166,6 +173,7 @@ class Lease:
             return None
         tenure = Tenure(lock, valid_until, trio.CancelScope(deadline=valid_until))
         self._tenure = tenure
+        self._tenures += 1
         self._set(LeasePhase.HELD, "acquired", token=lock.token, holder=self.node_id, valid_until=valid_until)
         return tenure
 
@@ -182,12 +190,14 @@ class Lease:
                         tenure.valid_until = sent_at + self.ttl * VALID_FRACTION
                         tenure.cancel_scope.deadline = tenure.valid_until
                         self._state = attrs.evolve(self._state, valid_until=tenure.valid_until)
+                        self._renewals += 1
                         continue
                     holder = await self.bus.lock_owner(self.resource)
                     phase = LeasePhase.STANDBY
                     reason = "lock expired" if holder is None else f"held by {holder!r}"
                 except BusUnavailable as exc:
                     reason = f"renewal failed: {exc}"
+            self._losses += 1
             self._end(tenure, phase, reason, holder=holder)
             with trio.move_on_after(self.ttl * RENEW_FRACTION):
                 await self._release_quietly(tenure.lock)

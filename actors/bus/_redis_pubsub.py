@@ -69,8 +69,7 @@ class PubSubPump:
                     await self._session()
                 except (RedisError, OSError):
                     pass  # the connection broke: reconnect below after a pause
-                finally:
-                    await self._close_session()
+            self._session_scope = None
             await trio.sleep(self.reconnect_delay)
 
     def reset(self) -> None:
@@ -130,9 +129,10 @@ class PubSubPump:
             await self.call(pubsub.psubscribe, *(self.prefix + p for p in patterns))
 
     async def _session(self) -> None:
+        """Connect, subscribe to every wanted name, then read until the connection breaks."""
         pubsub = self.new_pubsub()
-        async with self._commands:
-            try:
+        try:
+            async with self._commands:
                 # names added after this line wait for the lock, then send on the live connection
                 channels, patterns = self.fanout.channel_names, self.fanout.pattern_names
                 for name in channels:
@@ -140,17 +140,19 @@ class PubSubPump:
                 for name in patterns:
                     self._expect(_PATTERN, name)
                 await self._send(pubsub, channels, patterns)
-            except BaseException:
-                await self._close(pubsub)
-                raise
-            self._pubsub = pubsub
-        if self._was_connected:
-            self.reconnects += 1
-            self.fanout.gap_all(GapReason.RECONNECTED)
-        self._was_connected = True
-        self._connected.set()
-        while True:
-            self._handle(await self.call(pubsub.get_message, timeout=None))
+                self._pubsub = pubsub
+            if self._was_connected:
+                self.reconnects += 1
+                self.fanout.gap_all(GapReason.RECONNECTED)
+            self._was_connected = True
+            self._connected.set()
+            while True:
+                self._handle(await self.call(pubsub.get_message, timeout=None))
+        finally:
+            self._pubsub = None
+            if self._connected.is_set():
+                self._connected = trio.Event()
+            await self._close(pubsub)
 
     def _handle(self, message: dict[str, Any] | None) -> None:
         if message is None:
@@ -165,14 +167,6 @@ class PubSubPump:
         elif kind == "pmessage":
             pattern = message["pattern"][len(self.prefix) :]
             self.fanout.deliver(channel[len(self.prefix) :], message["data"], pattern)
-
-    async def _close_session(self) -> None:
-        pubsub, self._pubsub = self._pubsub, None
-        self._session_scope = None
-        if self._connected.is_set():
-            self._connected = trio.Event()
-        if pubsub is not None:
-            await self._close(pubsub)
 
     async def _close(self, pubsub: PubSub) -> None:
         with trio.CancelScope(shield=True), trio.move_on_after(self.op_timeout):

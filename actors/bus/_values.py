@@ -85,7 +85,8 @@ class LeaseState:
     ``token`` is the fencing token of the current tenure (None unless HELD); ``holder`` the node
     that holds it when known (this node when HELD, another node when it was seen holding it);
     ``valid_until`` the trio time by which this node must have stopped using the resource
-    (None unless HELD); ``since`` the trio time the phase began; ``reason`` says why.
+    (None unless HELD); ``since`` the trio time the phase began (-inf before the lease first
+    ran); ``reason`` says why.
     """
 
     resource: str
@@ -108,6 +109,8 @@ class BusStatistics:
 
     Gauges: ``available`` (the last operation or health probe reached the backend),
     ``subscriptions`` (open local subscriptions), ``names`` (channels + patterns subscribed).
+    ``unavailable`` counts operations and health probes that found the backend unreachable;
+    ``reconnects`` counts returns of the backend after an outage (commands and pub/sub).
     """
 
     backend: str
@@ -121,3 +124,17 @@ class BusStatistics:
     dropped: int
     malformed: int
     reconnects: int
+
+
+@attrs.frozen
+class LeaseStatistics:
+    """Snapshot of a lease: its current ``state`` and counters since it was created.
+
+    ``tenures`` counts acquisitions, ``renewals`` confirmed renewals, ``losses`` tenures that
+    ended because a renewal failed or the lock was found elsewhere (not by stopping).
+    """
+
+    state: LeaseState
+    tenures: int
+    renewals: int
+    losses: int

@@ -15,6 +15,7 @@ def test_exports_are_pinned():
         "Lease",
         "LeasePhase",
         "LeaseState",
+        "LeaseStatistics",
         "LockBusy",
         "LockToken",
         "MEMORY_URL",

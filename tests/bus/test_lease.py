@@ -31,6 +31,9 @@ async def test_lease_is_acquired_and_kept_by_renewal(bus, clock, backend):
         assert 0 < remaining <= TTL * 2 / 3
         if backend == "memory":  # renewed ttl/6 ago: valid for 2/3 ttl from then
             assert remaining == pytest.approx(TTL / 2)
+            assert lease.statistics().renewals == 9  # every ttl/3 over 3 ttl + ttl/6
+        stats = lease.statistics()
+        assert stats.state == lease.state and stats.tenures == 1 and stats.losses == 0
         nursery.cancel_scope.cancel()
 
 
@@ -114,6 +117,7 @@ async def test_holder_is_told_when_another_node_holds_it(bus, clock, backend):
         assert lease.state.phase is LeasePhase.STANDBY and lease.state.holder == "node-b"
         assert detected_after <= TTL / 3 if backend == "memory" else detected_after < TTL
         assert thief.token > tenure.token
+        assert lease.statistics().losses == 1
         nursery.cancel_scope.cancel()
 
 
