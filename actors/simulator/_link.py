@@ -76,21 +76,32 @@ class Link:
             self._unstall = trio.Event()
             self.poke()
 
-    async def send(self, frame: dict[str, Any]) -> None:
-        """Queue a frame for the client (waits while the client lags ``OUT_CAPACITY`` frames)."""
+    async def send(self, frame: dict[str, Any]) -> bool:
+        """Queue a frame for the client (waits while the client lags ``OUT_CAPACITY`` frames).
+
+        Returns ``False`` when the link ended first and the frame was not queued.
+        """
         if self.ended:
-            return
+            return False
         try:
             await self._out_send.send(encode(frame))
         except trio.ClosedResourceError:
-            return
+            return False
+        return True
 
     async def write_loop(self) -> None:
-        """Drain outgoing frames onto the socket; paused while stalled."""
+        """Drain outgoing frames onto the socket; paused while stalled.
+
+        Returns when the link ends or the socket closes (the read loop notices
+        the closure and ends the link).
+        """
         async for text in self._out_recv:
             while self.stalled:
                 await self._unstall.wait()
-            await self.ws.send_message(text)
+            try:
+                await self.ws.send_message(text)
+            except trio_websocket.ConnectionClosed:
+                return
 
     def start_delivery(self) -> None:
         """Switch to ``connected``: every queued item becomes pending on this link."""

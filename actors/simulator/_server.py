@@ -29,6 +29,17 @@ from ._traffic import TrafficSpec, run_traffic
 
 log = logging.getLogger(__name__)
 
+_DISCONNECTS = (trio_websocket.ConnectionClosed, trio_websocket.HandshakeError, trio.TooSlowError,
+                trio.BrokenResourceError, trio.ClosedResourceError)
+
+
+def _is_disconnect(exc: BaseException) -> bool:
+    """Whether ``exc`` (or every leaf of an exception group) just means "the client went away"."""
+    if isinstance(exc, BaseExceptionGroup):
+        return all(_is_disconnect(inner) for inner in exc.exceptions)
+    return isinstance(exc, _DISCONNECTS)
+
+
 class BadFrame(ValueError):
     """A client frame is malformed; answered with an error, the connection stays up."""
 
@@ -76,8 +87,7 @@ class SimulatorServer:
     async def push_event(self, session: str, frame: dict[str, Any]) -> None:
         """Send a no-ack frame (receipt, presence...) now, or keep it for the next connection."""
         link = self.links.get(session)
-        if link is not None and link.phase == "connected":
-            await link.send(frame)
+        if link is not None and link.phase == "connected" and await link.send(frame):
             return
         account = self.state.account(session)
         account.events.append(frame)
@@ -96,23 +106,24 @@ class SimulatorServer:
         """Entry point of every TCP connection: route by websocket path."""
         self.stats.tcp_accepts += 1
         try:
-            async with trio.open_nursery() as nursery:
-                with trio.fail_after(self.config.hello_timeout):
-                    request = await trio_websocket.wrap_server_stream(nursery, stream)
-                if request.path == "/control":
-                    await serve_control(self, await request.accept())
-                elif request.path == "/wa":
-                    await self._serve_session(await request.accept())
-                else:
-                    await request.reject(404, body=f"unknown path {request.path}".encode())
-                nursery.cancel_scope.cancel()
-        except (trio_websocket.ConnectionClosed, trio_websocket.HandshakeError, trio.TooSlowError,
-                trio.BrokenResourceError, trio.ClosedResourceError):
-            pass  # the client went away or never finished its handshake
-        except Exception:  # a connection handler is a failure boundary: log, keep serving
-            log.exception("simulator connection handler failed")
+            await self._route(stream)
+        except Exception as exc:  # a connection handler is a failure boundary: log, keep serving
+            if not _is_disconnect(exc):
+                log.exception("simulator connection handler failed")
         finally:
             await trio.aclose_forcefully(stream)
+
+    async def _route(self, stream: trio.SocketStream) -> None:
+        async with trio.open_nursery() as nursery:
+            with trio.fail_after(self.config.hello_timeout):
+                request = await trio_websocket.wrap_server_stream(nursery, stream)
+            if request.path == "/control":
+                await serve_control(self, await request.accept())
+            elif request.path == "/wa":
+                await self._serve_session(await request.accept())
+            else:
+                await request.reject(404, body=f"unknown path {request.path}".encode())
+            nursery.cancel_scope.cancel()
 
     async def _serve_session(self, ws: trio_websocket.WebSocketConnection) -> None:
         self.stats.connecting += 1
