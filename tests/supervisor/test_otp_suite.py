@@ -832,3 +832,31 @@ async def test_body_error_shuts_the_system_down_gracefully(autojump_clock):
             raise KeyError("body")
     assert journal == [("start", "a"), ("start", "b"), ("stop", "b"), ("stop", "a")]
     assert [r.kind for r in a.stop_reasons + b.stop_reasons] == [ExitKind.NORMAL] * 2
+
+
+async def test_sup_flags(autojump_clock):
+    """Bad supervisor flags or child specs stop the start with a clear error; nothing starts."""
+    plan = Plan("a")
+    with pytest.raises(SpecError, match="Supervisor.intensity"):
+        async with open_actor_system([plan.spec()], intensity=-1):
+            pytest.fail("the system must not open")
+    with pytest.raises(SpecError, match="unique"):
+        async with open_actor_system([plan.spec(), plan.spec()]):
+            pytest.fail("the system must not open")
+    assert plan.starts == []
+
+
+@pytest.mark.parametrize(
+    ("factory", "cause"),
+    [
+        (lambda: 1 / 0, ZeroDivisionError),
+        (lambda: "not an actor", TypeError),
+    ],
+)
+async def test_start_child_factory_errors_are_start_failures(autojump_clock, factory, cause):
+    async with open_actor_system() as system:
+        sup = system.supervisor("/")
+        with pytest.raises(StartFailed) as failed:
+            await sup.start_child(ChildSpec("odd", factory))
+        assert isinstance(failed.value.cause, cause)
+        assert ids(sup) == []
