@@ -125,3 +125,20 @@ async def test_backoff_resets_after_a_stable_run(autojump_clock):
         await trio.sleep(2)
         await settle()
         assert plan.starts[-1] == 37.5
+
+
+async def run_with_full_jitter(seed: int) -> list[float]:
+    """The restart delays a failing child waits in 200 s, with FULL jitter (the default)."""
+    plan = Plan("flaky", crash_after=0)
+    async with open_actor_system([plan.spec(backoff=Backoff(min=2, max=30))], intensity=100, seed=seed) as system:
+        await trio.sleep(200)
+    return [e.delay for e in system.history() if e.kind is EventKind.RESTART_SCHEDULED]
+
+
+async def test_full_jitter_through_the_supervisor_is_bounded_and_seeded(autojump_clock):
+    """Each wait is within [0, capped]; a seed makes the schedule reproducible."""
+    delays = await run_with_full_jitter(7)
+    assert delays == await run_with_full_jitter(7)
+    assert delays != await run_with_full_jitter(8)
+    assert len(delays) >= 6
+    assert all(0 <= delay <= Backoff().capped(n) for n, delay in enumerate(delays))

@@ -385,6 +385,8 @@ async def test_child_adm(autojump_clock):
             await sup.terminate_child("hej")
         with pytest.raises(ChildNotFound):
             system.supervisor("/foo")
+        with pytest.raises(ChildNotFound):
+            system.supervisor("/child1")  # a worker, not a supervisor
         await sup.terminate_child("child1")
         assert plan.journal[-1] == ("stop", "child1")
         assert plan.stop_reasons[-1].kind is ExitKind.NORMAL
