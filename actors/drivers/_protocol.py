@@ -26,9 +26,14 @@ Rules every implementation keeps (the tests of each driver check them):
   handshake - *not* necessarily logged in: an unpaired account then emits
   :class:`~actors.drivers.Qr` events, a paired one :class:`~actors.drivers.Connected`.
   It raises :class:`~actors.drivers.DriverConnectError` (a ``ConnectionError``)
-  when no connection could be made, with the server's reason ``code`` if any;
-  in that case no event is emitted. Calling it while a connection is open
-  raises :class:`~actors.drivers.DriverStateError`.
+  when no connection could be made (unreachable, refused, no handshake answer
+  within the driver's connect timeout); in that case no event is emitted. A
+  server that *answers* the handshake with a verdict (banned, logged out,
+  outdated) is not an error: ``connect()`` returns and the connection's ending
+  event carries the reason. ``DriverConnectError.code`` is set only by drivers
+  whose library reports such a verdict as a failed connect and nothing else.
+  Calling it while a connection is open or opening raises
+  :class:`~actors.drivers.DriverStateError`.
 * Each successful ``connect()`` is followed by exactly one ending event
   (:data:`~actors.drivers.ENDING_EVENTS`), including after ``stop()``
   (``Disconnected(local=True)``) and ``logout()`` (``LoggedOut(local=True)``).

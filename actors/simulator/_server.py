@@ -202,7 +202,8 @@ class SimulatorServer:
 
     async def _go_connected(self, link: Link, nursery: trio.Nursery) -> None:
         account = link.account
-        await link.send({"ev": "connected", "jid": account.jid})
+        if not await link.send({"ev": "connected", "jid": account.jid}) or link.ended:
+            return  # the link ended meanwhile; from here on nothing yields, so it stays open
         self.stats.connects += 1
         self.stats.connected += 1
         self.stats.peak_connected = max(self.stats.peak_connected, self.stats.connected)
@@ -221,6 +222,8 @@ class SimulatorServer:
         account.creds = new_credentials()
         self.state.changed()
         await self.state.flush()
+        if link.ended:
+            return  # the credentials stay valid; the driver never got them and will pair again
         link.paired.set()
         await link.send({"ev": "pair_success", "jid": account.jid, "creds": account.creds})
         await self._go_connected(link, nursery or link.nursery)

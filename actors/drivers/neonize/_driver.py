@@ -1,0 +1,233 @@
+"""``NeonizeDriver``: the :class:`~actors.drivers.Driver` of real WhatsApp, over the worker pool.
+
+One driver per session. Its client lives in a worker process chosen by the
+:class:`~actors.drivers.neonize.WorkerPool`; the driver only sends calls and
+turns the worker's frames back into normalized events. It follows the
+protocol's rules (``actors/drivers/_protocol.py``), with these neonize facts:
+
+* ``connect()`` returns when WhatsApp first answers: the first QR code of an
+  unpaired account, ``Connected`` of a paired one, or an ending event (a ban
+  announced at login arrives as ``TemporaryBan``, with its expiry). A dial that
+  fails (no network) or a refusal (``ConnectFailure``) raises
+  ``DriverConnectError`` with WhatsApp's message and code.
+* Before each ``connect()`` the session moves to another worker if its worker
+  is draining (recycling) - the client is recreated there from its store.
+* Worker death: :meth:`run` raises :class:`WorkerDied`
+  (``restart_immediately``), and so do the calls in flight; the session
+  restarts at once and its new driver lands on a live worker.
+* ``ack()`` does nothing: whatsmeow acknowledges messages on receipt.
+* Sends are idempotent by ``message_id`` within the worker's life (neonize
+  0.5.2 cannot hand our id to WhatsApp; see ``_host.SENT_MEMORY``);
+  ``SendResult.message_id`` is WhatsApp's id for the message.
+* ``probe()`` is a real IQ round trip (the blocklist query).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from typing import Any, Final
+
+import attrs
+import trio
+
+from .._errors import DriverError, DriverStateError, NotConnectedError, ProbeTimeoutError
+from .._events import ENDING_EVENTS, Event, MediaRef, OutboundMedia, SendResult
+from ._errors import WorkerDied
+from ._pool import Placement, WorkerPool
+from ._wire import b64decode, b64encode, decode_event
+
+EVENTS_CAPACITY: Final = 1000
+"""Events buffered for the session. An account coming back online gets its
+offline queue in a burst (whatsmeow hands over up to hundreds of messages);
+beyond this the worker's pipe waits for the session - backpressure, not loss."""
+
+STOP_GRACE_S: Final = 5.0
+"""Bound of the shielded ``stop`` sent when a ``connect()`` is abandoned."""
+
+
+@attrs.define(eq=False)
+class NeonizeDriver:
+    """A session's link to WhatsApp through a neonize client in a worker process.
+
+    ``store`` is neonize's own credential store: a SQLite file path (one file
+    per session, under the data directory) or a PostgreSQL DSN (shared by all
+    sessions; pass the account's ``jid`` once known, else a new device is paired).
+    ``proxy`` is an HTTP/SOCKS proxy URL for WhatsApp's websocket.
+    """
+
+    session_id: str
+    pool: WorkerPool
+    store: str
+    qr_limit: int = 3
+    jid: str | None = None
+    proxy: str | None = None
+    _send: trio.MemorySendChannel[Event] = attrs.field(init=False)
+    _events: trio.MemoryReceiveChannel[Event] = attrs.field(init=False)
+    _placement: Placement | None = attrs.field(default=None, init=False)
+    _open_conn: int | None = attrs.field(default=None, init=False)
+    _ended_conn: int = attrs.field(default=0, init=False)
+    _failure: WorkerDied | None = attrs.field(default=None, init=False)
+    _failed: trio.Event = attrs.field(factory=trio.Event, init=False)
+    _running: bool = attrs.field(default=False, init=False)
+
+    def __attrs_post_init__(self) -> None:
+        if not self.session_id:
+            raise ValueError("NeonizeDriver.session_id must be a non-empty string")
+        if self.qr_limit < 1:
+            raise ValueError(f"NeonizeDriver.qr_limit must be >= 1, got {self.qr_limit!r}")
+        self._send, self._events = trio.open_memory_channel(EVENTS_CAPACITY)
+
+    @property
+    def events(self) -> trio.MemoryReceiveChannel[Event]:
+        return self._events
+
+    @property
+    def worker_pid(self) -> int | None:
+        """The pid of the worker hosting this session's client (``None`` before the first connect)."""
+        return self._placement.worker.pid if self._placement is not None else None
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Wait for the worker's death (then raise :class:`WorkerDied`) until cancelled.
+
+        On exit the client is removed from its worker (stopping any connection)
+        and ``events`` is closed.
+        """
+        if self._running:
+            raise DriverStateError(f"NeonizeDriver({self.session_id!r}).run() is already running")
+        self._running = True
+        task_status.started()
+        try:
+            await self._failed.wait()
+            assert self._failure is not None
+            raise self._failure
+        finally:
+            if self._placement is not None:
+                await self.pool.release(self._placement)
+                self._placement = None
+            self._send.close()
+            self._running = False
+
+    async def connect(self) -> None:
+        if not self._running:
+            raise DriverStateError("connect() before run(): start the driver with nursery.start(driver.run)")
+        self._raise_if_failed()
+        if self._is_open():
+            raise DriverStateError(f"session {self.session_id!r}: connect() while a connection is open")
+        placement = await self._placement_for_connect()
+        self.pool.note_connect(placement)
+        answered = False
+        try:
+            result = await placement.call("connect")
+            answered = True
+        finally:
+            if not answered:  # abandoned or failed: make sure no connection is left behind
+                with trio.CancelScope(shield=True), trio.move_on_after(STOP_GRACE_S):
+                    with contextlib.suppress(DriverError):  # best effort: a dead worker has nothing to stop
+                        await placement.call("stop")
+        if result["conn"] > self._ended_conn:
+            self._open_conn = result["conn"]
+
+    async def send_text(self, to: str, text: str, message_id: str) -> SendResult:
+        result = await self._request("send_text", to=to, text=text, message_id=message_id)
+        return SendResult(**result)
+
+    async def send_media(self, to: str, media: OutboundMedia, message_id: str) -> SendResult:
+        result = await self._request(
+            "send_media",
+            to=to,
+            message_id=message_id,
+            kind=media.kind.value,
+            data=b64encode(media.data),
+            mimetype=media.mimetype,
+            file_name=media.file_name,
+            caption=media.caption,
+        )
+        return SendResult(**result)
+
+    async def download_media(self, ref: MediaRef) -> bytes:
+        result = await self._request("download_media", ref=ref.ref)
+        return b64decode(result["data"])
+
+    async def mark_read(self, chat_jid: str, message_ids: tuple[str, ...], sender_jid: str | None = None) -> None:
+        await self._request("mark_read", chat=chat_jid, message_ids=list(message_ids), sender=sender_jid)
+
+    async def pair_phone(self, phone_number: str) -> str:
+        result = await self._request("pair_phone", phone=phone_number)
+        return str(result["code"])
+
+    async def logout(self) -> None:
+        await self._request("logout")
+
+    async def stop(self) -> None:
+        self._raise_if_failed()
+        if self._placement is not None:
+            await self._placement.call("stop")
+
+    async def probe(self, timeout: float = 10.0) -> float:
+        if not timeout > 0 or math.isinf(timeout):
+            raise ValueError(f"probe timeout must be a finite number > 0, got {timeout!r}")
+        started = trio.current_time()
+        with trio.move_on_after(timeout):
+            await self._request("probe")
+            return trio.current_time() - started
+        raise ProbeTimeoutError(f"session {self.session_id!r}: no probe answer within {timeout} s")
+
+    async def ack(self, message_id: str) -> None:
+        await trio.lowlevel.checkpoint()
+
+    async def inject(self, *, event: str | None = None, fields: dict[str, Any] | None = None, qr: str | None = None) -> None:
+        """Test support: have the worker feed a neonize event built offline through the real callback path.
+
+        ``event`` names a class of ``neonize.events`` (``"ConnectedEv"``) and
+        ``fields`` its protobuf JSON form; or ``qr`` is a QR code string. Needs a
+        connect() first (it binds the callbacks). See ``_host.ClientHost._op_inject``.
+        """
+        self._raise_if_failed()
+        if self._placement is None:
+            raise DriverStateError("inject() needs a connect() first")
+        await self._placement.call("inject", event=event, fields=fields, qr=qr)
+
+    # -- internals ------------------------------------------------------------
+
+    def _is_open(self) -> bool:
+        return self._open_conn is not None and self._open_conn > self._ended_conn
+
+    def _raise_if_failed(self) -> None:
+        if self._failure is not None:
+            raise self._failure
+
+    async def _request(self, op: str, **args: Any) -> Any:
+        self._raise_if_failed()
+        if self._placement is None or not self._is_open():
+            raise NotConnectedError(f"session {self.session_id!r} has no open connection")
+        return await self._placement.call(op, **args)
+
+    async def _placement_for_connect(self) -> Placement:
+        placement = self._placement
+        if placement is not None and placement.worker.draining:
+            self._placement = None
+            await self.pool.release(placement)
+            placement = None
+        if placement is None:
+            create = {"store": self.store, "qr_limit": self.qr_limit, "jid": self.jid, "proxy": self.proxy}
+            placement = await self.pool.attach(
+                self.session_id, create=create, on_frame=self._on_frame, on_death=self._on_death
+            )
+            self._placement = placement
+            self._open_conn = None
+            self._ended_conn = 0
+        return placement
+
+    async def _on_frame(self, placement: Placement, frame: dict[str, Any]) -> None:
+        if placement is not self._placement or frame["kind"] != "event":
+            return  # a released placement, or a connection's Go call returning (its ending event came first)
+        event = decode_event(frame["event"])
+        if isinstance(event, ENDING_EVENTS):
+            self._ended_conn = max(self._ended_conn, int(frame["conn"]))
+        await self._send.send(event)
+
+    def _on_death(self, placement: Placement, error: WorkerDied) -> None:
+        if placement is self._placement and self._failure is None:
+            self._failure = error
+            self._failed.set()
