@@ -28,7 +28,8 @@ or ``{"re": rid, "ok": false, "code": 400|404, "error": "..."}``.
   acked messages leave the offline queue.
 * ``{"op": "send", "rid", "id", "to", "text", "media": null|{"kind", "mimetype",
   "file_name", "data": base64}}`` → ``{"ok", "id", "ts", "dup"}``; a repeated
-  ``id`` answers ``dup: true`` with the first ``ts``. Receipts follow.
+  ``id`` answers ``dup: true`` with the first ``ts``. Receipts follow. A send to
+  another simulated account's JID lands in that account's queue (same id).
 * ``{"op": "mark_read", "rid", "chat", "ids": [...]}`` → ``{"ok": true}``.
 * ``{"op": "download", "rid", "ref"}`` → ``{"ok": true, "data": base64}`` or 404.
 * ``{"op": "pair_phone", "rid", "number": digits}`` (only while QR codes are

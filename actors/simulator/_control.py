@@ -174,7 +174,11 @@ class Commands:
         return {"closed": self.server.end_links(session, code, reason or f"disconnected ({code})", **extra)}
 
     async def cmd_stall(self, session: str | None = None, on: bool = True) -> dict[str, int]:
-        """Stop (or resume) answering pings and delivering, keeping sockets open."""
+        """Stop (or resume) answering pings and delivering, keeping sockets open.
+
+        A stalled target that connects anew gets no answer at all: its
+        handshake times out on the client side.
+        """
         faults = self.server.faults
         if session is None:
             faults.stall_all = on

@@ -9,6 +9,7 @@ trio tasks and one bounded frame channel, so thousands fit in one process.
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 import logging
 import secrets
@@ -23,9 +24,9 @@ from ._config import SimulatorConfig
 from ._model import MAX_OFFLINE_EVENTS, Faults, Stats, wall_clock
 from ._control import serve_control
 from ._link import Link
-from ._media import MediaStore
+from ._media import MediaStore, sha256_hex
 from ._state import Account, State, new_credentials
-from ._traffic import TrafficSpec, run_traffic
+from ._traffic import TrafficSpec, build_message, run_traffic
 
 log = logging.getLogger(__name__)
 
@@ -334,8 +335,26 @@ class SimulatorServer:
         log_entry = {"id": message_id, "to": to, "text": frame.get("text", ""), "ts": timestamp,
                      "media": None if media is None else {k: v for k, v in media.items() if k != "data"}}
         self._sent_log.setdefault(account.session_id, deque(maxlen=self.config.sent_log)).append(log_entry)
+        peer = self.state.session_of(to)
+        if peer is not None and peer != account.session_id:
+            await self._deliver_to_peer(account, peer, message_id, str(frame.get("text") or ""), media, timestamp)
         await link.send({"re": rid, "ok": True, "id": message_id, "ts": timestamp, "dup": False})
         self.nursery.start_soon(self._receipts, account.session_id, message_id, to)
+
+    async def _deliver_to_peer(self, sender: Account, peer: str, message_id: str, text: str,
+                               media: dict[str, Any] | None, timestamp: float) -> None:
+        """A send to another simulated account's JID arrives in that account's queue (demo chats)."""
+        wire_media = None
+        if media is not None:
+            try:
+                data = base64.b64decode(media.get("data", ""), validate=True)
+            except (binascii.Error, TypeError) as exc:
+                raise BadFrame("field 'media.data' must be base64") from exc
+            wire_media = {"ref": await self.media.put(data), "kind": media.get("kind", "document"),
+                          "mimetype": media.get("mimetype", "application/octet-stream"), "size": len(data),
+                          "file_name": media.get("file_name"), "sha256": sha256_hex(data)}
+        self.enqueue(peer, build_message(sender=sender.jid, timestamp=timestamp, text=text, media=wire_media,
+                                         message_id=message_id, push_name=sender.session_id))
 
     async def _receipts(self, session: str, message_id: str, chat: str) -> None:
         await trio.sleep(self.config.receipt_delay)

@@ -109,6 +109,7 @@ class State:
     path: Path
     flush_interval: float
     accounts: dict[str, Account] = attrs.field(factory=dict)
+    _by_jid: dict[str, str] = attrs.field(factory=dict)  # account JID → session id
     _generation: int = 0  # bumped by every change
     _written: int = 0  # generation of the last completed write
     _dirty: trio.Event = attrs.field(factory=trio.Event)
@@ -131,6 +132,7 @@ class State:
             if data.get("version") != STATE_VERSION:
                 raise StateFileError(f"{path}: version {data.get('version')!r}, expected {STATE_VERSION}")
             state.accounts = {sid: Account.from_json(sid, acc) for sid, acc in data["accounts"].items()}
+            state._by_jid = {account.jid: sid for sid, account in state.accounts.items()}
         except (ValueError, KeyError, TypeError) as exc:
             if isinstance(exc, StateFileError):
                 raise
@@ -142,8 +144,13 @@ class State:
         account = self.accounts.get(session_id)
         if account is None:
             account = self.accounts[session_id] = Account(session_id=session_id, jid=account_jid(session_id))
+            self._by_jid[account.jid] = session_id
             self.changed()
         return account
+
+    def session_of(self, jid: str) -> str | None:
+        """The session whose account has this JID, if the simulator knows one."""
+        return self._by_jid.get(jid)
 
     def changed(self) -> None:
         """Record that something must be written; the writer task picks it up."""

@@ -182,3 +182,25 @@ async def test_generated_traffic_is_delivered_and_downloadable(shared_driver_con
         assert len(await driver.download_media(with_media[0].media)) == 512
         assert any(m.is_group for m in messages) and any(m.is_broadcast for m in messages)
         assert await shared_control.traffic_stop() == 40
+
+
+async def test_two_simulated_accounts_can_chat(shared_driver_config, shared_control, session_id):
+    async with running_driver(shared_driver_config, session_id) as alice, \
+            running_driver(shared_driver_config, session_id + "-b") as bob:
+        alice_jid = (await pair(alice, shared_control)).jid
+        bob_jid = (await pair(bob, shared_control)).jid
+        await alice.send_text(bob_jid, "oi Bob", "CHAT-1")
+        received = await expect_event(bob, Message)
+        assert (received.id, received.sender_jid, received.chat_jid, received.text) == (
+            "CHAT-1", alice_jid, alice_jid, "oi Bob")
+        photo = OutboundMedia(b"jpeg bytes", MediaKind.IMAGE, "image/jpeg", caption="foto")
+        await bob.send_media(alice_jid, photo, "CHAT-2")
+        reply = await expect_event(alice, Message)
+        assert reply.text == "foto" and await alice.download_media(reply.media) == b"jpeg bytes"
+
+
+async def test_messages_from_the_phone_are_from_me(shared_driver_config, shared_control, session_id):
+    async with running_driver(shared_driver_config, session_id) as driver:
+        await pair(driver, shared_control)
+        await shared_control.send_message(session_id, "typed on the phone", from_me=True)
+        assert (await expect_event(driver, Message)).from_me

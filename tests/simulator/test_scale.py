@@ -41,3 +41,20 @@ async def test_500_concurrent_sessions_connect_and_all_see_a_mass_drop(tmp_path)
         stats = await control.stats()
         assert stats.connected == 0 and stats.connects == SESSIONS
         assert 1 <= stats.peak_concurrent_connects <= SESSIONS
+
+
+async def test_peak_concurrent_connects_counts_handshakes_in_flight(tmp_path):
+    # Handshakes held open by a slow-connect fault overlap: the simulator counts them all at once.
+    async with open_simulator(tmp_path / "sim", "--auto-pair") as sim, sim.control() as control:
+        await control.slow_connect(60.0)
+        config = driver_config(sim.url, keepalive_interval=20.0, keepalive_timeout=10.0, connect_timeout=60.0)
+        async with trio.open_nursery() as nursery:
+            for i in range(20):
+                driver = SimulatedDriver(f"slow-{i}", config)
+                await nursery.start(driver.run)
+                nursery.start_soon(driver.connect)
+            with trio.fail_after(30):
+                while (stats := await control.stats()).connecting < 20:
+                    await trio.sleep(0.05)
+            assert stats.peak_concurrent_connects == 20 and stats.connected == 0
+            nursery.cancel_scope.cancel()
