@@ -186,9 +186,14 @@ def _write_creds(path: Path, creds: str) -> None:
 
 def _read_creds(path: Path) -> str | None:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))["creds"]
+        creds = json.loads(path.read_text(encoding="utf-8"))["creds"]
     except FileNotFoundError:
         return None
+    except (ValueError, KeyError, TypeError) as exc:
+        # Unreadable credentials cannot log in anyway: pair again (a QR code follows).
+        log.warning("ignoring unreadable credentials file %s: %s", path, exc)
+        return None
+    return creds if isinstance(creds, str) else None
 
 
 @attrs.define(eq=False)
@@ -264,8 +269,16 @@ class SimulatedDriver:
         await conn.done.wait()
 
     async def logout(self) -> None:
-        """Unlink the device; credentials are wiped and ``LoggedOut(local=True)`` follows."""
-        conn = self._require()
+        """Unlink the device; credentials are wiped and ``LoggedOut(local=True)`` follows.
+
+        Without an open connection only the stored credentials are wiped
+        (WhatsApp is not told; the next connect shows a QR code) and no event
+        follows.
+        """
+        conn = self._conn
+        if conn is None or not conn.open:
+            await self._forget_creds()
+            return
         conn.local = "logout"
         await self._request(conn, "logout")
         with trio.move_on_after(self.config.close_timeout):
@@ -315,7 +328,7 @@ class SimulatedDriver:
 
     async def _serve(self, conn: _Connection, first: dict[str, Any]) -> Event:
         """Handle frames until the socket closes; returns the connection's ending event."""
-        frame: dict[str, Any] | None = first
+        frame: dict[str, Any] | None = first if isinstance(first, dict) else None
         while True:
             if frame is not None:
                 await self._handle(conn, frame)
@@ -324,7 +337,9 @@ class SimulatedDriver:
             except trio_websocket.ConnectionClosed as exc:
                 return self._ending(conn, exc.reason.code if exc.reason else None)
             except ValueError:
-                log.warning("driver %s: ignoring a frame that is not JSON", self.session_id)
+                frame = None
+            if not isinstance(frame, dict):
+                log.warning("driver %s: ignoring a frame that is not a JSON object", self.session_id)
                 frame = None
 
     def _ending(self, conn: _Connection, ws_code: int | None) -> Event:

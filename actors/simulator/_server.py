@@ -273,6 +273,13 @@ class SimulatorServer:
         if op == "pair_phone":
             await self._pair_phone(link, frame, rid)
             return
+        if op == "logout":  # valid in any phase: an unpaired device can give up too
+            account.creds = None
+            self.state.changed()
+            await self.state.flush()
+            await link.send({"re": rid, "ok": True})
+            link.end(401, "logged out by this device", local=True)
+            return
         if link.phase != "connected":
             raise BadFrame(f"op {op!r} needs a logged-in connection")
         match op:
@@ -291,12 +298,6 @@ class SimulatorServer:
                 await link.send({"re": rid, "ok": True})
             case "download":
                 link.nursery.start_soon(self._on_download, link, _field(frame, "ref", str), rid)
-            case "logout":
-                account.creds = None
-                self.state.changed()
-                await self.state.flush()
-                await link.send({"re": rid, "ok": True})
-                link.end(401, "logged out by this device", local=True)
             case _:
                 raise BadFrame(f"unknown op {op!r}")
 

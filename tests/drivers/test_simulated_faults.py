@@ -180,3 +180,27 @@ async def test_simulator_exit_and_kill_are_codeless_disconnects(simulator, tmp_p
         assert isinstance(ending, Disconnected) and ending.code is None
         with pytest.raises(DriverConnectError):
             await driver.connect()
+
+
+async def test_logout_while_showing_qr_and_while_offline(shared_driver_config, shared_control, session_id):
+    creds_file = shared_driver_config.auth_dir / f"{session_id}.json"
+    async with running_driver(shared_driver_config, session_id) as driver:
+        await driver.connect()
+        await expect_event(driver, Qr)
+        await driver.logout()
+        ending = await expect_event(driver, *ENDING_EVENTS)
+        assert isinstance(ending, LoggedOut) and ending.local
+        await pair(driver, shared_control)
+        await driver.stop()
+        assert creds_file.exists()
+        await driver.logout()  # offline: only the local credentials go
+        assert not creds_file.exists()
+
+
+async def test_unreadable_credentials_mean_pairing_again(shared_driver_config, session_id):
+    creds_file = shared_driver_config.auth_dir / f"{session_id}.json"
+    creds_file.parent.mkdir(parents=True)
+    creds_file.write_text("{not json")
+    async with running_driver(shared_driver_config, session_id) as driver:
+        await driver.connect()
+        assert isinstance(await anext(driver.events), Qr)
