@@ -8,9 +8,10 @@ neonize 0.5.2 (see ``_worker``'s docstring):
 * **One lock, two modes.** Starting a connection (the first instants of the Go
   ``Neonize()`` call, which registers the client in a Go map) and ``Stop`` write
   Go's global maps: they take the lock *exclusively*. Every other call into Go
-  (send, download, mark read, pair, logout, probe) reads those maps: it takes
-  the lock *shared*, so calls of different clients still overlap each other,
-  but never a start or a stop. Concurrent unserialized connects abort the whole
+  (send, download, mark read, pair, logout, probe) reads those maps at its
+  entry: it takes the lock *shared*, so calls of different clients still
+  overlap each other, but never a start or a stop (see :class:`FfiLock` for
+  why a writer need not wait for slow readers to finish). Concurrent unserialized connects abort the whole
   process with "fatal error: concurrent map writes".
 * **Start window.** ``connect()`` blocks for the connection's whole life, so the
   exclusive hold covers its start only: until the first callback of that
@@ -73,6 +74,10 @@ START_SETTLE_S: Final = 0.5
 first instructions of ``Neonize()`` (the abort trace points at its prologue);
 half a second is orders of magnitude more, and only delays other starts."""
 
+READER_SETTLE_S: Final = 1.0
+"""After this long inside a Go call, a reader is past its client-map lookup (done
+at the call's entry, in nanoseconds): a writer no longer needs to wait for it."""
+
 PREVIOUS_CONNECTION_GRACE_S: Final = 90.0
 """How long ``connect`` waits for the previous connection's Go call to return.
 A dial that hangs ignores ``Stop`` until whatsmeow's own dial deadline (60 s,
@@ -106,33 +111,46 @@ _UPLOAD_TYPES: Final = {
 
 
 class FfiLock:
-    """A writer-preferring readers/writer lock (see the module docstring for who takes which)."""
+    """Readers share, a writer excludes; a writer waits only for readers that just entered.
+
+    A call into Go reads the client map in its first instructions, then may
+    block for a long time on the network (whatsmeow's IQ timeout is 75 s; a
+    ``PairPhone`` during a hung dial waits for the dial's 60 s deadline). A
+    writer therefore waits until every reader inside has been there for
+    :data:`READER_SETTLE_S` - past its map lookup - not until it leaves, so one
+    slow send never stalls every stop and start of the worker. New readers wait
+    while a writer waits or holds (no writer starvation).
+    """
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
-        self._readers = 0
+        self._readers: dict[object, float] = {}  # token -> monotonic entry time
         self._writer = False
         self._writers_waiting = 0
 
     @contextlib.contextmanager
     def shared(self) -> Iterator[None]:
+        token = object()
         with self._cond:
             while self._writer or self._writers_waiting:
                 self._cond.wait()
-            self._readers += 1
+            self._readers[token] = time.monotonic()
         try:
             yield
         finally:
             with self._cond:
-                self._readers -= 1
+                del self._readers[token]
                 self._cond.notify_all()
 
     @contextlib.contextmanager
     def exclusive(self) -> Iterator[None]:
         with self._cond:
             self._writers_waiting += 1
-            while self._writer or self._readers:
-                self._cond.wait()
+            while True:
+                settle = self._youngest_reader_settles_in()
+                if not self._writer and settle <= 0:
+                    break
+                self._cond.wait(timeout=None if self._writer else settle)
             self._writers_waiting -= 1
             self._writer = True
         try:
@@ -141,6 +159,11 @@ class FfiLock:
             with self._cond:
                 self._writer = False
                 self._cond.notify_all()
+
+    def _youngest_reader_settles_in(self) -> float:
+        if not self._readers:
+            return 0.0
+        return READER_SETTLE_S - (time.monotonic() - max(self._readers.values()))
 
 
 @attrs.define(eq=False)

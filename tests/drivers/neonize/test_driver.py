@@ -1,0 +1,224 @@
+"""NeonizeDriver on real worker processes running the real neonize library (no WhatsApp reachable).
+
+Events are built offline as protobuf JSON and fed, inside the worker, through
+the client's real callback path (``NeonizeDriver.inject``); a hanging proxy
+keeps the connection's Go call alive meanwhile (see ``conftest``).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+import trio
+
+from actors.drivers import (
+    Connected,
+    Disconnected,
+    DriverConnectError,
+    DriverStateError,
+    KeepaliveLost,
+    LoggedOut,
+    Message,
+    NotConnectedError,
+    Qr,
+    Receipt,
+    ReceiptKind,
+    TemporaryBan,
+)
+from actors.drivers.neonize import NeonizeDriver, WorkerDied
+
+from .conftest import TEST_TIMEOUT_S, HangingProxy, next_event, open_pool, running
+
+PHONE = "5511999990000"
+LID = "81234567890123"
+
+
+def _jid(user: str, server: str = "s.whatsapp.net") -> dict:
+    return {"User": user, "Server": server}
+
+
+async def _connect_with(driver: NeonizeDriver, proxy: HangingProxy, **first_event) -> None:
+    """connect() through the hanging proxy; it returns once ``first_event`` is fed to the worker."""
+    dials = proxy.accepted
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(driver.connect)
+        await proxy.wait_accepted(dials + 1)
+        await driver.inject(**first_event)
+
+
+async def test_connect_fails_at_the_dial_with_neonizes_reason(tmp_path):
+    with trio.fail_after(TEST_TIMEOUT_S):
+        async with open_pool() as pool, running(NeonizeDriver("s1", pool, store=str(tmp_path / "s1.db"))) as driver:
+            with pytest.raises(DriverConnectError, match="failed to dial") as caught:
+                await driver.connect()
+            assert caught.value.code is None
+            with pytest.raises(NotConnectedError):
+                await driver.send_text(f"{PHONE}@s.whatsapp.net", "hi", "m1")
+            assert driver.events.statistics().current_buffer_used == 0  # a failed connect emits nothing
+            assert pool.statistics().workers == 1 and pool.statistics().clients == 1
+
+
+async def test_events_from_the_real_callback_path_drive_connected_ban_logged_out(tmp_path, hanging_proxy):
+    store = str(tmp_path / "s1.db")
+    with trio.fail_after(TEST_TIMEOUT_S):
+        async with open_pool() as pool, running(NeonizeDriver("s1", pool, store=store, proxy=hanging_proxy.url)) as d:
+            await _connect_with(d, hanging_proxy, event="ConnectedEv", fields={"status": True})
+            assert await next_event(d) == Connected(jid=None)
+            with pytest.raises(DriverStateError, match="first QR"):
+                await d.pair_phone(PHONE)  # a paired account shows no QR: nothing to pair
+
+            await d.inject(
+                event="MessageEv",
+                fields={
+                    "Info": {
+                        "ID": "3EB0AA",
+                        "Timestamp": 1_700_000_000_123,  # milliseconds, as neonize sends them
+                        "Pushname": "Ana",
+                        "MessageSource": {
+                            "Chat": _jid(LID, "lid"),
+                            "Sender": _jid(LID, "lid"),
+                            "SenderAlt": _jid(PHONE),
+                        },
+                    },
+                    "Message": {"conversation": "olá"},
+                },
+            )
+            message = await next_event(d)
+            assert isinstance(message, Message)
+            assert message.timestamp == pytest.approx(1_700_000_000.123)
+            assert message.sender_jid == message.chat_jid == f"{PHONE}@s.whatsapp.net"
+            assert (message.id, message.text, message.push_name, message.from_me) == ("3EB0AA", "olá", "Ana", False)
+
+            await d.inject(
+                event="ReceiptEv",
+                fields={
+                    "MessageSource": {"Chat": _jid(PHONE), "Sender": _jid(PHONE)},
+                    "MessageIDs": ["A1", "A2"],
+                    "Timestamp": 1_700_000_100,  # seconds
+                    "Type": "READ",
+                },
+            )
+            assert await next_event(d) == Receipt(
+                message_ids=("A1", "A2"), chat_jid=f"{PHONE}@s.whatsapp.net", kind=ReceiptKind.READ, timestamp=1_700_000_100.0
+            )
+
+            before = time.time()
+            await d.inject(event="TemporaryBanEv", fields={"Code": "BLOCKED_BY_USERS", "Expire": 3600})
+            ban = await next_event(d)
+            assert isinstance(ban, TemporaryBan) and ban.ban_code == 2 and ban.code == 402
+            assert before + 3600 <= ban.expires_at <= time.time() + 3600
+            # The ban ended the connection: nothing more comes from it, and requests are refused.
+            await d.inject(event="KeepAliveTimeoutEv", fields={"ErrorCount": 1})
+            with pytest.raises(NotConnectedError):
+                await d.probe()
+
+            hanging_proxy.release()  # the first connection's Go call returns; a second one can start
+            await _connect_with(d, hanging_proxy, event="ConnectedEv", fields={"status": True})
+            assert await next_event(d) == Connected(jid=None)  # not the keepalive of the ended connection
+            await d.inject(event="KeepAliveTimeoutEv", fields={"ErrorCount": 2})
+            assert await next_event(d) == KeepaliveLost(error_count=2)
+            await d.inject(event="LoggedOutEv", fields={"OnConnect": False, "Reason": "LOGGED_OUT"})
+            assert await next_event(d) == LoggedOut(reason="logged_out", code=401)
+            hanging_proxy.release()
+
+
+async def test_qr_limit_stops_the_client_and_pairing_waits_for_the_first_qr(tmp_path, hanging_proxy):
+    with trio.fail_after(TEST_TIMEOUT_S):
+        async with open_pool() as pool:
+            driver = NeonizeDriver("s1", pool, store=str(tmp_path / "s1.db"), qr_limit=2, proxy=hanging_proxy.url)
+            async with running(driver) as d:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(d.connect)
+                    await hanging_proxy.wait_accepted(1)
+                    with pytest.raises(NotConnectedError):
+                        await d.pair_phone(PHONE)  # connect() has not returned: nothing is open yet
+                    await d.inject(qr="2@first,code")
+                first = await next_event(d)
+                assert isinstance(first, Qr) and (first.code, first.index) == ("2@first,code", 1)
+                assert first.expires_at == pytest.approx(time.time() + 60, abs=5)
+                await d.inject(qr="2@second,code")
+                second = await next_event(d)
+                assert isinstance(second, Qr) and second.index == 2
+                await d.inject(qr="2@third,code")
+                ended = await next_event(d)
+                assert isinstance(ended, Disconnected) and ended.code == 408 and "QR limit" in ended.reason
+                hanging_proxy.release()
+
+
+async def _capture_failure(driver: NeonizeDriver, failures: list[BaseException], *, task_status) -> None:
+    try:
+        await driver.run(task_status=task_status)
+    except WorkerDied as exc:
+        failures.append(exc)
+
+
+async def test_sigkill_fails_only_that_workers_sessions_which_restart_on_a_new_worker(tmp_path, hanging_proxy):
+    with trio.fail_after(TEST_TIMEOUT_S):
+        async with open_pool(clients_per_worker=1) as pool, trio.open_nursery() as nursery:
+            doomed_failures: list[BaseException] = []
+            doomed = NeonizeDriver("doomed", pool, store=str(tmp_path / "doomed.db"), proxy=hanging_proxy.url)
+            await nursery.start(_capture_failure, doomed, doomed_failures)
+            survivor_failures: list[BaseException] = []
+            survivor = NeonizeDriver("survivor", pool, store=str(tmp_path / "survivor.db"))
+            await nursery.start(_capture_failure, survivor, survivor_failures)
+            with pytest.raises(DriverConnectError):
+                await survivor.connect()
+
+            connect_error: list[BaseException] = []
+
+            async def connect_doomed() -> None:
+                try:
+                    await doomed.connect()
+                except WorkerDied as exc:
+                    connect_error.append(exc)
+
+            nursery.start_soon(connect_doomed)
+            await hanging_proxy.wait_accepted(1)  # the doomed session's connect() is in flight
+            doomed_pid, survivor_pid = doomed.worker_pid, survivor.worker_pid
+            assert doomed_pid != survivor_pid
+            os.kill(doomed_pid, signal.SIGKILL)
+            while not (doomed_failures and connect_error):
+                await trio.sleep(0.01)
+
+            for died in (doomed_failures[0], connect_error[0]):
+                assert isinstance(died, WorkerDied) and died.restart_immediately
+                assert (died.pid, died.returncode) == (doomed_pid, -signal.SIGKILL)
+            assert pool.statistics().died == 1
+            # The other worker's session is untouched and still served by its worker.
+            with pytest.raises(DriverConnectError, match="failed to dial"):
+                await survivor.connect()
+            assert survivor.worker_pid == survivor_pid and not survivor_failures
+
+            # The failed session restarts (a new driver, as its supervisor would make) on a fresh worker.
+            async with running(NeonizeDriver("doomed", pool, store=str(tmp_path / "doomed.db"))) as again:
+                with pytest.raises(DriverConnectError, match="failed to dial"):
+                    await again.connect()
+                assert again.worker_pid not in (doomed_pid, survivor_pid)
+            hanging_proxy.release()
+            nursery.cancel_scope.cancel()
+
+
+async def test_a_worker_is_recycled_after_max_connect_cycles(tmp_path):
+    with trio.fail_after(TEST_TIMEOUT_S):
+        async with open_pool(clients_per_worker=2, max_connect_cycles=2) as pool:
+            async with running(NeonizeDriver("s1", pool, store=str(tmp_path / "s1.db"))) as driver:
+                fds = []
+                for _ in range(2):
+                    with pytest.raises(DriverConnectError):
+                        await driver.connect()
+                    fds.append((await pool.workers[0].call("stats"))["fds"])
+                assert fds[1] > fds[0]  # neonize leaks a descriptor per connect: why workers are recycled
+                first = pool.workers[0]
+                assert first.draining and pool.statistics().draining == 1
+
+                with pytest.raises(DriverConnectError):
+                    await driver.connect()  # moves to a fresh worker; the drained one retires
+                assert driver.worker_pid != first.pid
+                with trio.fail_after(10):
+                    await first.process.wait()
+                assert first.process.returncode == 0
+                stats = pool.statistics()
+                assert (stats.workers, stats.retired, stats.died, stats.clients) == (1, 1, 0, 1)

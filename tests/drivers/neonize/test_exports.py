@@ -1,0 +1,44 @@
+"""Pins the public face of ``actors.drivers.neonize`` and its promise never to import neonize."""
+
+import subprocess
+import sys
+
+import actors.drivers.neonize as neonize_driver
+from actors.drivers import DriverError, Driver
+from actors.drivers.neonize import NeonizeDriver, NeonizeDriverError, WorkerDied, WorkerPool
+
+
+def test_all_is_pinned():
+    assert set(neonize_driver.__all__) == {
+        "NeonizeDriver",
+        "NeonizeDriverError",
+        "PoolClosedError",
+        "PoolSettings",
+        "PoolStats",
+        "WorkerDied",
+        "WorkerPool",
+        "WorkerProtocolError",
+        "WorkerStartError",
+    }
+
+
+def test_daemon_side_modules_never_import_neonize():
+    code = (
+        "import sys\n"
+        "import actors.drivers.neonize, actors.drivers.neonize._pool, actors.drivers.neonize._driver\n"
+        "import actors.drivers.neonize._wire, actors.drivers.neonize._errors\n"
+        "from actors.drivers import NeonizeDriver\n"
+        "print(sorted(m for m in sys.modules if m == 'neonize' or m.startswith('neonize.')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_driver_satisfies_the_protocol_and_worker_death_is_marked():
+    driver = NeonizeDriver("s1", WorkerPool(), store="/nonexistent/s1.db")
+    assert isinstance(driver, Driver)
+    died = WorkerDied(1234, -9)
+    assert isinstance(died, NeonizeDriverError) and isinstance(died, DriverError)
+    assert isinstance(died, ConnectionError)
+    assert died.restart_immediately is True
+    assert "1234" in str(died) and "SIGKILL" in str(died)
