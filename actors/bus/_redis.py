@@ -176,6 +176,7 @@ class RedisBus:
             self.url,
             decode_responses=True,
             socket_connect_timeout=self.connect_timeout,
+            socket_timeout=None,  # explicit: redis-py's default is 5 s
             retry=Retry(NoBackoff(), retries),
         )
 

@@ -21,9 +21,10 @@ local floor = tonumber(now[1]) * 1000000 + tonumber(now[2])
 local token = redis.call('INCR', KEYS[2])
 if token < floor then
   token = floor
-  redis.call('SET', KEYS[2], string.format('%d', token))
+  redis.call('SET', KEYS[2], string.format('%d', token), 'PX', ARGV[3])
+else
+  redis.call('PEXPIRE', KEYS[2], ARGV[3])
 end
-redis.call('PEXPIRE', KEYS[2], ARGV[3])
 redis.call('SET', KEYS[1], string.format('%d', token) .. '/' .. ARGV[2], 'PX', ARGV[1])
 return {token}
 """
