@@ -33,20 +33,30 @@ class CommitCutter:
 
     async def _handle(self, client: trio.SocketStream) -> None:
         server = await trio.open_tcp_stream("127.0.0.1", self.upstream_port)
+        cut = trio.Event()  # set before the COMMIT is forwarded: no answer may reach the client
         async with client, server, trio.open_nursery() as nursery:
-            nursery.start_soon(self._pump, server, client, nursery.cancel_scope, False)
-            await self._pump(client, server, nursery.cancel_scope, True)
+            nursery.start_soon(self._pump, server, client, cut, False, nursery.cancel_scope)
+            await self._pump(client, server, cut, True, nursery.cancel_scope)
 
-    async def _pump(self, source, sink, scope: trio.CancelScope, watch: bool) -> None:
+    async def _pump(self, source, sink, cut: trio.Event, from_client: bool, both: trio.CancelScope) -> None:
+        """Copy one direction; when it ends (EOF, error, cut), the whole connection ends."""
+        try:
+            await self._copy(source, sink, cut, from_client)
+        finally:
+            both.cancel()
+
+    async def _copy(self, source, sink, cut: trio.Event, from_client: bool) -> None:
         try:
             while data := await source.receive_some(_CHUNK):
-                if watch and self._armed and b"COMMIT" in data:
+                if cut.is_set():
+                    return
+                if from_client and self._armed and b"COMMIT" in data:
                     how, self._armed = self._armed, None
+                    cut.set()
+                    self.cuts += 1
                     if how == "deliver":
                         await sink.send_all(data)
-                    self.cuts += 1
-                    break
+                    return
                 await sink.send_all(data)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
-            pass
-        scope.cancel()
+            return
