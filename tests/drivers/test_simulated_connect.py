@@ -19,7 +19,7 @@ from actors.drivers import (
     SimulatedDriver,
     SimulatedDriverConfig,
 )
-from tests.fixtures.simulator import expect_event, pair, running_driver
+from tests.fixtures.simulator import QR_COUNT, expect_event, pair, running_driver
 
 
 async def test_qr_then_scan_connects_and_stores_credentials(shared_driver_config, shared_control, session_id):
@@ -50,9 +50,9 @@ async def test_stored_credentials_skip_the_qr_on_the_next_driver(shared_driver_c
 async def test_qr_codes_rotate_then_time_out_with_408(shared_driver_config, session_id):
     async with running_driver(shared_driver_config, session_id) as driver:
         await driver.connect()
-        codes = [await expect_event(driver, Qr) for _ in range(3)]  # FAST_ARGS: --qr-count 3
-        assert [qr.index for qr in codes] == [1, 2, 3]
-        assert len({qr.code for qr in codes}) == 3
+        codes = [await expect_event(driver, Qr) for _ in range(QR_COUNT)]
+        assert [qr.index for qr in codes] == list(range(1, QR_COUNT + 1))
+        assert len({qr.code for qr in codes}) == QR_COUNT
         ending = await expect_event(driver, *ENDING_EVENTS)
         assert ending == Disconnected(code=408, reason="QR code timed out")
 
