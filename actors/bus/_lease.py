@@ -123,15 +123,15 @@ class Lease:
     async def watch(self) -> AsyncIterator[LeaseState]:
         """Yield the current state, then each phase change (latest only if the reader is slow);
         ends after STOPPED."""
-        seen: LeaseState | None = None
+        seen: tuple[object, ...] | None = None
         while True:
             state = self._state
-            if state is not seen:
-                seen = state
+            if _identity(state) != seen:
+                seen = _identity(state)
                 yield state
             if state.phase is LeasePhase.STOPPED:
                 return
-            if self._state is seen:
+            if _identity(self._state) == seen:
                 await self._changed.wait()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -233,6 +233,12 @@ class Lease:
         old = self._state
         since = old.since if old.phase is phase else trio.current_time()
         self._state = LeaseState(self.resource, self.node_id, phase, since, reason, token, holder, valid_until)
-        if (old.phase, old.token, old.holder) != (phase, token, holder):
+        if _identity(old) != _identity(self._state):
             self._changed.set()
             self._changed = trio.Event()
+
+
+def _identity(state: LeaseState) -> tuple[object, ...]:
+    """What makes a state change worth waking watchers: phase, tenure token, known holder
+    (renewals only move ``valid_until``; retries in the same phase only refresh ``reason``)."""
+    return (state.phase, state.token, state.holder)
