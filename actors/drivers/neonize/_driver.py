@@ -31,7 +31,7 @@ from typing import Any, Final
 import attrs
 import trio
 
-from .._errors import DriverError, DriverStateError, NotConnectedError, ProbeTimeoutError
+from .._errors import DriverConnectError, DriverError, DriverStateError, NotConnectedError, ProbeTimeoutError
 from .._events import ENDING_EVENTS, Event, MediaRef, OutboundMedia, SendResult
 from ._errors import WorkerDied
 from ._pool import Placement, WorkerPool
@@ -41,6 +41,11 @@ EVENTS_CAPACITY: Final = 1000
 """Events buffered for the session. An account coming back online gets its
 offline queue in a burst (whatsmeow hands over up to hundreds of messages);
 beyond this the worker's pipe waits for the session - backpressure, not loss."""
+
+CONNECT_TIMEOUT_S: Final = 30.0
+"""Default bound on WhatsApp's first answer (seed: stuck in ``connecting`` for 30 s
+means restart). whatsmeow's own dial deadline is 60 s, and ``Stop`` does not cut
+a hung dial short, so the driver gives up first and says so."""
 
 STOP_GRACE_S: Final = 5.0
 """Bound of the shielded ``stop`` sent when a ``connect()`` is abandoned."""
@@ -62,6 +67,8 @@ class NeonizeDriver:
     qr_limit: int = 3
     jid: str | None = None
     proxy: str | None = None
+    connect_timeout: float = CONNECT_TIMEOUT_S
+    _connecting: bool = attrs.field(default=False, init=False)
     _send: trio.MemorySendChannel[Event] = attrs.field(init=False)
     _events: trio.MemoryReceiveChannel[Event] = attrs.field(init=False)
     _placement: Placement | None = attrs.field(default=None, init=False)
@@ -76,6 +83,8 @@ class NeonizeDriver:
             raise ValueError("NeonizeDriver.session_id must be a non-empty string")
         if self.qr_limit < 1:
             raise ValueError(f"NeonizeDriver.qr_limit must be >= 1, got {self.qr_limit!r}")
+        if not self.connect_timeout > 0:
+            raise ValueError(f"NeonizeDriver.connect_timeout must be > 0, got {self.connect_timeout!r}")
         self._send, self._events = trio.open_memory_channel(EVENTS_CAPACITY)
 
     @property
@@ -109,17 +118,33 @@ class NeonizeDriver:
             self._running = False
 
     async def connect(self) -> None:
+        """Open a connection; see the module docstring for when it returns.
+
+        Raises ``DriverConnectError`` (dial failure, refusal, or no answer within
+        ``connect_timeout``), ``DriverStateError`` if a connection is open or
+        opening, ``WorkerDied``. Cancellation stops the half-open connection.
+        """
         if not self._running:
             raise DriverStateError("connect() before run(): start the driver with nursery.start(driver.run)")
         self._raise_if_failed()
-        if self._is_open():
-            raise DriverStateError(f"session {self.session_id!r}: connect() while a connection is open")
+        if self._is_open() or self._connecting:
+            raise DriverStateError(f"session {self.session_id!r}: connect() while a connection is open or opening")
+        self._connecting = True
+        try:
+            await self._connect()
+        finally:
+            self._connecting = False
+
+    async def _connect(self) -> None:
         placement = await self._placement_for_connect()
         self.pool.note_connect(placement)
         answered = False
         try:
-            result = await placement.call("connect")
-            answered = True
+            with trio.move_on_after(self.connect_timeout):
+                result = await placement.call("connect")
+                answered = True
+            if not answered:
+                raise DriverConnectError(f"no answer from WhatsApp within {self.connect_timeout} s")
         finally:
             if not answered:  # abandoned or failed: make sure no connection is left behind
                 with trio.CancelScope(shield=True), trio.move_on_after(STOP_GRACE_S):

@@ -179,6 +179,7 @@ class _Conn:
     connected: bool = False
     ended: bool = False
     stop_requested: bool = False
+    stop_deferred: bool = False  # stopped while dialing: Go's Stop waits for the dial, so it is sent later
     returned: bool = False
 
 
@@ -318,6 +319,13 @@ class ClientHost:
             return {}
         conn.stop_requested = True
         self._raw.put((slot, conn, "local_end", Disconnected(code=None, reason="stopped by zapvisor", local=True)))
+        if not conn.answered:
+            # Still dialing: Go's Stop would block until the dial ends (measured:
+            # it does not interrupt it) while holding the lock every other client
+            # needs. The dial ends by itself; if WhatsApp answers first, the
+            # converter sends the stop then.
+            conn.stop_deferred = True
+            return {}
         with self._lock.exclusive():
             slot.client.stop()
         return {}
@@ -523,6 +531,9 @@ class ClientHost:
             self.emit({"kind": "closed", "session": slot.session, "conn": conn.number})
             return
         if conn.ended:
+            if conn.stop_deferred:  # WhatsApp answered a connection stopped while dialing: stop it now
+                conn.stop_deferred = False
+                self.submit(self._stop_client, slot)
             return
         event = self._normalize(slot, conn, kind, payload)
         if event is None:
@@ -581,9 +592,10 @@ class ClientHost:
         self._request_stop(slot, conn)
 
     def _request_stop(self, slot: _Slot, conn: _Conn) -> None:
-        if conn.stop_requested or conn.returned:
+        if conn.returned or (conn.stop_requested and not conn.stop_deferred):
             return
         conn.stop_requested = True
+        conn.stop_deferred = False
         self.submit(self._stop_client, slot)
 
     def _stop_client(self, slot: _Slot) -> None:

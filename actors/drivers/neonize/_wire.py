@@ -44,6 +44,7 @@ from .._errors import (
     MediaNotFoundError,
     NotConnectedError,
     RequestError,
+    RequestTimeoutError,
 )
 from .._events import (
     ClientOutdated,
@@ -157,6 +158,7 @@ _ERROR_TYPES: Final[dict[str, type[Exception]]] = {
         DriverConnectError,
         NotConnectedError,
         RequestError,
+        RequestTimeoutError,
         MediaNotFoundError,
         DriverStateError,
         ValueError,

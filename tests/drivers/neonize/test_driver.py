@@ -222,3 +222,28 @@ async def test_a_worker_is_recycled_after_max_connect_cycles(tmp_path):
                 assert first.process.returncode == 0
                 stats = pool.statistics()
                 assert (stats.workers, stats.retired, stats.died, stats.clients) == (1, 1, 0, 1)
+
+
+async def test_connect_gives_up_when_whatsapp_never_answers(tmp_path, hanging_proxy):
+    with trio.fail_after(TEST_TIMEOUT_S):
+        async with open_pool() as pool:
+            driver = NeonizeDriver("s1", pool, store=str(tmp_path / "s1.db"), proxy=hanging_proxy.url, connect_timeout=1.0)
+            async with running(driver) as d, trio.open_nursery() as nursery:
+                failure: list[BaseException] = []
+
+                async def first_connect() -> None:
+                    try:
+                        await d.connect()
+                    except DriverConnectError as exc:
+                        failure.append(exc)
+
+                nursery.start_soon(first_connect)
+                await hanging_proxy.wait_accepted(1)
+                with pytest.raises(DriverStateError, match="open or opening"):
+                    await d.connect()
+                started = trio.current_time()
+                while not failure:
+                    await trio.sleep(0.05)
+                assert "no answer from WhatsApp within 1.0 s" in str(failure[0])
+                assert trio.current_time() - started <= 1.5
+                hanging_proxy.release()
