@@ -87,16 +87,28 @@ async def test_old_credentials_after_a_server_logout_are_refused_with_401(shared
         assert isinstance(ending, LoggedOut) and ending.code == 401
 
 
-async def test_ban_ends_the_connection_and_refuses_until_expiry(shared_driver_config, shared_control, session_id):
+async def test_ban_ends_the_connection_and_refuses_reconnects(shared_driver_config, shared_control, session_id):
     async with running_driver(shared_driver_config, session_id) as driver:
         await pair(driver, shared_control)
-        expires_at = await shared_control.ban(session_id, seconds=1.0, ban_code=5)
+        expires_at = await shared_control.ban(session_id, seconds=3600, ban_code=5)
         assert await expect_event(driver, *ENDING_EVENTS) == TemporaryBan(expires_at=expires_at, ban_code=5)
         await driver.connect()  # still banned: refused at the handshake
         assert await expect_event(driver, *ENDING_EVENTS) == TemporaryBan(expires_at=expires_at, ban_code=5)
-        await trio.sleep(max(0.0, expires_at - time.time()) + 0.05)
+        await shared_control.unban(session_id)
         await driver.connect()
         assert isinstance(await expect_event(driver, Connected), Connected)
+
+
+async def test_a_ban_lifts_by_itself_at_its_expiry(shared_driver_config, shared_control, session_id):
+    async with running_driver(shared_driver_config, session_id) as driver:
+        await pair(driver, shared_control)
+        expires_at = await shared_control.ban(session_id, until=time.time() + 0.3)
+        ending = await expect_event(driver, *ENDING_EVENTS)
+        assert isinstance(ending, TemporaryBan) and ending.expires_at == expires_at
+        await trio.sleep(max(0.0, expires_at - time.time()) + 0.05)  # the ban's clock is WhatsApp's wall clock
+        await driver.connect()
+        assert isinstance(await expect_event(driver, Connected), Connected)
+        assert (await shared_control.account(session_id))["banned_until"] is None
 
 
 async def test_replace_and_a_second_connection_of_the_same_session(shared_driver_config, shared_control, session_id):

@@ -8,7 +8,7 @@ import trio
 
 from actors.drivers import ENDING_EVENTS, Connected, Disconnected, Message, OfflineSyncDone, Receipt
 from actors.simulator import ControlConnectionError
-from tests.fixtures.simulator import driver_config, expect_event, pair, running_driver
+from tests.fixtures.simulator import driver_config, expect_event, open_simulator, pair, running_driver
 
 
 async def test_kill_and_restart_keep_accounts_and_the_offline_queue(simulator, tmp_path):
@@ -37,14 +37,17 @@ async def test_kill_and_restart_keep_accounts_and_the_offline_queue(simulator, t
             assert (await driver.send_text("5521900000001@s.whatsapp.net", "out", "OUT-K")).duplicate
 
 
-async def test_receipts_for_an_offline_account_wait_for_it(simulator, tmp_path):
-    config = driver_config(simulator.url, tmp_path / "auth")
-    async with simulator.control() as control, running_driver(config, "away") as driver:
+async def test_receipts_for_an_offline_account_wait_for_it(tmp_path):
+    # Receipts come 1 s after the send: the session is long gone by then.
+    async with open_simulator(tmp_path / "sim", "--receipt-delay", "1.0", "--read-delay", "0.1") as simulator, \
+            simulator.control() as control, \
+            running_driver(driver_config(simulator.url, tmp_path / "auth"), "away") as driver:
         await pair(driver, control)
         await driver.send_text("5521900000001@s.whatsapp.net", "bye", "OUT-A")
-        await driver.stop()  # gone before the receipts (10 ms / 20 ms later)
-        await trio.sleep(0.2)
-        assert (await control.account("away"))["pending_events"] == 2
+        await driver.stop()
+        with trio.fail_after(10):
+            while (await control.account("away"))["pending_events"] < 2:
+                await trio.sleep(0.05)
         await driver.connect()
         kinds = [(await expect_event(driver, Receipt)).kind.value for _ in range(2)]
         assert kinds == ["delivered", "read"]
