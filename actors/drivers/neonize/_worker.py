@@ -19,7 +19,8 @@ What was verified on neonize 0.5.2, on this machine (no route to WhatsApp):
   network it raises ``NeonizeError("failed to dial whatsapp web websocket: ...
   no such host")`` within milliseconds. Through an HTTP proxy that accepts and
   never answers, it blocked until whatsmeow's 60 s dial deadline, and
-  ``stop()`` did **not** shorten that wait.
+  ``stop()`` did **not** shorten that wait: ``stop()`` itself blocks until the
+  dial ends (so ``_host`` defers stops of connections still dialing).
 * Callbacks are dispatched by ``Event.execute(uuid, ptr, size, code)``, which
   ctypes wraps as the ``func_callback_bytes`` thunk handed to Go in
   ``client._connect_refs[2]`` (the QR thunk is ``[0]``); called with a C buffer
