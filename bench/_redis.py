@@ -86,7 +86,9 @@ class RedisServer:
         if self.port is not None:  # a restart: clients know this port, keep it
             if self._spawn():
                 return
-            raise RedisServerError(f"redis-server could not start again on port {self.port}; log:\n{self._log()}")
+            raise RedisServerError(
+                f"redis-server could not start again on port {self.port}; log:\n{self._log()}"
+            )
         for _ in range(_PORT_ATTEMPTS):
             self.port = _free_port()
             if self._spawn():

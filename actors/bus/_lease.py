@@ -232,7 +232,9 @@ class Lease:
     ) -> None:
         old = self._state
         since = old.since if old.phase is phase else trio.current_time()
-        self._state = LeaseState(self.resource, self.node_id, phase, since, reason, token, holder, valid_until)
+        self._state = LeaseState(
+            self.resource, self.node_id, phase, since, reason, token, holder, valid_until
+        )
         if _identity(old) != _identity(self._state):
             self._changed.set()
             self._changed = trio.Event()

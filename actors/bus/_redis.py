@@ -166,11 +166,12 @@ class RedisBus:
         """Build a client inside the asyncio loop (redis-py binds its pool to the running loop).
 
         No socket timeout: the trio deadline around each operation (``op_timeout``) is the only
-        bound, and cancelling makes redis-py drop the connection. redis-py's own timed I/O would
-        cost an extra asyncio task per command (``wait_for``; lock pairs went from ~1,050 to
-        ~1,600 per second without it in one bench/bus.py run), and its timed write awaits between the connected check and the write,
-        racing a concurrent reader's disconnect on the pub/sub connection (AttributeError).
-        The pub/sub read waits for messages indefinitely; the health probe resets it on a stall.
+        bound, and cancelling makes redis-py drop the connection. redis-py's own timed I/O costs
+        an extra asyncio task per command (``wait_for``; lock pairs went from ~1,050 to ~1,600
+        per second without it in one bench/bus.py run), and its timed write awaits between the
+        connected check and the write, racing a concurrent reader's disconnect on the pub/sub
+        connection (AttributeError). The pub/sub read waits for messages indefinitely; the
+        health probe resets it when Redis stalls.
         """
         return aredis.Redis.from_url(
             self.url,
@@ -220,7 +221,9 @@ class RedisBus:
             raise BusUnavailable("the Redis bus is not running")
         return self._client
 
-    async def _call(self, proc: Any, *args: Any, counted: bool = True, refused: str = "", **kwargs: Any) -> Any:
+    async def _call(
+        self, proc: Any, *args: Any, counted: bool = True, refused: str = "", **kwargs: Any
+    ) -> Any:
         """One Redis operation, bounded by ``op_timeout``.
 
         Raises:
@@ -271,7 +274,7 @@ class RedisBus:
         try:
             return decode(raw)
         except ValueError:
-            raise BusValueError(f"key {key!r} holds a value that is not JSON (written by someone else)") from None
+            raise BusValueError(f"key {key!r} holds a value that is not JSON (not written by the bus)") from None
 
     async def delete(self, key: str) -> bool:
         return bool(await self._call(self._require_client().unlink, self._key("c", check_name("key", key))))
@@ -361,7 +364,8 @@ class RedisBus:
         )
 
     async def is_locked(self, resource: str) -> bool:
-        return bool(await self._call(self._require_client().exists, self._key("l", check_name("resource", resource))))
+        name = self._key("l", check_name("resource", resource))
+        return bool(await self._call(self._require_client().exists, name))
 
     async def lock_owner(self, resource: str) -> str | None:
         value = await self._call(self._require_client().get, self._key("l", check_name("resource", resource)))
