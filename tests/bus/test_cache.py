@@ -5,9 +5,10 @@ from __future__ import annotations
 import math
 
 import pytest
+import redis
 import trio
 
-from actors.bus import BusValueError
+from actors.bus import BusValueError, RedisBus, open_bus
 
 TTL = 0.3  # seconds: short so the Redis run stays quick, exact under the MockClock
 
@@ -172,3 +173,17 @@ async def test_cache_keys_do_not_collide_with_locks(bus, clock):
 async def test_bad_input_names_the_field(bus, clock, call, field):
     with pytest.raises(BusValueError, match=field):
         await call(bus)
+
+
+async def test_redis_delete_pattern_scans_and_never_calls_keys(redis_url):
+    """The seed's delFromPattern used KEYS, which blocks Redis on a big keyspace."""
+    async with open_bus(RedisBus(redis_url, scan_batch=100)) as bus:
+        for i in range(350):
+            await bus.set(f"scan:{i}", i)
+        with redis.Redis.from_url(redis_url, decode_responses=True) as raw:
+            await trio.to_thread.run_sync(raw.config_resetstat)
+            assert await bus.delete_pattern("scan:*") == 350
+            stats = await trio.to_thread.run_sync(raw.info, "commandstats")
+    assert "cmdstat_keys" not in stats
+    assert stats["cmdstat_scan"]["calls"] >= 350 // 100  # batches, not one sweep
+    assert stats["cmdstat_unlink"]["calls"] >= 1
