@@ -82,6 +82,7 @@ __all__ = [
     "MediaNotFoundError",
     "MediaRef",
     "Message",
+    "NeonizeDriver",
     "NotConnectedError",
     "OfflineSyncDone",
     "OutboundMedia",

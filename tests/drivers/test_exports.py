@@ -11,7 +11,7 @@ import actors.drivers as drivers
 EXPECTED = {
     "ENDING_EVENTS", "ClientOutdated", "Connected", "Disconnected", "Driver", "DriverConnectError",
     "DriverError", "DriverFactory", "DriverStateError", "Event", "KeepaliveLost", "KeepaliveRestored",
-    "LoggedOut", "MediaKind", "MediaNotFoundError", "MediaRef", "Message", "NotConnectedError",
+    "LoggedOut", "MediaKind", "MediaNotFoundError", "MediaRef", "Message", "NeonizeDriver", "NotConnectedError",
     "OfflineSyncDone", "OutboundMedia", "PairSuccess", "PairingCode", "Presence", "PresenceState",
     "ProbeTimeoutError", "Qr", "ReasonCode", "Receipt", "ReceiptKind", "Replaced", "RequestError",
     "RequestTimeoutError", "SendResult", "SimulatedDriver", "SimulatedDriverConfig", "TemporaryBan", "Undecryptable",
@@ -28,6 +28,12 @@ def test_importing_drivers_never_imports_neonize():
     code = "import sys, actors.drivers; from actors.drivers import *; print('neonize' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_neonize_driver_is_exported_lazily():
+    from actors.drivers.neonize import NeonizeDriver
+
+    assert drivers.NeonizeDriver is NeonizeDriver
 
 
 def test_unknown_attribute_is_an_attribute_error():
