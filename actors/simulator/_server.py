@@ -78,8 +78,11 @@ class SimulatorServer:
     def enqueue(self, session: str, message: dict[str, Any]) -> None:
         """Queue an inbound message for ``session`` (delivered now if connected, else later)."""
         account = self.state.account(session)
+        already_queued = message["id"] in account.queue
         account.queue[message["id"]] = message
         self.state.changed()
+        if already_queued:
+            return  # same id again (like WhatsApp): one message, the latest content
         self.stats.messages_enqueued += 1
         link = self.links.get(session)
         if link is not None:

@@ -83,3 +83,10 @@ async def test_traffic_generator_runs_once_and_reports_its_run(shared_control, s
             await expect_event(driver, Message)
         assert not (await shared_control.stats()).traffic_running
         assert await shared_control.traffic_stop() == 5
+
+
+async def test_a_repeated_inbound_id_is_one_message(shared_control, session_id):
+    await shared_control.create_account(session_id)
+    await shared_control.send_message(session_id, "first", message_id="SAME-1")
+    await shared_control.send_message(session_id, "edited", message_id="SAME-1")
+    assert (await shared_control.account(session_id))["queued_ids"] == ["SAME-1"]
