@@ -135,7 +135,11 @@ class SimulatorServer:
         link: Link | None = None
         try:
             with trio.fail_after(self.config.hello_timeout):
-                hello = json.loads(await ws.get_message())
+                raw = await ws.get_message()
+            try:
+                hello = json.loads(raw)
+            except ValueError:
+                hello = None
             session = hello.get("session") if isinstance(hello, dict) and hello.get("op") == "hello" else None
             if not isinstance(session, str) or not session:
                 await ws.aclose(4400, "expected a hello frame")

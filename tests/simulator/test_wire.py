@@ -19,9 +19,11 @@ async def _next(ws) -> dict:
         return json.loads(await ws.get_message())
 
 
-async def test_a_first_frame_that_is_not_hello_is_closed_with_4400(shared_simulator):
+@pytest.mark.parametrize("first", [json.dumps({"op": "ping", "rid": 1}), "garbage", json.dumps(["hello"]),
+                                   json.dumps({"op": "hello", "session": ""})])
+async def test_a_first_frame_that_is_not_hello_is_closed_with_4400(shared_simulator, first):
     async with trio_websocket.open_websocket_url(shared_simulator.url + "/wa") as ws:
-        await ws.send_message(json.dumps({"op": "ping", "rid": 1}))
+        await ws.send_message(first)
         with pytest.raises(trio_websocket.ConnectionClosed) as info, trio.fail_after(10):
             await ws.get_message()
         assert info.value.reason.code == 4400
