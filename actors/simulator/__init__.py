@@ -15,6 +15,12 @@ restart on the same port and state), :class:`SimulatorConfig`,
 :class:`SimulatorStats`, :class:`TrafficSpec`, errors rooted at
 :class:`SimulatorError`.
 
+Running it::
+
+    python -m actors.simulator --port 8765 --state-dir data/simulator [--auto-pair]
+    # prints "SIMULATOR_READY ws://127.0.0.1:8765" once listening; SIGTERM/SIGINT stop it
+    # cleanly (state written); `zapvisor simulate` runs the same entry, actors.simulator.main(argv).
+
 Session protocol (path ``/wa``; JSON text frames)
 --------------------------------------------------
 Client → server. Requests carry ``rid``; the answer is ``{"re": rid, "ok": true, ...}``
