@@ -15,6 +15,10 @@ One incarnation of the actor is one attempt to own and use the account:
    place (515), or exit with a reason the supervisor acts on — retry with
    backoff and breaker, retry after a ban, or stop for good.
 
+A stop of the actor leaves the last status as it was: a node shutting down
+must not record its sessions as "stopped", or they would not be restored at
+the next boot. Only a deliberate stop (the session manager) records ``stopped``.
+
 Inbound messages are acknowledged to the driver only after the
 :class:`InboundSink` has stored them, so a crash anywhere re-delivers instead
 of losing. Requests (send, mark read, pair...) are messages to this actor;
@@ -52,13 +56,13 @@ from actors.drivers import (
     RequestError,
     Undecryptable,
 )
-from supervisor import Actor, Exit, ExitKind, RestartLimiter, StopForGood
+from supervisor import Actor, RestartLimiter, StopForGood
 
 from ._cache import CacheLimits, SessionCaches
 from ._errors import ConnectionDead, OwnershipLost, SessionDisconnected, StuckConnecting
 from ._policy import Outcome, SessionPolicy, outcome_for, reaction_for
 from ._pool import SessionPool
-from ._status import TERMINAL, SessionStatus, StatusBoard
+from ._status import SessionStatus, StatusBoard
 from ._upstream import UpstreamGate, UpstreamMode
 
 _LOG = logging.getLogger("zapvisor.sessions")
@@ -181,11 +185,6 @@ class SessionActor(Actor):
         self.driver = self.deps.driver_factory(self.session_id)
         self.deps.board.register(self.ctx.path, self.session_id, self.tenant_id)
         self.ctx.nursery.start_soon(self._live)
-
-    async def on_stop(self, reason: Exit) -> None:
-        current = self.deps.board.get(self.session_id)
-        if reason.kind is ExitKind.NORMAL and (current is None or current.status not in TERMINAL):
-            self._status(SessionStatus.STOPPED, "stopped")
 
     async def receive(self, message: Any) -> Any:
         match message:

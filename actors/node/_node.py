@@ -1,0 +1,203 @@
+"""One zapvisor node: the components built from the settings, and the tree that runs them.
+
+:func:`open_node` is what ``zapvisor run`` and the end-to-end tests use::
+
+    async with open_node(settings) as node:
+        ... node.system, node.store, node.board, node.manager ...
+
+The tree (DESIGN §3)::
+
+    /                       one_for_one
+    ├── /infra              rest_for_one: store → bus → board (a failed store restarts what needs it)
+    ├── /workers            the neonize worker processes (only when sessions use neonize)
+    ├── /services           one_for_one: sessions (the manager) + the services in SERVICES
+    └── /tenants            dynamic: /tenants/<id>/{sessions,tickets}
+
+Components are live objects hosted by :class:`~actors.node._host.Hosted` actors;
+the node keeps references to them so request handlers reach them without
+walking the tree. Everything else talks to actors with ``ask``/``tell``.
+"""
+
+from __future__ import annotations
+
+import functools
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import AsyncIterator
+
+import attrs
+import trio
+
+from actors.bus import Bus, bus_from_url
+from actors.drivers import DriverFactory, SimulatedDriver, SimulatedDriverConfig
+from actors.drivers.neonize import NeonizeDriver, PoolSettings, WorkerPool
+from actors.sessions import (
+    CacheLimits,
+    InboundSink,
+    SessionDeps,
+    SessionInfo,
+    SessionPolicy,
+    SessionPool,
+    StatusBoard,
+    UpstreamGate,
+    tenants_spec,
+)
+from actors.store import NotFound, PostgresBackend, SqliteBackend, Store
+from config import Settings
+from supervisor import (
+    ActorRef,
+    ActorSystem,
+    Backoff,
+    ChildSpec,
+    CircuitBreaker,
+    Jitter,
+    RestartLimiter,
+    Strategy,
+    Supervisor,
+    open_actor_system,
+)
+
+from ._host import Hosted, HostedWithSystem
+from ._manager import SessionManager
+
+STORE_START_TIMEOUT = 60.0
+"""Seconds the store may take to connect and migrate before its start counts as failed."""
+
+
+
+@attrs.define(eq=False)
+class Node:
+    """The components of one node (built by :func:`build_node`, run by :func:`open_node`)."""
+
+    settings: Settings
+    store: Store
+    bus: Bus
+    board: StatusBoard
+    limiter: RestartLimiter
+    deps: SessionDeps
+    session_backoff: Backoff
+    session_breaker: CircuitBreaker
+    workers: WorkerPool | None = None  # the neonize worker processes, when sessions use neonize
+    system: ActorSystem | None = None
+
+    @property
+    def manager(self) -> ActorRef:
+        """The session manager (``/services/sessions``)."""
+        return self.system.ref("/services/sessions")
+
+    def specs(self) -> list[ChildSpec]:
+        """The root's children, in start order."""
+        infra = [
+            ChildSpec("store", functools.partial(Hosted, self.store.run), start_timeout=STORE_START_TIMEOUT),
+            ChildSpec("bus", functools.partial(Hosted, self.bus.run), start_timeout=STORE_START_TIMEOUT),
+            ChildSpec("board", functools.partial(HostedWithSystem, self.board.run)),
+        ]
+        services = [ChildSpec("sessions", lambda: SessionManager(self), shutdown=30.0)]
+        supervision = self.settings.supervision
+        workers = [] if self.workers is None else [
+            ChildSpec("workers", functools.partial(Hosted, self.workers.run), shutdown=30.0)
+        ]
+        return [
+            ChildSpec("infra", lambda: Supervisor(infra, strategy=Strategy.REST_FOR_ONE, intensity=5, period=30.0)),
+            *workers,
+            ChildSpec("services", lambda: Supervisor(services, intensity=supervision.root_intensity + 2,
+                                                     period=supervision.root_period)),
+            tenants_spec(),
+        ]
+
+
+def build_node(settings: Settings, *, inbound: InboundSink, driver_factory: DriverFactory | None = None) -> Node:
+    """Build every component from ``settings`` (no I/O yet)."""
+    sup = settings.supervision
+    limiter = RestartLimiter(rate=sup.restart_rate, burst=sup.restart_burst, max_concurrent=sup.restart_max_concurrent)
+    store = Store(_store_backend(settings), max_batch=settings.store.batch_max_ops)
+    board = StatusBoard(debounce=settings.sessions.status_debounce, persist=functools.partial(_persist, store))
+    bus = bus_from_url(settings.bus.redis_url if settings.bus.backend == "redis" else "memory://")
+    sessions = settings.sessions
+    workers = WorkerPool(PoolSettings.from_config(settings.workers)) if sessions.driver == "neonize" else None
+    deps = SessionDeps(
+        driver_factory=driver_factory or _driver_factory(settings, workers),
+        board=board,
+        pool=SessionPool(sessions.max_sessions),
+        bus=bus,
+        limiter=limiter,
+        inbound=inbound,
+        upstream=UpstreamGate(),
+        node_id=settings.node.node_id,
+        policy=SessionPolicy.from_settings(sessions),
+        cache_limits=CacheLimits(sessions.cache_chats, sessions.cache_contacts, sessions.cache_messages),
+    )
+    return Node(
+        settings=settings,
+        workers=workers,
+        store=store,
+        bus=bus,
+        board=board,
+        limiter=limiter,
+        deps=deps,
+        session_backoff=Backoff(
+            min=sup.backoff_min, max=sup.backoff_max, multiplier=sup.backoff_multiplier,
+            jitter=Jitter(sup.backoff_jitter), reset_after=sup.backoff_reset_after,
+        ),
+        session_breaker=CircuitBreaker(
+            threshold=sup.breaker_threshold, window=sup.breaker_window, cooldown=sup.breaker_cooldown,
+            half_open_trials=sup.breaker_half_open_trials,
+        ),
+    )
+
+
+@asynccontextmanager
+async def open_node(
+    settings: Settings, *, inbound: InboundSink, driver_factory: DriverFactory | None = None
+) -> AsyncIterator[Node]:
+    """Build the node, start its tree, yield it; stop everything gracefully on exit."""
+    node = build_node(settings, inbound=inbound, driver_factory=driver_factory)
+    supervision = settings.supervision
+    async with open_actor_system(
+        node.specs(), intensity=supervision.root_intensity, period=supervision.root_period
+    ) as system:
+        node.system = system
+        node.board.wall_clock = system.wall_time
+        yield node
+
+
+def _store_backend(settings: Settings) -> SqliteBackend | PostgresBackend:
+    if settings.store.backend == "postgres":
+        return PostgresBackend(settings.store.postgres_dsn)
+    return SqliteBackend(Path(settings.store.sqlite_path))
+
+
+def _driver_factory(settings: Settings, workers: WorkerPool | None) -> DriverFactory:
+    """Simulated sessions talk to the simulator; neonize ones to WhatsApp through the worker pool.
+
+    neonize keeps each session's credentials where the store lives: one SQLite
+    file per session under ``<data_dir>/auth``, or the PostgreSQL database.
+    """
+    sessions, auth_dir = settings.sessions, Path(settings.node.data_dir) / "auth"
+    if sessions.driver == "simulated":
+        return functools.partial(SimulatedDriver, config=SimulatedDriverConfig(url=sessions.simulator_url, auth_dir=auth_dir))
+
+    def neonize_driver(session_id: str) -> NeonizeDriver:
+        if settings.store.backend == "postgres":
+            credentials = settings.store.postgres_dsn
+        else:
+            auth_dir.mkdir(parents=True, exist_ok=True)
+            credentials = str(auth_dir / f"{session_id}.sqlite3")
+        return NeonizeDriver(session_id, workers, credentials, qr_limit=sessions.qr_limit)
+
+    return neonize_driver
+
+
+async def _persist(store: Store, batch: tuple[SessionInfo, ...]) -> None:
+    """Write a debounced batch of statuses; the group commit makes it one transaction."""
+
+    async def one(info: SessionInfo) -> None:
+        try:
+            await store.set_session_status(info.session_id, info.status.value, info.reason)
+        except NotFound:
+            pass  # a session that exists only in the tree (tests, tools): nothing to persist
+
+    async with trio.open_nursery() as nursery:
+        for info in batch:
+            nursery.start_soon(one, info)
+
