@@ -51,6 +51,19 @@ STOP_GRACE_S: Final = 5.0
 """Bound of the shielded ``stop`` sent when a ``connect()`` is abandoned."""
 
 
+def neonize_store(store: str) -> str:
+    """The store argument neonize needs: a PostgreSQL DSN gets ``sslmode=prefer`` unless it names one.
+
+    The same DSN serves zapvisor's store (asyncpg, like libpq, defaults to
+    ``prefer``) and neonize's Go driver, which defaults to ``require`` and then
+    fails against a server without TLS ("pq: SSL is not enabled on the server").
+    SQLite paths pass through unchanged.
+    """
+    if not store.startswith(("postgres://", "postgresql://")) or "sslmode=" in store:
+        return store
+    return store + ("&" if "?" in store else "?") + "sslmode=prefer"
+
+
 @attrs.define(eq=False)
 class NeonizeDriver:
     """A session's link to WhatsApp through a neonize client in a worker process.
@@ -235,7 +248,7 @@ class NeonizeDriver:
             await self.pool.release(placement)
             placement = None
         if placement is None:
-            create = {"store": self.store, "qr_limit": self.qr_limit, "jid": self.jid, "proxy": self.proxy}
+            create = {"store": neonize_store(self.store), "qr_limit": self.qr_limit, "jid": self.jid, "proxy": self.proxy}
             placement = await self.pool.attach(
                 self.session_id, create=create, on_frame=self._on_frame, on_death=self._on_death
             )

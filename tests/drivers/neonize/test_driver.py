@@ -15,20 +15,28 @@ import pytest
 import trio
 
 from actors.drivers import (
+    ClientOutdated,
     Connected,
     Disconnected,
     DriverConnectError,
     DriverStateError,
     KeepaliveLost,
+    KeepaliveRestored,
     LoggedOut,
     Message,
     NotConnectedError,
+    OfflineSyncDone,
+    PairSuccess,
+    Presence,
+    PresenceState,
     Qr,
     Receipt,
     ReceiptKind,
+    Replaced,
     TemporaryBan,
+    Undecryptable,
 )
-from actors.drivers.neonize import NeonizeDriver, WorkerDied
+from actors.drivers.neonize import NeonizeDriver, WorkerDied, WorkerStartError
 
 from .conftest import TEST_TIMEOUT_S, HangingProxy, next_event, open_pool, running
 
@@ -247,3 +255,117 @@ async def test_connect_gives_up_when_whatsapp_never_answers(tmp_path, hanging_pr
                 assert "no answer from WhatsApp within 1.0 s" in str(failure[0])
                 assert trio.current_time() - started <= 1.5
                 hanging_proxy.release()
+
+
+async def test_credentials_can_live_in_postgresql(postgres_dsn):
+    import psycopg  # the test's own view of the database; the driver never touches it directly
+
+    with trio.fail_after(TEST_TIMEOUT_S):
+        async with open_pool() as pool, running(NeonizeDriver("s1", pool, store=postgres_dsn)) as driver:
+            with pytest.raises(DriverConnectError, match="failed to dial"):
+                await driver.connect()  # the store opened and migrated: only the network is missing
+
+    def whatsmeow_tables() -> int:
+        with psycopg.connect(postgres_dsn) as conn:
+            query = "SELECT count(*) FROM information_schema.tables WHERE table_name LIKE 'whatsmeow%'"
+            return conn.execute(query).fetchone()[0]
+
+    assert await trio.to_thread.run_sync(whatsmeow_tables) > 0
+
+
+ENDINGS = [
+    ("StreamReplacedEv", {}, Replaced()),
+    ("ClientOutdatedEv", {}, ClientOutdated()),
+    ("DisconnectedEv", {"status": False}, Disconnected(code=None, reason="stream closed")),
+    ("StreamErrorEv", {"Code": "503"}, Disconnected(code=503, reason="stream error 503")),
+    ("LoggedOutEv", {"OnConnect": True, "Reason": "MAIN_DEVICE_GONE"}, LoggedOut(reason="main_device_gone (on connect)", code=403)),
+    ("LoggedOutEv", {"OnConnect": False, "Reason": "UNKNOWN_LOGOUT"}, LoggedOut(reason="unknown_logout", code=406)),
+    ("ConnectFailureEv", {"Reason": "SERVICE_UNAVAILABLE", "Message": "try later"}, Disconnected(code=503, reason="try later")),
+    ("PairStatusEv", {"Status": "ERROR", "Error": "bad"}, Disconnected(code=None, reason="pairing failed: bad")),
+]
+
+
+async def test_every_neonize_event_maps_to_its_normalized_event(tmp_path, hanging_proxy):
+    with trio.fail_after(TEST_TIMEOUT_S):
+        async with open_pool() as pool, running(NeonizeDriver("s1", pool, store=str(tmp_path / "s1.db"), proxy=hanging_proxy.url)) as d:
+            # A refusal as WhatsApp's first answer fails connect() with its code, and emits nothing.
+            refused: list[DriverConnectError] = []
+
+            async def refused_connect() -> None:
+                with pytest.raises(DriverConnectError, match="try later") as caught:
+                    await d.connect()
+                refused.append(caught.value)
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(refused_connect)
+                await hanging_proxy.wait_accepted(1)
+                await d.inject(event="ConnectFailureEv", fields={"Reason": "SERVICE_UNAVAILABLE", "Message": "try later"})
+            assert refused[0].code == 503
+            assert d.events.statistics().current_buffer_used == 0
+            hanging_proxy.release()
+
+            await _connect_with(d, hanging_proxy, event="ConnectedEv", fields={"status": True})
+            assert await next_event(d) == Connected(jid=None)
+            source = {"Chat": _jid("120363000000000000", "g.us"), "Sender": _jid(LID, "lid"), "SenderAlt": _jid(PHONE), "IsGroup": True}
+            flowing = [
+                ("KeepAliveRestoredEv", {}, KeepaliveRestored()),
+                ("OfflineSyncCompletedEv", {"Count": 12}, OfflineSyncDone(count=12)),
+                ("PairStatusEv", {"Status": "SUCCESS", "ID": _jid(PHONE)}, PairSuccess(jid=f"{PHONE}@s.whatsapp.net")),
+                (
+                    "UndecryptableMessageEv",
+                    {"Info": {"ID": "U1", "Timestamp": 1_700_000_000_500, "MessageSource": source}, "IsUnavailable": True},
+                    Undecryptable(id="U1", chat_jid="120363000000000000@g.us", sender_jid=f"{PHONE}@s.whatsapp.net", timestamp=1_700_000_000.5, is_unavailable=True),
+                ),
+                (
+                    "ReceiptEv",
+                    {"MessageSource": source, "MessageIDs": ["G1"], "Timestamp": 1_700_000_200, "Type": "DELIVERED"},
+                    Receipt(message_ids=("G1",), chat_jid="120363000000000000@g.us", kind=ReceiptKind.DELIVERED, timestamp=1_700_000_200.0, sender_jid=f"{PHONE}@s.whatsapp.net"),
+                ),
+                ("ChatPresenceEv", {"MessageSource": source, "State": "COMPOSING", "Media": "AUDIO"}, Presence(jid=f"{PHONE}@s.whatsapp.net", state=PresenceState.RECORDING, chat_jid="120363000000000000@g.us")),
+                ("PresenceEv", {"From": _jid(PHONE), "Unavailable": True, "LastSeen": 1_700_000_300}, Presence(jid=f"{PHONE}@s.whatsapp.net", state=PresenceState.UNAVAILABLE, last_seen=1_700_000_300.0)),
+            ]
+            for name, fields, expected in flowing:
+                await d.inject(event=name, fields=fields)
+                assert await next_event(d) == expected, name
+            await d.inject(event="ReceiptEv", fields={"MessageSource": source, "MessageIDs": ["G1"], "Type": "RETRY"})  # ignored
+            await d.inject(event="StreamReplacedEv", fields={})
+            assert await next_event(d) == Replaced()
+            hanging_proxy.release()
+
+            for name, fields, expected in ENDINGS:
+                await _connect_with(d, hanging_proxy, event="ConnectedEv", fields={"status": True})
+                assert await next_event(d) == Connected(jid=None)
+                await d.inject(event=name, fields=fields)
+                assert await next_event(d) == expected, name
+                hanging_proxy.release()
+
+
+async def test_many_clients_connecting_at_once_never_abort_their_worker(tmp_path):
+    sessions, rounds = 8, 3
+    with trio.fail_after(TEST_TIMEOUT_S):
+        async with open_pool(clients_per_worker=sessions, max_connect_cycles=sessions * rounds + 1) as pool:
+            drivers = [NeonizeDriver(f"s{i}", pool, store=str(tmp_path / f"s{i}.db")) for i in range(sessions)]
+            async with trio.open_nursery() as nursery:
+                for driver in drivers:
+                    await nursery.start(driver.run)
+
+                async def hammer(driver: NeonizeDriver) -> None:
+                    for _ in range(rounds):
+                        with pytest.raises(DriverConnectError, match="failed to dial"):
+                            await driver.connect()
+
+                async with trio.open_nursery() as hammers:
+                    for driver in drivers:
+                        hammers.start_soon(hammer, driver)
+                stats = pool.statistics()
+                assert (stats.workers, stats.died, stats.clients) == (1, 0, sessions)
+                assert (await pool.workers[0].call("stats"))["connects"] == sessions * rounds
+                nursery.cancel_scope.cancel()
+
+
+async def test_a_worker_that_cannot_start_is_a_clear_error(tmp_path):
+    with trio.fail_after(TEST_TIMEOUT_S):
+        async with open_pool(python="/bin/false") as pool, running(NeonizeDriver("s1", pool, store=str(tmp_path / "s.db"))) as d:
+            with pytest.raises(WorkerStartError, match="hello"):
+                await d.connect()
+            assert pool.statistics().workers == 0
