@@ -5,7 +5,7 @@ Shape (DESIGN §8)::
     trio.run
     └── root nursery
         ├── signal watcher: SIGTERM / SIGINT -> stop event
-        └── actor system (open_actor_system)
+        └── the node (actors.node.open_node: the actor system and its tree)
             └── services nursery: each service runs until ``stop`` is set
                 (the HTTP API will be ``hypercorn.trio.serve(app, cfg, shutdown_trigger=stop.wait)``)
 
@@ -24,7 +24,7 @@ from typing import Any
 import trio
 
 from config import Settings
-from supervisor import open_actor_system
+from actors.node import Node, open_node
 
 log = logging.getLogger("zapvisor.daemon")
 
@@ -32,8 +32,8 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 """SIGTERM is what systemd and container runtimes send; SIGINT is Ctrl-C in a terminal."""
 
 Service = Callable[..., Awaitable[None]]
-"""``async def service(settings, system, stop, *, task_status)``: calls ``task_status.started()``
-once it serves, and returns soon after ``stop`` is set. Started in order, before the up line."""
+"""``async def service(node, stop, *, task_status)``: calls ``task_status.started()`` once it
+serves, and returns soon after ``stop`` is set. Started in order, before the up line."""
 
 SERVICES: Sequence[Service] = ()
 """The network services of the daemon, in start order (the HTTP API joins here)."""
@@ -63,22 +63,17 @@ async def serve(settings: Settings, services: Sequence[Service]) -> None:
     with trio.open_signal_receiver(*STOP_SIGNALS) as signals:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_stop_on_signal, signals, stop)
-            async with open_actor_system(
-                children=[],
-                intensity=settings.supervision.root_intensity,
-                period=settings.supervision.root_period,
-            ) as system:
-                await _run_services(settings, system, services, stop)
+            async with open_node(settings) as node:
+                await _run_services(node, services, stop)
             log.info("stopped")
             nursery.cancel_scope.cancel()
 
 
-async def _run_services(
-    settings: Settings, system: Any, services: Sequence[Service], stop: trio.Event
-) -> None:
+async def _run_services(node: Node, services: Sequence[Service], stop: trio.Event) -> None:
+    settings = node.settings
     async with trio.open_nursery() as service_nursery:
         for service in services:
-            await service_nursery.start(service, settings, system, stop)
+            await service_nursery.start(service, node, stop)
         log.info(
             "zapvisor up node=%s store=%s bus=%s",
             settings.node.node_id,

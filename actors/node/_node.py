@@ -58,6 +58,7 @@ from supervisor import (
 )
 
 from ._host import Hosted, HostedWithSystem
+from ._inbound import StoreInbound
 from ._manager import SessionManager
 
 STORE_START_TIMEOUT = 60.0
@@ -106,8 +107,14 @@ class Node:
         ]
 
 
-def build_node(settings: Settings, *, inbound: InboundSink, driver_factory: DriverFactory | None = None) -> Node:
-    """Build every component from ``settings`` (no I/O yet)."""
+def build_node(
+    settings: Settings, *, inbound: InboundSink | None = None, driver_factory: DriverFactory | None = None
+) -> Node:
+    """Build every component from ``settings`` (no I/O yet).
+
+    ``inbound`` and ``driver_factory`` replace the defaults (the store-backed sink,
+    the driver named by ``sessions.driver``); tests use them.
+    """
     sup = settings.supervision
     limiter = RestartLimiter(rate=sup.restart_rate, burst=sup.restart_burst, max_concurrent=sup.restart_max_concurrent)
     store = Store(_store_backend(settings), max_batch=settings.store.batch_max_ops)
@@ -121,7 +128,7 @@ def build_node(settings: Settings, *, inbound: InboundSink, driver_factory: Driv
         pool=SessionPool(sessions.max_sessions),
         bus=bus,
         limiter=limiter,
-        inbound=inbound,
+        inbound=inbound or StoreInbound(store),
         upstream=UpstreamGate(),
         node_id=settings.node.node_id,
         policy=SessionPolicy.from_settings(sessions),
@@ -148,7 +155,7 @@ def build_node(settings: Settings, *, inbound: InboundSink, driver_factory: Driv
 
 @asynccontextmanager
 async def open_node(
-    settings: Settings, *, inbound: InboundSink, driver_factory: DriverFactory | None = None
+    settings: Settings, *, inbound: InboundSink | None = None, driver_factory: DriverFactory | None = None
 ) -> AsyncIterator[Node]:
     """Build the node, start its tree, yield it; stop everything gracefully on exit."""
     node = build_node(settings, inbound=inbound, driver_factory=driver_factory)

@@ -29,9 +29,9 @@ def test_services_start_before_up_and_finish_before_the_tree_stops(
     events: list[str] = []
     settings = _settings(tmp_path)
 
-    async def service(got_settings, system, stop, *, task_status=trio.TASK_STATUS_IGNORED):
-        assert got_settings is settings
-        assert system.tree() is not None
+    async def service(node, stop, *, task_status=trio.TASK_STATUS_IGNORED):
+        assert node.settings is settings
+        assert node.system.tree().find("/services/sessions").state == "running"
         events.append("service started")
         task_status.started()
         os.kill(os.getpid(), signal.SIGTERM)
@@ -53,7 +53,7 @@ def test_services_start_before_up_and_finish_before_the_tree_stops(
 def test_a_crashing_service_is_logged_and_exits_1(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    async def service(settings, system, stop, *, task_status=trio.TASK_STATUS_IGNORED):
+    async def service(node, stop, *, task_status=trio.TASK_STATUS_IGNORED):
         task_status.started()
         raise RuntimeError("listener died")
 
