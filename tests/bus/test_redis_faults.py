@@ -111,6 +111,28 @@ async def test_restart_makes_leases_step_down_and_reacquire(own_redis_server):
         nursery.cancel_scope.cancel()
 
 
+async def test_stalled_redis_makes_leases_step_down_before_expiry(own_redis_server):
+    """SIGSTOPped Redis accepts connections but never answers: renewals time out, and the
+    holder is told strictly before its lock could expire; after SIGCONT it holds it again."""
+    async with open_bus(make_bus(own_redis_server.url)) as bus, trio.open_nursery() as nursery:
+        lease = Lease(bus, "session:3", "node-a", LEASE_TTL)
+        await nursery.start(lease.run)
+        first = await lease.wait_held()
+        await trio.to_thread.run_sync(own_redis_server.pause)
+        try:
+            with trio.fail_after(RECOVERY_TIMEOUT):
+                await first.lost.wait()
+            last_renewal = first.valid_until - LEASE_TTL * 2 / 3
+            assert trio.current_time() < last_renewal + LEASE_TTL
+            assert lease.state.phase is LeasePhase.UNAVAILABLE
+        finally:
+            await trio.to_thread.run_sync(own_redis_server.resume)
+        with trio.fail_after(RECOVERY_TIMEOUT):
+            second = await lease.wait_held()
+        assert second.token > first.token
+        nursery.cancel_scope.cancel()
+
+
 async def test_quick_restart_between_renewals_is_noticed_and_reacquired(own_redis_server):
     """Redis restarted empty within one renewal period: the lock vanished, so the next renewal
     fails ("lock expired") and the node takes a new tenure with a higher token."""
