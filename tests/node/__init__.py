@@ -1,0 +1,1 @@
+"""Tests of the node composition and the session manager."""

@@ -1,0 +1,48 @@
+"""A whole node (store, bus, board, manager, tenants) on a real simulator and a temp data dir."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+import trio
+
+from actors.node import Node, open_node
+from actors.sessions import SessionInfo, SessionStatus
+from config import Settings, load_settings
+
+
+def node_settings(tmp_path: Path, simulator_url: str, **overrides: str) -> Settings:
+    env = {
+        "ZAPVISOR_NODE__DATA_DIR": str(tmp_path / "data"),
+        "ZAPVISOR_SESSIONS__DRIVER": "simulated",
+        "ZAPVISOR_SESSIONS__SIMULATOR_URL": simulator_url,
+        "ZAPVISOR_SESSIONS__STATUS_DEBOUNCE": "0.05",
+        "ZAPVISOR_SUPERVISION__BACKOFF_MIN": "0.1",
+        "ZAPVISOR_SUPERVISION__BACKOFF_MAX": "0.5",
+        **{f"ZAPVISOR_{key.upper()}": value for key, value in overrides.items()},
+    }
+    return load_settings(env=env)
+
+
+async def wait_status(node: Node, session_id: str, *statuses: SessionStatus, timeout: float = 20.0,
+                      where: Callable[[SessionInfo], bool] = lambda info: True) -> SessionInfo:
+    with trio.fail_after(timeout):
+        while True:
+            info = node.board.get(session_id)
+            if info is not None and info.status in statuses and where(info):
+                return info
+            await trio.sleep(0.01)
+
+
+@asynccontextmanager
+async def running_node(settings: Settings) -> AsyncIterator[Node]:
+    async with open_node(settings) as node:
+        yield node
+
+
+@pytest.fixture
+def settings(tmp_path: Path, simulator) -> Settings:
+    return node_settings(tmp_path, simulator.url)
