@@ -23,6 +23,7 @@ from ._settings import (
     Settings,
     StoreSettings,
     SupervisionSettings,
+    TicketsSettings,
     WebhooksSettings,
     WorkersSettings,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "Settings",
     "StoreSettings",
     "SupervisionSettings",
+    "TicketsSettings",
     "WebhooksSettings",
     "WorkersSettings",
     "load_settings",

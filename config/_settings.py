@@ -226,6 +226,17 @@ class OutboxSettings:
 
 
 @attrs.frozen(kw_only=True)
+class TicketsSettings:
+    """Ticket actors and the find-or-create rule."""
+
+    SECTION: ClassVar[str] = "tickets"
+    idle_timeout: float = number(gt=0)
+    """A ticket actor with no message for this long is passivated (rebuilt from the store on demand)."""
+    reopen_window: float = number(ge=0)
+    """A contact writing within this long after its ticket closed reopens it; later, a new ticket starts."""
+
+
+@attrs.frozen(kw_only=True)
 class WebhooksSettings:
     """Webhook deliveries and admin notifications."""
 
@@ -250,6 +261,7 @@ class Settings:
     logging: LoggingSettings
     media: MediaSettings
     outbox: OutboxSettings
+    tickets: TicketsSettings
     webhooks: WebhooksSettings
 
     def __attrs_post_init__(self) -> None:

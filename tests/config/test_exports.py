@@ -20,6 +20,7 @@ def test_all_is_pinned() -> None:
         "Settings",
         "StoreSettings",
         "SupervisionSettings",
+        "TicketsSettings",
         "WebhooksSettings",
         "WorkersSettings",
         "load_settings",
