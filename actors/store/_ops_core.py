@@ -335,12 +335,20 @@ _BUMP_TICKET = (
 )
 
 
+#: A new message with an attachment gets its download job in the same transaction.
+_QUEUE_MEDIA = (
+    "INSERT INTO media_jobs (tenant_id, message_id, status, next_attempt_at, created_at, updated_at, source) "
+    "VALUES ($1, $2, 'queued', $3, $3, $3, $4) ON CONFLICT (message_id) DO NOTHING"
+)
+
+
 async def insert_messages(tx: Any, ops: list[InsertMessage], now: float) -> list[Inserted | AlreadyStored]:
     """Insert a run of messages with one statement (multi-row on SQLite, ``unnest`` on PostgreSQL).
 
     A message whose (session, WhatsApp id) exists — stored before, or earlier in the same run — is
     reported :class:`AlreadyStored` and changes nothing. For the new ones, their tickets' unread
-    counters (inbound only) and last message move forward in the same transaction.
+    counters (inbound only) and last message move forward in the same transaction, and those
+    with a ``media_source`` get their media job.
     """
     rows = [
         (m.tenant_id, m.session_id, m.wa_id, m.contact_id, m.ticket_id, int(m.from_me), m.body,
@@ -379,7 +387,15 @@ async def insert_messages(tx: Any, ops: list[InsertMessage], now: float) -> list
             _BUMP_TICKET,
             [(ticket_id, n, body, float(at), now) for ticket_id, (n, body, at) in bumps.items()],
         )
+    media = [
+        (op.message.tenant_id, result.message_id, now, op.message.media_source)
+        for op, result in zip(ops, results)
+        if isinstance(result, Inserted) and op.message.media_source is not None
+    ]
+    if media:
+        await tx.executemany(_QUEUE_MEDIA, media)
     return results
+
 
 
 @attrs.frozen

@@ -124,6 +124,9 @@ class StoreReads:
             Message, "SELECT * FROM messages WHERE session_id = $1 AND wa_id = $2", session_id, wa_id
         )
 
+    async def get_message_by_id(self, message_id: int) -> Message | None:
+        return await self._one(Message, "SELECT * FROM messages WHERE id = $1", message_id)
+
     async def list_messages(self, ticket_id: int, *, after_id: int = 0, limit: int = 100) -> list[Message]:
         """A ticket's messages in storage order (= arrival order), paged by ``after_id``."""
         check_limit(limit)

@@ -159,6 +159,9 @@ class NewMessage:
     sent_at: float
     media_type: str | None = None
     status: DeliveryStatus = attrs.field(default=DeliveryStatus.RECEIVED, converter=DeliveryStatus)
+    #: Where to download the attachment (JSON, driver-specific); when set, storing the message also
+    #: queues its media job in the same transaction, so a stored message never lacks its download.
+    media_source: str | None = None
 
 
 @attrs.frozen
@@ -237,6 +240,7 @@ class MediaJob:
     path: str | None
     created_at: float
     updated_at: float
+    source: str | None = None  # the message's media_source (see NewMessage)
 
 
 @attrs.frozen

@@ -172,8 +172,14 @@ _V1 = [
     "CREATE TABLE fence (resource TEXT PRIMARY KEY, token {int} NOT NULL)",
 ]
 
+_V2 = [
+    # where a media job fetches its file (the driver's media reference as JSON): the job must be
+    # able to download after a restart, long after the inbound event that carried the reference
+    "ALTER TABLE media_jobs ADD COLUMN source TEXT",
+]
+
 #: Every migration in order; index i holds version i + 1.
-MIGRATIONS: list[list[str]] = [_V1]
+MIGRATIONS: list[list[str]] = [_V1, _V2]
 
 #: The schema version this code writes and reads.
 CURRENT_VERSION = len(MIGRATIONS)
