@@ -7,7 +7,7 @@ Shape (DESIGN §8)::
         ├── signal watcher: SIGTERM / SIGINT -> stop event
         └── the node (actors.node.open_node: the actor system and its tree)
             └── services nursery: each service runs until ``stop`` is set
-                (the HTTP API will be ``hypercorn.trio.serve(app, cfg, shutdown_trigger=stop.wait)``)
+                (the HTTP API: ``api._server.serve_api`` = ``hypercorn.trio.serve(app, cfg, shutdown_trigger=stop.wait)``)
 
 Stopping: a signal sets ``stop``; services finish (they stop accepting work); then the actor
 system context exits, which stops the tree gracefully in reverse start order; then the
@@ -26,6 +26,8 @@ import trio
 from config import Settings
 from actors.node import Node, open_node
 
+from ._server import serve_api
+
 log = logging.getLogger("zapvisor.daemon")
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -35,8 +37,8 @@ Service = Callable[..., Awaitable[None]]
 """``async def service(node, stop, *, task_status)``: calls ``task_status.started()`` once it
 serves, and returns soon after ``stop`` is set. Started in order, before the up line."""
 
-SERVICES: Sequence[Service] = ()
-"""The network services of the daemon, in start order (the HTTP API joins here)."""
+SERVICES: Sequence[Service] = (serve_api,)
+"""The network services of the daemon, in start order: the HTTP API (REST, dashboard)."""
 
 
 def run_daemon(settings: Settings, services: Sequence[Service] = SERVICES) -> int:

@@ -1,0 +1,233 @@
+"""Sessions of a tenant: create, list, get, connect (QR or pairing code), QR image, logout, restart,
+delete, status history.
+
+Every change goes through the session manager (``/services/sessions``) by ``ask``;
+its :class:`~actors.node.Refused` replies become 4xx answers. Live status comes
+from the status board; ``connect`` starts the session and waits on the board for
+the first thing a human can act on (a QR code, a pairing code) or ``connected``.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import segno
+import trio
+from quart import Blueprint, Response, request
+
+from actors.node import (
+    CreateSession,
+    DeleteSession,
+    LogoutSession,
+    Refused,
+    RestartSession,
+    StartSession,
+)
+from actors.sessions import TERMINAL, PairPhone, RequestFailed, SessionInfo, SessionStatus
+from supervisor import ActorFailed, ActorStopped, AskTimeout, ChildNotFound
+
+from ._auth import Principal
+from ._errors import BadRequest, Conflict, NotFound, Unavailable
+from ._routing import Auth, Param, endpoint, path_param, state
+from ._tenants import tenant_or_404
+from ._validate import ID_PATTERN, PHONE_PATTERN, boolean, identifier, number, optional_json_object, phone, text
+
+bp = Blueprint("sessions", __name__)
+
+path_param("session_id", {"type": "string", "pattern": ID_PATTERN})
+
+MANAGER_TIMEOUT = 65.0
+"""A manager request may wait for a start or a graceful stop (the runtime's control timeout is 60 s)."""
+
+CONNECT_TIMEOUT = 20.0
+"""Default wait for a QR code, a pairing code or ``connected`` after a connect request."""
+
+MAX_CONNECT_TIMEOUT = 120.0
+"""Longest wait a caller may ask for: an HTTP request should not outlive a proxy's timeout."""
+
+SHOWN = frozenset({SessionStatus.QR, SessionStatus.PAIRING, SessionStatus.CONNECTED})
+"""Statuses ``connect`` returns on: something to scan, a code to type, or nothing left to do."""
+
+ENDED = TERMINAL | {SessionStatus.BANNED, SessionStatus.FAILED}
+"""Statuses that end a connect wait early: the session will not show a code by itself."""
+
+SESSION_BODY = {
+    "type": "object", "required": ["id", "name"],
+    "properties": {"id": {"type": "string", "pattern": ID_PATTERN}, "name": {"type": "string", "minLength": 1},
+                   "allow_groups": {"type": "boolean"}},
+}
+CONNECT_BODY = {
+    "type": "object",
+    "properties": {"phone": {"type": "string", "pattern": PHONE_PATTERN},
+                   "timeout": {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_CONNECT_TIMEOUT}},
+}
+QR_FORMATS = ("png", "svg", "text")
+
+
+async def ask_manager(message: Any) -> Any:
+    """Ask the session manager; ``Refused`` becomes the matching ApiError."""
+    try:
+        reply = await state().node.manager.ask(message, timeout=MANAGER_TIMEOUT)
+    except (AskTimeout, ActorStopped, ActorFailed, ChildNotFound) as error:
+        raise Unavailable(f"the session manager did not answer: {type(error).__name__}") from None
+    if isinstance(reply, Refused):
+        error = {"not_found": NotFound, "conflict": Conflict}.get(reply.code, Conflict)
+        raise error(reply.message, reply.field)
+    return reply
+
+
+async def session_or_404(tenant_id: str, session_id: str):
+    """The session's record; another tenant's (or a deleted) session is 404."""
+    record = await state().node.store.get_session(session_id)
+    if record is None or record.tenant_id != tenant_id or record.status == "deleted":
+        raise NotFound(f"no session {session_id!r}", "session_id")
+    return record
+
+
+def describe(record: Any) -> dict:
+    """A session's row with its live status (the board's, else the stored one)."""
+    info = state().node.board.get(record.id)
+    live = info.to_dict() if info is not None else {"status": record.status, "reason": record.reason}
+    return {"id": record.id, "tenant_id": record.tenant_id, "name": record.name,
+            "allow_groups": record.allow_groups, "created_at": record.created_at, **_public(live)}
+
+
+def _public(info: dict) -> dict:
+    live = {k: v for k, v in info.items() if k not in ("session_id", "tenant_id")}
+    live["status"] = str(live["status"])
+    return live
+
+
+@endpoint(bp, "POST", "/tenants/{tenant_id}/sessions", summary="Create a session (stopped until connect)",
+          auth=Auth.TENANT_ADMIN, body=SESSION_BODY, status=201)
+async def create_session(who: Principal, tenant_id: str):
+    body = await optional_json_object()
+    session_id = identifier(body.get("id"), "id")
+    name = text(body, "name")
+    allow_groups = boolean(body, "allow_groups")
+    await tenant_or_404(tenant_id)
+    record = await ask_manager(CreateSession(tenant_id, session_id, name, allow_groups))
+    return describe(record)
+
+
+@endpoint(bp, "GET", "/tenants/{tenant_id}/sessions", summary="List the tenant's sessions", auth=Auth.TENANT)
+async def list_sessions(who: Principal, tenant_id: str):
+    await tenant_or_404(tenant_id)
+    records = await state().node.store.list_sessions(tenant_id)
+    return [describe(r) for r in records if r.status != "deleted"]
+
+
+@endpoint(bp, "GET", "/tenants/{tenant_id}/sessions/{session_id}", summary="Get a session and its live status",
+          auth=Auth.TENANT)
+async def get_session(who: Principal, tenant_id: str, session_id: str):
+    return describe(await session_or_404(tenant_id, session_id))
+
+
+@endpoint(bp, "POST", "/tenants/{tenant_id}/sessions/{session_id}/connect",
+          summary="Start the session; answer its QR code, a pairing code (given a phone) or connected",
+          auth=Auth.TENANT_ADMIN, body=CONNECT_BODY)
+async def connect_session(who: Principal, tenant_id: str, session_id: str):
+    body = await optional_json_object()
+    number_ = None if body.get("phone") is None else phone(body["phone"])
+    timeout = number(body.get("timeout", CONNECT_TIMEOUT), "timeout", minimum=0.1, maximum=MAX_CONNECT_TIMEOUT)
+    await session_or_404(tenant_id, session_id)
+    await ask_manager(StartSession(session_id))
+    info = await _wait_shown(session_id, timeout)
+    if number_ is not None and info.status is SessionStatus.QR:
+        info = await _pair(tenant_id, session_id, number_, timeout)
+    return {"session_id": session_id, **_public(info.to_dict())}
+
+
+async def _wait_shown(session_id: str, timeout: float) -> SessionInfo:
+    """The session's status once it shows a code or connected, or whatever it is at ``timeout``."""
+    board = state().node.board
+    changes = board.subscribe()
+    with changes, trio.move_on_after(timeout):
+        info = board.get(session_id)
+        while info is None or (info.status not in SHOWN and info.status not in ENDED):
+            change = await changes.receive()
+            if change.session_id == session_id:
+                info = change
+    info = board.get(session_id)
+    if info is None:
+        raise NotFound(f"no session {session_id!r}", "session_id")
+    return info
+
+
+async def _pair(tenant_id: str, session_id: str, number_: str, timeout: float) -> SessionInfo:
+    ref = state().node.system.ref(f"/tenants/{tenant_id}/sessions/{session_id}")
+    try:
+        reply = await ref.ask(PairPhone(number_), timeout=timeout)
+    except (AskTimeout, ActorStopped, ActorFailed) as error:
+        raise Unavailable(f"the session did not answer the pairing request: {type(error).__name__}") from None
+    if isinstance(reply, RequestFailed):
+        raise Conflict(f"pairing refused: {reply.message}", "phone")
+    current = state().node.board.get(session_id)
+    if current is not None and current.pairing_code:
+        return current
+    return SessionInfo(session_id, tenant_id, SessionStatus.PAIRING, "pairing code requested",
+                       pairing_code=str(reply))
+
+
+@endpoint(bp, "GET", "/tenants/{tenant_id}/sessions/{session_id}/qr",
+          summary="The current QR code as PNG, SVG or terminal text",
+          auth=Auth.TENANT, query=(Param("format", {"type": "string", "enum": list(QR_FORMATS)}),),
+          produces=("image/png", "image/svg+xml", "text/plain"))
+async def session_qr(who: Principal, tenant_id: str, session_id: str):
+    fmt = request.args.get("format", "png")
+    if fmt not in QR_FORMATS:
+        raise BadRequest(f"format must be one of {', '.join(QR_FORMATS)}", "format")
+    await session_or_404(tenant_id, session_id)
+    info = state().node.board.get(session_id)
+    if info is None or not info.qr:
+        status = "unknown" if info is None else info.status.value
+        raise Conflict(f"session {session_id!r} shows no QR code (status {status}); POST .../connect first",
+                       "session_id")
+    return qr_response(info.qr, fmt)
+
+
+def qr_response(code: str, fmt: str) -> Response:
+    """Render a QR payload: PNG (scale 8), SVG, or text for a terminal."""
+    qr = segno.make(code, error="m")
+    buffer = io.BytesIO()
+    if fmt == "text":
+        text_buffer = io.StringIO()
+        qr.terminal(out=text_buffer, compact=True)
+        return Response(text_buffer.getvalue(), mimetype="text/plain")
+    qr.save(buffer, kind=fmt, scale=8, border=2)
+    return Response(buffer.getvalue(), mimetype="image/png" if fmt == "png" else "image/svg+xml")
+
+
+@endpoint(bp, "POST", "/tenants/{tenant_id}/sessions/{session_id}/logout",
+          summary="Log the device out (credentials wiped)", auth=Auth.TENANT_ADMIN)
+async def logout_session(who: Principal, tenant_id: str, session_id: str):
+    await session_or_404(tenant_id, session_id)
+    reply = await ask_manager(LogoutSession(session_id))
+    if isinstance(reply, RequestFailed):
+        raise Conflict(f"logout failed: {reply.message}", "session_id")
+    return {"session_id": session_id, "logged_out": True}
+
+
+@endpoint(bp, "POST", "/tenants/{tenant_id}/sessions/{session_id}/restart",
+          summary="Stop and start the session (no logout)", auth=Auth.TENANT_ADMIN)
+async def restart_session(who: Principal, tenant_id: str, session_id: str):
+    await session_or_404(tenant_id, session_id)
+    info = await ask_manager(RestartSession(session_id))
+    return {"session_id": session_id, **_public(info.to_dict())}
+
+
+@endpoint(bp, "DELETE", "/tenants/{tenant_id}/sessions/{session_id}",
+          summary="Delete the session (logs out a connected one first)", auth=Auth.TENANT_ADMIN)
+async def delete_session(who: Principal, tenant_id: str, session_id: str):
+    await session_or_404(tenant_id, session_id)
+    await ask_manager(DeleteSession(session_id))
+    state().history.forget(session_id)
+    return None
+
+
+@endpoint(bp, "GET", "/tenants/{tenant_id}/sessions/{session_id}/status-history",
+          summary="Status changes of the session since this node started (oldest first)", auth=Auth.TENANT)
+async def status_history(who: Principal, tenant_id: str, session_id: str):
+    await session_or_404(tenant_id, session_id)
+    return [_public(info.to_dict()) for info in state().history.of(session_id)]

@@ -1,0 +1,197 @@
+"""The agents' websocket ``/ws``: authenticate, join rooms, receive events, send messages.
+
+Connect with the token as ``Authorization: Bearer <JWT or admin token>`` or ``?token=<...>``
+(browsers cannot set headers on a websocket). A bad token ends the connection at once with close
+code 1008 and the reason. Then JSON text frames, one object each, ``op`` naming the request:
+
+=========  ======================================================  ==================================
+op         fields                                                   answer
+=========  ======================================================  ==================================
+join       ``room``; ``since`` (last seq seen), ``epoch`` optional  ``joined`` (+ missed events, or
+                                                                    ``resync``)
+leave      ``room``                                                 ``left``
+ping       ``id`` optional                                          ``pong`` (same ``id``)
+send       ``ticket_id``, ``text``, ``idempotency_key``             ``sent`` (the outbox row), or
+                                                                    ``error``
+=========  ======================================================  ==================================
+
+Events arrive as ``{"type": "message.created", "room", "seq", "payload", "at"}``; the hub may
+also send ``lagged`` (you fell behind: resume your rooms with ``since``) and ``resync``.
+
+Malformed input ends the connection and does nothing else: a binary frame or text that is not a
+JSON object → close 1003 (unsupported data); a JSON object that is not a valid request (unknown
+op, missing or mistyped field, a room the token may not join) → close 1008 (policy violation),
+the reason naming the field. A client too slow for its queue → close 1008 "too slow".
+
+The app factory calls :func:`register_websocket` once; sending needs the node's outbox (see
+:class:`Outbox`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Protocol
+
+import trio
+from quart import websocket
+
+from actors.hub import Client, ClientClosed, Hub, HubError, InvalidRoom, RoomForbidden
+
+from ._errors import Unauthorized
+
+log = logging.getLogger("zapvisor.api.ws")
+
+UNSUPPORTED_DATA = 1003
+POLICY_VIOLATION = 1008
+
+MAX_FRAME = 64 * 1024
+"""Largest request frame in characters: requests are small commands (a message text fits)."""
+
+_OPS = ("join", "leave", "ping", "send")
+
+
+class Outbox(Protocol):
+    """What ``send`` needs from the outbound flow (the node's ``outbox`` attribute).
+
+    ``submit`` queues the message durably (idempotent per tenant + key) and returns a JSON-able
+    description of the outbox row; it raises ``ValueError`` (or a subclass) naming the field for
+    bad input, ``LookupError`` for a ticket the tenant does not have.
+    """
+
+    async def submit(self, tenant_id: str, user: Any, *, ticket_id: int, text: str, idempotency_key: str) -> dict: ...
+
+
+class FrameRefused(ValueError):
+    """A frame that ends the connection with ``code`` (1003/1008) and a reason naming the problem."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+def register_websocket(app: Any, node: Any) -> None:
+    """Serve ``/ws`` on ``app`` with ``node.hub``; authenticate with the app's Authority
+    (``app.extensions["zapvisor"].authority``) and report the client count to ``/metrics``."""
+    hub: Hub = node.hub
+    api_state = app.extensions["zapvisor"]
+    api_state.websocket_clients = lambda: hub.statistics().clients
+
+    @app.websocket("/ws")
+    async def agents_websocket() -> None:
+        await websocket.accept()
+        try:
+            principal = api_state.authority.authenticate(_bearer())
+        except Unauthorized as error:
+            await websocket.close(POLICY_VIOLATION, _reason(error.message))
+            return
+        client = hub.connect(principal.tenant or "", str(principal.user or principal.name), principal.role)
+        try:
+            await _serve(hub, client, getattr(node, "outbox", None))
+        except FrameRefused as refused:
+            await websocket.close(refused.code, _reason(refused.reason))
+        except ClientClosed as closed:
+            await websocket.close(POLICY_VIOLATION, _reason(closed.reason))
+        finally:
+            hub.disconnect(client)
+
+
+def _bearer() -> str | None:
+    header = websocket.headers.get("Authorization")
+    if header:
+        return header
+    token = websocket.args.get("token")
+    return f"Bearer {token}" if token else None
+
+
+def _reason(text: str) -> str:
+    """Close reasons must fit a control frame (123 bytes of UTF-8)."""
+    return text.encode()[:123].decode(errors="ignore")
+
+
+async def _serve(hub: Hub, client: Client, outbox: Outbox | None) -> None:
+    """Read requests and write frames until the peer leaves or a frame is refused.
+
+    Raises:
+        FrameRefused: a malformed or forbidden request (the caller closes with its code).
+        ClientClosed: the hub closed the client (too slow).
+    """
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_write, client)
+        while True:
+            data = await websocket.receive()
+            await _handle(hub, client, outbox, _parse(data))
+
+
+async def _write(client: Client) -> None:
+    while True:
+        await websocket.send(await client.receive())
+
+
+def _parse(data: str | bytes) -> dict:
+    if not isinstance(data, str):
+        raise FrameRefused(UNSUPPORTED_DATA, "binary frames are not supported: send JSON text")
+    if len(data) > MAX_FRAME:
+        raise FrameRefused(POLICY_VIOLATION, f"frame: larger than {MAX_FRAME} characters")
+    try:
+        request = json.loads(data)
+    except ValueError:
+        raise FrameRefused(UNSUPPORTED_DATA, "frame: not JSON") from None
+    if not isinstance(request, dict):
+        raise FrameRefused(UNSUPPORTED_DATA, "frame: must be a JSON object")
+    if request.get("op") not in _OPS:
+        raise FrameRefused(POLICY_VIOLATION, f"op: must be one of {', '.join(_OPS)}")
+    return request
+
+
+async def _handle(hub: Hub, client: Client, outbox: Outbox | None, request: dict) -> None:
+    try:
+        match request["op"]:
+            case "join":
+                since, epoch = request.get("since"), request.get("epoch")
+                if since is not None and (type(since) is not int or since < 0):
+                    raise FrameRefused(POLICY_VIOLATION, "since: must be a non-negative integer")
+                if epoch is not None and not isinstance(epoch, str):
+                    raise FrameRefused(POLICY_VIOLATION, "epoch: must be a string")
+                hub.join(client, _field(request, "room"), since=since, epoch=epoch)
+            case "leave":
+                hub.leave(client, _field(request, "room"))
+            case "ping":
+                client.push(json.dumps({"type": "pong", "id": request.get("id")}))
+            case "send":
+                await _send(client, outbox, request)
+    except (InvalidRoom, RoomForbidden) as error:
+        raise FrameRefused(POLICY_VIOLATION, str(error)) from None
+
+
+async def _send(client: Client, outbox: Outbox | None, request: dict) -> None:
+    ticket_id = _field(request, "ticket_id")
+    text, key = _field(request, "text"), _field(request, "idempotency_key")
+    if type(ticket_id) is not int or ticket_id < 1:
+        raise FrameRefused(POLICY_VIOLATION, "ticket_id: must be a positive integer")
+    for name, value in (("text", text), ("idempotency_key", key)):
+        if not isinstance(value, str) or not value:
+            raise FrameRefused(POLICY_VIOLATION, f"{name}: must be a non-empty string")
+    if not client.tenant_id:
+        raise FrameRefused(POLICY_VIOLATION, "send: the node admin has no tenant; use an agent token")
+    reply = {"type": "error", "op": "send", "idempotency_key": key}
+    if outbox is None:
+        reply.update(code="unavailable", message="sending is not available on this node: the outbox is not wired")
+    else:
+        try:
+            result = await outbox.submit(client.tenant_id, client.user, ticket_id=ticket_id, text=text,
+                                         idempotency_key=key)
+        except LookupError:
+            reply.update(code="not_found", message=f"no ticket {ticket_id}", field="ticket_id")
+        except (ValueError, HubError) as error:
+            reply.update(code="invalid", message=str(error))
+        else:
+            reply = {"type": "sent", "idempotency_key": key, "outbox": result}
+    client.push(json.dumps(reply))
+
+
+def _field(request: dict, name: str) -> Any:
+    if name not in request:
+        raise FrameRefused(POLICY_VIOLATION, f"{name}: required for op {request['op']!r}")
+    return request[name]
