@@ -27,7 +27,7 @@ from ._errors import (
     SupervisorError,
 )
 from ._events import EventKind, LifecycleEvent, Subscription
-from ._exits import ActorExit, Escalate, Exit, ExitKind, RetryAfter, Shutdown, StopForGood, classify
+from ._exits import ActorExit, Escalate, Exit, ExitKind, RetryAfter, Shutdown, StopForGood, classify, unwrap
 from ._limiter import LimiterStatistics, RestartLimiter
 from ._ref import ActorRef
 from ._snapshot import ActorSnapshot, Failure
@@ -94,4 +94,5 @@ __all__ = [
     "open_actor_system",
     "restart_delay",
     "restart_group",
+    "unwrap",
 ]

@@ -56,7 +56,7 @@ from actors.drivers import (
     RequestError,
     Undecryptable,
 )
-from supervisor import Actor, RestartLimiter, StopForGood
+from supervisor import Actor, RestartLimiter, StopForGood, unwrap
 
 from ._cache import CacheLimits, SessionCaches
 from ._errors import ConnectionDead, OwnershipLost, SessionDisconnected, StuckConnecting
@@ -67,8 +67,8 @@ from ._upstream import UpstreamGate, UpstreamMode
 
 _LOG = logging.getLogger("zapvisor.sessions")
 
-STOP_TIMEOUT = 5.0
-"""Seconds we give ``driver.stop()`` to close a connection politely before cancelling it."""
+IMMEDIATE_RESTARTS = 3
+"""Fresh drivers tried in a row after driver-host failures before the supervisor's backoff applies."""
 
 
 # -- messages ------------------------------------------------------------------
@@ -221,13 +221,33 @@ class SessionActor(Actor):
             lease = Lease(self.deps.bus, f"session:{self.session_id}", self.deps.node_id, self.policy.lease_ttl)
             await self.ctx.nursery.start(lease.run)
             tenure = await lease.wait_held()
-            await self.ctx.nursery.start(self.driver.run)
             with tenure.cancel_scope:
-                await self._connections()
-            with trio.move_on_after(STOP_TIMEOUT):
-                await self.driver.stop()
+                await self._drive()
             self._status(SessionStatus.DISCONNECTED, f"ownership lost: {tenure.reason}")
             raise OwnershipLost(tenure.reason or "ownership lease lost")
+
+    async def _drive(self) -> None:
+        """Host the driver and its connections; a dead driver host is replaced at once.
+
+        A driver whose error says ``restart_immediately`` (a neonize worker
+        process died) tells us nothing about WhatsApp: a fresh driver reconnects
+        now, without backoff or a breaker count — up to IMMEDIATE_RESTARTS in a
+        row, after which the error goes to the supervisor like any failure.
+        """
+        immediate = 0
+        while True:
+            try:
+                async with trio.open_nursery() as nursery:
+                    await nursery.start(self.driver.run)
+                    await self._connections()
+            except Exception as exc:
+                cause = unwrap(exc)
+                if not getattr(cause, "restart_immediately", False) or immediate >= IMMEDIATE_RESTARTS:
+                    raise
+                immediate += 1
+                _LOG.warning("session %s: %s; reconnecting on a fresh driver", self.session_id, cause)
+                self._status(SessionStatus.DISCONNECTED, str(cause))
+                self.driver = self.deps.driver_factory(self.session_id)
 
     async def _connections(self) -> None:
         """Connect, serve, and apply the policy to each ending; returns only by raising."""
@@ -252,11 +272,11 @@ class SessionActor(Actor):
         """
         self._connected = self._pairing = False
         self._verdict = None
-        gate = self.deps.upstream
+        gate, unreachable = self.deps.upstream, "WhatsApp unreachable"
         while True:
             if gate.mode is UpstreamMode.DOWN:
                 until = self.ctx.system.wall_time(gate.reopens_at)
-                self._status(SessionStatus.BACKOFF, "WhatsApp unreachable; waiting for a trial connect", until=until)
+                self._status(SessionStatus.BACKOFF, f"{unreachable}; waiting for a trial connect", until=until)
             async with gate.attempt() as attempt:
                 self._status(SessionStatus.CONNECTING, "connecting")
                 async with self.deps.limiter.slot():
@@ -266,7 +286,8 @@ class SessionActor(Actor):
                         except DriverConnectError as exc:
                             if exc.code is None:
                                 attempt.unreachable()
-                                self._status(SessionStatus.DISCONNECTED, f"WhatsApp unreachable: {exc}")
+                                unreachable = f"WhatsApp unreachable: {exc}"
+                                self._status(SessionStatus.DISCONNECTED, unreachable)
                                 continue
                             attempt.reached()  # WhatsApp answered, with a reason: the policy decides
                             self._refused(Disconnected(exc.code, str(exc)))

@@ -29,12 +29,11 @@ def node_settings(tmp_path: Path, simulator_url: str, **overrides: str) -> Setti
 
 async def wait_status(node: Node, session_id: str, *statuses: SessionStatus, timeout: float = 20.0,
                       where: Callable[[SessionInfo], bool] = lambda info: True) -> SessionInfo:
-    with trio.fail_after(timeout):
-        while True:
-            info = node.board.get(session_id)
-            if info is not None and info.status in statuses and where(info):
-                return info
-            await trio.sleep(0.01)
+    with trio.fail_after(timeout), node.board.subscribe() as changes:
+        info = node.board.get(session_id)
+        while info is None or info.session_id != session_id or info.status not in statuses or not where(info):
+            info = await changes.receive()
+        return info
 
 
 @asynccontextmanager

@@ -1,4 +1,4 @@
-"""A node's session layer wired for tests: real actor system, real simulator, memory bus.
+"""A node's session layer wired for tests: real actor system, real simulator (or neonize), memory bus.
 
 ``session_node`` builds the tree ``/tenants/t1/sessions`` with a shared
 :class:`SessionDeps` whose inbound sink keeps every stored message in memory
@@ -16,7 +16,7 @@ import pytest
 import trio
 
 from actors.bus import MemoryBus, open_bus
-from actors.drivers import Message, Receipt, SimulatedDriver, SimulatedDriverConfig
+from actors.drivers import DriverFactory, Message, Receipt, SimulatedDriver, SimulatedDriverConfig
 from actors.sessions import (
     SessionDeps,
     SessionInfo,
@@ -82,13 +82,15 @@ class SessionNode:
         self, session_id: str, *statuses: SessionStatus, timeout: float = 20.0,
         where: Callable[[SessionInfo], bool] = lambda info: True,
     ) -> SessionInfo:
-        """Wait until the session shows one of ``statuses`` (and ``where`` holds)."""
-        with trio.fail_after(timeout):
-            while True:
-                info = self.board.get(session_id)
-                if info is not None and info.status in statuses and where(info):
-                    return info
-                await trio.sleep(0.01)
+        """Wait until the session shows one of ``statuses`` (and ``where`` holds).
+
+        Subscribes to the board, so even a status that lasts a millisecond is seen.
+        """
+        with trio.fail_after(timeout), self.board.subscribe() as changes:
+            info = self.board.get(session_id)
+            while info is None or info.session_id != session_id or info.status not in statuses or not where(info):
+                info = await changes.receive()
+            return info
 
     def actor_state(self, session_id: str) -> str:
         return self.system.tree().find(f"/tenants/t1/sessions/{session_id}").state
@@ -96,8 +98,9 @@ class SessionNode:
 
 @asynccontextmanager
 async def open_session_node(
-    driver_config: SimulatedDriverConfig,
+    driver_config: SimulatedDriverConfig | None,
     *,
+    driver_factory: DriverFactory | None = None,
     policy: SessionPolicy = FAST_POLICY,
     max_sessions: int = 50,
     limiter: RestartLimiter | None = None,
@@ -109,7 +112,7 @@ async def open_session_node(
     inbound = MemoryInbound()
     async with open_bus(MemoryBus()) as bus:
         deps = SessionDeps(
-            driver_factory=functools.partial(SimulatedDriver, config=driver_config),
+            driver_factory=driver_factory or functools.partial(SimulatedDriver, config=driver_config),
             board=board, pool=SessionPool(max_sessions), bus=bus, limiter=limiter, inbound=inbound, policy=policy,
         )
         async with open_actor_system([tenants_spec()], seed=1) as system:

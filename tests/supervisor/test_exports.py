@@ -67,6 +67,7 @@ EXPECTED = [
     "open_actor_system",
     "restart_delay",
     "restart_group",
+    "unwrap",
 ]
 
 
