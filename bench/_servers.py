@@ -122,6 +122,20 @@ class PostgresServer:
         """A libpq/asyncpg DSN for ``database`` on this server."""
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
 
+    def create_database(self, name: str) -> str:
+        """CREATE DATABASE ``name`` (with the ``createdb`` client); returns its DSN.
+
+        Raises:
+            ServerError: createdb failed.
+        """
+        result = subprocess.run(
+            [str(self.bindir / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", name],
+            capture_output=True, text=True, check=False,
+        )
+        if result.returncode != 0:
+            raise ServerError(f"createdb {name} failed ({result.returncode}): {result.stderr.strip()}")
+        return self.dsn(name)
+
     def start(self) -> None:
         """Start the server and wait until it accepts connections.
 

@@ -397,7 +397,6 @@ async def insert_messages(tx: Any, ops: list[InsertMessage], now: float) -> list
     return results
 
 
-
 @attrs.frozen
 class UpdateMessageStatus:
     """Move a message's delivery status forward (a receipt); returns False when it changed nothing."""

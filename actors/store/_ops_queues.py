@@ -173,18 +173,22 @@ async def _not_running(tx: Any, queue: Queue, job_id: int) -> Exception:
 
 @attrs.frozen
 class RecoverRunning:
-    """After a restart: jobs left ``running`` by a dead process go back to ``queued`` (returns how many).
+    """Jobs left ``running`` go back to ``queued`` (returns how many): all of them after a
+    restart (``claimed_before`` None), or those claimed before a cut-off (a worker that vanished,
+    a claim whose answer was lost).
 
     Safe for the outbox because a resend reuses the item's stable message id.
     """
 
     queue: Queue
+    claimed_before: float | None
 
     async def apply(self, tx: Any, now: float) -> int:
+        cutoff = now if self.claimed_before is None else float(self.claimed_before)
         rows = await tx.fetch(
-            f"UPDATE {self.queue.value} SET status = 'queued', updated_at = $1 WHERE status = 'running' "
-            "RETURNING id",
-            now,
+            f"UPDATE {self.queue.value} SET status = 'queued', updated_at = $1 "
+            "WHERE status = 'running' AND updated_at <= $2 RETURNING id",
+            now, cutoff,
         )
         return len(rows)
 

@@ -342,9 +342,16 @@ class Store(StoreReads):
         (an outbox item's delivery becomes ``failed``). Raises Conflict if the job is not running."""
         return await self._write(queues.FailJob(Queue(queue), job_id, str(error), retry_at), timeout)
 
-    async def recover_running(self, queue: Queue, *, timeout: float | None = None) -> int:
-        """At start-up: jobs a dead process left ``running`` go back to ``queued``; returns how many."""
-        return await self._write(queues.RecoverRunning(Queue(queue)), timeout)
+    async def recover_running(
+        self, queue: Queue, *, stale_after: float | None = None, timeout: float | None = None
+    ) -> int:
+        """Put ``running`` jobs back to ``queued``; returns how many. At start-up (``stale_after``
+        None) all of them: their worker died with the old process. While running, only those
+        claimed more than ``stale_after`` seconds ago (a lost worker or a lost claim answer)."""
+        if stale_after is not None and stale_after < 0:
+            raise InvalidInput(f"stale_after: must be >= 0 seconds, got {stale_after!r}")
+        claimed_before = None if stale_after is None else self.clock() - stale_after
+        return await self._write(queues.RecoverRunning(Queue(queue), claimed_before), timeout)
 
     async def retry_job(self, queue: Queue, job_id: int, *, timeout: float | None = None) -> Any:
         """Admin: a dead or waiting job runs again now with a fresh attempt count."""

@@ -22,8 +22,14 @@ Deadlines and cancellation (caller side): a caller waits at most its ``timeout``
 :class:`StoreUnavailable`. If its op had not been sent yet (still queued, or waiting for a
 retry after a rolled-back attempt) it is withdrawn and will never be written. If it was inside a
 transaction whose outcome is still open, ``outcome_unknown`` is True. Cancelling a caller
-withdraws its op the same way. Every write is idempotent or naturally safe to repeat, so
-"unknown" means "retry".
+withdraws its op the same way. Most writes are idempotent (unique keys, conditional updates),
+so "unknown" means "retry". The exceptions: an audit line or a webhook event may then be
+recorded twice, and a claim may have marked jobs ``running`` that nobody works on —
+``Store.recover_running(queue, stale_after=...)`` puts those back.
+
+Mechanics, chosen for a low per-write cost (a write is the hot path of every flow): a caller
+appends to a deque and parks (``wait_task_rescheduled``); the writer reschedules it with the
+outcome. Deadlines are enforced by one sweeper task instead of a cancel scope per write.
 """
 
 from __future__ import annotations
@@ -133,13 +139,8 @@ class GroupCommitter:
     ``clock`` gives wall-clock seconds for the rows' timestamps (one reading per transaction).
     ``queue_capacity`` bounds the ops waiting for the writer: beyond it ``submit`` waits (within
     the caller's deadline), which is the backpressure that keeps a stalled database from
-    turning into unbounded memory.
-
-    Mechanics, chosen for a low per-write cost (a write is the hot path of every flow): a caller
-    appends to a deque and parks with ``wait_task_rescheduled``; the writer reschedules it with
-    the outcome. Deadlines are enforced by one sweeper task (every ``_SWEEP_INTERVAL`` while
-    writes are outstanding) instead of a cancel scope per write, so a timeout fires up to that
-    much late.
+    turning into unbounded memory. The deadline sweeper runs every ``_SWEEP_INTERVAL`` while
+    writes are outstanding (and sleeps otherwise), so a timeout fires up to that much late.
     """
 
     backend: Any

@@ -104,7 +104,9 @@ async def test_admin_clean_remove_and_recover(store, wall_clock):
     await store.job_done(Queue.WEBHOOKS, first.id)
     await store.job_failed(Queue.WEBHOOKS, second.id, "gone", retry_at=None)
     assert not await store.remove_job(Queue.WEBHOOKS, third.id)  # running: not removable
-    assert await store.recover_running(Queue.WEBHOOKS) == 1  # as after a crash
+    wall_clock.now += 10
+    assert await store.recover_running(Queue.WEBHOOKS, stale_after=60) == 0  # claimed 10 s ago
+    assert await store.recover_running(Queue.WEBHOOKS, stale_after=5) == 1
     assert (await store.get_job(Queue.WEBHOOKS, third.id)).status == "queued"
     wall_clock.now += 3600
     assert await store.clean_jobs(Queue.WEBHOOKS, older_than=60) == 1  # only done
@@ -129,3 +131,15 @@ async def test_audit_and_session_status(store):
     assert (await store.list_audit(target="/tenants/acme/sessions/s1")) == [entry]
     session = await store.set_session_status("s1", "connected")
     assert (session.status, session.reason) == ("connected", None)
+
+
+async def test_recover_running_at_start_requeues_every_claimed_job(store):
+    contact = await seed(store)
+    for i in range(3):
+        inserted = await store.insert_message(message(contact, f"IMG{i}"))
+        await store.enqueue_media_job("acme", inserted.message_id)
+    assert len(await store.claim_jobs(Queue.MEDIA)) == 3
+    assert await store.recover_running(Queue.MEDIA) == 3
+    assert [j.status for j in await store.list_jobs(Queue.MEDIA)] == ["queued"] * 3
+    with pytest.raises(InvalidInput, match="stale_after"):
+        await store.recover_running(Queue.MEDIA, stale_after=-1)
