@@ -25,6 +25,7 @@ from supervisor import (
     intensity_exceeded,
     restart_delay,
     restart_group,
+    unwrap,
 )
 
 NORMAL = Exit(ExitKind.NORMAL)
@@ -77,6 +78,14 @@ def test_classify(error, expected):
 def test_classify_keeps_a_real_group_abnormal():
     group = ExceptionGroup("two", [ValueError("a"), KeyError("b")])
     assert classify(group).kind is ExitKind.ABNORMAL
+
+
+def test_unwrap_peels_one_member_groups_only():
+    inner = RetryAfter(3)
+    assert unwrap(ExceptionGroup("a", [ExceptionGroup("b", [inner])])) is inner
+    assert unwrap(inner) is inner
+    two = ExceptionGroup("two", [ValueError("a"), KeyError("b")])
+    assert unwrap(ExceptionGroup("outer", [two])) is two
 
 
 def test_retry_after_rejects_negative_seconds():
