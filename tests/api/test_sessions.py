@@ -1,0 +1,106 @@
+"""Sessions over HTTP against the real simulator: create, connect (QR / pairing code), QR images,
+restart, logout, delete, status history, and their errors."""
+
+from __future__ import annotations
+
+from actors.sessions import SessionStatus
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+async def _tenant_admin(api_server, tenant: str = "t1"):
+    await api_server.tenant(tenant)
+    return api_server.client(await api_server.agent_token(tenant, role="admin"))
+
+
+async def test_connect_shows_a_qr_then_connected_after_a_scan(api_server, simulator_control) -> None:
+    client = await _tenant_admin(api_server)
+    created = await client.post("/tenants/t1/sessions", json={"id": "s1", "name": "Support"})
+    assert created.status_code == 201 and created.json()["status"] == "stopped"
+
+    connect = await client.post("/tenants/t1/sessions/s1/connect")
+    assert connect.status_code == 200, connect.text
+    assert connect.json()["status"] == "qr" and connect.json()["qr"]
+
+    png = await client.get("/tenants/t1/sessions/s1/qr")
+    assert png.headers["content-type"] == "image/png" and png.content.startswith(PNG_MAGIC)
+    svg = await client.get("/tenants/t1/sessions/s1/qr", params={"format": "svg"})
+    assert svg.headers["content-type"].startswith("image/svg+xml") and b"<svg" in svg.content
+    text = await client.get("/tenants/t1/sessions/s1/qr", params={"format": "text"})
+    assert text.headers["content-type"].startswith("text/plain") and "█" in text.text
+    bad = await client.get("/tenants/t1/sessions/s1/qr", params={"format": "gif"})
+    assert bad.status_code == 400 and bad.json()["error"]["field"] == "format"
+
+    await simulator_control.scan("s1")
+    await api_server.wait_status("s1", SessionStatus.CONNECTED)
+    got = (await client.get("/tenants/t1/sessions/s1")).json()
+    assert got["status"] == "connected" and got["jid"]
+    no_qr = await client.get("/tenants/t1/sessions/s1/qr")
+    assert no_qr.status_code == 409 and no_qr.json()["error"]["field"] == "session_id"
+    again = await client.post("/tenants/t1/sessions/s1/connect")
+    assert again.json()["status"] == "connected"
+
+    history = [h["status"] for h in (await client.get("/tenants/t1/sessions/s1/status-history")).json()]
+    assert history[0] == "stopped" and "qr" in history and history[-1] == "connected"
+    assert [s["id"] for s in (await client.get("/tenants/t1/sessions")).json()] == ["s1"]
+
+
+async def test_connect_with_a_phone_returns_a_pairing_code(api_server, simulator_control) -> None:
+    client = await _tenant_admin(api_server)
+    await client.post("/tenants/t1/sessions", json={"id": "s2", "name": "Sales"})
+    bad = await client.post("/tenants/t1/sessions/s2/connect", json={"phone": "12ab"})
+    assert bad.status_code == 400 and bad.json()["error"]["field"] == "phone"
+    paired = await client.post("/tenants/t1/sessions/s2/connect", json={"phone": "+5511999990000"})
+    assert paired.status_code == 200, paired.text
+    code = paired.json()["pairing_code"]
+    assert code
+    await simulator_control.confirm_pairing("s2", code)
+    await api_server.wait_status("s2", SessionStatus.CONNECTED)
+
+
+async def test_restart_logout_and_delete(api_server, simulator_control) -> None:
+    client = await _tenant_admin(api_server)
+    await client.post("/tenants/t1/sessions", json={"id": "s3", "name": "Ops"})
+    await client.post("/tenants/t1/sessions/s3/connect")
+    await simulator_control.scan("s3")
+    await api_server.wait_status("s3", SessionStatus.CONNECTED)
+
+    restarted = await client.post("/tenants/t1/sessions/s3/restart")
+    assert restarted.status_code == 200, restarted.text
+    await api_server.wait_status("s3", SessionStatus.CONNECTED)  # credentials kept: no QR needed
+
+    logged_out = await client.post("/tenants/t1/sessions/s3/logout")
+    assert logged_out.status_code == 200 and logged_out.json()["logged_out"] is True
+    await api_server.wait_status("s3", SessionStatus.LOGGED_OUT)
+
+    deleted = await client.delete("/tenants/t1/sessions/s3")
+    assert deleted.status_code == 204
+    for method, path in (("GET", "/tenants/t1/sessions/s3"), ("DELETE", "/tenants/t1/sessions/s3"),
+                         ("POST", "/tenants/t1/sessions/s3/connect")):
+        gone = await client.request(method, path)
+        assert gone.status_code == 404 and gone.json()["error"]["field"] == "session_id"
+    assert (await client.get("/tenants/t1/sessions")).json() == []
+    reused = await client.post("/tenants/t1/sessions", json={"id": "s3", "name": "Ops again"})
+    assert reused.status_code == 409 and reused.json()["error"]["field"] == "session_id"
+
+
+async def test_session_errors(api_server) -> None:
+    client = await _tenant_admin(api_server)
+    agent = api_server.client(await api_server.agent_token("t1", email="agent@t1.test"))
+    assert (await client.post("/tenants/t1/sessions", json={"id": "a/b", "name": "x"})).json()["error"]["field"] == "id"
+    assert (await client.post("/tenants/t1/sessions", json={"id": "ok"})).json()["error"]["field"] == "name"
+    bad_groups = await client.post("/tenants/t1/sessions", json={"id": "ok", "name": "x", "allow_groups": "yes"})
+    assert bad_groups.status_code == 400 and bad_groups.json()["error"]["field"] == "allow_groups"
+    assert (await client.get("/tenants/t1/sessions")).json() == []
+    missing = await client.get("/tenants/t1/sessions/nope")
+    assert missing.status_code == 404 and missing.json()["error"]["field"] == "session_id"
+    await client.post("/tenants/t1/sessions", json={"id": "s4", "name": "x"})
+    not_running = await client.post("/tenants/t1/sessions/s4/logout")
+    assert not_running.status_code == 409
+    bad_timeout = await client.post("/tenants/t1/sessions/s4/connect", json={"timeout": 0})
+    assert bad_timeout.status_code == 400 and bad_timeout.json()["error"]["field"] == "timeout"
+    # Agents read their tenant's sessions but do not steer them.
+    assert (await agent.get("/tenants/t1/sessions/s4")).status_code == 200
+    assert (await agent.post("/tenants/t1/sessions/s4/connect")).status_code == 403
+    no_tenant = await api_server.admin.post("/tenants/ghost/sessions", json={"id": "x", "name": "x"})
+    assert no_tenant.status_code == 404 and no_tenant.json()["error"]["field"] == "tenant_id"
