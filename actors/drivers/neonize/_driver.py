@@ -47,6 +47,9 @@ CONNECT_TIMEOUT_S: Final = 30.0
 means restart). whatsmeow's own dial deadline is 60 s, and ``Stop`` does not cut
 a hung dial short, so the driver gives up first and says so."""
 
+_SQLITE_FILES: Final = ("", "-wal", "-shm", "-journal")
+"""A SQLite store's database and the side files SQLite may keep next to it."""
+
 STOP_GRACE_S: Final = 5.0
 """Bound of the shielded ``stop`` sent when a ``connect()`` is abandoned."""
 
@@ -195,7 +198,21 @@ class NeonizeDriver:
         return str(result["code"])
 
     async def logout(self) -> None:
-        await self._request("logout")
+        """Unlink the device and wipe its credentials; the open connection ends with ``LoggedOut(local=True)``.
+
+        Without an open connection WhatsApp cannot be told: only the stored
+        credentials are wiped (a SQLite store's files are deleted; the next
+        connect shows a QR code) and no event follows. A PostgreSQL store can
+        only be wiped through a connection (``NotConnectedError``).
+        """
+        self._raise_if_failed()
+        if self._placement is not None and self._is_open():
+            await self._placement.call("logout")
+            return
+        if self.store.startswith(("postgres://", "postgresql://")):
+            raise NotConnectedError("logout without a connection cannot wipe a PostgreSQL store: connect first")
+        for suffix in _SQLITE_FILES:
+            await trio.Path(self.store + suffix).unlink(missing_ok=True)
 
     async def stop(self) -> None:
         self._raise_if_failed()
@@ -263,7 +280,10 @@ class NeonizeDriver:
         event = decode_event(frame["event"])
         if isinstance(event, ENDING_EVENTS):
             self._ended_conn = max(self._ended_conn, int(frame["conn"]))
-        await self._send.send(event)
+        try:
+            await self._send.send(event)
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            return  # the driver is shutting down (run() closed its channel): nobody to tell
 
     def _on_death(self, placement: Placement, error: WorkerDied) -> None:
         if placement is self._placement and self._failure is None:

@@ -13,9 +13,12 @@ neonize 0.5.2 (see ``_worker``'s docstring):
   overlap each other, but never a start or a stop (see :class:`FfiLock` for
   why a writer need not wait for slow readers to finish). Concurrent unserialized connects abort the whole
   process with "fatal error: concurrent map writes".
-* **Start window.** ``connect()`` blocks for the connection's whole life, so the
-  exclusive hold covers its start only: until the first callback of that
-  connection, its return, or :data:`START_SETTLE_S`, whichever comes first.
+* **Start and stop windows.** ``connect()`` blocks for the connection's whole
+  life, so the exclusive hold covers its start only: until the first callback
+  of that connection, its return, or :data:`SETTLE_S`, whichever comes first.
+  ``Stop`` blocks while a dial is in progress: same window. A stop of a
+  connection WhatsApp has not answered yet is deferred until it does (or the
+  dial fails by itself).
 * **Callbacks only enqueue.** whatsmeow delivers events from its own threads
   through a 100-entry queue; a callback that blocks stalls the account. Each
   callback puts the parsed protobuf on an unbounded ``SimpleQueue`` and returns;
@@ -70,10 +73,13 @@ from ._wire import b64decode, b64encode, encode_error, encode_event
 
 log = logging.getLogger(__name__)
 
-START_SETTLE_S: Final = 0.5
-"""Longest exclusive hold of a connection start. The Go map write happens in the
-first instructions of ``Neonize()`` (the abort trace points at its prologue);
-half a second is orders of magnitude more, and only delays other starts."""
+SETTLE_S: Final = 0.5
+"""Longest exclusive hold of a connection start or a stop. The Go map write
+happens in the first instructions of ``Neonize()`` (the abort trace points at
+its prologue); half a second is orders of magnitude more, and only delays other
+starts and stops. ``Stop`` can block far longer (until a dial in progress
+ends, measured): it runs on its own thread and the lock is released after
+this window even if it has not returned."""
 
 PREVIOUS_CONNECTION_GRACE_S: Final = 90.0
 """How long ``connect`` waits for the previous connection's Go call to return.
@@ -250,7 +256,7 @@ class ClientHost:
                 target=self._run_connection, args=(slot, conn), name=f"connect:{slot.session}:{conn.number}", daemon=True
             )
             slot.thread.start()
-            conn.signal.wait(START_SETTLE_S)
+            conn.signal.wait(SETTLE_S)
         return DEFERRED
 
     def _op_stop(self, slot: _Slot, _args: dict[str, Any]) -> dict[str, Any]:
@@ -266,8 +272,7 @@ class ClientHost:
             # converter sends the stop then.
             conn.stop_deferred = True
             return {}
-        with self._lock.exclusive():
-            slot.client.stop()
+        self._stop_client(slot)
         return {}
 
     def _op_remove(self, slot: _Slot, args: dict[str, Any]) -> dict[str, Any]:
@@ -276,16 +281,23 @@ class ClientHost:
         return {}
 
     def _op_logout(self, slot: _Slot, _args: dict[str, Any]) -> dict[str, Any]:
-        conn = self._live(slot)
-        with self._lock.shared():
-            try:
-                slot.client.logout()
-            except NeonizeError as exc:
-                raise _ffi_error(exc) from exc
+        """Unlink the device (whatsmeow's Logout also deletes it from the store) and end the connection.
+
+        While QR codes are showing there is no device yet: the connection just
+        ends, with the same ``LoggedOut(local=True)``.
+        """
+        conn = slot.current
+        if conn is None or conn.ended or not conn.answered:
+            raise NotConnectedError(f"session {slot.session!r} has no open connection")
+        if conn.connected:
+            with self._lock.shared():
+                try:
+                    slot.client.logout()
+                except NeonizeError as exc:
+                    raise _ffi_error(exc) from exc
         conn.stop_requested = True
         self._raw.put((slot, conn, "local_end", LoggedOut(reason="logged out by zapvisor", local=True)))
-        with self._lock.exclusive():
-            slot.client.stop()
+        self._stop_client(slot)
         return {}
 
     def _op_pair_phone(self, slot: _Slot, args: dict[str, Any]) -> dict[str, Any]:
@@ -539,8 +551,18 @@ class ClientHost:
         self.submit(self._stop_client, slot)
 
     def _stop_client(self, slot: _Slot) -> None:
+        """Call Go's ``Stop`` for the client, holding the lock exclusively for at most ``SETTLE_S``."""
+        returned = threading.Event()
+
+        def stop() -> None:
+            try:
+                slot.client.stop()
+            finally:
+                returned.set()
+
         with self._lock.exclusive():
-            slot.client.stop()
+            threading.Thread(target=stop, name=f"stop:{slot.session}", daemon=True).start()
+            returned.wait(SETTLE_S)
 
     def _emit_event(self, slot: _Slot, conn: _Conn, event: Event) -> None:
         self.emit({"kind": "event", "session": slot.session, "conn": conn.number, "event": encode_event(event)})

@@ -181,8 +181,12 @@ class Worker:
                 call.done.set()
             case "event" | "closed":
                 placement = self.placements.get(frame.get("session"))  # type: ignore[arg-type]
-                if placement is not None:
+                if placement is None:
+                    return
+                try:
                     await placement.deliver(frame)
+                except Exception:  # one session's bad frame or bug must not take its worker-mates down
+                    log.exception("worker %s: session %s could not take a frame", self.pid, placement.session_id)
             case other:
                 raise WorkerProtocolError(f"worker {self.pid}: unknown frame kind {other!r}")
 

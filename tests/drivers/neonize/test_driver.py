@@ -369,3 +369,19 @@ async def test_a_worker_that_cannot_start_is_a_clear_error(tmp_path):
             with pytest.raises(WorkerStartError, match="hello"):
                 await d.connect()
             assert pool.statistics().workers == 0
+
+
+async def test_logout_while_showing_qr_and_without_a_connection(tmp_path, hanging_proxy):
+    store = tmp_path / "s1.db"
+    with trio.fail_after(TEST_TIMEOUT_S):
+        async with open_pool() as pool, running(NeonizeDriver("s1", pool, store=str(store), proxy=hanging_proxy.url)) as d:
+            await _connect_with(d, hanging_proxy, qr="2@only,code")
+            assert isinstance(await next_event(d), Qr)
+            await d.logout()  # nothing paired yet: the connection just ends, as a logout
+            assert await next_event(d) == LoggedOut(reason="logged out by zapvisor", local=True)
+            hanging_proxy.release()
+
+            assert store.exists()  # neonize created its store at the first connect
+            await d.logout()  # no connection: only the stored credentials go
+            assert not store.exists()
+            assert d.events.statistics().current_buffer_used == 0
