@@ -12,12 +12,16 @@ import trio
 from supervisor import (
     ActorSnapshot,
     Backoff,
+    ChildNotFound,
     ChildSpec,
     CircuitBreaker,
+    Escalate,
     EventKind,
     Failure,
     Jitter,
     LifecycleEvent,
+    StartFailed,
+    Strategy,
     Supervisor,
     open_actor_system,
 )
@@ -187,3 +191,45 @@ async def test_history_is_the_recent_events_oldest_first(autojump_clock):
     ]
     assert [e.at for e in history] == sorted(e.at for e in history)
     assert system.wall_time(6) - system.wall_time(1) == pytest.approx(5)
+
+
+async def test_states_seen_in_the_tree(autojump_clock):
+    """starting → running → stopping → stopped, and backoff for a whole one_for_all group."""
+    slow = Plan("slow", start_delay=2, stop_delay=3)
+    group = ChildSpec(
+        "group",
+        lambda: Supervisor(
+            [p.spec(backoff=Backoff(min=4, max=4, jitter=Jitter.NONE)) for p in (Plan("a"), Plan("b"))],
+            strategy=Strategy.ONE_FOR_ALL,
+            intensity=5,
+            period=60,
+        ),
+    )
+    async with open_actor_system([group]) as system:
+        sup = system.supervisor("/")
+        seen: list[tuple[float, str]] = []
+
+        async def watch(path: str, until: float) -> None:
+            await trio.sleep(0.25)  # sample between the transitions, never on them
+            while trio.current_time() < until:
+                snap = system.tree().find(path)
+                state = snap.state if snap is not None else "absent"
+                if not seen or seen[-1][1] != state:
+                    seen.append((trio.current_time(), state))
+                await trio.sleep(0.5)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(watch, "/slow", 8)
+            await sup.start_child(slow.spec(shutdown=10))
+            await trio.sleep(1)
+            await sup.terminate_child("slow")
+        # start_child at 0 (ready at 2), terminate_child at 3 (on_stop takes 3 s)
+        assert seen == [(0.25, "starting"), (2.25, "running"), (3.25, "stopping"), (6.25, "stopped")]
+
+        system.ref("/group/a").tell(Raise(BOOM))
+        await settle()
+        now = trio.current_time()
+        assert [(s.state, s.backoff_until) for s in system.tree().find("/group").children] == [("backoff", now + 4)] * 2
+        await trio.sleep(4)
+        await settle()
+        assert [s.state for s in system.tree().find("/group").children] == ["running", "running"]
