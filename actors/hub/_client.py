@@ -1,0 +1,117 @@
+"""One connected websocket client as the hub sees it: credentials, rooms, a bounded queue.
+
+The hub never waits for a client. It *offers* each frame to the client's queue:
+
+1. room in the queue: queued;
+2. queue full for the first time: the frame is dropped and one ``lagged`` frame is queued
+   (past the capacity, so it always fits), telling the client to resume its rooms with its last
+   seqs (the replay buffers usually still hold what it missed);
+3. queue still full while the client has not caught up since (its queue never emptied): the
+   client is closed with reason :data:`TOO_SLOW`; its websocket handler ends the connection.
+
+So a slow client costs the publisher one ``len()`` per frame and never slows anyone else.
+"""
+
+from __future__ import annotations
+
+import collections
+import enum
+
+import attrs
+import trio
+
+from ._event import control
+from ._rooms import Room
+
+#: Close reason of a client that stayed full after being told it lagged.
+TOO_SLOW = "too slow: the client's queue stayed full after a lagged warning"
+
+
+class Offer(enum.Enum):
+    """What :meth:`Client.offer` did with a frame."""
+
+    QUEUED = "queued"
+    LAGGED = "lagged"  # dropped, and the client was told it lagged
+    CLOSED = "closed"  # dropped, and the client was closed (too slow)
+    DROPPED = "dropped"  # dropped: the client was already closed
+
+
+class ClientClosed(Exception):
+    """The hub closed this client (``reason``): its connection must end."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@attrs.define(eq=False)
+class Client:
+    """A client: ``tenant_id``/``user``/``role`` from its token, the rooms it joined (key → Room).
+
+    Created by :meth:`Hub.connect`; the websocket handler reads frames with :meth:`receive`
+    and writes them to the socket.
+    """
+
+    tenant_id: str
+    user: str
+    role: str
+    capacity: int
+    rooms: dict[str, Room] = attrs.field(factory=dict)
+    lagged: bool = False
+    dropped: int = 0
+    closed: str | None = None
+    _queue: collections.deque[str] = attrs.field(factory=collections.deque)
+    _lot: trio.lowlevel.ParkingLot = attrs.field(factory=trio.lowlevel.ParkingLot)
+
+    @property
+    def depth(self) -> int:
+        return len(self._queue)
+
+    def offer(self, frame: str) -> Offer:
+        """Queue ``frame`` without waiting, applying the lag policy (module docstring)."""
+        if self.closed is not None:
+            return Offer.DROPPED
+        if len(self._queue) < self.capacity:
+            self._queue.append(frame)
+            self._lot.unpark()
+            return Offer.QUEUED
+        self.dropped += 1
+        if self.lagged:
+            self.close(TOO_SLOW)
+            return Offer.CLOSED
+        self.lagged = True
+        rooms = sorted(room.name for room in self.rooms.values())
+        self._queue.append(control("lagged", dropped=self.dropped, rooms=rooms))
+        self._lot.unpark()
+        return Offer.LAGGED
+
+    def push(self, frame: str) -> None:
+        """Queue a frame past the capacity: replies and replays the client asked for (bounded by
+        the replay buffer), which the lag policy must not turn into a disconnection."""
+        if self.closed is None:
+            self._queue.append(frame)
+            self._lot.unpark()
+
+    async def receive(self) -> str:
+        """The next frame for the socket, waiting for one.
+
+        Raises:
+            ClientClosed: the hub closed the client (too slow, or disconnected).
+        """
+        while not self._queue:
+            if self.closed is not None:
+                raise ClientClosed(self.closed)
+            await self._lot.park()
+        if self.closed is not None:
+            raise ClientClosed(self.closed)
+        frame = self._queue.popleft()
+        if not self._queue:
+            self.lagged = False  # caught up: the next overflow is a fresh warning
+        return frame
+
+    def close(self, reason: str) -> None:
+        """End this client: queued frames are discarded, :meth:`receive` raises ClientClosed."""
+        if self.closed is None:
+            self.closed = reason
+            self._queue.clear()
+            self._lot.unpark_all()

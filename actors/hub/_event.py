@@ -1,0 +1,95 @@
+"""Events: the validated values the hub fans out, and the control frames around them.
+
+An :class:`Event` is what a websocket client receives for something that happened
+(``message.created``, ``connection.update``...). Its ``seq`` is the room's sequence number on
+this node: it only grows, by one per event, so a client that saw seq 41 and reconnects asks for
+"after 41" and gets exactly what it missed (see :class:`RoomLog`).
+
+Each event is encoded to its JSON frame once, whatever the number of receivers.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import re
+from typing import Any
+
+import attrs
+
+from ._errors import InvalidEvent
+
+#: Event type names: dotted lower-case words (``message.created``, ``ticket.accepted``).
+_TYPE = re.compile(r"[a-z][a-z0-9_]*(\.[a-z0-9_]+)+")
+
+#: Control frame types the hub itself sends; never valid as event types.
+CONTROL_TYPES = frozenset({"joined", "left", "lagged", "resync", "pong", "error", "sent"})
+
+
+def check_type(event_type: object) -> str:
+    """``event_type`` if it is a dotted event name, else InvalidEvent naming the field."""
+    if not isinstance(event_type, str) or not _TYPE.fullmatch(event_type):
+        raise InvalidEvent(f"type: must be a dotted lower-case name like 'message.created', got {event_type!r}")
+    return event_type
+
+
+def encode(data: dict) -> str:
+    """Compact JSON text of a frame; InvalidEvent if JSON cannot carry it."""
+    try:
+        return json.dumps(data, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidEvent(f"payload: not JSON-serialisable ({exc})") from None
+
+
+@attrs.frozen
+class Event:
+    """One event in one room: ``type`` (dotted name), ``room`` (the client's room name), ``seq``
+    (1, 2, 3... per room on this node), ``payload`` (JSON object), ``at`` (Unix seconds)."""
+
+    type: str = attrs.field(validator=lambda _i, _a, v: check_type(v))
+    room: str
+    seq: int
+    payload: dict = attrs.field(validator=attrs.validators.instance_of(dict))
+    at: float
+    frame: str = attrs.field(init=False, eq=False, repr=False)
+
+    @frame.default
+    def _frame(self) -> str:
+        return encode({"type": self.type, "room": self.room, "seq": self.seq, "payload": self.payload, "at": self.at})
+
+
+def control(frame_type: str, **fields: Any) -> str:
+    """Encode a control frame (``joined``, ``lagged``, ``resync``, ``pong``, ``error``...)."""
+    assert frame_type in CONTROL_TYPES, frame_type
+    return encode({"type": frame_type, **fields})
+
+
+@attrs.define(eq=False)
+class RoomLog:
+    """A room's sequence counter and bounded replay buffer.
+
+    ``epoch`` names this incarnation of the room's numbering (a hub restart or an evicted room
+    starts a new one): a resume that names another epoch must resync, whatever its seq.
+    """
+
+    epoch: str
+    capacity: int
+    seq: int = 0
+    _recent: collections.deque[Event] = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._recent = collections.deque(maxlen=self.capacity)
+
+    def append(self, event: Event) -> None:
+        self.seq = event.seq
+        self._recent.append(event)
+
+    def since(self, seq: int) -> list[Event] | None:
+        """Events after ``seq``, oldest first; None when some of them are no longer kept (or
+        ``seq`` is from the future, i.e. from another incarnation): the client must resync."""
+        if seq > self.seq or seq < 0:
+            return None
+        missing = self.seq - seq
+        if missing > len(self._recent):
+            return None
+        return list(self._recent)[len(self._recent) - missing:] if missing else []
