@@ -31,6 +31,7 @@ import trio
 from actors.bus import Bus, bus_from_url
 from actors.drivers import DriverFactory, SimulatedDriver, SimulatedDriverConfig
 from actors.drivers.neonize import NeonizeDriver, PoolSettings, WorkerPool
+from actors.hub import Hub
 from actors.sessions import (
     CacheLimits,
     InboundSink,
@@ -80,6 +81,7 @@ class Node:
     session_breaker: CircuitBreaker
     workers: WorkerPool | None = None  # the neonize worker processes, when sessions use neonize
     system: ActorSystem | None = None
+    hub: Hub = attrs.field(default=attrs.Factory(lambda n: Hub(n.settings.node.node_id, n.bus, n.board), takes_self=True))
 
     @property
     def manager(self) -> ActorRef:
@@ -92,6 +94,7 @@ class Node:
             ChildSpec("store", functools.partial(Hosted, self.store.run), start_timeout=STORE_START_TIMEOUT),
             ChildSpec("bus", functools.partial(Hosted, self.bus.run), start_timeout=STORE_START_TIMEOUT),
             ChildSpec("board", functools.partial(HostedWithSystem, self.board.run)),
+            ChildSpec("hub", functools.partial(HostedWithSystem, self.hub.run)),
         ]
         services = [ChildSpec("sessions", lambda: SessionManager(self), shutdown=30.0)]
         supervision = self.settings.supervision
