@@ -9,13 +9,14 @@ from __future__ import annotations
 from quart import Blueprint, Response
 
 from actors.store import JobStatus, Queue
+from supervisor import BreakerMode
 
 from ._routing import Auth, endpoint, state
 
 bp = Blueprint("metrics", __name__)
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-BREAKER_MODES = ("closed", "open", "half_open")
+BREAKER_MODES = tuple(mode.value for mode in BreakerMode)
 OUTBOX_PENDING_CAP = 1000
 """Outbox depth is counted up to the store's largest page: beyond that the exact figure matters less
 than the alarm, and the scrape stays cheap."""

@@ -13,7 +13,7 @@ from actors.store import JobStatus, Queue
 from ._auth import Principal
 from ._errors import Conflict, NotFound
 from ._routing import Auth, Param, endpoint, path_param, state
-from ._validate import boolean, choice, identifier, number, optional_json_object, query_limit
+from ._validate import MAX_LIMIT, boolean, choice, identifier, number, optional_json_object, query_limit
 
 bp = Blueprint("queues", __name__)
 
@@ -36,14 +36,14 @@ async def _audit(who: Principal, action: str, target: str, result: str) -> None:
     await state().node.store.append_audit(who.name, action, target, result)
 
 
-@endpoint(bp, "GET", "/queues", summary="Every queue with its pause state and job counts by state",
-          auth=Auth.ADMIN)
+@endpoint(bp, "GET", "/queues", summary="Every queue with its pause state and job counts by state "
+          f"(each count capped at {MAX_LIMIT})", auth=Auth.ADMIN)
 async def list_queues(who: Principal):
     store = state().node.store
     out = {}
     for name, queue in QUEUES.items():
         paused = await store.paused(queue)
-        counts = {s: len(await store.list_jobs(queue, JobStatus(s), limit=1000)) for s in STATES}
+        counts = {s: len(await store.list_jobs(queue, JobStatus(s), limit=MAX_LIMIT)) for s in STATES}
         out[name] = {"paused": "" in paused, "paused_sessions": sorted(paused - {""}), "jobs": counts}
     return out
 

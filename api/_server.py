@@ -20,7 +20,6 @@ from hypercorn.trio import serve
 from actors.node import Node
 
 from ._app import create_app
-from ._history import StatusHistory
 
 GRACEFUL_TIMEOUT = 10.0
 """Seconds in-flight requests get to finish after ``stop`` (a connect may wait up to its own timeout)."""
@@ -39,13 +38,13 @@ async def serve_api(
     node: Node, stop: trio.Event, *, host: str | None = None, port: int | None = None, app: Any = None,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve ``node``'s API until ``stop`` is set; ``task_status.started(urls)`` once listening.
+    """Serve ``node``'s API (or ``app``, made by :func:`create_app`) until ``stop`` is set;
+    ``task_status.started(urls)`` once listening. Runs the app's status history beside it.
 
     ``host``/``port`` default to ``api.host``/``api.port`` (port 0: any free port, see the URLs).
     """
     settings = node.settings.api
-    history = StatusHistory(node.board)
-    app = app or create_app(node, history=history)
+    app = app or create_app(node)
     config = hypercorn_config(host or settings.host, settings.port if port is None else port)
     async with trio.open_nursery() as outer:
         await outer.start(app.extensions["zapvisor"].history.run)

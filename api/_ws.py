@@ -36,7 +36,7 @@ from typing import Any, Protocol
 import trio
 from quart import websocket
 
-from actors.hub import Client, ClientClosed, Hub, HubError, InvalidRoom, RoomForbidden
+from actors.hub import Client, ClientClosed, Hub, HubError, InvalidRoom, RoomForbidden, control
 
 from ._errors import Unauthorized
 
@@ -88,13 +88,11 @@ def register_websocket(app: Any, node: Any) -> None:
             return
         client = hub.connect(principal.tenant or "", str(principal.user or principal.name), principal.role)
         try:
-            await _serve(hub, client, getattr(node, "outbox", None))
-        except FrameRefused as refused:
-            await websocket.close(refused.code, _reason(refused.reason))
-        except ClientClosed as closed:
-            await websocket.close(POLICY_VIOLATION, _reason(closed.reason))
+            ending = await _serve(hub, client, getattr(node, "outbox", None))
         finally:
             hub.disconnect(client)
+        if ending is not None:
+            await websocket.close(ending[0], _reason(ending[1]))
 
 
 def _bearer() -> str | None:
@@ -110,23 +108,29 @@ def _reason(text: str) -> str:
     return text.encode()[:123].decode(errors="ignore")
 
 
-async def _serve(hub: Hub, client: Client, outbox: Outbox | None) -> None:
-    """Read requests and write frames until the peer leaves or a frame is refused.
-
-    Raises:
-        FrameRefused: a malformed or forbidden request (the caller closes with its code).
-        ClientClosed: the hub closed the client (too slow).
-    """
+async def _serve(hub: Hub, client: Client, outbox: Outbox | None) -> tuple[int, str] | None:
+    """Read requests and write frames until the peer leaves (returns None; usually by
+    cancellation) or the connection must end: returns the close code and reason — a refused
+    frame (1003/1008) or the hub closing a client that is too slow (1008)."""
+    ending: list[tuple[int, str]] = []
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(_write, client)
-        while True:
-            data = await websocket.receive()
-            await _handle(hub, client, outbox, _parse(data))
 
+        async def write() -> None:
+            try:
+                while True:
+                    await websocket.send(await client.receive())
+            except ClientClosed as closed:
+                ending.append((POLICY_VIOLATION, closed.reason))
+                nursery.cancel_scope.cancel()
 
-async def _write(client: Client) -> None:
-    while True:
-        await websocket.send(await client.receive())
+        nursery.start_soon(write)
+        try:
+            while True:
+                await _handle(hub, client, outbox, _parse(await websocket.receive()))
+        except FrameRefused as refused:
+            ending.append((refused.code, refused.reason))
+            nursery.cancel_scope.cancel()
+    return ending[0] if ending else None
 
 
 def _parse(data: str | bytes) -> dict:
@@ -158,7 +162,7 @@ async def _handle(hub: Hub, client: Client, outbox: Outbox | None, request: dict
             case "leave":
                 hub.leave(client, _field(request, "room"))
             case "ping":
-                client.push(json.dumps({"type": "pong", "id": request.get("id")}))
+                client.push(control("pong", id=request.get("id")))
             case "send":
                 await _send(client, outbox, request)
     except (InvalidRoom, RoomForbidden) as error:
@@ -188,7 +192,7 @@ async def _send(client: Client, outbox: Outbox | None, request: dict) -> None:
             reply.update(code="invalid", message=str(error))
         else:
             reply = {"type": "sent", "idempotency_key": key, "outbox": result}
-    client.push(json.dumps(reply))
+    client.push(control(reply.pop("type"), **reply))
 
 
 def _field(request: dict, name: str) -> Any:

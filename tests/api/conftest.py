@@ -20,7 +20,9 @@ import trio
 from actors.drivers import SimulatedDriver, SimulatedDriverConfig
 from actors.node import Node, open_node
 from actors.sessions import SessionInfo, SessionStatus
-from api import serve_api
+from quart_trio import QuartTrio
+
+from api import create_app, serve_api
 from config import Settings, load_settings
 
 ADMIN_TOKEN = "admin-token-for-tests-0123456789"
@@ -51,6 +53,7 @@ def api_settings(data_dir: Path, simulator_url: str, **extra: str) -> Settings:
 class ApiServer:
     url: str
     node: Node
+    app: QuartTrio
     admin: httpx.AsyncClient
     _clients: list[httpx.AsyncClient] = attrs.field(factory=list)
 
@@ -90,8 +93,9 @@ async def open_api_server(settings: Settings, driver_config: SimulatedDriverConf
     async with open_node(settings, driver_factory=factory) as node:
         async with trio.open_nursery() as nursery:
             stop = trio.Event()
-            urls = await nursery.start(functools.partial(serve_api, node, stop, host="127.0.0.1", port=0))
-            server = ApiServer(urls[0], node, httpx.AsyncClient(
+            app = create_app(node)
+            urls = await nursery.start(functools.partial(serve_api, node, stop, host="127.0.0.1", port=0, app=app))
+            server = ApiServer(urls[0], node, app, httpx.AsyncClient(
                 base_url=urls[0], headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=HTTP_TIMEOUT))
             try:
                 yield server

@@ -1,0 +1,80 @@
+"""The supervision tree over HTTP: snapshots, actor detail, control and breakers, all audited."""
+
+from __future__ import annotations
+
+from actors.sessions import SessionStatus
+
+SESSION_PATH = "/tenants/t1/sessions/s1"
+
+
+async def _connected_session(api_server, simulator_control) -> None:
+    admin = api_server.admin
+    await api_server.tenant("t1")
+    await admin.post("/tenants/t1/sessions", json={"id": "s1", "name": "S"})
+    await admin.post("/tenants/t1/sessions/s1/connect")
+    await simulator_control.scan("s1")
+    await api_server.wait_status("s1", SessionStatus.CONNECTED)
+
+
+async def test_tree_and_actor_detail(api_server, simulator_control) -> None:
+    await _connected_session(api_server, simulator_control)
+    admin = api_server.admin
+    tree = (await admin.get("/supervision/tree")).json()
+    assert tree["path"] == "/" and tree["kind"] == "supervisor"
+    paths = set()
+
+    def walk(node):
+        paths.add(node["path"])
+        for child in node["children"]:
+            walk(child)
+
+    walk(tree)
+    assert {"/infra/store", "/services/sessions", SESSION_PATH} <= paths
+    detail = (await admin.get("/supervision/actor", params={"path": SESSION_PATH})).json()
+    assert detail["state"] == "running" and detail["uptime"] >= 0 and detail["breaker"] == "closed"
+    assert {"restarts", "last_failure", "mailbox_depth", "mailbox_capacity"} <= set(detail)
+    missing = await admin.get("/supervision/actor", params={"path": "/no/such/actor"})
+    assert missing.status_code == 404 and missing.json()["error"]["field"] == "path"
+    bad = await admin.get("/supervision/actor", params={"path": "relative"})
+    assert bad.status_code == 400 and bad.json()["error"]["field"] == "path"
+    pools = (await admin.get("/supervision/pools")).json()
+    assert pools["sessions"]["active"] == 1 and pools["store"]["state"] == "connected"
+    events = (await admin.get("/supervision/events", params={"prefix": "/tenants/t1", "limit": 5})).json()
+    assert events and all(e["path"].startswith("/tenants/t1") for e in events) and len(events) <= 5
+
+
+async def test_restart_stop_start_and_breaker_are_audited(api_server, simulator_control) -> None:
+    await _connected_session(api_server, simulator_control)
+    admin = api_server.admin
+    before = (await admin.get("/supervision/actor", params={"path": SESSION_PATH})).json()
+
+    stopped = await admin.post("/supervision/actor/stop", json={"path": SESSION_PATH})
+    assert stopped.status_code == 200 and stopped.json()["state"] == "stopped"
+    started = await admin.post("/supervision/actor/start", json={"path": SESSION_PATH})
+    assert started.status_code == 200 and started.json()["state"] == "running"
+    await api_server.wait_status("s1", SessionStatus.CONNECTED)
+    restarted = await admin.post("/supervision/actor/restart", json={"path": SESSION_PATH})
+    assert restarted.status_code == 200 and restarted.json()["state"] == "running"
+    assert restarted.json()["uptime"] < before["uptime"] + 60
+
+    opened = await admin.post("/supervision/breaker/open", json={"path": SESSION_PATH})
+    assert opened.status_code == 200 and opened.json()["breaker"] == "forced_open"
+    reset = await admin.post("/supervision/breaker/reset", json={"path": SESSION_PATH})
+    assert reset.status_code == 200 and reset.json()["breaker"] == "closed"
+
+    unknown = await admin.post("/supervision/actor/restart", json={"path": "/tenants/t1/sessions/ghost"})
+    assert unknown.status_code == 404 and unknown.json()["error"]["field"] == "path"
+    root = await admin.post("/supervision/actor/stop", json={"path": "/"})
+    assert root.status_code == 400 and root.json()["error"]["field"] == "path"
+    bad_action = await admin.post("/supervision/actor/explode", json={"path": SESSION_PATH})
+    assert bad_action.status_code == 400 and bad_action.json()["error"]["field"] == "action"
+    no_body = await admin.post("/supervision/breaker/close", content=b"nope")
+    assert no_body.status_code == 400 and no_body.json()["error"]["field"] == "body"
+
+    audit = (await admin.get("/supervision/audit", params={"target": SESSION_PATH})).json()
+    assert [(a["who"], a["action"], a["result"]) for a in reversed(audit)] == [
+        ("admin", "stop", "ok"), ("admin", "start", "ok"), ("admin", "restart", "ok"),
+        ("admin", "breaker_open", "ok"), ("admin", "breaker_reset", "ok"),
+    ]
+    refused = (await admin.get("/supervision/audit", params={"target": "/tenants/t1/sessions/ghost"})).json()
+    assert [a["result"] for a in refused] == ["refused: not_found"]
