@@ -16,7 +16,8 @@ Interface (duck-typed, see :class:`~._sqlite.SqliteBackend` and :class:`~._postg
 - ``await read(fn)`` — run ``fn`` on a reader connection (no explicit transaction).
 - ``await reconnect()`` — after :class:`Disconnected`: reconnect with backoff until it works.
 - ``await resolve(token)`` — after reconnecting: did the transaction ``token`` commit?
-- ``connected`` — whether the writer connection is believed usable.
+- ``connected`` — whether the writer connection was usable at its last use.
+- ``healthy`` — whether it is usable right now (PostgreSQL notices a server shutdown at once).
 """
 
 from __future__ import annotations

@@ -139,6 +139,12 @@ class PostgresBackend:
         if self._writer is not None:
             self._writer.terminate()
 
+    @property
+    def healthy(self) -> bool:
+        """Whether the writer connection is open right now (the server closes it when it stops,
+        so this turns False without a write having to fail first)."""
+        return self.connected and self._writer is not None and not self._writer.is_closed()
+
     async def reconnect(self) -> None:
         """(Re)open the writer connection, retrying with backoff until it works (cancellable)."""
         self.connected = False

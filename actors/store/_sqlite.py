@@ -140,6 +140,11 @@ class SqliteBackend:
             lambda: drive(fn(_SqliteTx(self._reader))), limiter=self._read_limiter
         )
 
+    @property
+    def healthy(self) -> bool:
+        """Whether the file is open (a file does not go away under us)."""
+        return self.connected
+
     async def reconnect(self) -> None:
         """Nothing to do: a file does not disconnect (I/O errors fail their batch instead)."""
 

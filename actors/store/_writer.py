@@ -82,7 +82,8 @@ class _Pending:
 class StoreStatistics:
     """A snapshot of the store's writer.
 
-    ``state``: starting | connected | reconnecting | stopped. ``batches``: transactions
+    ``state``: starting | connected | disconnected (the connection dropped while idle: the next
+    write reconnects) | reconnecting | stopped — what ``/readyz`` reads. ``batches``: transactions
     committed; ``ops``: writes acknowledged; ``failed_ops``: writes answered with an error;
     ``fallbacks``: batches re-run one op at a time after an error; ``reconnects``: connection
     losses survived; ``queued``: ops waiting for the writer; ``last_batch_*``: the newest commit;
@@ -174,7 +175,8 @@ class GroupCommitter:
             await self._wait_for_room(pending, timeout)
         self._queue.append(pending)
         self._outstanding[pending] = None
-        self._work.unpark()
+        if len(self._work):  # the writer is parked, idle
+            self._work.unpark()
         if len(self._outstanding) == 1:
             self._idle_sweeper.unpark()
 
@@ -337,8 +339,11 @@ class GroupCommitter:
     def statistics(self) -> StoreStatistics:
         """A frozen snapshot of the writer's counters and latencies."""
         latencies = sorted(self._latencies)
+        state = self._state
+        if state == "connected" and not self.backend.healthy:
+            state = "disconnected"
         return StoreStatistics(
-            state=self._state,
+            state=state,
             batches=self._counts["batches"],
             ops=self._counts["ops"],
             failed_ops=self._counts["failed_ops"],

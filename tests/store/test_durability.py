@@ -156,3 +156,18 @@ async def test_a_commit_cut_off_midway_is_resolved_not_guessed(postgres_server, 
             assert stats.reconnects == 1 and stats.failed_ops == 0
             assert stats.batches == 4  # three seed writes, then one committed batch of ten
         nursery.cancel_scope.cancel()
+
+
+async def test_an_idle_store_notices_postgres_going_away(postgres_server, postgres_dsn):
+    async with open_store(PostgresBackend(postgres_dsn)) as store:
+        await seed(store)
+        await trio.to_thread.run_sync(postgres_server.stop, "fast")
+        try:
+            with trio.fail_after(10):
+                while store.statistics().state != "disconnected":
+                    await trio.sleep(0.01)
+        finally:
+            await trio.to_thread.run_sync(postgres_server.start)
+        await store.upsert_tenant("back", "Back")  # the next write reconnects
+        assert store.statistics().state == "connected"
+        assert store.statistics().reconnects == 1
