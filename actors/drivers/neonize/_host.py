@@ -187,6 +187,9 @@ class ClientHost:
     submit: Callable[..., Any]  # runs a function on the worker's call pool (for stops decided by events)
     _lock: FfiLock = attrs.field(factory=FfiLock, init=False)
     _slots: dict[str, _Slot] = attrs.field(factory=dict, init=False)
+    # Removed clients whose Go call has not returned: Go still holds their ctypes
+    # callbacks, which must outlive it (a collected thunk called from Go crashes).
+    _removed: list[_Slot] = attrs.field(factory=list, init=False)
     _raw: queue.SimpleQueue = attrs.field(factory=queue.SimpleQueue, init=False)
     connects: int = attrs.field(default=0, init=False)
 
@@ -217,6 +220,12 @@ class ClientHost:
             raise ValueError(f"qr_limit must be an integer >= 1, got {qr_limit!r}")
         if session in self._slots:
             raise DriverStateError(f"session {session!r} already has a client in this worker")
+        for old in self._removed:
+            # Two Go calls under one client id would share Go's map entry: wait for the old one.
+            if old.session == session and old.thread is not None:
+                old.thread.join(PREVIOUS_CONNECTION_GRACE_S)
+                if old.thread.is_alive():
+                    raise DriverStateError(f"session {session!r}: its previous client's Go call has not returned")
         jid = _jid(args["jid"], "jid") if args.get("jid") else None
         shared_store = store.startswith(("postgres://", "postgresql://"))
         client = NewClient(store, jid=jid, uuid=session, new_device=shared_store and jid is None)
@@ -278,6 +287,9 @@ class ClientHost:
     def _op_remove(self, slot: _Slot, args: dict[str, Any]) -> dict[str, Any]:
         self._op_stop(slot, args)
         del self._slots[slot.session]
+        self._removed = [old for old in self._removed if old.thread is not None and old.thread.is_alive()]
+        if slot.thread is not None and slot.thread.is_alive():
+            self._removed.append(slot)
         return {}
 
     def _op_logout(self, slot: _Slot, _args: dict[str, Any]) -> dict[str, Any]:

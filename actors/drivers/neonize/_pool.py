@@ -31,6 +31,8 @@ from typing import Any, Final
 import attrs
 import trio
 
+from config import WorkersSettings
+
 from .._errors import DriverError
 from ._errors import PoolClosedError, WorkerDied, WorkerProtocolError, WorkerStartError
 from ._wire import FrameDecoder, decode_error, encode_frame
@@ -69,8 +71,8 @@ class PoolSettings:
     python: str = sys.executable
 
     @classmethod
-    def from_config(cls, workers: Any, **overrides: Any) -> PoolSettings:
-        """From ``config``'s ``WorkersSettings`` (``clients_per_worker``, ``max_connect_cycles``)."""
+    def from_config(cls, workers: WorkersSettings, **overrides: Any) -> PoolSettings:
+        """From the ``[workers]`` section of zapvisor's settings; ``overrides`` set the other fields."""
         return cls(
             clients_per_worker=workers.clients_per_worker,
             max_connect_cycles=workers.max_connect_cycles,

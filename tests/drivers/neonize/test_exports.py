@@ -3,6 +3,8 @@
 import subprocess
 import sys
 
+import pytest
+
 import actors.drivers.neonize as neonize_driver
 from actors.drivers import DriverError, Driver
 from actors.drivers.neonize import NeonizeDriver, NeonizeDriverError, WorkerDied, WorkerPool
@@ -42,3 +44,16 @@ def test_driver_satisfies_the_protocol_and_worker_death_is_marked():
     assert isinstance(died, ConnectionError)
     assert died.restart_immediately is True
     assert "1234" in str(died) and "SIGKILL" in str(died)
+
+
+def test_pool_settings_come_from_the_workers_section():
+    from config import load_settings
+
+    from actors.drivers.neonize import PoolSettings
+
+    workers = load_settings().workers
+    settings = PoolSettings.from_config(workers, stop_grace=1.0)
+    assert (settings.clients_per_worker, settings.max_connect_cycles) == (workers.clients_per_worker, workers.max_connect_cycles)
+    assert settings.stop_grace == 1.0
+    with pytest.raises(ValueError, match="clients_per_worker"):
+        PoolSettings(clients_per_worker=0)
