@@ -45,6 +45,10 @@ log = logging.getLogger("zapvisor.api.ws")
 UNSUPPORTED_DATA = 1003
 POLICY_VIOLATION = 1008
 
+CLOSE_GRACE = 5.0
+"""Seconds a client the hub closed (too slow) may take to read its last frames before the
+connection is cut: a client that stopped reading must not hold a handler forever."""
+
 MAX_FRAME = 64 * 1024
 """Largest request frame in characters: requests are small commands (a message text fits)."""
 
@@ -92,7 +96,8 @@ def register_websocket(app: Any, node: Any) -> None:
         finally:
             hub.disconnect(client)
         if ending is not None:
-            await websocket.close(ending[0], _reason(ending[1]))
+            with trio.move_on_after(CLOSE_GRACE):  # the peer may not be reading at all
+                await websocket.close(ending[0], _reason(ending[1]))
 
 
 def _bearer() -> str | None:
@@ -123,7 +128,14 @@ async def _serve(hub: Hub, client: Client, outbox: Outbox | None) -> tuple[int, 
                 ending.append((POLICY_VIOLATION, closed.reason))
                 nursery.cancel_scope.cancel()
 
+        async def cut_when_closed() -> None:
+            await client.closed_event.wait()
+            await trio.sleep(CLOSE_GRACE)
+            ending.append((POLICY_VIOLATION, client.closed))
+            nursery.cancel_scope.cancel()
+
         nursery.start_soon(write)
+        nursery.start_soon(cut_when_closed)
         try:
             while True:
                 await _handle(hub, client, outbox, _parse(await websocket.receive()))

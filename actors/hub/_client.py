@@ -7,7 +7,10 @@ The hub never waits for a client. It *offers* each frame to the client's queue:
    (past the capacity, so it always fits), telling the client to resume its rooms with its last
    seqs (the replay buffers usually still hold what it missed);
 3. queue still full while the client has not caught up since (its queue never emptied): the
-   client is closed with reason :data:`TOO_SLOW`; its websocket handler ends the connection.
+   client is closed with reason :data:`TOO_SLOW`. Its queue is discarded except one last
+   ``lagged`` frame (the warning queued in step 2 may have been discarded with the rest), which
+   :meth:`Client.receive` still hands out before raising; the websocket handler then ends the
+   connection.
 
 So a slow client costs the publisher one ``len()`` per frame and never slows anyone else.
 """
@@ -62,6 +65,8 @@ class Client:
     closed: str | None = None
     _queue: collections.deque[str] = attrs.field(factory=collections.deque)
     _lot: trio.lowlevel.ParkingLot = attrs.field(factory=trio.lowlevel.ParkingLot)
+    _last_words: str | None = None
+    closed_event: trio.Event = attrs.field(factory=trio.Event)
 
     @property
     def depth(self) -> int:
@@ -77,13 +82,15 @@ class Client:
             return Offer.QUEUED
         self.dropped += 1
         if self.lagged:
-            self.close(TOO_SLOW)
+            self.close(TOO_SLOW, last_words=self._lagged_frame())
             return Offer.CLOSED
         self.lagged = True
-        rooms = sorted(room.name for room in self.rooms.values())
-        self._queue.append(control("lagged", dropped=self.dropped, rooms=rooms))
+        self._queue.append(self._lagged_frame())
         self._lot.unpark()
         return Offer.LAGGED
+
+    def _lagged_frame(self) -> str:
+        return control("lagged", dropped=self.dropped, rooms=sorted(room.name for room in self.rooms.values()))
 
     def push(self, frame: str) -> None:
         """Queue a frame past the capacity: replies and replays the client asked for (bounded by
@@ -98,20 +105,24 @@ class Client:
         Raises:
             ClientClosed: the hub closed the client (too slow, or disconnected).
         """
-        while not self._queue:
-            if self.closed is not None:
-                raise ClientClosed(self.closed)
+        while not self._queue and self.closed is None:
             await self._lot.park()
         if self.closed is not None:
+            last, self._last_words = self._last_words, None
+            if last is not None:
+                return last
             raise ClientClosed(self.closed)
         frame = self._queue.popleft()
         if not self._queue:
             self.lagged = False  # caught up: the next overflow is a fresh warning
         return frame
 
-    def close(self, reason: str) -> None:
-        """End this client: queued frames are discarded, :meth:`receive` raises ClientClosed."""
+    def close(self, reason: str, *, last_words: str | None = None) -> None:
+        """End this client: queued frames are discarded (except ``last_words``, handed out once
+        more), then :meth:`receive` raises ClientClosed; ``closed_event`` is set."""
         if self.closed is None:
             self.closed = reason
+            self._last_words = last_words
             self._queue.clear()
             self._lot.unpark_all()
+            self.closed_event.set()

@@ -75,6 +75,7 @@ async def test_a_slow_client_is_told_it_lagged_then_closed_and_never_slows_the_o
             assert frames[-1] == {"type": "lagged", "dropped": 1, "rooms": ["tenant:acme"]}
     assert [f["payload"]["n"] for f in received] == list(range(10))
     assert slow.closed == TOO_SLOW
+    assert json.loads(await slow.receive())["type"] == "lagged"  # its last words, then the end
     with pytest.raises(ClientClosed, match="too slow"):
         await slow.receive()
     stats = hub.statistics()
