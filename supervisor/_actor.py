@@ -92,6 +92,9 @@ class Actor:
     async def _end(self) -> None:
         """Runtime hook after the last message (the Supervisor stops its children here)."""
 
+    def _ended(self) -> None:
+        """Runtime hook once the incarnation is over, however it ended (must not block)."""
+
     async def _dispatch(self, item: Any) -> None:
         if type(item) is Ask:
             reply = item.reply

@@ -114,6 +114,7 @@ class Cell:
         finally:
             self.idle = False
             self._close_mailbox()
+            self.actor._ended()
             self.ended = True
             if self._done is not None:
                 self._done.set()

@@ -33,8 +33,7 @@ class RestartLimiter:
     rate: float = 20.0
     burst: int = 20
     max_concurrent: int = 50
-    _tokens: float = attrs.field(init=False, default=math.nan)
-    _refilled_at: float = attrs.field(init=False, default=0.0)
+    _tat: float = attrs.field(init=False, default=-math.inf)  # GCRA's theoretical arrival time
     _queue: trio.Lock = attrs.field(init=False, factory=trio.Lock)
     _slots: trio.Semaphore = attrs.field(init=False)
     _granted: int = attrs.field(init=False, default=0)
@@ -82,13 +81,19 @@ class RestartLimiter:
         return LimiterStatistics(self._granted, self.in_progress, self._peak, self._waiting)
 
     async def _take_token(self) -> None:
+        """GCRA (the token bucket as a schedule): no float refills, so no drift and no spin.
+
+        Each grant moves the theoretical arrival time ``_tat`` one interval on; a
+        request may go ``burst - 1`` intervals ahead of it. Waiting is an
+        absolute deadline, so the wake-up always lands exactly on a grant.
+        """
+        interval = 1.0 / self.rate
+        tolerance = (self.burst - 1) * interval
         while True:
             now = trio.current_time()
-            if math.isnan(self._tokens):
-                self._tokens, self._refilled_at = float(self.burst), now
-            self._tokens = min(self.burst, self._tokens + (now - self._refilled_at) * self.rate)
-            self._refilled_at = now
-            if self._tokens >= 1:
-                self._tokens -= 1
+            tat = max(now, self._tat)
+            allowed_at = tat - tolerance
+            if allowed_at <= now:
+                self._tat = tat + interval
                 return
-            await trio.sleep((1 - self._tokens) / self.rate)
+            await trio.sleep_until(allowed_at)

@@ -229,6 +229,15 @@ class Supervisor(Actor):
     async def _end(self) -> None:
         await self._stop_all()
 
+    def _ended(self) -> None:
+        """This incarnation is over (stopped, failed or killed): its children's paths go with it.
+
+        Each child supervisor unregisters its own children when it ends, so the
+        whole dead subtree disappears from the registry.
+        """
+        for child in self._children.values():
+            self.ctx.system._unregister(child)
+
     async def _dispatch(self, item: Any) -> None:
         match item:
             case _ChildExited(cell):
@@ -459,19 +468,6 @@ class Supervisor(Actor):
                 if math.isfinite(breaker.reopens_at):
                     self._schedule(breaker.reopens_at, _RestartDue(members))
                 return
-        self._restarts = add_restart(self._restarts, now, self.period)
-        if intensity_exceeded(self._restarts, self.intensity):
-            self._emit(
-                EventKind.INTENSITY_EXCEEDED,
-                child,
-                reason=f"more than {self.intensity} restarts in {self.period} s",
-            )
-            await self._give_up(
-                IntensityExceeded(
-                    f"{self.ctx.path}: more than {self.intensity} restarts in {self.period} s"
-                    f" (last: {child.path} {_describe(exit)})"
-                )
-            )
         delay = restart_delay(child.spec.backoff, child.attempt, child.last_delay, exit, self.ctx.system.rng)
         child.attempt += 1
         child.last_delay = delay
@@ -524,7 +520,15 @@ class Supervisor(Actor):
             await done.wait()
 
     async def _restart(self, members: tuple[tuple[ChildRecord, int], ...]) -> None:
+        """Restart a group now; this is where restart intensity is counted.
+
+        Counting restarts when they are performed (OTP's add_restart in restart/2)
+        rather than when failures are seen keeps the guarantee meaningful with
+        backoff and a shared limiter: a mass failure is restarted as a ramp, and
+        the window sees the ramp, not the burst of failures.
+        """
         now = trio.current_time()
+        live = []
         for child, generation in members:
             if child.generation != generation or child.cell is not None:
                 continue  # terminated, deleted or restarted meanwhile
@@ -532,6 +536,21 @@ class Supervisor(Actor):
                 if not child.breaker.allows_restart(now):
                     continue
                 self._emit(EventKind.RESUMED, child, breaker=child.breaker.mode.value)
+            live.append(child)
+        if not live:
+            return
+        self._restarts = add_restart(self._restarts, now, self.period)
+        if intensity_exceeded(self._restarts, self.intensity):
+            failed = live[0]
+            last = _describe(failed.last_failure) if failed.last_failure else "unknown"
+            self._emit(EventKind.INTENSITY_EXCEEDED, failed, reason=f"more than {self.intensity} restarts in {self.period} s")
+            await self._give_up(
+                IntensityExceeded(
+                    f"{self.ctx.path}: more than {self.intensity} restarts in {self.period} s"
+                    f" (last: {failed.path} {last})"
+                )
+            )
+        for child in live:
             try:
                 await self._start(child, restart=True)
             except StartFailed as exc:

@@ -92,6 +92,12 @@ class SessionNode:
                 info = await changes.receive()
             return info
 
+    async def wait_actor_state(self, session_id: str, state: str, timeout: float = 10.0) -> None:
+        """Wait until the session's actor shows ``state`` in the supervision tree."""
+        with trio.fail_after(timeout):
+            while self.actor_state(session_id) != state:
+                await trio.sleep(0.005)
+
     def actor_state(self, session_id: str) -> str:
         return self.system.tree().find(f"/tenants/t1/sessions/{session_id}").state
 

@@ -39,7 +39,7 @@ async def test_qr_limit_reached_needs_auth_and_is_not_restarted(simulated_driver
         info = await node.wait_status("s1", SessionStatus.NEEDS_AUTH, timeout=20)
         assert info.reason == "QR limit reached (2 codes not scanned)"
         await trio.sleep(0.3)
-        assert node.actor_state("s1") == "stopped"
+        await node.wait_actor_state("s1", "stopped")
         assert node.system.tree().find("/tenants/t1/sessions/s1").restarts == 0
 
 
@@ -48,7 +48,7 @@ async def test_qr_timeout_408_from_whatsapp_needs_auth(session_node):
     info = await session_node.wait_status("s1", SessionStatus.NEEDS_AUTH, timeout=20)
     assert info.reason.startswith("408 needs_auth")
     await trio.sleep(0.3)
-    assert session_node.actor_state("s1") == "stopped"
+    await session_node.wait_actor_state("s1", "stopped")
 
 
 async def test_pairing_code_flow(session_node, simulator_control):
@@ -76,7 +76,7 @@ async def test_logged_out_401_stops_for_good(session_node, simulator_control):
     info = await session_node.wait_status("s1", SessionStatus.LOGGED_OUT)
     assert info.reason.startswith("401")
     await trio.sleep(0.5)
-    assert session_node.actor_state("s1") == "stopped"
+    await session_node.wait_actor_state("s1", "stopped")
 
 
 async def test_banned_403_and_406_and_outdated_405_stop_for_good(session_node, simulator_control):
@@ -88,7 +88,7 @@ async def test_banned_403_and_406_and_outdated_405_stop_for_good(session_node, s
         assert info.reason.startswith(str(code))
     await trio.sleep(0.5)
     for sid in ("s403", "s406", "s405", "s411"):
-        assert session_node.actor_state(sid) == "stopped"
+        await session_node.wait_actor_state(sid, "stopped")
 
 
 async def test_transient_codes_reconnect_with_backoff(simulated_driver_config, simulator_control):
@@ -127,7 +127,7 @@ async def test_replaced_440_is_never_fought(session_node, simulator_control):
     await simulator_control.replace("s1")
     await session_node.wait_status("s1", SessionStatus.REPLACED)
     await trio.sleep(1.0)  # several backoff periods: nothing may reconnect
-    assert session_node.actor_state("s1") == "stopped"
+    await session_node.wait_actor_state("s1", "stopped")
     assert (await simulator_control.stats()).connects == connects_before
 
 
@@ -136,7 +136,7 @@ async def test_temporary_ban_402_resumes_after_expiry(session_node, simulator_co
     expires = await simulator_control.ban("s1", seconds=1.5)
     info = await session_node.wait_status("s1", SessionStatus.BANNED)
     assert info.until is not None and abs(info.until - expires) < 1.0
-    assert session_node.actor_state("s1") == "backoff"
+    await session_node.wait_actor_state("s1", "backoff")
     await session_node.wait_status("s1", SessionStatus.CONNECTED, timeout=15)
     assert session_node.system.tree().find("/tenants/t1/sessions/s1").breaker == "closed"
 
