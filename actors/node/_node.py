@@ -29,6 +29,7 @@ import attrs
 import trio
 
 from actors.bus import Bus, bus_from_url
+from actors.flows import Flows, build_flows
 from actors.drivers import DriverFactory, SimulatedDriver, SimulatedDriverConfig
 from actors.drivers.neonize import NeonizeDriver, PoolSettings, WorkerPool
 from actors.hub import Hub
@@ -79,6 +80,7 @@ class Node:
     deps: SessionDeps
     session_backoff: Backoff
     session_breaker: CircuitBreaker
+    flows: Flows | None = None  # tickets, inbound sink, outbox, media (services)
     workers: WorkerPool | None = None  # the neonize worker processes, when sessions use neonize
     system: ActorSystem | None = None
     hub: Hub = attrs.field(default=attrs.Factory(lambda n: Hub(n.settings.node.node_id, n.bus, n.board), takes_self=True))
@@ -96,7 +98,7 @@ class Node:
             ChildSpec("board", functools.partial(HostedWithSystem, self.board.run)),
             ChildSpec("hub", functools.partial(HostedWithSystem, self.hub.run)),
         ]
-        services = [ChildSpec("sessions", lambda: SessionManager(self), shutdown=30.0)]
+        services = [ChildSpec("sessions", lambda: SessionManager(self), shutdown=30.0), *self.flows.specs()]
         supervision = self.settings.supervision
         workers = [] if self.workers is None else [
             ChildSpec("workers", functools.partial(Hosted, self.workers.run), shutdown=30.0)
@@ -125,20 +127,23 @@ def build_node(
     bus = bus_from_url(settings.bus.redis_url if settings.bus.backend == "redis" else "memory://")
     sessions = settings.sessions
     workers = WorkerPool(PoolSettings.from_config(settings.workers)) if sessions.driver == "neonize" else None
+    flows = build_flows(settings, store, bus, board, limiter)
     deps = SessionDeps(
         driver_factory=driver_factory or _driver_factory(settings, workers),
         board=board,
         pool=SessionPool(sessions.max_sessions),
         bus=bus,
         limiter=limiter,
-        inbound=inbound or StoreInbound(store),
+        inbound=inbound or flows.inbound,
         upstream=UpstreamGate(),
         node_id=settings.node.node_id,
-        policy=SessionPolicy.from_settings(sessions),
+        # groups reach the inbound sink, which applies each session's own allow_groups
+        policy=attrs.evolve(SessionPolicy.from_settings(sessions), allow_groups=True),
         cache_limits=CacheLimits(sessions.cache_chats, sessions.cache_contacts, sessions.cache_messages),
     )
-    return Node(
+    node = Node(
         settings=settings,
+        flows=flows,
         workers=workers,
         store=store,
         bus=bus,
@@ -154,6 +159,8 @@ def build_node(
             half_open_trials=sup.breaker_half_open_trials,
         ),
     )
+    flows.attach(node.hub)
+    return node
 
 
 @asynccontextmanager

@@ -1,0 +1,12 @@
+"""The outbound flow: a durable outbox delivered in order, paced, exactly once by message id.
+
+* :class:`OutboxService` (``/services/outbox``) with :class:`OutboxDeps`; messages :class:`Send`
+  (reply: the store's Enqueued or :class:`OutboxRefused`) and the queue administration
+  messages of :mod:`actors.flows`.
+"""
+
+from ._errors import OutboxError
+from ._messages import OutboxRefused, Send
+from ._outbox import OutboxDeps, OutboxService
+
+__all__ = ["OutboxDeps", "OutboxError", "OutboxRefused", "OutboxService", "Send"]

@@ -1,0 +1,28 @@
+"""Messages of the outbox service (``/services/outbox``) besides the queue administration ones."""
+
+from __future__ import annotations
+
+import attrs
+
+
+@attrs.frozen
+class Send:
+    """Queue a text for ``to`` through ``session_id``; ``idempotency_key`` names the request.
+
+    Reply: the store's Enqueued (``created`` False for a repeated key: nothing new is sent), or
+    OutboxRefused naming the bad field. The row is durable when the reply arrives.
+    """
+
+    tenant_id: str
+    session_id: str
+    idempotency_key: str
+    to: str
+    text: str
+    ticket_id: int | None = None
+
+
+@attrs.frozen
+class OutboxRefused:
+    code: str
+    message: str
+    field: str | None = None

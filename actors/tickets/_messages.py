@@ -1,0 +1,83 @@
+"""The messages a :class:`~actors.tickets.TicketActor` answers, and its reply values.
+
+A closed set of frozen classes. Expected outcomes (a conflict, a closed ticket) are reply
+values, never exceptions: two agents racing for one ticket is business as usual.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from actors.store import NewMessage, Ticket
+
+
+@attrs.frozen
+class AppendInbound:
+    """Store one message on this ticket (idempotent by WhatsApp id).
+
+    Reply: :class:`Appended`, or :class:`MovedTo` when the ticket was closed and the contact's
+    message belongs to another ticket (outside the reopen window: a new one).
+    """
+
+    message: NewMessage
+
+
+@attrs.frozen
+class Accept:
+    """Assign ``user_id`` and open the ticket. Reply: Ticket or TicketRefused(conflict)."""
+
+    user_id: int
+
+
+@attrs.frozen
+class Transfer:
+    """Move to ``queue`` and/or ``user_id`` (no user: back to pending). Reply: Ticket or TicketRefused."""
+
+    queue: str | None = None
+    user_id: int | None = None
+
+
+@attrs.frozen
+class Close:
+    """Close (idempotent). Reply: Ticket."""
+
+
+@attrs.frozen
+class Reopen:
+    """Reopen a closed ticket (``open`` with ``user_id``, else ``pending``). Reply: Ticket or TicketRefused."""
+
+    user_id: int | None = None
+
+
+@attrs.frozen
+class MarkTicketRead:
+    """The agent saw the conversation: unread goes to 0. Reply: Ticket."""
+
+
+@attrs.frozen
+class GetTicket:
+    """Reply: the ticket as this actor knows it."""
+
+
+@attrs.frozen
+class Appended:
+    """``created`` False: the message was stored before (a re-delivery); nothing changed."""
+
+    message_id: int
+    created: bool
+    ticket: Ticket
+
+
+@attrs.frozen
+class MovedTo:
+    """This ticket is closed for good; the message goes to ``ticket`` (a new pending one)."""
+
+    ticket: Ticket
+
+
+@attrs.frozen
+class TicketRefused:
+    """``code``: conflict | not_found | busy (another node holds the ticket's lock)."""
+
+    code: str
+    message: str
