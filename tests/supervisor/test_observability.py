@@ -193,6 +193,35 @@ async def test_history_is_the_recent_events_oldest_first(autojump_clock):
     assert system.wall_time(6) - system.wall_time(1) == pytest.approx(5)
 
 
+async def test_paths_of_a_subtree_that_is_gone_do_not_resolve(autojump_clock):
+    """Paths name live slots only: a deleted supervisor's descendants, a supervisor
+    whose start failed, and the dynamic children a restarted supervisor lost all
+    disappear from paths() and raise ChildNotFound."""
+    async with open_actor_system(
+        [ChildSpec("sup", lambda: Supervisor([Plan("w").spec()])), ChildSpec("tenants", lambda: Supervisor())],
+        intensity=10,
+        period=60,
+    ) as system:
+        root = system.supervisor("/")
+        await root.terminate_child("sup")
+        await root.delete_child("sup")
+
+        broken = ChildSpec("broken", lambda: Supervisor([Plan("ok").spec(), Plan("bad", fail_start=True).spec()]))
+        with pytest.raises(StartFailed):
+            await root.start_child(broken)
+
+        tenants = system.supervisor("/tenants")
+        await tenants.start_child(Plan("t1").spec())
+        system.ref("/tenants/t1").tell(Raise(Escalate("tenant lost")))  # /tenants fails and restarts
+        await settle()
+        assert system.tree().find("/tenants").restarts == 1
+
+        assert sorted(system.paths()) == ["/", "/tenants"]
+        for gone in ("/sup", "/sup/w", "/broken", "/broken/ok", "/broken/bad", "/tenants/t1"):
+            with pytest.raises(ChildNotFound):
+                system.ref(gone)
+
+
 async def test_states_seen_in_the_tree(autojump_clock):
     """starting → running → stopping → stopped, and backoff for a whole one_for_all group."""
     slow = Plan("slow", start_delay=2, stop_delay=3)
