@@ -10,6 +10,7 @@ from ._policy import DEFAULT_REACTIONS, Outcome, SessionPolicy, outcome_for, rea
 from ._pool import PoolStatistics, SessionPool
 from ._session import (
     DownloadMedia,
+    GetCacheSizes,
     GetStatus,
     InboundSink,
     Logout,
@@ -34,6 +35,7 @@ __all__ = [
     "ConnectionDead",
     "DEFAULT_REACTIONS",
     "DownloadMedia",
+    "GetCacheSizes",
     "GetStatus",
     "InboundSink",
     "Logout",

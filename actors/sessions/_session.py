@@ -80,6 +80,11 @@ class GetStatus:
 
 
 @attrs.frozen
+class GetCacheSizes:
+    """Reply: entries in each bounded cache ({"chats", "contacts", "messages"})."""
+
+
+@attrs.frozen
 class PairPhone:
     """Reply: the pairing code (str) or RequestFailed. Valid while QR codes show."""
 
@@ -190,6 +195,8 @@ class SessionActor(Actor):
         match message:
             case GetStatus():
                 return self.deps.board.get(self.session_id)
+            case GetCacheSizes():
+                return self.caches.sizes()
             case SendText(to, text, message_id):
                 return await self._request(self.driver.send_text, to, text, message_id)
             case SendMedia(to, media, message_id):

@@ -209,3 +209,23 @@ async def test_simulator_killed_and_restarted_every_session_comes_back(session_n
     await simulator.restart(down_for=1.0)
     for sid in ids:
         await session_node.wait_status(sid, SessionStatus.CONNECTED, timeout=30)
+
+
+async def test_caches_stay_bounded_through_a_session_whatever_the_contacts(simulated_driver_config, simulator_control):
+    """Messages and presences from 500 distinct contacts through one session (limits 30/20/10)."""
+    from actors.sessions import CacheLimits, GetCacheSizes
+
+    async with open_session_node(simulated_driver_config) as node:
+        node.deps.cache_limits = CacheLimits(chats=20, contacts=30, messages=10)
+        await pair_new(node, simulator_control, "s1")
+        for i in range(200):
+            sender = f"55119{i:08d}@s.whatsapp.net"
+            await simulator_control.send_message("s1", f"oi {i}", sender=sender)
+        for i in range(300):
+            await simulator_control.presence("s1", f"55118{i:08d}@s.whatsapp.net", "available")
+        with trio.fail_after(30):
+            while (await simulator_control.stats()).messages_acked < 200:
+                await trio.sleep(0.05)
+        sizes = await node.system.ref("/tenants/t1/sessions/s1").ask(GetCacheSizes())
+        assert sizes == {"chats": 20, "contacts": 30, "messages": 10}
+        assert len(node.inbound.stored) == 200
