@@ -5,7 +5,7 @@ from __future__ import annotations
 from actors.flows import MESSAGE_CREATED, TICKET_CREATED
 from actors.store import TicketStatus
 
-from .conftest import contact, eventually, flow_node, flow_settings, provision
+from tests.fixtures.flows import contact, eventually, flow_node, flow_settings, provision
 
 CONTACTS = 6
 PER_CONTACT = 12

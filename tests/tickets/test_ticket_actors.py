@@ -1,0 +1,100 @@
+"""Ticket actors on a real node: accept race, reopen window, passivation and rebuild."""
+
+from __future__ import annotations
+
+import trio
+
+from actors.store import TicketStatus
+from actors.tickets import Accept, Close, GetTicket, Reopen, TicketRefused, Transfer
+from tests.fixtures.flows import contact, eventually, flow_node, flow_settings, provision
+
+
+async def _one_ticket(node, control, session="s1", sender=contact(1), text="oi"):
+    await control.send_message(session, text, sender=sender)
+
+    async def ticket():
+        tickets = await node.store.list_tickets("acme")
+        return tickets[0] if tickets else None
+
+    return await eventually(ticket)
+
+
+async def _count(node, n, session="s1"):
+    async def stored():
+        return await node.store.count_messages(session) == n
+
+    await eventually(stored)
+
+
+async def test_accept_race_one_wins_one_conflict(tmp_path, simulator, simulator_control, backend_dsn):
+    settings = flow_settings(tmp_path, simulator.url, backend_dsn)
+    async with flow_node(settings) as (node, recorder):
+        await provision(node, simulator_control, "s1")
+        ticket = await _one_ticket(node, simulator_control)
+        ana = await node.store.create_user("acme", "ana@acme.test", "Ana")
+        rui = await node.store.create_user("acme", "rui@acme.test", "Rui")
+        directory = node.flows.directory
+        replies = {}
+
+        async def accept(user):
+            replies[user.id] = await directory.ask("acme", ticket.id, Accept(user.id))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(accept, ana)
+            nursery.start_soon(accept, rui)
+        refused = [r for r in replies.values() if isinstance(r, TicketRefused)]
+        won = [r for r in replies.values() if not isinstance(r, TicketRefused)]
+        assert len(refused) == 1 and refused[0].code == "conflict"
+        assert len(won) == 1 and won[0].status is TicketStatus.OPEN
+        assert (await node.store.get_ticket(ticket.id)).user_id == won[0].user_id
+        moved = await directory.ask("acme", ticket.id, Transfer(queue="sales"))
+        assert (moved.queue, moved.status, moved.user_id) == ("sales", TicketStatus.PENDING, None)
+        assert any(p["id"] == ticket.id and p["status"] == "open" for p in recorder.of("ticket.updated"))
+
+
+async def test_reopen_within_window_else_new_ticket(tmp_path, simulator, simulator_control):
+    settings = flow_settings(tmp_path, simulator.url, tickets__reopen_window="1.0")
+    async with flow_node(settings) as (node, _):
+        await provision(node, simulator_control, "s1")
+        directory = node.flows.directory
+        first = await _one_ticket(node, simulator_control)
+        closed = await directory.ask("acme", first.id, Close())
+        assert closed.status is TicketStatus.CLOSED
+        await simulator_control.send_message("s1", "again", sender=contact(1))  # within the window
+        await _count(node, 2)
+        reopened = await directory.ask("acme", first.id, GetTicket())
+        assert reopened.status is TicketStatus.PENDING
+        assert [m.body for m in await node.store.list_messages(first.id)] == ["oi", "again"]
+        await directory.ask("acme", first.id, Close())
+        await trio.sleep(1.2)  # past the window (row timestamps are wall-clock)
+        await simulator_control.send_message("s1", "much later", sender=contact(1))
+        await _count(node, 3)
+        tickets = await node.store.list_tickets("acme")
+        assert len(tickets) == 2
+        newest = next(t for t in tickets if t.id != first.id)
+        assert newest.status is TicketStatus.PENDING
+        assert [m.body for m in await node.store.list_messages(newest.id)] == ["much later"]
+        assert (await node.store.get_ticket(first.id)).status is TicketStatus.CLOSED
+        refused = await directory.ask("acme", first.id, Reopen())
+        assert isinstance(refused, TicketRefused) and refused.code == "conflict"
+
+
+async def test_passivated_when_idle_and_rebuilt_from_the_store(tmp_path, simulator, simulator_control):
+    settings = flow_settings(tmp_path, simulator.url, tickets__idle_timeout="0.3")
+    async with flow_node(settings) as (node, _):
+        await provision(node, simulator_control, "s1")
+        directory = node.flows.directory
+        ticket = await _one_ticket(node, simulator_control)
+        assert directory.running("acme") == (str(ticket.id),)
+
+        async def passivated():
+            return directory.running("acme") == ()
+
+        await eventually(passivated, timeout=10)
+        await simulator_control.send_message("s1", "back", sender=contact(1))
+        await _count(node, 2)
+        rebuilt = await directory.ask("acme", ticket.id, GetTicket())
+        assert (rebuilt.unread, rebuilt.last_message) == (2, "back")
+        assert directory.running("acme") == (str(ticket.id),)
+        missing = await directory.ask("acme", 999_999, GetTicket())
+        assert isinstance(missing, TicketRefused) and missing.code == "not_found"
