@@ -26,6 +26,7 @@ from ._auth import Authority
 from ._errors import ApiError, error_body
 from ._history import StatusHistory
 from ._state import ApiState
+from ._ws import register_websocket
 
 log = logging.getLogger("zapvisor.api")
 
@@ -56,6 +57,7 @@ def create_app(node: Node, *, authority: Authority | None = None,
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
     _install_error_handlers(app)
+    register_websocket(app, node)
     return app
 
 

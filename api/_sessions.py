@@ -195,7 +195,10 @@ def qr_response(code: str, fmt: str) -> Response:
         text_buffer = io.StringIO()
         qr.terminal(out=text_buffer, compact=True)
         return Response(text_buffer.getvalue(), mimetype="text/plain")
-    qr.save(buffer, kind=fmt, scale=8, border=2)
+    if fmt == "svg":
+        qr.save(buffer, kind="svg", scale=8, border=2, omitsize=True)  # a viewBox: scales to its box
+    else:
+        qr.save(buffer, kind="png", scale=8, border=2)
     return Response(buffer.getvalue(), mimetype="image/png" if fmt == "png" else "image/svg+xml")
 
 

@@ -1,0 +1,72 @@
+"""The dashboard in headless Chromium (Debian's, driven by Playwright's Python client).
+
+Against the real app and node with a simulated session: the page shows the live tree and the
+session connected; a fault (WhatsApp logs the device out) turns the session ``logged_out`` on
+the page; clicking the session actor's restart button brings it back to showing a QR code.
+A screenshot is saved under ``test-artifacts/``. The browser runs in its own process
+(``tests/api/_browser.py`` explains why).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import trio
+
+from actors.sessions import SessionStatus
+
+from .conftest import ADMIN_TOKEN
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+SESSION_PATH = "/tenants/t1/sessions/s1"
+BROWSER_TIMEOUT = 120.0
+"""Whole browser run, real time: Chromium's start plus three page waits on a shared machine."""
+
+
+async def _line(stdout: trio.abc.ReceiveStream, buffer: bytearray) -> str:
+    while b"\n" not in buffer:
+        chunk = await stdout.receive_some()
+        if not chunk:
+            raise AssertionError(f"browser process ended; output so far: {bytes(buffer)!r}")
+        buffer += chunk
+    line, _, rest = bytes(buffer).partition(b"\n")
+    buffer[:] = rest
+    return line.decode().strip()
+
+
+async def test_dashboard_shows_a_fault_and_restarts_the_session(api_server, simulator_control) -> None:
+    admin = api_server.admin
+    await api_server.tenant("t1")
+    await admin.post("/tenants/t1/sessions", json={"id": "s1", "name": "Support"})
+    await admin.post("/tenants/t1/sessions/s1/connect")
+    await simulator_control.scan("s1")
+    await api_server.wait_status("s1", SessionStatus.CONNECTED)
+    ARTIFACTS.mkdir(exist_ok=True)
+    screenshot = ARTIFACTS / "dashboard.png"
+    screenshot.unlink(missing_ok=True)
+
+    seen = []
+    command = [sys.executable, "-m", "tests.api._browser", f"{api_server.url}/#token={ADMIN_TOKEN}",
+               SESSION_PATH, str(screenshot)]
+    browser = await trio.lowlevel.open_process(command, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        with trio.fail_after(BROWSER_TIMEOUT):
+            buffer = bytearray()
+            seen.append(await _line(browser.stdout, buffer))
+            await simulator_control.disconnect(401, "s1")  # the fault: the phone unlinked the device
+            await browser.stdin.send_all(b"go\n")
+            while (line := await _line(browser.stdout, buffer)) != "ok screenshot":
+                seen.append(line)
+            assert await browser.wait() == 0
+    finally:
+        if browser.returncode is None:
+            browser.kill()
+            with trio.CancelScope(shield=True):
+                await browser.wait()
+    assert seen == ["ok connected", "ok logged_out", "ok qr"]
+    assert screenshot.stat().st_size > 0
+    audit = (await admin.get("/supervision/audit", params={"target": SESSION_PATH})).json()
+    assert [(a["action"], a["result"]) for a in audit] == [("restart", "ok")]
