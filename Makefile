@@ -3,7 +3,7 @@
 #   make run     create .venv if missing, install zapvisor, run the daemon (embedded defaults:
 #                SQLite under ./data, in-memory bus). CONFIG=path/to/file.toml to use a file.
 #   make test    create .venv if missing, install zapvisor[test], make sure the PostgreSQL and
-#                Redis server binaries exist (apt-get when root), run pytest.
+#                Redis server binaries and Chromium exist (apt-get when root), run pytest.
 #                PYTEST_ARGS="tests/config -x" to narrow it down.
 #   make bench   every bench/<name>.py (not _*.py) as `python -m bench.<name> --quick`
 #                (each prints one JSON object on its last line).
@@ -41,6 +41,7 @@ run: $(VENV)/.installed-run
 test: $(VENV)/.installed-test
 	pg_bindir="$$(.ci/server-binaries)"
 	export ZAPVISOR_PG_BINDIR="$$pg_bindir"
+	.ci/browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(VENV)/.installed-test
