@@ -23,7 +23,7 @@ from supervisor import (
     open_actor_system,
 )
 
-from ._kit import Plan, wall_clock_limit
+from ._kit import Plan, Raise, wall_clock_limit
 
 CHILDREN = 1000
 RATE = 50.0  # restarts per second
@@ -120,3 +120,29 @@ async def test_limiter_waiter_cancelled_takes_nothing(autojump_clock):
     async with wall_clock_limit(), limiter.slot():  # the token came back after 1 s; the slot is free
         assert trio.current_time() == 5
     assert limiter.statistics().granted == 2
+
+
+async def test_limiter_caps_concurrent_restarts_across_supervisors(autojump_clock):
+    """Slow restarts (1 s to be ready) under two supervisors sharing one limiter:
+    with max_concurrent=1 they are serialised across both supervisors; with 2 the
+    supervisors restart side by side."""
+
+    async def storm(max_concurrent: int) -> tuple[list[float], int]:
+        limiter = RestartLimiter(rate=1000, burst=1000, max_concurrent=max_concurrent)
+        groups = [[Plan(f"s{n}") for n in range(2)] for _ in range(2)]
+        sups = [
+            ChildSpec(f"sup{g}", lambda group=group: Supervisor([p.spec(limiter=limiter) for p in group], intensity=10))
+            for g, group in enumerate(groups)
+        ]
+        async with wall_clock_limit(), open_actor_system(sups, intensity=0) as system:
+            begin = trio.current_time()
+            for g, group in enumerate(groups):
+                for plan in group:
+                    plan.start_delay = 1  # every restart takes 1 s to be ready
+                    system.ref(f"/sup{g}/{plan.name}").tell(Raise(RuntimeError("upstream down")))
+            await trio.sleep(10)
+        ready = sorted(t - begin for group in groups for p in group for t in p.starts[1:])
+        return ready, limiter.statistics().peak_in_progress
+
+    assert await storm(1) == ([1, 2, 3, 4], 1)
+    assert await storm(2) == ([1, 1, 2, 2], 2)
