@@ -1,17 +1,34 @@
 """The persistent job queues (admin): list by state, retry / remove a job, clean, pause / resume.
 
 Queue names in URLs: ``outbox``, ``media``, ``webhooks`` (the store's outbox,
-media_jobs and webhook_deliveries tables). Every change is audited.
+media_jobs and webhook_deliveries tables). Requests are the flows' queue administration
+messages (:mod:`actors.flows`), asked of the service that owns the queue, so a resume or a
+retry also wakes its workers. Every change is audited.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from quart import Blueprint, request
 
+from actors.flows import (
+    CleanJobs,
+    ListJobs,
+    PauseQueue,
+    QueueAdmin,
+    QueueRefused,
+    QueueStatus,
+    RemoveJob,
+    ResumeQueue,
+    RetryJob,
+    answer_admin,
+)
 from actors.store import JobStatus, Queue
+from supervisor import ActorFailed, ActorStopped, AskTimeout, ChildNotFound
 
 from ._auth import Principal
-from ._errors import Conflict, NotFound
+from ._errors import ApiError, BadRequest, Conflict, NotFound, Unavailable
 from ._routing import Auth, Param, endpoint, path_param, state
 from ._validate import MAX_LIMIT, boolean, choice, identifier, number, optional_json_object, query_limit
 
@@ -28,23 +45,61 @@ CLEAN_BODY = {"type": "object", "properties": {"older_than": {"type": "number", 
 PAUSE_BODY = {"type": "object", "properties": {"session_id": {"type": "string"}}}
 
 
+ADMIN_TIMEOUT = 30.0
+"""A queue administration request is one store write (clean: one DELETE), well within this."""
+
+SERVICES = {"outbox": "/services/outbox"}
+"""The service answering a queue's administration messages (it also wakes its senders on resume/retry).
+Media jobs and webhook deliveries are answered from the store directly: their workers poll the queue."""
+
+
 def _queue(name: str) -> Queue:
     return QUEUES[choice(name, "queue", tuple(QUEUES))]
+
+
+async def _admin(name: str, message: QueueAdmin, field: str | None = None) -> Any:
+    """Ask the queue's service; when it is not part of this node, answer from the store directly."""
+    queue = _queue(name)
+    node = state().node
+    try:
+        ref = node.system.ref(SERVICES[name]) if name in SERVICES else None
+    except ChildNotFound:
+        ref = None
+    if ref is None:
+        reply = await answer_admin(node.store, queue, message)
+    else:
+        try:
+            reply = await ref.ask(message, timeout=ADMIN_TIMEOUT)
+        except (AskTimeout, ActorStopped, ActorFailed) as error:
+            raise Unavailable(f"the {name} service did not answer: {type(error).__name__}") from None
+    if isinstance(reply, QueueRefused):
+        error = {"not_found": NotFound, "conflict": Conflict}.get(reply.code, BadRequest)
+        raise error(reply.message, field)
+    return reply
 
 
 async def _audit(who: Principal, action: str, target: str, result: str) -> None:
     await state().node.store.append_audit(who.name, action, target, result)
 
 
+async def _audited(who: Principal, action: str, target: str, call: Any) -> Any:
+    try:
+        result = await call
+    except ApiError as error:
+        await _audit(who, action, target, f"refused: {error.code}")
+        raise
+    await _audit(who, action, target, "ok")
+    return result
+
+
 @endpoint(bp, "GET", "/queues", summary="Every queue with its pause state and job counts by state "
           f"(each count capped at {MAX_LIMIT})", auth=Auth.ADMIN)
 async def list_queues(who: Principal):
-    store = state().node.store
     out = {}
-    for name, queue in QUEUES.items():
-        paused = await store.paused(queue)
-        counts = {s: len(await store.list_jobs(queue, JobStatus(s), limit=MAX_LIMIT)) for s in STATES}
-        out[name] = {"paused": "" in paused, "paused_sessions": sorted(paused - {""}), "jobs": counts}
+    for name in QUEUES:
+        info = await _admin(name, QueueStatus())
+        counts = {s: len(await _admin(name, ListJobs(JobStatus(s), None, MAX_LIMIT))) for s in STATES}
+        out[name] = {"paused": info.paused, "paused_sessions": list(info.paused_sessions), "jobs": counts}
     return out
 
 
@@ -53,48 +108,37 @@ async def list_queues(who: Principal):
                  Param("tenant_id", {"type": "string"}),
                  Param("limit", {"type": "integer", "minimum": 1, "maximum": 1000})))
 async def list_jobs(who: Principal, queue: str):
-    q = _queue(queue)
+    _queue(queue)
     status = request.args.get("state")
     status = None if status is None else JobStatus(choice(status, "state", STATES))
     tenant = request.args.get("tenant_id")
     tenant = None if tenant is None else identifier(tenant, "tenant_id")
-    return await state().node.store.list_jobs(q, status, tenant_id=tenant, limit=query_limit())
+    return await _admin(queue, ListJobs(status, tenant, query_limit()))
 
 
 @endpoint(bp, "POST", "/queues/{queue}/jobs/{job_id}/retry", summary="Run a dead or waiting job again now",
           auth=Auth.ADMIN)
 async def retry_job(who: Principal, queue: str, job_id: int):
-    q = _queue(queue)
-    store = state().node.store
-    if await store.get_job(q, job_id) is None:
-        raise NotFound(f"no job {job_id} in {queue}", "job_id")
-    job = await store.retry_job(q, job_id)
-    await _audit(who, "retry_job", f"{queue}/{job_id}", "ok")
-    return job
+    _queue(queue)
+    return await _audited(who, "retry_job", f"{queue}/{job_id}", _admin(queue, RetryJob(job_id), "job_id"))
 
 
 @endpoint(bp, "DELETE", "/queues/{queue}/jobs/{job_id}", summary="Remove a job that is not running",
           auth=Auth.ADMIN)
 async def remove_job(who: Principal, queue: str, job_id: int):
-    q = _queue(queue)
-    store = state().node.store
-    if await store.get_job(q, job_id) is None:
-        raise NotFound(f"no job {job_id} in {queue}", "job_id")
-    if not await store.remove_job(q, job_id):
-        await _audit(who, "remove_job", f"{queue}/{job_id}", "refused: running")
-        raise Conflict(f"job {job_id} is running; retry once it finishes", "job_id")
-    await _audit(who, "remove_job", f"{queue}/{job_id}", "ok")
+    _queue(queue)
+    await _audited(who, "remove_job", f"{queue}/{job_id}", _admin(queue, RemoveJob(job_id), "job_id"))
     return None
 
 
 @endpoint(bp, "POST", "/queues/{queue}/clean", summary="Delete finished jobs older than older_than seconds",
           auth=Auth.ADMIN, body=CLEAN_BODY)
 async def clean(who: Principal, queue: str):
-    q = _queue(queue)
+    _queue(queue)
     body = await optional_json_object()
     older_than = number(body.get("older_than", 86400.0), "older_than")
     include_dead = boolean(body, "include_dead")
-    removed = await state().node.store.clean_jobs(q, older_than=older_than, include_dead=include_dead)
+    removed = await _admin(queue, CleanJobs(older_than, include_dead))
     await _audit(who, "clean_queue", queue, f"removed {removed}")
     return {"queue": queue, "removed": removed}
 
@@ -107,7 +151,10 @@ async def _pause(who: Principal, queue: str, paused: bool) -> dict:
         identifier(session, "session_id")
         if q is not Queue.OUTBOX:
             raise Conflict("only the outbox can be paused per session", "session_id")
-    changed = await state().node.store.set_paused(q, paused, session_id=session)
+    if session is None:
+        changed = await _admin(queue, PauseQueue() if paused else ResumeQueue())
+    else:  # per-session pauses are the store's (the outbox reads them on every claim)
+        changed = await state().node.store.set_paused(q, paused, session_id=session)
     target = queue if session is None else f"{queue}/{session}"
     await _audit(who, "pause_queue" if paused else "resume_queue", target, "ok" if changed else "unchanged")
     return {"queue": queue, "session_id": session, "paused": paused, "changed": changed}
