@@ -81,11 +81,13 @@ starts and stops. ``Stop`` can block far longer (until a dial in progress
 ends, measured): it runs on its own thread and the lock is released after
 this window even if it has not returned."""
 
-PREVIOUS_CONNECTION_GRACE_S: Final = 90.0
-"""How long ``connect`` waits for the previous connection's Go call to return.
-A dial that hangs ignores ``Stop`` until whatsmeow's own dial deadline (60 s,
-measured with a proxy that never answers); a new start on the same client
-before that would put two Go calls on one client id."""
+PREVIOUS_CONNECTION_GRACE_S: Final = 2.0
+"""How long a new connection waits for the client's previous Go call to return.
+A stopped live connection returns within neonize's 0.2 s polling; one that is
+still running after this is a dial hanging until whatsmeow's 60 s deadline
+(``Stop`` does not cut it short). Then ``connect`` fails at once, retryable,
+rather than block and start later a connection its caller may have given up on;
+two Go calls under one client id would also share Go's map entry."""
 
 QR_FIRST_TTL_S: Final = 60.0
 QR_NEXT_TTL_S: Final = 20.0
@@ -220,12 +222,11 @@ class ClientHost:
             raise ValueError(f"qr_limit must be an integer >= 1, got {qr_limit!r}")
         if session in self._slots:
             raise DriverStateError(f"session {session!r} already has a client in this worker")
-        for old in self._removed:
-            # Two Go calls under one client id would share Go's map entry: wait for the old one.
+        for old in self._removed:  # see PREVIOUS_CONNECTION_GRACE_S
             if old.session == session and old.thread is not None:
                 old.thread.join(PREVIOUS_CONNECTION_GRACE_S)
                 if old.thread.is_alive():
-                    raise DriverStateError(f"session {session!r}: its previous client's Go call has not returned")
+                    raise DriverConnectError(f"session {session!r}: its previous client is still closing (its dial has not ended)")
         jid = _jid(args["jid"], "jid") if args.get("jid") else None
         shared_store = store.startswith(("postgres://", "postgresql://"))
         client = NewClient(store, jid=jid, uuid=session, new_device=shared_store and jid is None)
@@ -255,7 +256,7 @@ class ClientHost:
         if slot.thread is not None:
             slot.thread.join(PREVIOUS_CONNECTION_GRACE_S)
             if slot.thread.is_alive():
-                raise DriverStateError(f"session {slot.session!r}: the previous connection's Go call has not returned")
+                raise DriverConnectError(f"session {slot.session!r}: the previous connection is still closing (its dial has not ended)")
         slot.connects += 1
         self.connects += 1
         conn = _Conn(number=slot.connects, reply_id=args.get("id"))

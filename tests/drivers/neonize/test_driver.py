@@ -254,6 +254,13 @@ async def test_connect_gives_up_when_whatsapp_never_answers(tmp_path, hanging_pr
                     await trio.sleep(0.05)
                 assert "no answer from WhatsApp within 1.0 s" in str(failure[0])
                 assert trio.current_time() - started <= 1.5
+                # Its dial still hangs in Go (Stop cannot cut it short): a new connect fails, retryably.
+                d.connect_timeout = 10.0  # longer than the worker's wait for the old dial
+                with pytest.raises(DriverConnectError, match="still closing"):
+                    await d.connect()
+                hanging_proxy.release()  # the old dial fails; the next connection may start
+                await _connect_with(d, hanging_proxy, event="ConnectedEv", fields={"status": True})
+                assert await next_event(d) == Connected(jid=None)
                 hanging_proxy.release()
 
 
