@@ -73,6 +73,7 @@ class Plan:
     beats: int = 0  # heartbeat once a second this many times, then hang
     starts: list[float] = attrs.field(factory=list)  # trio time of each successful start
     stop_reasons: list[Exit] = attrs.field(factory=list)
+    received: list = attrs.field(factory=list)  # every message handled, all incarnations
 
     def spec(self, **kwargs: Any) -> ChildSpec:
         return ChildSpec(self.name, lambda: Worker(self), **kwargs)
@@ -108,7 +109,6 @@ class Worker(Actor):
     def __init__(self, plan: Plan) -> None:
         self.plan = plan
         self.serial = next(_SERIALS)
-        self.received: list[Any] = []
 
     async def on_start(self) -> None:
         plan = self.plan
@@ -140,7 +140,7 @@ class Worker(Actor):
         await trio.sleep_forever()
 
     async def receive(self, message: Any) -> Any:
-        self.received.append(message)
+        self.plan.received.append(message)
         match message:
             case Raise(error):
                 raise error

@@ -38,8 +38,7 @@ async def test_tell_send_and_ask_reach_the_actor_in_order(autojump_clock):
         await ref.send(Echo(2))
         assert await ref.ask(Echo(3)) == 3
         assert system.tree().find("/echo").processed == 3
-    worker_messages = [m for m in plan.journal if m[0] == "start"]
-    assert worker_messages == [("start", "echo")]
+    assert plan.received == [Echo(1), Echo(2), Echo(3)]
 
 
 async def test_tell_raises_mailbox_full(autojump_clock):
