@@ -62,9 +62,11 @@ SENDING = frozenset({SessionStatus.CONNECTED, SessionStatus.DEGRADED})
 
 PAUSING = frozenset({
     SessionStatus.BANNED, SessionStatus.LOGGED_OUT, SessionStatus.NEEDS_AUTH, SessionStatus.REPLACED,
-    SessionStatus.OUTDATED, SessionStatus.STOPPED,
+    SessionStatus.OUTDATED,
 })
-"""Statuses that pause a session's outbox in the store (and say so) until it connects again."""
+"""Statuses that pause a session's outbox in the store (and say so) until it connects again: the
+account needs time or a human. Other non-connected statuses (connecting, backoff, stopped by
+request) just leave its sends queued."""
 
 RETRY_BASE = 2.0
 """First retry delay after a failed send (then x2 per attempt): rides out a reconnect."""
@@ -97,7 +99,7 @@ class _Sender:
     wake: Wakeup = attrs.field(factory=Wakeup)
     active: bool = True
     next_send_at: float = 0.0
-    retry_due: float | None = None  # trio time of the earliest retry this loop scheduled
+    retry_due: float | None = None  # trio time the head-of-line item's retry comes due
 
 
 class OutboxService(Actor):
@@ -192,12 +194,10 @@ class OutboxService(Actor):
                         sender.retry_due = None
                 await sender.wake.wait(wait)
                 continue
-            item = claimed[0]
+            item = claimed[0]  # the session's head of line: any retry announced before was this one
             await trio.sleep_until(sender.next_send_at)
             delay = await self._attempt(item)
-            if delay is not None:
-                due = trio.current_time() + delay
-                sender.retry_due = due if sender.retry_due is None else min(sender.retry_due, due)
+            sender.retry_due = None if delay is None else trio.current_time() + delay
             jitter = self.ctx.system.rng.uniform(0.0, self.deps.pacing_jitter)
             sender.next_send_at = trio.current_time() + self.deps.pacing_interval + jitter
 
