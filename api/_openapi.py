@@ -30,7 +30,7 @@ def document() -> dict:
         if e.path in ("/openapi.json", "/docs", "/"):
             continue
         parameters = [{"name": n, "in": "path", "required": True, "schema": s} for n, s in e.path_params.items()]
-        parameters += [{"name": p.name, "in": "query", "required": p.required, "schema": p.schema,
+        parameters += [{"name": p.name, "in": p.location, "required": p.required, "schema": p.schema,
                         "description": p.description} for p in e.query]
         ok = "204" if e.method == "DELETE" else str(e.status)
         responses: dict = {ok: {"description": "success"}}

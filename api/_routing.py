@@ -31,12 +31,13 @@ class Auth(enum.Enum):
 
 @attrs.frozen
 class Param:
-    """A query parameter, for the OpenAPI document (handlers validate it themselves)."""
+    """A query (or header) parameter, for the OpenAPI document (handlers validate it themselves)."""
 
     name: str
     schema: dict
     description: str = ""
     required: bool = False
+    location: str = "query"  # "query" | "header"
 
 
 @attrs.frozen

@@ -1,0 +1,159 @@
+"""Tickets of a tenant (agents' work): list by status, get, accept, transfer, close, reopen,
+messages (paginated), and sending a message with an ``Idempotency-Key``.
+
+Ticket changes are messages to the ticket's actor through the node's
+:class:`~actors.tickets.TicketDirectory` (one actor per ticket serializes them);
+sends are :class:`~actors.outbox.Send` messages to the outbox service, durable when
+answered. Reads come from the store.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quart import Blueprint, request
+
+from actors.outbox import OutboxRefused, Send
+from actors.store import TicketStatus
+from actors.tickets import Accept, Close, Reopen, TicketRefused, TicketUnavailable, Transfer
+from supervisor import ActorFailed, ActorStopped, AskTimeout
+
+from ._auth import Principal
+from ._errors import BadRequest, Conflict, NotFound, Unavailable
+from ._routing import Auth, Param, endpoint, path_param, state
+from ._validate import MAX_TEXT, integer, json_object, optional_json_object, query_limit, text
+
+bp = Blueprint("tickets", __name__)
+
+path_param("ticket_id", {"type": "integer", "minimum": 1})
+
+STATUSES = tuple(s.value for s in TicketStatus)
+SEND_TIMEOUT = 30.0
+"""The outbox answers once the row is committed: one group-commit batch, far below this."""
+MAX_KEY = 200
+"""Longest Idempotency-Key: a UUID or a client's own request id fits many times over."""
+
+USER_BODY = {"type": "object", "properties": {"user_id": {"type": "integer", "minimum": 1}}}
+TRANSFER_BODY = {"type": "object", "properties": {"user_id": {"type": "integer", "minimum": 1},
+                                                  "queue": {"type": "string", "minLength": 1}}}
+SEND_BODY = {"type": "object", "required": ["text"],
+             "properties": {"text": {"type": "string", "minLength": 1, "maxLength": MAX_TEXT}}}
+
+
+async def ticket_or_404(tenant_id: str, ticket_id: int):
+    ticket = await state().node.store.get_ticket(ticket_id)
+    if ticket is None or ticket.tenant_id != tenant_id:
+        raise NotFound(f"no ticket {ticket_id}", "ticket_id")
+    return ticket
+
+
+async def _user(who: Principal, tenant_id: str, body: dict, *, required: bool) -> int | None:
+    """The acting user: ``user_id`` from the body (checked to be the tenant's), else the token's user."""
+    if body.get("user_id") is None:
+        if who.user is None and required:
+            raise BadRequest("user_id is required with the admin token", "user_id")
+        return who.user
+    user_id = integer(body["user_id"], "user_id", minimum=1)
+    user = await state().node.store.get_user(user_id)
+    if user is None or user.tenant_id != tenant_id:
+        raise NotFound(f"no user {user_id} in tenant {tenant_id!r}", "user_id")
+    return user_id
+
+
+async def _ask_ticket(tenant_id: str, ticket_id: int, message: Any) -> Any:
+    directory = state().node.flows.directory
+    try:
+        reply = await directory.ask(tenant_id, ticket_id, message)
+    except (TicketUnavailable, ActorFailed, ActorStopped, AskTimeout) as error:
+        raise Unavailable(f"ticket {ticket_id} did not answer: {type(error).__name__}") from None
+    if isinstance(reply, TicketRefused):
+        error = {"not_found": NotFound, "busy": Unavailable}.get(reply.code, Conflict)
+        raise error(reply.message, "ticket_id")
+    return reply
+
+
+@endpoint(bp, "GET", "/tenants/{tenant_id}/tickets", summary="The tenant's tickets, most recent first",
+          auth=Auth.TENANT, query=(Param("status", {"type": "string", "enum": list(STATUSES)}),
+                                   Param("limit", {"type": "integer", "minimum": 1, "maximum": 1000})))
+async def list_tickets(who: Principal, tenant_id: str):
+    status = request.args.get("status")
+    if status is not None and status not in STATUSES:
+        raise BadRequest(f"status must be one of {', '.join(STATUSES)}", "status")
+    return await state().node.store.list_tickets(tenant_id, status, limit=query_limit())
+
+
+@endpoint(bp, "GET", "/tenants/{tenant_id}/tickets/{ticket_id}", summary="Get a ticket", auth=Auth.TENANT)
+async def get_ticket(who: Principal, tenant_id: str, ticket_id: int):
+    return await ticket_or_404(tenant_id, ticket_id)
+
+
+@endpoint(bp, "POST", "/tenants/{tenant_id}/tickets/{ticket_id}/accept",
+          summary="Assign the ticket to a user (default: the token's) and open it", auth=Auth.TENANT, body=USER_BODY)
+async def accept_ticket(who: Principal, tenant_id: str, ticket_id: int):
+    user_id = await _user(who, tenant_id, await optional_json_object(), required=True)
+    await ticket_or_404(tenant_id, ticket_id)
+    return await _ask_ticket(tenant_id, ticket_id, Accept(user_id))
+
+
+@endpoint(bp, "POST", "/tenants/{tenant_id}/tickets/{ticket_id}/transfer",
+          summary="Move the ticket to a queue and/or a user (no user: back to pending)", auth=Auth.TENANT,
+          body=TRANSFER_BODY)
+async def transfer_ticket(who: Principal, tenant_id: str, ticket_id: int):
+    body = await optional_json_object()
+    queue = text(body, "queue", required=False, max_length=200)
+    user_id = None if body.get("user_id") is None else await _user(who, tenant_id, body, required=False)
+    await ticket_or_404(tenant_id, ticket_id)
+    return await _ask_ticket(tenant_id, ticket_id, Transfer(queue, user_id))
+
+
+@endpoint(bp, "POST", "/tenants/{tenant_id}/tickets/{ticket_id}/close", summary="Close the ticket",
+          auth=Auth.TENANT)
+async def close_ticket(who: Principal, tenant_id: str, ticket_id: int):
+    await ticket_or_404(tenant_id, ticket_id)
+    return await _ask_ticket(tenant_id, ticket_id, Close())
+
+
+@endpoint(bp, "POST", "/tenants/{tenant_id}/tickets/{ticket_id}/reopen",
+          summary="Reopen a closed ticket (open with a user, else pending)", auth=Auth.TENANT, body=USER_BODY)
+async def reopen_ticket(who: Principal, tenant_id: str, ticket_id: int):
+    body = await optional_json_object()
+    user_id = None if body.get("user_id") is None else await _user(who, tenant_id, body, required=False)
+    await ticket_or_404(tenant_id, ticket_id)
+    return await _ask_ticket(tenant_id, ticket_id, Reopen(user_id))
+
+
+@endpoint(bp, "GET", "/tenants/{tenant_id}/tickets/{ticket_id}/messages",
+          summary="The ticket's messages in arrival order, paged with after_id", auth=Auth.TENANT,
+          query=(Param("after_id", {"type": "integer", "minimum": 0}),
+                 Param("limit", {"type": "integer", "minimum": 1, "maximum": 1000})))
+async def ticket_messages(who: Principal, tenant_id: str, ticket_id: int):
+    after_id = integer(request.args.get("after_id", 0), "after_id")
+    limit = query_limit()
+    await ticket_or_404(tenant_id, ticket_id)
+    messages = await state().node.store.list_messages(ticket_id, after_id=after_id, limit=limit)
+    return {"messages": messages, "next_after_id": messages[-1].id if len(messages) == limit else None}
+
+
+@endpoint(bp, "POST", "/tenants/{tenant_id}/tickets/{ticket_id}/messages",
+          summary="Send a text to the ticket's contact (header Idempotency-Key: a repeat sends nothing new)",
+          auth=Auth.TENANT, body=SEND_BODY, status=202,
+          query=(Param("Idempotency-Key", {"type": "string", "minLength": 1, "maxLength": MAX_KEY},
+                       "names the request: a repeat returns the first send", True, "header"),))
+async def send_message(who: Principal, tenant_id: str, ticket_id: int):
+    key = request.headers.get("Idempotency-Key", "").strip()
+    if not key or len(key) > MAX_KEY:
+        raise BadRequest(f"the Idempotency-Key header is required (1 to {MAX_KEY} characters)", "Idempotency-Key")
+    body = await json_object()
+    message = text(body, "text")
+    ticket = await ticket_or_404(tenant_id, ticket_id)
+    contact = await state().node.store.get_contact(ticket.contact_id)
+    if contact is None:
+        raise NotFound(f"ticket {ticket_id} has no contact", "ticket_id")
+    send = Send(tenant_id, ticket.session_id, key, contact.jid, message, ticket_id)
+    try:
+        reply = await state().node.system.ref("/services/outbox").ask(send, timeout=SEND_TIMEOUT)
+    except (AskTimeout, ActorStopped, ActorFailed) as error:
+        raise Unavailable(f"the outbox did not answer: {type(error).__name__}") from None
+    if isinstance(reply, OutboxRefused):
+        raise BadRequest(reply.message, reply.field)
+    return {"created": reply.created, "item": reply.item}
