@@ -77,6 +77,13 @@ async def test_events_from_the_real_callback_path_drive_connected_ban_logged_out
             assert await next_event(d) == Connected(jid=None)
             with pytest.raises(DriverStateError, match="first QR"):
                 await d.pair_phone(PHONE)  # a paired account shows no QR: nothing to pair
+            # Bad input is refused by the worker, naming the field, before anything reaches Go.
+            with pytest.raises(ValueError, match="to must be a JID"):
+                await d.send_text("not-a-jid", "hi", "m1")
+            with pytest.raises(ValueError, match="message_ids"):
+                await d.mark_read(f"{PHONE}@s.whatsapp.net", ())
+            with pytest.raises(ValueError, match="phone must be 8-15 digits"):
+                await d.pair_phone("+55 11")
 
             await d.inject(
                 event="MessageEv",
@@ -163,7 +170,8 @@ async def _capture_failure(driver: NeonizeDriver, failures: list[BaseException],
         failures.append(exc)
 
 
-async def test_sigkill_fails_only_that_workers_sessions_which_restart_on_a_new_worker(tmp_path, hanging_proxy):
+@pytest.mark.parametrize("death", [signal.SIGKILL, signal.SIGABRT], ids=["SIGKILL", "SIGABRT"])
+async def test_a_dead_worker_fails_only_its_sessions_which_restart_on_a_new_worker(tmp_path, hanging_proxy, death):
     with trio.fail_after(TEST_TIMEOUT_S):
         async with open_pool(clients_per_worker=1) as pool, trio.open_nursery() as nursery:
             doomed_failures: list[BaseException] = []
@@ -187,13 +195,13 @@ async def test_sigkill_fails_only_that_workers_sessions_which_restart_on_a_new_w
             await hanging_proxy.wait_accepted(1)  # the doomed session's connect() is in flight
             doomed_pid, survivor_pid = doomed.worker_pid, survivor.worker_pid
             assert doomed_pid != survivor_pid
-            os.kill(doomed_pid, signal.SIGKILL)
+            os.kill(doomed_pid, death)  # SIGABRT is how a Go fatal error ends the process
             while not (doomed_failures and connect_error):
                 await trio.sleep(0.01)
 
             for died in (doomed_failures[0], connect_error[0]):
                 assert isinstance(died, WorkerDied) and died.restart_immediately
-                assert (died.pid, died.returncode) == (doomed_pid, -signal.SIGKILL)
+                assert (died.pid, died.returncode) == (doomed_pid, -death)
             assert pool.statistics().died == 1
             # The other worker's session is untouched and still served by its worker.
             with pytest.raises(DriverConnectError, match="failed to dial"):
