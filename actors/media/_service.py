@@ -46,7 +46,7 @@ class MediaDispatcher(Actor):
         recovered = await self.deps.store.recover_running(Queue.MEDIA)
         if recovered:
             _LOG.info("media: %d downloads interrupted by the last stop queued again", recovered)
-        self.ctx.nursery.start_soon(self._dispatch)
+        self.ctx.nursery.start_soon(self._dispatch_jobs)
 
     async def receive(self, message: Any) -> Any:
         match message:
@@ -56,7 +56,7 @@ class MediaDispatcher(Actor):
                 return reply
         raise TypeError(f"media dispatcher got an unknown message {message!r}")
 
-    async def _dispatch(self) -> None:
+    async def _dispatch_jobs(self) -> None:
         supervisor_path = self.ctx.path.rsplit("/", 1)[0]
         supervisor = self.ctx.system.supervisor(supervisor_path)
         while True:
