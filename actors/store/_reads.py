@@ -173,6 +173,18 @@ class StoreReads:
             record, f"SELECT * FROM {queue.value} {clause} ORDER BY id LIMIT ${len(args)}", *args
         )
 
+    async def next_due(self, queue: Queue, *, session_id: str | None = None) -> float | None:
+        """The earliest ``next_attempt_at`` (wall-clock) of a queued job — when the queue's worker
+        should look again — or None when nothing waits. ``session_id`` narrows the outbox."""
+        queue = Queue(queue)
+        if session_id is not None and queue is not Queue.OUTBOX:
+            raise InvalidInput("session_id: only the outbox is kept per session")
+        where, args = "status = 'queued'", []
+        if session_id is not None:
+            where, args = "status = 'queued' AND session_id = $1", [session_id]
+        rows = await self._fetch(f"SELECT MIN(next_attempt_at) AS due FROM {queue.value} WHERE {where}", *args)
+        return rows[0]["due"]
+
     async def paused(self, queue: Queue) -> frozenset[str]:
         """The pause scopes of a queue: '' when the whole queue is paused, else session ids."""
         rows = await self._fetch("SELECT scope FROM queue_pauses WHERE queue = $1", str(Queue(queue)))

@@ -110,13 +110,16 @@ async def test_postgres_outage_longer_than_the_deadline_reports_failures(postgre
             await trio.sleep(0.2)
             await trio.to_thread.run_sync(postgres_server.stop, "fast")
             try:
-                await trio.sleep(1.5)
+                await trio.sleep(1.0)
                 assert store.statistics().state == "reconnecting"
                 with pytest.raises(StoreUnavailable):
                     await store.list_tenants()
             finally:
                 await trio.to_thread.run_sync(postgres_server.start)
-            await trio.sleep(1.0)
+            with trio.fail_after(10):  # the reconnect backoff may be up to its 2 s cap
+                while store.statistics().state != "connected":
+                    await trio.sleep(0.01)
+            await trio.sleep(0.1)
             stop.set()
         acked, failed, unknown = outcome["sets"]
         stored = set(await _stored_wa_ids(store))

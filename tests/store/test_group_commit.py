@@ -115,9 +115,9 @@ async def test_bad_arguments_name_the_field(store):
 
 async def test_a_cancelled_caller_withdraws_its_queued_write(make_backend, wall_clock):
     # linger holds the writer long enough for the caller to give up before the batch is taken
-    async with open_store(make_backend(), clock=wall_clock, linger=0.3) as store:
+    async with open_store(make_backend(), clock=wall_clock, linger=0.1) as store:
         await seed(store)
-        with trio.move_on_after(0.05) as scope:
+        with trio.move_on_after(0.01) as scope:
             await store.upsert_tenant("withdrawn", "Never")
         assert scope.cancelled_caught
         await store.upsert_tenant("later", "Later")  # the next batch has run
@@ -137,13 +137,13 @@ async def test_a_full_queue_applies_backpressure_without_losing_writes(make_back
 
 
 async def test_a_full_queue_past_the_deadline_is_unavailable_and_not_written(make_backend, wall_clock):
-    async with open_store(make_backend(), clock=wall_clock, queue_capacity=1, linger=0.5) as store:
+    async with open_store(make_backend(), clock=wall_clock, queue_capacity=1, linger=0.2) as store:
         await seed(store)
         failures = []
 
         async def write(i: int) -> None:
             try:
-                await store.upsert_tenant(f"t{i}", "T", timeout=0.1)
+                await store.upsert_tenant(f"t{i}", "T", timeout=0.05)
             except StoreUnavailable as refused:
                 failures.append((i, refused.outcome_unknown))
 

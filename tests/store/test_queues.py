@@ -143,3 +143,18 @@ async def test_recover_running_at_start_requeues_every_claimed_job(store):
     assert [j.status for j in await store.list_jobs(Queue.MEDIA)] == ["queued"] * 3
     with pytest.raises(InvalidInput, match="stale_after"):
         await store.recover_running(Queue.MEDIA, stale_after=-1)
+
+
+async def test_next_due_tells_the_worker_when_to_look_again(store, wall_clock):
+    await seed(store)
+    assert await store.next_due(Queue.OUTBOX) is None
+    item = (await store.enqueue_outbox("acme", "s1", "k", "1@s.whatsapp.net", {})).item
+    assert await store.next_due(Queue.OUTBOX, session_id="s1") == wall_clock.now
+    await store.claim_outbox()
+    assert await store.next_due(Queue.OUTBOX) is None  # running, not waiting
+    await store.job_failed(Queue.OUTBOX, item.id, "timeout", retry_at=wall_clock.now + 8)
+    assert await store.next_due(Queue.OUTBOX) == wall_clock.now + 8
+    assert await store.next_due(Queue.OUTBOX, session_id="other") is None
+    assert await store.next_due(Queue.MEDIA) is None
+    with pytest.raises(InvalidInput, match="session_id"):
+        await store.next_due(Queue.MEDIA, session_id="s1")
