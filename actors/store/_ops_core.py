@@ -42,7 +42,9 @@ async def check_fence(tx: Any, fence: Fence | None) -> None:
     """Record ``fence`` as the newest token for its resource, or refuse it.
 
     A token equal to the stored one passes (the same holder writes several times); a lower one
-    raises :class:`FencedOut` and writes nothing.
+    raises :class:`FencedOut` and writes nothing. A passing token stays recorded even if the op
+    then refuses for another reason (Conflict): the lock did issue it, so remembering it only
+    fences out older holders sooner — the one exception to "a refused op leaves no trace".
     """
     if fence is None:
         return
