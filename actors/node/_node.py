@@ -129,7 +129,7 @@ def build_node(
     workers = WorkerPool(PoolSettings.from_config(settings.workers)) if sessions.driver == "neonize" else None
     flows = build_flows(settings, store, bus, board, limiter)
     deps = SessionDeps(
-        driver_factory=driver_factory or _driver_factory(settings, workers),
+        driver_factory=driver_factory or _driver_factory(settings, workers, board),
         board=board,
         pool=SessionPool(sessions.max_sessions),
         bus=bus,
@@ -184,23 +184,26 @@ def _store_backend(settings: Settings) -> SqliteBackend | PostgresBackend:
     return SqliteBackend(Path(settings.store.sqlite_path))
 
 
-def _driver_factory(settings: Settings, workers: WorkerPool | None) -> DriverFactory:
+def _driver_factory(settings: Settings, workers: WorkerPool | None, board: StatusBoard) -> DriverFactory:
     """Simulated sessions talk to the simulator; neonize ones to WhatsApp through the worker pool.
 
     neonize keeps each session's credentials where the store lives: one SQLite
-    file per session under ``<data_dir>/auth``, or the PostgreSQL database.
+    file per session under ``<data_dir>/auth``, or the PostgreSQL database, where
+    the account's JID (known once it has connected) selects its device.
     """
     sessions, auth_dir = settings.sessions, Path(settings.node.data_dir) / "auth"
     if sessions.driver == "simulated":
         return functools.partial(SimulatedDriver, config=SimulatedDriverConfig(url=sessions.simulator_url, auth_dir=auth_dir))
 
     def neonize_driver(session_id: str) -> NeonizeDriver:
+        known = board.get(session_id)
         if settings.store.backend == "postgres":
             credentials = settings.store.postgres_dsn
         else:
             auth_dir.mkdir(parents=True, exist_ok=True)
             credentials = str(auth_dir / f"{session_id}.sqlite3")
-        return NeonizeDriver(session_id, workers, credentials, qr_limit=sessions.qr_limit)
+        return NeonizeDriver(session_id, workers, credentials, qr_limit=sessions.qr_limit,
+                             jid=known.jid if known is not None else None)
 
     return neonize_driver
 

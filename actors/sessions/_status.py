@@ -123,9 +123,15 @@ class StatusBoard:
             self.set(session_id, tenant_id, SessionStatus.STOPPED)
 
     def set(self, session_id: str, tenant_id: str, status: SessionStatus, reason: str = "", **detail) -> SessionInfo:
-        """Record a status change; subscribers see it now, the store within ``debounce``."""
-        info = SessionInfo(session_id, tenant_id, status, reason, self.wall_clock(trio.current_time()), **detail)
+        """Record a status change; subscribers see it now, the store within ``debounce``.
+
+        The account's ``jid`` is identity, kept across changes; QR and pairing
+        codes, like ``until``, belong to the change that carries them.
+        """
         previous = self._current.get(session_id)
+        if previous is not None and "jid" not in detail:
+            detail["jid"] = previous.jid
+        info = SessionInfo(session_id, tenant_id, status, reason, self.wall_clock(trio.current_time()), **detail)
         if previous is not None and attrs.evolve(previous, since=info.since) == info:
             return previous  # nothing changed: no event, no write
         self._current[session_id] = info

@@ -85,3 +85,11 @@ async def test_pending_changes_are_flushed_on_shutdown(clock):
         await trio.sleep(1)
         nursery.cancel_scope.cancel()
     assert [i.session_id for i in written] == ["s1"]
+
+
+async def test_jid_is_kept_across_changes_and_qr_is_not(clock):
+    board = StatusBoard()
+    board.set("s1", "t1", SessionStatus.QR, "QR 1/3", qr="code-1", qr_index=1)
+    board.set("s1", "t1", SessionStatus.CONNECTED, "connected", jid="5511@s.whatsapp.net")
+    info = board.set("s1", "t1", SessionStatus.DEGRADED, "probe failed")
+    assert (info.jid, info.qr, info.qr_index) == ("5511@s.whatsapp.net", None, None)
