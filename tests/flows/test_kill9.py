@@ -1,0 +1,97 @@
+"""kill -9 of the daemon (a real ``zapvisor run`` subprocess) in the middle of inbound and
+outbound streams, then a restart: every message the simulator delivered is stored exactly
+once, every accepted send reaches WhatsApp exactly once by its stable id, nothing stays queued.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from pathlib import Path
+
+import trio
+
+from actors.store import JobStatus, PostgresBackend, Queue, SqliteBackend, open_store
+from tests.fixtures.flows import contact, flow_env
+
+SENDS = 40
+INBOUND = 400
+INBOUND_RATE = 150.0  # messages per second: the stream lasts ~2.7 s, the kill lands inside it
+DAEMON = [sys.executable, "-c", "import sys; from api.cli import main; sys.exit(main(['run']))"]
+START_TIMEOUT = 60.0  # generous: a loaded 2-core machine imports and migrates slowly
+
+
+def _backend(env: dict[str, str]):
+    if env.get("ZAPVISOR_STORE__BACKEND") == "postgres":
+        return PostgresBackend(env["ZAPVISOR_STORE__POSTGRES_DSN"])
+    return SqliteBackend(Path(env["ZAPVISOR_NODE__DATA_DIR"]) / "zapvisor.sqlite3")
+
+
+async def _start(env: dict[str, str], log: Path) -> trio.Process:
+    with open(log, "ab") as out:
+        return await trio.lowlevel.open_process(DAEMON, env={**os.environ, **env}, stdout=out, stderr=out)
+
+
+async def test_kill9_mid_streams_loses_and_duplicates_nothing(tmp_path, simulator, simulator_control, backend_dsn):
+    env = flow_env(tmp_path, simulator.url, backend_dsn, api__port="0", outbox__pacing_interval="0.05",
+                   logging__level="warning")
+    data = Path(env["ZAPVISOR_NODE__DATA_DIR"])
+    account = await simulator_control.create_account("s1", paired=True)
+    (data / "auth").mkdir(parents=True)
+    (data / "auth" / "s1.json").write_text('{"creds": "%s"}' % account["creds"])
+    async with open_store(_backend(env)) as store:
+        await store.upsert_tenant("acme", "Acme")
+        await store.upsert_session("s1", "acme", "desk")
+        await store.set_session_status("s1", "connecting")  # was live: restored at boot
+        items = [(await store.enqueue_outbox("acme", "s1", f"k{i}", contact(9), {"text": f"out {i}"})).item
+                 for i in range(SENDS)]
+
+        log = tmp_path / "daemon.log"
+        daemon = await _start(env, log)
+        try:
+            with trio.fail_after(START_TIMEOUT):
+                while (await store.get_session("s1")).status != "connected":
+                    await trio.sleep(0.05)
+            await simulator_control.traffic_start(rate=INBOUND_RATE, count=INBOUND, contacts=30, media_share=0.0,
+                                                  group_share=0.0, sessions=["s1"], seed=5)
+            with trio.fail_after(START_TIMEOUT):  # both streams under way
+                while (await store.count_messages("s1") < INBOUND // 4
+                       or len(await store.list_jobs(Queue.OUTBOX, JobStatus.DONE)) < 3):
+                    await trio.sleep(0.01)
+            daemon.kill()  # SIGKILL: no shutdown, no flush
+            await daemon.wait()
+            sent_before = len(await simulator_control.sent("s1"))
+            stored_before = await store.count_messages("s1")
+            assert 0 < sent_before < SENDS and stored_before < INBOUND + sent_before  # killed mid-streams
+
+            daemon = await _start(env, log)
+            with trio.fail_after(START_TIMEOUT):
+                while True:
+                    done = await store.list_jobs(Queue.OUTBOX, JobStatus.DONE, limit=1000)
+                    stats = await simulator_control.stats()
+                    if (len(done) == SENDS and not stats.traffic_running and stats.queued == 0
+                            and await store.count_messages("s1") >= INBOUND + SENDS):
+                        break
+                    await trio.sleep(0.05)
+        finally:
+            if daemon.returncode is None:
+                daemon.send_signal(signal.SIGTERM)
+                with trio.move_on_after(30):
+                    await daemon.wait()
+                if daemon.returncode is None:
+                    daemon.kill()
+        assert daemon.returncode == 0, log.read_text()[-3000:]
+
+        stats = await simulator_control.stats()
+        assert stats.traffic_generated == INBOUND and stats.queued == 0  # every delivery acknowledged
+        tickets = await store.list_tickets("acme", limit=1000)
+        stored = [m for t in tickets for m in await store.list_messages(t.id, limit=1000)]
+        inbound = [m.wa_id for m in stored if not m.from_me]
+        assert len(inbound) == len(set(inbound)) == INBOUND  # stored exactly once, none lost
+        assert await store.count_messages("s1") == INBOUND + SENDS
+        for item in items:  # every send recorded once as our message, as sent (or further)
+            assert (await store.get_message("s1", item.message_id)).from_me
+        sent = [entry["id"] for entry in await simulator_control.sent("s1")]
+        assert sorted(sent) == sorted(item.message_id for item in items)  # exactly once by id
+        assert sent == [item.message_id for item in items]  # and in order
