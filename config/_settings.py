@@ -161,7 +161,7 @@ class StoreSettings:
     sqlite_path: Path = path()
     postgres_dsn: str | None = url("postgresql", "postgres", optional=True, hide=True)
     batch_max_ops: int = integer(ge=1)
-    batch_max_ms: float = number(gt=0)
+    batch_max_ms: float = number(ge=0)
 
     @postgres_dsn.validator
     def _dsn_when_postgres(self, attribute: attrs.Attribute, value: str | None) -> None:

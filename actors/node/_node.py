@@ -122,7 +122,8 @@ def build_node(
     """
     sup = settings.supervision
     limiter = RestartLimiter(rate=sup.restart_rate, burst=sup.restart_burst, max_concurrent=sup.restart_max_concurrent)
-    store = Store(_store_backend(settings), max_batch=settings.store.batch_max_ops)
+    store = Store(_store_backend(settings), max_batch=settings.store.batch_max_ops,
+                  linger=settings.store.batch_max_ms / 1000)
     board = StatusBoard(debounce=settings.sessions.status_debounce, persist=functools.partial(_persist, store))
     bus = bus_from_url(settings.bus.redis_url if settings.bus.backend == "redis" else "memory://")
     sessions = settings.sessions
