@@ -29,7 +29,9 @@ recorded twice, and a claim may have marked jobs ``running`` that nobody works o
 
 Mechanics, chosen for a low per-write cost (a write is the hot path of every flow): a caller
 appends to a deque and parks (``wait_task_rescheduled``); the writer reschedules it with the
-outcome. Deadlines are enforced by one sweeper task instead of a cancel scope per write.
+outcome. Deadlines are enforced by one sweeper task instead of a cancel scope per write; it sleeps
+until the soonest outstanding deadline (a submit with an earlier one moves its alarm forward), so
+it costs nothing while writes finish in time — no polling — and a timeout fires on time.
 """
 
 from __future__ import annotations
@@ -52,11 +54,6 @@ from ._ops_core import InsertMessage, insert_messages
 #: How many recent op latencies feed the percentiles in statistics(): enough for a stable p99,
 #: small enough to sort on every statistics() call.
 _LATENCY_WINDOW = 2048
-
-#: How often the sweeper checks deadlines while writes are outstanding: a timeout fires at most
-#: this late, and the check costs one pass over the (bounded) outstanding writes.
-_SWEEP_INTERVAL = 0.01
-
 
 class _State(enum.Enum):
     QUEUED = "queued"  # waiting for the writer: withdrawing it is clean
@@ -140,8 +137,7 @@ class GroupCommitter:
     ``clock`` gives wall-clock seconds for the rows' timestamps (one reading per transaction).
     ``queue_capacity`` bounds the ops waiting for the writer: beyond it ``submit`` waits (within
     the caller's deadline), which is the backpressure that keeps a stalled database from
-    turning into unbounded memory. The deadline sweeper runs every ``_SWEEP_INTERVAL`` while
-    writes are outstanding (and sleeps otherwise), so a timeout fires up to that much late.
+    turning into unbounded memory.
     """
 
     backend: Any
@@ -153,7 +149,7 @@ class GroupCommitter:
     _outstanding: dict = attrs.Factory(dict)  # every unanswered _Pending, in submit order
     _work: trio.lowlevel.ParkingLot = attrs.Factory(trio.lowlevel.ParkingLot)  # the idle writer
     _room: trio.lowlevel.ParkingLot = attrs.Factory(trio.lowlevel.ParkingLot)  # callers facing a full queue
-    _idle_sweeper: trio.lowlevel.ParkingLot = attrs.Factory(trio.lowlevel.ParkingLot)
+    _alarm: trio.CancelScope = attrs.Factory(trio.CancelScope)  # wakes the sweeper at the soonest deadline
     _state: str = "starting"
     _latencies: collections.deque = attrs.field(factory=lambda: collections.deque(maxlen=_LATENCY_WINDOW))
     _counts: collections.Counter = attrs.Factory(collections.Counter)
@@ -177,8 +173,8 @@ class GroupCommitter:
         self._outstanding[pending] = None
         if len(self._work):  # the writer is parked, idle
             self._work.unpark()
-        if len(self._outstanding) == 1:
-            self._idle_sweeper.unpark()
+        if pending.deadline < self._alarm.deadline:
+            self._alarm.deadline = pending.deadline
 
         def abort(_: Any) -> trio.lowlevel.Abort:  # the caller was cancelled: withdraw the op
             self._abandon(pending)
@@ -215,11 +211,11 @@ class GroupCommitter:
         trio.lowlevel.reschedule(pending.task, result)
 
     async def _sweep(self) -> None:
-        """Answer callers whose deadline passed with StoreUnavailable (see class docs)."""
+        """Answer callers whose deadline passed with StoreUnavailable (see module docs)."""
         while True:
-            if not self._outstanding:
-                await self._idle_sweeper.park()
-            await trio.sleep(_SWEEP_INTERVAL)
+            soonest = min((p.deadline for p in self._outstanding), default=math.inf)
+            with trio.CancelScope(deadline=soonest) as self._alarm:
+                await trio.sleep_forever()
             now = trio.current_time()
             for pending in [p for p in self._outstanding if p.deadline <= now]:
                 unknown = self._abandon(pending)
