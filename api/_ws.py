@@ -23,24 +23,25 @@ JSON object → close 1003 (unsupported data); a JSON object that is not a valid
 op, missing or mistyped field, a room the token may not join) → close 1008 (policy violation),
 the reason naming the field. A client too slow for its queue → close 1008 "too slow".
 
-The app factory calls :func:`register_websocket` once; sending needs the node's outbox (see
-:class:`Outbox`).
+The app factory calls :func:`register_websocket` once; ``send`` goes to the node's outbox service
+like ``POST /tenants/{t}/tickets/{id}/messages`` (:class:`NodeOutbox`), with the token's tenant.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 from typing import Any, Protocol
 
+import attrs
 import trio
 from quart import websocket
 
 from actors.hub import Client, ClientClosed, Hub, HubError, InvalidRoom, RoomForbidden, control
+from actors.outbox import OutboxRefused, Send
+from supervisor import ActorFailed, ActorStopped, AskTimeout
 
 from ._errors import Unauthorized
 
-log = logging.getLogger("zapvisor.api.ws")
 
 UNSUPPORTED_DATA = 1003
 POLICY_VIOLATION = 1008
@@ -56,14 +57,45 @@ _OPS = ("join", "leave", "ping", "send")
 
 
 class Outbox(Protocol):
-    """What ``send`` needs from the outbound flow (the node's ``outbox`` attribute).
+    """What ``send`` needs from the outbound flow (:class:`NodeOutbox` on a node).
 
     ``submit`` queues the message durably (idempotent per tenant + key) and returns a JSON-able
-    description of the outbox row; it raises ``ValueError`` (or a subclass) naming the field for
-    bad input, ``LookupError`` for a ticket the tenant does not have.
+    description of the outbox row. Raises ``LookupError`` for a ticket the tenant does not have,
+    ``ValueError`` naming the field for input the outbox refuses, ``ConnectionError`` when the
+    outbox cannot answer now.
     """
 
-    async def submit(self, tenant_id: str, user: Any, *, ticket_id: int, text: str, idempotency_key: str) -> dict: ...
+    async def submit(self, tenant_id: str, user: str, *, ticket_id: int, text: str, idempotency_key: str) -> dict: ...
+
+
+SEND_TIMEOUT = 30.0
+"""Seconds the outbox may take to answer (it answers once the row is committed: one batch)."""
+
+
+@attrs.frozen
+class NodeOutbox:
+    """The node's outbox service (``/services/outbox``), reached like ``POST .../messages`` does:
+    the ticket (the tenant's, else LookupError) gives the session and the contact to write to."""
+
+    node: Any
+
+    async def submit(self, tenant_id: str, user: str, *, ticket_id: int, text: str, idempotency_key: str) -> dict:
+        store = self.node.store
+        ticket = await store.get_ticket(ticket_id)
+        if ticket is None or ticket.tenant_id != tenant_id:
+            raise LookupError(f"ticket_id: no ticket {ticket_id}")
+        contact = await store.get_contact(ticket.contact_id)
+        if contact is None:
+            raise LookupError(f"ticket_id: ticket {ticket_id} has no contact")
+        send = Send(tenant_id, ticket.session_id, idempotency_key, contact.jid, text, ticket_id)
+        try:
+            reply = await self.node.system.ref("/services/outbox").ask(send, timeout=SEND_TIMEOUT)
+        except (AskTimeout, ActorStopped, ActorFailed) as error:
+            raise ConnectionError(f"the outbox did not answer: {type(error).__name__}") from None
+        if isinstance(reply, OutboxRefused):
+            raise ValueError(f"{reply.field or 'send'}: {reply.message}")
+        item = reply.item
+        return {"created": reply.created, "id": item.id, "status": str(item.status), "message_id": item.message_id}
 
 
 class FrameRefused(ValueError):
@@ -75,10 +107,12 @@ class FrameRefused(ValueError):
         self.reason = reason
 
 
-def register_websocket(app: Any, node: Any) -> None:
+def register_websocket(app: Any, node: Any, *, outbox: Outbox | None = None) -> None:
     """Serve ``/ws`` on ``app`` with ``node.hub``; authenticate with the app's Authority
-    (``app.extensions["zapvisor"].authority``) and report the client count to ``/metrics``."""
+    (``app.extensions["zapvisor"].authority``) and report the client count to ``/metrics``.
+    ``outbox`` defaults to the node's (:class:`NodeOutbox`)."""
     hub: Hub = node.hub
+    outbox = outbox or NodeOutbox(node)
     api_state = app.extensions["zapvisor"]
     api_state.websocket_clients = lambda: hub.statistics().clients
 
@@ -92,7 +126,7 @@ def register_websocket(app: Any, node: Any) -> None:
             return
         client = hub.connect(principal.tenant or "", str(principal.user or principal.name), principal.role)
         try:
-            ending = await _serve(hub, client, getattr(node, "outbox", None))
+            ending = await _serve(hub, client, outbox)
         finally:
             hub.disconnect(client)
         if ending is not None:
@@ -113,7 +147,7 @@ def _reason(text: str) -> str:
     return text.encode()[:123].decode(errors="ignore")
 
 
-async def _serve(hub: Hub, client: Client, outbox: Outbox | None) -> tuple[int, str] | None:
+async def _serve(hub: Hub, client: Client, outbox: Outbox) -> tuple[int, str] | None:
     """Read requests and write frames until the peer leaves (returns None; usually by
     cancellation) or the connection must end: returns the close code and reason — a refused
     frame (1003/1008) or the hub closing a client that is too slow (1008)."""
@@ -161,7 +195,7 @@ def _parse(data: str | bytes) -> dict:
     return request
 
 
-async def _handle(hub: Hub, client: Client, outbox: Outbox | None, request: dict) -> None:
+async def _handle(hub: Hub, client: Client, outbox: Outbox, request: dict) -> None:
     try:
         match request["op"]:
             case "join":
@@ -181,7 +215,7 @@ async def _handle(hub: Hub, client: Client, outbox: Outbox | None, request: dict
         raise FrameRefused(POLICY_VIOLATION, str(error)) from None
 
 
-async def _send(client: Client, outbox: Outbox | None, request: dict) -> None:
+async def _send(client: Client, outbox: Outbox, request: dict) -> None:
     ticket_id = _field(request, "ticket_id")
     text, key = _field(request, "text"), _field(request, "idempotency_key")
     if type(ticket_id) is not int or ticket_id < 1:
@@ -191,20 +225,19 @@ async def _send(client: Client, outbox: Outbox | None, request: dict) -> None:
             raise FrameRefused(POLICY_VIOLATION, f"{name}: must be a non-empty string")
     if not client.tenant_id:
         raise FrameRefused(POLICY_VIOLATION, "send: the node admin has no tenant; use an agent token")
-    reply = {"type": "error", "op": "send", "idempotency_key": key}
-    if outbox is None:
-        reply.update(code="unavailable", message="sending is not available on this node: the outbox is not wired")
+    error = {"op": "send", "idempotency_key": key}
+    try:
+        result = await outbox.submit(client.tenant_id, client.user, ticket_id=ticket_id, text=text,
+                                     idempotency_key=key)
+    except LookupError:
+        client.push(control("error", code="not_found", message=f"no ticket {ticket_id}", field="ticket_id", **error))
+    except ConnectionError as failure:
+        client.push(control("error", code="unavailable", message=str(failure), **error))
+    except (ValueError, HubError) as refused:
+        field, _, _ = str(refused).partition(":")
+        client.push(control("error", code="invalid", message=str(refused), field=field, **error))
     else:
-        try:
-            result = await outbox.submit(client.tenant_id, client.user, ticket_id=ticket_id, text=text,
-                                         idempotency_key=key)
-        except LookupError:
-            reply.update(code="not_found", message=f"no ticket {ticket_id}", field="ticket_id")
-        except (ValueError, HubError) as error:
-            reply.update(code="invalid", message=str(error))
-        else:
-            reply = {"type": "sent", "idempotency_key": key, "outbox": result}
-    client.push(control(reply.pop("type"), **reply))
+        client.push(control("sent", idempotency_key=key, outbox=result))
 
 
 def _field(request: dict, name: str) -> Any:

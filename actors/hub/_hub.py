@@ -259,9 +259,9 @@ class Hub:
             if self.bus is not None:
                 await nursery.start(self._bridge)
             if self.board is not None:
-                nursery.start_soon(self._feed_board)
+                nursery.start_soon(self._feed_board, self.board.subscribe())  # subscribed before started
             if system is not None:
-                nursery.start_soon(self._feed_supervision, system)
+                nursery.start_soon(self._feed_supervision, system, system.events())
             task_status.started(self)
 
     async def _bridge(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -301,13 +301,13 @@ class Hub:
                 log = self._log(room)
                 client.push(control("resync", room=room.name, seq=log.seq, epoch=log.epoch))
 
-    async def _feed_board(self) -> None:
+    async def _feed_board(self, updates: trio.MemoryReceiveChannel) -> None:
         while True:
-            updates = self.board.subscribe()
             async with updates:
                 async for info in updates:
                     self.publish_status(info)
             _LOG.warning("hub: fell behind the status board; resubscribed")
+            updates = self.board.subscribe()
 
     def publish_status(self, info: Any) -> None:
         """One StatusBoard change (a SessionInfo) to ``status:<status>`` and ``tenant:<id>``."""
@@ -332,9 +332,10 @@ class Hub:
                 return  # a tenant id the rooms cannot name has no tenant room to feed
             self.publish(room, kind, payload)
 
-    async def _feed_supervision(self, system: Any) -> None:
+    async def _feed_supervision(self, system: Any, events: Any) -> None:
         while True:
-            with system.events() as events:
+            with events:
                 async for event in events:
                     self.publish_lifecycle(event)
             _LOG.warning("hub: fell behind the supervision events; resubscribed")
+            events = system.events()

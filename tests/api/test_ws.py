@@ -8,7 +8,7 @@ import trio_websocket
 
 from actors.hub import TOO_SLOW, Hub, Room
 
-from .ws_kit import ADMIN_TOKEN, closed_with, receive, request, serve_ws
+from .ws_kit import ADMIN_TOKEN, RecordingOutbox, closed_with, receive, request, serve_ws
 
 POLICY, UNSUPPORTED = 1008, 1003
 
@@ -175,36 +175,17 @@ async def test_malformed_frames_close_that_socket_and_nothing_else(frame, code, 
             assert served.hub.statistics().clients == 1
 
 
-async def test_send_without_an_outbox_says_so():
-    async with serve_ws() as served:
-        async with served.client() as ws:
-            await request(ws, op="send", ticket_id=3, text="hello", idempotency_key="k1")
-            reply = await receive(ws)
-            assert (reply["type"], reply["code"], reply["idempotency_key"]) == ("error", "unavailable", "k1")
-            assert "outbox" in reply["message"]
-
-
-class RecordingOutbox:
-    """Stands in for the flows' outbox (not part of this component): records what it was asked."""
-
-    def __init__(self):
-        self.calls = []
-
-    async def submit(self, tenant_id, user, *, ticket_id, text, idempotency_key):
-        self.calls.append((tenant_id, user, ticket_id, text, idempotency_key))
-        if ticket_id == 404:
-            raise LookupError(ticket_id)
-        return {"id": len(self.calls), "status": "queued"}
-
-
 async def test_send_goes_to_the_outbox_with_the_tokens_tenant():
     outbox = RecordingOutbox()
     async with serve_ws(outbox=outbox) as served:
         async with served.client(served.token("acme", 9)) as ws:
             await request(ws, op="send", ticket_id=3, text="hello", idempotency_key="k1")
             assert await receive(ws) == {"type": "sent", "idempotency_key": "k1",
-                                         "outbox": {"id": 1, "status": "queued"}}
+                                         "outbox": {"created": True, "id": 1, "status": "queued"}}
             await request(ws, op="send", ticket_id=404, text="hello", idempotency_key="k2")
             reply = await receive(ws)
             assert (reply["type"], reply["code"], reply["field"]) == ("error", "not_found", "ticket_id")
+            await request(ws, op="send", ticket_id=503, text="hello", idempotency_key="k3")
+            reply = await receive(ws)
+            assert (reply["type"], reply["code"], reply["idempotency_key"]) == ("error", "unavailable", "k3")
     assert outbox.calls[0] == ("acme", "9", 3, "hello", "k1")

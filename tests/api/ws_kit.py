@@ -73,14 +73,30 @@ async def closed_with(ws: trio_websocket.WebSocketConnection) -> trio_websocket.
             return closed.reason
 
 
+class RecordingOutbox:
+    """Stands in for the node's outbox (tests/api/test_ws_app.py uses the real one): records the
+    requests; ticket 404 does not exist, ticket 503 finds the outbox down."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+
+    async def submit(self, tenant_id: str, user: str, *, ticket_id: int, text: str, idempotency_key: str) -> dict:
+        self.calls.append((tenant_id, user, ticket_id, text, idempotency_key))
+        if ticket_id == 404:
+            raise LookupError(f"ticket_id: no ticket {ticket_id}")
+        if ticket_id == 503:
+            raise ConnectionError("the outbox did not answer: AskTimeout")
+        return {"created": True, "id": len(self.calls), "status": "queued"}
+
+
 @asynccontextmanager
 async def serve_ws(hub: Hub | None = None, outbox: Any = None) -> AsyncIterator[Served]:
     hub = hub or Hub()
     authority = Authority(ADMIN_TOKEN, SECRET, 3600.0, clock=lambda: hub.wall_clock(trio.current_time()))
     app = QuartTrio(__name__)
     app.extensions["zapvisor"] = types.SimpleNamespace(authority=authority, websocket_clients=lambda: 0)
-    node = types.SimpleNamespace(hub=hub) if outbox is None else types.SimpleNamespace(hub=hub, outbox=outbox)
-    register_websocket(app, node)
+    node = types.SimpleNamespace(hub=hub)
+    register_websocket(app, node, outbox=outbox or RecordingOutbox())
     config = Config()
     config.bind = ["127.0.0.1:0"]
     config.accesslog = None
