@@ -33,6 +33,7 @@ from actors.flows import Flows, build_flows
 from actors.drivers import DriverFactory, SimulatedDriver, SimulatedDriverConfig
 from actors.drivers.neonize import NeonizeDriver, PoolSettings, WorkerPool
 from actors.hub import Hub
+from actors.webhooks import Webhooks
 from actors.sessions import (
     CacheLimits,
     InboundSink,
@@ -84,6 +85,8 @@ class Node:
     workers: WorkerPool | None = None  # the neonize worker processes, when sessions use neonize
     system: ActorSystem | None = None
     hub: Hub = attrs.field(default=attrs.Factory(lambda n: Hub(n.settings.node.node_id, n.bus, n.board), takes_self=True))
+    webhooks: Webhooks = attrs.field(default=attrs.Factory(
+        lambda n: Webhooks.from_settings(n.settings.webhooks, n.store, board=n.board, hub=n.hub), takes_self=True))
 
     @property
     def manager(self) -> ActorRef:
@@ -98,7 +101,8 @@ class Node:
             ChildSpec("board", functools.partial(HostedWithSystem, self.board.run)),
             ChildSpec("hub", functools.partial(HostedWithSystem, self.hub.run)),
         ]
-        services = [ChildSpec("sessions", lambda: SessionManager(self), shutdown=30.0), *self.flows.specs()]
+        services = [ChildSpec("sessions", lambda: SessionManager(self), shutdown=30.0), *self.flows.specs(),
+                    ChildSpec("webhooks", functools.partial(HostedWithSystem, self.webhooks.run))]
         supervision = self.settings.supervision
         workers = [] if self.workers is None else [
             ChildSpec("workers", functools.partial(Hosted, self.workers.run), shutdown=30.0)
