@@ -55,6 +55,7 @@ from ._ops_core import InsertMessage, insert_messages
 #: small enough to sort on every statistics() call.
 _LATENCY_WINDOW = 2048
 
+
 class _State(enum.Enum):
     QUEUED = "queued"  # waiting for the writer: withdrawing it is clean
     IN_FLIGHT = "in_flight"  # inside a running transaction
