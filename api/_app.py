@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Callable
 
 import trio
-from quart import Response, jsonify
+from quart import Response, jsonify, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
@@ -75,6 +75,13 @@ def _json_error(status: int, code: str, message: str, field: str | None = None) 
 
 
 def _install_error_handlers(app: QuartTrio) -> None:
+    @app.before_request
+    async def read_the_body() -> None:
+        # Read every body before routing can refuse the request (405, 404...): a refused request
+        # whose body stays unread leaves a kept-alive connection out of step, and the client's
+        # next request on it waits forever. Bodies are bounded by MAX_BODY.
+        await request.get_data(as_text=False)
+
     @app.errorhandler(ApiError)
     async def api_error(error: ApiError) -> Response:
         return _json_error(error.status, error.code, error.message, error.field)

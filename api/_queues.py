@@ -29,7 +29,7 @@ from supervisor import ActorFailed, ActorStopped, AskTimeout, ChildNotFound
 
 from ._auth import Principal
 from ._errors import ApiError, BadRequest, Conflict, NotFound, Unavailable
-from ._routing import Auth, Param, endpoint, path_param, state
+from ._routing import MAX_ID, Auth, Param, endpoint, path_param, state
 from ._validate import MAX_LIMIT, boolean, choice, identifier, number, optional_json_object, query_limit
 
 bp = Blueprint("queues", __name__)
@@ -38,7 +38,7 @@ QUEUES = {"outbox": Queue.OUTBOX, "media": Queue.MEDIA, "webhooks": Queue.WEBHOO
 STATES = tuple(status.value for status in JobStatus)
 
 path_param("queue", {"type": "string", "enum": list(QUEUES)})
-path_param("job_id", {"type": "integer", "minimum": 1})
+path_param("job_id", {"type": "integer", "minimum": 1, "maximum": MAX_ID})
 
 CLEAN_BODY = {"type": "object", "properties": {"older_than": {"type": "number", "minimum": 0},
                                                 "include_dead": {"type": "boolean"}}}

@@ -54,6 +54,9 @@ class Endpoint:
     path_params: dict[str, dict]
 
 
+MAX_ID = 2**63 - 1
+"""Largest integer id (a signed 64-bit database key): a bigger one in a URL names nothing."""
+
 ENDPOINTS: list[Endpoint] = []
 """Every declared endpoint, in declaration order."""
 
@@ -91,6 +94,9 @@ def endpoint(
         @functools.wraps(handler)
         async def view(**params: Any) -> Response:
             who = _authorize(auth, params.get("tenant_id"))
+            for name, value in params.items():
+                if isinstance(value, int) and value > MAX_ID:
+                    raise NotFound(f"no {name.removesuffix('_id')} {value}", name)
             result = await handler(who, **params)
             if isinstance(result, Response):
                 return result

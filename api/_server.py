@@ -11,6 +11,7 @@ within ``graceful_timeout`` and returns; then the history task is cancelled.
 from __future__ import annotations
 
 import functools
+import logging
 from typing import Any
 
 import trio
@@ -30,7 +31,7 @@ def hypercorn_config(host: str, port: int) -> Config:
     config.bind = [f"{host}:{port}"]
     config.graceful_timeout = GRACEFUL_TIMEOUT
     config.accesslog = None  # one line per lifecycle event, not per request (issue 6 §4)
-    config.errorlog = "-"
+    config.errorlog = logging.getLogger("zapvisor.http")  # through the daemon's log format (JSON or console)
     return config
 
 

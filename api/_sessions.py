@@ -60,7 +60,7 @@ SESSION_BODY = {
 CONNECT_BODY = {
     "type": "object",
     "properties": {"phone": {"type": "string", "pattern": PHONE_PATTERN},
-                   "timeout": {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_CONNECT_TIMEOUT}},
+                   "timeout": {"type": "number", "minimum": 0.1, "maximum": MAX_CONNECT_TIMEOUT}},
 }
 QR_FORMATS = ("png", "svg", "text")
 
@@ -206,6 +206,10 @@ def qr_response(code: str, fmt: str) -> Response:
           summary="Log the device out (credentials wiped)", auth=Auth.TENANT_ADMIN)
 async def logout_session(who: Principal, tenant_id: str, session_id: str):
     await session_or_404(tenant_id, session_id)
+    actor = state().node.system.tree().find(f"/tenants/{tenant_id}/sessions/{session_id}")
+    if actor is None or actor.state != "running":
+        # Logging out needs the live connection; the manager would ask a stopped actor.
+        raise Conflict(f"session {session_id!r} is not running; connect it first", "session_id")
     reply = await ask_manager(LogoutSession(session_id))
     if isinstance(reply, RequestFailed):
         raise Conflict(f"logout failed: {reply.message}", "session_id")

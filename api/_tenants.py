@@ -8,13 +8,13 @@ from actors.store import Conflict as StoreConflict
 
 from ._auth import ROLES, Principal
 from ._errors import Conflict, NotFound
-from ._routing import Auth, endpoint, path_param, state
+from ._routing import MAX_ID, Auth, endpoint, path_param, state
 from ._validate import ID_PATTERN, choice, identifier, integer, json_object, number, text
 
 bp = Blueprint("tenants", __name__)
 
 path_param("tenant_id", {"type": "string", "pattern": ID_PATTERN})
-path_param("user_id", {"type": "integer", "minimum": 1})
+path_param("user_id", {"type": "integer", "minimum": 1, "maximum": MAX_ID})
 
 MAX_TOKEN_TTL = 30 * 86400.0
 """Longest agent token we sign: a month; longer-lived credentials belong in a real identity provider."""
@@ -31,7 +31,7 @@ USER_BODY = {
 TOKEN_BODY = {
     "type": "object", "required": ["user_id"],
     "properties": {"user_id": {"type": "integer", "minimum": 1},
-                   "ttl": {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_TOKEN_TTL}},
+                   "ttl": {"type": "number", "minimum": 1, "maximum": MAX_TOKEN_TTL}},
 }
 
 

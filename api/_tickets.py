@@ -20,12 +20,12 @@ from supervisor import ActorFailed, ActorStopped, AskTimeout
 
 from ._auth import Principal
 from ._errors import BadRequest, Conflict, NotFound, Unavailable
-from ._routing import Auth, Param, endpoint, path_param, state
+from ._routing import MAX_ID, Auth, Param, endpoint, path_param, state
 from ._validate import MAX_TEXT, integer, json_object, optional_json_object, query_limit, text
 
 bp = Blueprint("tickets", __name__)
 
-path_param("ticket_id", {"type": "integer", "minimum": 1})
+path_param("ticket_id", {"type": "integer", "minimum": 1, "maximum": MAX_ID})
 
 STATUSES = tuple(s.value for s in TicketStatus)
 SEND_TIMEOUT = 30.0

@@ -6,6 +6,7 @@ bad request is refused with 400 and nothing is half-written.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -29,10 +30,13 @@ MAX_LIMIT = 1000
 
 
 async def json_object() -> dict:
-    """The request body as a JSON object. Raises BadRequest (field ``body``)."""
-    body = await request.get_json(force=True, silent=True)
+    """The request body as a JSON object (UTF-8). Raises BadRequest (field ``body``)."""
+    try:
+        body = json.loads((await request.get_data(as_text=False)).decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        body = None
     if not isinstance(body, dict):
-        raise BadRequest("the body must be a JSON object", "body")
+        raise BadRequest("the body must be a JSON object (UTF-8)", "body")
     return body
 
 

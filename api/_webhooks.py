@@ -8,13 +8,13 @@ from quart import Blueprint
 
 from ._auth import Principal
 from ._errors import BadRequest, NotFound
-from ._routing import Auth, endpoint, path_param, state
+from ._routing import MAX_ID, Auth, endpoint, path_param, state
 from ._tenants import tenant_or_404
 from ._validate import json_object, text
 
 bp = Blueprint("webhooks", __name__)
 
-path_param("webhook_id", {"type": "integer", "minimum": 1})
+path_param("webhook_id", {"type": "integer", "minimum": 1, "maximum": MAX_ID})
 
 EVENT_PATTERN = r"^(\*|[a-z]+(\.[a-z*]+)+)$"
 """Event names are dotted (``connection.update``, ``ticket.*``), or ``*`` for all."""

@@ -73,7 +73,8 @@ class _Daemon:
 async def _start(tmp_path: Path, **settings: str) -> _Daemon:
     process = await trio.lowlevel.open_process(
         [ZAPVISOR, "run"],
-        env=_env(tmp_path, **settings),
+        # Any free port for the API: daemons of parallel runs never collide.
+        env=_env(tmp_path, **{"ZAPVISOR_API__PORT": "0", **settings}),
         cwd=tmp_path,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
