@@ -1,0 +1,130 @@
+"""SIGTERM on a real ``zapvisor run`` with sends in flight: exit 0, nothing lost, nothing logged out.
+
+A daemon subprocess (simulated sessions against the simulator process) gets a connected
+session, a ticket from an inbound message, and a burst of agent sends; SIGTERM arrives
+right after the last send is accepted. The daemon drains and exits 0. A second daemon
+on the same data directory connects the session again without a QR code (the stop did not
+log it out) and every accepted send reaches WhatsApp exactly once.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import trio
+
+from .conftest import ADMIN_TOKEN, JWT_SECRET
+
+ZAPVISOR = str(Path(sys.executable).with_name("zapvisor"))
+START_TIMEOUT = 60.0
+"""Real seconds for a daemon to listen: imports and the tree's start on a loaded machine."""
+STOP_TIMEOUT = 45.0
+"""Real seconds from SIGTERM to exit: the outbox's drain deadline plus the tree's graceful stop."""
+FLOW_TIMEOUT = 60.0
+SENDS = 8
+
+
+class Daemon:
+    """``zapvisor run`` with its log in a file (never a pipe that could fill and block it)."""
+
+    def __init__(self, tmp_path: Path, simulator_url: str, name: str) -> None:
+        self.log = tmp_path / f"{name}.log"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ZAPVISOR_")}
+        env.update({
+            "ZAPVISOR_NODE__DATA_DIR": str(tmp_path / "data"),
+            "ZAPVISOR_SESSIONS__DRIVER": "simulated",
+            "ZAPVISOR_SESSIONS__SIMULATOR_URL": simulator_url,
+            "ZAPVISOR_SESSIONS__STATUS_DEBOUNCE": "0.05",
+            "ZAPVISOR_OUTBOX__PACING_INTERVAL": "0.05",
+            "ZAPVISOR_OUTBOX__PACING_JITTER": "0",
+            "ZAPVISOR_API__ADMIN_TOKEN": ADMIN_TOKEN,
+            "ZAPVISOR_API__JWT_SECRET": JWT_SECRET,
+            "ZAPVISOR_API__PORT": "0",
+        })
+        self.env, self.cwd = env, tmp_path
+        self.process: trio.Process | None = None
+
+    async def start(self) -> str:
+        """Start it; returns the API's URL once it listens."""
+        with open(self.log, "wb") as log:
+            self.process = await trio.lowlevel.open_process([ZAPVISOR, "run"], env=self.env, cwd=self.cwd,
+                                                            stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        with trio.fail_after(START_TIMEOUT):
+            while not (found := re.search(r"Running on (http://[\d.:]+)", self.log.read_text())):
+                assert self.process.poll() is None, self.log.read_text()
+                await trio.sleep(0.05)
+        return found.group(1)
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+
+
+async def _wait(check, timeout: float = FLOW_TIMEOUT):
+    with trio.fail_after(timeout):
+        while not (result := await check()):
+            await trio.sleep(0.05)
+    return result
+
+
+async def test_sigterm_drains_and_a_restart_loses_nothing(tmp_path: Path, simulator, simulator_control) -> None:
+    first = Daemon(tmp_path, simulator.url, "first")
+    second = Daemon(tmp_path, simulator.url, "second")
+    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    try:
+        url = await first.start()
+        async with httpx.AsyncClient(base_url=url, headers=headers, timeout=30.0) as admin:
+            await admin.post("/tenants", json={"id": "t1", "name": "T1"})
+            await admin.post("/tenants/t1/sessions", json={"id": "s1", "name": "S1"})
+            assert (await admin.post("/tenants/t1/sessions/s1/connect")).json()["status"] == "qr"
+            await simulator_control.scan("s1")
+
+            async def connected():
+                return (await admin.get("/tenants/t1/sessions/s1")).json()["status"] == "connected"
+
+            await _wait(connected)
+            await simulator_control.send_message("s1", "help!", sender="5511977776666@s.whatsapp.net")
+
+            async def ticket():
+                return (await admin.get("/tenants/t1/tickets")).json()
+
+            ticket_id = (await _wait(ticket))[0]["id"]
+            user = (await admin.post("/tenants/t1/users", json={"email": "a@t1.test", "name": "A"})).json()
+            for i in range(SENDS):
+                sent = await admin.post(f"/tenants/t1/tickets/{ticket_id}/messages", json={"text": f"reply {i}"},
+                                        headers={"Idempotency-Key": f"drain-{i}"})
+                assert sent.status_code == 202, sent.text
+            first.process.send_signal(signal.SIGTERM)
+        with trio.fail_after(STOP_TIMEOUT):
+            assert await first.process.wait() == 0, first.log.read_text()[-3000:]
+        log = first.log.read_text()
+        assert "received SIGTERM" in log and "stopped" in log
+        assert user["id"]  # the store kept writing up to the stop
+
+        url = await second.start()
+        async with httpx.AsyncClient(base_url=url, headers=headers, timeout=30.0) as admin:
+            # The stop did not log the device out: connecting again needs no QR code.
+            again = await admin.post("/tenants/t1/sessions/s1/connect")
+            assert again.status_code == 200 and again.json()["status"] == "connected", again.text
+
+            async def all_sent():
+                texts = [str(m) for m in await simulator_control.sent("s1")]
+                return [t for t in texts if "reply " in t] if all(
+                    any(f"reply {i}" in t for t in texts) for i in range(SENDS)) else None
+
+            delivered = await _wait(all_sent)
+            assert len(delivered) == SENDS  # exactly once each
+            outbox = (await admin.get("/queues/outbox/jobs")).json()
+            assert len(outbox) == SENDS and {job["status"] for job in outbox} == {"done"}
+            second.process.send_signal(signal.SIGTERM)
+        with trio.fail_after(STOP_TIMEOUT):
+            assert await second.process.wait() == 0
+    finally:
+        first.kill()
+        second.kill()
