@@ -4,7 +4,8 @@ import pytest
 import trio
 
 from actors.store import (
-    Fence, FencedOut, Inserted, InvalidInput, StoreStatistics, StoreUnavailable, WriteFailed, open_store,
+    Fence, FencedOut, Inserted, InvalidInput, SqliteBackend, StoreStatistics, StoreUnavailable, WriteFailed,
+    open_store,
 )
 
 from .helpers import message, seed
@@ -153,3 +154,16 @@ async def test_a_full_queue_past_the_deadline_is_unavailable_and_not_written(mak
         assert failures and all(unknown is False for _, unknown in failures)
         stored = {t.id for t in await store.list_tenants()}
         assert not stored & {f"t{i}" for i, _ in failures}
+
+
+async def test_a_deadline_fires_exactly_on_time(tmp_path, wall_clock, autojump_clock):
+    # The writer lingers far longer than the caller's timeout: only the deadline sweeper can
+    # answer. Writer logic, so one backend suffices: SQLite, because a mock clock that jumps
+    # whenever tasks wait would also jump through PostgreSQL's network waits.
+    async with open_store(SqliteBackend(tmp_path / "z.db"), clock=wall_clock, linger=10.0) as store:
+        started = trio.current_time()
+        with pytest.raises(StoreUnavailable, match="it was not written") as refused:
+            await store.upsert_tenant("late", "Late", timeout=1.5)
+        assert trio.current_time() - started == 1.5
+        assert refused.value.outcome_unknown is False
+        assert await store.list_tenants() == []
