@@ -13,9 +13,9 @@ from collections.abc import Sequence
 
 from config import ConfigError
 
-from ._commands import run, version
+from ._commands import demo, migrate, run, sessions, simulate, token, tree, version
 
-COMMANDS = (run, version)
+COMMANDS = (run, simulate, demo, tree, sessions, token, migrate, version)
 """Subcommand modules, in the order ``--help`` lists them."""
 
 EXIT_USAGE = 2
