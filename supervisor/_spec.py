@@ -91,7 +91,7 @@ class ChildSpec:
         default=None, validator=_instance_of("breaker", CircuitBreaker, optional=True)
     )
     mailbox: int = attrs.field(default=DEFAULT_MAILBOX)
-    start_timeout: float = attrs.field(default=5.0, validator=_check_seconds("start_timeout", allow_inf=True))
+    start_timeout: float = attrs.field(default=5.0)
     liveness_timeout: float | None = attrs.field(default=None, validator=_optional_positive("liveness_timeout"))
     limiter: RestartLimiter | None = attrs.field(
         default=None, validator=_instance_of("limiter", RestartLimiter, optional=True)
@@ -106,6 +106,11 @@ class ChildSpec:
     def _check_shutdown(self, attribute, value) -> None:
         if value is not None:
             _check_seconds("shutdown", allow_inf=True)(self, attribute, value)
+
+    @start_timeout.validator
+    def _check_start_timeout(self, attribute, value) -> None:
+        if not (isinstance(value, (int, float)) and value > 0 and not math.isnan(value)):
+            raise SpecError(f"ChildSpec.start_timeout must be a number of seconds > 0, got {value!r}")
 
     @mailbox.validator
     def _check_mailbox(self, attribute, value) -> None:

@@ -40,7 +40,7 @@ from ._errors import (
     StartFailed,
 )
 from ._events import EventKind
-from ._exits import Exit, ExitKind, unwrap
+from ._exits import ActorExit, Exit, ExitKind, classify, unwrap
 from ._ref import Ask, ActorRef, handler_failed
 from ._spec import ChildSpec, Restart, Strategy
 
@@ -106,6 +106,7 @@ class _ChildExited:
 @attrs.frozen
 class _RestartDue:
     members: tuple[tuple["ChildRecord", int], ...]  # (child, generation when planned)
+    failed: "ChildRecord"  # whose failure this restart answers (named if intensity is exceeded)
 
 
 @attrs.frozen
@@ -113,6 +114,7 @@ class _RestartNow:
     """A limiter slot was granted: restart, then set ``done`` to free the slot."""
 
     members: tuple[tuple["ChildRecord", int], ...]
+    failed: "ChildRecord"
     done: trio.Event
 
 
@@ -242,11 +244,11 @@ class Supervisor(Actor):
         match item:
             case _ChildExited(cell):
                 await self._on_exit(cell)
-            case _RestartDue(members):
-                self._restart_when_allowed(members)
-            case _RestartNow(members, done):
+            case _RestartDue(members, failed):
+                self._restart_when_allowed(members, failed)
+            case _RestartNow(members, failed, done):
                 try:
-                    await self._restart(members)
+                    await self._restart(members, failed)
                 finally:
                     done.set()
             case _LivenessCheck(cell):
@@ -335,7 +337,7 @@ class Supervisor(Actor):
                 breaker.force_closed() if action is BreakerAction.CLOSE else breaker.reset()
                 if child.state is ChildState.SUSPENDED:
                     child.generation += 1
-                    self._post(_RestartDue(((child, child.generation),)))
+                    self._post(_RestartDue(((child, child.generation),), child))
         self._emit(EventKind.BREAKER, child, breaker=breaker.mode.value, reason=f"operator {action.value}")
         return breaker.mode.value
 
@@ -434,12 +436,20 @@ class Supervisor(Actor):
         if child.cell is not cell:
             return  # a stop we asked for, already accounted for
         child.cell = None
-        exit = cell.exit
         now = trio.current_time()
-        self._emit(EventKind.EXITED, child, reason=_describe(exit))
+        self._emit(EventKind.EXITED, child, reason=_describe(cell.exit))
+        stable = cell.started and now - cell.started_at >= child.spec.backoff.reset_after
+        await self._handle_exit(child, cell.exit, now, stable=stable)
+
+    async def _handle_exit(self, child: ChildRecord, exit: Exit, now: float, *, stable: bool) -> None:
+        """Carry out the decision for a child that exited (or failed to restart) with ``exit``.
+
+        ``stable``: it had run for ``reset_after``, so its backoff starts over and its
+        breaker records a success before this exit is judged.
+        """
         if exit.kind is not ExitKind.NORMAL:
             child.last_failure, child.last_failure_at = exit, now
-        if cell.started and now - cell.started_at >= child.spec.backoff.reset_after:
+        if stable:
             child.attempt = 0
             self._breaker_success(child)
         elif exit.kind is ExitKind.NORMAL:
@@ -466,7 +476,7 @@ class Supervisor(Actor):
                 members = await self._stop_group(child)
                 self._suspend(child, "breaker open")
                 if math.isfinite(breaker.reopens_at):
-                    self._schedule(breaker.reopens_at, _RestartDue(members))
+                    self._schedule(breaker.reopens_at, _RestartDue(members, child))
                 return
         delay = restart_delay(child.spec.backoff, child.attempt, child.last_delay, exit, self.ctx.system.rng)
         child.attempt += 1
@@ -477,9 +487,9 @@ class Supervisor(Actor):
             member.backoff_until = now + delay
         self._emit(EventKind.RESTART_SCHEDULED, child, delay=delay, reason=_describe(exit))
         if delay > 0:
-            self._schedule(now + delay, _RestartDue(members))
+            self._schedule(now + delay, _RestartDue(members, child))
         else:
-            self._post(_RestartDue(members))
+            self._post(_RestartDue(members, child))
 
     async def _stop_group(self, failed: ChildRecord) -> tuple[tuple[ChildRecord, int], ...]:
         """Stop the failed child's strategy group (reverse order); return it with generations.
@@ -503,23 +513,23 @@ class Supervisor(Actor):
             restart.append((member, member.generation))
         return tuple(restart)
 
-    def _restart_when_allowed(self, members: tuple[tuple[ChildRecord, int], ...]) -> None:
+    def _restart_when_allowed(self, members: tuple[tuple[ChildRecord, int], ...], failed: ChildRecord) -> None:
         live = tuple((m, g) for m, g in members if m.generation == g)
         if not live:
             return
-        limiter = live[0][0].spec.limiter
+        limiter = failed.spec.limiter
         if limiter is None:
-            self._post(_RestartNow(live, trio.Event()))
+            self._post(_RestartNow(live, failed, trio.Event()))
         else:
-            self._nursery.start_soon(self._restart_through_limiter, limiter, live)
+            self._nursery.start_soon(self._restart_through_limiter, limiter, live, failed)
 
-    async def _restart_through_limiter(self, limiter, members) -> None:
+    async def _restart_through_limiter(self, limiter, members, failed: ChildRecord) -> None:
         async with limiter.slot():
             done = trio.Event()
-            self._post(_RestartNow(members, done))
+            self._post(_RestartNow(members, failed, done))
             await done.wait()
 
-    async def _restart(self, members: tuple[tuple[ChildRecord, int], ...]) -> None:
+    async def _restart(self, members: tuple[tuple[ChildRecord, int], ...], failed: ChildRecord) -> None:
         """Restart a group now; this is where restart intensity is counted.
 
         Counting restarts when they are performed (OTP's add_restart in restart/2)
@@ -541,7 +551,6 @@ class Supervisor(Actor):
             return
         self._restarts = add_restart(self._restarts, now, self.period)
         if intensity_exceeded(self._restarts, self.intensity):
-            failed = live[0]
             last = _describe(failed.last_failure) if failed.last_failure else "unknown"
             self._emit(EventKind.INTENSITY_EXCEEDED, failed, reason=f"more than {self.intensity} restarts in {self.period} s")
             await self._give_up(
@@ -554,9 +563,11 @@ class Supervisor(Actor):
             try:
                 await self._start(child, restart=True)
             except StartFailed as exc:
-                exit = Exit(ExitKind.ABNORMAL, "StartFailed", str(exc))
-                child.last_failure, child.last_failure_at = exit, now
-                await self._plan_restart(child, exit, now)
+                # An exit reason raised by on_start (a ban learnt while connecting, a logout)
+                # means what it means anywhere else; other start failures are abnormal.
+                cause = exc.cause
+                exit = classify(cause) if isinstance(cause, ActorExit) else Exit(ExitKind.ABNORMAL, "StartFailed", str(exc))
+                await self._handle_exit(child, exit, trio.current_time(), stable=False)
                 return
 
     def _suspend(self, child: ChildRecord, reason: str) -> None:
