@@ -32,7 +32,8 @@ from ._limiter import LimiterStatistics, RestartLimiter
 from ._ref import ActorRef
 from ._snapshot import ActorSnapshot, Failure
 from ._spec import BRUTAL_KILL, ChildSpec, Restart, Strategy
-from ._supervisor import BreakerAction, ChildCounts, ChildInfo, ChildState, Supervisor
+from ._records import BreakerAction, ChildCounts, ChildInfo, ChildState
+from ._supervisor import Supervisor
 from ._system import ActorSystem, SupervisorRef, open_actor_system
 
 __all__ = [

@@ -26,7 +26,7 @@ from ._exits import Exit, ExitKind, Shutdown, classify, unwrap
 from ._ref import fail_pending
 
 if TYPE_CHECKING:
-    from ._supervisor import ChildRecord
+    from ._records import ChildRecord
 
 _LOG = logging.getLogger("zapvisor.supervisor")
 

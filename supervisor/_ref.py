@@ -16,7 +16,7 @@ import trio
 from ._errors import ActorFailed, ActorStopped, AskTimeout, MailboxFull, SupervisorError
 
 if TYPE_CHECKING:
-    from ._supervisor import ChildRecord
+    from ._records import ChildRecord
 
 DEFAULT_ASK_TIMEOUT = 5.0
 """Seconds an ``ask`` waits by default: long enough for a store round trip, short enough for a human."""

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Iterator
 import attrs
 
 if TYPE_CHECKING:
-    from ._supervisor import ChildRecord
+    from ._records import ChildRecord
 
 
 @attrs.frozen

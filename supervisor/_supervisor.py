@@ -14,17 +14,15 @@ limiter and liveness checks.
 
 from __future__ import annotations
 
-import enum
 import heapq
 import itertools
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import attrs
 import trio
 
 from ._actor import Actor
-from ._breaker import BreakerMode, BreakerState
+from ._breaker import BreakerMode
 from ._cell import Cell
 from ._decide import Action, add_restart, decide, intensity_exceeded, restart_delay, restart_group
 from ._errors import (
@@ -41,138 +39,26 @@ from ._errors import (
 )
 from ._events import EventKind
 from ._exits import ActorExit, Exit, ExitKind, classify, unwrap
-from ._ref import Ask, ActorRef, handler_failed
+from ._records import (
+    WORKER_SHUTDOWN,
+    Breaker,
+    BreakerAction,
+    ChildCounts,
+    ChildInfo,
+    ChildRecord,
+    ChildState,
+    DeleteChild,
+    RestartChild,
+    StartChild,
+    TerminateChild,
+    _ChildExited,
+    _LivenessCheck,
+    _RestartDue,
+    _RestartNow,
+    _StableCheck,
+)
+from ._ref import Ask, handler_failed
 from ._spec import ChildSpec, Restart, Strategy
-
-if TYPE_CHECKING:
-    from ._system import ActorSystem
-
-WORKER_SHUTDOWN = 5.0
-"""Default grace of a worker child (OTP's 5000 ms); supervisors default to infinity."""
-
-
-class ChildState(enum.Enum):
-    STARTING = "starting"
-    RUNNING = "running"
-    BACKOFF = "backoff"  # waiting to restart
-    SUSPENDED = "suspended"  # breaker open: parked, not restarted
-    STOPPING = "stopping"
-    STOPPED = "stopped"  # not running; spec kept (terminated, normal exit, stop for good)
-
-
-class BreakerAction(enum.Enum):
-    RESET = "reset"
-    OPEN = "open"
-    CLOSE = "close"
-
-
-# -- control requests (sent with ``ask`` through a SupervisorRef) -------------
-
-
-@attrs.frozen
-class StartChild:
-    spec: ChildSpec
-
-
-@attrs.frozen
-class TerminateChild:
-    id: str
-
-
-@attrs.frozen
-class RestartChild:
-    id: str
-
-
-@attrs.frozen
-class DeleteChild:
-    id: str
-
-
-@attrs.frozen
-class Breaker:
-    id: str
-    action: BreakerAction
-
-
-# -- the runtime's own notes to a supervisor ---------------------------------
-
-
-@attrs.frozen
-class _ChildExited:
-    cell: Cell
-
-
-@attrs.frozen
-class _RestartDue:
-    members: tuple[tuple["ChildRecord", int], ...]  # (child, generation when planned)
-    failed: "ChildRecord"  # whose failure this restart answers (named if intensity is exceeded)
-
-
-@attrs.frozen
-class _RestartNow:
-    """A limiter slot was granted: restart, then set ``done`` to free the slot."""
-
-    members: tuple[tuple["ChildRecord", int], ...]
-    failed: "ChildRecord"
-    done: trio.Event
-
-
-@attrs.frozen
-class _LivenessCheck:
-    cell: Cell
-
-
-@attrs.frozen
-class _StableCheck:
-    cell: Cell
-
-
-@attrs.define(eq=False, slots=True)
-class ChildRecord:
-    """A supervisor's bookkeeping for one child, across its incarnations."""
-
-    spec: ChildSpec
-    path: str
-    system: "ActorSystem"
-    dynamic: bool = False
-    state: ChildState = ChildState.STOPPED
-    cell: Cell | None = None
-    grace: float = WORKER_SHUTDOWN
-    is_supervisor: bool = False
-    restarts: int = 0
-    attempt: int = 0
-    last_delay: float = 0.0
-    last_failure: Exit | None = None
-    last_failure_at: float | None = None
-    backoff_until: float | None = None
-    breaker: BreakerState | None = None
-    generation: int = 0
-    stop_reason: str = ""
-
-    def __attrs_post_init__(self) -> None:
-        if self.spec.breaker is not None:
-            self.breaker = BreakerState(self.spec.breaker)
-
-
-@attrs.frozen
-class ChildInfo:
-    """One row of ``which_children``."""
-
-    id: str
-    path: str
-    state: ChildState
-    kind: str
-
-
-@attrs.frozen
-class ChildCounts:
-    """``count_children``: specs, running ones, and how many are supervisors/workers."""
-
-    specs: int
-    active: int
-    supervisors: int
-    workers: int
 
 
 def _check_flags(strategy: Any, intensity: Any, period: Any) -> None:

@@ -24,7 +24,7 @@ from ._events import EventHub, EventKind, LifecycleEvent, Subscription
 from ._ref import DEFAULT_ASK_TIMEOUT, ActorRef
 from ._snapshot import ActorSnapshot, snapshot
 from ._spec import ChildSpec, Strategy
-from ._supervisor import (
+from ._records import (
     Breaker,
     BreakerAction,
     ChildCounts,
@@ -34,9 +34,9 @@ from ._supervisor import (
     DeleteChild,
     RestartChild,
     StartChild,
-    Supervisor,
     TerminateChild,
 )
+from ._supervisor import Supervisor
 
 CONTROL_TIMEOUT = 60.0
 """Seconds a control request may take: a start (with its timeout) or a stop (with its grace)."""
