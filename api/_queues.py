@@ -27,8 +27,9 @@ from actors.flows import (
 from actors.store import JobStatus, Queue
 from supervisor import ActorFailed, ActorStopped, AskTimeout, ChildNotFound
 
+from ._audit import audited, record
 from ._auth import Principal
-from ._errors import ApiError, BadRequest, Conflict, NotFound, Unavailable
+from ._errors import BadRequest, Conflict, NotFound, Unavailable
 from ._routing import MAX_ID, Auth, Param, endpoint, path_param, state
 from ._validate import MAX_LIMIT, boolean, choice, identifier, number, optional_json_object, query_limit
 
@@ -78,20 +79,6 @@ async def _admin(name: str, message: QueueAdmin, field: str | None = None) -> An
     return reply
 
 
-async def _audit(who: Principal, action: str, target: str, result: str) -> None:
-    await state().node.store.append_audit(who.name, action, target, result)
-
-
-async def _audited(who: Principal, action: str, target: str, call: Any) -> Any:
-    try:
-        result = await call
-    except ApiError as error:
-        await _audit(who, action, target, f"refused: {error.code}")
-        raise
-    await _audit(who, action, target, "ok")
-    return result
-
-
 @endpoint(bp, "GET", "/queues", summary="Every queue with its pause state and job counts by state "
           f"(each count capped at {MAX_LIMIT})", auth=Auth.ADMIN)
 async def list_queues(who: Principal):
@@ -120,14 +107,14 @@ async def list_jobs(who: Principal, queue: str):
           auth=Auth.ADMIN)
 async def retry_job(who: Principal, queue: str, job_id: int):
     _queue(queue)
-    return await _audited(who, "retry_job", f"{queue}/{job_id}", _admin(queue, RetryJob(job_id), "job_id"))
+    return await audited(who, "retry_job", f"{queue}/{job_id}", _admin(queue, RetryJob(job_id), "job_id"))
 
 
 @endpoint(bp, "DELETE", "/queues/{queue}/jobs/{job_id}", summary="Remove a job that is not running",
           auth=Auth.ADMIN)
 async def remove_job(who: Principal, queue: str, job_id: int):
     _queue(queue)
-    await _audited(who, "remove_job", f"{queue}/{job_id}", _admin(queue, RemoveJob(job_id), "job_id"))
+    await audited(who, "remove_job", f"{queue}/{job_id}", _admin(queue, RemoveJob(job_id), "job_id"))
     return None
 
 
@@ -139,7 +126,7 @@ async def clean(who: Principal, queue: str):
     older_than = number(body.get("older_than", 86400.0), "older_than")
     include_dead = boolean(body, "include_dead")
     removed = await _admin(queue, CleanJobs(older_than, include_dead))
-    await _audit(who, "clean_queue", queue, f"removed {removed}")
+    await record(who, "clean_queue", queue, f"removed {removed}")
     return {"queue": queue, "removed": removed}
 
 
@@ -156,7 +143,7 @@ async def _pause(who: Principal, queue: str, paused: bool) -> dict:
     else:  # per-session pauses are the store's (the outbox reads them on every claim)
         changed = await state().node.store.set_paused(q, paused, session_id=session)
     target = queue if session is None else f"{queue}/{session}"
-    await _audit(who, "pause_queue" if paused else "resume_queue", target, "ok" if changed else "unchanged")
+    await record(who, "pause_queue" if paused else "resume_queue", target, "ok" if changed else "unchanged")
     return {"queue": queue, "session_id": session, "paused": paused, "changed": changed}
 
 

@@ -27,6 +27,7 @@ from actors.node import (
 from actors.sessions import TERMINAL, PairPhone, RequestFailed, SessionInfo, SessionStatus
 from supervisor import ActorFailed, ActorStopped, AskTimeout, ChildNotFound
 
+from ._audit import audited
 from ._auth import Principal
 from ._errors import BadRequest, Conflict, NotFound, Unavailable
 from ._routing import Auth, Param, endpoint, path_param, state
@@ -77,6 +78,11 @@ async def ask_manager(message: Any) -> Any:
     return reply
 
 
+def _target(tenant_id: str, session_id: str) -> str:
+    """Audit target: the session's actor path."""
+    return f"/tenants/{tenant_id}/sessions/{session_id}"
+
+
 async def session_or_404(tenant_id: str, session_id: str):
     """The session's record; another tenant's (or a deleted) session is 404."""
     record = await state().node.store.get_session(session_id)
@@ -107,7 +113,8 @@ async def create_session(who: Principal, tenant_id: str):
     name = text(body, "name")
     allow_groups = boolean(body, "allow_groups")
     await tenant_or_404(tenant_id)
-    record = await ask_manager(CreateSession(tenant_id, session_id, name, allow_groups))
+    record = await audited(who, "create_session", _target(tenant_id, session_id),
+                           ask_manager(CreateSession(tenant_id, session_id, name, allow_groups)))
     return describe(record)
 
 
@@ -132,7 +139,7 @@ async def connect_session(who: Principal, tenant_id: str, session_id: str):
     number_ = None if body.get("phone") is None else phone(body["phone"])
     timeout = number(body.get("timeout", CONNECT_TIMEOUT), "timeout", minimum=0.1, maximum=MAX_CONNECT_TIMEOUT)
     await session_or_404(tenant_id, session_id)
-    await ask_manager(StartSession(session_id))
+    await audited(who, "connect_session", _target(tenant_id, session_id), ask_manager(StartSession(session_id)))
     info = await _wait_shown(session_id, timeout)
     if number_ is not None and info.status is SessionStatus.QR:
         info = await _pair(tenant_id, session_id, number_, timeout)
@@ -156,7 +163,7 @@ async def _wait_shown(session_id: str, timeout: float) -> SessionInfo:
 
 
 async def _pair(tenant_id: str, session_id: str, number_: str, timeout: float) -> SessionInfo:
-    ref = state().node.system.ref(f"/tenants/{tenant_id}/sessions/{session_id}")
+    ref = state().node.system.ref(_target(tenant_id, session_id))
     try:
         reply = await ref.ask(PairPhone(number_), timeout=timeout)
     except (AskTimeout, ActorStopped, ActorFailed) as error:
@@ -206,11 +213,11 @@ def qr_response(code: str, fmt: str) -> Response:
           summary="Log the device out (credentials wiped)", auth=Auth.TENANT_ADMIN)
 async def logout_session(who: Principal, tenant_id: str, session_id: str):
     await session_or_404(tenant_id, session_id)
-    actor = state().node.system.tree().find(f"/tenants/{tenant_id}/sessions/{session_id}")
+    actor = state().node.system.tree().find(_target(tenant_id, session_id))
     if actor is None or actor.state != "running":
         # Logging out needs the live connection; the manager would ask a stopped actor.
         raise Conflict(f"session {session_id!r} is not running; connect it first", "session_id")
-    reply = await ask_manager(LogoutSession(session_id))
+    reply = await audited(who, "logout_session", _target(tenant_id, session_id), ask_manager(LogoutSession(session_id)))
     if isinstance(reply, RequestFailed):
         raise Conflict(f"logout failed: {reply.message}", "session_id")
     return {"session_id": session_id, "logged_out": True}
@@ -220,7 +227,8 @@ async def logout_session(who: Principal, tenant_id: str, session_id: str):
           summary="Stop and start the session (no logout)", auth=Auth.TENANT_ADMIN)
 async def restart_session(who: Principal, tenant_id: str, session_id: str):
     await session_or_404(tenant_id, session_id)
-    info = await ask_manager(RestartSession(session_id))
+    info = await audited(who, "restart_session", _target(tenant_id, session_id),
+                         ask_manager(RestartSession(session_id)))
     return {"session_id": session_id, **_public(info.to_dict())}
 
 
@@ -228,7 +236,7 @@ async def restart_session(who: Principal, tenant_id: str, session_id: str):
           summary="Delete the session (logs out a connected one first)", auth=Auth.TENANT_ADMIN)
 async def delete_session(who: Principal, tenant_id: str, session_id: str):
     await session_or_404(tenant_id, session_id)
-    await ask_manager(DeleteSession(session_id))
+    await audited(who, "delete_session", _target(tenant_id, session_id), ask_manager(DeleteSession(session_id)))
     state().history.forget(session_id)
     return None
 

@@ -21,8 +21,9 @@ from supervisor import (
     StartFailed,
 )
 
+from ._audit import audited
 from ._auth import Principal
-from ._errors import ApiError, BadRequest, Conflict, NotFound, Unavailable
+from ._errors import BadRequest, Conflict, NotFound, Unavailable
 from ._routing import Auth, Param, endpoint, path_param, state, to_json
 from ._validate import choice, json_object, query_limit
 
@@ -81,18 +82,6 @@ async def actor(who: Principal):
     return snapshot_dict(_find(_actor_path(request.args.get("path"))))
 
 
-async def _audited(who: Principal, action: str, path: str, call: Any) -> Any:
-    """Run a control request and append the audit entry, whatever the outcome."""
-    store = state().node.store
-    try:
-        result = await call()
-    except ApiError as error:
-        await store.append_audit(who.name, action, path, f"refused: {error.code}", error.message)
-        raise
-    await store.append_audit(who.name, action, path, "ok", None if result is None else str(result))
-    return result
-
-
 def _parent(path: str) -> tuple[Any, str]:
     if path == "/":
         raise BadRequest("the root supervisor has no parent to control it; stop the daemon instead", "path")
@@ -129,7 +118,7 @@ async def control(who: Principal, action: str):
             await _control(lambda: parent.restart_child(child_id, CONTROL_TIMEOUT))
         return None
 
-    await _audited(who, action, path, run)
+    await audited(who, action, path, run())
     return snapshot_dict(_find(path))
 
 
@@ -144,7 +133,7 @@ async def breaker(who: Principal, breaker_action: str):
         parent, child_id = _parent(path)
         return await _control(lambda: parent.breaker(child_id, BreakerAction(breaker_action)))
 
-    mode = await _audited(who, f"breaker_{breaker_action}", path, run)
+    mode = await audited(who, f"breaker_{breaker_action}", path, run())
     return {"path": path, "breaker": str(mode.value if hasattr(mode, "value") else mode)}
 
 

@@ -6,6 +6,7 @@ from quart import Blueprint
 
 from actors.store import Conflict as StoreConflict
 
+from ._audit import record
 from ._auth import ROLES, Principal
 from ._errors import Conflict, NotFound
 from ._routing import MAX_ID, Auth, endpoint, path_param, state
@@ -91,4 +92,5 @@ async def issue_token(who: Principal, tenant_id: str):
     if user is None or user.tenant_id != tenant_id:
         raise NotFound(f"no user {user_id} in tenant {tenant_id!r}", "user_id")
     token, expires = state().authority.issue(tenant_id, user.id, user.role, ttl)
+    await record(who, "issue_token", f"/tenants/{tenant_id}/users/{user.id}", "ok", f"expires {expires:.0f}")
     return {"token": token, "expires_at": expires, "tenant": tenant_id, "user": user.id, "role": user.role}

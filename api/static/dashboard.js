@@ -1,9 +1,12 @@
 // zapvisor dashboard: the live supervision tree, sessions with their QR / pairing codes, breakers,
 // lifecycle events, and restart / reset-breaker buttons. Plain JS, no build step.
 // The admin token comes from the URL fragment (#token=...) or the form, and stays in sessionStorage.
+// Live: the page joins the websocket's `supervision` room and redraws on every lifecycle event;
+// a one-second poll of the REST snapshots is the floor (session statuses, and when the socket is down).
 "use strict";
 
 const REFRESH_MS = 1000;  // one snapshot per second: live enough for humans, cheap for the daemon
+const RECONNECT_MS = 2000;  // a dropped websocket is reopened after this pause
 const EVENTS_SHOWN = 100;
 
 const params = new URLSearchParams(location.hash.slice(1));
@@ -15,6 +18,7 @@ document.getElementById("login").addEventListener("submit", (event) => {
   event.preventDefault();
   token = document.getElementById("token").value.trim();
   sessionStorage.setItem("zapvisor-token", token);
+  if (socket) socket.close(); else openLive();
   refresh();
 });
 
@@ -136,7 +140,7 @@ async function refresh() {
     renderTree(tree);
     renderEvents(events);
     await renderSessions();
-    status.textContent = "live · " + new Date().toLocaleTimeString();
+    status.textContent = "live (" + status.dataset.live + ") · " + new Date().toLocaleTimeString();
   } catch (error) {
     status.textContent = "error: " + error.message;
   } finally {
@@ -144,5 +148,26 @@ async function refresh() {
   }
 }
 
+let socket = null;
+function openLive() {
+  if (!token || socket) return;
+  const scheme = location.protocol === "https:" ? "wss://" : "ws://";
+  socket = new WebSocket(scheme + location.host + "/ws?token=" + encodeURIComponent(token));
+  const status = document.getElementById("connection");
+  socket.onopen = () => socket.send(JSON.stringify({ op: "join", room: "supervision" }));
+  socket.onmessage = (message) => {
+    const frame = JSON.parse(message.data);
+    if (frame.type === "joined") status.dataset.live = "websocket";
+    if (typeof frame.type === "string" && frame.type.startsWith("supervision.")) refresh();
+  };
+  socket.onclose = () => {
+    socket = null;
+    status.dataset.live = "polling";
+    setTimeout(openLive, RECONNECT_MS);
+  };
+}
+
+document.getElementById("connection").dataset.live = "polling";
 refresh();
+openLive();
 setInterval(refresh, REFRESH_MS);

@@ -35,6 +35,7 @@ def main(url: str, session_path: str, screenshot: str) -> None:
             page.goto(url)
             page.wait_for_selector('tr[data-path="/infra/store"] [data-state="running"]')
             page.wait_for_selector(f'[data-session="{session}"] [data-status="connected"]')
+            page.wait_for_selector('#connection[data-live="websocket"]')  # joined the supervision room
             checkpoint("connected", wait=True)  # the test injects the fault now
             page.wait_for_selector(f'[data-session="{session}"] [data-status="logged_out"]')
             checkpoint("logged_out")

@@ -69,4 +69,5 @@ async def test_dashboard_shows_a_fault_and_restarts_the_session(api_server, simu
     assert seen == ["ok connected", "ok logged_out", "ok qr"]
     assert screenshot.stat().st_size > 0
     audit = (await admin.get("/supervision/audit", params={"target": SESSION_PATH})).json()
-    assert [(a["action"], a["result"]) for a in audit] == [("restart", "ok")]
+    assert [(a["action"], a["result"]) for a in audit] == [
+        ("restart", "ok"), ("connect_session", "ok"), ("create_session", "ok")]

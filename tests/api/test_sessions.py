@@ -82,6 +82,12 @@ async def test_restart_logout_and_delete(api_server, simulator_control) -> None:
     assert (await client.get("/tenants/t1/sessions")).json() == []
     reused = await client.post("/tenants/t1/sessions", json={"id": "s3", "name": "Ops again"})
     assert reused.status_code == 409 and reused.json()["error"]["field"] == "session_id"
+    audit = (await api_server.admin.get("/supervision/audit", params={"target": "/tenants/t1/sessions/s3"})).json()
+    actions = [(a["action"], a["result"]) for a in reversed(audit)]
+    assert actions == [("create_session", "ok"), ("connect_session", "ok"), ("restart_session", "ok"),
+                       ("logout_session", "ok"), ("delete_session", "ok"), ("create_session", "refused: conflict")]
+    who = {a["who"] for a in audit}  # the tenant admin's token, not the node admin
+    assert len(who) == 1 and who.pop().endswith("@t1")
 
 
 async def test_session_errors(api_server) -> None:

@@ -73,7 +73,7 @@ async def test_restart_stop_start_and_breaker_are_audited(api_server, simulator_
 
     audit = (await admin.get("/supervision/audit", params={"target": SESSION_PATH})).json()
     assert [(a["who"], a["action"], a["result"]) for a in reversed(audit)] == [
-        ("admin", "stop", "ok"), ("admin", "start", "ok"), ("admin", "restart", "ok"),
+        ("admin", "create_session", "ok"), ("admin", "connect_session", "ok"), ("admin", "stop", "ok"), ("admin", "start", "ok"), ("admin", "restart", "ok"),
         ("admin", "breaker_open", "ok"), ("admin", "breaker_reset", "ok"),
     ]
     refused = (await admin.get("/supervision/audit", params={"target": "/tenants/t1/sessions/ghost"})).json()
