@@ -6,6 +6,7 @@ import pytest
 import trio
 
 from supervisor import (
+    Actor,
     Backoff,
     ChildSpec,
     ChildState,
@@ -129,3 +130,48 @@ async def test_escalate_at_the_root_ends_the_system(autojump_clock):
             system.ref("/worker").tell(Raise(Escalate("cannot cope")))
             await trio.sleep_forever()
     assert plan.starts == [0]
+
+
+class RefusesToRestart(Actor):
+    """Starts once; every later start raises the plan's exit reason from on_start."""
+
+    def __init__(self, incarnations: list, reason: BaseException) -> None:
+        self.incarnations, self.reason = incarnations, reason
+
+    async def on_start(self) -> None:
+        self.incarnations.append(trio.current_time())
+        if len(self.incarnations) > 1:
+            raise self.reason
+
+    async def receive(self, message):
+        match message:
+            case Raise(error):
+                raise error
+
+
+async def test_retry_after_raised_by_a_restart_is_honoured(autojump_clock):
+    """A restart whose on_start raises RetryAfter (a ban learnt while connecting)
+    waits the ban out instead of retrying at once and burning intensity."""
+    starts: list = []
+    spec = ChildSpec("session", lambda: RefusesToRestart(starts, RetryAfter(45, "banned")))
+    sup = ChildSpec("sup", lambda: Supervisor([spec], intensity=3, period=60))
+    async with open_actor_system([sup], intensity=5, period=60) as system:
+        system.ref("/sup/session").tell(Raise(RuntimeError("dropped")))
+        await trio.sleep(50)
+        assert starts == [0, 0, 45]
+        assert [e for e in system.history() if e.kind is EventKind.EXITED and e.path == "/sup"] == []
+        assert system.tree().find("/sup/session").last_failure.type == "RetryAfter"
+
+
+async def test_stop_for_good_raised_by_a_restart_is_honoured(autojump_clock):
+    """A restart whose on_start raises StopForGood (logged out) is not retried."""
+    starts: list = []
+    spec = ChildSpec("session", lambda: RefusesToRestart(starts, StopForGood("logged out")))
+    sup = ChildSpec("sup", lambda: Supervisor([spec], intensity=3, period=60))
+    async with open_actor_system([sup], intensity=5, period=60) as system:
+        system.ref("/sup/session").tell(Raise(RuntimeError("dropped")))
+        await trio.sleep(50)
+        assert starts == [0, 0]
+        snap = system.tree().find("/sup/session")
+        assert (snap.state, snap.last_failure.type) == ("stopped", "StopForGood")
+        assert [e for e in system.history() if e.kind is EventKind.EXITED and e.path == "/sup"] == []

@@ -119,6 +119,7 @@ def noop():
         ({"breaker": "on"}, "ChildSpec.breaker"),
         ({"mailbox": 0}, "ChildSpec.mailbox"),
         ({"start_timeout": float("nan")}, "ChildSpec.start_timeout"),
+        ({"start_timeout": 0}, "ChildSpec.start_timeout"),  # could never report readiness in time
         ({"liveness_timeout": 0}, "ChildSpec.liveness_timeout"),
         ({"limiter": object()}, "ChildSpec.limiter"),
     ],

@@ -862,3 +862,19 @@ async def test_start_child_factory_errors_are_start_failures(autojump_clock, fac
             await sup.start_child(ChildSpec("odd", factory))
         assert isinstance(failed.value.cause, cause)
         assert ids(sup) == []
+
+
+@pytest.mark.parametrize("strategy", [Strategy.ONE_FOR_ALL, Strategy.REST_FOR_ONE])
+async def test_intensity_exceeded_names_the_failing_child(autojump_clock, strategy):
+    """When a group restart exceeds intensity, the event and the error name the child
+    whose failure caused it, not the first member of the group."""
+    a, b, c = plans("a", "b", "c")
+    sup = sup_spec("sup", [p.spec(shutdown=1) for p in (a, b, c)], strategy=strategy, intensity=1, period=60)
+    async with open_actor_system([sup], intensity=5, period=60) as system:
+        for _ in range(2):
+            system.ref("/sup/b").tell(Raise(RuntimeError("b broke")))
+            await settle()
+        (exceeded,) = [e for e in system.history() if e.kind is EventKind.INTENSITY_EXCEEDED]
+        assert exceeded.path == "/sup/b"
+        (reason,) = exits_of(system, "/sup")
+        assert "/sup/b" in reason and "b broke" in reason
