@@ -16,6 +16,7 @@ from supervisor import (
     Jitter,
     Restart,
     RetryAfter,
+    Shutdown,
     StopForGood,
     Supervisor,
     SupervisorError,
@@ -133,14 +134,14 @@ async def test_escalate_at_the_root_ends_the_system(autojump_clock):
 
 
 class RefusesToRestart(Actor):
-    """Starts once; every later start raises the plan's exit reason from on_start."""
+    """Its second start (the first restart) raises ``reason`` from on_start; others succeed."""
 
     def __init__(self, incarnations: list, reason: BaseException) -> None:
         self.incarnations, self.reason = incarnations, reason
 
     async def on_start(self) -> None:
         self.incarnations.append(trio.current_time())
-        if len(self.incarnations) > 1:
+        if len(self.incarnations) == 2:
             raise self.reason
 
     async def receive(self, message):
@@ -175,3 +176,26 @@ async def test_stop_for_good_raised_by_a_restart_is_honoured(autojump_clock):
         snap = system.tree().find("/sup/session")
         assert (snap.state, snap.last_failure.type) == ("stopped", "StopForGood")
         assert [e for e in system.history() if e.kind is EventKind.EXITED and e.path == "/sup"] == []
+
+
+async def test_escalate_raised_by_a_restart_fails_the_supervisor(autojump_clock):
+    starts: list = []
+    spec = ChildSpec("session", lambda: RefusesToRestart(starts, Escalate("node is unusable")))
+    sup = ChildSpec("sup", lambda: Supervisor([Plan("other").spec(), spec], intensity=3, period=60))
+    async with open_actor_system([sup], intensity=5, period=60) as system:
+        system.ref("/sup/session").tell(Raise(RuntimeError("dropped")))
+        await settle()
+        (exited,) = [e for e in system.history() if e.kind is EventKind.EXITED and e.path == "/sup"]
+        assert "Escalated" in exited.reason and "node is unusable" in exited.reason
+        assert starts == [0, 0, 0]  # the parent restarted /sup, which started a fresh session
+        assert system.tree().find("/sup").restarts == 1
+
+
+async def test_shutdown_raised_by_a_transient_restart_keeps_it_stopped(autojump_clock):
+    starts: list = []
+    spec = ChildSpec("session", lambda: RefusesToRestart(starts, Shutdown("not needed")), restart=Restart.TRANSIENT)
+    async with open_actor_system([spec], intensity=3, period=60) as system:
+        system.ref("/session").tell(Raise(RuntimeError("dropped")))
+        await trio.sleep(10)
+        assert starts == [0, 0]
+        assert system.tree().find("/session").state == "stopped"
