@@ -21,7 +21,7 @@ import attrs
 import trio
 import trio.testing
 
-from supervisor import Actor, ChildSpec, Exit
+from supervisor import Actor, ChildSpec, EventKind, Exit, Supervisor
 
 _SERIALS = itertools.count(1)
 
@@ -168,3 +168,18 @@ def plans(*names: str, journal: list | None = None, **fields: Any) -> list[Plan]
     """Plans sharing one journal (the global order of starts and stops)."""
     journal = [] if journal is None else journal
     return [Plan(name, journal, **fields) for name in names]
+
+
+def sup_spec(sup_id: str = "sup", children=(), **flags: Any) -> ChildSpec:
+    """A child supervisor (OTP's ``start_link({ok, {Flags, Children}})`` under a test root)."""
+    return ChildSpec(sup_id, lambda: Supervisor(list(children), **flags))
+
+
+def ids(sup) -> list[str]:
+    """The ids a SupervisorRef's ``which_children`` lists, in order."""
+    return [info.id for info in sup.which_children()]
+
+
+def exits_of(system, path: str) -> list[str]:
+    """Reasons of the ``exited`` events of the actor at ``path`` (how a parent sees it fail)."""
+    return [e.reason for e in system.history() if e.kind is EventKind.EXITED and e.path == path]
