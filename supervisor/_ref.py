@@ -67,6 +67,13 @@ class ActorRef:
     def __repr__(self) -> str:
         return f"<ActorRef {self._child.path}>"
 
+    def __eq__(self, other: object) -> bool:
+        """Refs are equal when they name the same child (whatever its incarnation)."""
+        return isinstance(other, ActorRef) and other._child is self._child
+
+    def __hash__(self) -> int:
+        return id(self._child)
+
     def tell(self, message: Any) -> None:
         """Deliver without waiting. Raises MailboxFull or ActorStopped."""
         cell = self._child.cell

@@ -15,6 +15,7 @@ limiter and liveness checks.
 from __future__ import annotations
 
 import heapq
+import logging
 import itertools
 import math
 from typing import Any
@@ -59,6 +60,8 @@ from ._records import (
 )
 from ._ref import Ask, handler_failed
 from ._spec import ChildSpec, Restart, Strategy
+
+_LOG = logging.getLogger("zapvisor.supervisor")
 
 
 def _check_flags(strategy: Any, intensity: Any, period: Any) -> None:
@@ -152,7 +155,8 @@ class Supervisor(Actor):
                 else:
                     reply.set(value)
             case _:
-                raise TypeError(f"supervisor {self.ctx.path} got an unknown message {item!r}")
+                # OTP logs unexpected messages and carries on: a stray tell must not restart a subtree.
+                _LOG.warning("supervisor %s ignored an unexpected message %r", self.ctx.path, item)
 
     # -- control requests ------------------------------------------------------
 
@@ -193,7 +197,7 @@ class Supervisor(Actor):
             case Breaker(child_id, action):
                 return await self._breaker_command(self._get(child_id), action)
             case _:
-                raise TypeError(f"supervisor {self.ctx.path} got an unknown request {request!r}")
+                raise SpecError(f"supervisor {self.ctx.path} does not handle {type(request).__name__} requests")
 
     def _get(self, child_id: str) -> ChildRecord:
         try:

@@ -290,3 +290,29 @@ async def test_callers_blocked_on_a_full_mailbox_are_released_when_it_stops(auto
         assert isinstance(outcomes["ask"], ActorStopped)
         assert outcomes["send"] is None or isinstance(outcomes["send"], ActorStopped)
         assert trio.current_time() == 1
+
+
+async def test_refs_to_the_same_child_are_equal_across_restarts(autojump_clock):
+    from supervisor import Actor, ChildSpec, open_actor_system
+
+    class Idle(Actor):
+        pass
+
+    async with open_actor_system([ChildSpec("a", Idle), ChildSpec("b", Idle)]) as system:
+        first = system.ref("/a")
+        assert first == system.ref("/a") and hash(first) == hash(system.ref("/a"))
+        assert first != system.ref("/b")
+        assert len({first, system.ref("/a"), system.ref("/b")}) == 2
+
+
+async def test_an_unexpected_message_is_ignored_by_a_supervisor(autojump_clock):
+    from supervisor import Actor, ChildSpec, open_actor_system
+
+    class Idle(Actor):
+        pass
+
+    async with open_actor_system([ChildSpec("a", Idle)]) as system:
+        system.ref("/").tell("stray")
+        await trio.sleep(1)
+        assert system.tree().find("/a").state == "running"
+        assert system.tree().restarts == 0 and system.tree().state == "running"
