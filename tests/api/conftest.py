@@ -3,11 +3,16 @@
 ``api_server`` gives a :class:`ApiServer`: its ``url``, the running ``node``, and
 httpx clients (``admin`` with the admin token, ``client(token)`` for agents).
 Everything is real: the tree, the store, the simulated WhatsApp server process.
+:class:`Daemon` runs ``zapvisor run`` itself as a subprocess, for the tests that need the process.
 """
 
 from __future__ import annotations
 
 import functools
+import os
+import re
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -29,6 +34,9 @@ ADMIN_TOKEN = "admin-token-for-tests-0123456789"
 JWT_SECRET = "jwt-secret-for-tests-0123456789abcdef0123"
 HTTP_TIMEOUT = 60.0
 """Generous real-time bound for one request on a loaded 2-core machine."""
+ZAPVISOR = str(Path(sys.executable).with_name("zapvisor"))
+START_TIMEOUT = 60.0
+"""Real seconds for a daemon to listen: imports and the tree's start on a loaded machine."""
 
 
 def api_settings(data_dir: Path, simulator_url: str, **extra: str) -> Settings:
@@ -110,3 +118,39 @@ async def api_server(tmp_path: Path, simulator, simulated_driver_config) -> Asyn
     settings = api_settings(tmp_path / "data", simulator.url)
     async with open_api_server(settings, simulated_driver_config) as server:
         yield server
+
+
+class Daemon:
+    """``zapvisor run`` with its log in a file (never a pipe that could fill and block it)."""
+
+    def __init__(self, tmp_path: Path, simulator_url: str, name: str) -> None:
+        self.log = tmp_path / f"{name}.log"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ZAPVISOR_")}
+        env.update({
+            "ZAPVISOR_NODE__DATA_DIR": str(tmp_path / "data"),
+            "ZAPVISOR_SESSIONS__DRIVER": "simulated",
+            "ZAPVISOR_SESSIONS__SIMULATOR_URL": simulator_url,
+            "ZAPVISOR_SESSIONS__STATUS_DEBOUNCE": "0.05",
+            "ZAPVISOR_OUTBOX__PACING_INTERVAL": "0.05",
+            "ZAPVISOR_OUTBOX__PACING_JITTER": "0",
+            "ZAPVISOR_API__ADMIN_TOKEN": ADMIN_TOKEN,
+            "ZAPVISOR_API__JWT_SECRET": JWT_SECRET,
+            "ZAPVISOR_API__PORT": "0",
+        })
+        self.env, self.cwd = env, tmp_path
+        self.process: trio.Process | None = None
+
+    async def start(self) -> str:
+        """Start it; returns the API's URL once it listens."""
+        with open(self.log, "wb") as log:
+            self.process = await trio.lowlevel.open_process([ZAPVISOR, "run"], env=self.env, cwd=self.cwd,
+                                                            stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        with trio.fail_after(START_TIMEOUT):
+            while not (found := re.search(r"Running on (http://[\d.:]+)", self.log.read_text())):
+                assert self.process.poll() is None, self.log.read_text()
+                await trio.sleep(0.05)
+        return found.group(1)
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()

@@ -1,7 +1,7 @@
 """The dashboard in headless Chromium (Debian's, driven by Playwright's Python client).
 
-Against the real app and node with a simulated session: the page shows the live tree and the
-session connected; a fault (WhatsApp logs the device out) turns the session ``logged_out`` on
+Against a running daemon (``zapvisor run`` as a subprocess) with a simulated session: the page
+shows the live tree and the session connected; a fault (WhatsApp logs the device out) turns the session ``logged_out`` on
 the page; clicking the session actor's restart button brings it back to showing a QR code.
 A screenshot is saved under ``test-artifacts/``. The browser runs in its own process
 (``tests/api/_browser.py`` explains why).
@@ -9,15 +9,15 @@ A screenshot is saved under ``test-artifacts/``. The browser runs in its own pro
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import trio
 
-from actors.sessions import SessionStatus
-
-from .conftest import ADMIN_TOKEN
+from .conftest import ADMIN_TOKEN, Daemon
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -37,20 +37,35 @@ async def _line(stdout: trio.abc.ReceiveStream, buffer: bytearray) -> str:
     return line.decode().strip()
 
 
-async def test_dashboard_shows_a_fault_and_restarts_the_session(api_server, simulator_control) -> None:
-    admin = api_server.admin
-    await api_server.tenant("t1")
+async def test_dashboard_shows_a_fault_and_restarts_the_session(tmp_path: Path, simulator, simulator_control) -> None:
+    daemon = Daemon(tmp_path, simulator.url, "daemon")
+    try:
+        url = await daemon.start()
+        async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+                                     timeout=BROWSER_TIMEOUT) as admin:
+            await _browse(admin, url, simulator_control)
+        daemon.process.send_signal(signal.SIGTERM)
+        with trio.fail_after(BROWSER_TIMEOUT):
+            assert await daemon.process.wait() == 0
+    finally:
+        daemon.kill()
+
+
+async def _browse(admin: httpx.AsyncClient, url: str, simulator_control) -> None:
+    await admin.post("/tenants", json={"id": "t1", "name": "T1"})
     await admin.post("/tenants/t1/sessions", json={"id": "s1", "name": "Support"})
     await admin.post("/tenants/t1/sessions/s1/connect")
     await simulator_control.scan("s1")
-    await api_server.wait_status("s1", SessionStatus.CONNECTED)
+    with trio.fail_after(BROWSER_TIMEOUT):
+        while (await admin.get("/tenants/t1/sessions/s1")).json()["status"] != "connected":
+            await trio.sleep(0.05)
     ARTIFACTS.mkdir(exist_ok=True)
     screenshot = ARTIFACTS / "dashboard.png"
     screenshot.unlink(missing_ok=True)
 
     seen = []
-    command = [sys.executable, "-m", "tests.api._browser", f"{api_server.url}/#token={ADMIN_TOKEN}",
-               SESSION_PATH, str(screenshot)]
+    command = [sys.executable, "-m", "tests.api._browser", f"{url}/#token={ADMIN_TOKEN}", SESSION_PATH,
+               str(screenshot)]
     browser = await trio.lowlevel.open_process(command, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     try:
         with trio.fail_after(BROWSER_TIMEOUT):

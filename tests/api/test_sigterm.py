@@ -9,61 +9,18 @@ log it out) and every accepted send reaches WhatsApp exactly once.
 
 from __future__ import annotations
 
-import os
-import re
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import trio
 
-from .conftest import ADMIN_TOKEN, JWT_SECRET
+from .conftest import ADMIN_TOKEN, Daemon
 
-ZAPVISOR = str(Path(sys.executable).with_name("zapvisor"))
-START_TIMEOUT = 60.0
-"""Real seconds for a daemon to listen: imports and the tree's start on a loaded machine."""
 STOP_TIMEOUT = 45.0
 """Real seconds from SIGTERM to exit: the outbox's drain deadline plus the tree's graceful stop."""
 FLOW_TIMEOUT = 60.0
 SENDS = 8
-
-
-class Daemon:
-    """``zapvisor run`` with its log in a file (never a pipe that could fill and block it)."""
-
-    def __init__(self, tmp_path: Path, simulator_url: str, name: str) -> None:
-        self.log = tmp_path / f"{name}.log"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ZAPVISOR_")}
-        env.update({
-            "ZAPVISOR_NODE__DATA_DIR": str(tmp_path / "data"),
-            "ZAPVISOR_SESSIONS__DRIVER": "simulated",
-            "ZAPVISOR_SESSIONS__SIMULATOR_URL": simulator_url,
-            "ZAPVISOR_SESSIONS__STATUS_DEBOUNCE": "0.05",
-            "ZAPVISOR_OUTBOX__PACING_INTERVAL": "0.05",
-            "ZAPVISOR_OUTBOX__PACING_JITTER": "0",
-            "ZAPVISOR_API__ADMIN_TOKEN": ADMIN_TOKEN,
-            "ZAPVISOR_API__JWT_SECRET": JWT_SECRET,
-            "ZAPVISOR_API__PORT": "0",
-        })
-        self.env, self.cwd = env, tmp_path
-        self.process: trio.Process | None = None
-
-    async def start(self) -> str:
-        """Start it; returns the API's URL once it listens."""
-        with open(self.log, "wb") as log:
-            self.process = await trio.lowlevel.open_process([ZAPVISOR, "run"], env=self.env, cwd=self.cwd,
-                                                            stdin=subprocess.DEVNULL, stdout=log, stderr=log)
-        with trio.fail_after(START_TIMEOUT):
-            while not (found := re.search(r"Running on (http://[\d.:]+)", self.log.read_text())):
-                assert self.process.poll() is None, self.log.read_text()
-                await trio.sleep(0.05)
-        return found.group(1)
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
 
 
 async def _wait(check, timeout: float = FLOW_TIMEOUT):
@@ -120,8 +77,11 @@ async def test_sigterm_drains_and_a_restart_loses_nothing(tmp_path: Path, simula
 
             delivered = await _wait(all_sent)
             assert len(delivered) == SENDS  # exactly once each
-            outbox = (await admin.get("/queues/outbox/jobs")).json()
-            assert len(outbox) == SENDS and {job["status"] for job in outbox} == {"done"}
+            async def outbox_done():
+                jobs = (await admin.get("/queues/outbox/jobs")).json()
+                return len(jobs) == SENDS and {job["status"] for job in jobs} == {"done"}
+
+            await _wait(outbox_done)  # the simulator may see a send just before the outbox records it
             second.process.send_signal(signal.SIGTERM)
         with trio.fail_after(STOP_TIMEOUT):
             assert await second.process.wait() == 0
