@@ -1,6 +1,7 @@
 """Rooms: what a client may join, and how a room is keyed inside the hub.
 
-Every room belongs to one tenant, except the node-wide ``supervision`` room of the node admin. Clients name rooms the short way
+Every room belongs to one tenant, except the node-wide ``supervision`` room of the node admin.
+Clients name rooms the short way
 (``tenant:acme``, ``ticket:42``, ``status:connected``, ``notifications``, ``supervision``); the
 hub keys them with the tenant of the client's token in front (``acme/ticket:42``). Two tenants
 asking for ``ticket:42`` therefore join two different rooms: isolation holds by construction,

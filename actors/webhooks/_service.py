@@ -135,7 +135,9 @@ class Webhooks:
             kind, severity = EVENT_NOTIFY[event]
             self.notify(tenant_id, str(payload.get("session_id", "")), kind, severity, str(payload.get("reason", "")))
 
-    def notify(self, tenant_id: str, instance: str, event_type: str, severity: Severity, reason: str = "") -> Notification:
+    def notify(
+        self, tenant_id: str, instance: str, event_type: str, severity: Severity, reason: str = ""
+    ) -> Notification:
         """Tell the admins: the tenant's ``notifications`` room now, ``admin_notify_url`` soon. Never blocks."""
         note = Notification(event_type, Severity(severity), tenant_id, instance, reason,
                             self.wall_clock(trio.current_time()))
@@ -166,7 +168,9 @@ class Webhooks:
 
     # -- running --------------------------------------------------------------------------
 
-    async def run(self, system: Any = None, *, task_status: trio.TaskStatus[Webhooks] = trio.TASK_STATUS_IGNORED) -> None:
+    async def run(
+        self, system: Any = None, *, task_status: trio.TaskStatus[Webhooks] = trio.TASK_STATUS_IGNORED
+    ) -> None:
         """Queue, deliver and notify until cancelled; reports started once the tap is in place.
 
         Raises StoreError from the first queue recovery when the store is down (the actor is then
@@ -236,7 +240,8 @@ class Webhooks:
             elif job.attempts >= self.attempts:
                 await self.store.job_failed(Queue.WEBHOOKS, job.id, error, retry_at=None)
                 self.stats["dead"] += 1
-                _LOG.warning("webhooks: delivery %d (%s) dead after %d attempts: %s", job.id, job.event, job.attempts, error)
+                _LOG.warning("webhooks: delivery %d (%s) dead after %d attempts: %s",
+                             job.id, job.event, job.attempts, error)
             else:
                 delay = self.backoff(job.attempts)
                 retry_at, wake_at = self.store.clock() + delay, trio.current_time() + delay

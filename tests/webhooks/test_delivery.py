@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import trio
-import trio.testing
 
 from actors.store import JobStatus, Queue, SqliteBackend, open_store
 from actors.webhooks import DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, Webhooks, verify
