@@ -165,7 +165,7 @@ class SessionManager(Actor):
         if isinstance(record, Refused):
             return record
         await self._ensure_tenant(record.tenant_id)
-        sessions = self.node.system.supervisor(f"/tenants/{record.tenant_id}/sessions")
+        sessions = self.ctx.system.supervisor(f"/tenants/{record.tenant_id}/sessions")
         spec = session_spec(session_id, record.tenant_id, self.node.deps,
                             backoff=self.node.session_backoff, breaker=self.node.session_breaker)
         try:
@@ -186,7 +186,7 @@ class SessionManager(Actor):
         if isinstance(record, Refused):
             return record
         try:
-            sessions = self.node.system.supervisor(f"/tenants/{record.tenant_id}/sessions")
+            sessions = self.ctx.system.supervisor(f"/tenants/{record.tenant_id}/sessions")
             await sessions.terminate_child(session_id)
         except ChildNotFound:
             pass  # never started on this node
@@ -201,7 +201,7 @@ class SessionManager(Actor):
         if isinstance(record, Refused):
             return record
         try:
-            ref = self.node.system.ref(self._path(record.tenant_id, session_id))
+            ref = self.ctx.system.ref(self._path(record.tenant_id, session_id))
             return await ref.ask(Logout(), timeout=30.0)
         except ChildNotFound:
             return Refused("not_running", f"session {session_id!r} is not connected", "session_id")
@@ -214,7 +214,7 @@ class SessionManager(Actor):
         if info is not None and info.status is SessionStatus.CONNECTED:
             await self._logout(session_id)  # wipes the credentials; delete must not leave them behind
         await self._stop(session_id)
-        sessions = self.node.system.supervisor(f"/tenants/{record.tenant_id}/sessions")
+        sessions = self.ctx.system.supervisor(f"/tenants/{record.tenant_id}/sessions")
         try:
             await sessions.delete_child(session_id)
         except ChildNotFound:
@@ -222,6 +222,7 @@ class SessionManager(Actor):
         self.node.board.forget(session_id)
         # The row stays (its tickets and messages are history); it is marked so it never restores.
         await self.node.store.set_session_status(session_id, DELETED, "deleted by request")
+        self.node.webhooks.emit(record.tenant_id, "remove.instance", {"session_id": session_id})
         return None
 
     async def _restore(self) -> int:
@@ -244,7 +245,7 @@ class SessionManager(Actor):
 
     async def _ensure_tenant(self, tenant_id: str) -> None:
         try:
-            await self.node.system.supervisor("/tenants").start_child(tenant_spec(tenant_id, self.node.limiter))
+            await self.ctx.system.supervisor("/tenants").start_child(tenant_spec(tenant_id, self.node.limiter))
         except (AlreadyStarted, AlreadyPresent):
             pass
 
