@@ -1,7 +1,6 @@
 """One zapvisor node: components built from the settings, composed into the supervision tree."""
 
 from ._host import Hosted, HostedWithSystem
-from ._inbound import StoreInbound
 from ._manager import (
     DELETED,
     RESTORE,
@@ -34,7 +33,6 @@ __all__ = [
     "SessionManager",
     "StartSession",
     "StopSession",
-    "StoreInbound",
     "build_node",
     "open_node",
 ]

@@ -61,7 +61,6 @@ from supervisor import (
 )
 
 from ._host import Hosted, HostedWithSystem
-from ._inbound import StoreInbound
 from ._manager import SessionManager
 
 STORE_START_TIMEOUT = 60.0
