@@ -7,7 +7,9 @@ value (a record, a status, or :class:`Refused` naming the problem), never an
 exception, so a bad request cannot crash it.
 
 On start it restores the sessions that were live when the node stopped: every
-session whose last persisted status says it was connected or trying to be. Their
+session whose last persisted status says it was connected or trying to be.
+Status changes are persisted debounced, but start and stop requests are written
+through at once, so even a ``kill -9`` right after a request restores correctly. Their
 connects then go through the node's connect limiter and upstream gate, so a
 restart of a node with thousands of sessions comes back as a ramp, not a
 ``Promise.all`` stampede.
@@ -165,6 +167,8 @@ class SessionManager(Actor):
         if isinstance(record, Refused):
             return record
         await self._ensure_tenant(record.tenant_id)
+        # Written through, not debounced: a crash right after this request must still restore it.
+        await self.node.store.set_session_status(session_id, SessionStatus.STARTING.value, "start requested")
         sessions = self.ctx.system.supervisor(f"/tenants/{record.tenant_id}/sessions")
         spec = session_spec(session_id, record.tenant_id, self.node.deps,
                             backoff=self.node.session_backoff, breaker=self.node.session_breaker)
@@ -194,6 +198,8 @@ class SessionManager(Actor):
         if info is None or info.status is not SessionStatus.STOPPED:
             self.node.board.register(self._path(record.tenant_id, session_id), session_id, record.tenant_id)
             info = self.node.board.set(session_id, record.tenant_id, SessionStatus.STOPPED, "stopped by request")
+        # Written through as well: a stopped session must stay stopped after a crash.
+        await self.node.store.set_session_status(session_id, SessionStatus.STOPPED.value, "stopped by request")
         return info
 
     async def _logout(self, session_id: str) -> Any:

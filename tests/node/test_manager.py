@@ -94,3 +94,19 @@ async def test_restart_and_delete(settings, simulator_control):
         assert not account["paired"]  # delete logged out first: no credentials left behind
         again = await node.manager.ask(StartSession("s1"))
         assert again.code == "not_found"
+
+
+async def test_a_start_request_is_durable_at_once_for_restore(settings, simulator_control):
+    """The debounce must not decide restores: a session started just before a crash comes back."""
+    import attrs
+
+    slow = attrs.evolve(settings, sessions=attrs.evolve(settings.sessions, status_debounce=3600.0))
+    async with running_node(slow) as node:
+        await node.store.upsert_tenant("acme", "Acme")
+        await node.manager.ask(CreateSession("acme", "s1", "desk"))
+        await node.manager.ask(StartSession("s1"))
+        assert (await node.store.get_session("s1")).status == "starting"
+        await node.manager.ask(CreateSession("acme", "s2", "desk"))
+        await node.manager.ask(StartSession("s2"))
+        await node.manager.ask(StopSession("s2"))
+        assert (await node.store.get_session("s2")).status == "stopped"
