@@ -14,7 +14,9 @@ import trio
 
 from actors.sessions import SessionStatus
 
-from .conftest import ADMIN_TOKEN, JWT_SECRET
+from tests.fixtures.simulator import driver_config, open_simulator
+
+from .conftest import ADMIN_TOKEN, JWT_SECRET, api_settings, open_api_server
 
 ZAPVISOR = str(Path(sys.executable).with_name("zapvisor"))
 COMMAND_TIMEOUT = 60.0
@@ -57,7 +59,18 @@ async def test_simulate_forwards_its_arguments() -> None:
     assert bad.returncode == 2
 
 
-async def test_tree_and_sessions_against_a_running_app(api_server, simulator_control) -> None:
+SLOW_QR = ("--qr-interval", "30")
+"""QR codes that outlive a few CLI processes starting one after the other (the fixture's rotate in 0.5 s)."""
+
+
+async def test_tree_and_sessions_against_a_running_app(tmp_path: Path) -> None:
+    async with open_simulator(tmp_path / "simulator", *SLOW_QR) as simulator, simulator.control() as control:
+        config = driver_config(simulator.url, tmp_path / "auth")
+        async with open_api_server(api_settings(tmp_path / "data", simulator.url), config) as api_server:
+            await _tree_and_sessions(api_server, control)
+
+
+async def _tree_and_sessions(api_server, simulator_control) -> None:
     await api_server.tenant("t1")
     remote = ("--url", api_server.url, "--token", ADMIN_TOKEN)
     tree = await zapvisor("tree", *remote, "--no-color")

@@ -17,6 +17,8 @@ from pathlib import Path
 import httpx
 import trio
 
+from tests.fixtures.simulator import open_simulator
+
 from .conftest import ADMIN_TOKEN, Daemon
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,8 +39,17 @@ async def _line(stdout: trio.abc.ReceiveStream, buffer: bytearray) -> str:
     return line.decode().strip()
 
 
-async def test_dashboard_shows_a_fault_and_restarts_the_session(tmp_path: Path, simulator, simulator_control) -> None:
-    daemon = Daemon(tmp_path, simulator.url, "daemon")
+SLOW_QR = ("--qr-interval", "30")
+"""A QR code stays up long enough for a page that polls every second on a loaded machine."""
+
+
+async def test_dashboard_shows_a_fault_and_restarts_the_session(tmp_path: Path) -> None:
+    async with open_simulator(tmp_path / "simulator", *SLOW_QR) as simulator, simulator.control() as control:
+        await _with_daemon(tmp_path, simulator.url, control)
+
+
+async def _with_daemon(tmp_path: Path, simulator_url: str, simulator_control) -> None:
+    daemon = Daemon(tmp_path, simulator_url, "daemon")
     try:
         url = await daemon.start()
         async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
