@@ -10,8 +10,8 @@ The tree (DESIGN §3)::
     /                       one_for_one
     ├── /infra              rest_for_one: store → bus → board (a failed store restarts what needs it)
     ├── /workers            the neonize worker processes (only when sessions use neonize)
-    ├── /services           one_for_one: sessions (the manager) + the services in SERVICES
-    └── /tenants            dynamic: /tenants/<id>/{sessions,tickets}
+    ├── /tenants            dynamic: /tenants/<id>/{sessions,tickets}
+    └── /services           one_for_one: sessions (the manager), tickets, outbox, media, webhooks
 
 Components are live objects hosted by :class:`~actors.node._host.Hosted` actors;
 the node keeps references to them so request handlers reach them without
@@ -109,9 +109,10 @@ class Node:
         return [
             ChildSpec("infra", lambda: Supervisor(infra, strategy=Strategy.REST_FOR_ONE, intensity=5, period=30.0)),
             *workers,
+            # before the services: the session manager restores sessions into it as soon as it starts
+            tenants_spec(),
             ChildSpec("services", lambda: Supervisor(services, intensity=supervision.root_intensity + 2,
                                                      period=supervision.root_period)),
-            tenants_spec(),
         ]
 
 

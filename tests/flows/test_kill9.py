@@ -50,9 +50,11 @@ async def test_kill9_mid_streams_loses_and_duplicates_nothing(tmp_path, simulato
         log = tmp_path / "daemon.log"
         daemon = await _start(env, log)
         try:
-            with trio.fail_after(START_TIMEOUT):
+            with trio.move_on_after(START_TIMEOUT):
                 while (await store.get_session("s1")).status != "connected":
                     await trio.sleep(0.05)
+            status = await store.get_session("s1")
+            assert status.status == "connected", (status, daemon.returncode, log.read_text()[-3000:])
             await simulator_control.traffic_start(rate=INBOUND_RATE, count=INBOUND, contacts=30, media_share=0.0,
                                                   group_share=0.0, sessions=["s1"], seed=5)
             with trio.fail_after(START_TIMEOUT):  # both streams under way
@@ -66,14 +68,17 @@ async def test_kill9_mid_streams_loses_and_duplicates_nothing(tmp_path, simulato
             assert 0 < sent_before < SENDS and stored_before < INBOUND + sent_before  # killed mid-streams
 
             daemon = await _start(env, log)
-            with trio.fail_after(START_TIMEOUT):
+            progress = None
+            with trio.move_on_after(START_TIMEOUT):
                 while True:
                     done = await store.list_jobs(Queue.OUTBOX, JobStatus.DONE, limit=1000)
                     stats = await simulator_control.stats()
-                    if (len(done) == SENDS and not stats.traffic_running and stats.queued == 0
-                            and await store.count_messages("s1") >= INBOUND + SENDS):
+                    progress = (len(done), stats.traffic_running, stats.queued, await store.count_messages("s1"),
+                                (await store.get_session("s1")).status)
+                    if progress[:4] == (SENDS, False, 0, INBOUND + SENDS):
                         break
                     await trio.sleep(0.05)
+            assert progress[:4] == (SENDS, False, 0, INBOUND + SENDS), (progress, log.read_text()[-3000:])
         finally:
             if daemon.returncode is None:
                 daemon.send_signal(signal.SIGTERM)
