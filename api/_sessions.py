@@ -238,6 +238,8 @@ async def delete_session(who: Principal, tenant_id: str, session_id: str):
     await session_or_404(tenant_id, session_id)
     await audited(who, "delete_session", _target(tenant_id, session_id), ask_manager(DeleteSession(session_id)))
     state().history.forget(session_id)
+    # Evolution's event for a removed instance: the tenant's webhooks, and a LOW admin notification.
+    state().node.webhooks.emit(tenant_id, "remove.instance", {"session_id": session_id, "reason": "deleted by request"})
     return None
 
 

@@ -1,22 +1,29 @@
-"""A tenant's webhook subscriptions: list, create, get, delete (deliveries: ``actors/webhooks``)."""
+"""A tenant's webhook subscriptions (list, create, get, delete) and its deliveries: list by state,
+replay a dead letter. Deliveries themselves are ``actors.webhooks``' job (``node.webhooks``)."""
 
 from __future__ import annotations
 
 import re
 
-from quart import Blueprint
+from quart import Blueprint, request
 
+from actors.store import Conflict as StoreConflict
+from actors.store import JobStatus, Queue
+from actors.webhooks import EVENTS, DeliveryNotFound
+
+from ._audit import audited
 from ._auth import Principal
-from ._errors import BadRequest, NotFound
-from ._routing import MAX_ID, Auth, endpoint, path_param, state
+from ._errors import BadRequest, Conflict, NotFound
+from ._routing import MAX_ID, Auth, Param, endpoint, path_param, state
 from ._tenants import tenant_or_404
-from ._validate import json_object, text
+from ._validate import choice, json_object, query_limit, text
 
 bp = Blueprint("webhooks", __name__)
 
 path_param("webhook_id", {"type": "integer", "minimum": 1, "maximum": MAX_ID})
+path_param("delivery_id", {"type": "integer", "minimum": 1, "maximum": MAX_ID})
 
-EVENT_PATTERN = r"^(\*|[a-z]+(\.[a-z*]+)+)$"
+EVENT_PATTERN = r"^(\*|[a-z][a-z0-9_]*(\.([a-z0-9_]+|\*))+)$"
 """Event names are dotted (``connection.update``, ``ticket.*``), or ``*`` for all."""
 _EVENT = re.compile(EVENT_PATTERN)
 
@@ -37,6 +44,16 @@ def public(webhook) -> dict:
     """A subscription without its secret (it signs deliveries; it is never read back)."""
     return {"id": webhook.id, "tenant_id": webhook.tenant_id, "url": webhook.url, "events": list(webhook.events),
             "active": webhook.active, "has_secret": webhook.secret is not None}
+
+
+def _known(event: str) -> bool:
+    """``*``, a known name, or a family wildcard (``ticket.*``) of known names."""
+    if event == "*" or event in EVENTS:
+        return True
+    if event.endswith(".*"):
+        family = event[:-1]
+        return any(known.startswith(family) for known in EVENTS)
+    return any(known.endswith(".*") and event.startswith(known[:-1]) for known in EVENTS)
 
 
 async def _webhook_or_404(tenant_id: str, webhook_id: int):
@@ -65,6 +82,9 @@ async def create_webhook(who: Principal, tenant_id: str):
             or not all(isinstance(e, str) and _EVENT.match(e) for e in events)):
         raise BadRequest(f"events must be a list of 1 to {MAX_EVENTS} event names matching {EVENT_PATTERN}",
                          "events")
+    unknown = [e for e in events if not _known(e)]
+    if unknown:
+        raise BadRequest(f"unknown events {unknown}; known: {', '.join(EVENTS)} (or '*', 'ticket.*')", "events")
     secret = text(body, "secret", required=False, max_length=256)
     await tenant_or_404(tenant_id)
     webhook = await state().node.store.create_webhook(tenant_id, url, tuple(events), secret=secret)
@@ -83,3 +103,36 @@ async def delete_webhook(who: Principal, tenant_id: str, webhook_id: int):
     await _webhook_or_404(tenant_id, webhook_id)
     await state().node.store.delete_webhook(webhook_id)
     return None
+
+
+STATES = tuple(status.value for status in JobStatus)
+
+
+@endpoint(bp, "GET", "/tenants/{tenant_id}/webhooks/deliveries", summary="The tenant's webhook deliveries "
+          "(state=dead: the dead letters), oldest first", auth=Auth.TENANT_ADMIN,
+          query=(Param("state", {"type": "string", "enum": list(STATES)}),
+                 Param("limit", {"type": "integer", "minimum": 1, "maximum": 1000})))
+async def list_deliveries(who: Principal, tenant_id: str):
+    status = request.args.get("state")
+    status = None if status is None else JobStatus(choice(status, "state", STATES))
+    await tenant_or_404(tenant_id)
+    return await state().node.store.list_jobs(Queue.WEBHOOKS, status, tenant_id=tenant_id, limit=query_limit())
+
+
+@endpoint(bp, "POST", "/tenants/{tenant_id}/webhooks/deliveries/{delivery_id}/replay",
+          summary="Deliver a dead (or waiting) delivery again now, with fresh attempts", auth=Auth.TENANT_ADMIN)
+async def replay_delivery(who: Principal, tenant_id: str, delivery_id: int):
+    job = await state().node.store.get_job(Queue.WEBHOOKS, delivery_id)
+    if job is None or job.tenant_id != tenant_id:
+        raise NotFound(f"no delivery {delivery_id}", "delivery_id")
+
+    async def replay():
+        try:
+            return await state().node.webhooks.replay(delivery_id)
+        except DeliveryNotFound:
+            raise NotFound(f"no delivery {delivery_id}", "delivery_id") from None
+        except StoreConflict as error:
+            raise Conflict(f"delivery {delivery_id} is running or done: {error}", "delivery_id") from None
+
+    return await audited(who, "replay_delivery", f"/tenants/{tenant_id}/webhooks/deliveries/{delivery_id}",
+                         replay())

@@ -49,6 +49,7 @@ def api_settings(data_dir: Path, simulator_url: str, **extra: str) -> Settings:
         "ZAPVISOR_SUPERVISION__BACKOFF_MIN": "0.1",
         "ZAPVISOR_SUPERVISION__BACKOFF_MAX": "0.5",
         "ZAPVISOR_SUPERVISION__RESTART_RATE": "100",
+        "ZAPVISOR_WEBHOOKS__BACKOFF_INITIAL": "0.05",
         "ZAPVISOR_API__ADMIN_TOKEN": ADMIN_TOKEN,
         "ZAPVISOR_API__JWT_SECRET": JWT_SECRET,
         "ZAPVISOR_API__PORT": "0",

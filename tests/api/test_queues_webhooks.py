@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import trio
+
+from actors.store import JobStatus, Queue
+
 
 async def _outbox_items(api_server, count: int) -> list[int]:
     store = api_server.node.store
@@ -68,9 +72,33 @@ async def test_webhook_crud(api_server) -> None:
     for body, field in [({"url": "ftp://x", "events": ["*"]}, "url"),
                         ({"url": "http://x.test", "events": []}, "events"),
                         ({"url": "http://x.test", "events": ["Not An Event"]}, "events"),
+                        ({"url": "http://x.test", "events": ["made.up"]}, "events"),
                         ({"events": ["*"]}, "url")]:
         response = await client.post("/tenants/t1/webhooks", json=body)
         assert response.status_code == 400 and response.json()["error"]["field"] == field, body
     assert (await client.delete(f"/tenants/t1/webhooks/{hook['id']}")).status_code == 204
     assert (await client.get(f"/tenants/t1/webhooks/{hook['id']}")).status_code == 404
     assert (await client.get("/tenants/t1/webhooks")).json() == []
+
+
+async def test_dead_deliveries_are_listed_and_replayed(api_server) -> None:
+    await api_server.tenant("t1")
+    await api_server.tenant("t2")
+    client = api_server.client(await api_server.agent_token("t1", role="admin"))
+    other = api_server.client(await api_server.agent_token("t2", role="admin"))
+    store = api_server.node.store
+    # A receiver that refuses connections (port 9, discard): every attempt fails, then a dead letter.
+    await client.post("/tenants/t1/webhooks", json={"url": "http://127.0.0.1:9/hook", "events": ["*"]})
+    deliveries = await store.enqueue_webhook_event("t1", "connection.update", {"session_id": "s1"})
+    with trio.fail_after(30):
+        while deliveries[0].id not in {d.id for d in await store.list_jobs(Queue.WEBHOOKS, JobStatus.DEAD)}:
+            await trio.sleep(0.05)
+    dead = (await client.get("/tenants/t1/webhooks/deliveries", params={"state": "dead"})).json()
+    assert [d["id"] for d in dead] == [deliveries[0].id]
+    assert (await other.get("/tenants/t2/webhooks/deliveries")).json() == []
+    hidden = await other.post(f"/tenants/t2/webhooks/deliveries/{deliveries[0].id}/replay")
+    assert hidden.status_code == 404 and hidden.json()["error"]["field"] == "delivery_id"
+    replayed = await client.post(f"/tenants/t1/webhooks/deliveries/{deliveries[0].id}/replay")
+    assert replayed.status_code == 200 and replayed.json()["attempts"] == 0
+    bad_state = await client.get("/tenants/t1/webhooks/deliveries", params={"state": "nope"})
+    assert bad_state.status_code == 400 and bad_state.json()["error"]["field"] == "state"
