@@ -1,0 +1,250 @@
+"""Benchmark the inbound pipeline end to end: simulator → session → ticket actor → store → hub.
+
+    python -m bench.pipeline [--quick]
+
+Simulated sessions (a real simulator process, real websockets) receive text messages from many
+contacts through the simulator's traffic generator; the node runs in this process with the
+flows wired as in the daemon. The clock runs from the simulator's send (the message's own
+timestamp, taken when the generator emits it) to the hub publish of ``message.created``, which
+the ticket actor calls after the COMMIT (a hub tap timestamps it). Both ends are wall-clock
+readings of two processes on one machine; every duration inside this process uses trio's clock.
+
+Figures (PostgreSQL on disk, fsync on, a throwaway server from ``bench/_servers.py``):
+- ``msgs_per_s``: sustained rate with the generator far above what the pipeline takes
+  (saturating), first to last publish;
+- ``raw_insert_rows_per_s``: the store benchmark's raw baseline on the same server, this run
+  (asyncpg ``executemany`` of the same rows in one transaction); ``ratio`` = msgs / raw rows;
+- ``p50_ms`` / ``p99_ms``: latency with the generator at a fixed 1,000 msg/s;
+- ``sqlite_msgs_per_s``: the saturating run again on the embedded SQLite store;
+- ``lost`` / ``duplicated``: generated messages never published / published more than once
+  (plus a row count check against the store), over all runs.
+
+The last line printed is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import asyncpg
+import attrs
+import trio
+
+from actors.node import CreateSession, Node, StartSession, open_node
+from actors.sessions import SessionStatus
+from actors.simulator import SimulatorProcess
+from actors.store import PostgresBackend
+from bench._servers import PostgresServer
+from bench.store import _RAW_INSERT, make_messages, migrate_only, raw_rows
+from config import load_settings
+
+TARGETS = {"msgs_per_s": ">= 5000", "p99_ms": "< 50 at 1000 msg/s", "lost": "0", "duplicated": "0"}
+
+#: Sessions sharing the load: each handles its messages one at a time (store, then ack), so the
+#: node's throughput comes from many sessions in parallel, as in production.
+SESSIONS = 40
+#: Contacts writing to each session (one ticket, one ticket actor each): 2,000 conversations in all.
+CONTACTS = 50
+#: Generator rate of the probe that estimates the pipeline's capacity: far above it.
+PROBE_RATE = 20_000.0
+#: Seconds of traffic the probe generates at PROBE_RATE... once the pipeline drained them, the
+#: saturating run is sized from the measured capacity so its backlog stays bounded.
+PROBE_SECONDS = 0.15
+#: The saturating run offers twice the measured capacity: always work queued, a backlog that
+#: drains within the run's own length.
+OVERLOAD = 2.0
+#: Rows of the raw insert baseline (bench/store.py's quick size).
+RAW_ROWS = 20_000
+#: The fixed rate of the latency run.
+LATENCY_RATE = 1000.0
+#: Seconds allowed for a run to drain after the generator stopped (then what is missing is lost).
+DRAIN_TIMEOUT = 60.0
+
+
+@attrs.define(eq=False)
+class Tap:
+    """A hub tap: wall-clock latency and count of every ``message.created``."""
+
+    latencies: list[float] = attrs.field(factory=list)
+    published: dict[str, int] = attrs.field(factory=dict)
+    first_at: float | None = None
+    last_at: float | None = None
+
+    def __call__(self, tenant_id: str, type: str, payload: dict) -> None:
+        if type != "message.created":
+            return
+        now = trio.current_time()
+        self.first_at = now if self.first_at is None else self.first_at
+        self.last_at = now
+        self.latencies.append(time.time() - payload["sent_at"])  # cross-process: wall clock
+        self.published[payload["wa_id"]] = self.published.get(payload["wa_id"], 0) + 1
+
+    def reset(self) -> None:
+        self.latencies.clear()
+        self.first_at = self.last_at = None
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, math.ceil(fraction * len(ordered)) - 1)] if ordered else float("nan")
+
+
+def settings_for(data_dir: Path, simulator_url: str, dsn: str | None):
+    env = {
+        "ZAPVISOR_NODE__DATA_DIR": str(data_dir),
+        "ZAPVISOR_SESSIONS__DRIVER": "simulated",
+        "ZAPVISOR_SESSIONS__SIMULATOR_URL": simulator_url,
+        "ZAPVISOR_SESSIONS__RESTORE_ON_BOOT": "false",
+        "ZAPVISOR_SESSIONS__MAX_SESSIONS": str(SESSIONS),
+        "ZAPVISOR_SESSIONS__STATUS_DEBOUNCE": "0.5",
+        "ZAPVISOR_SUPERVISION__RESTART_RATE": "1000",
+        "ZAPVISOR_SUPERVISION__RESTART_BURST": "1000",
+        "ZAPVISOR_SUPERVISION__RESTART_MAX_CONCURRENT": "100",
+        "ZAPVISOR_LOGGING__LEVEL": "warning",
+    }
+    if dsn is not None:
+        env |= {"ZAPVISOR_STORE__BACKEND": "postgres", "ZAPVISOR_STORE__POSTGRES_DSN": dsn}
+    return load_settings(env=env)
+
+
+async def provision(node: Node, control, prefix: str) -> list[str]:
+    """SESSIONS paired, connected sessions of tenant ``bench``."""
+    await node.store.upsert_tenant("bench", "Bench")
+    auth = Path(node.settings.node.data_dir) / "auth"
+    auth.mkdir(parents=True, exist_ok=True)
+    sessions = [f"{prefix}{i:03d}" for i in range(SESSIONS)]
+    for session_id in sessions:
+        creds = (await control.create_account(session_id, paired=True))["creds"]
+        (auth / f"{session_id}.json").write_text(json.dumps({"creds": creds}))
+        await node.manager.ask(CreateSession("bench", session_id, session_id))
+        await node.manager.ask(StartSession(session_id))
+    with trio.fail_after(60):
+        while any(getattr(node.board.get(s), "status", None) is not SessionStatus.CONNECTED for s in sessions):
+            await trio.sleep(0.05)
+    return sessions
+
+
+async def run_traffic(control, tap: Tap, sessions: list[str], rate: float, count: int, seed: int) -> float:
+    """Generate ``count`` messages at ``rate``, wait until each was published; returns the
+    sustained rate (publishes per second, first to last)."""
+    tap.reset()
+    expected = len(tap.published) + count
+    await control.traffic_start(rate=rate, count=count, contacts=CONTACTS, media_share=0.0, group_share=0.0,
+                                broadcast_share=0.0, sessions=sessions, seed=seed)
+    with trio.move_on_after(count / rate + DRAIN_TIMEOUT):
+        while len(tap.published) < expected:
+            await trio.sleep(0.02)
+    await control.traffic_stop()
+    return len(tap.latencies) / max(tap.last_at - tap.first_at, 1e-9)
+
+
+async def saturate(control, tap: Tap, sessions: list[str], seconds: float, generated: list[int]) -> float:
+    """Probe the capacity, then offer OVERLOAD times it for ``seconds``; returns the sustained rate."""
+    probe = int(PROBE_RATE * PROBE_SECONDS)
+    capacity = await run_traffic(control, tap, sessions, PROBE_RATE, probe, seed=1)
+    count = max(probe, int(capacity * seconds))
+    generated.append(probe + count)
+    return await run_traffic(control, tap, sessions, capacity * OVERLOAD, count, seed=2)
+
+
+async def pipeline_run(data_dir: Path, simulator: SimulatorProcess, dsn: str | None, prefix: str,
+                       seconds: dict[str, float], totals: dict) -> dict:
+    settings = settings_for(data_dir, simulator.url, dsn)
+    tap = Tap()
+    result: dict = {}
+    async with simulator.control() as control, open_node(settings) as node:
+        node.hub.add_tap(tap)
+        sessions = await provision(node, control, prefix)
+        generated: list[int] = []
+        result["msgs_per_s"] = await saturate(control, tap, sessions, seconds["saturating"], generated)
+        stats = node.store.statistics()
+        print(f"{prefix}: saturating {result['msgs_per_s']:.0f} msg/s; store: {stats.ops / max(stats.batches, 1):.1f} "
+              f"ops/commit, write p50 {stats.latency_p50 * 1000:.1f} ms p99 {stats.latency_p99 * 1000:.1f} ms",
+              file=sys.stderr)
+        if "latency" in seconds:
+            generated.append(int(LATENCY_RATE * seconds["latency"]))
+            await run_traffic(control, tap, sessions, LATENCY_RATE, generated[-1], seed=3)
+            result["p50_ms"] = percentile(tap.latencies, 0.50) * 1000
+            result["p99_ms"] = percentile(tap.latencies, 0.99) * 1000
+            print(f"{prefix}: at {LATENCY_RATE:.0f} msg/s p50 {result['p50_ms']:.1f} ms "
+                  f"p99 {result['p99_ms']:.1f} ms", file=sys.stderr)
+        generated = sum(generated)  # type: ignore[assignment]
+        stored = sum([await node.store.count_messages(s) for s in sessions])
+        totals["lost"] += generated - len(tap.published) + max(0, generated - stored)
+        totals["duplicated"] += sum(n - 1 for n in tap.published.values()) + max(0, stored - generated)
+    return result
+
+
+def raw_baseline(server: PostgresServer, rows: int) -> float:
+    """The store bench's raw baseline: asyncpg executemany of ``rows`` rows in ONE transaction."""
+    dsn = server.create_database("raw_baseline")
+    trio.run(migrate_only, PostgresBackend(dsn))
+    raw = raw_rows(make_messages(rows, "R"))
+
+    async def insert() -> float:
+        conn = await asyncpg.connect(dsn)
+        try:
+            started = time.perf_counter()
+            async with conn.transaction():
+                await conn.executemany(_RAW_INSERT, raw)
+            return time.perf_counter() - started
+        finally:
+            await conn.close()
+
+    return rows / asyncio.run(insert())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="shorter runs (under 45 s)")
+    args = parser.parse_args()
+    seconds = {"saturating": 4.0, "latency": 3.0} if args.quick else {"saturating": 30.0, "latency": 20.0}
+    sqlite_seconds = {"saturating": seconds["saturating"]}
+    totals = {"lost": 0, "duplicated": 0}
+    server = PostgresServer.create()  # system temp dir: on disk, a COMMIT's fsync is real
+    try:
+        server.start()
+        dsn = server.create_database("pipeline")
+        with tempfile.TemporaryDirectory(prefix="zapvisor-bench-pipeline-") as tmp:
+            root = Path(tmp)
+
+            async def both() -> tuple[dict, dict]:
+                simulator = SimulatorProcess(state_dir=root / "simulator", args=("--flush-interval", "0.2"))
+                await simulator.start()
+                try:
+                    pg = await pipeline_run(root / "pg", simulator, dsn, "pg", seconds, totals)
+                    lite = await pipeline_run(root / "lite", simulator, None, "lite", sqlite_seconds, totals)
+                finally:
+                    await simulator.kill()
+                return pg, lite
+
+            pg, lite = trio.run(both)
+        raw = raw_baseline(server, RAW_ROWS)
+    finally:
+        server.destroy()
+    result = {
+        "msgs_per_s": pg["msgs_per_s"],
+        "raw_insert_rows_per_s": raw,
+        "ratio": pg["msgs_per_s"] / raw,
+        "p50_ms": pg["p50_ms"],
+        "p99_ms": pg["p99_ms"],
+        "sqlite_msgs_per_s": lite["msgs_per_s"],
+        "lost": totals["lost"],
+        "duplicated": totals["duplicated"],
+        "sessions": SESSIONS,
+        "contacts": CONTACTS,
+    }
+    result = {key: round(value, 2) if isinstance(value, float) else value for key, value in result.items()}
+    result["targets"] = TARGETS
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
