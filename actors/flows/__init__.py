@@ -24,7 +24,7 @@ from ._admin import (
     RetryJob,
     answer_admin,
 )
-from ._errors import FlowError, FlowNotReady
+from ._errors import FlowError
 from ._wakeup import Wakeup
 from ._publish import (
     MESSAGE_CREATED,
@@ -55,7 +55,6 @@ __all__ = [
     "TICKET_UPDATED",
     "CleanJobs",
     "FlowError",
-    "FlowNotReady",
     "Flows",
     "GetJob",
     "NoPublisher",

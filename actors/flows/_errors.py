@@ -5,7 +5,3 @@ from __future__ import annotations
 
 class FlowError(Exception):
     """Root of the errors raised by the message flows."""
-
-
-class FlowNotReady(FlowError, RuntimeError):
-    """A flow service was used before the actor system hosting it started."""

@@ -10,7 +10,7 @@ import actors.tickets
 EXPORTS = {
     actors.flows: {
         "MESSAGE_CREATED", "MESSAGE_UPDATED", "OUTBOX_PAUSED", "OUTBOX_RESUMED", "OUTBOX_UPDATED",
-        "TICKET_CREATED", "TICKET_UPDATED", "CleanJobs", "FlowError", "FlowNotReady", "Flows", "GetJob",
+        "TICKET_CREATED", "TICKET_UPDATED", "CleanJobs", "FlowError", "Flows", "GetJob",
         "ListJobs", "NoPublisher", "PauseQueue", "Publisher", "QueueAdmin", "QueueInfo", "QueueRefused",
         "QueueStatus", "RemoveJob", "ResumeQueue", "RetryJob", "Wakeup", "answer_admin", "build_flows",
         "message_payload", "no_publisher", "outbox_payload", "ticket_payload",
@@ -37,6 +37,6 @@ def test_all_is_pinned_and_resolves(module) -> None:
 
 
 def test_errors_have_one_root_and_stdlib_bases() -> None:
-    assert issubclass(actors.flows.FlowNotReady, (actors.flows.FlowError, RuntimeError))
+    assert issubclass(actors.flows.FlowError, Exception)
     assert issubclass(actors.tickets.TicketUnavailable, (actors.tickets.TicketError, RuntimeError))
     assert issubclass(actors.media.PermanentMediaError, (actors.media.MediaError, ValueError))
