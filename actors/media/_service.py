@@ -4,7 +4,8 @@ The :class:`MediaDispatcher` claims due jobs from the store — never more than
 ``media.concurrency`` running at once — and starts a temporary :class:`MediaJobActor` child of
 the media supervisor for each. It wakes when the inbound flow stored a message with media, when
 a job finished, on queue administration, and every ``POLL`` seconds for retries coming due.
-At start, jobs left ``running`` by a dead process are queued again.
+At start, jobs left ``running`` by a dead process are queued again; while running, jobs whose actor
+vanished without recording an outcome are taken back after STALE_AFTER.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from actors.flows import QueueAdmin, answer_admin
 from actors.store import Queue
 from supervisor import Actor, ActorStopped, ChildSpec, Restart, Supervisor
 
-from ._job import MediaDeps, MediaJobActor
+from ._job import DOWNLOAD_TIMEOUT, MediaDeps, MediaJobActor
 
 _LOG = logging.getLogger("zapvisor.media")
 
@@ -26,6 +27,12 @@ POLL = 1.0
 """Seconds between looks for due retries when nothing woke the dispatcher."""
 
 DISPATCHER = "dispatcher"
+
+STALE_CHECK = 60.0
+"""How often the dispatcher takes back jobs whose actor vanished without recording an outcome."""
+
+STALE_AFTER = 2 * DOWNLOAD_TIMEOUT
+"""A job ``running`` this long has no live actor (a download is bounded by DOWNLOAD_TIMEOUT)."""
 
 JOB_SHUTDOWN = 5.0
 """Grace for a download on shutdown; an interrupted one stays ``running`` and is re-queued at start."""
@@ -59,7 +66,11 @@ class MediaDispatcher(Actor):
     async def _dispatch_jobs(self) -> None:
         supervisor_path = self.ctx.path.rsplit("/", 1)[0]
         supervisor = self.ctx.system.supervisor(supervisor_path)
+        next_stale_check = trio.current_time() + STALE_CHECK
         while True:
+            if trio.current_time() >= next_stale_check:
+                await self.deps.store.recover_running(Queue.MEDIA, stale_after=STALE_AFTER)
+                next_stale_check = trio.current_time() + STALE_CHECK
             running = supervisor.count_children().active - 1  # minus the dispatcher itself
             free = self.deps.concurrency - running
             jobs = await self.deps.store.claim_jobs(Queue.MEDIA, limit=free) if free > 0 else []
