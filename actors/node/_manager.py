@@ -25,6 +25,7 @@ import attrs
 from actors.sessions import Logout, SessionStatus, session_spec, tenant_spec
 from supervisor import (
     Actor,
+    ActorStopped,
     AlreadyPresent,
     AlreadyStarted,
     ChildNotFound,
@@ -209,7 +210,7 @@ class SessionManager(Actor):
         try:
             ref = self.ctx.system.ref(self._path(record.tenant_id, session_id))
             return await ref.ask(Logout(), timeout=30.0)
-        except ChildNotFound:
+        except (ChildNotFound, ActorStopped):  # never started here, or not running right now
             return Refused("not_running", f"session {session_id!r} is not connected", "session_id")
 
     async def _delete(self, session_id: str) -> Any:

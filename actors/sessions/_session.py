@@ -21,7 +21,8 @@ the next boot. Only a deliberate stop (the session manager) records ``stopped``.
 
 Inbound messages are acknowledged to the driver only after the
 :class:`InboundSink` has stored them, so a crash anywhere re-delivers instead
-of losing. Requests (send, mark read, pair...) are messages to this actor;
+of losing. Messages of one chat are stored in arrival order; different chats
+are stored concurrently (``_lanes``). Requests (send, mark read, pair...) are messages to this actor;
 driver errors come back as :class:`RequestFailed` values, never as crashes.
 """
 
@@ -60,12 +61,17 @@ from supervisor import Actor, RestartLimiter, StopForGood, unwrap
 
 from ._cache import CacheLimits, SessionCaches
 from ._errors import ConnectionDead, OwnershipLost, SessionDisconnected, StuckConnecting
+from ._lanes import Lanes
 from ._policy import Outcome, SessionPolicy, outcome_for, reaction_for
 from ._pool import SessionPool
 from ._status import SessionStatus, StatusBoard
 from ._upstream import UpstreamGate, UpstreamMode
 
 _LOG = logging.getLogger("zapvisor.sessions")
+
+INBOUND_IN_FLIGHT = 64
+"""Inbound messages a session stores at once (across its chats): the simulator's delivery
+window is 64 and whatsmeow's event queue 100, so this keeps the pipe full without hoarding."""
 
 IMMEDIATE_RESTARTS = 3
 """Fresh drivers tried in a row after driver-host failures before the supervisor's backoff applies."""
@@ -183,6 +189,7 @@ class SessionActor(Actor):
         self._last_evidence = 0.0
         self._keepalive_lost_at: float | None = None
         self._wake = trio.Event()
+        self._lanes: Lanes | None = None  # the current connection's inbound lanes
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -313,6 +320,7 @@ class SessionActor(Actor):
     async def _serve_connection(self) -> object:
         """Handle one connection's events; return its ending event."""
         async with trio.open_nursery() as nursery:
+            self._lanes = Lanes(nursery, self._store_and_ack, INBOUND_IN_FLIGHT)
             nursery.start_soon(self._watchdog)
             nursery.start_soon(self._pairing_deadline)
             async for event in self.driver.events:
@@ -362,10 +370,17 @@ class SessionActor(Actor):
                 _LOG.warning("session %s: undecryptable message %s in %s", self.session_id, message_id, chat_jid)
 
     async def _inbound(self, message: Message) -> None:
-        """Store, *then* acknowledge: a crash in between means re-delivery, never loss."""
+        """Queue a message on its chat's lane (broadcasts and unwanted groups are only acked)."""
         ignored = message.is_broadcast or message.chat_jid.endswith("@broadcast")
         ignored = ignored or (message.is_group and not self.policy.allow_groups)
-        if not ignored and message.id not in self.caches.messages:
+        if ignored:
+            await self.driver.ack(message.id)
+        else:
+            await self._lanes.put(message.chat_jid, message)
+
+    async def _store_and_ack(self, message: Message) -> None:
+        """Store, *then* acknowledge: a crash in between means re-delivery, never loss."""
+        if message.id not in self.caches.messages:
             await self.deps.inbound.deliver(self.session_id, self.tenant_id, message)
             self.caches.messages.put(message.id, True)
             self.caches.chats.put(message.chat_jid, message.timestamp)

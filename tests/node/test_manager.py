@@ -110,3 +110,13 @@ async def test_a_start_request_is_durable_at_once_for_restore(settings, simulato
         await node.manager.ask(StartSession("s2"))
         await node.manager.ask(StopSession("s2"))
         assert (await node.store.get_session("s2")).status == "stopped"
+
+
+async def test_logout_of_a_session_whose_actor_is_not_running_is_refused(settings, simulator_control):
+    async with running_node(settings) as node:
+        await node.store.upsert_tenant("acme", "Acme")
+        await create_and_pair(node, simulator_control, "s1")
+        await node.system.supervisor("/tenants/acme/sessions").terminate_child("s1")  # spec kept, not running
+        refused = await node.manager.ask(LogoutSession("s1"))
+        assert refused.code == "not_running"
+        assert node.system.tree().find("/services/sessions").restarts == 0
