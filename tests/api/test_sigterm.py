@@ -3,8 +3,8 @@
 A daemon subprocess (simulated sessions against the simulator process) gets a connected
 session, a ticket from an inbound message, and a burst of agent sends; SIGTERM arrives
 right after the last send is accepted. The daemon drains and exits 0. A second daemon
-on the same data directory connects the session again without a QR code (the stop did not
-log it out) and every accepted send reaches WhatsApp exactly once.
+on the same data directory restores the session at boot, connected without a QR code (the
+stop did not log it out), and every accepted send reaches WhatsApp exactly once.
 """
 
 from __future__ import annotations
@@ -66,9 +66,12 @@ async def test_sigterm_drains_and_a_restart_loses_nothing(tmp_path: Path, simula
 
         url = await second.start()
         async with httpx.AsyncClient(base_url=url, headers=headers, timeout=30.0) as admin:
-            # The stop did not log the device out: connecting again needs no QR code.
-            again = await admin.post("/tenants/t1/sessions/s1/connect")
-            assert again.status_code == 200 and again.json()["status"] == "connected", again.text
+            # Restored at boot, and the stop did not log the device out: it connects with no QR code.
+            async def restored_and_connected():
+                return (await admin.get("/tenants/t1/sessions/s1")).json()["status"] == "connected"
+
+            await _wait(restored_and_connected)
+            assert "restored 1 sessions" in second.log.read_text()
 
             async def all_sent():
                 texts = [str(m) for m in await simulator_control.sent("s1")]
