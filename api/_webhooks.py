@@ -88,6 +88,7 @@ async def create_webhook(who: Principal, tenant_id: str):
     secret = text(body, "secret", required=False, max_length=256)
     await tenant_or_404(tenant_id)
     webhook = await state().node.store.create_webhook(tenant_id, url, tuple(events), secret=secret)
+    state().node.webhooks.subscriptions_changed(tenant_id)
     return public(webhook)
 
 
@@ -102,6 +103,7 @@ async def get_webhook(who: Principal, tenant_id: str, webhook_id: int):
 async def delete_webhook(who: Principal, tenant_id: str, webhook_id: int):
     await _webhook_or_404(tenant_id, webhook_id)
     await state().node.store.delete_webhook(webhook_id)
+    state().node.webhooks.subscriptions_changed(tenant_id)
     return None
 
 

@@ -57,6 +57,12 @@ STALE_AFTER = 3 * REQUEST_TIMEOUT
 #: messages of a busy node; beyond it events are dropped for the webhooks (counted, logged).
 PENDING_CAPACITY = 10_000
 
+#: A webhook subscribed to this receives every event (the store uses the same wildcard).
+ALL_EVENTS = "*"
+
+#: Seconds a tenant's cached subscriptions are trusted (webhooks changed on another node).
+SUBSCRIPTIONS_TTL = 5.0
+
 #: Admin notifications waiting to be POSTed: alerts come in small bursts (a node-wide outage).
 NOTIFY_CAPACITY = 1_000
 
@@ -90,6 +96,7 @@ class Webhooks:
     _wake: trio.Event = attrs.field(init=False, factory=trio.Event)
     _retries: list[float] = attrs.field(init=False, factory=list)  # trio times of scheduled retries
     _in_flight: int = attrs.field(init=False, default=0)
+    _subscribed: dict[str, tuple[float, frozenset[str]]] = attrs.field(init=False, factory=dict)
     stats: collections.Counter = attrs.field(init=False, factory=collections.Counter)
 
     def __attrs_post_init__(self) -> None:
@@ -163,6 +170,27 @@ class Webhooks:
         self._wake.set()
         return job
 
+    def subscriptions_changed(self, tenant_id: str) -> None:
+        """The tenant's webhooks changed on this node: read them again before the next event."""
+        self._subscribed.pop(tenant_id, None)
+
+    async def _wanted(self, tenant_id: str, event: str) -> bool:
+        """Does any active webhook of the tenant want ``event``? (cached per tenant)
+
+        Most events (every ``message.created``) belong to tenants with no webhook
+        for them; asking the cache instead of queueing a store write for each keeps
+        the webhooks off the message path. Changes made on this node invalidate it
+        at once (:meth:`subscriptions_changed`); changes made on another node are
+        seen within SUBSCRIPTIONS_TTL.
+        """
+        now = trio.current_time()
+        cached = self._subscribed.get(tenant_id)
+        if cached is None or now - cached[0] > SUBSCRIPTIONS_TTL:
+            hooks = await self.store.list_webhooks(tenant_id)
+            cached = (now, frozenset(e for hook in hooks if hook.active for e in hook.events))
+            self._subscribed[tenant_id] = cached
+        return event in cached[1] or ALL_EVENTS in cached[1]
+
     def statistics(self) -> dict[str, int]:
         return {"in_flight": self._in_flight, **self.stats}
 
@@ -198,6 +226,9 @@ class Webhooks:
     async def _write_pending(self) -> None:
         async for tenant_id, event, payload in self._pending[1]:
             try:
+                if not await self._wanted(tenant_id, event):
+                    self.stats["unsubscribed"] += 1
+                    continue
                 deliveries = await self.store.enqueue_webhook_event(tenant_id, event, payload)
             except StoreError as error:
                 self.stats["enqueue_failed"] += 1
