@@ -8,10 +8,13 @@
 The tree (DESIGN §3)::
 
     /                       one_for_one
-    ├── /infra              rest_for_one: store → bus → board (a failed store restarts what needs it)
+    ├── /infra              rest_for_one: store → bus → board → hub (a failed store restarts what needs it)
     ├── /workers            the neonize worker processes (only when sessions use neonize)
     ├── /tenants            dynamic: /tenants/<id>/{sessions,tickets}
     └── /services           one_for_one: sessions (the manager), tickets, outbox, media, webhooks
+
+``/tenants`` starts before ``/services`` because the session manager restores
+sessions into it as soon as it starts.
 
 Components are live objects hosted by :class:`~actors.node._host.Hosted` actors;
 the node keeps references to them so request handlers reach them without
