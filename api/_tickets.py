@@ -9,11 +9,18 @@ answered. Reads come from the store.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
+from pathlib import Path
 from typing import Any
 
+import trio
 from quart import Blueprint, request
 
-from actors.outbox import OutboxRefused, Send
+from actors.drivers import MediaKind
+from actors.media import detect_extension, write_atomically
+from actors.outbox import MediaFile, OutboxRefused, Send
 from actors.store import TicketStatus
 from actors.tickets import Accept, Close, Reopen, TicketRefused, TicketUnavailable, Transfer
 from supervisor import ActorFailed, ActorStopped, AskTimeout
@@ -36,8 +43,21 @@ MAX_KEY = 200
 USER_BODY = {"type": "object", "properties": {"user_id": {"type": "integer", "minimum": 1}}}
 TRANSFER_BODY = {"type": "object", "properties": {"user_id": {"type": "integer", "minimum": 1},
                                                   "queue": {"type": "string", "minLength": 1}}}
-SEND_BODY = {"type": "object", "required": ["text"],
-             "properties": {"text": {"type": "string", "minLength": 1, "maxLength": MAX_TEXT}}}
+MEDIA_KINDS = tuple(kind.value for kind in MediaKind)
+SEND_BODY = {
+    "type": "object",
+    "properties": {
+        "text": {"type": "string", "minLength": 1, "maxLength": MAX_TEXT,
+                 "description": "the message, or the attachment's caption; required without media"},
+        "media": {"type": "object", "required": ["data", "mimetype"], "properties": {
+            "data": {"type": "string", "description": "the file, base64"},
+            "mimetype": {"type": "string", "minLength": 1, "maxLength": 200},
+            "file_name": {"type": "string", "minLength": 1, "maxLength": 255},
+            "kind": {"type": "string", "enum": list(MEDIA_KINDS),
+                     "description": "default: from the mimetype (image, video, audio, else document)"},
+        }},
+    },
+}
 
 
 async def ticket_or_404(tenant_id: str, ticket_id: int):
@@ -135,7 +155,8 @@ async def ticket_messages(who: Principal, tenant_id: str, ticket_id: int):
 
 
 @endpoint(bp, "POST", "/tenants/{tenant_id}/tickets/{ticket_id}/messages",
-          summary="Send a text to the ticket's contact (header Idempotency-Key: a repeat sends nothing new)",
+          summary="Send a text or an attachment to the ticket's contact (header Idempotency-Key: a repeat "
+                  "sends nothing new)",
           auth=Auth.TENANT, body=SEND_BODY, status=202,
           query=(Param("Idempotency-Key", {"type": "string", "minLength": 1, "maxLength": MAX_KEY},
                        "names the request: a repeat returns the first send", True, "header"),))
@@ -144,12 +165,14 @@ async def send_message(who: Principal, tenant_id: str, ticket_id: int):
     if not key or len(key) > MAX_KEY:
         raise BadRequest(f"the Idempotency-Key header is required (1 to {MAX_KEY} characters)", "Idempotency-Key")
     body = await json_object()
-    message = text(body, "text")
+    media = body.get("media")
+    message = text(body, "text", required=media is None, default="")
     ticket = await ticket_or_404(tenant_id, ticket_id)
     contact = await state().node.store.get_contact(ticket.contact_id)
     if contact is None:
         raise NotFound(f"ticket {ticket_id} has no contact", "ticket_id")
-    send = Send(tenant_id, ticket.session_id, key, contact.jid, message, ticket_id)
+    attachment = None if media is None else await _store_attachment(tenant_id, media)
+    send = Send(tenant_id, ticket.session_id, key, contact.jid, message, ticket_id, attachment)
     try:
         reply = await state().node.system.ref("/services/outbox").ask(send, timeout=SEND_TIMEOUT)
     except (AskTimeout, ActorStopped, ActorFailed) as error:
@@ -157,3 +180,34 @@ async def send_message(who: Principal, tenant_id: str, ticket_id: int):
     if isinstance(reply, OutboxRefused):
         raise BadRequest(reply.message, reply.field)
     return {"created": reply.created, "item": reply.item}
+
+
+async def _store_attachment(tenant_id: str, media: Any) -> MediaFile:
+    """Validate an attachment and write it under ``<media.dir>/<tenant>/outbound/`` before the send.
+
+    The file is named by its SHA-256, so a retried request finds the same file; the
+    outbox row then keeps only its path (rows stay small, the bytes are written once).
+    """
+    if not isinstance(media, dict):
+        raise BadRequest("media must be an object with data (base64) and mimetype", "media")
+    mimetype = text(media, "mimetype", max_length=200)
+    file_name = text(media, "file_name", required=False, max_length=255)
+    try:
+        data = base64.b64decode(media.get("data") or "", validate=True)
+    except (binascii.Error, ValueError, TypeError):
+        raise BadRequest("media.data must be base64", "media.data") from None
+    limit = state().node.settings.media.max_bytes
+    if not data or len(data) > limit:
+        raise BadRequest(f"media.data must be 1 to {limit} bytes once decoded", "media.data")
+    kind = media.get("kind") or _kind_of(mimetype)
+    if kind not in MEDIA_KINDS:
+        raise BadRequest(f"media.kind must be one of {', '.join(MEDIA_KINDS)}", "media.kind")
+    name = f"{hashlib.sha256(data).hexdigest()}.{detect_extension(data, mimetype)}"
+    root = Path(state().node.settings.media.dir)
+    path = await trio.to_thread.run_sync(write_atomically, root, Path(tenant_id) / "outbound" / name, data)
+    return MediaFile(str(path), kind, mimetype, file_name)
+
+
+def _kind_of(mimetype: str) -> str:
+    major = mimetype.split("/", 1)[0]
+    return {"image": "image", "video": "video", "audio": "audio"}.get(major, "document")

@@ -6,7 +6,7 @@
 """
 
 from ._errors import OutboxError
-from ._messages import OutboxRefused, Send
+from ._messages import MediaFile, OutboxRefused, Send
 from ._outbox import OutboxDeps, OutboxService
 
-__all__ = ["OutboxDeps", "OutboxError", "OutboxRefused", "OutboxService", "Send"]
+__all__ = ["MediaFile", "OutboxDeps", "OutboxError", "OutboxRefused", "OutboxService", "Send"]

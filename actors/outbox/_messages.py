@@ -6,8 +6,22 @@ import attrs
 
 
 @attrs.frozen
+class MediaFile:
+    """An attachment already on disk: the outbox row keeps where it is, never its bytes.
+
+    ``kind`` is a :class:`~actors.drivers.MediaKind` value (image, video, audio, document, sticker).
+    """
+
+    path: str
+    kind: str
+    mimetype: str
+    file_name: str | None = None
+
+
+@attrs.frozen
 class Send:
-    """Queue a text for ``to`` through ``session_id``; ``idempotency_key`` names the request.
+    """Queue a text (or an attachment, ``text`` its caption) for ``to`` through ``session_id``;
+    ``idempotency_key`` names the request.
 
     Reply: the store's Enqueued (``created`` False for a repeated key: nothing new is sent), or
     OutboxRefused naming the bad field. The row is durable when the reply arrives.
@@ -19,6 +33,7 @@ class Send:
     to: str
     text: str
     ticket_id: int | None = None
+    media: MediaFile | None = None
 
 
 @attrs.frozen

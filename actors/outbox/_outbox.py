@@ -21,6 +21,7 @@ process goes back to ``queued``.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -40,8 +41,8 @@ from actors.flows import (
     no_publisher,
     outbox_payload,
 )
-from actors.drivers import SendResult
-from actors.sessions import SendText, SessionInfo, SessionStatus, StatusBoard
+from actors.drivers import MediaKind, OutboundMedia, SendResult
+from actors.sessions import SendMedia, SendText, SessionInfo, SessionStatus, StatusBoard
 from actors.store import (
     Conflict,
     DeliveryStatus,
@@ -136,7 +137,7 @@ class OutboxService(Actor):
     async def _enqueue(self, send: Send) -> Any:
         try:
             enqueued = await self.deps.store.enqueue_outbox(
-                send.tenant_id, send.session_id, send.idempotency_key, send.to, {"text": send.text},
+                send.tenant_id, send.session_id, send.idempotency_key, send.to, _payload(send),
                 ticket_id=send.ticket_id,
             )
         except InvalidInput as exc:
@@ -206,21 +207,32 @@ class OutboxService(Actor):
         delay), or failed."""
         path = f"/tenants/{item.tenant_id}/sessions/{item.session_id}"
         text = str(item.payload.get("text", ""))
+        media = item.payload.get("media")
+        if media is None:
+            request: Any = SendText(item.to_jid, text, item.message_id)
+        else:
+            try:
+                data = await trio.to_thread.run_sync(Path(media["path"]).read_bytes)
+            except OSError as exc:
+                return await self._failed(item, f"attachment unreadable: {exc}")
+            attachment = OutboundMedia(data, MediaKind(media["kind"]), media["mimetype"], media.get("file_name"), text)
+            request = SendMedia(item.to_jid, attachment, item.message_id)
         try:
-            reply = await self.ctx.system.ref(path).ask(SendText(item.to_jid, text, item.message_id), SEND_TIMEOUT)
+            reply = await self.ctx.system.ref(path).ask(request, SEND_TIMEOUT)
         except (ChildNotFound, ActorStopped, AskTimeout, ActorFailed) as exc:
             reply = exc
         if isinstance(reply, SendResult):
-            await self._sent(item, text, reply)
+            await self._sent(item, text, reply, media["kind"] if media else None)
             return None
         return await self._failed(item, f"{type(reply).__name__}: {getattr(reply, 'message', reply)}")
 
-    async def _sent(self, item: OutboxItem, text: str, result: SendResult) -> None:
+    async def _sent(self, item: OutboxItem, text: str, result: SendResult, media_type: str | None) -> None:
         store = self.deps.store
         contact = await store.upsert_contact(item.tenant_id, item.to_jid)
         stored = await store.insert_message(NewMessage(
             tenant_id=item.tenant_id, session_id=item.session_id, wa_id=item.message_id, contact_id=contact.id,
             ticket_id=item.ticket_id, from_me=True, body=text, sent_at=result.timestamp, status=DeliveryStatus.SENT,
+            media_type=media_type,
         ))
         try:
             done = await store.outbox_sent(item.id)
@@ -247,3 +259,11 @@ class OutboxService(Actor):
 
     def _publish(self, item: OutboxItem) -> None:
         self.deps.publisher.emit(item.tenant_id, OUTBOX_UPDATED, outbox_payload(item), ticket_id=item.ticket_id)
+
+
+def _payload(send: Send) -> dict:
+    """What the outbox row keeps: the text (a caption with media) and where the attachment is."""
+    payload: dict = {"text": send.text}
+    if send.media is not None:
+        payload["media"] = attrs.asdict(send.media)
+    return payload

@@ -84,3 +84,32 @@ async def test_ticket_errors_and_isolation(api_server, simulator_control) -> Non
     await agent.post(f"{base}/close")
     closed_transfer = await agent.post(f"{base}/transfer", json={"queue": "billing"})
     assert closed_transfer.status_code == 409 and closed_transfer.json()["error"]["field"] == "ticket_id"
+
+
+async def test_send_an_attachment_once_with_its_caption(api_server, simulator_control) -> None:
+    import base64
+
+    agent, ticket_id = await _ticket(api_server, simulator_control)
+    base = f"/tenants/t1/tickets/{ticket_id}/messages"
+    png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+    body = {"text": "the invoice", "media": {"data": base64.b64encode(png).decode(), "mimetype": "image/png",
+                                             "file_name": "invoice.png"}}
+    bad = await agent.post(base, json={"media": {"data": "***", "mimetype": "image/png"}},
+                           headers={"Idempotency-Key": "m0"})
+    assert bad.status_code == 400 and bad.json()["error"]["field"] == "media.data"
+    kind = await agent.post(base, json={"media": {**body["media"], "kind": "hologram"}}, headers={"Idempotency-Key": "m0"})
+    assert kind.status_code == 400 and kind.json()["error"]["field"] == "media.kind"
+    first = await agent.post(base, json=body, headers={"Idempotency-Key": "m1"})
+    assert first.status_code == 202, first.text
+    again = await agent.post(base, json=body, headers={"Idempotency-Key": "m1"})
+    assert again.json()["created"] is False
+    with trio.fail_after(30):
+        while not (sent := [m for m in await simulator_control.sent("s1") if m.get("media")]):
+            await trio.sleep(0.05)
+    (message,) = sent
+    assert message["text"] == "the invoice" and message["media"]["mimetype"] == "image/png"
+    with trio.fail_after(30):
+        while not (mine := [m for m in (await agent.get(f"/tenants/t1/tickets/{ticket_id}/messages")).json()["messages"]
+                            if m["from_me"]]):
+            await trio.sleep(0.05)
+    assert mine[0]["media_type"] == "image" and mine[0]["body"] == "the invoice"
