@@ -30,7 +30,8 @@ import attrs
 import trio
 
 from ._exits import Exit
-from ._ref import Ask, ActorRef, fail_pending, handler_failed
+from ._errors import ActorFailed
+from ._ref import Ask, ActorRef, fail_pending
 
 if TYPE_CHECKING:
     from ._cell import Cell
@@ -101,7 +102,7 @@ class Actor:
             try:
                 value = await self.receive(item.message)
             except Exception as exc:
-                reply.fail(handler_failed(self.ctx.path, exc))
+                reply.fail(ActorFailed(self.ctx.path, exc))
                 raise
             else:
                 reply.set(value)

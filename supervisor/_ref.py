@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import trio
 
-from ._errors import ActorFailed, ActorStopped, AskTimeout, MailboxFull, SupervisorError
+from ._errors import ActorStopped, AskTimeout, MailboxFull
 
 if TYPE_CHECKING:
     from ._records import ChildRecord
@@ -116,8 +116,3 @@ def fail_pending(message: Any, path: str) -> None:
     """Answer an undelivered ``ask`` with ActorStopped (its actor is gone)."""
     if type(message) is Ask:
         message.reply.fail(ActorStopped(f"{path} stopped before replying"))
-
-
-def handler_failed(path: str, error: BaseException) -> SupervisorError:
-    """What an asker sees when the handler raised."""
-    return ActorFailed(path, error)

@@ -61,10 +61,9 @@ def snapshot(child: "ChildRecord", now: float) -> ActorSnapshot:
     actor = cell.actor if cell is not None else None
     children: tuple[ActorSnapshot, ...] = ()
     strategy = None
-    records = getattr(actor, "records", None)
-    if records is not None:
+    if child.is_supervisor and actor is not None:
         strategy = actor.strategy.value
-        children = tuple(snapshot(grandchild, now) for grandchild in records())
+        children = tuple(snapshot(grandchild, now) for grandchild in actor.records())
     failure = child.last_failure
     return ActorSnapshot(
         path=child.path,

@@ -27,6 +27,7 @@ from ._breaker import BreakerMode
 from ._cell import Cell
 from ._decide import Action, add_restart, decide, intensity_exceeded, restart_delay, restart_group
 from ._errors import (
+    ActorFailed,
     AlreadyPresent,
     AlreadyStarted,
     ChildError,
@@ -58,7 +59,7 @@ from ._records import (
     _RestartNow,
     _StableCheck,
 )
-from ._ref import Ask, handler_failed
+from ._ref import Ask
 from ._spec import ChildSpec, Restart, Strategy
 
 _LOG = logging.getLogger("zapvisor.supervisor")
@@ -150,7 +151,7 @@ class Supervisor(Actor):
                 except (ChildError, StartFailed, SpecError) as exc:
                     reply.fail(exc)
                 except Exception as exc:
-                    reply.fail(handler_failed(self.ctx.path, exc))
+                    reply.fail(ActorFailed(self.ctx.path, exc))
                     raise
                 else:
                     reply.set(value)
@@ -224,7 +225,10 @@ class Supervisor(Actor):
                 child.generation += 1
                 self._suspend(child, "breaker forced open")
             case BreakerAction.CLOSE | BreakerAction.RESET:
-                breaker.force_closed() if action is BreakerAction.CLOSE else breaker.reset()
+                if action is BreakerAction.CLOSE:
+                    breaker.force_closed()
+                else:
+                    breaker.reset()
                 if child.state is ChildState.SUSPENDED:
                     child.generation += 1
                     self._post(_RestartDue(((child, child.generation),), child))

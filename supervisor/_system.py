@@ -19,7 +19,7 @@ from typing import AsyncIterator, Iterable
 import attrs
 import trio
 
-from ._errors import ChildNotFound, SupervisorError
+from ._errors import ActorStopped, ChildNotFound, SupervisorError
 from ._events import EventHub, EventKind, LifecycleEvent, Subscription
 from ._ref import DEFAULT_ASK_TIMEOUT, ActorRef
 from ._snapshot import ActorSnapshot, snapshot
@@ -76,8 +76,6 @@ class SupervisorRef(ActorRef):
         return self._supervisor().count_children()
 
     def _supervisor(self) -> Supervisor:
-        from ._errors import ActorStopped
-
         cell = self._child.cell
         if cell is None:
             raise ActorStopped(f"{self._child.path} is not running")

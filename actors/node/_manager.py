@@ -167,11 +167,15 @@ class SessionManager(Actor):
         record = await self._live_record(session_id)
         if isinstance(record, Refused):
             return record
-        await self._ensure_tenant(record.tenant_id)
         # Written through, not debounced: a crash right after this request must still restore it.
         await self.node.store.set_session_status(session_id, SessionStatus.STARTING.value, "start requested")
+        return await self._launch(record)
+
+    async def _launch(self, record: Any) -> Any:
+        """Start the session actor of ``record`` (idempotent); its status, or Refused."""
+        await self._ensure_tenant(record.tenant_id)
         sessions = self.ctx.system.supervisor(f"/tenants/{record.tenant_id}/sessions")
-        spec = session_spec(session_id, record.tenant_id, self.node.deps,
+        spec = session_spec(record.id, record.tenant_id, self.node.deps,
                             backoff=self.node.session_backoff, breaker=self.node.session_breaker)
         try:
             await sessions.start_child(spec)
@@ -179,12 +183,12 @@ class SessionManager(Actor):
             pass  # already running: starting is idempotent
         except AlreadyPresent:
             try:
-                await sessions.restart_child(session_id)
+                await sessions.restart_child(record.id)
             except (ChildRunning, ChildRestarting):
                 pass  # it is coming back by itself
         except StartFailed as exc:
             return Refused("conflict", str(exc), None)
-        return self.node.board.get(session_id)
+        return self.node.board.get(record.id)
 
     async def _stop(self, session_id: str) -> Any:
         record = await self._live_record(session_id)
@@ -236,8 +240,8 @@ class SessionManager(Actor):
         restored = 0
         for record in await self.node.store.list_sessions():
             self.node.board.register(self._path(record.tenant_id, record.id), record.id, record.tenant_id)
-            if record.status in RESTORE:
-                result = await self._start(record.id)
+            if record.status in RESTORE:  # already persisted as live: launch from the row we have
+                result = await self._launch(record)
                 restored += not isinstance(result, Refused)
         _LOG.info("restored %d sessions", restored)
         return restored

@@ -31,10 +31,6 @@ class Lanes:
     def __attrs_post_init__(self) -> None:
         self._slots = trio.Semaphore(self.capacity)
 
-    @property
-    def in_flight(self) -> int:
-        return self.capacity - self._slots.value
-
     async def put(self, key: Hashable, item: Any) -> None:
         """Queue ``item`` behind the earlier items of ``key``; waits while the lanes are full."""
         await self._slots.acquire()

@@ -17,7 +17,7 @@ from __future__ import annotations
 import enum
 import logging
 import math
-from typing import Awaitable, Callable, Iterator
+from typing import Awaitable, Callable
 
 import attrs
 import trio
@@ -172,9 +172,6 @@ class StatusBoard:
 
     def statistics(self) -> BoardStatistics:
         return BoardStatistics(**self._stats)
-
-    def __iter__(self) -> Iterator[SessionInfo]:
-        return iter(self.all())
 
     # -- the board's own tasks -------------------------------------------------
 

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import trio
 
-from actors.node import Node, open_node
+from actors.node import Node
 from actors.sessions import SessionInfo, SessionStatus
 from config import Settings, load_settings
+
+from ..sessions.conftest import wait_status as wait_board_status
 
 
 def node_settings(tmp_path: Path, simulator_url: str, **overrides: str) -> Settings:
@@ -29,17 +29,7 @@ def node_settings(tmp_path: Path, simulator_url: str, **overrides: str) -> Setti
 
 async def wait_status(node: Node, session_id: str, *statuses: SessionStatus, timeout: float = 20.0,
                       where: Callable[[SessionInfo], bool] = lambda info: True) -> SessionInfo:
-    with trio.fail_after(timeout), node.board.subscribe() as changes:
-        info = node.board.get(session_id)
-        while info is None or info.session_id != session_id or info.status not in statuses or not where(info):
-            info = await changes.receive()
-        return info
-
-
-@asynccontextmanager
-async def running_node(settings: Settings) -> AsyncIterator[Node]:
-    async with open_node(settings) as node:
-        yield node
+    return await wait_board_status(node.board, session_id, *statuses, timeout=timeout, where=where)
 
 
 @pytest.fixture

@@ -13,11 +13,13 @@ from actors.node import (
     RestartSession,
     StartSession,
     StopSession,
+    open_node,
 )
 from actors.sessions import SessionStatus
 from actors.store import SessionRecord
 
-from .conftest import running_node, wait_status
+
+from .conftest import wait_status
 
 
 async def create_and_pair(node, control, session_id: str, tenant: str = "acme") -> None:
@@ -30,7 +32,7 @@ async def create_and_pair(node, control, session_id: str, tenant: str = "acme") 
 
 
 async def test_create_start_and_inbound_lands_in_the_store(settings, simulator_control):
-    async with running_node(settings) as node:
+    async with open_node(settings) as node:
         await node.store.upsert_tenant("acme", "Acme")
         await create_and_pair(node, simulator_control, "s1")
         ids = [await simulator_control.send_message("s1", f"oi {i}", sender="5511900000001@s.whatsapp.net")
@@ -46,7 +48,7 @@ async def test_create_start_and_inbound_lands_in_the_store(settings, simulator_c
 
 
 async def test_refusals_are_values_naming_the_field(settings):
-    async with running_node(settings) as node:
+    async with open_node(settings) as node:
         refused = await node.manager.ask(CreateSession("nobody", "s1", "x"))
         assert refused == Refused("not_found", "no tenant 'nobody'", "tenant_id")
         await node.store.upsert_tenant("acme", "Acme")
@@ -64,14 +66,14 @@ async def test_refusals_are_values_naming_the_field(settings):
 
 
 async def test_live_sessions_are_restored_at_boot_and_stopped_ones_are_not(settings, simulator_control):
-    async with running_node(settings) as node:
+    async with open_node(settings) as node:
         await node.store.upsert_tenant("acme", "Acme")
         await create_and_pair(node, simulator_control, "live")
         await create_and_pair(node, simulator_control, "parked")
         stopped = await node.manager.ask(StopSession("parked"))
         assert stopped.status is SessionStatus.STOPPED
         await trio.sleep(0.2)  # past the status debounce
-    async with running_node(settings) as node:
+    async with open_node(settings) as node:
         await wait_status(node, "live", SessionStatus.CONNECTED)
         await trio.sleep(0.5)
         assert node.board.get("parked").status is SessionStatus.STOPPED
@@ -79,7 +81,7 @@ async def test_live_sessions_are_restored_at_boot_and_stopped_ones_are_not(setti
 
 
 async def test_restart_and_delete(settings, simulator_control):
-    async with running_node(settings) as node:
+    async with open_node(settings) as node:
         await node.store.upsert_tenant("acme", "Acme")
         await create_and_pair(node, simulator_control, "s1")
         connects = (await simulator_control.stats()).connects
@@ -101,7 +103,7 @@ async def test_a_start_request_is_durable_at_once_for_restore(settings, simulato
     import attrs
 
     slow = attrs.evolve(settings, sessions=attrs.evolve(settings.sessions, status_debounce=3600.0))
-    async with running_node(slow) as node:
+    async with open_node(slow) as node:
         await node.store.upsert_tenant("acme", "Acme")
         await node.manager.ask(CreateSession("acme", "s1", "desk"))
         await node.manager.ask(StartSession("s1"))
@@ -113,7 +115,7 @@ async def test_a_start_request_is_durable_at_once_for_restore(settings, simulato
 
 
 async def test_logout_of_a_session_whose_actor_is_not_running_is_refused(settings, simulator_control):
-    async with running_node(settings) as node:
+    async with open_node(settings) as node:
         await node.store.upsert_tenant("acme", "Acme")
         await create_and_pair(node, simulator_control, "s1")
         await node.system.supervisor("/tenants/acme/sessions").terminate_child("s1")  # spec kept, not running

@@ -61,6 +61,21 @@ class MemoryInbound:
         self.receipts.append(receipt)
 
 
+async def wait_status(
+    board: StatusBoard, session_id: str, *statuses: SessionStatus, timeout: float = 20.0,
+    where: Callable[[SessionInfo], bool] = lambda info: True,
+) -> SessionInfo:
+    """Wait until the session shows one of ``statuses`` (and ``where`` holds).
+
+    Subscribes to the board, so even a status that lasts a millisecond is seen.
+    """
+    with trio.fail_after(timeout), board.subscribe() as changes:
+        info = board.get(session_id)
+        while info is None or info.session_id != session_id or info.status not in statuses or not where(info):
+            info = await changes.receive()
+        return info
+
+
 @attrs.define(eq=False)
 class SessionNode:
     system: ActorSystem
@@ -82,15 +97,7 @@ class SessionNode:
         self, session_id: str, *statuses: SessionStatus, timeout: float = 20.0,
         where: Callable[[SessionInfo], bool] = lambda info: True,
     ) -> SessionInfo:
-        """Wait until the session shows one of ``statuses`` (and ``where`` holds).
-
-        Subscribes to the board, so even a status that lasts a millisecond is seen.
-        """
-        with trio.fail_after(timeout), self.board.subscribe() as changes:
-            info = self.board.get(session_id)
-            while info is None or info.session_id != session_id or info.status not in statuses or not where(info):
-                info = await changes.receive()
-            return info
+        return await wait_status(self.board, session_id, *statuses, timeout=timeout, where=where)
 
     async def wait_actor_state(self, session_id: str, state: str, timeout: float = 10.0) -> None:
         """Wait until the session's actor shows ``state`` in the supervision tree."""
