@@ -4,9 +4,18 @@ keep working."""
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 
 class DriverError(Exception):
-    """Root of every error a driver raises."""
+    """Root of every error a driver raises.
+
+    ``restart_immediately``: the failure was in the driver's own host (a worker
+    process died), not in WhatsApp: the session reconnects at once on a fresh
+    driver, without backoff or a breaker count.
+    """
+
+    restart_immediately: ClassVar[bool] = False
 
 
 class DriverConnectError(DriverError, ConnectionError):

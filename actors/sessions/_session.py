@@ -256,7 +256,7 @@ class SessionActor(Actor):
                     await self._connections()
             except Exception as exc:
                 cause = unwrap(exc)
-                if not getattr(cause, "restart_immediately", False) or immediate >= IMMEDIATE_RESTARTS:
+                if not (isinstance(cause, DriverError) and cause.restart_immediately) or immediate >= IMMEDIATE_RESTARTS:
                     raise
                 immediate += 1
                 _LOG.warning("session %s: %s; reconnecting on a fresh driver", self.session_id, cause)
