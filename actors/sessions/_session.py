@@ -256,7 +256,8 @@ class SessionActor(Actor):
                     await self._connections()
             except Exception as exc:
                 cause = unwrap(exc)
-                if not (isinstance(cause, DriverError) and cause.restart_immediately) or immediate >= IMMEDIATE_RESTARTS:
+                host_failed = isinstance(cause, DriverError) and cause.restart_immediately
+                if not host_failed or immediate >= IMMEDIATE_RESTARTS:
                     raise
                 immediate += 1
                 _LOG.warning("session %s: %s; reconnecting on a fresh driver", self.session_id, cause)
