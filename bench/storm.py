@@ -53,8 +53,8 @@ class CountingInbound:
     def __init__(self) -> None:
         self.messages = 0
 
-    async def deliver(self, session_id, tenant_id, message) -> None:
-        self.messages += 1
+    async def deliver(self, session_id, tenant_id, messages) -> None:
+        self.messages += len(messages)
 
     async def receipt(self, session_id, tenant_id, receipt) -> None:
         pass

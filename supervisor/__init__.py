@@ -29,7 +29,7 @@ from ._errors import (
 from ._events import EventKind, LifecycleEvent, Subscription
 from ._exits import ActorExit, Escalate, Exit, ExitKind, RetryAfter, Shutdown, StopForGood, classify, unwrap
 from ._limiter import LimiterStatistics, RestartLimiter
-from ._ref import ActorRef
+from ._ref import ActorRef, Reply
 from ._snapshot import ActorSnapshot, Failure
 from ._spec import BRUTAL_KILL, ChildSpec, Restart, Strategy
 from ._records import BreakerAction, ChildCounts, ChildInfo, ChildState
@@ -76,6 +76,7 @@ __all__ = [
     "LifecycleEvent",
     "LimiterStatistics",
     "MailboxFull",
+    "Reply",
     "Restart",
     "RestartLimiter",
     "RetryAfter",

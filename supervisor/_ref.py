@@ -45,6 +45,14 @@ class Reply:
             raise self.error
         return self.value
 
+    async def wait(self) -> Any:
+        """Wait for the answer and return it, or raise what the ask raises (see ``ActorRef.ask``).
+
+        No deadline of its own: wrap it in a cancel scope (one scope can cover many replies).
+        """
+        await self.event.wait()
+        return self.result()
+
 
 @attrs.frozen(slots=True)
 class Ask:
@@ -103,13 +111,20 @@ class ActorRef:
         ActorFailed (the handler raised: the actor crashed, ``cause`` is the
         original), or ActorStopped (not running, or stopped before replying).
         """
-        reply = Reply()
         with trio.move_on_after(timeout) as scope:
-            await self.send(Ask(message, reply))
-            await reply.event.wait()
-        if scope.cancelled_caught:
-            raise AskTimeout(f"{self._child.path}: no reply to {type(message).__name__} within {timeout} s")
-        return reply.result()
+            return await (await self.request(message)).wait()
+        raise AskTimeout(f"{self._child.path}: no reply to {type(message).__name__} within {timeout} s")
+
+    async def request(self, message: Any) -> Reply:
+        """Send ``message`` as an ask and return its :class:`Reply` without waiting for it.
+
+        Scatter-gather: request from many actors, then ``await reply.wait()`` each, under one
+        deadline; the actors work concurrently with no task per request. Waits for room in the
+        mailbox like :meth:`send`. Raises ActorStopped.
+        """
+        reply = Reply()
+        await self.send(Ask(message, reply))
+        return reply
 
 
 def fail_pending(message: Any, path: str) -> None:

@@ -50,8 +50,9 @@ Rules every implementation keeps (the tests of each driver check them):
   duration in seconds (trio clock); it raises
   :class:`~actors.drivers.ProbeTimeoutError` if no answer arrives within
   ``timeout``. It never answers from a cached flag.
-* ``ack(message_id)`` tells the driver the session has durably stored that
-  inbound :class:`~actors.drivers.Message`. Drivers whose server can defer the
+* ``ack(*message_ids)`` tells the driver the session has durably stored those
+  inbound :class:`~actors.drivers.Message` events (several at once travel
+  together: one frame for a batch). Drivers whose server can defer the
   acknowledgement (the simulator) re-deliver unacknowledged messages on the next
   connection; drivers that cannot (neonize acknowledges on receipt) treat it as
   a no-op. Acking an unknown id is not an error (it may belong to a previous
@@ -132,8 +133,8 @@ class Driver(Protocol):
         """Round-trip to the server; returns seconds taken or raises ``ProbeTimeoutError``."""
         ...
 
-    async def ack(self, message_id: str) -> None:
-        """Acknowledge an inbound message after it was durably stored."""
+    async def ack(self, *message_ids: str) -> None:
+        """Acknowledge inbound messages after they were durably stored."""
         ...
 
 

@@ -160,8 +160,6 @@ def _event(frame: dict[str, Any]) -> Event | None:
             return PairingCode(code=frame["code"], expires_at=frame.get("expires_at"))
         case "connected":
             return Connected(jid=frame.get("jid"))
-        case "message":
-            return _message(frame["msg"])
         case "offline_sync_done":
             return OfflineSyncDone(count=int(frame.get("count", 0)))
         case "receipt":
@@ -365,6 +363,9 @@ class SimulatedDriver:
         if kind == "close":
             conn.close_frame = frame
             return
+        if kind == "messages":
+            await self._messages(frame.get("msgs"))
+            return
         try:
             if kind == "pair_success":
                 await self._save_creds(str(frame["creds"]))
@@ -375,6 +376,23 @@ class SimulatedDriver:
             log.warning("driver %s: malformed %r frame: %s", self.session_id, kind, exc)
             return
         if event is not None:
+            await self._events_send.send(event)
+
+    async def _messages(self, batch: object) -> None:
+        """One ``messages`` frame: each message becomes a :class:`Message` event, in order.
+
+        A malformed message is skipped (logged) and never acknowledged, like WhatsApp's
+        undecodable nodes; the rest of the batch still arrives.
+        """
+        if not isinstance(batch, list):
+            log.warning("driver %s: malformed 'messages' frame: 'msgs' is not a list", self.session_id)
+            return
+        for msg in batch:
+            try:
+                event = _message(msg)
+            except (KeyError, TypeError, ValueError) as exc:
+                log.warning("driver %s: malformed message skipped: %r", self.session_id, exc)
+                continue
             await self._events_send.send(event)
 
     async def _keepalive(self, conn: _Connection) -> None:
@@ -461,12 +479,13 @@ class SimulatedDriver:
         frame = await self._request(self._require(), "pair_phone", number=digits)
         return frame["code"]
 
-    async def ack(self, message_id: str) -> None:
+    async def ack(self, *message_ids: str) -> None:
+        """Acknowledge stored messages, all in one frame."""
         conn = self._conn
-        if conn is None or not conn.open:
-            return  # the message stays queued on the server and comes back on the next connection
+        if conn is None or not conn.open or not message_ids:
+            return  # the messages stay queued on the server and come back on the next connection
         try:
-            await conn.ws.send_message(json.dumps({"op": "ack", "id": message_id}))
+            await conn.ws.send_message(json.dumps({"op": "ack", "ids": message_ids}))
         except trio_websocket.ConnectionClosed:
             return
 

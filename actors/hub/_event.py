@@ -5,12 +5,13 @@ An :class:`Event` is what a websocket client receives for something that happene
 this node: it only grows, by one per event, so a client that saw seq 41 and reconnects asks for
 "after 41" and gets exactly what it missed (see :class:`RoomLog`).
 
-Each event is encoded to its JSON frame once, whatever the number of receivers.
+Each event is encoded to its JSON frame at most once, whatever the number of receivers.
 """
 
 from __future__ import annotations
 
 import collections
+import functools
 import json
 import re
 from typing import Any
@@ -44,18 +45,30 @@ def encode(data: dict) -> str:
 @attrs.frozen
 class Event:
     """One event in one room: ``type`` (dotted name), ``room`` (the client's room name), ``seq``
-    (1, 2, 3... per room on this node), ``payload`` (JSON object), ``at`` (Unix seconds)."""
+    (1, 2, 3... per room on this node), ``payload`` (JSON object), ``at`` (Unix seconds).
+
+    ``payload_json`` is the payload's JSON text, encoded (and so validated) at construction
+    unless the caller passes the text it already has: one event published to several rooms,
+    or forwarded to other nodes, encodes its payload once. ``frame`` — what clients receive —
+    is assembled from it on first use, so an event nobody is listening to costs no frame.
+    """
 
     type: str = attrs.field(validator=lambda _i, _a, v: check_type(v))
     room: str
     seq: int
     payload: dict = attrs.field(validator=attrs.validators.instance_of(dict))
     at: float
-    frame: str = attrs.field(init=False, eq=False, repr=False)
+    payload_json: str = attrs.field(eq=False, repr=False)
 
-    @frame.default
-    def _frame(self) -> str:
-        return encode({"type": self.type, "room": self.room, "seq": self.seq, "payload": self.payload, "at": self.at})
+    @payload_json.default
+    def _payload_json(self) -> str:
+        return encode(self.payload)
+
+    @functools.cached_property
+    def frame(self) -> str:
+        """The client frame ``{"type", "room", "seq", "payload", "at"}`` as compact JSON text."""
+        return (f'{{"type":"{self.type}","room":{json.dumps(self.room)},"seq":{self.seq},'
+                f'"payload":{self.payload_json},"at":{json.dumps(self.at)}}}')
 
 
 def control(frame_type: str, **fields: Any) -> str:

@@ -20,6 +20,7 @@ a client resuming on another node (other epoch) is told to resync.
 from __future__ import annotations
 
 import collections
+import json
 import logging
 import secrets
 from typing import Any, Callable
@@ -32,6 +33,7 @@ from actors.bus import BusUnavailable, Gap
 from ._client import Client, Offer
 from ._errors import InvalidEvent, InvalidRoom
 from ._event import Event, RoomLog, check_type, control
+from ._event import encode as encode_payload
 from ._rooms import Room, resolve
 
 _LOG = logging.getLogger("zapvisor.hub")
@@ -52,6 +54,9 @@ MAX_ROOMS = 10_000
 #: Events waiting to be forwarded to the bus: a few seconds of a busy node while the bus is slow;
 #: beyond that events still reach local clients but not the other nodes (counted, logged).
 BUS_BACKLOG = 10_000
+
+#: Events forwarded to the bus in one message at most: bounds one message's size (~100 KB).
+BUS_BATCH = 256
 
 #: Receives an emitted event on its origin node only (webhooks); must not block.
 Tap = Callable[[str, str, dict], None]
@@ -160,18 +165,7 @@ class Hub:
         Raises:
             InvalidEvent: ``type`` is not a dotted name, ``payload`` not a JSON object.
         """
-        at = self.wall_clock(trio.current_time())
-        event = self._deliver(room, check_type(type), payload, at)
-        if self.bus is not None:
-            envelope = {"node": self.node_id, "room": room.key, "type": type, "payload": payload, "at": at}
-            try:
-                self._outgoing[0].send_nowait(envelope)
-            except trio.WouldBlock:
-                self._stats["bus_dropped"] += 1
-                if self._stats["bus_dropped"] == 1:
-                    _LOG.warning("hub: the bus is not keeping up; events reach this node's clients only")
-        self._stats["published"] += 1
-        return event
+        return self._publish(room, check_type(type), payload, encode_payload(payload))
 
     def emit(self, tenant_id: str, type: str, payload: dict, *, ticket_id: int | str | None = None) -> None:
         """The :class:`~actors.hub.Publisher` hook: publish to the tenant's room (and the ticket's
@@ -180,11 +174,25 @@ class Hub:
         Raises:
             InvalidEvent, InvalidRoom: bad type, payload, tenant or ticket id.
         """
-        self.publish(Room.tenant(tenant_id), type, payload)
+        type, payload_json = check_type(type), encode_payload(payload)
+        self._publish(Room.tenant(tenant_id), type, payload, payload_json)
         if ticket_id is not None:
-            self.publish(Room.ticket(tenant_id, ticket_id), type, payload)
+            self._publish(Room.ticket(tenant_id, ticket_id), type, payload, payload_json)
         for tap in self._taps:
             tap(tenant_id, type, payload)
+
+    def _publish(self, room: Room, type: str, payload: dict, payload_json: str) -> Event:
+        at = self.wall_clock(trio.current_time())
+        event = self._deliver(room, type, payload, at, payload_json)
+        if self.bus is not None:
+            try:
+                self._outgoing[0].send_nowait((room.key, type, payload_json, at))
+            except trio.WouldBlock:
+                self._stats["bus_dropped"] += 1
+                if self._stats["bus_dropped"] == 1:
+                    _LOG.warning("hub: the bus is not keeping up; events reach this node's clients only")
+        self._stats["published"] += 1
+        return event
 
     def add_tap(self, tap: Tap) -> None:
         """Also give every :meth:`emit` (on this node) to ``tap``; it must not block."""
@@ -194,9 +202,9 @@ class Hub:
         if tap in self._taps:
             self._taps.remove(tap)
 
-    def _deliver(self, room: Room, type: str, payload: dict, at: float) -> Event:
+    def _deliver(self, room: Room, type: str, payload: dict, at: float, payload_json: str) -> Event:
         log = self._log(room)
-        event = Event(type, room.name, log.seq + 1, payload, at)
+        event = Event(type, room.name, log.seq + 1, payload, at, payload_json)
         log.append(event)
         self._logs.move_to_end(room.key)
         members = self._members.get(room.key)
@@ -275,23 +283,39 @@ class Hub:
                     self._receive_remote(item.data)
 
     async def _forward(self) -> None:
-        async for envelope in self._outgoing[1]:
+        """Forward this node's events to the bus: whatever is queued goes as one bus message
+        (``{"node", "events": [[room key, type, payload JSON, at], ...]}``), so a busy node pays
+        one publish per batch, not per event, and a slow bus makes the batches grow."""
+        outgoing = self._outgoing[1]
+        async for first in outgoing:
+            events = [first]
+            while len(events) < BUS_BATCH:
+                try:
+                    events.append(outgoing.receive_nowait())
+                except trio.WouldBlock:
+                    break
             try:
-                await self.bus.publish(BUS_CHANNEL, envelope)
+                await self.bus.publish(BUS_CHANNEL, {"node": self.node_id, "events": events})
             except BusUnavailable as exc:
-                self._stats["bus_dropped"] += 1
-                _LOG.warning("hub: event not forwarded to other nodes: %s", exc)
+                self._stats["bus_dropped"] += len(events)
+                _LOG.warning("hub: %d events not forwarded to other nodes: %s", len(events), exc)
 
     def _receive_remote(self, envelope: Any) -> None:
         try:
             if envelope["node"] == self.node_id:
-                return  # our own event, delivered locally when published
-            room = Room.from_key(envelope["room"])
-            self._deliver(room, check_type(envelope["type"]), dict(envelope["payload"]), float(envelope["at"]))
+                return  # our own events, delivered locally when published
+            events = [
+                (Room.from_key(key), check_type(type), payload_json, float(at))
+                for key, type, payload_json, at in envelope["events"]
+            ]
+            for room, type, payload_json, at in events:
+                payload = json.loads(payload_json)
+                if not isinstance(payload, dict):
+                    raise TypeError("an event payload is not a JSON object")
+                self._deliver(room, type, payload, at, payload_json)
+                self._stats["remote"] += 1
         except (ValueError, KeyError, TypeError, InvalidRoom, InvalidEvent) as exc:
             _LOG.warning("hub: malformed envelope from the bus skipped: %s", exc)
-            return
-        self._stats["remote"] += 1
 
     def _resync_all(self, why: str) -> None:
         """Events from other nodes may be missing: every client must resync every room."""

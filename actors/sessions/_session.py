@@ -21,14 +21,18 @@ the next boot. Only a deliberate stop (the session manager) records ``stopped``.
 
 Inbound messages are acknowledged to the driver only after the
 :class:`InboundSink` has stored them, so a crash anywhere re-delivers instead
-of losing. Messages of one chat are stored in arrival order; different chats
-are stored concurrently (``_lanes``). Requests (send, mark read, pair...) are messages to this actor;
+of losing. They are handled in batches: the messages waiting in the driver's
+channel when the session gets to them are stored together (each chat in
+arrival order, different chats concurrently) and acknowledged together, so a
+busy session pays its per-delivery costs once per batch, and a batch grows by
+itself while the previous one is being stored. Requests (send, mark read, pair...) are messages to this actor;
 driver errors come back as :class:`RequestFailed` values, never as crashes.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any, Callable, Protocol
 
 import attrs
@@ -61,7 +65,6 @@ from supervisor import Actor, RestartLimiter, StopForGood, unwrap
 
 from ._cache import CacheLimits, SessionCaches
 from ._errors import ConnectionDead, OwnershipLost, SessionDisconnected, StuckConnecting
-from ._lanes import Lanes
 from ._policy import Outcome, SessionPolicy, outcome_for, reaction_for
 from ._pool import SessionPool
 from ._status import SessionStatus, StatusBoard
@@ -69,9 +72,10 @@ from ._upstream import UpstreamGate, UpstreamMode
 
 _LOG = logging.getLogger("zapvisor.sessions")
 
-INBOUND_IN_FLIGHT = 64
-"""Inbound messages a session stores at once (across its chats): the simulator's delivery
-window is 64 and whatsmeow's event queue 100, so this keeps the pipe full without hoarding."""
+INBOUND_BATCH = 256
+"""Inbound messages stored (and acknowledged) together at most: the driver's event channel
+holds 256, the simulator's delivery window is 64 and whatsmeow's event queue 100, so one batch
+takes whatever is waiting."""
 
 IMMEDIATE_RESTARTS = 3
 """Fresh drivers tried in a row after driver-host failures before the supervisor's backoff applies."""
@@ -149,9 +153,10 @@ class RequestFailed:
 
 
 class InboundSink(Protocol):
-    """Where inbound traffic goes. ``deliver`` returns only once the message is durable."""
+    """Where inbound traffic goes. ``deliver`` returns only once every message is durable;
+    it keeps the order of each chat's messages."""
 
-    async def deliver(self, session_id: str, tenant_id: str, message: Message) -> None: ...
+    async def deliver(self, session_id: str, tenant_id: str, messages: Sequence[Message]) -> None: ...
 
     async def receipt(self, session_id: str, tenant_id: str, receipt: Receipt) -> None: ...
 
@@ -189,7 +194,6 @@ class SessionActor(Actor):
         self._last_evidence = 0.0
         self._keepalive_lost_at: float | None = None
         self._wake = trio.Event()
-        self._lanes: Lanes | None = None  # the current connection's inbound lanes
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -320,17 +324,42 @@ class SessionActor(Actor):
 
     async def _serve_connection(self) -> object:
         """Handle one connection's events; return its ending event."""
+        events = self.driver.events
         async with trio.open_nursery() as nursery:
-            self._lanes = Lanes(nursery, self._store_and_ack, INBOUND_IN_FLIGHT)
             nursery.start_soon(self._watchdog)
             nursery.start_soon(self._pairing_deadline)
-            async for event in self.driver.events:
+            event: object = None  # an event read ahead while draining a batch of messages
+            while True:
+                if event is None:
+                    try:
+                        event = await events.receive()
+                    except trio.EndOfChannel:
+                        break
                 self._last_evidence = trio.current_time()
                 if isinstance(event, ENDING_EVENTS):
                     nursery.cancel_scope.cancel()
                     return event
-                await self._handle(event)
+                if isinstance(event, Message):
+                    batch, event = self._drain_messages(event)
+                    await self._inbound(batch)
+                else:
+                    await self._handle(event)
+                    event = None
         raise ConnectionDead("the driver closed its event stream")
+
+    def _drain_messages(self, first: Message) -> tuple[list[Message], object]:
+        """``first`` and the messages already waiting behind it (at most INBOUND_BATCH), plus the
+        event that ended the run (None when the channel ran dry first)."""
+        batch = [first]
+        while len(batch) < INBOUND_BATCH:
+            try:
+                event = self.driver.events.receive_nowait()
+            except (trio.WouldBlock, trio.EndOfChannel):
+                return batch, None
+            if not isinstance(event, Message):
+                return batch, event
+            batch.append(event)
+        return batch, None
 
     async def _handle(self, event: object) -> None:
         limit = self.policy.qr_limit
@@ -357,8 +386,6 @@ class SessionActor(Actor):
             case KeepaliveRestored():
                 self._keepalive_lost_at = None
                 self._status(SessionStatus.CONNECTED, "keepalive restored")
-            case Message():
-                await self._inbound(event)
             case Receipt():
                 await self.deps.inbound.receipt(self.session_id, self.tenant_id, event)
             case Presence(jid):
@@ -370,23 +397,23 @@ class SessionActor(Actor):
             case Undecryptable(message_id, chat_jid):
                 _LOG.warning("session %s: undecryptable message %s in %s", self.session_id, message_id, chat_jid)
 
-    async def _inbound(self, message: Message) -> None:
-        """Queue a message on its chat's lane (broadcasts and unwanted groups are only acked)."""
-        ignored = message.is_broadcast or message.chat_jid.endswith("@broadcast")
-        ignored = ignored or (message.is_group and not self.policy.allow_groups)
-        if ignored:
-            await self.driver.ack(message.id)
-        else:
-            await self._lanes.put(message.chat_jid, message)
-
-    async def _store_and_ack(self, message: Message) -> None:
-        """Store, *then* acknowledge: a crash in between means re-delivery, never loss."""
-        if message.id not in self.caches.messages:
-            await self.deps.inbound.deliver(self.session_id, self.tenant_id, message)
-            self.caches.messages.put(message.id, True)
-            self.caches.chats.put(message.chat_jid, message.timestamp)
-            self.caches.contacts.put(message.sender_jid, message.push_name)
-        await self.driver.ack(message.id)
+    async def _inbound(self, batch: list[Message]) -> None:
+        """Store the batch, *then* acknowledge all of it: a crash in between means re-delivery,
+        never loss. Broadcasts and unwanted groups are only acknowledged; ids this session
+        stored recently (a re-delivery) are not stored again."""
+        fresh = [
+            message for message in batch
+            if not (message.is_broadcast or message.chat_jid.endswith("@broadcast"))
+            and (self.policy.allow_groups or not message.is_group)
+            and message.id not in self.caches.messages
+        ]
+        if fresh:
+            await self.deps.inbound.deliver(self.session_id, self.tenant_id, fresh)
+            for message in fresh:
+                self.caches.messages.put(message.id, True)
+                self.caches.chats.put(message.chat_jid, message.timestamp)
+                self.caches.contacts.put(message.sender_jid, message.push_name)
+        await self.driver.ack(*(message.id for message in batch))
 
     # -- evidence-based health -------------------------------------------------
 

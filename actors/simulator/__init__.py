@@ -30,8 +30,8 @@ or ``{"re": rid, "ok": false, "code": 400|404, "error": "..."}``.
   account is created on first sight. Answer: ``{"ev": "welcome", "paired": bool}``
   or a ``close`` frame (below) when refused.
 * ``{"op": "ping", "rid": n}`` → ``{"re": n, "ok": true}`` (the probe round trip).
-* ``{"op": "ack", "id": message_id}`` - the message is stored; no answer. Only
-  acked messages leave the offline queue.
+* ``{"op": "ack", "ids": [message_id, ...]}`` - these messages are stored; no
+  answer. Only acked messages leave the offline queue.
 * ``{"op": "send", "rid", "id", "to", "text", "media": null|{"kind", "mimetype",
   "file_name", "data": base64}}`` → ``{"ok", "id", "ts", "dup"}``; a repeated
   ``id`` answers ``dup: true`` with the first ``ts``. Receipts follow. A send to
@@ -48,9 +48,10 @@ Server → client events (``{"ev": ...}``); timestamps are epoch seconds:
   ``qr_count`` codes the connection closes with 408.
 * ``pairing_code`` ``{code, expires_at}``; ``pair_success`` ``{jid, creds}``
   (the driver stores ``creds`` for its next hello); ``connected`` ``{jid}``.
-* ``message`` ``{msg: {id, chat, sender, from_me, ts, text, media: null|{ref,
+* ``messages`` ``{msgs: [{id, chat, sender, from_me, ts, text, media: null|{ref,
   kind, mimetype, size, file_name, sha256}, is_group, is_broadcast, push_name,
-  quoted_id}}`` - at most ``delivery_window`` unacked at a time.
+  quoted_id}, ...]}`` - what is deliverable at once travels in one frame, in
+  queue order; at most ``delivery_window`` messages unacked at a time.
 * ``offline_sync_done`` ``{count}`` after the backlog queued before ``connected``.
 * ``receipt`` ``{ids, chat, kind: delivered|read|played, ts}``;
   ``presence`` ``{jid, state, chat, last_seen}``;

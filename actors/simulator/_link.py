@@ -116,16 +116,18 @@ class Link:
             self.pending.append(message_id)
             self.poke()
 
-    def acked(self, message_id: str) -> None:
-        self.inflight.discard(message_id)
+    def acked(self, message_ids: list[str]) -> None:
+        self.inflight.difference_update(message_ids)
         self.poke()
 
     async def deliver_loop(self, offline_events: list[dict[str, Any]], on_delivered: Callable[[str], None]) -> None:
         """Send waiting events, then the queue within the window.
 
-        ``offline_sync_done`` follows the last item of the backlog (what was
-        queued when the link connected); ``on_delivered`` counts each message put
-        on the wire.
+        Messages go out in ``messages`` frames: everything deliverable at one wake-up
+        (within the window) travels in one frame, as WhatsApp batches its offline sync,
+        so a busy account costs one frame per batch rather than one per message.
+        ``offline_sync_done`` follows the last item of the backlog (what was queued when
+        the link connected); ``on_delivered`` counts each message put on the wire.
         """
         for frame in offline_events:
             await self.send(frame)
@@ -133,6 +135,7 @@ class Link:
         synced = False
         while True:
             self._wake = trio.Event()
+            batch = []
             while self.pending and len(self.inflight) < self.window and not self.stalled:
                 message_id = self.pending.popleft()
                 popped += 1
@@ -140,13 +143,15 @@ class Link:
                 if item is not None and message_id not in self.inflight:
                     self.inflight.add(message_id)
                     on_delivered(message_id)
-                    await self.send({"ev": "message", "msg": item})
+                    batch.append(item)
                 if not synced and popped >= self.backlog:
-                    synced = True
-                    await self.send({"ev": "offline_sync_done", "count": self.backlog})
+                    break  # the backlog ends here: its offline_sync_done goes right after it
+            if batch:
+                await self.send({"ev": "messages", "msgs": batch})
             if not synced and popped >= self.backlog:
                 synced = True
                 await self.send({"ev": "offline_sync_done", "count": self.backlog})
+                continue
             await self._wake.wait()
 
     def end(self, code: int | None, reason: str, **extra: Any) -> None:

@@ -291,12 +291,15 @@ class SimulatorServer:
             raise BadFrame(f"op {op!r} needs a logged-in connection")
         match op:
             case "ack":
-                message_id = _field(frame, "id", str)
-                if account.queue.pop(message_id, None) is not None:
-                    self.stats.messages_acked += 1
-                    self._seen.discard(message_id)
-                    self.state.changed()
-                link.acked(message_id)
+                message_ids = _field(frame, "ids", list)
+                if not all(isinstance(message_id, str) for message_id in message_ids):
+                    raise BadFrame("field 'ids' must be a list of message ids")
+                for message_id in message_ids:
+                    if account.queue.pop(message_id, None) is not None:
+                        self.stats.messages_acked += 1
+                        self._seen.discard(message_id)
+                self.state.changed()
+                link.acked(message_ids)
             case "send":
                 await self._on_send(link, frame, rid)
             case "mark_read":

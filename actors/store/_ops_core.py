@@ -294,10 +294,11 @@ class MarkTicketRead:
 
 
 @attrs.frozen
-class InsertMessage:
-    """Store one message; consecutive ones in a batch are inserted together (:func:`insert_messages`)."""
+class InsertMessages:
+    """Store a run of messages, in order; consecutive runs in a batch are inserted together
+    (:func:`insert_messages`). The op's result is one Inserted / AlreadyStored per message."""
 
-    message: NewMessage
+    messages: tuple[NewMessage, ...]
 
 
 _MESSAGE_COLUMNS = (
@@ -366,24 +367,26 @@ _QUEUE_MEDIA = (
 )
 
 
-async def insert_messages(tx: Any, ops: list[InsertMessage], now: float) -> list[Inserted | AlreadyStored]:
-    """Insert a run of messages together (see :func:`_insert_rows`), in submit order.
+async def insert_messages(
+    tx: Any, ops: list[InsertMessages], now: float
+) -> list[list[Inserted | AlreadyStored]]:
+    """Insert the messages of consecutive ops together (see :func:`_insert_rows`), in submit order.
 
     A message whose (session, WhatsApp id) exists — stored before, or earlier in the same run — is
     reported :class:`AlreadyStored` and changes nothing. For the new ones, their tickets' unread
     counters (inbound only) and last message move forward in the same transaction, and those
-    with a ``media_source`` get their media job.
+    with a ``media_source`` get their media job. Returns each op's results.
     """
+    messages = [m for op in ops for m in op.messages]
     rows = [
         (m.tenant_id, m.session_id, m.wa_id, m.contact_id, m.ticket_id, int(m.from_me), m.body,
          m.media_type, str(m.status), float(m.sent_at), now)
-        for m in (op.message for op in ops)
+        for m in messages
     ]
     new_ids = {(row["session_id"], row["wa_id"]): row["id"] for row in await _insert_rows(tx, rows)}
     results: list[Inserted | AlreadyStored | None] = []
     bumps: dict[int, list[Any]] = {}  # ticket id -> [unread delta, last body, last sent_at]
-    for op in ops:
-        m = op.message
+    for m in messages:
         key = (m.session_id, m.wa_id)
         if key in new_ids:
             results.append(Inserted(new_ids.pop(key)))
@@ -394,13 +397,13 @@ async def insert_messages(tx: Any, ops: list[InsertMessage], now: float) -> list
                     bump[1:] = [m.body, m.sent_at]
         else:
             results.append(None)  # stored before, or earlier in this run: looked up below
-    missing = {(op.message.session_id, op.message.wa_id) for op, r in zip(ops, results) if r is None}
+    missing = {(m.session_id, m.wa_id) for m, r in zip(messages, results) if r is None}
     if missing:
         found = await _find_rows(tx, sorted(missing))
         stored = {(row["session_id"], row["wa_id"]): row["id"] for row in found}
         results = [
-            AlreadyStored(stored[(op.message.session_id, op.message.wa_id)]) if r is None else r
-            for op, r in zip(ops, results)
+            AlreadyStored(stored[(m.session_id, m.wa_id)]) if r is None else r
+            for m, r in zip(messages, results)
         ]
     if bumps:  # in ticket id order: writers on other nodes lock the same rows in the same order
         await tx.executemany(
@@ -408,13 +411,17 @@ async def insert_messages(tx: Any, ops: list[InsertMessage], now: float) -> list
             [(ticket_id, n, body, float(at), now) for ticket_id, (n, body, at) in sorted(bumps.items())],
         )
     media = [
-        (op.message.tenant_id, result.message_id, now, op.message.media_source)
-        for op, result in zip(ops, results)
-        if isinstance(result, Inserted) and op.message.media_source is not None
+        (m.tenant_id, result.message_id, now, m.media_source)
+        for m, result in zip(messages, results)
+        if isinstance(result, Inserted) and m.media_source is not None
     ]
     if media:
         await tx.executemany(_QUEUE_MEDIA, media)
-    return results
+    per_op, start = [], 0
+    for op in ops:
+        per_op.append(results[start:start + len(op.messages)])
+        start += len(op.messages)
+    return per_op
 
 
 @attrs.frozen

@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import attrs
@@ -238,11 +238,21 @@ class Store(StoreReads):
         """Store a message once: a second insert of the same (session, wa_id) is a no-op answered
         :class:`AlreadyStored`. A new message bumps its ticket's last message (and unread, if inbound).
         The answer comes after COMMIT: acknowledge to WhatsApp only then."""
-        if not isinstance(message, NewMessage):
-            raise InvalidInput(f"message: must be a NewMessage, got {type(message).__name__}")
-        _text("wa_id", message.wa_id)
-        _text("session_id", message.session_id)
-        return await self._write(core.InsertMessage(message), timeout)
+        return (await self.insert_messages([message], timeout=timeout))[0]
+
+    async def insert_messages(
+        self, messages: Sequence[NewMessage], *, timeout: float | None = None
+    ) -> list[Inserted | AlreadyStored]:
+        """:meth:`insert_message` for a run of messages, in order, as one write (one commit):
+        one answer per message."""
+        for message in messages:
+            if not isinstance(message, NewMessage):
+                raise InvalidInput(f"message: must be a NewMessage, got {type(message).__name__}")
+            _text("wa_id", message.wa_id)
+            _text("session_id", message.session_id)
+        if not messages:
+            return []
+        return await self._write(core.InsertMessages(tuple(messages)), timeout)
 
     async def update_message_status(
         self, session_id: str, wa_id: str, status: DeliveryStatus, *, timeout: float | None = None

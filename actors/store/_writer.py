@@ -49,7 +49,7 @@ import trio
 
 from ._backend import Disconnected
 from ._errors import StoreClosed, StoreError, StoreUnavailable, WriteFailed
-from ._ops_core import InsertMessage, insert_messages
+from ._ops_core import InsertMessages, insert_messages
 
 #: How many recent op latencies feed the percentiles in statistics(): enough for a stable p99,
 #: small enough to sort on every statistics() call.
@@ -110,9 +110,9 @@ async def apply_batch(tx: Any, ops: list[Any], now: float) -> list[tuple[bool, A
     outcomes: list[tuple[bool, Any]] = []
     i = 0
     while i < len(ops):
-        if isinstance(ops[i], InsertMessage):
+        if isinstance(ops[i], InsertMessages):
             j = i
-            while j < len(ops) and isinstance(ops[j], InsertMessage):
+            while j < len(ops) and isinstance(ops[j], InsertMessages):
                 j += 1
             outcomes.extend((True, r) for r in await insert_messages(tx, ops[i:j], now))
             i = j

@@ -12,6 +12,7 @@ Host it with ``nursery.start(directory.run, system)`` (the node does, as ``/serv
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import attrs
@@ -24,10 +25,12 @@ from supervisor import (
     ActorSystem,
     AlreadyPresent,
     AlreadyStarted,
+    AskTimeout,
     ChildNotFound,
     ChildSpec,
     ChildState,
     Restart,
+    Reply,
     RestartLimiter,
     StartFailed,
 )
@@ -72,19 +75,51 @@ class TicketDirectory:
         Returns TicketRefused(not_found) for a ticket the store does not know.
         Raises:
             TicketUnavailable: no incarnation took the message within DELIVERY_TRIES.
+            supervisor.AskTimeout: no reply within ``timeout`` (the message may still be handled).
             supervisor.ActorFailed: the handler crashed (the store was unavailable): the caller
                 must not assume anything was done.
         """
+        return (await self.ask_many(tenant_id, [(ticket_id, message)], timeout=timeout))[0]
+
+    async def ask_many(
+        self, tenant_id: str, requests: Sequence[tuple[int, Any]], *, timeout: float = ASK_TIMEOUT
+    ) -> list[Any]:
+        """:meth:`ask` for several ``(ticket_id, message)`` pairs at once; replies in order.
+
+        Scatter-gather: every message is sent before any reply is awaited, so the tickets work
+        concurrently (their store writes share commits), with no task per request and one
+        deadline for all. Raises as :meth:`ask`; on an error no reply is returned, so the caller
+        must treat every request as possibly done (every ticket message is safe to repeat).
+        """
         await self._ready.wait()
-        for _ in range(DELIVERY_TRIES):
-            ref = await self.ref(tenant_id, ticket_id)
-            if ref is None:
-                return TicketRefused("not_found", f"ticket {ticket_id} does not exist")
-            try:
-                return await ref.ask(message, timeout)
-            except ActorStopped:
-                continue  # it passivated or crashed just now: the next incarnation takes it
-        raise TicketUnavailable(f"ticket {ticket_id}: no actor took {type(message).__name__}")
+        replies: list[Any] = [None] * len(requests)
+        todo = list(range(len(requests)))
+        with trio.move_on_after(timeout):
+            for _ in range(DELIVERY_TRIES):
+                sent: list[tuple[int, Reply]] = []
+                again: list[int] = []  # the actor stopped (passivated, crashed) before taking it
+                for index in todo:
+                    ticket_id, message = requests[index]
+                    ref = await self.ref(tenant_id, ticket_id)
+                    if ref is None:
+                        replies[index] = TicketRefused("not_found", f"ticket {ticket_id} does not exist")
+                        continue
+                    try:
+                        sent.append((index, await ref.request(message)))
+                    except ActorStopped:
+                        again.append(index)
+                for index, reply in sent:
+                    try:
+                        replies[index] = await reply.wait()
+                    except ActorStopped:
+                        again.append(index)
+                if not again:
+                    return replies
+                todo = again  # the next incarnation takes them
+            ticket_id, message = requests[todo[0]]
+            raise TicketUnavailable(f"ticket {ticket_id}: no actor took {type(message).__name__}")
+        names = ", ".join(sorted({type(message).__name__ for _, message in requests}))
+        raise AskTimeout(f"tickets of {tenant_id}: no reply to {names} within {timeout} s")
 
     async def ref(self, tenant_id: str, ticket_id: int) -> ActorRef | None:
         """The ticket's actor, started if it is not running; None if the ticket does not exist."""

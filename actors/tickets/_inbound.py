@@ -1,13 +1,14 @@
 """The store-backed :class:`~actors.sessions.InboundSink`: the inbound half of DESIGN §6.
 
-driver event → SessionActor → :meth:`TicketInbound.deliver`:
+driver events → SessionActor (a batch: the messages waiting together) → :meth:`TicketInbound.deliver`:
 
 1. drop broadcasts and status updates; drop group messages unless the *session* allows groups
    (its ``allow_groups`` in the store, re-read every ``POLICY_TTL`` seconds);
 2. the contact (cached by JID) and its ticket (cached; atomic find-or-create in the store, with
-   the reopen window) → the :class:`~actors.tickets.TicketActor` appends the message: an
-   idempotent insert, committed before the reply; a message with media gets its download job
-   in the same transaction;
+   the reopen window) → the :class:`~actors.tickets.TicketActor` appends the contact's messages
+   of the batch, in order: one idempotent insert, committed before the reply; a message with
+   media gets its download job in the same transaction. The tickets of one batch work
+   concurrently, so their inserts share group commits;
 3. publish ``message.created`` (the ticket actor, after the commit) and ``ticket.created`` /
    ``ticket.updated`` for new and reopened tickets; nudge the media service;
 4. return: only now does the session acknowledge the message to WhatsApp. A crash anywhere
@@ -19,7 +20,8 @@ Receipts move stored messages and outbox items forward (delivered, read) and are
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import TypeVar
 
 import attrs
 import trio
@@ -34,7 +36,7 @@ from actors.flows import (
     ticket_payload,
 )
 from actors.sessions import BoundedCache
-from actors.store import DeliveryStatus, NewMessage, Store, TicketOutcome
+from actors.store import DeliveryStatus, Inserted, NewMessage, Store, TicketOutcome
 
 from ._directory import TicketDirectory
 from ._messages import Appended, AppendInbound, MovedTo
@@ -48,11 +50,24 @@ CONTACT_CACHE = 50_000
 TICKET_CACHE = 50_000
 """Active tickets remembered ((session, contact) → ticket id)."""
 
+T = TypeVar("T")
+
 _RECEIPT_STATUS = {
     ReceiptKind.DELIVERED: DeliveryStatus.DELIVERED,
     ReceiptKind.READ: DeliveryStatus.READ,
     ReceiptKind.PLAYED: DeliveryStatus.READ,
 }
+
+
+async def _each(fn: Callable[[T], Awaitable[None]], items: Iterable[T]) -> None:
+    """Run ``fn(item)`` for every item concurrently (no task for zero or one item)."""
+    items = list(items)
+    if len(items) == 1:
+        await fn(items[0])
+    elif items:
+        async with trio.open_nursery() as nursery:
+            for item in items:
+                nursery.start_soon(fn, item)
 
 
 def is_status_or_broadcast(message: Message) -> bool:
@@ -84,40 +99,51 @@ class TicketInbound:
     _tickets: BoundedCache = attrs.field(factory=lambda: BoundedCache(TICKET_CACHE))
     _groups: dict[str, tuple[bool, float]] = attrs.field(factory=dict)  # session -> (allowed, read at)
 
-    async def deliver(self, session_id: str, tenant_id: str, message: Message) -> None:
-        """Store ``message`` durably (see the module docstring); returns after COMMIT.
+    async def deliver(self, session_id: str, tenant_id: str, messages: Sequence[Message]) -> None:
+        """Store ``messages`` durably (see the module docstring); returns after their COMMIT.
 
-        Raises StoreUnavailable / ActorFailed when it could not be stored: the session then
-        fails without acknowledging, and WhatsApp re-delivers.
+        Each contact's messages form one run, appended in order by its ticket's actor in one
+        write; the runs of different contacts are stored concurrently and share commits.
+        Raises StoreUnavailable / ActorFailed / AskTimeout when they could not be stored: the
+        session then fails without acknowledging, and WhatsApp re-delivers.
         """
-        if is_status_or_broadcast(message):
+        wanted = [m for m in messages if not is_status_or_broadcast(m)]
+        if any(m.is_group for m in wanted) and not await self._groups_allowed(session_id):
+            wanted = [m for m in wanted if not m.is_group]
+        if not wanted:
             return
-        if message.is_group and not await self._groups_allowed(session_id):
-            return
-        contact_id = await self._contact(tenant_id, message)
-        source = media_source(session_id, message)
-        new = NewMessage(
-            tenant_id=tenant_id, session_id=session_id, wa_id=message.id, contact_id=contact_id, ticket_id=None,
-            from_me=message.from_me, body=message.text, sent_at=message.timestamp,
-            media_type=None if message.media is None else message.media.kind.value, media_source=source,
-        )
-        key = (session_id, contact_id)
-        ticket_id = self._tickets.get(key)
-        if ticket_id is None:
-            ticket_id = await self._find_or_create(tenant_id, session_id, contact_id)
-        while True:
-            reply = await self.directory.ask(tenant_id, ticket_id, AppendInbound(new))
-            match reply:
-                case Appended(_, created, _):
-                    self._tickets.put(key, ticket_id)
-                    if created and source is not None:
-                        self.on_media()
-                    return
-                case MovedTo(ticket):
-                    ticket_id = ticket.id
-                    self._tickets.put(key, ticket_id)
-                case _:  # TicketRefused(not_found): the cached ticket is gone (deleted)
-                    ticket_id = await self._find_or_create(tenant_id, session_id, contact_id)
+        contacts = await self._contacts_of(tenant_id, wanted)
+        runs: dict[int, list[NewMessage]] = {}  # contact id -> its messages, in arrival order
+        for message in wanted:
+            contact_id = contacts[message.chat_jid]
+            runs.setdefault(contact_id, []).append(NewMessage(
+                tenant_id=tenant_id, session_id=session_id, wa_id=message.id, contact_id=contact_id,
+                ticket_id=None, from_me=message.from_me, body=message.text, sent_at=message.timestamp,
+                media_type=None if message.media is None else message.media.kind.value,
+                media_source=media_source(session_id, message),
+            ))
+        pending = {contact_id: AppendInbound(tuple(run)) for contact_id, run in runs.items()}
+        media = False
+        while pending:
+            tickets = await self._tickets_of(tenant_id, session_id, pending)
+            replies = await self.directory.ask_many(tenant_id, [(tickets[c], pending[c]) for c in pending])
+            moved = {}
+            for (contact_id, append), reply in zip(pending.items(), replies):
+                match reply:
+                    case Appended(results, _):
+                        media = media or any(
+                            isinstance(result, Inserted) and new.media_source is not None
+                            for new, result in zip(append.messages, results)
+                        )
+                    case MovedTo(ticket):  # the cached ticket closed for good: a new one
+                        self._tickets.put((session_id, contact_id), ticket.id)
+                        moved[contact_id] = append
+                    case _:  # TicketRefused(not_found): the cached ticket is gone (deleted)
+                        await self._find_or_create(tenant_id, session_id, contact_id)
+                        moved[contact_id] = append
+            pending = moved
+        if media:
+            self.on_media()
 
     async def receipt(self, session_id: str, tenant_id: str, receipt: Receipt) -> None:
         """Move our sent messages forward (delivered, read) and publish the change."""
@@ -131,15 +157,38 @@ class TicketInbound:
                     payload = {"id": stored.id, "wa_id": wa_id, "ticket_id": stored.ticket_id, "status": str(status)}
                     self.publisher.emit(tenant_id, MESSAGE_UPDATED, payload, ticket_id=stored.ticket_id)
 
-    async def _contact(self, tenant_id: str, message: Message) -> int:
-        jid = message.chat_jid  # a group conversation is one contact: the group
-        name = "" if message.is_group else (message.push_name or "")
-        cached = self._contacts.get((tenant_id, jid))
-        if cached is not None and (not name or cached[1] == name):
-            return cached[0]
-        contact = await self.store.upsert_contact(tenant_id, jid, name, is_group=message.is_group)
-        self._contacts.put((tenant_id, jid), (contact.id, contact.name))
-        return contact.id
+    async def _contacts_of(self, tenant_id: str, messages: list[Message]) -> dict[str, int]:
+        """Chat JID -> contact id for every message (a group conversation is one contact: the
+        group). Unknown contacts, or known ones with a new push name, are upserted concurrently."""
+        contacts: dict[str, int] = {}
+        upserts: dict[str, Message] = {}
+        for message in messages:
+            jid = message.chat_jid
+            name = "" if message.is_group else (message.push_name or "")
+            cached = self._contacts.get((tenant_id, jid))
+            if cached is not None and (not name or cached[1] == name):
+                contacts[jid] = cached[0]
+            else:
+                upserts[jid] = message
+
+        async def upsert(message: Message) -> None:
+            name = "" if message.is_group else (message.push_name or "")
+            contact = await self.store.upsert_contact(tenant_id, message.chat_jid, name, is_group=message.is_group)
+            self._contacts.put((tenant_id, message.chat_jid), (contact.id, contact.name))
+            contacts[message.chat_jid] = contact.id
+
+        await _each(upsert, upserts.values())
+        return contacts
+
+    async def _tickets_of(self, tenant_id: str, session_id: str, contact_ids: Iterable[int]) -> dict[int, int]:
+        """Contact id -> its active ticket id (cached; the missing ones found or created concurrently)."""
+        tickets = {c: self._tickets.get((session_id, c)) for c in contact_ids}
+
+        async def find(contact_id: int) -> None:
+            tickets[contact_id] = await self._find_or_create(tenant_id, session_id, contact_id)
+
+        await _each(find, [c for c, ticket_id in tickets.items() if ticket_id is None])
+        return tickets
 
     async def _find_or_create(self, tenant_id: str, session_id: str, contact_id: int) -> int:
         found = await self.store.find_or_create_ticket(tenant_id, session_id, contact_id,

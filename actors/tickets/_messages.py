@@ -8,18 +8,19 @@ from __future__ import annotations
 
 import attrs
 
-from actors.store import NewMessage, Ticket
+from actors.store import AlreadyStored, Inserted, NewMessage, Ticket
 
 
 @attrs.frozen
 class AppendInbound:
-    """Store one message on this ticket (idempotent by WhatsApp id).
+    """Store a run of the contact's messages on this ticket, in order, in one write (idempotent
+    by WhatsApp id).
 
     Reply: :class:`Appended`, or :class:`MovedTo` when the ticket was closed and the contact's
-    message belongs to another ticket (outside the reopen window: a new one).
+    messages belong to another ticket (outside the reopen window: a new one).
     """
 
-    message: NewMessage
+    messages: tuple[NewMessage, ...]
 
 
 @attrs.frozen
@@ -61,10 +62,9 @@ class GetTicket:
 
 @attrs.frozen
 class Appended:
-    """``created`` False: the message was stored before (a re-delivery); nothing changed."""
+    """One result per appended message: Inserted, or AlreadyStored (a re-delivery: nothing changed)."""
 
-    message_id: int
-    created: bool
+    results: tuple[Inserted | AlreadyStored, ...]
     ticket: Ticket
 
 

@@ -117,8 +117,8 @@ class TicketActor(Actor):
             return None
         self._last_activity = trio.current_time()
         match message:
-            case AppendInbound(new):
-                return await self._append(new)
+            case AppendInbound(run):
+                return await self._append(run)
             case Accept(user_id):
                 return await self._locked(lambda fence: self.deps.store.accept_ticket(
                     self.ticket_id, user_id, fence=fence))
@@ -138,7 +138,7 @@ class TicketActor(Actor):
 
     # -- inbound ---------------------------------------------------------------
 
-    async def _append(self, new: NewMessage) -> Appended | MovedTo:
+    async def _append(self, run: tuple[NewMessage, ...]) -> Appended | MovedTo:
         store = self.deps.store
         if self.ticket.status is TicketStatus.CLOSED:
             # the store may know better (reopened elsewhere); else the contact's rule decides
@@ -153,21 +153,25 @@ class TicketActor(Actor):
                     self._publish(TICKET_CREATED, found.ticket)
                 return MovedTo(found.ticket)
             self._changed(found.ticket)
-        new = attrs.evolve(new, ticket_id=self.ticket_id)
-        result = await store.insert_message(new)
-        created = isinstance(result, Inserted)
-        if created:
-            ticket = self.ticket
-            self.ticket = attrs.evolve(
-                ticket,
-                unread=ticket.unread + (0 if new.from_me else 1),
-                last_message=new.body if (ticket.last_message_at or 0) <= new.sent_at else ticket.last_message,
-                last_message_at=max(ticket.last_message_at or 0.0, new.sent_at),
-            )
-            payload = message_payload_of(new, result.message_id)
-            payload["ticket"] = {"id": self.ticket_id, "unread": self.ticket.unread, "status": str(self.ticket.status)}
-            self.deps.publisher.emit(self.ticket.tenant_id, MESSAGE_CREATED, payload, ticket_id=self.ticket_id)
-        return Appended(result.message_id, created, self.ticket)
+        run = tuple(attrs.evolve(new, ticket_id=self.ticket_id) for new in run)
+        results = await store.insert_messages(run)
+        for new, result in zip(run, results):
+            if isinstance(result, Inserted):
+                self._appended(new, result.message_id)
+        return Appended(tuple(results), self.ticket)
+
+    def _appended(self, new: NewMessage, message_id: int) -> None:
+        """Follow a stored message in the ticket (unread, last message) and publish it."""
+        ticket = self.ticket
+        self.ticket = attrs.evolve(
+            ticket,
+            unread=ticket.unread + (0 if new.from_me else 1),
+            last_message=new.body if (ticket.last_message_at or 0) <= new.sent_at else ticket.last_message,
+            last_message_at=max(ticket.last_message_at or 0.0, new.sent_at),
+        )
+        payload = message_payload_of(new, message_id)
+        payload["ticket"] = {"id": self.ticket_id, "unread": self.ticket.unread, "status": str(self.ticket.status)}
+        self.deps.publisher.emit(self.ticket.tenant_id, MESSAGE_CREATED, payload, ticket_id=self.ticket_id)
 
     # -- agent operations ---------------------------------------------------------
 

@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 
 import attrs
@@ -46,16 +46,18 @@ FAST_BACKOFF = Backoff(min=0.1, max=0.4, jitter=Jitter.NONE, reset_after=30.0)
 
 @attrs.define(eq=False)
 class MemoryInbound:
-    """An InboundSink that keeps messages in memory; ``deliver`` counts every call."""
+    """An InboundSink that keeps messages in memory; ``deliveries`` counts every message handed
+    to ``deliver`` (a message delivered twice counts twice)."""
 
     stored: dict[tuple[str, str], Message] = attrs.field(factory=dict)
     deliveries: int = 0
     receipts: list[Receipt] = attrs.field(factory=list)
 
-    async def deliver(self, session_id: str, tenant_id: str, message: Message) -> None:
+    async def deliver(self, session_id: str, tenant_id: str, messages: Sequence[Message]) -> None:
         await trio.lowlevel.checkpoint()
-        self.deliveries += 1
-        self.stored.setdefault((session_id, message.id), message)
+        self.deliveries += len(messages)
+        for message in messages:
+            self.stored.setdefault((session_id, message.id), message)
 
     async def receipt(self, session_id: str, tenant_id: str, receipt: Receipt) -> None:
         self.receipts.append(receipt)

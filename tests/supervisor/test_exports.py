@@ -48,6 +48,7 @@ EXPECTED = [
     "LimiterStatistics",
     "MailboxFull",
     "NO_BACKOFF",
+    "Reply",
     "Restart",
     "RestartLimiter",
     "RetryAfter",

@@ -228,7 +228,7 @@ class NeonizeDriver:
             return trio.current_time() - started
         raise ProbeTimeoutError(f"session {self.session_id!r}: no probe answer within {timeout} s")
 
-    async def ack(self, message_id: str) -> None:
+    async def ack(self, *message_ids: str) -> None:
         await trio.lowlevel.checkpoint()
 
     async def inject(self, *, event: str | None = None, fields: dict[str, Any] | None = None, qr: str | None = None) -> None:
