@@ -24,6 +24,7 @@ from ._errors import (
     StoreUnavailable,
     WriteFailed,
 )
+from ._ops_queues import ALL_EVENTS, webhook_wants
 from ._postgres import PostgresBackend
 from ._records import (
     AlreadyStored,
@@ -55,6 +56,7 @@ from ._store import Store, open_store
 from ._writer import StoreStatistics
 
 __all__ = [
+    "ALL_EVENTS",
     "CURRENT_VERSION",
     "AlreadyStored",
     "AuditEntry",
@@ -92,4 +94,5 @@ __all__ = [
     "WebhookDelivery",
     "WriteFailed",
     "open_store",
+    "webhook_wants",
 ]

@@ -13,6 +13,7 @@ everything before it is finished — so per-session order survives retries and r
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from typing import Any
 
 import attrs
@@ -259,6 +260,13 @@ class DeleteWebhook:
 ALL_EVENTS = "*"
 
 
+def webhook_wants(subscribed: Collection[str], event: str) -> bool:
+    """Whether a webhook subscribed to ``subscribed`` receives ``event``: its exact name, ``*``
+    (everything) or ``<family>.*`` (every event of that family: ``ticket.*`` takes
+    ``ticket.created`` and ``ticket.updated``)."""
+    return event in subscribed or ALL_EVENTS in subscribed or event.split(".", 1)[0] + ".*" in subscribed
+
+
 @attrs.frozen
 class EnqueueWebhookEvent:
     """Queue one delivery of ``event`` per active webhook of the tenant subscribed to it."""
@@ -275,7 +283,7 @@ class EnqueueWebhookEvent:
         deliveries = []
         for hook in hooks:
             events = json.loads(hook["events"])
-            if self.event in events or ALL_EVENTS in events:
+            if webhook_wants(events, self.event):
                 row = await tx.fetchrow(
                     "INSERT INTO webhook_deliveries (webhook_id, tenant_id, event, payload, status, "
                     "next_attempt_at, created_at, updated_at) VALUES ($1, $2, $3, $4, 'queued', $5, $5, $5) "

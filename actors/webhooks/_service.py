@@ -33,7 +33,7 @@ import attrs
 import trio
 
 from actors.hub import Room
-from actors.store import Queue, StoreError, WebhookDelivery
+from actors.store import Queue, StoreError, WebhookDelivery, webhook_wants
 
 from ._errors import DeliveryNotFound, InvalidWebhookEvent
 from ._events import EVENT_NOTIFY, Notification, Severity, check_event, status_events, status_notification
@@ -56,9 +56,6 @@ STALE_AFTER = 3 * REQUEST_TIMEOUT
 #: Events accepted by emit() but not yet written to the store: a burst of status changes and
 #: messages of a busy node; beyond it events are dropped for the webhooks (counted, logged).
 PENDING_CAPACITY = 10_000
-
-#: A webhook subscribed to this receives every event (the store uses the same wildcard).
-ALL_EVENTS = "*"
 
 #: Seconds a tenant's cached subscriptions are trusted (webhooks changed on another node).
 SUBSCRIPTIONS_TTL = 5.0
@@ -133,14 +130,21 @@ class Webhooks:
         check_event(event)
         if not isinstance(payload, dict):
             raise InvalidWebhookEvent(f"payload: must be a JSON object, got {type(payload).__name__}")
+        subscribed = self._fresh_subscriptions(tenant_id)
+        if subscribed is not None and not webhook_wants(subscribed, event):
+            self.stats["unsubscribed"] += 1  # known unwanted: not even queued
+        else:
+            self._queue(tenant_id, event, payload)
+        if event in EVENT_NOTIFY:
+            kind, severity = EVENT_NOTIFY[event]
+            self.notify(tenant_id, str(payload.get("session_id", "")), kind, severity, str(payload.get("reason", "")))
+
+    def _queue(self, tenant_id: str, event: str, payload: dict) -> None:
         try:
             self._pending[0].send_nowait((tenant_id, event, payload))
         except trio.WouldBlock:
             self.stats["dropped"] += 1
             _LOG.warning("webhooks: %s for tenant %s dropped: the store is not keeping up", event, tenant_id)
-        if event in EVENT_NOTIFY:
-            kind, severity = EVENT_NOTIFY[event]
-            self.notify(tenant_id, str(payload.get("session_id", "")), kind, severity, str(payload.get("reason", "")))
 
     def notify(
         self, tenant_id: str, instance: str, event_type: str, severity: Severity, reason: str = ""
@@ -183,13 +187,19 @@ class Webhooks:
         at once (:meth:`subscriptions_changed`); changes made on another node are
         seen within SUBSCRIPTIONS_TTL.
         """
-        now = trio.current_time()
-        cached = self._subscribed.get(tenant_id)
-        if cached is None or now - cached[0] > SUBSCRIPTIONS_TTL:
+        subscribed = self._fresh_subscriptions(tenant_id)
+        if subscribed is None:
             hooks = await self.store.list_webhooks(tenant_id)
-            cached = (now, frozenset(e for hook in hooks if hook.active for e in hook.events))
-            self._subscribed[tenant_id] = cached
-        return event in cached[1] or ALL_EVENTS in cached[1]
+            subscribed = frozenset(e for hook in hooks if hook.active for e in hook.events)
+            self._subscribed[tenant_id] = (trio.current_time(), subscribed)
+        return webhook_wants(subscribed, event)
+
+    def _fresh_subscriptions(self, tenant_id: str) -> frozenset[str] | None:
+        """The events the tenant's webhooks want, if cached within SUBSCRIPTIONS_TTL."""
+        cached = self._subscribed.get(tenant_id)
+        if cached is None or trio.current_time() - cached[0] > SUBSCRIPTIONS_TTL:
+            return None
+        return cached[1]
 
     def statistics(self) -> dict[str, int]:
         return {"in_flight": self._in_flight, **self.stats}

@@ -3,12 +3,13 @@ import actors.store
 
 def test_public_face_is_pinned():
     assert sorted(actors.store.__all__) == [
-        "AlreadyStored", "AuditEntry", "CURRENT_VERSION", "Conflict", "Contact", "DeliveryStatus",
+        "ALL_EVENTS", "AlreadyStored", "AuditEntry", "CURRENT_VERSION", "Conflict", "Contact", "DeliveryStatus",
         "Enqueued", "Fence", "FencedOut", "FoundTicket", "Inserted", "InvalidInput", "JobStatus",
         "MediaJob", "Message", "NewMessage", "NotFound", "OutboxItem", "PostgresBackend", "Queue",
         "SchemaTooNew", "SessionRecord", "SqliteBackend", "Store", "StoreClosed", "StoreError",
         "StoreStatistics", "StoreUnavailable", "Tenant", "Ticket", "TicketOutcome", "TicketStatus",
         "User", "Webhook", "WebhookDelivery", "WriteFailed", "open_store",
+        "webhook_wants",
     ]
     for name in actors.store.__all__:
         assert getattr(actors.store, name) is not None

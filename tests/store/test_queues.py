@@ -95,6 +95,15 @@ async def test_webhook_deliveries_fan_out_and_dead_letter(store, wall_clock):
     assert [d.id for d in await store.list_jobs(Queue.WEBHOOKS, JobStatus.DEAD, tenant_id="acme")] == [dead.id]
 
 
+async def test_a_family_subscription_takes_every_event_of_the_family(store, wall_clock):
+    await seed(store)
+    tickets = await store.create_webhook("acme", "https://a.example/hook", ["ticket.*"])
+    for event in ("ticket.created", "ticket.updated"):
+        assert [d.webhook_id for d in await store.enqueue_webhook_event("acme", event, {})] == [tickets.id]
+    assert await store.enqueue_webhook_event("acme", "message.created", {}) == []
+    assert await store.enqueue_webhook_event("acme", "tickets.created", {}) == []
+
+
 async def test_admin_clean_remove_and_recover(store, wall_clock):
     await seed(store)
     await store.create_webhook("acme", "https://a.example/hook", ["*"])

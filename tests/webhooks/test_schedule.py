@@ -106,3 +106,27 @@ async def test_status_changes_become_webhook_events_and_admin_notifications(db_p
     note = frames[-1]
     assert (note["type"], note["room"]) == ("notification.high", "notifications")
     assert (note["payload"]["eventType"], note["payload"]["instanceName"]) == ("RECONNECT_FAILED", "s1")
+
+
+async def test_events_nobody_wants_are_dropped_at_emit_and_families_are_wanted(db_path):
+    """A tenant whose subscriptions are cached and want nothing of an event costs no queueing;
+    ``ticket.*`` takes every ticket event (the flows emit ticket.created / ticket.updated)."""
+    post = Script()
+    async with open_store(SqliteBackend(db_path), clock=trio.current_time) as store:
+        await prepare(store, "http://receiver.invalid/hook", ["ticket.*"])
+        service = Webhooks(store, poster=post, poll_interval=0.05)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(service.run)
+            service.emit("acme", "ticket.created", {"ticket_id": 1})
+            with trio.fail_after(PATIENCE):
+                while not post.calls:
+                    await trio.sleep(0.02)
+            for _ in range(3):  # the subscriptions are cached now: decided at emit
+                service.emit("acme", "message.created", {"id": 7})
+            assert service.statistics()["unsubscribed"] == 3
+            service.emit("acme", "ticket.updated", {"ticket_id": 1})
+            with trio.fail_after(PATIENCE):
+                while len(post.calls) < 2:
+                    await trio.sleep(0.02)
+            nursery.cancel_scope.cancel()
+    assert [body["event"] for _, body in post.calls] == ["ticket.created", "ticket.updated"]
