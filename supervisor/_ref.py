@@ -126,6 +126,12 @@ class ActorRef:
         await self.send(Ask(message, reply))
         return reply
 
+    def request_nowait(self, message: Any) -> Reply:
+        """:meth:`request` without waiting for room: raises MailboxFull or ActorStopped."""
+        reply = Reply()
+        self.tell(Ask(message, reply))
+        return reply
+
 
 def fail_pending(message: Any, path: str) -> None:
     """Answer an undelivered ``ask`` with ActorStopped (its actor is gone)."""

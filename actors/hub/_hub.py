@@ -165,7 +165,7 @@ class Hub:
         Raises:
             InvalidEvent: ``type`` is not a dotted name, ``payload`` not a JSON object.
         """
-        return self._publish(room, check_type(type), payload, encode_payload(payload))
+        return self._publish((room,), check_type(type), payload, encode_payload(payload))[0]
 
     def emit(self, tenant_id: str, type: str, payload: dict, *, ticket_id: int | str | None = None) -> None:
         """The :class:`~actors.hub.Publisher` hook: publish to the tenant's room (and the ticket's
@@ -174,25 +174,25 @@ class Hub:
         Raises:
             InvalidEvent, InvalidRoom: bad type, payload, tenant or ticket id.
         """
-        type, payload_json = check_type(type), encode_payload(payload)
-        self._publish(Room.tenant(tenant_id), type, payload, payload_json)
-        if ticket_id is not None:
-            self._publish(Room.ticket(tenant_id, ticket_id), type, payload, payload_json)
+        tenant = Room.tenant(tenant_id)
+        rooms = (tenant,) if ticket_id is None else (tenant, Room.ticket(tenant_id, ticket_id))
+        self._publish(rooms, check_type(type), payload, encode_payload(payload))
         for tap in self._taps:
             tap(tenant_id, type, payload)
 
-    def _publish(self, room: Room, type: str, payload: dict, payload_json: str) -> Event:
+    def _publish(self, rooms: tuple[Room, ...], type: str, payload: dict, payload_json: str) -> list[Event]:
+        """One event into ``rooms``: delivered here, and queued once for the other nodes."""
         at = self.wall_clock(trio.current_time())
-        event = self._deliver(room, type, payload, at, payload_json)
+        events = [self._deliver(room, type, payload, at, payload_json) for room in rooms]
         if self.bus is not None:
             try:
-                self._outgoing[0].send_nowait((room.key, type, payload_json, at))
+                self._outgoing[0].send_nowait(([room.key for room in rooms], type, payload_json, at))
             except trio.WouldBlock:
                 self._stats["bus_dropped"] += 1
                 if self._stats["bus_dropped"] == 1:
                     _LOG.warning("hub: the bus is not keeping up; events reach this node's clients only")
-        self._stats["published"] += 1
-        return event
+        self._stats["published"] += len(rooms)
+        return events
 
     def add_tap(self, tap: Tap) -> None:
         """Also give every :meth:`emit` (on this node) to ``tap``; it must not block."""
@@ -284,7 +284,7 @@ class Hub:
 
     async def _forward(self) -> None:
         """Forward this node's events to the bus: whatever is queued goes as one bus message
-        (``{"node", "events": [[room key, type, payload JSON, at], ...]}``), so a busy node pays
+        (``{"node", "events": [[[room key, ...], type, payload JSON, at], ...]}``), so a busy node pays
         one publish per batch, not per event, and a slow bus makes the batches grow."""
         outgoing = self._outgoing[1]
         async for first in outgoing:
@@ -305,15 +305,16 @@ class Hub:
             if envelope["node"] == self.node_id:
                 return  # our own events, delivered locally when published
             events = [
-                (Room.from_key(key), check_type(type), payload_json, float(at))
-                for key, type, payload_json, at in envelope["events"]
+                ([Room.from_key(key) for key in keys], check_type(type), payload_json, float(at))
+                for keys, type, payload_json, at in envelope["events"]
             ]
-            for room, type, payload_json, at in events:
+            for rooms, type, payload_json, at in events:
                 payload = json.loads(payload_json)
                 if not isinstance(payload, dict):
                     raise TypeError("an event payload is not a JSON object")
-                self._deliver(room, type, payload, at, payload_json)
-                self._stats["remote"] += 1
+                for room in rooms:
+                    self._deliver(room, type, payload, at, payload_json)
+                self._stats["remote"] += len(rooms)
         except (ValueError, KeyError, TypeError, InvalidRoom, InvalidEvent) as exc:
             _LOG.warning("hub: malformed envelope from the bus skipped: %s", exc)
 

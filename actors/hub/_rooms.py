@@ -16,6 +16,7 @@ tenant's session ids in the tree's events.
 from __future__ import annotations
 
 import enum
+import functools
 import re
 
 import attrs
@@ -45,26 +46,33 @@ class Room:
     kind: RoomKind
     scope: str
     arg: str = ""
+    #: The name clients use (``ticket:42``).
+    name: str = attrs.field(init=False, eq=False, repr=False)
+    #: The hub-wide key (``acme/ticket:42``; ``supervision`` has no tenant).
+    key: str = attrs.field(init=False, eq=False, repr=False)
 
-    @property
-    def name(self) -> str:
-        """The name clients use (``ticket:42``)."""
+    @name.default
+    def _name(self) -> str:
         return f"{self.kind}:{self.arg}" if self.arg else str(self.kind)
 
-    @property
-    def key(self) -> str:
-        """The hub-wide key (``acme/ticket:42``; ``supervision`` has no tenant)."""
+    @key.default
+    def _key(self) -> str:
         return f"{self.scope}/{self.name}" if self.scope else self.name
 
     # -- constructors used by publishers --------------------------------------------------
 
+    # Rooms are immutable values: the two every message event is published to are memoised
+    # (validated once), a few thousand active tickets' worth.
+
     @classmethod
     def tenant(cls, tenant_id: str) -> Room:
-        return cls(RoomKind.TENANT, _check("tenant_id", tenant_id), _check("tenant_id", tenant_id))
+        if not isinstance(tenant_id, str):
+            _check("tenant_id", tenant_id)  # raises InvalidRoom (the memo needs a hashable key)
+        return _tenant_room(tenant_id)
 
     @classmethod
     def ticket(cls, tenant_id: str, ticket_id: int | str) -> Room:
-        return cls(RoomKind.TICKET, _check("tenant_id", tenant_id), _check("ticket_id", str(ticket_id)))
+        return _ticket_room(tenant_id, str(ticket_id))
 
     @classmethod
     def status(cls, tenant_id: str, status: str) -> Room:
@@ -101,6 +109,16 @@ class Room:
         if arg:
             _check("room", arg)
         return cls(room_kind, scope, arg)
+
+
+@functools.lru_cache(maxsize=1024)
+def _tenant_room(tenant_id: str) -> Room:
+    return Room(RoomKind.TENANT, _check("tenant_id", tenant_id), tenant_id)
+
+
+@functools.lru_cache(maxsize=16_384)
+def _ticket_room(tenant_id: str, ticket_id: str) -> Room:
+    return Room(RoomKind.TICKET, _check("tenant_id", tenant_id), _check("ticket_id", ticket_id))
 
 
 def resolve(name: object, *, tenant_id: str, role: str) -> Room:

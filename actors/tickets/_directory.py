@@ -29,6 +29,7 @@ from supervisor import (
     ChildNotFound,
     ChildSpec,
     ChildState,
+    MailboxFull,
     Restart,
     Reply,
     RestartLimiter,
@@ -51,6 +52,10 @@ TICKET_SHUTDOWN = 5.0
 ASK_TIMEOUT = 30.0
 """Seconds a ticket message may take: queueing behind the ticket's other messages plus the store's
 own write timeout (10 s) with room to spare."""
+
+
+def _path(tenant_id: str, ticket_id: int) -> str:
+    return f"/tenants/{tenant_id}/tickets/{ticket_id}"
 
 
 @attrs.define(eq=False)
@@ -100,17 +105,22 @@ class TicketDirectory:
                 again: list[int] = []  # the actor stopped (passivated, crashed) before taking it
                 for index in todo:
                     ticket_id, message = requests[index]
-                    ref = await self.ref(tenant_id, ticket_id)
+                    ref = self._running(tenant_id, ticket_id) or await self.ref(tenant_id, ticket_id)
                     if ref is None:
                         replies[index] = TicketRefused("not_found", f"ticket {ticket_id} does not exist")
                         continue
                     try:
-                        sent.append((index, await ref.request(message)))
+                        try:
+                            reply = ref.request_nowait(message)  # the common case: no schedule point
+                        except MailboxFull:
+                            reply = await ref.request(message)
                     except ActorStopped:
                         again.append(index)
+                    else:
+                        sent.append((index, reply))
                 for index, reply in sent:
                     try:
-                        replies[index] = await reply.wait()
+                        replies[index] = reply.result() if reply.event.is_set() else await reply.wait()
                     except ActorStopped:
                         again.append(index)
                 if not again:
@@ -121,14 +131,21 @@ class TicketDirectory:
         names = ", ".join(sorted({type(message).__name__ for _, message in requests}))
         raise AskTimeout(f"tickets of {tenant_id}: no reply to {names} within {timeout} s")
 
+    def _running(self, tenant_id: str, ticket_id: int) -> ActorRef | None:
+        """The ticket's actor if it is known to the system right now (no waiting)."""
+        if self.system is None:
+            return None
+        try:
+            return self.system.ref(_path(tenant_id, ticket_id))
+        except ChildNotFound:
+            return None
+
     async def ref(self, tenant_id: str, ticket_id: int) -> ActorRef | None:
         """The ticket's actor, started if it is not running; None if the ticket does not exist."""
         await self._ready.wait()
-        path = f"/tenants/{tenant_id}/tickets/{ticket_id}"
-        try:
-            return self.system.ref(path)
-        except ChildNotFound:
-            pass
+        running = self._running(tenant_id, ticket_id)
+        if running is not None:
+            return running
         tickets = await self._tickets(tenant_id)
         spec = ChildSpec(
             id=str(ticket_id), factory=lambda: TicketActor(ticket_id, self.deps), restart=Restart.TEMPORARY,
@@ -137,7 +154,7 @@ class TicketDirectory:
         try:
             return await tickets.start_child(spec)
         except (AlreadyStarted, AlreadyPresent):
-            return self.system.ref(path)
+            return self.system.ref(_path(tenant_id, ticket_id))
         except StartFailed:
             if await self.deps.store.get_ticket(ticket_id) is None:
                 return None

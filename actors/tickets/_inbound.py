@@ -113,19 +113,19 @@ class TicketInbound:
         if not wanted:
             return
         contacts = await self._contacts_of(tenant_id, wanted)
+        tickets = await self._tickets_of(tenant_id, session_id, set(contacts.values()))
         runs: dict[int, list[NewMessage]] = {}  # contact id -> its messages, in arrival order
         for message in wanted:
             contact_id = contacts[message.chat_jid]
             runs.setdefault(contact_id, []).append(NewMessage(
                 tenant_id=tenant_id, session_id=session_id, wa_id=message.id, contact_id=contact_id,
-                ticket_id=None, from_me=message.from_me, body=message.text, sent_at=message.timestamp,
-                media_type=None if message.media is None else message.media.kind.value,
+                ticket_id=tickets[contact_id], from_me=message.from_me, body=message.text,
+                sent_at=message.timestamp, media_type=None if message.media is None else message.media.kind.value,
                 media_source=media_source(session_id, message),
             ))
         pending = {contact_id: AppendInbound(tuple(run)) for contact_id, run in runs.items()}
         media = False
         while pending:
-            tickets = await self._tickets_of(tenant_id, session_id, pending)
             replies = await self.directory.ask_many(tenant_id, [(tickets[c], pending[c]) for c in pending])
             moved = {}
             for (contact_id, append), reply in zip(pending.items(), replies):
@@ -142,6 +142,7 @@ class TicketInbound:
                         await self._find_or_create(tenant_id, session_id, contact_id)
                         moved[contact_id] = append
             pending = moved
+            tickets = await self._tickets_of(tenant_id, session_id, pending)
         if media:
             self.on_media()
 

@@ -153,25 +153,28 @@ class TicketActor(Actor):
                     self._publish(TICKET_CREATED, found.ticket)
                 return MovedTo(found.ticket)
             self._changed(found.ticket)
-        run = tuple(attrs.evolve(new, ticket_id=self.ticket_id) for new in run)
+        if any(new.ticket_id != self.ticket_id for new in run):  # moved here from another ticket
+            run = tuple(attrs.evolve(new, ticket_id=self.ticket_id) for new in run)
         results = await store.insert_messages(run)
-        for new, result in zip(run, results):
-            if isinstance(result, Inserted):
-                self._appended(new, result.message_id)
+        created = [(new, result.message_id) for new, result in zip(run, results) if isinstance(result, Inserted)]
+        if created:
+            self._appended(created)
         return Appended(tuple(results), self.ticket)
 
-    def _appended(self, new: NewMessage, message_id: int) -> None:
-        """Follow a stored message in the ticket (unread, last message) and publish it."""
+    def _appended(self, created: list[tuple[NewMessage, int]]) -> None:
+        """Follow stored messages in the ticket (unread, last message: as the store's bump did)
+        and publish each, with the ticket as it stood after that message."""
         ticket = self.ticket
-        self.ticket = attrs.evolve(
-            ticket,
-            unread=ticket.unread + (0 if new.from_me else 1),
-            last_message=new.body if (ticket.last_message_at or 0) <= new.sent_at else ticket.last_message,
-            last_message_at=max(ticket.last_message_at or 0.0, new.sent_at),
-        )
-        payload = message_payload_of(new, message_id)
-        payload["ticket"] = {"id": self.ticket_id, "unread": self.ticket.unread, "status": str(self.ticket.status)}
-        self.deps.publisher.emit(self.ticket.tenant_id, MESSAGE_CREATED, payload, ticket_id=self.ticket_id)
+        unread, last_message, last_at = ticket.unread, ticket.last_message, ticket.last_message_at or 0.0
+        tenant_id, status = ticket.tenant_id, str(ticket.status)
+        for new, message_id in created:
+            unread += 0 if new.from_me else 1
+            if last_at <= new.sent_at:
+                last_message, last_at = new.body, new.sent_at
+            payload = message_payload_of(new, message_id)
+            payload["ticket"] = {"id": self.ticket_id, "unread": unread, "status": status}
+            self.deps.publisher.emit(tenant_id, MESSAGE_CREATED, payload, ticket_id=self.ticket_id)
+        self.ticket = attrs.evolve(ticket, unread=unread, last_message=last_message, last_message_at=last_at)
 
     # -- agent operations ---------------------------------------------------------
 
