@@ -12,7 +12,7 @@ def test_exports() -> None:
     assert sorted(api.__all__) == sorted([
         "ALGORITHM", "ROLES", "ApiError", "Authority", "BadRequest", "Conflict", "Forbidden", "NotFound",
         "Principal", "Unauthorized", "Unavailable", "create_app", "error_body", "serve_api",
-        "set_websocket_clients",
+        "set_websocket_clients", "tune_gc",
     ])
     assert all(issubclass(e, api.ApiError) for e in (api.BadRequest, api.NotFound, api.Unauthorized))
     assert issubclass(api.BadRequest, ValueError) and issubclass(api.NotFound, LookupError)
