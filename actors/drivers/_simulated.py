@@ -389,6 +389,8 @@ class SimulatedDriver:
             return
         for msg in batch:
             try:
+                if not isinstance(msg, dict):
+                    raise TypeError(f"a message is a JSON object, got {type(msg).__name__}")
                 event = _message(msg)
             except (KeyError, TypeError, ValueError) as exc:
                 log.warning("driver %s: malformed message skipped: %r", self.session_id, exc)

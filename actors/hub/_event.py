@@ -13,6 +13,7 @@ from __future__ import annotations
 import collections
 import functools
 import json
+import math
 import re
 from typing import Any
 
@@ -32,6 +33,11 @@ def check_type(event_type: object) -> str:
     if not isinstance(event_type, str) or not _is_type(event_type):
         raise InvalidEvent(f"type: must be a dotted lower-case name like 'message.created', got {event_type!r}")
     return event_type
+
+
+def _check_at(at: object) -> None:
+    if not isinstance(at, (int, float)) or not math.isfinite(at):
+        raise InvalidEvent(f"at: must be a finite Unix time in seconds, got {at!r}")
 
 
 @functools.lru_cache(maxsize=1024)  # a node publishes a few dozen types, every event checks one
@@ -62,7 +68,7 @@ class Event:
     room: str
     seq: int
     payload: dict = attrs.field(validator=attrs.validators.instance_of(dict))
-    at: float
+    at: float = attrs.field(validator=lambda _i, _a, v: _check_at(v))
     payload_json: str = attrs.field(eq=False, repr=False)
 
     @payload_json.default

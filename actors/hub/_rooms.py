@@ -72,6 +72,8 @@ class Room:
 
     @classmethod
     def ticket(cls, tenant_id: str, ticket_id: int | str) -> Room:
+        if not isinstance(tenant_id, str):
+            _check("tenant_id", tenant_id)  # raises InvalidRoom (the memo needs a hashable key)
         return _ticket_room(tenant_id, str(ticket_id))
 
     @classmethod

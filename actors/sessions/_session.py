@@ -21,11 +21,10 @@ the next boot. Only a deliberate stop (the session manager) records ``stopped``.
 
 Inbound messages are acknowledged to the driver only after the
 :class:`InboundSink` has stored them, so a crash anywhere re-delivers instead
-of losing. They are handled in batches: the messages waiting in the driver's
-channel when the session gets to them are stored together (each chat in
-arrival order, different chats concurrently) and acknowledged together, so a
-busy session pays its per-delivery costs once per batch, and a batch grows by
-itself while the previous one is being stored. Requests (send, mark read, pair...) are messages to this actor;
+of losing. They are stored and acknowledged in batches, a few batches at once
+(``_batches``): each chat's messages in arrival order, different chats
+concurrently, so a busy session pays its per-delivery costs once per batch.
+Requests (send, mark read, pair...) are messages to this actor;
 driver errors come back as :class:`RequestFailed` values, never as crashes.
 """
 
@@ -63,6 +62,7 @@ from actors.drivers import (
 )
 from supervisor import Actor, RestartLimiter, StopForGood, unwrap
 
+from ._batches import InboundBatches
 from ._cache import CacheLimits, SessionCaches
 from ._errors import ConnectionDead, OwnershipLost, SessionDisconnected, StuckConnecting
 from ._policy import Outcome, SessionPolicy, outcome_for, reaction_for
@@ -72,10 +72,15 @@ from ._upstream import UpstreamGate, UpstreamMode
 
 _LOG = logging.getLogger("zapvisor.sessions")
 
-INBOUND_BATCH = 256
-"""Inbound messages stored (and acknowledged) together at most: the driver's event channel
-holds 256, the simulator's delivery window is 64 and whatsmeow's event queue 100, so one batch
-takes whatever is waiting."""
+INBOUND_HELD = 256
+"""Inbound messages a session holds (queued or being stored) before it stops reading its driver:
+the simulator's delivery window is 64 and whatsmeow's event queue 100, so this keeps the pipe
+full without hoarding."""
+
+INBOUND_BATCHES = 4
+"""Inbound batches a session stores at once: enough that a message arriving while one batch is
+being stored starts at once (at a low rate every message is its own batch), few enough that
+under load they grow large and share commits."""
 
 IMMEDIATE_RESTARTS = 3
 """Fresh drivers tried in a row after driver-host failures before the supervisor's backoff applies."""
@@ -176,6 +181,10 @@ class SessionDeps:
     policy: SessionPolicy = attrs.field(factory=SessionPolicy)
     cache_limits: CacheLimits = attrs.field(factory=CacheLimits)
     presence: Callable[[str, str, Presence], None] | None = None
+
+
+def _chat(message: Message) -> str:
+    return message.chat_jid
 
 
 class SessionActor(Actor):
@@ -328,7 +337,8 @@ class SessionActor(Actor):
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._watchdog)
             nursery.start_soon(self._pairing_deadline)
-            event: object = None  # an event read ahead while draining a batch of messages
+            inbound = InboundBatches(nursery, self._inbound, _chat, INBOUND_BATCHES, INBOUND_HELD)
+            event: object = None  # an event read ahead while draining the waiting messages
             while True:
                 if event is None:
                     try:
@@ -340,18 +350,18 @@ class SessionActor(Actor):
                     nursery.cancel_scope.cancel()
                     return event
                 if isinstance(event, Message):
-                    batch, event = self._drain_messages(event)
-                    await self._inbound(batch)
+                    messages, event = self._drain_messages(event)
+                    await inbound.put(messages)
                 else:
                     await self._handle(event)
                     event = None
         raise ConnectionDead("the driver closed its event stream")
 
     def _drain_messages(self, first: Message) -> tuple[list[Message], object]:
-        """``first`` and the messages already waiting behind it (at most INBOUND_BATCH), plus the
+        """``first`` and the messages already waiting behind it (at most INBOUND_HELD), plus the
         event that ended the run (None when the channel ran dry first)."""
         batch = [first]
-        while len(batch) < INBOUND_BATCH:
+        while len(batch) < INBOUND_HELD:
             try:
                 event = self.driver.events.receive_nowait()
             except (trio.WouldBlock, trio.EndOfChannel):

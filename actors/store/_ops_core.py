@@ -308,37 +308,92 @@ _MESSAGE_COLUMNS = (
 _PG_MESSAGE_TYPES = (
     "text", "text", "text", "bigint", "bigint", "bigint", "text", "text", "text", "float8", "float8",
 )
+_BUMP = (  # applied to tickets t from per-ticket aggregates b (unread, body, at); $N = now
+    "unread = t.unread + b.unread, "
+    "last_message = CASE WHEN t.last_message_at IS NULL OR t.last_message_at <= b.at THEN b.body "
+    "ELSE t.last_message END, "
+    "last_message_at = CASE WHEN t.last_message_at IS NULL OR t.last_message_at <= b.at THEN b.at "
+    "ELSE t.last_message_at END"
+)
+_COLUMNS = ", ".join(_MESSAGE_COLUMNS)
+#: The whole of a run of messages in one statement, one round trip: insert the new ones (in
+#: order; a key seen before, or earlier in the batch, is skipped), bump each ticket once for its
+#: new messages (unread: the inbound ones; last message: the latest, ties to the later one), and
+#: queue a media job for each new message with a media source. Returns the new rows' keys.
+#: (Tickets are locked in the planner's order, not sorted: a deadlock needs two nodes writing the
+#: same session's tickets at once, which its ownership lease prevents; PostgreSQL would abort one
+#: and the writer would re-run that batch op by op.)
 _PG_INSERT_MESSAGES = (
-    f"INSERT INTO messages ({', '.join(_MESSAGE_COLUMNS)}) SELECT * FROM unnest("
-    + ", ".join(f"${i}::{t}[]" for i, t in enumerate(_PG_MESSAGE_TYPES, 1))
-    + ") ON CONFLICT (session_id, wa_id) DO NOTHING RETURNING id, session_id, wa_id"
+    "WITH batch AS (SELECT * FROM unnest("
+    + ", ".join(f"${i}::{t}[]" for i, t in enumerate((*_PG_MESSAGE_TYPES, "text"), 1))
+    + f") WITH ORDINALITY AS b ({_COLUMNS}, media_source, ord)), "
+    f"inserted AS (INSERT INTO messages ({_COLUMNS}) SELECT {_COLUMNS} FROM batch ORDER BY ord "
+    "ON CONFLICT (session_id, wa_id) DO NOTHING RETURNING id, session_id, wa_id), "
+    "fresh AS (SELECT DISTINCT ON (i.id) i.id, b.* FROM inserted i JOIN batch b USING (session_id, wa_id) "
+    "ORDER BY i.id, b.ord), "
+    "bumps AS (SELECT ticket_id, count(*) FILTER (WHERE from_me = 0) AS unread, "
+    "(array_agg(body ORDER BY sent_at DESC, ord DESC))[1] AS body, max(sent_at) AS at "
+    "FROM fresh WHERE ticket_id IS NOT NULL GROUP BY ticket_id), "
+    f"bumped AS (UPDATE tickets t SET {_BUMP}, updated_at = $13 FROM bumps b WHERE t.id = b.ticket_id), "
+    "media AS (INSERT INTO media_jobs (tenant_id, message_id, status, next_attempt_at, created_at, updated_at, "
+    "source) SELECT tenant_id, id, 'queued', $13, $13, $13, media_source FROM fresh "
+    "WHERE media_source IS NOT NULL ON CONFLICT (message_id) DO NOTHING) "
+    "SELECT id, session_id, wa_id FROM inserted"
 )
 _PG_FIND_MESSAGES = (
     "SELECT m.id, m.session_id, m.wa_id FROM messages m "
     "JOIN unnest($1::text[], $2::text[]) AS k (session_id, wa_id) USING (session_id, wa_id)"
 )
 _SQLITE_INSERT_MESSAGE = (
-    f"INSERT INTO messages ({', '.join(_MESSAGE_COLUMNS)}) "
+    f"INSERT INTO messages ({_COLUMNS}) "
     f"VALUES ({', '.join(f'${i}' for i in range(1, len(_MESSAGE_COLUMNS) + 1))}) "
     "ON CONFLICT (session_id, wa_id) DO NOTHING"
 )
 _SQLITE_FIND_MESSAGE = "SELECT id, session_id, wa_id FROM messages WHERE session_id = $1 AND wa_id = $2"
+_SQLITE_BUMP_TICKET = (
+    f"UPDATE tickets AS t SET {_BUMP}, updated_at = $5 "
+    "FROM (SELECT $1 AS id, $2 AS unread, $3 AS body, $4 AS at) AS b WHERE t.id = b.id"
+)
+#: A new message with an attachment gets its download job in the same transaction.
+_SQLITE_QUEUE_MEDIA = (
+    "INSERT INTO media_jobs (tenant_id, message_id, status, next_attempt_at, created_at, updated_at, source) "
+    "VALUES ($1, $2, 'queued', $3, $3, $3, $4) ON CONFLICT (message_id) DO NOTHING"
+)
 
 
-async def _insert_rows(tx: Any, rows: list[tuple]) -> list[Any]:
-    """Insert message rows, skipping existing keys; return (id, session_id, wa_id) of the new ones.
+async def _sqlite_insert(tx: Any, messages: list[NewMessage], rows: list[tuple], now: float) -> list[Any]:
+    """SQLite's :data:`_PG_INSERT_MESSAGES`: statements cost no round trip here, so plainly.
 
-    PostgreSQL: one ``unnest`` statement, one round trip. SQLite: ``executemany`` (its loop runs
-    in C, ~25 % cheaper than one multi-row INSERT ... RETURNING, measured), then the new rows
-    are those above the previous highest id — exact because the writer holds SQLite's write
-    lock (BEGIN IMMEDIATE) so nobody else inserts meanwhile, and an INTEGER PRIMARY KEY hands
-    out ids above the current maximum.
+    ``executemany`` (its loop runs in C, ~25 % cheaper than one multi-row INSERT ... RETURNING,
+    measured), then the new rows are those above the previous highest id — exact because the
+    writer holds SQLite's write lock (BEGIN IMMEDIATE) so nobody else inserts meanwhile, and an
+    INTEGER PRIMARY KEY hands out ids above the current maximum.
     """
-    if tx.dialect == "postgres":
-        return await tx.fetch(_PG_INSERT_MESSAGES, *(list(column) for column in zip(*rows)))
     top = await tx.fetchval("SELECT coalesce(max(id), 0) FROM messages")
     await tx.executemany(_SQLITE_INSERT_MESSAGE, rows)
-    return await tx.fetch("SELECT id, session_id, wa_id FROM messages WHERE id > $1", top)
+    inserted = await tx.fetch("SELECT id, session_id, wa_id FROM messages WHERE id > $1", top)
+    new_ids = {(row["session_id"], row["wa_id"]): row["id"] for row in inserted}
+    bumps: dict[int, list[Any]] = {}  # ticket id -> [unread delta, last body, last sent_at]
+    media = []
+    for m in messages:
+        message_id = new_ids.pop((m.session_id, m.wa_id), None)
+        if message_id is None:
+            continue  # stored before, or earlier in this run
+        if m.ticket_id is not None:
+            bump = bumps.setdefault(m.ticket_id, [0, m.body, m.sent_at])
+            bump[0] += 0 if m.from_me else 1
+            if m.sent_at >= bump[2]:
+                bump[1:] = [m.body, m.sent_at]
+        if m.media_source is not None:
+            media.append((m.tenant_id, message_id, now, m.media_source))
+    if bumps:
+        await tx.executemany(
+            _SQLITE_BUMP_TICKET,
+            [(ticket_id, n, body, float(at), now) for ticket_id, (n, body, at) in sorted(bumps.items())],
+        )
+    if media:
+        await tx.executemany(_SQLITE_QUEUE_MEDIA, media)
+    return inserted
 
 
 async def _find_rows(tx: Any, keys: list[tuple[str, str]]) -> list[Any]:
@@ -352,25 +407,11 @@ async def _find_rows(tx: Any, keys: list[tuple[str, str]]) -> list[Any]:
     return [row for key in keys for row in await tx.fetch(_SQLITE_FIND_MESSAGE, *key)]
 
 
-_BUMP_TICKET = (
-    "UPDATE tickets SET unread = unread + $2, "
-    "last_message = CASE WHEN last_message_at IS NULL OR last_message_at <= $4 THEN $3 ELSE last_message END, "
-    "last_message_at = CASE WHEN last_message_at IS NULL OR last_message_at <= $4 THEN $4 "
-    "ELSE last_message_at END, updated_at = $5 WHERE id = $1"
-)
-
-
-#: A new message with an attachment gets its download job in the same transaction.
-_QUEUE_MEDIA = (
-    "INSERT INTO media_jobs (tenant_id, message_id, status, next_attempt_at, created_at, updated_at, source) "
-    "VALUES ($1, $2, 'queued', $3, $3, $3, $4) ON CONFLICT (message_id) DO NOTHING"
-)
-
-
 async def insert_messages(
     tx: Any, ops: list[InsertMessages], now: float
 ) -> list[list[Inserted | AlreadyStored]]:
-    """Insert the messages of consecutive ops together (see :func:`_insert_rows`), in submit order.
+    """Insert the messages of consecutive ops together, in submit order (see
+    :data:`_PG_INSERT_MESSAGES`: one statement on PostgreSQL).
 
     A message whose (session, WhatsApp id) exists — stored before, or earlier in the same run — is
     reported :class:`AlreadyStored` and changes nothing. For the new ones, their tickets' unread
@@ -383,20 +424,16 @@ async def insert_messages(
          m.media_type, str(m.status), float(m.sent_at), now)
         for m in messages
     ]
-    new_ids = {(row["session_id"], row["wa_id"]): row["id"] for row in await _insert_rows(tx, rows)}
+    if tx.dialect == "postgres":
+        columns = [list(column) for column in zip(*rows)]
+        inserted = await tx.fetch(_PG_INSERT_MESSAGES, *columns, [m.media_source for m in messages], now)
+    else:
+        inserted = await _sqlite_insert(tx, messages, rows, now)
+    new_ids = {(row["session_id"], row["wa_id"]): row["id"] for row in inserted}
     results: list[Inserted | AlreadyStored | None] = []
-    bumps: dict[int, list[Any]] = {}  # ticket id -> [unread delta, last body, last sent_at]
     for m in messages:
-        key = (m.session_id, m.wa_id)
-        if key in new_ids:
-            results.append(Inserted(new_ids.pop(key)))
-            if m.ticket_id is not None:
-                bump = bumps.setdefault(m.ticket_id, [0, m.body, m.sent_at])
-                bump[0] += 0 if m.from_me else 1
-                if m.sent_at >= bump[2]:
-                    bump[1:] = [m.body, m.sent_at]
-        else:
-            results.append(None)  # stored before, or earlier in this run: looked up below
+        message_id = new_ids.pop((m.session_id, m.wa_id), None)
+        results.append(None if message_id is None else Inserted(message_id))  # None: looked up below
     missing = {(m.session_id, m.wa_id) for m, r in zip(messages, results) if r is None}
     if missing:
         found = await _find_rows(tx, sorted(missing))
@@ -405,18 +442,6 @@ async def insert_messages(
             AlreadyStored(stored[(m.session_id, m.wa_id)]) if r is None else r
             for m, r in zip(messages, results)
         ]
-    if bumps:  # in ticket id order: writers on other nodes lock the same rows in the same order
-        await tx.executemany(
-            _BUMP_TICKET,
-            [(ticket_id, n, body, float(at), now) for ticket_id, (n, body, at) in sorted(bumps.items())],
-        )
-    media = [
-        (m.tenant_id, result.message_id, now, m.media_source)
-        for m, result in zip(messages, results)
-        if isinstance(result, Inserted) and m.media_source is not None
-    ]
-    if media:
-        await tx.executemany(_QUEUE_MEDIA, media)
     per_op, start = [], 0
     for op in ops:
         per_op.append(results[start:start + len(op.messages)])

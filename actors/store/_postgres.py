@@ -86,6 +86,12 @@ def _reported_xid(conn: asyncpg.Connection) -> str:
 TxFunction = Callable[[Any], Coroutine[Any, Any, Any]]
 
 
+async def _nothing_to_reset(conn: asyncpg.Connection) -> None:
+    """The reader pool's reset: reads change no session state (no SET, LISTEN, advisory lock or
+    cursor), so asyncpg's default reset query — one more round trip per read — has nothing to
+    undo. asyncpg still rolls back a transaction left open before calling this."""
+
+
 @attrs.define(eq=False)
 class _PgTx:
     """The transaction adapter over one asyncpg connection (only awaited inside the asyncio loop)."""
@@ -145,7 +151,7 @@ class PostgresBackend:
                     self._pool = await self._aio(
                         asyncpg.create_pool(
                             self.dsn, min_size=0, max_size=_READ_POOL_SIZE, timeout=_CONNECT_TIMEOUT,
-                            command_timeout=_COMMAND_TIMEOUT,
+                            command_timeout=_COMMAND_TIMEOUT, reset=_nothing_to_reset,
                         )
                     )
                     yield

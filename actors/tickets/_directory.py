@@ -43,6 +43,11 @@ from ._ticket import TicketActor, TicketDeps
 DELIVERY_TRIES = 5
 """Incarnations tried for one message: a passivation race costs one; more means something is wrong."""
 
+REDELIVERY_PAUSE = 0.01
+"""Seconds before the second try of a message whose actor had stopped, doubling after: a stopped
+actor refuses messages a moment before its supervisor has removed it (and can start the next
+incarnation); the pauses (150 ms in all) let the supervisor get there."""
+
 TICKET_MAILBOX = 256
 """A ticket's mailbox: one conversation never has more than a burst of this many messages queued."""
 
@@ -100,7 +105,9 @@ class TicketDirectory:
         replies: list[Any] = [None] * len(requests)
         todo = list(range(len(requests)))
         with trio.move_on_after(timeout):
-            for _ in range(DELIVERY_TRIES):
+            for attempt in range(DELIVERY_TRIES):
+                if attempt:  # let the supervisor take the stopped incarnation off its slot
+                    await trio.sleep(REDELIVERY_PAUSE * 2 ** (attempt - 1))
                 sent: list[tuple[int, Reply]] = []
                 again: list[int] = []  # the actor stopped (passivated, crashed) before taking it
                 for index in todo:

@@ -1,10 +1,14 @@
 """SimulatedDriver traffic: inbound delivery with acks and zero-loss re-delivery, media, sends, receipts."""
 
 import hashlib
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import attrs
 import pytest
 import trio
+import trio_websocket
 
 from actors.drivers import (
     ENDING_EVENTS,
@@ -23,7 +27,8 @@ from actors.drivers import (
     Undecryptable,
 )
 from actors.simulator import SimulatorConfig
-from tests.fixtures.simulator import expect_event, pair, running_driver
+from actors.simulator._state import State
+from tests.fixtures.simulator import driver_config, expect_event, open_simulator, pair, running_driver
 
 
 async def test_inbound_message_is_normalized(shared_driver_config, shared_control, session_id):
@@ -213,3 +218,81 @@ async def test_messages_from_the_phone_are_from_me(shared_driver_config, shared_
         await pair(driver, shared_control)
         await shared_control.send_message(session_id, "typed on the phone", from_me=True)
         assert (await expect_event(driver, Message)).from_me
+
+
+@asynccontextmanager
+async def recording_relay(upstream: str) -> AsyncIterator[tuple[str, list[dict]]]:
+    """A websocket relay in front of the real simulator (like the store tests' TCP proxy): yields
+    its URL and the frames clients sent through it, in order."""
+    sent: list[dict] = []
+
+    async def pump(source, sink, record: bool, scope: trio.CancelScope) -> None:
+        try:
+            while True:
+                text = await source.get_message()
+                if record:
+                    sent.append(json.loads(text))
+                await sink.send_message(text)
+        except trio_websocket.ConnectionClosed:
+            pass
+        scope.cancel()
+
+    async def handler(request) -> None:
+        client = await request.accept()
+        try:
+            async with trio_websocket.open_websocket_url(upstream + request.path) as server, \
+                    trio.open_nursery() as nursery:
+                nursery.start_soon(pump, client, server, True, nursery.cancel_scope)
+                nursery.start_soon(pump, server, client, False, nursery.cancel_scope)
+        except (trio_websocket.ConnectionClosed, trio_websocket.HandshakeError, OSError):
+            pass
+
+    async with trio.open_nursery() as nursery:
+        server = await nursery.start(trio_websocket.serve_websocket, handler, "127.0.0.1", 0, None)
+        yield f"ws://127.0.0.1:{server.port}", sent
+        nursery.cancel_scope.cancel()
+
+
+async def test_ack_sends_all_its_ids_in_one_frame(shared_simulator, shared_control, session_id, tmp_path):
+    async with recording_relay(shared_simulator.url) as (url, sent), \
+            running_driver(driver_config(url, tmp_path / "auth"), session_id) as driver:
+        await pair(driver, shared_control)
+        ids = [await shared_control.send_message(session_id, f"m{i}") for i in range(3)]
+        assert [(await expect_event(driver, Message)).id for _ in ids] == ids
+        await driver.ack()  # nothing to acknowledge: no frame
+        await driver.ack(*ids)
+        await driver.probe()  # its ping follows the ack on the same socket
+        assert [frame for frame in sent if frame.get("op") == "ack"] == [{"op": "ack", "ids": ids}]
+        assert (await shared_control.account(session_id))["queued_ids"] == []
+
+
+async def test_a_malformed_message_in_a_batch_is_skipped_and_the_rest_arrive(tmp_path, session_id, caplog):
+    state = await State.load(tmp_path / "simulator" / "simulator.json", flush_interval=0.0)
+    account = state.account(session_id)
+    account.creds = "creds-test"
+    jid = "5521900000042@s.whatsapp.net"
+
+    def wire(message_id: str, **fields) -> dict:
+        return {"id": message_id, "chat": jid, "sender": jid, "from_me": False, "ts": 1.0, "text": message_id,
+                **fields}
+
+    no_sender = wire("NO-SENDER")
+    del no_sender["sender"]
+    for message in (wire("GOOD-1"), wire("BAD-TS", ts="yesterday"), no_sender, wire("GOOD-2")):
+        account.queue[message["id"]] = message
+    await state.write_now()  # the backlog waiting for the account when the simulator starts
+    (tmp_path / "auth").mkdir()
+    (tmp_path / "auth" / f"{session_id}.json").write_text(json.dumps({"creds": "creds-test"}))
+    async with open_simulator(tmp_path / "simulator") as simulator, \
+            simulator.control() as control, \
+            running_driver(driver_config(simulator.url, tmp_path / "auth"), session_id) as driver:
+        await driver.connect()
+        await expect_event(driver, Connected)
+        with trio.fail_after(10):
+            events = [await anext(driver.events) for _ in range(3)]
+        assert [event.id for event in events[:2]] == ["GOOD-1", "GOOD-2"]
+        assert events[2] == OfflineSyncDone(count=4)
+        assert len([r for r in caplog.records if "malformed message skipped" in r.getMessage()]) == 2
+        await driver.ack("GOOD-1", "GOOD-2")
+        await driver.probe()
+        assert (await control.account(session_id))["queued_ids"] == ["BAD-TS", "NO-SENDER"]  # never acked

@@ -45,3 +45,15 @@ def test_room_log_replays_what_is_kept_and_asks_for_resync_otherwise():
     assert log.since(1) is None  # seq 2 is gone
     assert log.since(6) is None  # from the future: another incarnation
     assert log.since(-1) is None
+
+
+def test_the_frame_is_built_on_first_use_from_the_payload_json():
+    e = Event("message.created", "ticket:7", 4, {"text": "olá"}, 1_700_000_000.25,
+              payload_json='{"text": "ol\\u00e1"}')  # the text a caller already had, used verbatim
+    with pytest.raises(AttributeError):
+        object.__getattribute__(e, "frame")  # not built at construction
+    assert e.frame == ('{"type":"message.created","room":"ticket:7","seq":4,'
+                       '"payload":{"text": "ol\\u00e1"},"at":1700000000.25}')
+    assert json.loads(e.frame) == {"type": "message.created", "room": "ticket:7", "seq": 4,
+                                   "payload": {"text": "olá"}, "at": 1_700_000_000.25}
+    assert e.frame is e.frame  # built once

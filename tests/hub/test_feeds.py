@@ -136,3 +136,25 @@ async def test_events_cross_nodes_through_real_redis(redis_url):
             (got,) = await frames(there, 1)
             assert (got["type"], got["payload"], got["seq"]) == ("ticket.closed", {"ticket_id": 1}, 1)
             nursery.cancel_scope.cancel()
+
+
+async def test_emits_queued_before_the_forwarder_runs_cross_as_one_bus_message(autojump_clock):
+    bus = MemoryBus()
+    async with open_bus(bus), trio.open_nursery() as nursery:
+        one, two = Hub("n1", bus), Hub("n2", bus)
+        await nursery.start(one.run)
+        await nursery.start(two.run)
+        there = two.connect("acme", "2", "agent")
+        two.join(there, "tenant:acme")
+        await frames(there, 1)
+        await trio.testing.wait_all_tasks_blocked()
+        published = bus.statistics().published
+        for n in range(5):
+            one.emit("acme", "message.created", {"n": n})  # no checkpoint: the forwarder waits
+        got = await frames(there, 5)
+        assert [(f["seq"], f["payload"]) for f in got] == [(n + 1, {"n": n}) for n in range(5)]
+        await trio.testing.wait_all_tasks_blocked()
+        assert there.depth == 0  # each event once
+        assert bus.statistics().published - published == 1
+        assert two.statistics().remote == 5
+        nursery.cancel_scope.cancel()

@@ -54,3 +54,26 @@ def test_malformed_names_are_refused_naming_the_field(name):
 def test_malformed_keys_are_refused(key):
     with pytest.raises(InvalidRoom):
         Room.from_key(key)
+
+
+def test_tenant_and_ticket_rooms_are_memoised():
+    assert Room.tenant("acme") is Room.tenant("acme")
+    assert Room.ticket("acme", 42) is Room.ticket("acme", "42")  # one room whatever the id's type
+    assert Room.ticket("acme", 42) is not Room.ticket("zeta", 42)
+    assert (Room.ticket("acme", 42).key, Room.tenant("acme").key) == ("acme/ticket:42", "acme/tenant:acme")
+
+
+@pytest.mark.parametrize("make", [
+    lambda: Room.tenant(""),
+    lambda: Room.tenant("a/b"),
+    lambda: Room.tenant(5),
+    lambda: Room.tenant(None),
+    lambda: Room.tenant(["acme"]),  # unhashable: must not reach the memo as a TypeError
+    lambda: Room.ticket("acme", "a/b"),
+    lambda: Room.ticket("a b", 1),
+    lambda: Room.ticket(5, 1),
+])
+def test_memoised_rooms_still_refuse_invalid_ids(make):
+    for _ in range(2):  # a refusal is not remembered as a room
+        with pytest.raises(InvalidRoom):
+            make()

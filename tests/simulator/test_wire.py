@@ -71,3 +71,47 @@ async def test_close_frames_carry_the_reason_before_the_close_code(shared_simula
     finally:
         await cm.__aexit__(None, None, None)
     assert (await shared_control.stats()).refused >= 1
+
+
+async def _connected(url: str, session: str, creds: str):
+    """A logged-in raw connection, past its welcome and connected frames."""
+    cm, ws = await _hello(url, session, creds)
+    assert await _next(ws) == {"ev": "welcome", "paired": True}
+    assert (await _next(ws))["ev"] == "connected"
+    return cm, ws
+
+
+async def test_a_backlog_arrives_in_one_frame_and_acks_take_a_list(shared_simulator, shared_control, session_id):
+    creds = (await shared_control.create_account(session_id))["creds"]
+    queued = [await shared_control.send_message(session_id, f"m{i}") for i in range(4)]
+    before = await shared_control.stats()
+    cm, ws = await _connected(shared_simulator.url, session_id, creds)
+    try:
+        batch = await _next(ws)
+        assert batch["ev"] == "messages"
+        assert [(m["id"], m["text"]) for m in batch["msgs"]] == [(q, f"m{i}") for i, q in enumerate(queued)]
+        assert await _next(ws) == {"ev": "offline_sync_done", "count": 4}
+        await ws.send_message(json.dumps({"op": "ack", "ids": [queued[0], queued[2], "NOT-QUEUED"]}))
+        await ws.send_message(json.dumps({"op": "ping", "rid": 1}))  # read after the ack
+        assert await _next(ws) == {"re": 1, "ok": True}
+        assert (await shared_control.account(session_id))["queued_ids"] == [queued[1], queued[3]]
+        assert (await shared_control.stats()).messages_acked - before.messages_acked == 2
+    finally:
+        await cm.__aexit__(None, None, None)
+
+
+async def test_an_ack_with_bad_ids_gets_a_400_and_acks_nothing(shared_simulator, shared_control, session_id):
+    creds = (await shared_control.create_account(session_id))["creds"]
+    queued = await shared_control.send_message(session_id, "keep me")
+    cm, ws = await _connected(shared_simulator.url, session_id, creds)
+    try:
+        assert [m["id"] for m in (await _next(ws))["msgs"]] == [queued]
+        assert await _next(ws) == {"ev": "offline_sync_done", "count": 1}
+        for rid, ids in enumerate([queued, [queued, 7], None, {queued: True}]):
+            await ws.send_message(json.dumps({"op": "ack", "rid": rid, "ids": ids}))
+            reply = await _next(ws)
+            assert (reply["re"], reply["ok"], reply["code"]) == (rid, False, 400)
+            assert "field 'ids' must be a list" in reply["error"]
+        assert (await shared_control.account(session_id))["queued_ids"] == [queued]
+    finally:
+        await cm.__aexit__(None, None, None)

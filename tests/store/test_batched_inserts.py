@@ -103,3 +103,39 @@ async def test_a_run_of_duplicates_is_looked_up_together(store, count):
             nursery.start_soon(insert, i)
     assert sorted(again) == [(i, AlreadyStored(first[i].message_id)) for i in range(count)]
     assert await store.count_messages() == count
+
+
+async def test_insert_messages_stores_a_run_in_one_write_with_one_answer_each(store):
+    contact = await seed(store)
+    ticket = (await store.find_or_create_ticket("acme", "s1", contact.id, reopen_window=0)).ticket
+    old = await store.insert_message(message(contact, "OLD", ticket_id=ticket.id, sent_at=1))
+
+    def new(wa_id, sent_at, body, from_me=False):
+        return message(contact, wa_id, ticket_id=ticket.id, sent_at=sent_at, body=body, from_me=from_me)
+
+    before = store.statistics()
+    results = await store.insert_messages([
+        new("A", 2, "first a"),
+        new("OLD", 9, "old again"),  # stored before this run
+        new("B", 5, "newest"),
+        new("A", 9, "a again"),  # earlier in the same run
+        new("C", 3, "older than b"),
+        new("D", 4, "typed on the phone", from_me=True),
+    ])
+    after = store.statistics()
+    assert (after.batches - before.batches, after.ops - before.ops) == (1, 1)
+    a, old_again, b, a_again, c, d = results
+    assert all(isinstance(result, Inserted) for result in (a, b, c, d))
+    assert a.message_id < b.message_id < c.message_id < d.message_id  # run order
+    assert a_again == AlreadyStored(a.message_id) and old_again == AlreadyStored(old.message_id)
+    assert (await store.get_message("s1", "A")).body == "first a"  # the duplicate changed nothing
+    bumped = await store.get_ticket(ticket.id)
+    # OLD + A, B, C inbound (D is from me, duplicates count nothing); the latest sent_at wins
+    assert (bumped.unread, bumped.last_message, bumped.last_message_at) == (4, "newest", 5)
+    assert await store.count_messages() == 5
+
+
+async def test_insert_messages_of_an_empty_run_writes_nothing(store):
+    before = store.statistics()
+    assert await store.insert_messages([]) == []
+    assert (store.statistics().batches, store.statistics().ops) == (before.batches, before.ops)

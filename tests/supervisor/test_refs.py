@@ -316,3 +316,74 @@ async def test_an_unexpected_message_is_ignored_by_a_supervisor(autojump_clock):
         await trio.sleep(1)
         assert system.tree().find("/a").state == "running"
         assert system.tree().restarts == 0 and system.tree().state == "running"
+
+
+async def test_requests_scatter_to_several_actors_and_are_gathered_after(autojump_clock):
+    """request sends without waiting for the answer: every actor works at once, so gathering
+    three 5 s handlers takes 5 s, not 15; each reply answers its own request."""
+    async with open_actor_system([Plan(name).spec() for name in ("a", "b", "c")]) as system:
+        refs = [system.ref(f"/{name}") for name in ("a", "b", "c")]
+        slow = [await ref.request(Sleep(5)) for ref in refs]
+        echoes = [ref.request_nowait(Echo(ref.path)) for ref in refs]
+        assert not any(reply.event.is_set() for reply in slow + echoes)  # nothing waited for so far
+        assert [await reply.wait() for reply in slow] == ["slept"] * 3
+        assert [await reply.wait() for reply in echoes] == ["/a", "/b", "/c"]
+        assert trio.current_time() == 5
+
+
+async def test_request_nowait_raises_mailbox_full(autojump_clock):
+    async with open_actor_system([Plan("busy").spec(mailbox=1)]) as system:
+        ref = system.ref("/busy")
+        in_hand = ref.request_nowait(Sleep(10))
+        await settle()  # the actor took it and sleeps
+        queued = ref.request_nowait(Echo("queued"))
+        with pytest.raises(MailboxFull):
+            ref.request_nowait(Echo("no room"))
+        assert await in_hand.wait() == "slept" and await queued.wait() == "queued"
+        assert trio.current_time() == 10
+
+
+async def test_request_waits_for_room_in_the_mailbox(autojump_clock):
+    async with open_actor_system([Plan("busy").spec(mailbox=1)]) as system:
+        ref = system.ref("/busy")
+        ref.tell(Sleep(4))
+        await settle()
+        ref.tell(Echo("fills the mailbox"))
+        reply = await ref.request(Echo("waited"))  # room appears once the sleep is over
+        assert trio.current_time() == 4
+        assert await reply.wait() == "waited"
+
+
+async def test_request_to_a_stopped_child_raises_actor_stopped(autojump_clock):
+    async with open_actor_system([Plan("done").spec(restart=Restart.TRANSIENT)]) as system:
+        ref = system.ref("/done")
+        ref.tell(Raise(Shutdown()))
+        await settle()
+        with pytest.raises(ActorStopped):
+            ref.request_nowait(Echo(1))
+        with pytest.raises(ActorStopped):
+            await ref.request(Echo(1))
+
+
+async def test_reply_wait_raises_actor_stopped_when_the_actor_stops_first(autojump_clock):
+    """A request still queued when its actor stops is answered ActorStopped, not left hanging."""
+    async with open_actor_system([Plan("busy").spec(shutdown=1)]) as system:
+        ref = system.ref("/busy")
+        ref.tell(Sleep(100))
+        await settle()
+        queued = ref.request_nowait(Echo("never handled"))
+        await system.supervisor("/").terminate_child("busy")
+        with pytest.raises(ActorStopped):
+            await queued.wait()
+
+
+async def test_reply_wait_raises_actor_failed_with_the_handlers_error(autojump_clock):
+    async with open_actor_system([Plan("fragile").spec()]) as system:
+        ref = system.ref("/fragile")
+        boom = ValueError("boom")
+        reply = await ref.request(Raise(boom))
+        with pytest.raises(ActorFailed) as failed:
+            await reply.wait()
+        assert failed.value.cause is boom and failed.value.path == "/fragile"
+        with pytest.raises(ActorFailed):
+            reply.result()  # the reply keeps its outcome

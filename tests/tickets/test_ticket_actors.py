@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 import trio
+import trio.testing
 
 from actors.store import TicketStatus
 from actors.tickets import Accept, Close, GetTicket, Reopen, TicketRefused, Transfer
+from actors.tickets._ticket import LOCK_WAIT
+from supervisor import AskTimeout
 from tests.fixtures.flows import contact, eventually, flow_node, flow_settings, provision
 
 
@@ -98,3 +102,84 @@ async def test_passivated_when_idle_and_rebuilt_from_the_store(tmp_path, simulat
         assert directory.running("acme") == (str(ticket.id),)
         missing = await directory.ask("acme", 999_999, GetTicket())
         assert isinstance(missing, TicketRefused) and missing.code == "not_found"
+
+
+async def _tickets(node, control, count, session="s1"):
+    """One ticket per contact 1..count (each sends one message), sorted by id."""
+    for i in range(1, count + 1):
+        await control.send_message(session, f"oi {i}", sender=contact(i))
+
+    async def all_there():
+        tickets = await node.store.list_tickets("acme")
+        return sorted(tickets, key=lambda t: t.id) if len(tickets) == count else None
+
+    return await eventually(all_there)
+
+
+async def test_ask_many_replies_in_request_order_and_refuses_an_unknown_ticket(
+        tmp_path, simulator, simulator_control):
+    async with flow_node(flow_settings(tmp_path, simulator.url)) as (node, _):
+        await provision(node, simulator_control, "s1")
+        first, second = await _tickets(node, simulator_control, 2)
+        replies = await node.flows.directory.ask_many(
+            "acme", [(second.id, GetTicket()), (999_999, GetTicket()), (first.id, GetTicket())])
+        assert [replies[0].id, replies[2].id] == [second.id, first.id]
+        assert isinstance(replies[1], TicketRefused) and replies[1].code == "not_found"
+        assert await node.flows.directory.ask_many("acme", []) == []
+
+
+async def test_ask_many_tickets_handle_their_messages_concurrently(tmp_path, simulator, simulator_control):
+    """Each Accept waits LOCK_WAIT for a lock another node holds: together they take one
+    LOCK_WAIT, not one each."""
+    async with flow_node(flow_settings(tmp_path, simulator.url)) as (node, _):
+        await provision(node, simulator_control, "s1")
+        tickets = await _tickets(node, simulator_control, 3)
+        ana = await node.store.create_user("acme", "ana@acme.test", "Ana")
+        for ticket in tickets:
+            await node.bus.acquire(f"ticket:{ticket.id}", 60, owner="node-2")
+        started = trio.current_time()
+        replies = await node.flows.directory.ask_many("acme", [(t.id, Accept(ana.id)) for t in tickets])
+        elapsed = trio.current_time() - started
+        assert [(r.code, t.id) for r, t in zip(replies, tickets)] == [("busy", t.id) for t in tickets]
+        assert LOCK_WAIT <= elapsed < 2 * LOCK_WAIT  # one after the other: 3 * LOCK_WAIT
+
+
+async def test_ask_many_times_out_with_ask_timeout(tmp_path, simulator, simulator_control):
+    async with flow_node(flow_settings(tmp_path, simulator.url)) as (node, _):
+        await provision(node, simulator_control, "s1")
+        first, second = await _tickets(node, simulator_control, 2)
+        ana = await node.store.create_user("acme", "ana@acme.test", "Ana")
+        await node.bus.acquire(f"ticket:{first.id}", 60, owner="node-2")
+        started = trio.current_time()
+        with pytest.raises(AskTimeout, match="Accept, GetTicket"):
+            await node.flows.directory.ask_many(
+                "acme", [(second.id, GetTicket()), (first.id, Accept(ana.id))], timeout=0.5)
+        assert 0.5 <= trio.current_time() - started < LOCK_WAIT
+
+
+async def test_ask_many_redelivers_to_a_fresh_incarnation_when_the_actor_stopped_first(
+        tmp_path, simulator, simulator_control):
+    """A message queued behind the one in hand when the actor stops is not lost: the next
+    incarnation (rebuilt from the store) answers it."""
+    async with flow_node(flow_settings(tmp_path, simulator.url)) as (node, _):
+        await provision(node, simulator_control, "s1")
+        first, second = await _tickets(node, simulator_control, 2)
+        directory = node.flows.directory
+        ana = await node.store.create_user("acme", "ana@acme.test", "Ana")
+        path = f"/tenants/acme/tickets/{first.id}"
+        await node.bus.acquire(f"ticket:{first.id}", 60, owner="node-2")
+        in_hand = node.system.ref(path).request_nowait(Accept(ana.id))  # held for LOCK_WAIT
+        replies = []
+
+        async def gather():
+            replies.extend(await directory.ask_many("acme", [(first.id, GetTicket()), (second.id, GetTicket())]))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(gather)
+            with trio.fail_after(10):
+                await trio.testing.wait_all_tasks_blocked()
+            assert node.system.tree().find(path).mailbox_depth == 1  # GetTicket, behind the Accept
+            await node.system.supervisor("/tenants/acme/tickets").terminate_child(str(first.id))
+            assert in_hand.result().code == "busy"  # the stopping actor finished what it had in hand
+        assert [reply.id for reply in replies] == [first.id, second.id]
+        assert str(first.id) in directory.running("acme")
