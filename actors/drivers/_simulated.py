@@ -395,7 +395,10 @@ class SimulatedDriver:
             except (KeyError, TypeError, ValueError) as exc:
                 log.warning("driver %s: malformed message skipped: %r", self.session_id, exc)
                 continue
-            await self._events_send.send(event)
+            try:
+                self._events_send.send_nowait(event)  # the frame's read was this task's checkpoint
+            except trio.WouldBlock:
+                await self._events_send.send(event)  # the session lags: backpressure
 
     async def _keepalive(self, conn: _Connection) -> None:
         failures = 0

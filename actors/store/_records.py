@@ -128,6 +128,11 @@ class SessionRecord:
     updated_at: float
 
 
+def _delivery_status(value: Any) -> DeliveryStatus:
+    """DeliveryStatus(value), skipping the enum lookup for what already is one (every new message)."""
+    return value if value.__class__ is DeliveryStatus else DeliveryStatus(value)
+
+
 @attrs.frozen
 class Ticket:
     id: int
@@ -158,7 +163,7 @@ class NewMessage:
     body: str
     sent_at: float
     media_type: str | None = None
-    status: DeliveryStatus = attrs.field(default=DeliveryStatus.RECEIVED, converter=DeliveryStatus)
+    status: DeliveryStatus = attrs.field(default=DeliveryStatus.RECEIVED, converter=_delivery_status)
     #: Where to download the attachment (JSON, driver-specific); when set, storing the message also
     #: queues its media job in the same transaction, so a stored message never lacks its download.
     media_source: str | None = None
@@ -176,7 +181,7 @@ class Message:
     body: str
     media_type: str | None
     media_path: str | None
-    status: DeliveryStatus = attrs.field(converter=DeliveryStatus)
+    status: DeliveryStatus = attrs.field(converter=_delivery_status)
     sent_at: float
     created_at: float
 
@@ -212,7 +217,7 @@ class OutboxItem:
     to_jid: str
     payload: dict = attrs.field(converter=_json)
     status: JobStatus = attrs.field(converter=JobStatus)
-    delivery: DeliveryStatus = attrs.field(converter=DeliveryStatus)
+    delivery: DeliveryStatus = attrs.field(converter=_delivery_status)
     attempts: int
     next_attempt_at: float
     last_error: str | None
