@@ -60,8 +60,8 @@ class Event:
 
     ``payload_json`` is the payload's JSON text, encoded (and so validated) at construction
     unless the caller passes the text it already has: one event published to several rooms,
-    or forwarded to other nodes, encodes its payload once. ``frame`` — what clients receive —
-    is assembled from it on first use, so an event nobody is listening to costs no frame.
+    or forwarded to other nodes, encodes its payload once. ``frame`` — what clients receive,
+    and what the room's replay buffer keeps — is assembled around it, once.
     """
 
     type: str = attrs.field(validator=lambda _i, _a, v: check_type(v))
@@ -79,7 +79,7 @@ class Event:
     def frame(self) -> str:
         """The client frame ``{"type", "room", "seq", "payload", "at"}`` as compact JSON text."""
         return (f'{{"type":"{self.type}","room":{json.dumps(self.room)},"seq":{self.seq},'
-                f'"payload":{self.payload_json},"at":{json.dumps(self.at)}}}')
+                f'"payload":{self.payload_json},"at":{self.at!r}}}')  # a finite number: its repr is JSON
 
 
 def control(frame_type: str, **fields: Any) -> str:
@@ -99,18 +99,21 @@ class RoomLog:
     epoch: str
     capacity: int
     seq: int = 0
-    _recent: collections.deque[Event] = attrs.field(init=False)
+    # Frames, not Events: a string is invisible to the garbage collector, while an Event and its
+    # payload dicts would be walked by every collection for as long as the room keeps them.
+    _recent: collections.deque[str] = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         self._recent = collections.deque(maxlen=self.capacity)
 
     def append(self, event: Event) -> None:
         self.seq = event.seq
-        self._recent.append(event)
+        self._recent.append(event.frame)
 
-    def since(self, seq: int) -> list[Event] | None:
-        """Events after ``seq``, oldest first; None when some of them are no longer kept (or
-        ``seq`` is from the future, i.e. from another incarnation): the client must resync."""
+    def since(self, seq: int) -> list[str] | None:
+        """The frames of the events after ``seq``, oldest first; None when some of them are no
+        longer kept (or ``seq`` is from the future, i.e. from another incarnation): the client
+        must resync."""
         if seq > self.seq or seq < 0:
             return None
         missing = self.seq - seq

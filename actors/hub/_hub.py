@@ -134,8 +134,8 @@ class Hub:
             if missed is None:
                 client.push(control("resync", room=room.name, seq=log.seq, epoch=log.epoch))
             else:
-                for event in missed:
-                    client.push(event.frame)
+                for frame in missed:
+                    client.push(frame)
         return room
 
     def leave(self, client: Client, name: object) -> Room:
