@@ -20,8 +20,7 @@ Receipts move stored messages and outbox items forward (delivered, read) and are
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import TypeVar
+from collections.abc import Callable, Sequence
 
 import attrs
 import trio
@@ -50,8 +49,6 @@ CONTACT_CACHE = 50_000
 TICKET_CACHE = 50_000
 """Active tickets remembered ((session, contact) → ticket id)."""
 
-T = TypeVar("T")
-
 _RECEIPT_STATUS = {
     ReceiptKind.DELIVERED: DeliveryStatus.DELIVERED,
     ReceiptKind.READ: DeliveryStatus.READ,
@@ -59,15 +56,19 @@ _RECEIPT_STATUS = {
 }
 
 
-async def _each(fn: Callable[[T], Awaitable[None]], items: Iterable[T]) -> None:
-    """Run ``fn(item)`` for every item concurrently (no task for zero or one item)."""
-    items = list(items)
-    if len(items) == 1:
-        await fn(items[0])
-    elif items:
-        async with trio.open_nursery() as nursery:
-            for item in items:
-                nursery.start_soon(fn, item)
+def _name(message: Message) -> str:
+    """The contact name a message gives its conversation (a group conversation's contact is the
+    group: its members' names do not name it)."""
+    return "" if message.is_group else (message.push_name or "")
+
+
+def _new_message(tenant_id: str, session_id: str, contact_id: int, ticket_id: int, message: Message) -> NewMessage:
+    return NewMessage(
+        tenant_id=tenant_id, session_id=session_id, wa_id=message.id, contact_id=contact_id, ticket_id=ticket_id,
+        from_me=message.from_me, body=message.text, sent_at=message.timestamp,
+        media_type=None if message.media is None else message.media.kind.value,
+        media_source=media_source(session_id, message),
+    )
 
 
 def is_status_or_broadcast(message: Message) -> bool:
@@ -102,33 +103,56 @@ class TicketInbound:
     async def deliver(self, session_id: str, tenant_id: str, messages: Sequence[Message]) -> None:
         """Store ``messages`` durably (see the module docstring); returns after their COMMIT.
 
-        Each contact's messages form one run, appended in order by its ticket's actor in one
-        write; the runs of different contacts are stored concurrently and share commits.
-        Raises StoreUnavailable / ActorFailed / AskTimeout when they could not be stored: the
-        session then fails without acknowledging, and WhatsApp re-delivers.
+        Each conversation's messages form one run, appended in order by its ticket's actor in one
+        write; the runs of different conversations are stored concurrently and share commits.
+        Conversations this node knows (contact and ticket cached) go at once; a new one first
+        upserts its contact and finds or creates its ticket, alongside, so it never holds the
+        others up. Raises StoreUnavailable / ActorFailed / AskTimeout when they could not be
+        stored: the session then fails without acknowledging, and WhatsApp re-delivers.
         """
         wanted = [m for m in messages if not is_status_or_broadcast(m)]
         if any(m.is_group for m in wanted) and not await self._groups_allowed(session_id):
             wanted = [m for m in wanted if not m.is_group]
-        if not wanted:
-            return
-        contacts = await self._contacts_of(tenant_id, wanted)
-        tickets = await self._tickets_of(tenant_id, session_id, set(contacts.values()))
-        runs: dict[int, list[NewMessage]] = {}  # contact id -> its messages, in arrival order
+        runs: dict[str, list[Message]] = {}  # chat JID -> its messages, in arrival order
         for message in wanted:
-            contact_id = contacts[message.chat_jid]
-            runs.setdefault(contact_id, []).append(NewMessage(
-                tenant_id=tenant_id, session_id=session_id, wa_id=message.id, contact_id=contact_id,
-                ticket_id=tickets[contact_id], from_me=message.from_me, body=message.text,
-                sent_at=message.timestamp, media_type=None if message.media is None else message.media.kind.value,
-                media_source=media_source(session_id, message),
-            ))
-        pending = {contact_id: AppendInbound(tuple(run)) for contact_id, run in runs.items()}
+            runs.setdefault(message.chat_jid, []).append(message)
+        known: dict[int, tuple[int, list[Message]]] = {}  # contact id -> (ticket id, run)
+        new: list[list[Message]] = []
+        for run in runs.values():
+            contact_id = self._known_contact(tenant_id, run[-1])
+            ticket_id = None if contact_id is None else self._tickets.get((session_id, contact_id))
+            if ticket_id is None:
+                new.append(run)
+            else:
+                known[contact_id] = (ticket_id, run)
+        if not new:
+            await self._append(tenant_id, session_id, known)
+            return
+        async with trio.open_nursery() as nursery:
+            for run in new:
+                nursery.start_soon(self._append_new, tenant_id, session_id, run)
+            await self._append(tenant_id, session_id, known)
+
+    async def _append_new(self, tenant_id: str, session_id: str, run: list[Message]) -> None:
+        """A conversation this node does not know yet: its contact and ticket first."""
+        last = run[-1]
+        contact = await self.store.upsert_contact(tenant_id, last.chat_jid, _name(last), is_group=last.is_group)
+        self._contacts.put((tenant_id, last.chat_jid), (contact.id, contact.name))
+        ticket_id = await self._find_or_create(tenant_id, session_id, contact.id)
+        await self._append(tenant_id, session_id, {contact.id: (ticket_id, run)})
+
+    async def _append(self, tenant_id: str, session_id: str, runs: dict[int, tuple[int, list[Message]]]) -> None:
+        """Have each run appended by its ticket's actor (contact id -> (ticket id, run))."""
+        pending = {
+            contact_id: (ticket_id, AppendInbound(tuple(_new_message(tenant_id, session_id, contact_id, ticket_id, m)
+                                                        for m in run)))
+            for contact_id, (ticket_id, run) in runs.items()
+        }
         media = False
         while pending:
-            replies = await self.directory.ask_many(tenant_id, [(tickets[c], pending[c]) for c in pending])
+            replies = await self.directory.ask_many(tenant_id, list(pending.values()))
             moved = {}
-            for (contact_id, append), reply in zip(pending.items(), replies):
+            for (contact_id, (_, append)), reply in zip(pending.items(), replies):
                 match reply:
                     case Appended(results, _):
                         media = media or any(
@@ -137,12 +161,10 @@ class TicketInbound:
                         )
                     case MovedTo(ticket):  # the cached ticket closed for good: a new one
                         self._tickets.put((session_id, contact_id), ticket.id)
-                        moved[contact_id] = append
+                        moved[contact_id] = (ticket.id, append)
                     case _:  # TicketRefused(not_found): the cached ticket is gone (deleted)
-                        await self._find_or_create(tenant_id, session_id, contact_id)
-                        moved[contact_id] = append
+                        moved[contact_id] = (await self._find_or_create(tenant_id, session_id, contact_id), append)
             pending = moved
-            tickets = await self._tickets_of(tenant_id, session_id, pending)
         if media:
             self.on_media()
 
@@ -158,38 +180,12 @@ class TicketInbound:
                     payload = {"id": stored.id, "wa_id": wa_id, "ticket_id": stored.ticket_id, "status": str(status)}
                     self.publisher.emit(tenant_id, MESSAGE_UPDATED, payload, ticket_id=stored.ticket_id)
 
-    async def _contacts_of(self, tenant_id: str, messages: list[Message]) -> dict[str, int]:
-        """Chat JID -> contact id for every message (a group conversation is one contact: the
-        group). Unknown contacts, or known ones with a new push name, are upserted concurrently."""
-        contacts: dict[str, int] = {}
-        upserts: dict[str, Message] = {}
-        for message in messages:
-            jid = message.chat_jid
-            name = "" if message.is_group else (message.push_name or "")
-            cached = self._contacts.get((tenant_id, jid))
-            if cached is not None and (not name or cached[1] == name):
-                contacts[jid] = cached[0]
-            else:
-                upserts[jid] = message
-
-        async def upsert(message: Message) -> None:
-            name = "" if message.is_group else (message.push_name or "")
-            contact = await self.store.upsert_contact(tenant_id, message.chat_jid, name, is_group=message.is_group)
-            self._contacts.put((tenant_id, message.chat_jid), (contact.id, contact.name))
-            contacts[message.chat_jid] = contact.id
-
-        await _each(upsert, upserts.values())
-        return contacts
-
-    async def _tickets_of(self, tenant_id: str, session_id: str, contact_ids: Iterable[int]) -> dict[int, int]:
-        """Contact id -> its active ticket id (cached; the missing ones found or created concurrently)."""
-        tickets = {c: self._tickets.get((session_id, c)) for c in contact_ids}
-
-        async def find(contact_id: int) -> None:
-            tickets[contact_id] = await self._find_or_create(tenant_id, session_id, contact_id)
-
-        await _each(find, [c for c, ticket_id in tickets.items() if ticket_id is None])
-        return tickets
+    def _known_contact(self, tenant_id: str, message: Message) -> int | None:
+        """The cached contact id of the message's conversation, unless its push name changed
+        (then the contact is upserted again to refresh it)."""
+        cached = self._contacts.get((tenant_id, message.chat_jid))
+        name = _name(message)
+        return cached[0] if cached is not None and (not name or cached[1] == name) else None
 
     async def _find_or_create(self, tenant_id: str, session_id: str, contact_id: int) -> int:
         found = await self.store.find_or_create_ticket(tenant_id, session_id, contact_id,
