@@ -54,6 +54,10 @@ def ttl_ms(ttl: float) -> int:
     return max(1, math.ceil(ttl * 1000))
 
 
+#: Built once: ``json.dumps`` with options builds an encoder per call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def encode(field: str, value: Any) -> str:
     """Serialise ``value`` to compact JSON.
 
@@ -61,7 +65,7 @@ def encode(field: str, value: Any) -> str:
         BusValueError: the value is not JSON-serialisable (NaN/Infinity included: not JSON).
     """
     try:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        return _ENCODER.encode(value)
     except (TypeError, ValueError) as exc:
         raise BusValueError(f"{field} is not JSON-serialisable: {exc}") from None
 

@@ -91,9 +91,9 @@ class SimulatedDriverConfig:
     keepalive_interval: float = attrs.field(default=20.0, validator=_positive)
     keepalive_timeout: float = attrs.field(default=10.0, validator=_positive)
     close_timeout: float = attrs.field(default=2.0, validator=_positive)
-    # Events buffered for a session that is busy storing: well above the
-    # simulator's delivery window (64), so the reader rarely waits on the session
-    # and keeps answering probes; when it is full, backpressure reaches the server.
+    # Events buffered for a session that is busy storing: as many as the simulator's
+    # delivery window (256), so the reader rarely waits on the session and keeps
+    # answering probes; when it is full, backpressure reaches the server.
     events_capacity: int = attrs.field(default=256, validator=_positive)
 
     @url.validator

@@ -45,10 +45,14 @@ def _is_type(name: str) -> bool:
     return _TYPE.fullmatch(name) is not None
 
 
+#: Built once: ``json.dumps`` with options builds an encoder per call, a third of a small payload's cost.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+
+
 def encode(data: dict) -> str:
     """Compact JSON text of a frame; InvalidEvent if JSON cannot carry it."""
     try:
-        return json.dumps(data, separators=(",", ":"), allow_nan=False)
+        return _ENCODER.encode(data)
     except (TypeError, ValueError) as exc:
         raise InvalidEvent(f"payload: not JSON-serialisable ({exc})") from None
 

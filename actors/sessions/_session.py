@@ -73,9 +73,9 @@ from ._upstream import UpstreamGate, UpstreamMode
 _LOG = logging.getLogger("zapvisor.sessions")
 
 INBOUND_HELD = 256
-"""Inbound messages a session holds (queued or being stored) before it stops reading its driver:
-the simulator's delivery window is 64 and whatsmeow's event queue 100, so this keeps the pipe
-full without hoarding."""
+"""Inbound messages a session holds (queued or being stored) before it stops reading its driver
+(then the driver's channel, 256 more, and WhatsApp wait): a busy session's worth of batches in
+flight without hoarding (the simulator's delivery window matches it)."""
 
 INBOUND_BATCHES = 4
 """Inbound batches a session stores at once: enough that a message arriving while one batch is

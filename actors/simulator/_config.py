@@ -35,7 +35,10 @@ class SimulatorConfig:
     pairing_code_ttl: float = attrs.field(default=180.0, validator=_positive)
     # Unacknowledged messages in flight per connection: like a transport window, it
     # bounds what a slow session has buffered and what a dropped link must re-deliver.
-    delivery_window: int = attrs.field(default=64, validator=_positive)
+    # WhatsApp itself has no such window (whatsmeow acknowledges on receipt), so the default
+    # is what a session holds at most (actors.sessions INBOUND_HELD, 256): a window below it
+    # would cap a busy session at window / store latency, a limit of this server, not of ours.
+    delivery_window: int = attrs.field(default=256, validator=_positive)
     # Delivered/read receipts follow an accepted send after these delays (seconds).
     receipt_delay: float = attrs.field(default=0.05, validator=_non_negative)
     read_delay: float = attrs.field(default=0.2, validator=_non_negative)

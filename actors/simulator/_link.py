@@ -31,8 +31,12 @@ CLOSE_CODE_BASE = 4000
 CLOSE_GRACE = 2.0
 
 
+#: Built once: ``json.dumps`` with options builds an encoder per call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
+
+
 def encode(frame: dict[str, Any]) -> str:
-    return json.dumps(frame, separators=(",", ":"))
+    return _ENCODER.encode(frame)
 
 
 @attrs.define(eq=False)

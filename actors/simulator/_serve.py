@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 from functools import partial
 
+import attrs
 import trio
 
 from ._config import SimulatorConfig
@@ -51,7 +52,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--qr-interval", type=float, default=20.0, help="seconds between QR codes")
     parser.add_argument("--qr-count", type=int, default=6, help="QR codes before 408")
     parser.add_argument("--pairing-code-ttl", type=float, default=180.0)
-    parser.add_argument("--delivery-window", type=int, default=64, help="unacked messages in flight per connection")
+    parser.add_argument("--delivery-window", type=int, default=attrs.fields(SimulatorConfig).delivery_window.default,
+                        help="unacked messages in flight per connection")
     parser.add_argument("--receipt-delay", type=float, default=0.05)
     parser.add_argument("--read-delay", type=float, default=0.2)
     parser.add_argument("--handshake-delay", type=float, default=0.0)
