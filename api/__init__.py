@@ -11,7 +11,7 @@
 
 from ._app import create_app, set_websocket_clients
 from ._auth import ALGORITHM, ROLES, Authority, Principal
-from ._daemon import tune_gc
+from ._gc import tune_gc
 from ._errors import ApiError, BadRequest, Conflict, Forbidden, NotFound, Unauthorized, Unavailable, error_body
 from ._server import serve_api
 

@@ -16,7 +16,6 @@ process exits with code 0.
 
 from __future__ import annotations
 
-import gc
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Sequence
@@ -27,17 +26,10 @@ import trio
 from config import Settings
 from actors.node import Node, open_node
 
+from ._gc import sweep_gc, tune_gc
 from ._server import serve_api
 
 log = logging.getLogger("zapvisor.daemon")
-
-GC_THRESHOLDS = (10_000, 10, 10)
-"""The cyclic collector's generation thresholds for the daemon (CPython's defaults: 700, 10, 10).
-
-Every message allocates a few hundred short-lived objects, nearly all freed by reference
-counting; at 700 the collector still ran some 50 times a second under load and took ~20 % of
-the daemon's CPU (bench/pipeline.py, measured with gc.callbacks); at 10,000 it takes ~5 %, and
-one young-generation pass stays around ten milliseconds."""
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 """SIGTERM is what systemd and container runtimes send; SIGINT is Ctrl-C in a terminal."""
@@ -75,30 +67,18 @@ async def serve(settings: Settings, services: Sequence[Service]) -> None:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_stop_on_signal, signals, stop)
             async with open_node(settings) as node:
-                await _run_services(node, services, stop)
+                await _run_services(node, services, stop, nursery)
             log.info("stopped")
             nursery.cancel_scope.cancel()
 
 
-def tune_gc() -> None:
-    """Set up the garbage collector for a long-lived daemon; call once the node is up.
-
-    What exists after boot (modules, settings, the supervision tree) lives as long as the
-    process: after one full collection it is frozen (``gc.freeze``), so later collections never
-    walk it again. Then the thresholds become GC_THRESHOLDS. Process-wide: only the daemon (and
-    the benchmarks, which measure the daemon as it runs) call it, never a library function.
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
-
-
-async def _run_services(node: Node, services: Sequence[Service], stop: trio.Event) -> None:
+async def _run_services(node: Node, services: Sequence[Service], stop: trio.Event, root: trio.Nursery) -> None:
     settings = node.settings
     async with trio.open_nursery() as service_nursery:
         for service in services:
             await service_nursery.start(service, node, stop)
-        tune_gc()
+        tune_gc()  # the node is up: what exists now lives as long as the process
+        root.start_soon(sweep_gc)
         log.info(
             "zapvisor up node=%s store=%s bus=%s",
             settings.node.node_id,
