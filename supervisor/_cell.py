@@ -96,6 +96,7 @@ class Cell:
                         if item is _STOP:
                             break
                         await dispatch(item)
+                        item = None  # an idle actor keeps nothing of its last message alive
                         self.processed += 1
                     await actor._end()
                     self.finished = True

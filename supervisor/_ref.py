@@ -111,7 +111,7 @@ class ActorRef:
         ActorFailed (the handler raised: the actor crashed, ``cause`` is the
         original), or ActorStopped (not running, or stopped before replying).
         """
-        with trio.move_on_after(timeout) as scope:
+        with trio.move_on_after(timeout):
             return await (await self.request(message)).wait()
         raise AskTimeout(f"{self._child.path}: no reply to {type(message).__name__} within {timeout} s")
 

@@ -153,6 +153,23 @@ _ACTIVE = "status IN ('open', 'pending')"
 
 
 @attrs.frozen
+class OpenConversation:
+    """A contact writes to a session: upsert the contact, then find or create its ticket, in one
+    transaction (a new conversation's first message waits for one commit, not two)."""
+
+    contact: UpsertContact
+    session_id: str
+    reopen_window: float
+
+    async def apply(self, tx: Any, now: float) -> tuple[Contact, FoundTicket]:
+        contact = await self.contact.apply(tx, now)
+        found = await FindOrCreateTicket(contact.tenant_id, self.session_id, contact.id, self.reopen_window).apply(
+            tx, now
+        )
+        return contact, found
+
+
+@attrs.frozen
 class FindOrCreateTicket:
     tenant_id: str
     session_id: str

@@ -46,8 +46,12 @@ _CONNECTION_ERRORS = (
 #: Seconds an attempt to open a connection may take before it counts as failed.
 _CONNECT_TIMEOUT = 5.0
 
-#: Seconds one statement may run on the writer before the batch counts as lost: bounds how long
-#: a shutdown waits for an in-flight batch and turns a hung server into a reconnect.
+#: Seconds one statement may run on a reader, and a whole batch on the writer, before it counts
+#: as lost: bounds how long a shutdown waits for an in-flight batch and turns a hung server into
+#: a reconnect. The writer's bound is one trio deadline per batch, not asyncpg's per-statement
+#: ``command_timeout``: that arms an asyncio timer per statement, and trio-asyncio keeps each
+#: cancelled timer (and what it references) until its due time, 30 s later — tens of thousands
+#: of objects for the garbage collector to walk at full load.
 _COMMAND_TIMEOUT = 30.0
 
 #: Reader pool size: reads are short point lookups; four keep the API responsive without
@@ -86,6 +90,19 @@ def _reported_xid(conn: asyncpg.Connection) -> str:
 TxFunction = Callable[[Any], Coroutine[Any, Any, Any]]
 
 
+@attrs.define(eq=False)
+class _Attempt:
+    """How far one batch got: written by its asyncio coroutine, read if it has to be given up."""
+
+    pid: int
+    xid: str | None = None
+    commit_sent: bool = False
+    result: Any = None
+
+    def lost(self, cause: BaseException) -> Disconnected:
+        return Disconnected(cause, commit_sent=self.commit_sent, token=(self.xid, self.pid), result=self.result)
+
+
 async def _nothing_to_reset(conn: asyncpg.Connection) -> None:
     """The reader pool's reset: reads change no session state (no SET, LISTEN, advisory lock or
     cursor), so asyncpg's default reset query — one more round trip per read — has nothing to
@@ -120,10 +137,12 @@ class PostgresBackend:
     """The server backend. ``dsn`` is an asyncpg/libpq DSN.
 
     ``connect_deadline``: how long :meth:`open` keeps trying before it raises StoreUnavailable.
+    ``command_timeout``: see :data:`_COMMAND_TIMEOUT`.
     """
 
     dsn: str
     connect_deadline: float = 10.0
+    command_timeout: float = _COMMAND_TIMEOUT
     dialect: str = "postgres"
     connected: bool = False
     _loop: Any = None
@@ -151,7 +170,10 @@ class PostgresBackend:
                     self._pool = await self._aio(
                         asyncpg.create_pool(
                             self.dsn, min_size=0, max_size=_READ_POOL_SIZE, timeout=_CONNECT_TIMEOUT,
-                            command_timeout=_COMMAND_TIMEOUT, reset=_nothing_to_reset,
+                            command_timeout=self.command_timeout, reset=_nothing_to_reset,
+                            # no idle-expiry timer armed at every release (kept 300 s by
+                            # trio-asyncio once cancelled); four idle connections cost nothing
+                            max_inactive_connection_lifetime=0,
                         )
                     )
                     yield
@@ -189,9 +211,7 @@ class PostgresBackend:
             self._writer = None
         while True:
             try:
-                conn = await self._aio(asyncpg.connect(
-                    self.dsn, timeout=_CONNECT_TIMEOUT, command_timeout=_COMMAND_TIMEOUT
-                ))
+                conn = await self._aio(asyncpg.connect(self.dsn, timeout=_CONNECT_TIMEOUT))
             except _CONNECTION_ERRORS:
                 await trio.sleep(self._backoff.next_delay())
                 continue
@@ -206,32 +226,38 @@ class PostgresBackend:
         Raises:
             Disconnected: the connection broke (``commit_sent`` says whether the outcome is open).
         """
-        if self._writer is None or self._writer.is_closed():
+        writer = self._writer
+        if writer is None or writer.is_closed():
             self.connected = False
             raise Disconnected(ConnectionError("writer connection closed"), commit_sent=False)
+        attempt = _Attempt(writer.get_server_pid())
         try:
-            return await self._aio(self._batch(self._writer, fn))
+            with trio.move_on_after(self.command_timeout):
+                return await self._aio(self._batch(writer, fn, attempt))
         except Disconnected:
             self.connected = False
             raise
+        # The server did not finish the batch in time: give the connection up; the writer
+        # reconnects and resolves the outcome as for a connection lost at this point.
+        writer.terminate()
+        self.connected = False
+        raise attempt.lost(TimeoutError(f"batch not finished within {self.command_timeout} s"))
 
-    async def _batch(self, conn: asyncpg.Connection, fn: TxFunction) -> Any:  # runs in asyncio
-        xid, result, commit_sent = None, None, False
-        pid = conn.get_server_pid()
+    async def _batch(self, conn: asyncpg.Connection, fn: TxFunction, attempt: _Attempt) -> Any:  # runs in asyncio
         try:
             try:
                 await conn.execute(_BEGIN)
-                xid = _reported_xid(conn)
-                result = await fn(_PgTx(conn))
-            except BaseException:
+                attempt.xid = _reported_xid(conn)
+                attempt.result = await fn(_PgTx(conn))
+            except Exception:  # not on cancellation (run_batch's deadline): the connection goes
                 if not conn.is_closed() and conn.is_in_transaction():
                     await conn.execute("ROLLBACK")
                 raise
-            commit_sent = True
+            attempt.commit_sent = True
             await conn.execute("COMMIT")
-            return result
+            return attempt.result
         except _CONNECTION_ERRORS as exc:
-            raise Disconnected(exc, commit_sent=commit_sent, token=(xid, pid), result=result) from exc
+            raise attempt.lost(exc) from exc
 
     async def resolve(self, token: tuple[str, int]) -> bool:
         """Whether the transaction ``token`` = (xid, server pid) committed (call after :meth:`reconnect`).
@@ -247,7 +273,9 @@ class PostgresBackend:
             try:
                 status = await self._aio(self._xact_status(xid))
                 if status == "in progress":
-                    await self._aio(self._writer.execute("SELECT pg_terminate_backend($1)", old_pid))
+                    await self._aio(self._writer.execute(
+                        "SELECT pg_terminate_backend($1)", old_pid, timeout=self.command_timeout
+                    ))
             except _CONNECTION_ERRORS as exc:
                 self.connected = False
                 raise Disconnected(exc, commit_sent=False) from exc
@@ -257,7 +285,9 @@ class PostgresBackend:
 
     async def _xact_status(self, xid: str) -> str | None:  # runs in asyncio
         try:
-            return await self._writer.fetchval("SELECT pg_xact_status($1::text::xid8)", xid)
+            return await self._writer.fetchval(
+                "SELECT pg_xact_status($1::text::xid8)", xid, timeout=self.command_timeout
+            )
         except asyncpg.InvalidParameterValueError:
             return "future"  # "transaction ID is in the future": it never reached the WAL
 

@@ -200,6 +200,17 @@ class Store(StoreReads):
         )
         return await self._write(op, timeout)
 
+    async def open_conversation(
+        self, tenant_id: str, session_id: str, jid: str, name: str = "", *, is_group: bool = False,
+        reopen_window: float, timeout: float | None = None,
+    ) -> tuple[Contact, FoundTicket]:
+        """:meth:`upsert_contact` then :meth:`find_or_create_ticket` for it, in one transaction."""
+        if reopen_window < 0:
+            raise InvalidInput(f"reopen_window: must be >= 0 seconds, got {reopen_window!r}")
+        contact = core.UpsertContact(_text("tenant_id", tenant_id), _text("jid", jid), name or "", bool(is_group))
+        op = core.OpenConversation(contact, _text("session_id", session_id), float(reopen_window))
+        return await self._write(op, timeout)
+
     async def accept_ticket(
         self, ticket_id: int, user_id: int, *, fence: Fence | None = None, timeout: float | None = None
     ) -> Ticket:

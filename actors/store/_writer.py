@@ -264,7 +264,7 @@ class GroupCommitter:
             started = trio.current_time()
             try:
                 # shielded: a started batch always finishes (commits or fails) so its callers get
-                # a definite answer even at shutdown; PostgreSQL bounds it with command_timeout
+                # a definite answer even at shutdown; the PostgreSQL backend bounds it with a deadline
                 with trio.CancelScope(shield=True):
                     outcomes = await self.backend.run_batch(
                         functools.partial(apply_batch, ops=[p.op for p in live], now=self.clock())

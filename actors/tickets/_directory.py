@@ -33,11 +33,9 @@ from supervisor import (
     Restart,
     Reply,
     RestartLimiter,
-    StartFailed,
 )
 
 from ._errors import TicketUnavailable
-from ._messages import TicketRefused
 from ._ticket import TicketActor, TicketDeps
 
 DELIVERY_TRIES = 5
@@ -113,9 +111,6 @@ class TicketDirectory:
                 for index in todo:
                     ticket_id, message = requests[index]
                     ref = self._running(tenant_id, ticket_id) or await self.ref(tenant_id, ticket_id)
-                    if ref is None:
-                        replies[index] = TicketRefused("not_found", f"ticket {ticket_id} does not exist")
-                        continue
                     try:
                         try:
                             reply = ref.request_nowait(message)  # the common case: no schedule point
@@ -147,8 +142,9 @@ class TicketDirectory:
         except ChildNotFound:
             return None
 
-    async def ref(self, tenant_id: str, ticket_id: int) -> ActorRef | None:
-        """The ticket's actor, started if it is not running; None if the ticket does not exist."""
+    async def ref(self, tenant_id: str, ticket_id: int) -> ActorRef:
+        """The ticket's actor, started if it is not running (an actor for a ticket the store does
+        not know answers TicketRefused(not_found) and stops)."""
         await self._ready.wait()
         running = self._running(tenant_id, ticket_id)
         if running is not None:
@@ -162,10 +158,6 @@ class TicketDirectory:
             return await tickets.start_child(spec)
         except (AlreadyStarted, AlreadyPresent):
             return self.system.ref(_path(tenant_id, ticket_id))
-        except StartFailed:
-            if await self.deps.store.get_ticket(ticket_id) is None:
-                return None
-            raise
 
     def running(self, tenant_id: str) -> tuple[str, ...]:
         """Ids of the ticket actors running for a tenant (observability, tests)."""

@@ -35,7 +35,7 @@ from actors.flows import (
     ticket_payload,
 )
 from actors.sessions import BoundedCache
-from actors.store import DeliveryStatus, Inserted, NewMessage, Store, TicketOutcome
+from actors.store import DeliveryStatus, FoundTicket, Inserted, NewMessage, Store, Ticket, TicketOutcome
 
 from ._directory import TicketDirectory
 from ._messages import Appended, AppendInbound, MovedTo
@@ -134,18 +134,25 @@ class TicketInbound:
             await self._append(tenant_id, session_id, known)
 
     async def _append_new(self, tenant_id: str, session_id: str, run: list[Message]) -> None:
-        """A conversation this node does not know yet: its contact and ticket first."""
+        """A conversation this node does not know yet: its contact and ticket first (one write)."""
         last = run[-1]
-        contact = await self.store.upsert_contact(tenant_id, last.chat_jid, _name(last), is_group=last.is_group)
+        contact, found = await self.store.open_conversation(
+            tenant_id, session_id, last.chat_jid, _name(last), is_group=last.is_group,
+            reopen_window=self.reopen_window,
+        )
         self._contacts.put((tenant_id, last.chat_jid), (contact.id, contact.name))
-        ticket_id = await self._find_or_create(tenant_id, session_id, contact.id)
-        await self._append(tenant_id, session_id, {contact.id: (ticket_id, run)})
+        ticket_id = self._found(tenant_id, session_id, contact.id, found)
+        await self._append(tenant_id, session_id, {contact.id: (ticket_id, run)}, found.ticket)
 
-    async def _append(self, tenant_id: str, session_id: str, runs: dict[int, tuple[int, list[Message]]]) -> None:
-        """Have each run appended by its ticket's actor (contact id -> (ticket id, run))."""
+    async def _append(
+        self, tenant_id: str, session_id: str, runs: dict[int, tuple[int, list[Message]]], known: Ticket | None = None,
+    ) -> None:
+        """Have each run appended by its ticket's actor (contact id -> (ticket id, run)); ``known``:
+        the ticket of a single new conversation, as just found (its actor need not read it)."""
         pending = {
-            contact_id: (ticket_id, AppendInbound(tuple(_new_message(tenant_id, session_id, contact_id, ticket_id, m)
-                                                        for m in run)))
+            contact_id: (ticket_id, AppendInbound(
+                tuple(_new_message(tenant_id, session_id, contact_id, ticket_id, m) for m in run), known,
+            ))
             for contact_id, (ticket_id, run) in runs.items()
         }
         media = False
@@ -161,7 +168,7 @@ class TicketInbound:
                         )
                     case MovedTo(ticket):  # the cached ticket closed for good: a new one
                         self._tickets.put((session_id, contact_id), ticket.id)
-                        moved[contact_id] = (ticket.id, append)
+                        moved[contact_id] = (ticket.id, attrs.evolve(append, known=ticket))
                     case _:  # TicketRefused(not_found): the cached ticket is gone (deleted)
                         moved[contact_id] = (await self._find_or_create(tenant_id, session_id, contact_id), append)
             pending = moved
@@ -190,6 +197,10 @@ class TicketInbound:
     async def _find_or_create(self, tenant_id: str, session_id: str, contact_id: int) -> int:
         found = await self.store.find_or_create_ticket(tenant_id, session_id, contact_id,
                                                        reopen_window=self.reopen_window)
+        return self._found(tenant_id, session_id, contact_id, found)
+
+    def _found(self, tenant_id: str, session_id: str, contact_id: int, found: FoundTicket) -> int:
+        """Remember the contact's active ticket; announce it if it is new or reopened."""
         if found.outcome is not TicketOutcome.EXISTING:
             event = TICKET_CREATED if found.outcome is TicketOutcome.CREATED else TICKET_UPDATED
             self.publisher.emit(tenant_id, event, ticket_payload(found.ticket), ticket_id=found.ticket.id)

@@ -17,10 +17,13 @@ class AppendInbound:
     by WhatsApp id).
 
     Reply: :class:`Appended`, or :class:`MovedTo` when the ticket was closed and the contact's
-    messages belong to another ticket (outside the reopen window: a new one).
+    messages belong to another ticket (outside the reopen window: a new one). ``known`` is the
+    ticket as the sender just found or created it (a new conversation): an actor that has not
+    read its ticket yet starts from it instead of reading the store.
     """
 
     messages: tuple[NewMessage, ...]
+    known: Ticket | None = None
 
 
 @attrs.frozen

@@ -1,7 +1,7 @@
 """The :class:`TicketActor`: one open (or recently closed) ticket, serializing everything done to it.
 
 Started on demand by the :class:`~actors.tickets.TicketDirectory` under
-``/tenants/<tenant>/tickets/<id>``, rebuilt from the store on start, passivated (a normal stop)
+``/tenants/<tenant>/tickets/<id>``, rebuilt from the store with its first message, passivated (a normal stop)
 after ``idle_timeout`` seconds without a message. Because one actor handles one ticket's
 messages one at a time, per-ticket order is arrival order, and an agent operation never
 interleaves with an inbound append.
@@ -13,6 +13,7 @@ overwrite the next holder's change (seed ``ticketLock.ts`` released locks it no 
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import attrs
@@ -38,7 +39,7 @@ from actors.flows import (
     no_publisher,
     ticket_payload,
 )
-from supervisor import Actor, Shutdown, StopForGood
+from supervisor import Actor, MailboxFull, Shutdown, StopForGood
 
 from ._messages import (
     Accept,
@@ -81,6 +82,11 @@ class _Passivate:
     """Sent to itself by the idle timer; acted on only if still idle when it is handled."""
 
 
+@attrs.frozen
+class _Vanished:
+    """Sent to itself when the store does not know its ticket: stop, after the messages before."""
+
+
 def message_payload_of(message: NewMessage, message_id: int) -> dict[str, Any]:
     """The ``message.created`` payload, built from what was inserted (no read back)."""
     return {
@@ -102,10 +108,9 @@ class TicketActor(Actor):
         self._passivation_answered = trio.Event()
 
     async def on_start(self) -> None:
-        ticket = await self.deps.store.get_ticket(self.ticket_id)
-        if ticket is None:
-            raise StopForGood(f"ticket {self.ticket_id} does not exist")
-        self.ticket = ticket
+        """No I/O here: the ticket is read with the first message (:meth:`_load`), so the
+        tenant's ticket supervisor, which starts its children one at a time, starts a burst of
+        new conversations' actors without waiting on the store for each."""
         self._last_activity = trio.current_time()
         self.ctx.nursery.start_soon(self._idle_timer)
 
@@ -115,7 +120,11 @@ class TicketActor(Actor):
             if trio.current_time() - self._last_activity >= self.deps.idle_timeout:
                 raise Shutdown(f"ticket {self.ticket_id} idle for {self.deps.idle_timeout} s: passivated")
             return None
+        if type(message) is _Vanished:
+            raise StopForGood(f"ticket {self.ticket_id} does not exist")
         self._last_activity = trio.current_time()
+        if self.ticket is None and not await self._load(message):
+            return TicketRefused("not_found", f"ticket {self.ticket_id} does not exist")
         match message:
             case AppendInbound(run):
                 return await self._append(run)
@@ -135,6 +144,19 @@ class TicketActor(Actor):
             case GetTicket():
                 return self.ticket
         raise TypeError(f"ticket {self.ticket_id} got an unknown message {message!r}")
+
+    async def _load(self, message: Any) -> bool:
+        """Rebuild the actor's state from the store (or from the ticket an AppendInbound brings);
+        False (and stop soon) if the ticket is gone."""
+        known = message.known if type(message) is AppendInbound else None
+        if known is not None and known.id == self.ticket_id:
+            self.ticket = known
+            return True
+        self.ticket = await self.deps.store.get_ticket(self.ticket_id)
+        if self.ticket is None:
+            with contextlib.suppress(MailboxFull):  # a full mailbox: the next message asks again
+                self.ctx.ref.tell(_Vanished())
+        return self.ticket is not None
 
     # -- inbound ---------------------------------------------------------------
 

@@ -3,7 +3,8 @@
 That is the one failure a server restart cannot place precisely: the COMMIT reached the server
 (or did not) but its answer never reached the client. ``trap("deliver")`` forwards the next
 COMMIT and then cuts both sides (the server commits, the client never hears); ``trap("drop")``
-cuts without forwarding it (the server rolls back).
+cuts without forwarding it (the server rolls back); ``trap("stall")`` swallows it and leaves the
+connection open and silent, as a hung server or network would (the transaction stays open).
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ class CommitCutter:
                     self.cuts += 1
                     if how == "deliver":
                         await sink.send_all(data)
+                    if how == "stall":
+                        await trio.sleep_forever()  # nothing more either way until it is closed
                     return
                 await sink.send_all(data)
         except (trio.BrokenResourceError, trio.ClosedResourceError):

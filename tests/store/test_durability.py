@@ -161,6 +161,33 @@ async def test_a_commit_cut_off_midway_is_resolved_not_guessed(postgres_server, 
         nursery.cancel_scope.cancel()
 
 
+async def test_a_batch_the_server_never_answers_is_given_up_and_resolved(postgres_server, postgres_dsn):
+    """A hung server (the COMMIT swallowed, the socket open and silent): after the backend's
+    command_timeout the batch is given up like a lost connection, the old transaction is found
+    still open and terminated, the batch runs again and every caller is answered once."""
+    async with trio.open_nursery() as nursery:
+        proxy = await nursery.start(CommitCutter(postgres_server.port).serve)
+        dsn = postgres_dsn.replace(f":{postgres_server.port}/", f":{proxy.port}/")
+        async with open_store(PostgresBackend(dsn, command_timeout=1.0), linger=0.05) as store:
+            contact = await seed(store)
+            proxy.trap("stall")
+            results = []
+
+            async def write(i: int) -> None:
+                results.append(await store.insert_message(message(contact, f"W{i}")))
+
+            started = trio.current_time()
+            async with trio.open_nursery() as writers:
+                for i in range(5):
+                    writers.start_soon(write, i)
+            assert 1.0 <= trio.current_time() - started < 10.0
+            assert proxy.cuts == 1 and len(results) == 5 and all(isinstance(r, Inserted) for r in results)
+            assert sorted(await _stored_wa_ids(store)) == sorted(f"W{i}" for i in range(5))
+            stats = store.statistics()
+            assert stats.reconnects == 1 and stats.failed_ops == 0
+        nursery.cancel_scope.cancel()
+
+
 async def test_an_idle_store_notices_postgres_going_away(postgres_server, postgres_dsn):
     async with open_store(PostgresBackend(postgres_dsn)) as store:
         await seed(store)

@@ -87,3 +87,16 @@ async def test_duplicate_user_email_conflicts(store):
     await store.create_user("acme", "ana@acme.test", "Ana")
     with pytest.raises(Conflict, match="email"):
         await store.create_user("acme", "ana@acme.test", "Ana again")
+
+
+async def test_open_conversation_upserts_the_contact_and_finds_or_creates_its_ticket_at_once(store):
+    await seed(store)
+    contact, found = await store.open_conversation(
+        "acme", "s1", "5521900000077@s.whatsapp.net", "Bia", reopen_window=0)
+    assert (contact.jid, contact.name) == ("5521900000077@s.whatsapp.net", "Bia")
+    assert (found.outcome, found.ticket.contact_id, found.ticket.status) == ("created", contact.id, "pending")
+    again, same = await store.open_conversation("acme", "s1", contact.jid, "", reopen_window=0)
+    assert (again.id, again.name) == (contact.id, "Bia")  # an empty push name keeps the known one
+    assert (same.outcome, same.ticket.id) == ("existing", found.ticket.id)
+    with pytest.raises(ValueError, match="reopen_window"):
+        await store.open_conversation("acme", "s1", contact.jid, reopen_window=-1)
