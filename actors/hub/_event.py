@@ -1,11 +1,13 @@
-"""Events: the validated values the hub fans out, and the control frames around them.
+"""Events: their validation, their frames, and the control frames around them.
 
-An :class:`Event` is what a websocket client receives for something that happened
-(``message.created``, ``connection.update``...). Its ``seq`` is the room's sequence number on
-this node: it only grows, by one per event, so a client that saw seq 41 and reconnects asks for
-"after 41" and gets exactly what it missed (see :class:`RoomLog`).
+An event is what a websocket client receives for something that happened (``message.created``,
+``connection.update``...): the frame ``{"type", "room", "seq", "payload", "at"}``. Its ``seq`` is
+the room's sequence number on this node: it only grows, by one per event, so a client that saw
+seq 41 and reconnects asks for "after 41" and gets exactly what it missed (see :class:`RoomLog`).
 
-Each event is encoded to its JSON frame at most once, whatever the number of receivers.
+A payload is encoded once (:func:`encode`), whatever the number of rooms, receivers and nodes; a
+frame (:func:`event_frame`) is assembled around that text only when someone receives it, so an
+event published to rooms nobody is in costs no frame at all.
 """
 
 from __future__ import annotations
@@ -35,11 +37,6 @@ def check_type(event_type: object) -> str:
     return event_type
 
 
-def _check_at(at: object) -> None:
-    if not isinstance(at, (int, float)) or not math.isfinite(at):
-        raise InvalidEvent(f"at: must be a finite Unix time in seconds, got {at!r}")
-
-
 @functools.lru_cache(maxsize=1024)  # a node publishes a few dozen types, every event checks one
 def _is_type(name: str) -> bool:
     return _TYPE.fullmatch(name) is not None
@@ -57,33 +54,28 @@ def encode(data: dict) -> str:
         raise InvalidEvent(f"payload: not JSON-serialisable ({exc})") from None
 
 
-@attrs.frozen
-class Event:
-    """One event in one room: ``type`` (dotted name), ``room`` (the client's room name), ``seq``
-    (1, 2, 3... per room on this node), ``payload`` (JSON object), ``at`` (Unix seconds).
+def check_payload(payload: object) -> str:
+    """The JSON text of ``payload``; InvalidEvent unless it is a JSON object (NaN is not JSON)."""
+    if not isinstance(payload, dict):
+        raise InvalidEvent(f"payload: must be a JSON object, got {type(payload).__name__}")
+    return encode(payload)
 
-    ``payload_json`` is the payload's JSON text, encoded (and so validated) at construction
-    unless the caller passes the text it already has: one event published to several rooms,
-    or forwarded to other nodes, encodes its payload once. ``frame`` — what clients receive,
-    and what the room's replay buffer keeps — is assembled around it, once.
+
+def check_at(at: object) -> float:
+    """``at`` if it is a finite Unix time in seconds, else InvalidEvent naming the field."""
+    if isinstance(at, bool) or not isinstance(at, (int, float)) or not math.isfinite(at):
+        raise InvalidEvent(f"at: must be a finite Unix time in seconds, got {at!r}")
+    return at
+
+
+def event_frame(type: str, room: str, seq: int, payload_json: str, at: float) -> str:
+    """The frame of one event as compact JSON text, around the payload's JSON text (used as is).
+
+    ``type`` and ``at`` must have passed :func:`check_type` and :func:`check_at`: a dotted
+    lower-case name needs no escaping, and a finite number's repr is its JSON.
     """
-
-    type: str = attrs.field(validator=lambda _i, _a, v: check_type(v))
-    room: str
-    seq: int
-    payload: dict = attrs.field(validator=attrs.validators.instance_of(dict))
-    at: float = attrs.field(validator=lambda _i, _a, v: _check_at(v))
-    payload_json: str = attrs.field(eq=False, repr=False)
-
-    @payload_json.default
-    def _payload_json(self) -> str:
-        return encode(self.payload)
-
-    @functools.cached_property
-    def frame(self) -> str:
-        """The client frame ``{"type", "room", "seq", "payload", "at"}`` as compact JSON text."""
-        return (f'{{"type":"{self.type}","room":{json.dumps(self.room)},"seq":{self.seq},'
-                f'"payload":{self.payload_json},"at":{self.at!r}}}')  # a finite number: its repr is JSON
+    return (f'{{"type":"{type}","room":{json.dumps(room)},"seq":{seq},'
+            f'"payload":{payload_json},"at":{at!r}}}')
 
 
 def control(frame_type: str, **fields: Any) -> str:
@@ -100,19 +92,22 @@ class RoomLog:
     starts a new one): a resume that names another epoch must resync, whatever its seq.
     """
 
+    room: str  # the name clients use, as it appears in frames
     epoch: str
     capacity: int
     seq: int = 0
-    # Frames, not Events: a string is invisible to the garbage collector, while an Event and its
-    # payload dicts would be walked by every collection for as long as the room keeps them.
-    _recent: collections.deque[str] = attrs.field(init=False)
+    # (type, payload JSON, at) of the recent events: strings and floats, which the garbage
+    # collector never walks, and no frame until a resume asks for one.
+    _recent: collections.deque[tuple[str, str, float]] = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         self._recent = collections.deque(maxlen=self.capacity)
 
-    def append(self, event: Event) -> None:
-        self.seq = event.seq
-        self._recent.append(event.frame)
+    def append(self, type: str, payload_json: str, at: float) -> int:
+        """Record the next event; returns its seq."""
+        self.seq += 1
+        self._recent.append((type, payload_json, at))
+        return self.seq
 
     def since(self, seq: int) -> list[str] | None:
         """The frames of the events after ``seq``, oldest first; None when some of them are no
@@ -123,4 +118,6 @@ class RoomLog:
         missing = self.seq - seq
         if missing > len(self._recent):
             return None
-        return list(self._recent)[len(self._recent) - missing:] if missing else []
+        kept = list(self._recent)[len(self._recent) - missing:] if missing else []
+        return [event_frame(type, self.room, seq + 1 + i, payload_json, at)
+                for i, (type, payload_json, at) in enumerate(kept)]

@@ -32,8 +32,7 @@ from actors.bus import BusUnavailable, Gap
 
 from ._client import Client, Offer
 from ._errors import InvalidEvent, InvalidRoom
-from ._event import Event, RoomLog, check_type, control
-from ._event import encode as encode_payload
+from ._event import RoomLog, check_at, check_payload, check_type, control, event_frame
 from ._rooms import Room, resolve
 
 _LOG = logging.getLogger("zapvisor.hub")
@@ -78,7 +77,7 @@ class HubStatistics:
 class Hub:
     """Rooms, clients and the fan-out between them (see the module docstring).
 
-    ``wall_clock`` turns trio time into the Unix time of ``Event.at`` (a node's hub uses the actor
+    ``wall_clock`` turns trio time into the Unix time of an event's ``at`` (a node's hub uses the actor
     system's ``wall_time`` once :meth:`run` gets the system).
     """
 
@@ -159,13 +158,13 @@ class Hub:
 
     # -- publishing -----------------------------------------------------------------------
 
-    def publish(self, room: Room, type: str, payload: dict) -> Event:
-        """Deliver an event to ``room`` here and on every other node. Never blocks.
+    def publish(self, room: Room, type: str, payload: dict) -> int:
+        """Deliver an event to ``room`` here and on every other node; returns its seq. Never blocks.
 
         Raises:
             InvalidEvent: ``type`` is not a dotted name, ``payload`` not a JSON object.
         """
-        return self._publish((room,), check_type(type), payload, encode_payload(payload))[0]
+        return self._publish((room,), check_type(type), payload, check_payload(payload))[0]
 
     def emit(self, tenant_id: str, type: str, payload: dict, *, ticket_id: int | str | None = None) -> None:
         """The :class:`~actors.hub.Publisher` hook: publish to the tenant's room (and the ticket's
@@ -176,14 +175,14 @@ class Hub:
         """
         tenant = Room.tenant(tenant_id)
         rooms = (tenant,) if ticket_id is None else (tenant, Room.ticket(tenant_id, ticket_id))
-        self._publish(rooms, check_type(type), payload, encode_payload(payload))
+        self._publish(rooms, check_type(type), payload, check_payload(payload))
         for tap in self._taps:
             tap(tenant_id, type, payload)
 
-    def _publish(self, rooms: tuple[Room, ...], type: str, payload: dict, payload_json: str) -> list[Event]:
+    def _publish(self, rooms: tuple[Room, ...], type: str, payload: dict, payload_json: str) -> list[int]:
         """One event into ``rooms``: delivered here, and queued once for the other nodes."""
         at = self.wall_clock(trio.current_time())
-        events = [self._deliver(room, type, payload, at, payload_json) for room in rooms]
+        seqs = [self._deliver(room, type, at, payload_json) for room in rooms]
         if self.bus is not None:
             try:
                 self._outgoing[0].send_nowait(([room.key for room in rooms], type, payload_json, at))
@@ -192,7 +191,7 @@ class Hub:
                 if self._stats["bus_dropped"] == 1:
                     _LOG.warning("hub: the bus is not keeping up; events reach this node's clients only")
         self._stats["published"] += len(rooms)
-        return events
+        return seqs
 
     def add_tap(self, tap: Tap) -> None:
         """Also give every :meth:`emit` (on this node) to ``tap``; it must not block."""
@@ -202,14 +201,14 @@ class Hub:
         if tap in self._taps:
             self._taps.remove(tap)
 
-    def _deliver(self, room: Room, type: str, payload: dict, at: float, payload_json: str) -> Event:
+    def _deliver(self, room: Room, type: str, at: float, payload_json: str) -> int:
+        """Record the event in the room's log and offer its frame to the room's members; its seq."""
         log = self._log(room)
-        event = Event(type, room.name, log.seq + 1, payload, at, payload_json)
-        log.append(event)
+        seq = log.append(type, payload_json, at)
         self._logs.move_to_end(room.key)
         members = self._members.get(room.key)
         if members:
-            frame, delivered = event.frame, 0
+            frame, delivered = event_frame(type, room.name, seq, payload_json, at), 0
             for client in members:
                 outcome = client.offer(frame)
                 if outcome is Offer.QUEUED:
@@ -221,13 +220,13 @@ class Hub:
             self._stats["delivered"] += delivered
             for client in [c for c in members if c.closed is not None]:
                 self.disconnect(client, client.closed)
-        return event
+        return seq
 
     def _log(self, room: Room) -> RoomLog:
         log = self._logs.get(room.key)
         if log is None:
             self._generation += 1
-            log = self._logs[room.key] = RoomLog(f"{self.epoch}.{self._generation}", self.replay)
+            log = self._logs[room.key] = RoomLog(room.name, f"{self.epoch}.{self._generation}", self.replay)
             if len(self._logs) > self.max_rooms:
                 self._evict_one()
         return log
@@ -305,15 +304,14 @@ class Hub:
             if envelope["node"] == self.node_id:
                 return  # our own events, delivered locally when published
             events = [
-                ([Room.from_key(key) for key in keys], check_type(type), payload_json, float(at))
+                ([Room.from_key(key) for key in keys], check_type(type), payload_json, check_at(at))
                 for keys, type, payload_json, at in envelope["events"]
             ]
             for rooms, type, payload_json, at in events:
-                payload = json.loads(payload_json)
-                if not isinstance(payload, dict):
+                if not isinstance(json.loads(payload_json), dict):
                     raise TypeError("an event payload is not a JSON object")
                 for room in rooms:
-                    self._deliver(room, type, payload, at, payload_json)
+                    self._deliver(room, type, at, payload_json)
                 self._stats["remote"] += len(rooms)
         except (ValueError, KeyError, TypeError, InvalidRoom, InvalidEvent) as exc:
             _LOG.warning("hub: malformed envelope from the bus skipped: %s", exc)

@@ -4,9 +4,9 @@ import actors.hub
 def test_public_face_is_pinned():
     assert sorted(actors.hub.__all__) == sorted([
         "ADMIN_ROLE", "BUS_CHANNEL", "CLIENT_CAPACITY", "CONTROL_TYPES", "REPLAY_CAPACITY", "TOO_SLOW",
-        "Client", "ClientClosed", "Event", "Hub", "HubError", "HubStatistics", "InvalidEvent", "InvalidRoom",
+        "Client", "ClientClosed", "Hub", "HubError", "HubStatistics", "InvalidEvent", "InvalidRoom",
         "Offer", "Publisher", "Room", "RoomForbidden", "RoomKind", "RoomLog", "Tap", "check_type", "control",
-        "resolve",
+        "event_frame", "resolve",
     ])
     for name in actors.hub.__all__:
         assert getattr(actors.hub, name) is not None
