@@ -111,8 +111,11 @@ class ActorRef:
         ActorFailed (the handler raised: the actor crashed, ``cause`` is the
         original), or ActorStopped (not running, or stopped before replying).
         """
+        reply = Reply()
         with trio.move_on_after(timeout):
-            return await (await self.request(message)).wait()
+            await self.send(Ask(message, reply))
+            await reply.event.wait()
+            return reply.result()
         raise AskTimeout(f"{self._child.path}: no reply to {type(message).__name__} within {timeout} s")
 
     async def request(self, message: Any) -> Reply:
