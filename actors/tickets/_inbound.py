@@ -116,7 +116,7 @@ class TicketInbound:
         runs: dict[str, list[Message]] = {}  # chat JID -> its messages, in arrival order
         for message in wanted:
             runs.setdefault(message.chat_jid, []).append(message)
-        known: dict[int, tuple[int, list[Message]]] = {}  # contact id -> (ticket id, run)
+        cached: dict[int, tuple[int, list[Message]]] = {}  # contact id -> (ticket id, run)
         new: list[list[Message]] = []
         for run in runs.values():
             contact_id = self._known_contact(tenant_id, run[-1])
@@ -124,14 +124,14 @@ class TicketInbound:
             if ticket_id is None:
                 new.append(run)
             else:
-                known[contact_id] = (ticket_id, run)
+                cached[contact_id] = (ticket_id, run)
         if not new:
-            await self._append(tenant_id, session_id, known)
+            await self._append(tenant_id, session_id, cached)
             return
         async with trio.open_nursery() as nursery:
             for run in new:
                 nursery.start_soon(self._append_new, tenant_id, session_id, run)
-            await self._append(tenant_id, session_id, known)
+            await self._append(tenant_id, session_id, cached)
 
     async def _append_new(self, tenant_id: str, session_id: str, run: list[Message]) -> None:
         """A conversation this node does not know yet: its contact and ticket first (one write)."""
