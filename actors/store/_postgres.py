@@ -46,12 +46,12 @@ _CONNECTION_ERRORS = (
 #: Seconds an attempt to open a connection may take before it counts as failed.
 _CONNECT_TIMEOUT = 5.0
 
-#: Seconds one statement may run on a reader, and a whole batch on the writer, before it counts
-#: as lost: bounds how long a shutdown waits for an in-flight batch and turns a hung server into
-#: a reconnect. The writer's bound is one trio deadline per batch, not asyncpg's per-statement
-#: ``command_timeout``: that arms an asyncio timer per statement, and trio-asyncio keeps each
-#: cancelled timer (and what it references) until its due time, 30 s later — tens of thousands
-#: of objects for the garbage collector to walk at full load.
+#: Seconds a read, or a whole batch on the writer, may take before it counts as lost: bounds how
+#: long a shutdown waits for an in-flight batch and turns a hung server into a reconnect. Each is
+#: one trio deadline, not asyncpg's per-statement ``command_timeout``: that arms an asyncio timer
+#: per statement, and trio-asyncio keeps each cancelled timer (and what it references) until its
+#: due time, 30 s later — tens of thousands of objects for the garbage collector to walk at full
+#: load — and, while any timer is armed, puts a deadline on every one of its loop's steps.
 _COMMAND_TIMEOUT = 30.0
 
 #: Reader pool size: reads are short point lookups; four keep the API responsive without
@@ -170,7 +170,7 @@ class PostgresBackend:
                     self._pool = await self._aio(
                         asyncpg.create_pool(
                             self.dsn, min_size=0, max_size=_READ_POOL_SIZE, timeout=_CONNECT_TIMEOUT,
-                            command_timeout=self.command_timeout, reset=_nothing_to_reset,
+                            reset=_nothing_to_reset,
                             # no idle-expiry timer armed at every release (kept 300 s by
                             # trio-asyncio once cancelled); four idle connections cost nothing
                             max_inactive_connection_lifetime=0,
@@ -298,10 +298,12 @@ class PostgresBackend:
             StoreUnavailable: the server could not be reached.
         """
         try:
-            return await self._aio(self._read(fn))
+            with trio.move_on_after(self.command_timeout):
+                return await self._aio(self._read(fn))
         except _CONNECTION_ERRORS as exc:
             raise StoreUnavailable(f"PostgreSQL read failed: {type(exc).__name__}: {exc}") from exc
+        raise StoreUnavailable(f"PostgreSQL read not answered within {self.command_timeout} s")
 
     async def _read(self, fn: TxFunction) -> Any:  # runs in asyncio
-        async with self._pool.acquire(timeout=_CONNECT_TIMEOUT) as conn:
+        async with self._pool.acquire() as conn:
             return await fn(_PgTx(conn))
