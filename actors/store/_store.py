@@ -76,6 +76,16 @@ def _text(field: str, value: Any) -> str:
     return value
 
 
+def _upsert_contact(tenant_id: str, jid: str, name: str, is_group: bool) -> core.UpsertContact:
+    return core.UpsertContact(_text("tenant_id", tenant_id), _text("jid", jid), name or "", bool(is_group))
+
+
+def _reopen_window(seconds: float) -> float:
+    if seconds < 0:
+        raise InvalidInput(f"reopen_window: must be >= 0 seconds, got {seconds!r}")
+    return float(seconds)
+
+
 def _message_id() -> str:
     """A WhatsApp-Web-style message id, fixed when the outbox row is created and reused by retries."""
     return "3EB0" + secrets.token_hex(10).upper()
@@ -180,8 +190,7 @@ class Store(StoreReads):
         timeout: float | None = None,
     ) -> Contact:
         """Find or create a contact by (tenant, jid); a non-empty ``name`` refreshes the stored one."""
-        op = core.UpsertContact(_text("tenant_id", tenant_id), _text("jid", jid), name or "", bool(is_group))
-        return await self._write(op, timeout)
+        return await self._write(_upsert_contact(tenant_id, jid, name, is_group), timeout)
 
     # -- tickets ------------------------------------------------------------------------------
 
@@ -193,10 +202,8 @@ class Store(StoreReads):
         ``reopen_window`` seconds; else a new pending ticket. Atomic: concurrent calls (any node)
         end with one ticket.
         """
-        if reopen_window < 0:
-            raise InvalidInput(f"reopen_window: must be >= 0 seconds, got {reopen_window!r}")
         op = core.FindOrCreateTicket(
-            _text("tenant_id", tenant_id), _text("session_id", session_id), contact_id, float(reopen_window)
+            _text("tenant_id", tenant_id), _text("session_id", session_id), contact_id, _reopen_window(reopen_window)
         )
         return await self._write(op, timeout)
 
@@ -205,10 +212,10 @@ class Store(StoreReads):
         reopen_window: float, timeout: float | None = None,
     ) -> tuple[Contact, FoundTicket]:
         """:meth:`upsert_contact` then :meth:`find_or_create_ticket` for it, in one transaction."""
-        if reopen_window < 0:
-            raise InvalidInput(f"reopen_window: must be >= 0 seconds, got {reopen_window!r}")
-        contact = core.UpsertContact(_text("tenant_id", tenant_id), _text("jid", jid), name or "", bool(is_group))
-        op = core.OpenConversation(contact, _text("session_id", session_id), float(reopen_window))
+        op = core.OpenConversation(
+            _upsert_contact(tenant_id, jid, name, is_group), _text("session_id", session_id),
+            _reopen_window(reopen_window),
+        )
         return await self._write(op, timeout)
 
     async def accept_ticket(

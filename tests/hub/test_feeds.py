@@ -1,6 +1,8 @@
 """What feeds the rooms: the status board and the supervision tree; and nodes feeding each other."""
 
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
 import trio
@@ -16,6 +18,18 @@ from supervisor._events import LifecycleEvent
 @pytest.fixture
 def autojump_clock():
     return trio.testing.MockClock(autojump_threshold=0)
+
+
+@asynccontextmanager
+async def two_nodes() -> AsyncIterator[tuple[MemoryBus, Hub, Hub]]:
+    """The hubs of nodes n1 and n2 on one memory bus, running for the block."""
+    bus = MemoryBus()
+    async with open_bus(bus), trio.open_nursery() as nursery:
+        one, two = Hub("n1", bus), Hub("n2", bus)
+        await nursery.start(one.run)
+        await nursery.start(two.run)
+        yield bus, one, two
+        nursery.cancel_scope.cancel()
 
 
 async def frames(client, count: int) -> list[dict]:
@@ -85,11 +99,7 @@ async def test_lifecycle_events_outside_tenants_go_to_the_node_room_only():
 
 
 async def test_events_cross_nodes_through_the_bus_once(autojump_clock):
-    bus = MemoryBus()
-    async with open_bus(bus), trio.open_nursery() as nursery:
-        one, two = Hub("n1", bus), Hub("n2", bus)
-        await nursery.start(one.run)
-        await nursery.start(two.run)
+    async with two_nodes() as (_, one, two):
         here, there = one.connect("acme", "1", "agent"), two.connect("acme", "2", "agent")
         hub_of = {id(here): one, id(there): two}
         for client in (here, there):
@@ -104,7 +114,6 @@ async def test_events_cross_nodes_through_the_bus_once(autojump_clock):
         await trio.testing.wait_all_tasks_blocked()
         assert here.depth == there.depth == 0  # nobody got its own event twice
         assert one.statistics().remote == two.statistics().remote == 2  # tenant + ticket room
-        nursery.cancel_scope.cancel()
 
 
 async def test_a_bus_gap_tells_every_client_to_resync(autojump_clock):
@@ -139,11 +148,7 @@ async def test_events_cross_nodes_through_real_redis(redis_url):
 
 
 async def test_emits_queued_before_the_forwarder_runs_cross_as_one_bus_message(autojump_clock):
-    bus = MemoryBus()
-    async with open_bus(bus), trio.open_nursery() as nursery:
-        one, two = Hub("n1", bus), Hub("n2", bus)
-        await nursery.start(one.run)
-        await nursery.start(two.run)
+    async with two_nodes() as (bus, one, two):
         there = two.connect("acme", "2", "agent")
         two.join(there, "tenant:acme")
         await frames(there, 1)
@@ -157,4 +162,3 @@ async def test_emits_queued_before_the_forwarder_runs_cross_as_one_bus_message(a
         assert there.depth == 0  # each event once
         assert bus.statistics().published - published == 1
         assert two.statistics().remote == 5
-        nursery.cancel_scope.cancel()
