@@ -42,7 +42,8 @@ class Script:
 
 class RecordingStore:
     """The real store, noting each ``job_failed`` with the store clock at the call (the failed
-    POST happened at that same instant: no await in between)."""
+    POST happened at that same instant: no await in between). A failure is noted once the store
+    has written it, so a test that saw the third one reads the job as the store left it."""
 
     def __init__(self, store):
         self._store = store
@@ -52,8 +53,10 @@ class RecordingStore:
         return getattr(self._store, name)
 
     async def job_failed(self, queue, job_id, error, *, retry_at):
-        self.failures.append((self._store.clock(), retry_at))
-        return await self._store.job_failed(queue, job_id, error, retry_at=retry_at)
+        called_at = self._store.clock()
+        written = await self._store.job_failed(queue, job_id, error, retry_at=retry_at)
+        self.failures.append((called_at, retry_at))
+        return written
 
 
 async def test_backoff_doubles_from_backoff_initial_then_dead(db_path):
