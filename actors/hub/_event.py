@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import collections
 import functools
+import itertools
 import json
 import math
 import re
@@ -96,17 +97,25 @@ class RoomLog:
     epoch: str
     capacity: int
     seq: int = 0
-    # (type, payload JSON, at) of the recent events: strings and floats, which the garbage
-    # collector never walks, and no frame until a resume asks for one.
-    _recent: collections.deque[tuple[str, str, float]] = attrs.field(init=False)
+    # The recent events' types, payload JSONs and times, in three deques kept aligned (each
+    # append goes to all three): strings and floats only, which the garbage collector never
+    # tracks. A (type, payload, at) tuple per event would be tracked until a collection first
+    # walked it: thousands of young objects a second for every collection to walk once.
+    _types: collections.deque[str] = attrs.field(init=False)
+    _payloads: collections.deque[str] = attrs.field(init=False)
+    _ats: collections.deque[float] = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
-        self._recent = collections.deque(maxlen=self.capacity)
+        self._types = collections.deque(maxlen=self.capacity)
+        self._payloads = collections.deque(maxlen=self.capacity)
+        self._ats = collections.deque(maxlen=self.capacity)
 
     def append(self, type: str, payload_json: str, at: float) -> int:
         """Record the next event; returns its seq."""
         self.seq += 1
-        self._recent.append((type, payload_json, at))
+        self._types.append(type)
+        self._payloads.append(payload_json)
+        self._ats.append(at)
         return self.seq
 
     def since(self, seq: int) -> list[str] | None:
@@ -116,8 +125,9 @@ class RoomLog:
         if seq > self.seq or seq < 0:
             return None
         missing = self.seq - seq
-        if missing > len(self._recent):
+        kept = len(self._types)
+        if missing > kept:
             return None
-        kept = list(self._recent)[len(self._recent) - missing:] if missing else []
+        recent = zip(*(itertools.islice(log, kept - missing, None) for log in (self._types, self._payloads, self._ats)))
         return [event_frame(type, self.room, seq + 1 + i, payload_json, at)
-                for i, (type, payload_json, at) in enumerate(kept)]
+                for i, (type, payload_json, at) in enumerate(recent)]

@@ -8,10 +8,15 @@ message is safe to deliver again: appends are idempotent by WhatsApp id, agent o
 are conditional updates in the store.
 
 Host it with ``nursery.start(directory.run, system)`` (the node does, as ``/services/tickets``).
+While it runs it offers passivation to every running ticket actor PASSIVATION_CHECKS times per
+``idle_timeout``; an actor idle that long stops. One periodic pass over the tree instead of a
+timer task per ticket: thousands of open tickets would be thousands of sleeping tasks, each
+re-armed deadline a new entry in trio's deadline heap and new objects for the collector.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -36,6 +41,7 @@ from supervisor import (
 )
 
 from ._errors import TicketUnavailable
+from ._messages import PassivateIfIdle
 from ._ticket import TicketActor, TicketDeps
 
 DELIVERY_TRIES = 5
@@ -51,6 +57,9 @@ TICKET_MAILBOX = 256
 
 TICKET_SHUTDOWN = 5.0
 """Grace for a ticket to finish the message in hand (one store write) on shutdown."""
+
+PASSIVATION_CHECKS = 4
+"""Passivation offers per ``idle_timeout``: a ticket is passivated after 1 to 1.25 times that idle time."""
 
 ASK_TIMEOUT = 30.0
 """Seconds a ticket message may take: queueing behind the ticket's other messages plus the store's
@@ -71,11 +80,32 @@ class TicketDirectory:
     _ready: trio.Event = attrs.field(factory=trio.Event)
 
     async def run(self, system: ActorSystem, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-        """Serve for as long as the hosting actor lives."""
+        """Serve for as long as the hosting actor lives, offering passivation periodically."""
         self.system = system
         self._ready.set()
         task_status.started()
-        await trio.sleep_forever()
+        while True:
+            await trio.sleep(self.deps.idle_timeout / PASSIVATION_CHECKS)
+            self.offer_passivation()
+
+    def offer_passivation(self) -> int:
+        """Tell every running ticket actor to stop if it has been idle for ``idle_timeout``
+        (each decides from its own last activity); returns how many were asked. An actor with a
+        full mailbox is busy, one that just stopped needs nothing: both are skipped."""
+        try:
+            tenants = self.system.supervisor("/tenants").which_children()
+        except ChildNotFound:
+            return 0
+        asked = 0
+        for tenant in tenants:
+            for ticket_id in self.running(tenant.id):
+                ref = self._running(tenant.id, int(ticket_id))
+                if ref is None:
+                    continue
+                with contextlib.suppress(MailboxFull, ActorStopped):
+                    ref.tell(PassivateIfIdle())
+                    asked += 1
+        return asked
 
     async def ask(self, tenant_id: str, ticket_id: int, message: Any, *, timeout: float = ASK_TIMEOUT) -> Any:
         """Deliver ``message`` to the ticket's actor (started if needed) and return its reply.

@@ -64,6 +64,12 @@ class GetTicket:
 
 
 @attrs.frozen
+class PassivateIfIdle:
+    """Stop (a normal stop: passivation) if no other message came for ``idle_timeout`` seconds.
+    Sent by the directory's periodic check; the mailbox orders it after any pending message."""
+
+
+@attrs.frozen
 class Appended:
     """One result per appended message: Inserted, or AlreadyStored (a re-delivery: nothing changed)."""
 

@@ -2,7 +2,8 @@
 
 Started on demand by the :class:`~actors.tickets.TicketDirectory` under
 ``/tenants/<tenant>/tickets/<id>``, rebuilt from the store with its first message, passivated (a normal stop)
-after ``idle_timeout`` seconds without a message. Because one actor handles one ticket's
+after ``idle_timeout`` seconds without a message (the directory asks, see
+:class:`~actors.tickets._messages.PassivateIfIdle`). Because one actor handles one ticket's
 messages one at a time, per-ticket order is arrival order, and an agent operation never
 interleaves with an inbound append.
 
@@ -49,6 +50,7 @@ from ._messages import (
     GetTicket,
     MarkTicketRead,
     MovedTo,
+    PassivateIfIdle,
     Reopen,
     TicketRefused,
     Transfer,
@@ -78,11 +80,6 @@ class TicketDeps:
 
 
 @attrs.frozen
-class _Passivate:
-    """Sent to itself by the idle timer; acted on only if still idle when it is handled."""
-
-
-@attrs.frozen
 class _Vanished:
     """Sent to itself when the store does not know its ticket: stop, after the messages before."""
 
@@ -105,18 +102,16 @@ class TicketActor(Actor):
         self.deps = deps
         self.ticket: Ticket | None = None
         self._last_activity = 0.0
-        self._passivation_answered = trio.Event()
 
     async def on_start(self) -> None:
         """No I/O here: the ticket is read with the first message (:meth:`_load`), so the
         tenant's ticket supervisor, which starts its children one at a time, starts a burst of
-        new conversations' actors without waiting on the store for each."""
+        new conversations' actors without waiting on the store for each. No timer task either:
+        thousands of idle tickets would be thousands of sleeping tasks and trio deadlines."""
         self._last_activity = trio.current_time()
-        self.ctx.nursery.start_soon(self._idle_timer)
 
     async def receive(self, message: Any) -> Any:
-        if type(message) is _Passivate:
-            self._passivation_answered.set()
+        if type(message) is PassivateIfIdle:
             if trio.current_time() - self._last_activity >= self.deps.idle_timeout:
                 raise Shutdown(f"ticket {self.ticket_id} idle for {self.deps.idle_timeout} s: passivated")
             return None
@@ -234,14 +229,3 @@ class TicketActor(Actor):
 
     def _publish(self, event: str, ticket: Ticket) -> None:
         self.deps.publisher.emit(ticket.tenant_id, event, ticket_payload(ticket), ticket_id=ticket.id)
-
-    # -- passivation ------------------------------------------------------------
-
-    async def _idle_timer(self) -> None:
-        """Ask to passivate once idle; the mailbox orders the request after any pending message."""
-        while True:
-            await trio.sleep_until(self._last_activity + self.deps.idle_timeout)
-            if trio.current_time() - self._last_activity >= self.deps.idle_timeout:
-                self._passivation_answered = trio.Event()
-                await self.ctx.ref.send(_Passivate())
-                await self._passivation_answered.wait()

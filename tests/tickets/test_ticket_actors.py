@@ -104,6 +104,18 @@ async def test_passivated_when_idle_and_rebuilt_from_the_store(tmp_path, simulat
         assert isinstance(missing, TicketRefused) and missing.code == "not_found"
 
 
+async def test_a_ticket_asked_to_passivate_stays_while_it_is_not_idle(tmp_path, simulator, simulator_control):
+    settings = flow_settings(tmp_path, simulator.url, tickets__idle_timeout="60")
+    async with flow_node(settings) as (node, _):
+        await provision(node, simulator_control, "s1")
+        directory = node.flows.directory
+        ticket = await _one_ticket(node, simulator_control)
+        assert directory.offer_passivation() == 1
+        # handled in mailbox order: by the time GetTicket is answered, the offer was declined
+        assert (await directory.ask("acme", ticket.id, GetTicket())).id == ticket.id
+        assert directory.running("acme") == (str(ticket.id),)
+
+
 async def _tickets(node, control, count, session="s1"):
     """One ticket per contact 1..count (each sends one message), sorted by id."""
     for i in range(1, count + 1):
