@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 import trio
 import trio.testing
@@ -21,6 +23,14 @@ async def _one_ticket(node, control, session="s1", sender=contact(1), text="oi")
         return tickets[0] if tickets else None
 
     return await eventually(ticket)
+
+
+@contextlib.asynccontextmanager
+async def _node_with_one_ticket(tmp_path, simulator, control, **overrides):
+    """A flow node (SQLite) with session s1 connected and contact 1's ticket open: (node, ticket)."""
+    async with flow_node(flow_settings(tmp_path, simulator.url, **overrides)) as (node, _):
+        await provision(node, control, "s1")
+        yield node, await _one_ticket(node, control)
 
 
 async def _count(node, n, session="s1"):
@@ -57,11 +67,9 @@ async def test_accept_race_one_wins_one_conflict(tmp_path, simulator, simulator_
 
 
 async def test_reopen_within_window_else_new_ticket(tmp_path, simulator, simulator_control):
-    settings = flow_settings(tmp_path, simulator.url, tickets__reopen_window="1.0")
-    async with flow_node(settings) as (node, _):
-        await provision(node, simulator_control, "s1")
+    async with _node_with_one_ticket(tmp_path, simulator, simulator_control,
+                                     tickets__reopen_window="1.0") as (node, first):
         directory = node.flows.directory
-        first = await _one_ticket(node, simulator_control)
         closed = await directory.ask("acme", first.id, Close())
         assert closed.status is TicketStatus.CLOSED
         await simulator_control.send_message("s1", "again", sender=contact(1))  # within the window
@@ -84,11 +92,9 @@ async def test_reopen_within_window_else_new_ticket(tmp_path, simulator, simulat
 
 
 async def test_passivated_when_idle_and_rebuilt_from_the_store(tmp_path, simulator, simulator_control):
-    settings = flow_settings(tmp_path, simulator.url, tickets__idle_timeout="0.3")
-    async with flow_node(settings) as (node, _):
-        await provision(node, simulator_control, "s1")
+    async with _node_with_one_ticket(tmp_path, simulator, simulator_control,
+                                     tickets__idle_timeout="0.3") as (node, ticket):
         directory = node.flows.directory
-        ticket = await _one_ticket(node, simulator_control)
         assert directory.running("acme") == (str(ticket.id),)
 
         async def passivated():
@@ -105,11 +111,9 @@ async def test_passivated_when_idle_and_rebuilt_from_the_store(tmp_path, simulat
 
 
 async def test_a_ticket_asked_to_passivate_stays_while_it_is_not_idle(tmp_path, simulator, simulator_control):
-    settings = flow_settings(tmp_path, simulator.url, tickets__idle_timeout="60")
-    async with flow_node(settings) as (node, _):
-        await provision(node, simulator_control, "s1")
+    async with _node_with_one_ticket(tmp_path, simulator, simulator_control,
+                                     tickets__idle_timeout="60") as (node, ticket):
         directory = node.flows.directory
-        ticket = await _one_ticket(node, simulator_control)
         assert directory.offer_passivation() == 1
         # handled in mailbox order: by the time GetTicket is answered, the offer was declined
         assert (await directory.ask("acme", ticket.id, GetTicket())).id == ticket.id
