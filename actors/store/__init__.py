@@ -10,6 +10,11 @@ The constraints that make the flows idempotent live in the schema: messages are 
 (session, contact), one outbox row per (tenant, idempotency key), fencing tokens per locked
 resource (:class:`FencedOut`).
 
+Text from WhatsApp is never refused: what no backend can store (lone surrogates, NUL) is stored
+with U+FFFD and its raw form kept (:func:`storable_text`, ``raw_body``/``raw_name``); text from
+our own callers that cannot be stored is refused with :class:`InvalidInput` naming the field.
+Queue jobs found ``running`` with no worker too often are quarantined (see :class:`JobStatus`).
+
 Host it with ``await nursery.start(store.run)`` (or :func:`open_store`).
 """
 
@@ -53,6 +58,7 @@ from ._records import (
 from ._schema import CURRENT_VERSION
 from ._sqlite import SqliteBackend
 from ._store import Store, open_store
+from ._text import storable_text
 from ._writer import StoreStatistics
 
 __all__ = [
@@ -94,5 +100,6 @@ __all__ = [
     "WebhookDelivery",
     "WriteFailed",
     "open_store",
+    "storable_text",
     "webhook_wants",
 ]

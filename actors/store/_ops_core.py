@@ -132,19 +132,23 @@ class SetSessionStatus:
 
 @attrs.frozen
 class UpsertContact:
+    """``name`` is already storable; ``raw_name`` is what WhatsApp sent when it was not (see _text)."""
+
     tenant_id: str
     jid: str
     name: str
     is_group: bool
+    raw_name: str | None = None
 
     async def apply(self, tx: Any, now: float) -> Contact:
         # an empty name (WhatsApp did not send a push name) never erases a known one
         row = await tx.fetchrow(
-            "INSERT INTO contacts (tenant_id, jid, name, is_group, created_at, updated_at) "
-            "VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (tenant_id, jid) DO UPDATE SET "
+            "INSERT INTO contacts (tenant_id, jid, name, is_group, created_at, updated_at, raw_name) "
+            "VALUES ($1, $2, $3, $4, $5, $5, $6) ON CONFLICT (tenant_id, jid) DO UPDATE SET "
             "name = CASE WHEN excluded.name <> '' THEN excluded.name ELSE contacts.name END, "
+            "raw_name = CASE WHEN excluded.name <> '' THEN excluded.raw_name ELSE contacts.raw_name END, "
             "updated_at = excluded.updated_at RETURNING *",
-            self.tenant_id, self.jid, self.name, int(self.is_group), now,
+            self.tenant_id, self.jid, self.name, int(self.is_group), now, self.raw_name,
         )
         return from_row(Contact, row)
 
@@ -320,10 +324,10 @@ class InsertMessages:
 
 _MESSAGE_COLUMNS = (
     "tenant_id", "session_id", "wa_id", "contact_id", "ticket_id", "from_me", "body",
-    "media_type", "status", "sent_at", "created_at",
+    "media_type", "status", "sent_at", "created_at", "raw_body",
 )
 _PG_MESSAGE_TYPES = (
-    "text", "text", "text", "bigint", "bigint", "bigint", "text", "text", "text", "float8", "float8",
+    "text", "text", "text", "bigint", "bigint", "bigint", "text", "text", "text", "float8", "float8", "text",
 )
 _BUMP = (  # applied to tickets t from per-ticket aggregates b (unread, body, at); $N = now
     "unread = t.unread + b.unread, "
@@ -351,9 +355,9 @@ _PG_INSERT_MESSAGES = (
     "bumps AS (SELECT ticket_id, count(*) FILTER (WHERE from_me = 0) AS unread, "
     "(array_agg(body ORDER BY sent_at DESC, ord DESC))[1] AS body, max(sent_at) AS at "
     "FROM fresh WHERE ticket_id IS NOT NULL GROUP BY ticket_id), "
-    f"bumped AS (UPDATE tickets t SET {_BUMP}, updated_at = $13 FROM bumps b WHERE t.id = b.ticket_id), "
+    f"bumped AS (UPDATE tickets t SET {_BUMP}, updated_at = $14 FROM bumps b WHERE t.id = b.ticket_id), "
     "media AS (INSERT INTO media_jobs (tenant_id, message_id, status, next_attempt_at, created_at, updated_at, "
-    "source) SELECT tenant_id, id, 'queued', $13, $13, $13, media_source FROM fresh "
+    "source) SELECT tenant_id, id, 'queued', $14, $14, $14, media_source FROM fresh "
     "WHERE media_source IS NOT NULL ON CONFLICT (message_id) DO NOTHING) "
     "SELECT id, session_id, wa_id FROM inserted"
 )
@@ -438,7 +442,7 @@ async def insert_messages(
     messages = [m for op in ops for m in op.messages]
     rows = [
         (m.tenant_id, m.session_id, m.wa_id, m.contact_id, m.ticket_id, int(m.from_me), m.body,
-         m.media_type, str(m.status), float(m.sent_at), now)
+         m.media_type, str(m.status), float(m.sent_at), now, m.raw_body)
         for m in messages
     ]
     if tx.dialect == "postgres":

@@ -35,6 +35,16 @@ from ._records import (
 
 _WHOLE_QUEUE = ""  # queue_pauses.scope of a pause that covers the whole queue
 
+QUARANTINE_AFTER_INTERRUPTIONS = 3
+"""A job found ``running`` with no worker this many times is quarantined (``dead``) instead of
+queued again: one interruption is a process killed mid-job, a few in a row mean the job is what
+kills its worker. Three stays under the services supervisor's restart intensity (so a worker
+crash-looping on one job never takes its supervisor down) while a job merely unlucky enough to be
+in flight during two crashes of the node is still retried."""
+
+#: What ``last_error`` of a job quarantined by RecoverRunning starts with (the admin's clue).
+QUARANTINED = "quarantined"
+
 
 def _queue_paused(queue: Queue) -> str:
     return f"EXISTS (SELECT 1 FROM queue_pauses WHERE queue = '{queue}' AND scope = '{_WHOLE_QUEUE}')"
@@ -174,9 +184,13 @@ async def _not_running(tx: Any, queue: Queue, job_id: int) -> Exception:
 
 @attrs.frozen
 class RecoverRunning:
-    """Jobs left ``running`` go back to ``queued`` (returns how many): all of them after a
-    restart (``claimed_before`` None), or those claimed before a cut-off (a worker that vanished,
-    a claim whose answer was lost).
+    """Jobs left ``running`` go back to ``queued`` (returns how many were taken back): all of them
+    after a restart (``claimed_before`` None), or those claimed before a cut-off (a worker that
+    vanished, a claim whose answer was lost).
+
+    Each such job's ``interrupted`` count goes up; the one reaching
+    QUARANTINE_AFTER_INTERRUPTIONS goes ``dead`` instead (an outbox item's delivery ``failed``),
+    its ``last_error`` saying so: the job that keeps killing its worker is quarantined.
 
     Safe for the outbox because a resend reuses the item's stable message id.
     """
@@ -186,10 +200,18 @@ class RecoverRunning:
 
     async def apply(self, tx: Any, now: float) -> int:
         cutoff = now if self.claimed_before is None else float(self.claimed_before)
+        quarantine = f"interrupted + 1 >= {QUARANTINE_AFTER_INTERRUPTIONS}"
+        error = (f"{QUARANTINED}: found running with no worker {QUARANTINE_AFTER_INTERRUPTIONS} times "
+                 "(it crashed its worker or was in flight at each of its process's deaths); "
+                 "retry it or remove it")
+        delivery = (f", delivery = CASE WHEN {quarantine} THEN 'failed' ELSE delivery END"
+                    if self.queue is Queue.OUTBOX else "")
         rows = await tx.fetch(
-            f"UPDATE {self.queue.value} SET status = 'queued', updated_at = $1 "
+            f"UPDATE {self.queue.value} SET status = CASE WHEN {quarantine} THEN 'dead' ELSE 'queued' END, "
+            f"last_error = CASE WHEN {quarantine} THEN $3 ELSE last_error END{delivery}, "
+            "interrupted = interrupted + 1, updated_at = $1 "
             "WHERE status = 'running' AND updated_at <= $2 RETURNING id",
-            now, cutoff,
+            now, cutoff, error,
         )
         return len(rows)
 
@@ -296,7 +318,8 @@ class EnqueueWebhookEvent:
 
 @attrs.frozen
 class RetryJob:
-    """Admin: put a dead (or waiting) job back at the head of its queue with a fresh attempt count."""
+    """Admin: put a dead (or waiting) job back at the head of its queue with fresh attempt and
+    interruption counts (a quarantined job gets its full chances again)."""
 
     queue: Queue
     job_id: int
@@ -304,7 +327,7 @@ class RetryJob:
     async def apply(self, tx: Any, now: float) -> Any:
         extra = ", delivery = 'pending'" if self.queue is Queue.OUTBOX else ""
         row = await tx.fetchrow(
-            f"UPDATE {self.queue.value} SET status = 'queued', attempts = 0, last_error = NULL, "
+            f"UPDATE {self.queue.value} SET status = 'queued', attempts = 0, interrupted = 0, last_error = NULL, "
             f"next_attempt_at = $2, updated_at = $2{extra} WHERE id = $1 AND status IN ('queued', 'dead') "
             "RETURNING *",
             self.job_id, now,

@@ -42,6 +42,12 @@ class JobStatus(enum.StrEnum):
     ``queued`` waits for ``next_attempt_at``; ``running`` is claimed by a worker (an outbox item
     being sent); ``done`` finished well; ``dead`` gave up (the outbox calls it *failed*, it is the
     same dead letter). The outbox additionally tracks receipts in :class:`DeliveryStatus`.
+
+    A job's ``interrupted`` counts the times it was found ``running`` with no worker left (the
+    worker crashed on it, or its process died) and was taken back; at
+    ``QUARANTINE_AFTER_INTERRUPTIONS`` it goes ``dead`` instead, its ``last_error`` starting with
+    ``quarantined:`` — a job that keeps killing its worker is set aside, not handed out again.
+    An admin retry (which gives it a fresh count) or removal decides its fate.
     """
 
     QUEUED = "queued"
@@ -114,6 +120,8 @@ class Contact:
     is_group: bool = attrs.field(converter=bool)
     created_at: float
     updated_at: float
+    #: the name WhatsApp sent, as a JSON string literal, when it could not be stored as is (see ``name``)
+    raw_name: str | None = None
 
 
 @attrs.frozen
@@ -167,6 +175,9 @@ class NewMessage:
     #: Where to download the attachment (JSON, driver-specific); when set, storing the message also
     #: queues its media job in the same transaction, so a stored message never lacks its download.
     media_source: str | None = None
+    #: Set by the store, not the caller: the original ``body`` as a JSON string literal when it held
+    #: characters no backend can store (lone surrogates, NUL), which ``body`` then has as U+FFFD.
+    raw_body: str | None = None
 
 
 @attrs.frozen
@@ -184,6 +195,7 @@ class Message:
     status: DeliveryStatus = attrs.field(converter=_delivery_status)
     sent_at: float
     created_at: float
+    raw_body: str | None = None  # see NewMessage.raw_body
 
 
 @attrs.frozen
@@ -223,6 +235,7 @@ class OutboxItem:
     last_error: str | None
     created_at: float
     updated_at: float
+    interrupted: int = 0  # see JobStatus: times found running with no worker left
 
 
 @attrs.frozen
@@ -246,6 +259,7 @@ class MediaJob:
     created_at: float
     updated_at: float
     source: str | None = None  # the message's media_source (see NewMessage)
+    interrupted: int = 0  # see JobStatus
 
 
 @attrs.frozen
@@ -272,6 +286,7 @@ class WebhookDelivery:
     last_error: str | None
     created_at: float
     updated_at: float
+    interrupted: int = 0  # see JobStatus
 
 
 @attrs.frozen

@@ -178,8 +178,23 @@ _V2 = [
     "ALTER TABLE media_jobs ADD COLUMN source TEXT",
 ]
 
+_V_RAW_TEXT = [
+    # what WhatsApp sent when it could not be stored as is (a lone surrogate, NUL): the stored text has
+    # U+FFFD in its place and this column keeps the original as a JSON string literal (see _text.py)
+    "ALTER TABLE messages ADD COLUMN raw_body TEXT",
+    "ALTER TABLE contacts ADD COLUMN raw_name TEXT",
+]
+
+_V_QUARANTINE = [
+    # how many times a job was found `running` with nobody working on it (its worker crashed or its
+    # process died): counted durably so a job that keeps killing its worker is quarantined, not retried
+    "ALTER TABLE outbox ADD COLUMN interrupted {int} NOT NULL DEFAULT 0",
+    "ALTER TABLE media_jobs ADD COLUMN interrupted {int} NOT NULL DEFAULT 0",
+    "ALTER TABLE webhook_deliveries ADD COLUMN interrupted {int} NOT NULL DEFAULT 0",
+]
+
 #: Every migration in order; index i holds version i + 1.
-MIGRATIONS: list[list[str]] = [_V1, _V2]
+MIGRATIONS: list[list[str]] = [_V1, _V2, _V_RAW_TEXT, _V_QUARANTINE]
 
 #: The schema version this code writes and reads.
 CURRENT_VERSION = len(MIGRATIONS)

@@ -51,6 +51,7 @@ from ._records import (
     WebhookDelivery,
 )
 from ._schema import migrate
+from ._text import storable
 from ._writer import GroupCommitter, StoreStatistics
 
 #: Default batch bound: big enough to amortise a commit over many callers, small enough that one
@@ -69,15 +70,51 @@ DEFAULT_TIMEOUT = 10.0
 
 _ROLES = ("agent", "admin")
 
+#: Longest key (a JID, a WhatsApp message id, an idempotency key) the store takes. The unique
+#: indexes hold them, and a PostgreSQL btree entry holds at most ~2.7 KB: 512 characters are
+#: 2 KB even if every one takes 4 bytes in UTF-8. Checked on both backends so they agree (SQLite
+#: has no such limit), before anything is written: InvalidInput, not a write the engine rejects.
+MAX_KEY_CHARS = 512
 
-def _text(field: str, value: Any) -> str:
+
+def _present(field: str, value: Any, max_chars: int | None) -> str:
     if not isinstance(value, str) or not value:
         raise InvalidInput(f"{field}: must be a non-empty string, got {value!r}")
+    if max_chars is not None and len(value) > max_chars:
+        raise InvalidInput(f"{field}: at most {max_chars} characters, got {len(value)}")
     return value
 
 
+def _text(field: str, value: Any, max_chars: int | None = None) -> str:
+    """A non-empty string both backends can store, from our own callers (the API, the services):
+    one they cannot (a lone surrogate, NUL) is refused with InvalidInput naming the field — on
+    both backends alike, before anything is written."""
+    _present(field, value, max_chars)
+    if storable(value)[1] is not None:
+        raise InvalidInput(f"{field}: must be valid Unicode text without NUL (a lone surrogate or NUL cannot be stored)")
+    return value
+
+
+def _wa_key(field: str, value: Any) -> str:
+    """A key WhatsApp gave (a JID, a message id): never refused for its characters, which are
+    replaced (see _text.py: deterministic, so the same id always maps to the same stored key),
+    only for being empty or longer than MAX_KEY_CHARS."""
+    return storable(_present(field, value, MAX_KEY_CHARS))[0]
+
+
 def _upsert_contact(tenant_id: str, jid: str, name: str, is_group: bool) -> core.UpsertContact:
-    return core.UpsertContact(_text("tenant_id", tenant_id), _text("jid", jid), name or "", bool(is_group))
+    clean, raw = storable(name or "")
+    return core.UpsertContact(_text("tenant_id", tenant_id), _wa_key("jid", jid), clean, bool(is_group), raw)
+
+
+def _storable_message(message: NewMessage) -> NewMessage:
+    """``message`` as both backends can store it: its body cleaned (raw kept), its id checked."""
+    wa_id = _wa_key("wa_id", message.wa_id)
+    _text("session_id", message.session_id)
+    body, raw = storable(message.body)
+    if raw is None and wa_id is message.wa_id:
+        return message
+    return attrs.evolve(message, wa_id=wa_id, body=body, raw_body=raw or message.raw_body)
 
 
 def _reopen_window(seconds: float) -> float:
@@ -189,7 +226,10 @@ class Store(StoreReads):
         self, tenant_id: str, jid: str, name: str = "", *, is_group: bool = False,
         timeout: float | None = None,
     ) -> Contact:
-        """Find or create a contact by (tenant, jid); a non-empty ``name`` refreshes the stored one."""
+        """Find or create a contact by (tenant, jid); a non-empty ``name`` refreshes the stored one.
+
+        A name no backend can store as is is kept cleaned, its original in ``raw_name`` (as
+        message bodies, see :meth:`insert_messages`). Raises InvalidInput for an over-long (MAX_KEY_CHARS) ``jid``."""
         return await self._write(_upsert_contact(tenant_id, jid, name, is_group), timeout)
 
     # -- tickets ------------------------------------------------------------------------------
@@ -255,7 +295,12 @@ class Store(StoreReads):
     ) -> Inserted | AlreadyStored:
         """Store a message once: a second insert of the same (session, wa_id) is a no-op answered
         :class:`AlreadyStored`. A new message bumps its ticket's last message (and unread, if inbound).
-        The answer comes after COMMIT: acknowledge to WhatsApp only then."""
+        The answer comes after COMMIT: acknowledge to WhatsApp only then.
+
+        Text is never refused: a body holding characters no backend can store (lone surrogates,
+        NUL) is stored with U+FFFD in their place and the original in ``raw_body`` (see
+        :mod:`._text`); both backends store the same. Raises InvalidInput for a missing or
+        over-long (MAX_KEY_CHARS) ``wa_id``."""
         return (await self.insert_messages([message], timeout=timeout))[0]
 
     async def insert_messages(
@@ -266,11 +311,9 @@ class Store(StoreReads):
         for message in messages:
             if not isinstance(message, NewMessage):
                 raise InvalidInput(f"message: must be a NewMessage, got {type(message).__name__}")
-            _text("wa_id", message.wa_id)
-            _text("session_id", message.session_id)
         if not messages:
             return []
-        return await self._write(core.InsertMessages(tuple(messages)), timeout)
+        return await self._write(core.InsertMessages(tuple(_storable_message(m) for m in messages)), timeout)
 
     async def update_message_status(
         self, session_id: str, wa_id: str, status: DeliveryStatus, *, timeout: float | None = None
@@ -291,7 +334,7 @@ class Store(StoreReads):
             raise InvalidInput(f"payload: must be a JSON object (dict), got {type(payload).__name__}")
         op = queues.EnqueueOutbox(
             _text("tenant_id", tenant_id), _text("session_id", session_id),
-            _text("idempotency_key", idempotency_key), message_id or _message_id(),
+            _text("idempotency_key", idempotency_key, MAX_KEY_CHARS), message_id or _message_id(),
             _text("to_jid", to_jid), payload, ticket_id,
         )
         return await self._write(op, timeout)
