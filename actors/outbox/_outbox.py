@@ -16,6 +16,13 @@ A session that is banned, logged out or otherwise parked has its outbox paused i
 (new sends are still accepted) and the pause is published with the session's reason; it
 resumes when the session connects again. At start every item left ``running`` by a dead
 process goes back to ``queued``.
+
+Item isolation (DESIGN §10): an item that fails on its own content — its message cannot be
+recorded, its payload is malformed — is *quarantined*: dead at once, ``last_error`` starting with
+``quarantined:``, and the session's next item goes on; the service never crashes for it. Only a
+store that is unreachable fails the service (that is not the item's fault). Should anything
+still kill the service mid-item, the store counts the item's interruptions and quarantines it
+at its third (see :class:`~actors.store.JobStatus`), so a restart never meets it again and again.
 """
 
 from __future__ import annotations
@@ -44,6 +51,7 @@ from actors.flows import (
 from actors.drivers import MediaKind, OutboundMedia, SendResult
 from actors.sessions import SendMedia, SendText, SessionInfo, SessionStatus, StatusBoard
 from actors.store import (
+    QUARANTINED,
     Conflict,
     DeliveryStatus,
     InvalidInput,
@@ -51,6 +59,10 @@ from actors.store import (
     OutboxItem,
     Queue,
     Store,
+    StoreClosed,
+    StoreUnavailable,
+    WriteFailed,
+    storable_text,
 )
 from supervisor import Actor, ActorFailed, ActorStopped, AskTimeout, ChildNotFound
 
@@ -80,6 +92,10 @@ RETRY_SLACK = 0.05
 
 IDLE_POLL = 30.0
 """A sender with nothing to do re-checks the store this often (rows added by another node)."""
+
+MAX_ERROR_CHARS = 2000
+"""A quarantined item's recorded error is cut to this: enough for any exception's message, bounded
+whatever the item carried (an error message may quote it)."""
 
 
 @attrs.define(eq=False)
@@ -142,6 +158,8 @@ class OutboxService(Actor):
             )
         except InvalidInput as exc:
             return OutboxRefused("invalid", str(exc), str(exc).split(":", 1)[0])
+        except WriteFailed as exc:  # the database refused this row: the request's fault, not the service's
+            return OutboxRefused("invalid", str(exc))
         if enqueued.created:
             self._publish(enqueued.item)
             sender = self._senders.get(send.session_id)
@@ -185,6 +203,8 @@ class OutboxService(Actor):
         """Claim, pace, send, record — while the session is connected."""
         store = self.deps.store
         while sender.active:
+            # pace before claiming, so an item is `running` only while it is really being sent
+            await trio.sleep_until(sender.next_send_at)
             claimed = await store.claim_outbox(session_id=sender.session_id, limit=1)
             if not claimed:
                 now, wait = trio.current_time(), IDLE_POLL
@@ -196,11 +216,35 @@ class OutboxService(Actor):
                 await sender.wake.wait(wait)
                 continue
             item = claimed[0]  # the session's head of line: any retry announced before was this one
-            await trio.sleep_until(sender.next_send_at)
-            delay = await self._attempt(item)
+            delay = await self._isolated_attempt(item)
             sender.retry_due = None if delay is None else trio.current_time() + delay
             jitter = self.ctx.system.rng.uniform(0.0, self.deps.pacing_jitter)
             sender.next_send_at = trio.current_time() + self.deps.pacing_interval + jitter
+
+    async def _isolated_attempt(self, item: OutboxItem) -> float | None:
+        """:meth:`_attempt` inside the item boundary: whatever the item's content makes fail
+        quarantines the item (see the module docstring) instead of crashing the service.
+
+        Raises:
+            StoreUnavailable, StoreClosed: the store is down, which is no fault of the item.
+        """
+        try:
+            return await self._attempt(item)
+        except (StoreUnavailable, StoreClosed):
+            raise
+        except Exception as exc:  # the item boundary: see the module docstring
+            await self._quarantine(item, exc)
+            return None
+
+    async def _quarantine(self, item: OutboxItem, exc: Exception) -> None:
+        error = storable_text(f"{QUARANTINED}: {type(exc).__name__}: {exc}")[:MAX_ERROR_CHARS]
+        _LOG.error("outbox item %s (session %s, message id %s) quarantined: %s", item.id, item.session_id,
+                   item.message_id, error)
+        try:
+            updated = await self.deps.store.job_failed(Queue.OUTBOX, item.id, error, retry_at=None)
+        except Conflict:
+            return  # it was finished, or an administrator removed or reset it meanwhile
+        self._publish(updated)
 
     async def _attempt(self, item: OutboxItem) -> float | None:
         """One send of a claimed item; always ends it as sent, queued for a retry (returns the
@@ -234,6 +278,7 @@ class OutboxService(Actor):
             ticket_id=item.ticket_id, from_me=True, body=text, sent_at=result.timestamp, status=DeliveryStatus.SENT,
             media_type=media_type,
         ))
+        text = storable_text(text)  # as stored: what is published must survive any JSON encoder
         try:
             done = await store.outbox_sent(item.id)
         except Conflict:

@@ -29,7 +29,7 @@ from ._errors import (
     StoreUnavailable,
     WriteFailed,
 )
-from ._ops_queues import ALL_EVENTS, webhook_wants
+from ._ops_queues import ALL_EVENTS, QUARANTINED, webhook_wants
 from ._postgres import PostgresBackend
 from ._records import (
     AlreadyStored,
@@ -64,6 +64,7 @@ from ._writer import StoreStatistics
 __all__ = [
     "ALL_EVENTS",
     "CURRENT_VERSION",
+    "QUARANTINED",
     "AlreadyStored",
     "AuditEntry",
     "Conflict",
