@@ -6,9 +6,14 @@ SessionActor (``DownloadMedia``); check the real size; detect the type from the 
 ``media_dir/<tenant>/<yyyy>/<mm>/<message id>.<ext>`` atomically (no temp file survives a
 failure); record it on the job and the message; publish ``message.updated``.
 
-Failures that a retry can fix (session not connected, timeouts) go back to the queue with
+Failures that a retry can fix (session not connected, timeouts, a disk that refused the file) go back to the queue with
 exponential backoff until ``media.attempts`` claims were made; the others (too large, gone
 from WhatsApp, an unreadable source) are dead letters at once. The actor then ends normally.
+
+Item isolation (DESIGN §10): anything else the job's content makes fail (a file the disk refuses,
+a reply of the wrong shape...) quarantines the job — dead at once, ``last_error`` starting with
+``quarantined:`` — and the actor still ends normally; only an unreachable store fails it (the job
+then stays ``running`` and is taken back later; taken back three times, the store quarantines it).
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import trio
 from actors.drivers import MediaKind, MediaRef
 from actors.flows import MESSAGE_UPDATED, Publisher, Wakeup, message_payload, no_publisher
 from actors.sessions import DownloadMedia, RequestFailed
-from actors.store import Conflict, MediaJob, Queue, Store
+from actors.store import QUARANTINED, Conflict, MediaJob, Queue, Store, StoreClosed, StoreUnavailable, storable_text
 from supervisor import Actor, ActorFailed, ActorStopped, AskTimeout, ChildNotFound, Shutdown
 
 from ._errors import PermanentMediaError
@@ -39,6 +44,9 @@ DOWNLOAD_TIMEOUT = 120.0
 
 _PERMANENT_DRIVER_ERRORS = frozenset({"MediaNotFoundError"})
 """Driver errors a retry cannot fix: the file is gone from WhatsApp's servers."""
+
+MAX_ERROR_CHARS = 2000
+"""A quarantined job's recorded error is cut to this (an exception's message may quote the content)."""
 
 
 @attrs.define(eq=False)
@@ -81,6 +89,12 @@ class MediaJobActor(Actor):
             await self._failed(str(exc), permanent=True)
         except _Transient as exc:
             await self._failed(str(exc), permanent=False)
+        except (StoreUnavailable, StoreClosed):
+            raise  # the store is down, no fault of the job's
+        except Exception as exc:  # the item boundary (see the module docstring)
+            error = storable_text(f"{QUARANTINED}: {type(exc).__name__}: {exc}")[:MAX_ERROR_CHARS]
+            _LOG.error("media job %s quarantined: %s", self.job.id, error)
+            await self._failed(error, permanent=True)
         else:
             await self._done(path)
         self.deps.wake.set()  # a slot is free
@@ -104,7 +118,10 @@ class MediaJobActor(Actor):
         if len(reply) > deps.max_bytes:
             raise PermanentMediaError(f"file of {len(reply)} bytes exceeds media.max_bytes ({deps.max_bytes})")
         relative = relative_path(job.tenant_id, job.message_id, job.created_at, detect_extension(reply, ref.mimetype))
-        await trio.to_thread.run_sync(write_atomically, deps.media_dir, relative, reply)
+        try:
+            await trio.to_thread.run_sync(write_atomically, deps.media_dir, relative, reply)
+        except OSError as exc:  # the disk, not the job (full, read-only, missing): worth a retry
+            raise _Transient(f"file not written: {type(exc).__name__}: {exc}") from exc
         return relative.as_posix()
 
     async def _done(self, path: str) -> None:

@@ -11,7 +11,7 @@ The constraints that make the flows idempotent live in the schema: messages are 
 resource (:class:`FencedOut`).
 
 Text from WhatsApp is never refused: what no backend can store (lone surrogates, NUL) is stored
-with U+FFFD and its raw form kept (:func:`storable_text`, ``raw_body``/``raw_name``); text from
+with U+FFFD and its raw form kept (:func:`storable`, ``raw_body``/``raw_name``); text from
 our own callers that cannot be stored is refused with :class:`InvalidInput` naming the field.
 Queue jobs found ``running`` with no worker too often are quarantined (see :class:`JobStatus`).
 
@@ -58,7 +58,7 @@ from ._records import (
 from ._schema import CURRENT_VERSION
 from ._sqlite import SqliteBackend
 from ._store import Store, open_store
-from ._text import storable_text
+from ._text import storable, storable_text
 from ._writer import StoreStatistics
 
 __all__ = [
@@ -101,6 +101,7 @@ __all__ = [
     "WebhookDelivery",
     "WriteFailed",
     "open_store",
+    "storable",
     "storable_text",
     "webhook_wants",
 ]

@@ -175,8 +175,9 @@ class NewMessage:
     #: Where to download the attachment (JSON, driver-specific); when set, storing the message also
     #: queues its media job in the same transaction, so a stored message never lacks its download.
     media_source: str | None = None
-    #: Set by the store, not the caller: the original ``body`` as a JSON string literal when it held
-    #: characters no backend can store (lone surrogates, NUL), which ``body`` then has as U+FFFD.
+    #: The original ``body`` as a JSON string literal when it held characters no backend can store
+    #: (lone surrogates, NUL), which ``body`` then has as U+FFFD: :func:`~._text.storable` gives
+    #: both; the store sets them itself for a body that still holds such characters.
     raw_body: str | None = None
 
 

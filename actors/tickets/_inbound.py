@@ -35,7 +35,17 @@ from actors.flows import (
     ticket_payload,
 )
 from actors.sessions import BoundedCache
-from actors.store import DeliveryStatus, FoundTicket, Inserted, NewMessage, Store, Ticket, TicketOutcome
+from actors.store import (
+    DeliveryStatus,
+    FoundTicket,
+    Inserted,
+    NewMessage,
+    Store,
+    Ticket,
+    TicketOutcome,
+    storable,
+    storable_text,
+)
 
 from ._directory import TicketDirectory
 from ._messages import Appended, AppendInbound, MovedTo
@@ -63,9 +73,13 @@ def _name(message: Message) -> str:
 
 
 def _new_message(tenant_id: str, session_id: str, contact_id: int, ticket_id: int, message: Message) -> NewMessage:
+    """The message to store. WhatsApp's text (a body or a caption) is never refused: what no
+    backend can store becomes U+FFFD and the original is kept (``raw_body``), here where it enters
+    the flows, so everything downstream (the ticket, ``message.created``) sees what is stored."""
+    body, raw_body = storable(message.text)
     return NewMessage(
         tenant_id=tenant_id, session_id=session_id, wa_id=message.id, contact_id=contact_id, ticket_id=ticket_id,
-        from_me=message.from_me, body=message.text, sent_at=message.timestamp,
+        from_me=message.from_me, body=body, raw_body=raw_body, sent_at=message.timestamp,
         media_type=None if message.media is None else message.media.kind.value,
         media_source=media_source(session_id, message),
     )
@@ -192,7 +206,7 @@ class TicketInbound:
         (then the contact is upserted again to refresh it)."""
         cached = self._contacts.get((tenant_id, message.chat_jid))
         name = _name(message)
-        return cached[0] if cached is not None and (not name or cached[1] == name) else None
+        return cached[0] if cached is not None and (not name or cached[1] == storable_text(name)) else None
 
     async def _find_or_create(self, tenant_id: str, session_id: str, contact_id: int) -> int:
         found = await self.store.find_or_create_ticket(tenant_id, session_id, contact_id,

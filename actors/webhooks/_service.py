@@ -19,6 +19,12 @@ What it does, once running (``await nursery.start(webhooks.run, system)``; in a 
 Rows a dead process left ``running`` are queued again once they are ``stale_after`` seconds old
 (checked at start and then periodically); a row claimed by another live node is never stolen
 sooner.
+
+Item isolation (DESIGN §10): a delivery that fails on its own content (a webhook URL or secret
+that cannot be encoded, a body that cannot be built) is quarantined — dead at once, its
+``last_error`` starting with ``quarantined:`` — and an admin notification that cannot be sent is
+dropped with its error logged and counted (``notifications_failed``); one bad status change is
+logged and skipped. None of them stops the service.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ import attrs
 import trio
 
 from actors.hub import Room
-from actors.store import Queue, StoreError, WebhookDelivery, webhook_wants
+from actors.store import QUARANTINED, Queue, StoreError, WebhookDelivery, storable_text, webhook_wants
 
 from ._errors import DeliveryNotFound, InvalidWebhookEvent
 from ._events import EVENT_NOTIFY, Notification, Severity, check_event, status_events, status_notification
@@ -62,6 +68,13 @@ SUBSCRIPTIONS_TTL = 5.0
 
 #: Admin notifications waiting to be POSTed: alerts come in small bursts (a node-wide outage).
 NOTIFY_CAPACITY = 1_000
+
+#: A quarantined delivery's recorded error is cut to this (an exception's message may quote the content).
+MAX_ERROR_CHARS = 2000
+
+
+def _quarantine_reason(exc: Exception) -> str:
+    return storable_text(f"{QUARANTINED}: {type(exc).__name__}: {exc}")[:MAX_ERROR_CHARS]
 
 
 @attrs.define(eq=False)
@@ -274,7 +287,16 @@ class Webhooks:
 
     async def _deliver(self, job: WebhookDelivery) -> None:
         try:
-            error = await self._attempt(job)
+            try:
+                error = await self._attempt(job)
+            except StoreError:
+                raise
+            except Exception as exc:  # the item boundary: this delivery's content, not the service
+                error = _quarantine_reason(exc)
+                await self.store.job_failed(Queue.WEBHOOKS, job.id, error, retry_at=None)
+                self.stats["quarantined"] += 1
+                _LOG.error("webhooks: delivery %d (%s) %s", job.id, job.event, error)
+                return
             if error is None:
                 await self.store.job_done(Queue.WEBHOOKS, job.id)
                 self.stats["delivered"] += 1
@@ -330,24 +352,37 @@ class Webhooks:
 
     async def _post_alerts(self) -> None:
         async for note in self._alerts[1]:
-            body = json.dumps(note.to_dict(), separators=(",", ":")).encode()
-            for attempt in range(1, self.attempts + 1):
-                error = await self._post(self.admin_notify_url, body, {"Content-Type": "application/json"})
-                if error is None:
-                    self.stats["notifications_sent"] += 1
-                    break
-                if attempt < self.attempts:
-                    await trio.sleep(self.backoff(attempt))
-            else:
+            try:
+                error = await self._post_alert(note)
+            except Exception as exc:  # the item boundary: this notification's content, not the service
+                error = _quarantine_reason(exc)
+            if error is not None:
                 self.stats["notifications_failed"] += 1
-                _LOG.error("webhooks: admin notification %s lost after %d attempts: %s", note.event_type,
-                           self.attempts, error)
+                _LOG.error("webhooks: admin notification %s for %s/%s lost: %s", note.event_type, note.tenant_id,
+                           note.instance, error)
+
+    async def _post_alert(self, note: Notification) -> str | None:
+        """POST one admin notification with its retries; None once sent, else the last error."""
+        body = json.dumps(note.to_dict(), separators=(",", ":")).encode()
+        for attempt in range(1, self.attempts + 1):
+            error = await self._post(self.admin_notify_url, body, {"Content-Type": "application/json"})
+            if error is None:
+                self.stats["notifications_sent"] += 1
+                return None
+            if attempt < self.attempts:
+                await trio.sleep(self.backoff(attempt))
+        return f"not sent after {self.attempts} attempts: {error}"
 
     async def _feed_board(self, updates: trio.MemoryReceiveChannel) -> None:
         while True:
             async with updates:
                 async for info in updates:
-                    self.status_changed(info)
+                    try:
+                        self.status_changed(info)
+                    except Exception as exc:  # the item boundary: one bad status change, not the service
+                        self.stats["status_failed"] += 1
+                        _LOG.error("webhooks: status change of %s skipped: %s", getattr(info, "session_id", "?"),
+                                   _quarantine_reason(exc))
             _LOG.warning("webhooks: fell behind the status board; resubscribed")
             updates = self.board.subscribe()
 

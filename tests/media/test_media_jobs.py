@@ -8,7 +8,8 @@ from pathlib import Path
 from actors.flows import Flows, GetJob, ListJobs, PauseQueue, ResumeQueue
 from actors.node import StartSession, StopSession
 from actors.sessions import SessionStatus
-from actors.store import JobStatus
+from actors.store import QUARANTINED, JobStatus
+from supervisor import EventKind
 from tests.fixtures.flows import contact, eventually, flow_node, flow_settings, provision, wait_status
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
@@ -106,3 +107,31 @@ async def test_size_limit(tmp_path, simulator, simulator_control):
         dead = await _final(node, (await _job_of(node, sent["id"])).id, JobStatus.DEAD)
         assert "exceeds media.max_bytes" in dead.last_error and dead.attempts == 1
         assert _files(Path(settings.media.dir)) == []
+
+
+
+async def test_a_job_whose_content_breaks_its_actor_is_quarantined_and_others_download(
+    tmp_path, simulator, simulator_control,
+):
+    """Item isolation (DESIGN §10): a job whose row breaks its actor (a corrupt timestamp the
+    file's path is made from) is dead at once with its error, and the service goes on: the
+    download queued beside it completes, nothing above the job restarts."""
+    settings = flow_settings(tmp_path, simulator.url)
+    async with flow_node(settings) as (node, _):
+        await provision(node, simulator_control, "s1")
+        media = Flows.media_ref(node.system)
+        await media.ask(PauseQueue())
+        poison_job = await _job_of(node, (await _send_media(simulator_control, PNG))["id"])
+        sent = await _send_media(simulator_control, PNG)
+
+        async def corrupt(tx):
+            await tx.execute("UPDATE media_jobs SET created_at = 1e20 WHERE id = $1", poison_job.id)
+
+        await node.store.backend.run_batch(corrupt)
+        await media.ask(ResumeQueue())
+        poison = await _final(node, poison_job.id, JobStatus.DEAD)
+        assert poison.attempts == 1 and poison.last_error.startswith(f"{QUARANTINED}: OverflowError: ")
+        good = await _final(node, (await _job_of(node, sent["id"])).id, JobStatus.DONE)
+        assert (Path(settings.media.dir) / good.path).read_bytes() == PNG
+        assert [e for e in node.system.history() if e.path in ("/services", "/services/media/dispatcher")
+                and e.kind is not EventKind.STARTED] == []

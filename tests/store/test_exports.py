@@ -9,7 +9,7 @@ def test_public_face_is_pinned():
         "SchemaTooNew", "SessionRecord", "SqliteBackend", "Store", "StoreClosed", "StoreError",
         "StoreStatistics", "StoreUnavailable", "Tenant", "Ticket", "TicketOutcome", "TicketStatus",
         "User", "Webhook", "WebhookDelivery", "WriteFailed", "open_store",
-        "storable_text", "webhook_wants",
+        "storable", "storable_text", "webhook_wants",
     ]
     for name in actors.store.__all__:
         assert getattr(actors.store, name) is not None
