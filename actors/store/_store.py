@@ -270,6 +270,7 @@ class Store(StoreReads):
         fence: Fence | None = None, timeout: float | None = None,
     ) -> Ticket:
         """Move to ``queue`` and/or ``user_id`` (no user → back to pending). Raises Conflict if closed."""
+        queue = None if queue is None else _text("queue", queue)
         return await self._write(core.TransferTicket(ticket_id, queue, user_id, fence), timeout)
 
     async def close_ticket(

@@ -14,12 +14,21 @@ driver events → SessionActor (a batch: the messages waiting together) → :met
 4. return: only now does the session acknowledge the message to WhatsApp. A crash anywhere
    before this point means WhatsApp re-delivers it, and the store answers AlreadyStored.
 
+Item isolation (DESIGN §10): what WhatsApp sends is never refused for its text (the store keeps
+unstorable characters as U+FFFD with the raw form, see :func:`actors.store.storable`). Should the
+store still refuse a batch for its content (a key no index can hold: an id or JID over
+``MAX_KEY_CHARS``, which WhatsApp never sends), the batch is stored message by message and a
+message the store refuses twice on its own is *quarantined*: logged at ERROR in full (its raw
+form, so nothing is lost from sight), counted in ``quarantined``, and acknowledged with the rest —
+the session never crash-loops on it and the messages around it are stored.
+
 Receipts move stored messages and outbox items forward (delivered, read) and are published.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Sequence
 
 import attrs
@@ -39,16 +48,20 @@ from actors.store import (
     DeliveryStatus,
     FoundTicket,
     Inserted,
+    InvalidInput,
     NewMessage,
     Store,
     Ticket,
     TicketOutcome,
+    WriteFailed,
     storable,
     storable_text,
 )
 
 from ._directory import TicketDirectory
-from ._messages import Appended, AppendInbound, MovedTo
+from ._messages import Appended, AppendInbound, MovedTo, TicketRefused
+
+_LOG = logging.getLogger("zapvisor.tickets")
 
 POLICY_TTL = 5.0
 """Seconds a session's group policy is cached: a change made through the API applies within this."""
@@ -58,6 +71,20 @@ CONTACT_CACHE = 50_000
 
 TICKET_CACHE = 50_000
 """Active tickets remembered ((session, contact) → ticket id)."""
+
+ISOLATED_TRIES = 2
+"""Times a message is stored on its own before it is quarantined: the second rules out a write that
+failed for a reason of the moment (a deadlock with another node) rather than for its content."""
+
+_REFUSED = (InvalidInput, WriteFailed)
+"""The store's answers to content it cannot take (everything else is an outage or a bug)."""
+
+
+def _refused_content(exc: BaseException) -> bool:
+    """Whether ``exc`` (maybe a nursery's group) is only the store refusing content."""
+    if isinstance(exc, BaseExceptionGroup):
+        return exc.split(_REFUSED)[1] is None
+    return isinstance(exc, _REFUSED)
 
 _RECEIPT_STATUS = {
     ReceiptKind.DELIVERED: DeliveryStatus.DELIVERED,
@@ -113,16 +140,45 @@ class TicketInbound:
     _contacts: BoundedCache = attrs.field(factory=lambda: BoundedCache(CONTACT_CACHE))
     _tickets: BoundedCache = attrs.field(factory=lambda: BoundedCache(TICKET_CACHE))
     _groups: dict[str, tuple[bool, float]] = attrs.field(factory=dict)  # session -> (allowed, read at)
+    quarantined: int = 0  # inbound messages the store refused on their own (see the module docstring)
 
     async def deliver(self, session_id: str, tenant_id: str, messages: Sequence[Message]) -> None:
+        """Store ``messages`` durably (see the module docstring); returns after their COMMIT,
+        having quarantined any message the store refuses for its content (module docstring).
+
+        Raises StoreUnavailable / ActorFailed / AskTimeout when they could not be stored: the
+        session then fails without acknowledging, and WhatsApp re-delivers.
+        """
+        try:
+            await self._deliver(session_id, tenant_id, messages)
+        except Exception as exc:
+            if not _refused_content(exc):
+                raise
+            for message in messages:  # the ones stored already answer AlreadyStored
+                await self._deliver_alone(session_id, tenant_id, message)
+
+    async def _deliver_alone(self, session_id: str, tenant_id: str, message: Message) -> None:
+        for _ in range(ISOLATED_TRIES):
+            try:
+                await self._deliver(session_id, tenant_id, [message])
+                return
+            except Exception as exc:
+                if not _refused_content(exc):
+                    raise
+                error = exc
+        self.quarantined += 1
+        _LOG.error("session %s: inbound message %s quarantined, acknowledged but not stored (%s): %r",
+                   session_id, message.id, error, message)
+
+    async def _deliver(self, session_id: str, tenant_id: str, messages: Sequence[Message]) -> None:
         """Store ``messages`` durably (see the module docstring); returns after their COMMIT.
 
         Each conversation's messages form one run, appended in order by its ticket's actor in one
         write; the runs of different conversations are stored concurrently and share commits.
         Conversations this node knows (contact and ticket cached) go at once; a new one first
         upserts its contact and finds or creates its ticket, alongside, so it never holds the
-        others up. Raises StoreUnavailable / ActorFailed / AskTimeout when they could not be
-        stored: the session then fails without acknowledging, and WhatsApp re-delivers.
+        others up. Raises what :meth:`deliver` raises, and the store's refusals (InvalidInput,
+        WriteFailed) for :meth:`deliver` to isolate.
         """
         wanted = [m for m in messages if not is_status_or_broadcast(m)]
         if any(m.is_group for m in wanted) and not await self._groups_allowed(session_id):
@@ -183,6 +239,8 @@ class TicketInbound:
                     case MovedTo(ticket):  # the cached ticket closed for good: a new one
                         self._tickets.put((session_id, contact_id), ticket.id)
                         moved[contact_id] = (ticket.id, attrs.evolve(append, known=ticket))
+                    case TicketRefused("invalid", why):
+                        raise InvalidInput(why)
                     case _:  # TicketRefused(not_found): the cached ticket is gone (deleted)
                         moved[contact_id] = (await self._find_or_create(tenant_id, session_id, contact_id), append)
             pending = moved

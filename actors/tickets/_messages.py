@@ -17,7 +17,8 @@ class AppendInbound:
     by WhatsApp id).
 
     Reply: :class:`Appended`, or :class:`MovedTo` when the ticket was closed and the contact's
-    messages belong to another ticket (outside the reopen window: a new one). ``known`` is the
+    messages belong to another ticket (outside the reopen window: a new one), or
+    :class:`TicketRefused` ``invalid`` when the store refused the run (nothing stored). ``known`` is the
     ticket as the sender just found or created it (a new conversation): an actor that has not
     read its ticket yet starts from it instead of reading the store.
     """
@@ -86,7 +87,8 @@ class MovedTo:
 
 @attrs.frozen
 class TicketRefused:
-    """``code``: conflict | not_found | busy (another node holds the ticket's lock)."""
+    """``code``: conflict | not_found | busy (another node holds the ticket's lock) | invalid (the
+    store refused the request's or the messages' content: nothing was written, the actor goes on)."""
 
     code: str
     message: str

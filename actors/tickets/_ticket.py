@@ -25,12 +25,14 @@ from actors.store import (
     Conflict,
     Fence,
     Inserted,
+    InvalidInput,
     NewMessage,
     NotFound,
     Store,
     Ticket,
     TicketOutcome,
     TicketStatus,
+    WriteFailed,
 )
 from actors.flows import (
     MESSAGE_CREATED,
@@ -155,7 +157,7 @@ class TicketActor(Actor):
 
     # -- inbound ---------------------------------------------------------------
 
-    async def _append(self, run: tuple[NewMessage, ...]) -> Appended | MovedTo:
+    async def _append(self, run: tuple[NewMessage, ...]) -> Appended | MovedTo | TicketRefused:
         store = self.deps.store
         if self.ticket.status is TicketStatus.CLOSED:
             # the store may know better (reopened elsewhere); else the contact's rule decides
@@ -172,7 +174,10 @@ class TicketActor(Actor):
             self._changed(found.ticket)
         if any(new.ticket_id != self.ticket_id for new in run):  # moved here from another ticket
             run = tuple(attrs.evolve(new, ticket_id=self.ticket_id) for new in run)
-        results = await store.insert_messages(run)
+        try:
+            results = await store.insert_messages(run)
+        except (InvalidInput, WriteFailed) as exc:  # their content, not the ticket: refuse, do not crash
+            return TicketRefused("invalid", str(exc))
         created = [(new, result.message_id) for new, result in zip(run, results) if isinstance(result, Inserted)]
         if created:
             self._appended(created)
@@ -215,6 +220,8 @@ class TicketActor(Actor):
             return TicketRefused("conflict", str(exc))
         except NotFound as exc:
             return TicketRefused("not_found", str(exc))
+        except (InvalidInput, WriteFailed) as exc:  # the request's content, not the ticket's state
+            return TicketRefused("invalid", str(exc))
         finally:
             with trio.CancelScope(shield=True):
                 await bus.release(lock)

@@ -125,3 +125,42 @@ async def test_poison_from_contacts_is_stored_acked_and_the_sessions_keep_flowin
         assert len(bystander_in) >= 3 and len(bystander_out) == len(bystander_in)
         sent_by_bystander = [entry["text"] for entry in await simulator_control.sent("bystander")]
         assert sent_by_bystander == [f"out {n}" for n in range(len(bystander_out))]
+
+
+async def test_a_message_no_store_can_key_is_quarantined_and_the_rest_of_its_batch_stored(
+    tmp_path, simulator, simulator_control, backend_dsn, caplog,
+):
+    """The one inbound content a store must refuse — a key longer than any unique index holds
+    (WhatsApp never sends one; the simulator can) — is logged in full and acknowledged; the
+    messages around it are stored and the session carries on without a restart."""
+    settings = flow_settings(tmp_path, simulator.url, backend_dsn)
+    unkeyable = "9" * 600 + "@s.whatsapp.net"
+    async with flow_node(settings) as (node, _):
+        await provision(node, simulator_control, "victim")
+        ids = [await simulator_control.send_message("victim", "before", sender=contact(1)),
+               await simulator_control.send_message("victim", "poison", sender=unkeyable, push_name="\ud800"),
+               await simulator_control.send_message("victim", "after", sender=contact(2))]
+
+        async def around_stored():
+            return all([await node.store.get_message("victim", wa_id) for wa_id in (ids[0], ids[2])])
+
+        await eventually(around_stored)
+
+        async def acked():
+            return (await simulator_control.account("victim"))["queued"] == 0
+
+        await eventually(acked)
+        assert await node.store.get_message("victim", ids[1]) is None
+        assert await node.store.count_messages("victim") == 2
+        quarantined = [r.getMessage() for r in caplog.records if "quarantined" in r.getMessage()]
+        assert len(quarantined) == 1 and ids[1] in quarantined[0] and unkeyable in quarantined[0]
+        assert node.board.get("victim").status is SessionStatus.CONNECTED
+        assert [e for e in node.system.history()
+                if e.kind in (EventKind.RESTARTED, EventKind.INTENSITY_EXCEEDED)
+                or (e.kind is EventKind.EXITED and not e.reason.startswith("normal:"))] == []
+        late = await simulator_control.send_message("victim", "later", sender=contact(3))
+
+        async def late_stored():
+            return await node.store.get_message("victim", late)
+
+        await eventually(late_stored)
