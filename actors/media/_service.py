@@ -52,7 +52,8 @@ class MediaDispatcher(Actor):
     async def on_start(self) -> None:
         recovered = await self.deps.store.recover_running(Queue.MEDIA)
         if recovered:
-            _LOG.info("media: %d downloads interrupted by the last stop queued again", recovered)
+            _LOG.info("media: %d downloads interrupted by the last stop taken back (queued again, or "
+                      "quarantined at their third interruption)", recovered)
         self.ctx.nursery.start_soon(self._dispatch_jobs)
 
     async def receive(self, message: Any) -> Any:

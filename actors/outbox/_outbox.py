@@ -131,7 +131,8 @@ class OutboxService(Actor):
         store = self.deps.store
         recovered = await store.recover_running(Queue.OUTBOX)
         if recovered:
-            _LOG.info("outbox: %d sends interrupted by the last stop queued again", recovered)
+            _LOG.info("outbox: %d sends interrupted by the last stop taken back (queued again, or "
+                      "quarantined at their third interruption)", recovered)
         self._paused_by_status = {s for s in await store.paused(Queue.OUTBOX) if s}
         updates = self.deps.board.subscribe()
         for info in self.deps.board.all():
