@@ -102,6 +102,14 @@ def _wa_key(field: str, value: Any) -> str:
     return storable(_present(field, value, MAX_KEY_CHARS))[0]
 
 
+def _receipt_key(value: str) -> str | None:
+    """The stored form of a message id a receipt names, or None when no stored message can have
+    it (empty or over MAX_KEY_CHARS): a receipt is WhatsApp's too, never an error for its id."""
+    if not isinstance(value, str) or not value or len(value) > MAX_KEY_CHARS:
+        return None
+    return storable(value)[0]
+
+
 def _upsert_contact(tenant_id: str, jid: str, name: str, is_group: bool) -> core.UpsertContact:
     clean, raw = storable(name or "")
     return core.UpsertContact(_text("tenant_id", tenant_id), _wa_key("jid", jid), clean, bool(is_group), raw)
@@ -319,9 +327,12 @@ class Store(StoreReads):
     async def update_message_status(
         self, session_id: str, wa_id: str, status: DeliveryStatus, *, timeout: float | None = None
     ) -> bool:
-        """Apply a receipt; statuses only move forward. Returns False if nothing changed."""
-        op = core.UpdateMessageStatus(session_id, wa_id, DeliveryStatus(status))
-        return await self._write(op, timeout)
+        """Apply a receipt; statuses only move forward. Returns False if nothing changed (an id no
+        stored message can have included: see :func:`_receipt_key`)."""
+        key = _receipt_key(wa_id)
+        if key is None:
+            return False
+        return await self._write(core.UpdateMessageStatus(session_id, key, DeliveryStatus(status)), timeout)
 
     # -- outbox -------------------------------------------------------------------------------
 
@@ -355,8 +366,10 @@ class Store(StoreReads):
         self, session_id: str, message_id: str, delivery: DeliveryStatus, *, timeout: float | None = None
     ) -> bool:
         """A delivery/read receipt for a sent item (forward only). False if nothing changed."""
-        op = queues.OutboxReceipt(session_id, message_id, DeliveryStatus(delivery))
-        return await self._write(op, timeout)
+        key = _receipt_key(message_id)
+        if key is None:
+            return False
+        return await self._write(queues.OutboxReceipt(session_id, key, DeliveryStatus(delivery)), timeout)
 
     # -- media jobs ---------------------------------------------------------------------------
 

@@ -57,6 +57,16 @@ async def test_a_whatsapp_id_with_unstorable_characters_maps_to_one_stored_key(s
     assert (await store.get_message("s1", "id\ufffd")).id == first.message_id
 
 
+async def test_a_receipt_for_an_id_no_message_can_have_changes_nothing_and_never_fails(store):
+    contact = await seed(store)
+    await store.insert_message(message(contact, "id\ud800", from_me=True))
+    assert await store.update_message_status("s1", "id\ud800", "delivered")  # the same stored key
+    assert (await store.get_message("s1", "id\ufffd")).status == "delivered"
+    for wa_id in ("\ud800\x00", "x" * (MAX_KEY_CHARS + 1)):
+        assert not await store.update_message_status("s1", wa_id, "read")
+        assert not await store.outbox_receipt("s1", wa_id, "read")
+
+
 async def test_unstorable_contact_names_are_kept_clean_with_the_raw_form(store):
     await seed(store)
     poison = await store.upsert_contact("acme", "77@s.whatsapp.net", "Ana \ud800\x00")
