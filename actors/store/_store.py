@@ -227,6 +227,8 @@ class Store(StoreReads):
         self, session_id: str, status: str, reason: str | None = None, *, timeout: float | None = None
     ) -> SessionRecord:
         """Raises NotFound for an unknown session."""
+        # a reason may quote what a driver or WhatsApp said: kept, cleaned, never a failed write
+        reason = None if reason is None else storable(reason)[0]
         op = core.SetSessionStatus(_text("session_id", session_id), _text("status", status), reason)
         return await self._write(op, timeout)
 
@@ -390,6 +392,8 @@ class Store(StoreReads):
         """Subscribe ``url`` to ``events`` ("*" = all)."""
         if not events or not all(isinstance(e, str) and e for e in events):
             raise InvalidInput(f"events: must be a non-empty list of event names, got {events!r}")
+        if secret:
+            _text("secret", secret)
         op = queues.CreateWebhook(_text("tenant_id", tenant_id), _text("url", url), tuple(events), secret)
         return await self._write(op, timeout)
 
@@ -474,7 +478,8 @@ class Store(StoreReads):
     ) -> AuditEntry:
         """Record a supervision action (who did what to which target, and how it ended)."""
         op = core.AppendAudit(
-            _text("who", who), _text("action", action), _text("target", target), _text("result", result), detail
+            _text("who", who), _text("action", action), _text("target", target), _text("result", result),
+            None if detail is None else storable(detail)[0],  # may quote a refused request: kept, cleaned
         )
         return await self._write(op, timeout)
 

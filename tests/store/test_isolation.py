@@ -91,6 +91,13 @@ async def test_our_own_callers_unstorable_text_is_refused_by_name(store):
         await store.enqueue_outbox("acme", "s1", "k" * 60_000, "1@s.whatsapp.net", {"text": "x"})
     with pytest.raises(InvalidInput, match=f"^jid: at most {MAX_KEY_CHARS} characters"):
         await store.upsert_contact("acme", "9" * (MAX_KEY_CHARS + 1) + "@s.whatsapp.net", "x")
+    with pytest.raises(InvalidInput, match="^secret: must be valid Unicode"):
+        await store.create_webhook("acme", "https://example.com/hook", ["*"], secret="s\ud800")
+    with pytest.raises(InvalidInput, match="^queue: must be valid Unicode"):
+        await store.transfer_ticket(1, queue="sales\x00")
+    # what only reports what others said is kept, cleaned
+    assert (await store.set_session_status("s1", "failed", "WhatsApp said \ud800")).reason == "WhatsApp said \ufffd"
+    assert (await store.append_audit("admin", "retry", "outbox/1", "refused", "bad \x00")).detail == "bad \ufffd"
     # refused before anything was written
     assert await store.get_tenant("other") is None
     assert await store.list_jobs(Queue.OUTBOX) == []
