@@ -6,12 +6,13 @@ SessionActor (``DownloadMedia``); check the real size; detect the type from the 
 ``media_dir/<tenant>/<yyyy>/<mm>/<message id>.<ext>`` atomically (no temp file survives a
 failure); record it on the job and the message; publish ``message.updated``.
 
-Failures that a retry can fix (session not connected, timeouts, a disk that refused the file) go back to the queue with
-exponential backoff until ``media.attempts`` claims were made; the others (too large, gone
-from WhatsApp, an unreadable source) are dead letters at once. The actor then ends normally.
+Failures that a retry can fix (session not connected, timeouts, a disk that refused the file)
+go back to the queue with exponential backoff until ``media.attempts`` claims were made; the
+others (too large, gone from WhatsApp, an unreadable source) are dead letters at once. The
+actor then ends normally.
 
-Item isolation (DESIGN §10): anything else the job's content makes fail (a file the disk refuses,
-a reply of the wrong shape...) quarantines the job — dead at once, ``last_error`` starting with
+Item isolation (DESIGN §10): anything else the job's content makes fail (a corrupt row, a reply
+of the wrong shape...) quarantines the job — dead at once, ``last_error`` starting with
 ``quarantined:`` — and the actor still ends normally; only an unreachable store fails it (the job
 then stays ``running`` and is taken back later; taken back three times, the store quarantines it).
 """

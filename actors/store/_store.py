@@ -91,7 +91,8 @@ def _text(field: str, value: Any, max_chars: int | None = None) -> str:
     both backends alike, before anything is written."""
     _present(field, value, max_chars)
     if storable(value)[1] is not None:
-        raise InvalidInput(f"{field}: must be valid Unicode text without NUL (a lone surrogate or NUL cannot be stored)")
+        raise InvalidInput(f"{field}: must be valid Unicode text without NUL "
+                           "(a lone surrogate or NUL cannot be stored)")
     return value
 
 
@@ -239,7 +240,8 @@ class Store(StoreReads):
         """Find or create a contact by (tenant, jid); a non-empty ``name`` refreshes the stored one.
 
         A name no backend can store as is is kept cleaned, its original in ``raw_name`` (as
-        message bodies, see :meth:`insert_messages`). Raises InvalidInput for an over-long (MAX_KEY_CHARS) ``jid``."""
+        message bodies, see :meth:`insert_messages`). Raises InvalidInput for an over-long
+        (MAX_KEY_CHARS) ``jid``."""
         return await self._write(_upsert_contact(tenant_id, jid, name, is_group), timeout)
 
     # -- tickets ------------------------------------------------------------------------------
