@@ -15,9 +15,10 @@ from actors.store import Message, OutboxItem, Ticket
 
 MESSAGE_CREATED = "message.created"
 MESSAGE_UPDATED = "message.updated"  # media stored, delivery status moved
+MESSAGE_SEND_UNKNOWN = "message.send_unknown"  # a send's outcome is unknown: never re-sent without an admin retry
 TICKET_CREATED = "ticket.created"
 TICKET_UPDATED = "ticket.updated"  # accepted, transferred, closed, reopened
-OUTBOX_UPDATED = "outbox.updated"  # sent, failed, delivered, read
+OUTBOX_UPDATED = "outbox.updated"  # sending, sent, failed, unknown, delivered, read
 OUTBOX_PAUSED = "outbox.paused"  # a session's sends wait (banned, logged out, disconnected)
 OUTBOX_RESUMED = "outbox.resumed"
 
@@ -54,6 +55,6 @@ def outbox_payload(item: OutboxItem) -> dict[str, Any]:
     return {
         "id": item.id, "session_id": item.session_id, "ticket_id": item.ticket_id,
         "idempotency_key": item.idempotency_key, "message_id": item.message_id, "to": item.to_jid,
-        "status": str(item.status), "delivery": str(item.delivery), "attempts": item.attempts,
-        "last_error": item.last_error,
+        "wa_id": item.wa_id, "status": str(item.status), "delivery": str(item.delivery),
+        "attempts": item.attempts, "last_error": item.last_error,
     }

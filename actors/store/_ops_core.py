@@ -468,7 +468,12 @@ async def insert_messages(
 
 @attrs.frozen
 class UpdateMessageStatus:
-    """Move a message's delivery status forward (a receipt); returns False when it changed nothing."""
+    """Move a message's delivery status forward (a receipt); returns False when it changed nothing.
+
+    A receipt for an id no stored message has is kept in ``early_receipts`` (the highest status
+    wins): WhatsApp may report a sent message delivered before the send's answer, which carries
+    the id, is recorded; storing that message then applies it (``OutboxSent``).
+    """
 
     session_id: str
     wa_id: str
@@ -483,7 +488,19 @@ class UpdateMessageStatus:
             "RETURNING id",
             self.session_id, self.wa_id, str(self.status),
         )
-        return row is not None
+        if row is not None:
+            return True
+        stored = await tx.fetchval(
+            "SELECT 1 FROM messages WHERE session_id = $1 AND wa_id = $2", self.session_id, self.wa_id
+        )
+        if stored is None:
+            await tx.execute(
+                "INSERT INTO early_receipts (session_id, wa_id, status, at) VALUES ($1, $2, $3, $4) "
+                "ON CONFLICT (session_id, wa_id) DO UPDATE SET status = excluded.status, at = excluded.at "
+                f"WHERE early_receipts.status IN ({listed})",
+                self.session_id, self.wa_id, str(self.status), now,
+            )
+        return False
 
 
 @attrs.frozen

@@ -39,13 +39,20 @@ class TicketOutcome(enum.StrEnum):
 class JobStatus(enum.StrEnum):
     """States shared by the three persistent queues (outbox, media jobs, webhook deliveries).
 
-    ``queued`` waits for ``next_attempt_at``; ``running`` is claimed by a worker (an outbox item
-    being sent); ``done`` finished well; ``dead`` gave up (the outbox calls it *failed*, it is the
-    same dead letter). The outbox additionally tracks receipts in :class:`DeliveryStatus`.
+    ``queued`` waits for ``next_attempt_at``; ``running`` is claimed by a worker; ``done``
+    finished well; ``dead`` gave up (the outbox calls it *failed*, it is the same dead letter).
+
+    The outbox has two more: ``sending`` — handed to the driver, WhatsApp may have it from here
+    on — and ``unknown`` — a send whose outcome nobody knows (no answer in time, the connection
+    or the worker died after it went out, the process died while it was ``sending``). An
+    ``unknown`` row is never sent again by itself: only an operator's retry does (it may then
+    reach the contact twice). The outbox additionally tracks receipts in :class:`DeliveryStatus`.
     """
 
     QUEUED = "queued"
     RUNNING = "running"
+    SENDING = "sending"
+    UNKNOWN = "unknown"
     DONE = "done"
     DEAD = "dead"
 
@@ -58,6 +65,7 @@ class DeliveryStatus(enum.StrEnum):
     SENT = "sent"
     DELIVERED = "delivered"
     READ = "read"
+    PLAYED = "played"  # a voice note or video the contact played (after reading)
     FAILED = "failed"
 
 
@@ -69,6 +77,7 @@ DELIVERY_RANK = {
     DeliveryStatus.SENT: 2,
     DeliveryStatus.DELIVERED: 3,
     DeliveryStatus.READ: 4,
+    DeliveryStatus.PLAYED: 5,
 }
 
 
@@ -208,6 +217,10 @@ class FoundTicket:
 
 @attrs.frozen
 class OutboxItem:
+    """A send request. ``message_id`` is zapvisor's own name for it, fixed at enqueue (the
+    driver's request key); ``wa_id`` is the id WhatsApp gave the message, known once it
+    answered the send (None before, and for a send whose outcome is unknown)."""
+
     id: int
     tenant_id: str
     session_id: str
@@ -223,6 +236,17 @@ class OutboxItem:
     last_error: str | None
     created_at: float
     updated_at: float
+    wa_id: str | None = None
+
+
+@attrs.frozen
+class OutboxSentRecord:
+    """Result of :meth:`Store.outbox_sent`: the finished row, and the outbound message stored with
+    it (``message_id``, its status: ``sent``, or further when a receipt arrived first)."""
+
+    item: OutboxItem
+    message_id: int
+    status: DeliveryStatus
 
 
 @attrs.frozen

@@ -14,7 +14,8 @@ driver events → SessionActor (a batch: the messages waiting together) → :met
 4. return: only now does the session acknowledge the message to WhatsApp. A crash anywhere
    before this point means WhatsApp re-delivers it, and the store answers AlreadyStored.
 
-Receipts move stored messages and outbox items forward (delivered, read) and are published.
+Receipts move stored messages and outbox items forward (delivered, read, played), matched by
+WhatsApp's id (the outbox records it with each send), and are published.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ TICKET_CACHE = 50_000
 _RECEIPT_STATUS = {
     ReceiptKind.DELIVERED: DeliveryStatus.DELIVERED,
     ReceiptKind.READ: DeliveryStatus.READ,
-    ReceiptKind.PLAYED: DeliveryStatus.READ,
+    ReceiptKind.PLAYED: DeliveryStatus.PLAYED,
 }
 
 

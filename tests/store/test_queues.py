@@ -25,12 +25,16 @@ async def test_outbox_is_claimed_head_of_line_per_session(store, wall_clock):
     wall_clock.now = retry_at
     again = await store.claim_outbox(session_id="s1")
     assert [(i.id, i.attempts) for i in again] == [(a1.id, 2)]
-    sent = await store.outbox_sent(a1.id)
-    assert (sent.status, sent.delivery) == ("done", "sent")
+    sending = await store.outbox_sending(a1.id)
+    assert sending.status == "sending"
+    assert await store.claim_outbox(session_id="s1") == []  # a1 is in flight: a2 still waits
+    sent = (await store.outbox_sent(a1.id, "WA-1", sent_at=wall_clock.now)).item
+    assert (sent.status, sent.delivery, sent.wa_id) == ("done", "sent", "WA-1")
     assert [i.id for i in await store.claim_outbox(session_id="s1")] == [a2.id]
 
-    assert await store.outbox_receipt("s1", a1.message_id, DeliveryStatus.READ)
-    assert not await store.outbox_receipt("s1", a1.message_id, DeliveryStatus.DELIVERED)  # never backwards
+    assert await store.outbox_receipt("s1", "WA-1", DeliveryStatus.READ)  # receipts carry WhatsApp's id
+    assert not await store.outbox_receipt("s1", "WA-1", DeliveryStatus.DELIVERED)  # never backwards
+    assert not await store.outbox_receipt("s1", a1.message_id, DeliveryStatus.PLAYED)  # our own id is not WhatsApp's
     assert (await store.get_job(Queue.OUTBOX, a1.id)).delivery == "read"
 
 
@@ -41,8 +45,8 @@ async def test_outbox_dead_letter_and_retry(store):
     dead = await store.job_failed(Queue.OUTBOX, item.id, "banned", retry_at=None)
     assert (dead.status, dead.delivery) == ("dead", "failed")
     assert [j.id for j in await store.list_jobs(Queue.OUTBOX, JobStatus.DEAD)] == [item.id]
-    with pytest.raises(Conflict, match="not running"):
-        await store.outbox_sent(item.id)
+    with pytest.raises(Conflict, match="not sending"):
+        await store.outbox_sent(item.id, "WA-X", sent_at=0.0)
     revived = await store.retry_job(Queue.OUTBOX, item.id)
     assert (revived.status, revived.attempts, revived.delivery, revived.last_error) == ("queued", 0, "pending", None)
 
