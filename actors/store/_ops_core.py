@@ -320,11 +320,12 @@ class InsertMessages:
 
 _MESSAGE_COLUMNS = (
     "tenant_id", "session_id", "wa_id", "contact_id", "ticket_id", "from_me", "body",
-    "media_type", "status", "sent_at", "created_at",
+    "media_type", "status", "sent_at", "created_at", "quoted_wa_id",
 )
 _PG_MESSAGE_TYPES = (
-    "text", "text", "text", "bigint", "bigint", "bigint", "text", "text", "text", "float8", "float8",
+    "text", "text", "text", "bigint", "bigint", "bigint", "text", "text", "text", "float8", "float8", "text",
 )
+_NOW = f"${len(_PG_MESSAGE_TYPES) + 2}"  # the parameter after the column arrays and media_source
 _BUMP = (  # applied to tickets t from per-ticket aggregates b (unread, body, at); $N = now
     "unread = t.unread + b.unread, "
     "last_message = CASE WHEN t.last_message_at IS NULL OR t.last_message_at <= b.at THEN b.body "
@@ -351,9 +352,9 @@ _PG_INSERT_MESSAGES = (
     "bumps AS (SELECT ticket_id, count(*) FILTER (WHERE from_me = 0) AS unread, "
     "(array_agg(body ORDER BY sent_at DESC, ord DESC))[1] AS body, max(sent_at) AS at "
     "FROM fresh WHERE ticket_id IS NOT NULL GROUP BY ticket_id), "
-    f"bumped AS (UPDATE tickets t SET {_BUMP}, updated_at = $13 FROM bumps b WHERE t.id = b.ticket_id), "
+    f"bumped AS (UPDATE tickets t SET {_BUMP}, updated_at = {_NOW} FROM bumps b WHERE t.id = b.ticket_id), "
     "media AS (INSERT INTO media_jobs (tenant_id, message_id, status, next_attempt_at, created_at, updated_at, "
-    "source) SELECT tenant_id, id, 'queued', $13, $13, $13, media_source FROM fresh "
+    f"source) SELECT tenant_id, id, 'queued', {_NOW}, {_NOW}, {_NOW}, media_source FROM fresh "
     "WHERE media_source IS NOT NULL ON CONFLICT (message_id) DO NOTHING) "
     "SELECT id, session_id, wa_id FROM inserted"
 )
@@ -438,7 +439,7 @@ async def insert_messages(
     messages = [m for op in ops for m in op.messages]
     rows = [
         (m.tenant_id, m.session_id, m.wa_id, m.contact_id, m.ticket_id, int(m.from_me), m.body,
-         m.media_type, str(m.status), float(m.sent_at), now)
+         m.media_type, str(m.status), float(m.sent_at), now, m.quoted_wa_id)
         for m in messages
     ]
     if tx.dialect == "postgres":

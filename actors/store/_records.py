@@ -176,6 +176,8 @@ class NewMessage:
     #: Where to download the attachment (JSON, driver-specific); when set, storing the message also
     #: queues its media job in the same transaction, so a stored message never lacks its download.
     media_source: str | None = None
+    #: WhatsApp's id of the message this one quotes (replies to); resolve it with ``get_message``.
+    quoted_wa_id: str | None = None
 
 
 @attrs.frozen
@@ -193,6 +195,7 @@ class Message:
     status: DeliveryStatus = attrs.field(converter=_delivery_status)
     sent_at: float
     created_at: float
+    quoted_wa_id: str | None = None  # WhatsApp's id of the quoted message (see NewMessage)
 
 
 @attrs.frozen

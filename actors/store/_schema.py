@@ -193,6 +193,9 @@ _V_WA_IDS = [
         at {float} NOT NULL,
         PRIMARY KEY (session_id, wa_id))""",
     "CREATE INDEX early_receipts_by_age ON early_receipts (at)",
+    # the WhatsApp id of the message an inbound message quotes (a reply to an agent's message
+    # names the id WhatsApp gave it, which the outbox now records)
+    "ALTER TABLE messages ADD COLUMN quoted_wa_id TEXT",
 ]
 
 #: Every migration in order; index i holds version i + 1.

@@ -68,7 +68,7 @@ def _new_message(tenant_id: str, session_id: str, contact_id: int, ticket_id: in
         tenant_id=tenant_id, session_id=session_id, wa_id=message.id, contact_id=contact_id, ticket_id=ticket_id,
         from_me=message.from_me, body=message.text, sent_at=message.timestamp,
         media_type=None if message.media is None else message.media.kind.value,
-        media_source=media_source(session_id, message),
+        media_source=media_source(session_id, message), quoted_wa_id=message.quoted_id,
     )
 
 
