@@ -244,6 +244,14 @@ class OutboxService(Actor):
                 return await self._failed(item, f"attachment unreadable: {exc}")
             attachment = OutboundMedia(data, MediaKind(media["kind"]), media["mimetype"], media.get("file_name"), text)
             request = SendMedia(item.to_jid, attachment, item.message_id)
+        # From here WhatsApp may get the message. A stop (SIGTERM, a restart of this service) waits
+        # for the answer and records it — at most the send timeout plus the store's writes — so a
+        # graceful stop never leaves a send unknown; only a crash or kill -9 can.
+        with trio.CancelScope(shield=True):
+            return await self._hand_over(item, path, request, media["kind"] if media else None)
+
+    async def _hand_over(self, item: OutboxItem, path: str, request: Any, media_type: str | None) -> float | None:
+        """Mark the item ``sending``, ask the session to send it, record the outcome."""
         try:
             await self.deps.store.outbox_sending(item.id)
         except Conflict:
@@ -257,7 +265,7 @@ class OutboxService(Actor):
             return None
         match reply:
             case SendResult():
-                await self._sent(item, reply, media["kind"] if media else None)
+                await self._sent(item, reply, media_type)
                 return None
             case RequestFailed(kind, message) if kind in NOT_SENT:
                 return await self._failed(item, f"{kind}: {message}")
