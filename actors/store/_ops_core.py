@@ -467,6 +467,12 @@ async def insert_messages(
     return per_op
 
 
+EARLY_RECEIPT_TTL = 3600.0
+"""Seconds a receipt for an id no stored message has is kept for the send's answer to be recorded
+(normally milliseconds later). Receipts that never match (a group message sent from the phone,
+which the helpdesk does not store) are swept after it, so the table holds at most this much."""
+
+
 @attrs.frozen
 class UpdateMessageStatus:
     """Move a message's delivery status forward (a receipt); returns False when it changed nothing.
@@ -495,6 +501,7 @@ class UpdateMessageStatus:
             "SELECT 1 FROM messages WHERE session_id = $1 AND wa_id = $2", self.session_id, self.wa_id
         )
         if stored is None:
+            await tx.execute("DELETE FROM early_receipts WHERE at < $1", now - EARLY_RECEIPT_TTL)
             await tx.execute(
                 "INSERT INTO early_receipts (session_id, wa_id, status, at) VALUES ($1, $2, $3, $4) "
                 "ON CONFLICT (session_id, wa_id) DO UPDATE SET status = excluded.status, at = excluded.at "

@@ -135,10 +135,6 @@ _IN_FLIGHT = {
     Queue.WEBHOOKS: "('running')",
 }
 
-#: Receipts for an id no stored message has yet are kept this long (seconds) for the send's
-#: answer to be recorded (normally milliseconds later); then swept.
-EARLY_RECEIPT_TTL = 3600.0
-
 
 @attrs.frozen
 class CompleteJob:
@@ -271,7 +267,6 @@ class OutboxSent:
             status = DeliveryStatus(early)
             row = await tx.fetchrow("UPDATE outbox SET delivery = $2 WHERE id = $1 RETURNING *", item.id, str(status))
             item = from_row(OutboxItem, row)
-        await tx.execute("DELETE FROM early_receipts WHERE at < $1", now - EARLY_RECEIPT_TTL)
         contact = await UpsertContact(item.tenant_id, item.to_jid, "", False).apply(tx, now)
         message = NewMessage(
             tenant_id=item.tenant_id, session_id=item.session_id, wa_id=self.wa_id, contact_id=contact.id,

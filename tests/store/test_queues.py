@@ -171,3 +171,52 @@ async def test_next_due_tells_the_worker_when_to_look_again(store, wall_clock):
     assert await store.next_due(Queue.MEDIA) is None
     with pytest.raises(InvalidInput, match="session_id"):
         await store.next_due(Queue.MEDIA, session_id="s1")
+
+
+async def test_a_receipt_before_the_sends_answer_is_applied_when_the_id_is_recorded(store, wall_clock):
+    contact = await seed(store)
+    ticket = (await store.find_or_create_ticket("acme", "s1", contact.id, reopen_window=0)).ticket
+    item = (await store.enqueue_outbox("acme", "s1", "k", contact.jid, {"text": "hi"}, ticket_id=ticket.id)).item
+    await store.claim_outbox()
+    await store.outbox_sending(item.id)
+    # WhatsApp's receipts arrive before the send's answer is committed: nothing to move yet
+    assert not await store.update_message_status("s1", "WA-1", DeliveryStatus.DELIVERED)
+    assert not await store.update_message_status("s1", "WA-1", DeliveryStatus.READ)
+    assert not await store.update_message_status("s1", "WA-1", DeliveryStatus.DELIVERED)  # late, lower: kept READ
+    record = await store.outbox_sent(item.id, "WA-1", sent_at=wall_clock.now)
+    assert (record.status, record.item.delivery, record.item.wa_id) == ("read", "read", "WA-1")
+    stored = await store.get_message("s1", "WA-1")
+    assert (stored.id, stored.status, stored.from_me, stored.ticket_id) == (record.message_id, "read", True, ticket.id)
+    assert await store.update_message_status("s1", "WA-1", DeliveryStatus.PLAYED)  # then as usual, forward only
+
+
+async def test_early_receipts_that_never_match_are_swept(store, wall_clock):
+    await seed(store)
+    assert not await store.update_message_status("s1", "PHONE-GROUP-1", DeliveryStatus.READ)
+    wall_clock.now += 3601  # past EARLY_RECEIPT_TTL; the next unmatched receipt sweeps the old one
+    assert not await store.update_message_status("s1", "PHONE-GROUP-2", DeliveryStatus.READ)
+    left = await store._fetch("SELECT wa_id FROM early_receipts ORDER BY wa_id")
+    assert [row["wa_id"] for row in left] == ["PHONE-GROUP-2"]
+
+
+async def test_unknown_sends_wait_for_an_admin_and_a_late_answer_resolves_them(store, wall_clock):
+    await seed(store)
+    a = (await store.enqueue_outbox("acme", "s1", "a", "1@s.whatsapp.net", {"text": "a"})).item
+    b = (await store.enqueue_outbox("acme", "s1", "b", "1@s.whatsapp.net", {"text": "b"})).item
+    await store.claim_outbox()
+    await store.outbox_sending(a.id)
+    assert not await store.remove_job(Queue.OUTBOX, a.id)  # in flight: not removable
+    with pytest.raises(Conflict, match="sending: only queued, dead or unknown"):
+        await store.retry_job(Queue.OUTBOX, a.id)
+    [unknown] = await store.outbox_unknown("zapvisor stopped mid-send")  # every sending row, at start
+    assert (unknown.id, unknown.status, unknown.last_error) == (a.id, "unknown", "zapvisor stopped mid-send")
+    assert await store.outbox_unknown("again") == []
+    assert [i.id for i in await store.claim_outbox()] == [b.id]  # an unknown row does not hold the line
+    await store.outbox_sending(b.id)
+    late = await store.outbox_sent(a.id, "WA-A", sent_at=wall_clock.now)  # its answer did come after all
+    assert (late.item.status, late.item.wa_id, late.item.last_error) == ("done", "WA-A", None)
+    [b_unknown] = await store.outbox_unknown("no answer", item_id=b.id)
+    retried = await store.retry_job(Queue.OUTBOX, b_unknown.id)  # the deliberate re-send
+    assert (retried.status, retried.attempts, retried.delivery) == ("queued", 0, "pending")
+    with pytest.raises(InvalidInput, match="outbox_sent"):
+        await store.job_done(Queue.OUTBOX, b.id)
