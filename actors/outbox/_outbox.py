@@ -29,7 +29,9 @@ second message: nothing can dedupe it. The outbox therefore commits a row as ``s
 A session that is banned, logged out or otherwise parked has its outbox paused in the store
 (new sends are still accepted) and the pause is published with the session's reason; it
 resumes when the session connects again. At start every item left ``running`` (claimed, never
-handed over) goes back to ``queued``, and every item left ``sending`` becomes ``unknown``.
+handed over) goes back to ``queued``, and every item left ``sending`` becomes ``unknown``; so
+does a session's ``sending`` item this service did not hand over itself when it starts sending
+for that session (a session taken over from another node that died mid-send).
 """
 
 from __future__ import annotations
@@ -99,6 +101,10 @@ leaves its outcome unknown."""
 BOOT_UNKNOWN = "zapvisor stopped while this send was with WhatsApp's driver: WhatsApp may have it"
 """Why a row found ``sending`` at start is ``unknown``."""
 
+TAKEN_OVER = "the session's previous owner was sending this when it lost the session: WhatsApp may have it"
+"""Why a row found ``sending`` when this node starts sending for a session is ``unknown`` (its
+sender was another node, or an earlier life of this service)."""
+
 RETRY_SLACK = 0.05
 """Re-check this soon when a retry was due but the store did not hand it out yet (clock skew)."""
 
@@ -135,6 +141,7 @@ class OutboxService(Actor):
         self.deps = deps
         self._senders: dict[str, _Sender] = {}
         self._paused_by_status: set[str] = set()
+        self._in_flight: set[int] = set()  # outbox rows this service has handed to a session
 
     async def on_start(self) -> None:
         store = self.deps.store
@@ -192,6 +199,10 @@ class OutboxService(Actor):
                 self.deps.publisher.emit(info.tenant_id, OUTBOX_RESUMED, {"session_id": sid})
             sender = self._senders.get(sid)
             if sender is None or not sender.active:
+                # a send left ``sending`` by whoever sent for this session before (another node) would
+                # hold the session's line for ever: its outcome is unknown
+                for item in await store.outbox_unknown(TAKEN_OVER, session_id=sid, keep=tuple(self._in_flight)):
+                    self._announce_unknown(item)
                 sender = self._senders[sid] = _Sender(sid, info.tenant_id)
                 self.ctx.nursery.start_soon(self._sender_loop, sender)
             return
@@ -248,14 +259,18 @@ class OutboxService(Actor):
         # for the answer and records it — at most the send timeout plus the store's writes — so a
         # graceful stop never leaves a send unknown; only a crash or kill -9 can.
         with trio.CancelScope(shield=True):
-            return await self._hand_over(item, path, request, media["kind"] if media else None)
+            self._in_flight.add(item.id)
+            try:
+                return await self._hand_over(item, path, request, media["kind"] if media else None)
+            finally:
+                self._in_flight.discard(item.id)
 
     async def _hand_over(self, item: OutboxItem, path: str, request: Any, media_type: str | None) -> float | None:
         """Mark the item ``sending``, ask the session to send it, record the outcome."""
         try:
             await self.deps.store.outbox_sending(item.id)
         except Conflict:
-            return None  # an administrator removed it meanwhile
+            return None  # an administrator removed it meanwhile (or a restarting node requeued it)
         try:
             reply = await self.ctx.system.ref(path).ask(request, self.deps.send_timeout)
         except ChildNotFound as exc:  # no session to hand it to: nothing was sent

@@ -215,18 +215,29 @@ class MarkSendsUnknown:
     """Sends whose outcome nobody knows: ``sending`` → ``unknown`` with ``error`` saying why.
 
     One item (``item_id``: its answer timed out, or its connection or worker died after it went
-    out), or every ``sending`` row (``item_id`` None: at start-up, their process died mid-send).
-    Returns the rows changed (none if the item was not ``sending``: it finished meanwhile).
+    out); one session's (``session_id``: a node takes the session over, so the previous owner's
+    sends in flight are not its own — except those in ``keep``, still in flight here); or every
+    ``sending`` row (neither: at start-up, their process died mid-send). Returns the rows changed
+    (none if the item was not ``sending``: it finished meanwhile).
     """
 
     item_id: int | None
     error: str
+    session_id: str | None = None
+    keep: tuple[int, ...] = ()
 
     async def apply(self, tx: Any, now: float) -> list[OutboxItem]:
-        only = "" if self.item_id is None else "AND id = $3"
-        args = (self.error, now) + (() if self.item_id is None else (self.item_id,))
+        args: list[Any] = [self.error, now]
+        where = ["status = 'sending'"]
+        for column, value in (("id", self.item_id), ("session_id", self.session_id)):
+            if value is not None:
+                args.append(value)
+                where.append(f"{column} = ${len(args)}")
+        for item_id in self.keep:
+            args.append(item_id)
+            where.append(f"id <> ${len(args)}")
         rows = await tx.fetch(
-            f"UPDATE outbox SET status = 'unknown', last_error = $1, updated_at = $2 WHERE status = 'sending' {only} "
+            f"UPDATE outbox SET status = 'unknown', last_error = $1, updated_at = $2 WHERE {' AND '.join(where)} "
             "RETURNING *",
             *args,
         )

@@ -319,11 +319,14 @@ class Store(StoreReads):
         return await self._write(queues.OutboxSent(item_id, _text("wa_id", wa_id), float(sent_at), media_type), timeout)
 
     async def outbox_unknown(
-        self, error: str, *, item_id: int | None = None, timeout: float | None = None
+        self, error: str, *, item_id: int | None = None, session_id: str | None = None,
+        keep: tuple[int, ...] = (), timeout: float | None = None,
     ) -> list[OutboxItem]:
         """Mark sends whose outcome is unknown (``sending`` → ``unknown``, ``error`` says why):
-        one item, or every ``sending`` one (``item_id`` None, at start-up). Returns those changed."""
-        return await self._write(queues.MarkSendsUnknown(item_id, _text("error", error)), timeout)
+        one item, one session's but those in ``keep`` (a session taken over), or every ``sending``
+        one (neither given: at start-up). Returns those changed."""
+        op = queues.MarkSendsUnknown(item_id, _text("error", error), session_id, tuple(keep))
+        return await self._write(op, timeout)
 
     async def outbox_receipt(
         self, session_id: str, wa_id: str, delivery: DeliveryStatus, *, timeout: float | None = None

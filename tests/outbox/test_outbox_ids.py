@@ -112,8 +112,9 @@ class StandInSession(Actor):
 
 
 @asynccontextmanager
-async def running_outbox(tmp_path, session: Actor, events: Events) -> AsyncIterator[tuple[Store, ActorRef]]:
-    """A store, the actor system with ``session`` as s1 (connected), and the outbox service."""
+async def running_outbox(tmp_path, session: Actor, events: Events, *, connected: bool = True
+                         ) -> AsyncIterator[tuple[Store, ActorRef, StatusBoard]]:
+    """A store, the actor system with ``session`` as s1 (connected unless told), and the outbox service."""
     async with open_store(SqliteBackend(tmp_path / "z.db")) as store:
         await store.upsert_tenant("acme", "Acme")
         board = StatusBoard(debounce=0.05)
@@ -122,8 +123,9 @@ async def running_outbox(tmp_path, session: Actor, events: Events) -> AsyncItera
         async with open_actor_system([tenants_spec()]) as system:
             await system.supervisor("/tenants").start_child(tenant_spec("acme", RestartLimiter(rate=10, burst=10)))
             await system.supervisor("/tenants/acme/sessions").start_child(ChildSpec("s1", lambda: session))
-            board.set("s1", "acme", SessionStatus.CONNECTED)
-            yield store, await system.supervisor("/").start_child(ChildSpec("outbox", lambda: OutboxService(deps)))
+            if connected:
+                board.set("s1", "acme", SessionStatus.CONNECTED)
+            yield store, await system.supervisor("/").start_child(ChildSpec("outbox", lambda: OutboxService(deps))), board
 
 
 async def _job_in(outbox, item_id: int, *statuses: JobStatus):
@@ -141,7 +143,7 @@ async def _job_in(outbox, item_id: int, *statuses: JobStatus):
 ])
 async def test_a_send_handed_over_without_an_answer_is_unknown_until_an_admin_retries(tmp_path, first, reason):
     events, session = Events(), StandInSession(first)
-    async with running_outbox(tmp_path, session, events) as (store, outbox):
+    async with running_outbox(tmp_path, session, events) as (store, outbox, _):
         doubtful = (await outbox.ask(Send("acme", "s1", "k1", contact(1), "first"))).item
         following = (await outbox.ask(Send("acme", "s1", "k2", contact(1), "second"))).item
         job = await _job_in(outbox, doubtful.id, JobStatus.UNKNOWN)
@@ -161,7 +163,7 @@ async def test_a_send_handed_over_without_an_answer_is_unknown_until_an_admin_re
 
 async def test_a_send_whatsapp_certainly_lacks_is_retried(tmp_path):
     events, session = Events(), StandInSession(RequestFailed("NotConnectedError", "no open connection"))
-    async with running_outbox(tmp_path, session, events) as (store, outbox):
+    async with running_outbox(tmp_path, session, events) as (store, outbox, _):
         item = (await outbox.ask(Send("acme", "s1", "k1", contact(1), "first"))).item
         done = await _job_in(outbox, item.id, JobStatus.DONE)
         assert (done.attempts, done.wa_id, session.sends) == (2, "WA-2", ["first", "first"])
@@ -175,9 +177,25 @@ async def test_a_row_left_sending_by_a_dead_process_is_unknown_at_start(tmp_path
         await store.claim_outbox()
         await store.outbox_sending(item.id)  # then the process died
     events, session = Events(), StandInSession(SendResult("WA-X", 0.0))
-    async with running_outbox(tmp_path, session, events) as (store, outbox):
+    async with running_outbox(tmp_path, session, events) as (store, outbox, _):
         job = await outbox.ask(GetJob(item.id))
         assert job.status is JobStatus.UNKNOWN and "zapvisor stopped" in job.last_error
         assert [p["id"] for p in events.of(MESSAGE_SEND_UNKNOWN)] == [item.id]
         await trio.sleep(0.3)
         assert session.sends == []
+
+
+async def test_a_session_taken_over_mid_send_leaves_that_send_unknown(tmp_path):
+    """Another node was sending for s1 when it died; this node takes s1 over: the row the dead
+    node left ``sending`` must not hold s1's line for ever, nor be sent again."""
+    events, session = Events(), StandInSession(SendResult("WA-1", 0.0))
+    async with running_outbox(tmp_path, session, events, connected=False) as (store, outbox, board):
+        orphan = (await store.enqueue_outbox("acme", "s1", "k1", contact(1), {"text": "orphan"})).item
+        await store.claim_outbox()
+        await store.outbox_sending(orphan.id)  # the other node's send, in flight when it died
+        after = (await outbox.ask(Send("acme", "s1", "k2", contact(1), "after"))).item
+        board.set("s1", "acme", SessionStatus.CONNECTED)  # the session is now ours
+        assert (await _job_in(outbox, after.id, JobStatus.DONE)).wa_id == "WA-1"
+        job = await outbox.ask(GetJob(orphan.id))
+        assert job.status is JobStatus.UNKNOWN and "previous owner" in job.last_error
+        assert session.sends == ["after"] and [p["id"] for p in events.of(MESSAGE_SEND_UNKNOWN)] == [orphan.id]

@@ -220,3 +220,16 @@ async def test_unknown_sends_wait_for_an_admin_and_a_late_answer_resolves_them(s
     assert (retried.status, retried.attempts, retried.delivery) == ("queued", 0, "pending")
     with pytest.raises(InvalidInput, match="outbox_sent"):
         await store.job_done(Queue.OUTBOX, b.id)
+
+
+async def test_unknown_can_be_scoped_to_a_session_keeping_sends_still_in_flight(store):
+    await seed(store)
+    await store.upsert_session("s2", "acme", "second")
+    rows = [(await store.enqueue_outbox("acme", sid, key, "1@s.whatsapp.net", {})).item
+            for sid, key in (("s1", "a"), ("s2", "b"))]
+    for item in await store.claim_outbox():
+        await store.outbox_sending(item.id)
+    s1, s2 = rows
+    assert await store.outbox_unknown("taken over", session_id="s1", keep=(s1.id,)) == []  # ours, still in flight
+    assert [i.id for i in await store.outbox_unknown("taken over", session_id="s1")] == [s1.id]
+    assert (await store.get_job(Queue.OUTBOX, s2.id)).status == "sending"  # another session's: untouched
