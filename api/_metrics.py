@@ -62,9 +62,13 @@ async def metrics(who: None):
     out.metric("zapvisor_messages_sent_total", "counter",
                f"Outbox items sent (counted up to {OUTBOX_PENDING_CAP}).", [({}, outbound)])
     pending = sum([len(await node.store.list_jobs(Queue.OUTBOX, JobStatus(s), limit=OUTBOX_PENDING_CAP))
-                   for s in ("queued", "running")])
-    out.metric("zapvisor_outbox_depth", "gauge", f"Outbox items queued or running (up to {OUTBOX_PENDING_CAP}).",
-               [({}, pending)])
+                   for s in ("queued", "running", "sending")])
+    out.metric("zapvisor_outbox_depth", "gauge",
+               f"Outbox items queued, running or sending (up to {OUTBOX_PENDING_CAP}).", [({}, pending)])
+    unknown = len(await node.store.list_jobs(Queue.OUTBOX, JobStatus.UNKNOWN, limit=OUTBOX_PENDING_CAP))
+    out.metric("zapvisor_outbox_unknown", "gauge",
+               f"Sends whose outcome is unknown, waiting for an operator (up to {OUTBOX_PENDING_CAP}).",
+               [({}, unknown)])
     out.metric("zapvisor_websocket_clients", "gauge", "Connected websocket clients.",
                [({}, st.websocket_clients())])
     store = node.store.statistics()

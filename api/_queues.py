@@ -103,8 +103,9 @@ async def list_jobs(who: Principal, queue: str):
     return await _admin(queue, ListJobs(status, tenant, query_limit()))
 
 
-@endpoint(bp, "POST", "/queues/{queue}/jobs/{job_id}/retry", summary="Run a dead or waiting job again now",
-          auth=Auth.ADMIN)
+@endpoint(bp, "POST", "/queues/{queue}/jobs/{job_id}/retry",
+          summary="Run a dead or waiting job again now (outbox: also an unknown-outcome send, deliberately "
+                  "sent again)", auth=Auth.ADMIN)
 async def retry_job(who: Principal, queue: str, job_id: int):
     _queue(queue)
     return await audited(who, "retry_job", f"{queue}/{job_id}", _admin(queue, RetryJob(job_id), "job_id"))

@@ -32,6 +32,7 @@ from ._errors import (
     NotConnectedError,
     ProbeTimeoutError,
     RequestError,
+    RequestInterruptedError,
     RequestTimeoutError,
 )
 from ._events import (
@@ -97,6 +98,7 @@ __all__ = [
     "ReceiptKind",
     "Replaced",
     "RequestError",
+    "RequestInterruptedError",
     "RequestTimeoutError",
     "SendResult",
     "SimulatedDriver",

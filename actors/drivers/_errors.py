@@ -34,6 +34,15 @@ class NotConnectedError(DriverError, ConnectionError):
     """An operation needs an open connection and there is none (never connected, or it ended)."""
 
 
+class RequestInterruptedError(NotConnectedError):
+    """A request went out, but its connection ended before the answer came.
+
+    A :class:`NotConnectedError` (the connection is gone) whose request, unlike a plain one,
+    may have been carried out by WhatsApp: a send may exist. Callers that must not act twice
+    treat it as an unknown outcome, like :class:`RequestTimeoutError`.
+    """
+
+
 class RequestError(DriverError, RuntimeError):
     """WhatsApp answered a request (send, download, pair...) with an error.
 

@@ -311,10 +311,11 @@ ENDING_EVENTS: tuple[type, ...] = (Disconnected, LoggedOut, TemporaryBan, Replac
 
 @attrs.frozen
 class SendResult:
-    """WhatsApp's answer to a send: the id it kept and its server timestamp (epoch s).
+    """WhatsApp's answer to a send: the id **WhatsApp gave** the message and its server
+    timestamp (epoch s). Receipts, quotes, edits and reactions refer to ``message_id``.
 
-    ``duplicate`` is true when WhatsApp had already accepted a send with this id
-    (a retry after a lost answer): the message exists exactly once.
+    ``duplicate`` is true when the driver still remembered the request's key and answered a
+    repeat with the first result instead of sending again (see the protocol's rules on sends).
     """
 
     message_id: str

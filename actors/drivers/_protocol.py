@@ -59,8 +59,19 @@ Rules every implementation keeps (the tests of each driver check them):
   connection that was already re-delivered and acked). It never blocks on the
   network for long: it sends on the open connection or does nothing when there
   is none (the message will be re-delivered).
-* Sends are idempotent by ``message_id``: re-sending the same id after a lost
-  answer yields ``SendResult(duplicate=True)`` and WhatsApp keeps one message.
+* Sends: WhatsApp, not the caller, names a sent message (neonize's SendMessage
+  takes no id and returns one); ``SendResult.message_id`` is **WhatsApp's id**,
+  the one its receipts, quotes, edits and reactions refer to. ``request_key``
+  is the caller's stable name for the request (the outbox row's own id), never
+  sent to WhatsApp: a driver that still remembers a key may answer its repeat
+  with the first result (``duplicate=True``; the neonize worker does, within its
+  life), but nothing guarantees it. A send whose answer never came is therefore
+  *ambiguous*: :class:`~actors.drivers.RequestTimeoutError` and
+  :class:`~actors.drivers.RequestInterruptedError` (the connection ended after
+  the request went out) say WhatsApp may have it; a plain
+  :class:`~actors.drivers.NotConnectedError` or a refusal
+  (:class:`~actors.drivers.RequestError`) says it does not. The outbox records
+  the ambiguity instead of sending again (see :mod:`actors.outbox`).
 """
 
 from __future__ import annotations
@@ -90,12 +101,12 @@ class Driver(Protocol):
         """Open a connection; raises ``DriverConnectError`` if none could be made."""
         ...
 
-    async def send_text(self, to: str, text: str, message_id: str) -> SendResult:
-        """Send ``text`` to the chat ``to`` under the caller-chosen, stable ``message_id``."""
+    async def send_text(self, to: str, text: str, request_key: str) -> SendResult:
+        """Send ``text`` to the chat ``to``; the result carries WhatsApp's id for it."""
         ...
 
-    async def send_media(self, to: str, media: OutboundMedia, message_id: str) -> SendResult:
-        """Send an attachment (caption in ``media.caption``) under ``message_id``."""
+    async def send_media(self, to: str, media: OutboundMedia, request_key: str) -> SendResult:
+        """Send an attachment (caption in ``media.caption``); the result carries WhatsApp's id."""
         ...
 
     async def download_media(self, ref: MediaRef) -> bytes:

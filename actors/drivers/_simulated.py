@@ -33,6 +33,7 @@ from ._errors import (
     NotConnectedError,
     ProbeTimeoutError,
     RequestError,
+    RequestInterruptedError,
     RequestTimeoutError,
 )
 from ._events import (
@@ -440,7 +441,7 @@ class SimulatedDriver:
         frame = reply.frame
         if frame is None:
             if not conn.open:
-                raise NotConnectedError(f"driver {self.session_id}: connection ended during {op}")
+                raise RequestInterruptedError(f"driver {self.session_id}: connection ended during {op}")
             raise RequestTimeoutError(f"driver {self.session_id}: no answer to {op} within {wait}s")
         if not frame.get("ok"):
             code = frame.get("code")
@@ -459,15 +460,18 @@ class SimulatedDriver:
     async def probe(self, timeout: float = 10.0) -> float:
         return await self._ping(self._require(), timeout)
 
-    async def send_text(self, to: str, text: str, message_id: str) -> SendResult:
-        frame = await self._request(self._require(), "send", id=message_id, to=to, text=text, media=None)
-        return SendResult(message_id=frame["id"], timestamp=float(frame["ts"]), duplicate=bool(frame["dup"]))
+    async def send_text(self, to: str, text: str, request_key: str) -> SendResult:
+        """Send ``text``; WhatsApp (the simulator) names the message. ``request_key`` is not sent:
+        WhatsApp takes no client id, and this driver keeps no memory of past sends."""
+        frame = await self._request(self._require(), "send", to=to, text=text, media=None)
+        return SendResult(message_id=frame["id"], timestamp=float(frame["ts"]))
 
-    async def send_media(self, to: str, media: OutboundMedia, message_id: str) -> SendResult:
+    async def send_media(self, to: str, media: OutboundMedia, request_key: str) -> SendResult:
+        """Send an attachment (see :meth:`send_text`)."""
         wire = {"kind": media.kind.value, "mimetype": media.mimetype, "file_name": media.file_name,
                 "data": base64.b64encode(media.data).decode()}
-        frame = await self._request(self._require(), "send", id=message_id, to=to, text=media.caption, media=wire)
-        return SendResult(message_id=frame["id"], timestamp=float(frame["ts"]), duplicate=bool(frame["dup"]))
+        frame = await self._request(self._require(), "send", to=to, text=media.caption, media=wire)
+        return SendResult(message_id=frame["id"], timestamp=float(frame["ts"]))
 
     async def download_media(self, ref: MediaRef) -> bytes:
         frame = await self._request(self._require(), "download", ref=ref.ref)

@@ -28,6 +28,7 @@ from ._errors import FlowError
 from ._wakeup import Wakeup
 from ._publish import (
     MESSAGE_CREATED,
+    MESSAGE_SEND_UNKNOWN,
     MESSAGE_UPDATED,
     OUTBOX_PAUSED,
     OUTBOX_RESUMED,
@@ -47,6 +48,7 @@ from ._wiring import Flows, build_flows  # noqa: E402
 
 __all__ = [
     "MESSAGE_CREATED",
+    "MESSAGE_SEND_UNKNOWN",
     "MESSAGE_UPDATED",
     "OUTBOX_PAUSED",
     "OUTBOX_RESUMED",

@@ -15,9 +15,10 @@ from actors.store import Message, OutboxItem, Ticket
 
 MESSAGE_CREATED = "message.created"
 MESSAGE_UPDATED = "message.updated"  # media stored, delivery status moved
+MESSAGE_SEND_UNKNOWN = "message.send_unknown"  # a send's outcome is unknown: never re-sent without an admin retry
 TICKET_CREATED = "ticket.created"
 TICKET_UPDATED = "ticket.updated"  # accepted, transferred, closed, reopened
-OUTBOX_UPDATED = "outbox.updated"  # sent, failed, delivered, read
+OUTBOX_UPDATED = "outbox.updated"  # sending, sent, failed, unknown, delivered, read
 OUTBOX_PAUSED = "outbox.paused"  # a session's sends wait (banned, logged out, disconnected)
 OUTBOX_RESUMED = "outbox.resumed"
 
@@ -46,7 +47,7 @@ def message_payload(message: Message) -> dict[str, Any]:
         "id": message.id, "wa_id": message.wa_id, "session_id": message.session_id,
         "ticket_id": message.ticket_id, "contact_id": message.contact_id, "from_me": message.from_me,
         "body": message.body, "media_type": message.media_type, "media_path": message.media_path,
-        "status": str(message.status), "sent_at": message.sent_at,
+        "status": str(message.status), "sent_at": message.sent_at, "quoted_wa_id": message.quoted_wa_id,
     }
 
 
@@ -54,6 +55,6 @@ def outbox_payload(item: OutboxItem) -> dict[str, Any]:
     return {
         "id": item.id, "session_id": item.session_id, "ticket_id": item.ticket_id,
         "idempotency_key": item.idempotency_key, "message_id": item.message_id, "to": item.to_jid,
-        "status": str(item.status), "delivery": str(item.delivery), "attempts": item.attempts,
-        "last_error": item.last_error,
+        "wa_id": item.wa_id, "status": str(item.status), "delivery": str(item.delivery),
+        "attempts": item.attempts, "last_error": item.last_error,
     }

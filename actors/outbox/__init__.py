@@ -1,4 +1,6 @@
-"""The outbound flow: a durable outbox delivered in order, paced, exactly once by message id.
+"""The outbound flow: a durable outbox delivered in order, paced, at most once — a send whose
+outcome is unknown is marked ``unknown`` and announced, never sent again without an admin retry;
+every sent row keeps the id WhatsApp gave it (see :mod:`actors.outbox._outbox`).
 
 * :class:`OutboxService` (``/services/outbox``) with :class:`OutboxDeps`; messages :class:`Send`
   (reply: the store's Enqueued or :class:`OutboxRefused`) and the queue administration

@@ -1,21 +1,37 @@
 """The :class:`OutboxService` (``/services/outbox``): durable, ordered, paced sends.
 
-A send request becomes an outbox row first (:class:`Send`, idempotent by key); the row's
-message id is fixed then, and every attempt sends with it, so a retry — after a lost answer,
-a crash, a kill -9 — can never produce a second WhatsApp message (WhatsApp, and the
-simulator, dedupe by id).
+A send request becomes an outbox row first (:class:`Send`, idempotent by its key: a repeated
+request never makes a second row). One sender loop per *connected* session claims that
+session's head-of-line item (the store hands out a session's next item only when everything
+before it finished: per-session order), waits for the session's pacing
+(``outbox.pacing_interval`` + up to ``pacing_jitter``, to protect the number from bans), and
+asks the SessionActor to send.
 
-One sender loop per *connected* session claims that session's head-of-line item (the store
-hands out a session's next item only when everything before it finished: per-session order),
-waits for the session's pacing (``outbox.pacing_interval`` + up to ``pacing_jitter``, to protect
-the number from bans), and asks the SessionActor to send. ``outbox.attempts`` claims at most,
-with exponential backoff between them, then the item is ``failed`` with its reason (a dead
-letter the queue administration can retry).
+**The guarantee: at most once, and never silently.** WhatsApp, not zapvisor, names a sent
+message (neonize's SendMessage takes no id), so a send repeated after a lost answer would be a
+second message: nothing can dedupe it. The outbox therefore commits a row as ``sending``
+*before* the driver gets it, and afterwards:
+
+* WhatsApp answered → ``done``, with the id WhatsApp gave it (``wa_id``), and the outbound
+  message stored under that id in the same transaction; receipts (delivered, read, played)
+  and customers' quotes refer to it.
+* WhatsApp certainly does not have it (no connection to send on, the session is not running,
+  WhatsApp refused) → retried: ``outbox.attempts`` claims at most, exponential backoff between
+  them, then ``dead`` (delivery ``failed``), a dead letter the queue administration can retry.
+* Nobody can tell (no answer within the send timeout, the connection or the neonize worker
+  died after the send went out, the session failed meanwhile, or the process died while the row
+  was ``sending`` — found so at the next start) → ``unknown``: never sent again by itself,
+  announced as ``message.send_unknown`` (websocket and webhooks) and listed by
+  ``GET /queues/outbox/jobs?state=unknown``. An operator who checked the chat retries it
+  deliberately (``POST /queues/outbox/jobs/{id}/retry``: it may then arrive twice) or removes it.
+  An ``unknown`` row does not hold its session's line.
 
 A session that is banned, logged out or otherwise parked has its outbox paused in the store
 (new sends are still accepted) and the pause is published with the session's reason; it
-resumes when the session connects again. At start every item left ``running`` by a dead
-process goes back to ``queued``.
+resumes when the session connects again. At start every item left ``running`` (claimed, never
+handed over) goes back to ``queued``, and every item left ``sending`` becomes ``unknown``; so
+does a session's ``sending`` item this service did not hand over itself when it starts sending
+for that session (a session taken over from another node that died mid-send).
 
 Item isolation (DESIGN §10): an item that fails on its own content — its message cannot be
 recorded, its payload is malformed — is *quarantined*: dead at once, ``last_error`` starting with
@@ -36,6 +52,7 @@ import trio
 
 from actors.flows import (
     MESSAGE_CREATED,
+    MESSAGE_SEND_UNKNOWN,
     OUTBOX_PAUSED,
     OUTBOX_RESUMED,
     OUTBOX_UPDATED,
@@ -49,13 +66,11 @@ from actors.flows import (
     outbox_payload,
 )
 from actors.drivers import MediaKind, OutboundMedia, SendResult
-from actors.sessions import SendMedia, SendText, SessionInfo, SessionStatus, StatusBoard
+from actors.sessions import RequestFailed, SendMedia, SendText, SessionInfo, SessionStatus, StatusBoard
 from actors.store import (
     QUARANTINED,
     Conflict,
-    DeliveryStatus,
     InvalidInput,
-    NewMessage,
     OutboxItem,
     Queue,
     Store,
@@ -85,7 +100,22 @@ RETRY_BASE = 2.0
 """First retry delay after a failed send (then x2 per attempt): rides out a reconnect."""
 
 SEND_TIMEOUT = 60.0
-"""Seconds one send may take through the session (queueing behind its other requests included)."""
+"""Seconds one send may take through the session (queueing behind its other requests included);
+past it the send's outcome is unknown."""
+
+NOT_SENT = frozenset({"NotConnectedError", "RequestError", "MediaNotFoundError", "DriverStateError"})
+"""Driver errors (:class:`RequestFailed` kinds) after which WhatsApp certainly does not have the
+message: there was no connection to send on, or WhatsApp answered no. Any other failure of a
+send already handed to the session — a timeout (``RequestTimeoutError``), a connection or worker
+that died after it went out (``RequestInterruptedError``, ``WorkerDied``), anything unexpected —
+leaves its outcome unknown."""
+
+BOOT_UNKNOWN = "zapvisor stopped while this send was with WhatsApp's driver: WhatsApp may have it"
+"""Why a row found ``sending`` at start is ``unknown``."""
+
+TAKEN_OVER = "the session's previous owner was sending this when it lost the session: WhatsApp may have it"
+"""Why a row found ``sending`` when this node starts sending for a session is ``unknown`` (its
+sender was another node, or an earlier life of this service)."""
 
 RETRY_SLACK = 0.05
 """Re-check this soon when a retry was due but the store did not hand it out yet (clock skew)."""
@@ -107,6 +137,7 @@ class OutboxDeps:
     pacing_jitter: float
     publisher: Publisher = no_publisher
     retry_base: float = RETRY_BASE
+    send_timeout: float = SEND_TIMEOUT
 
 
 @attrs.define(eq=False)
@@ -126,6 +157,7 @@ class OutboxService(Actor):
         self.deps = deps
         self._senders: dict[str, _Sender] = {}
         self._paused_by_status: set[str] = set()
+        self._in_flight: set[int] = set()  # outbox rows this service has handed to a session
 
     async def on_start(self) -> None:
         store = self.deps.store
@@ -133,6 +165,8 @@ class OutboxService(Actor):
         if recovered:
             _LOG.info("outbox: %d sends interrupted by the last stop taken back (queued again, or "
                       "quarantined at their third interruption)", recovered)
+        for item in await store.outbox_unknown(BOOT_UNKNOWN):
+            self._announce_unknown(item)
         self._paused_by_status = {s for s in await store.paused(Queue.OUTBOX) if s}
         updates = self.deps.board.subscribe()
         for info in self.deps.board.all():
@@ -184,6 +218,10 @@ class OutboxService(Actor):
                 self.deps.publisher.emit(info.tenant_id, OUTBOX_RESUMED, {"session_id": sid})
             sender = self._senders.get(sid)
             if sender is None or not sender.active:
+                # a send left ``sending`` by whoever sent for this session before (another node) would
+                # hold the session's line for ever: its outcome is unknown
+                for item in await store.outbox_unknown(TAKEN_OVER, session_id=sid, keep=tuple(self._in_flight)):
+                    self._announce_unknown(item)
                 sender = self._senders[sid] = _Sender(sid, info.tenant_id)
                 self.ctx.nursery.start_soon(self._sender_loop, sender)
             return
@@ -249,7 +287,7 @@ class OutboxService(Actor):
 
     async def _attempt(self, item: OutboxItem) -> float | None:
         """One send of a claimed item; always ends it as sent, queued for a retry (returns the
-        delay), or failed."""
+        delay), failed, or unknown (see the module docstring)."""
         path = f"/tenants/{item.tenant_id}/sessions/{item.session_id}"
         text = str(item.payload.get("text", ""))
         media = item.payload.get("media")
@@ -262,33 +300,68 @@ class OutboxService(Actor):
                 return await self._failed(item, f"attachment unreadable: {exc}")
             attachment = OutboundMedia(data, MediaKind(media["kind"]), media["mimetype"], media.get("file_name"), text)
             request = SendMedia(item.to_jid, attachment, item.message_id)
-        try:
-            reply = await self.ctx.system.ref(path).ask(request, SEND_TIMEOUT)
-        except (ChildNotFound, ActorStopped, AskTimeout, ActorFailed) as exc:
-            reply = exc
-        if isinstance(reply, SendResult):
-            await self._sent(item, text, reply, media["kind"] if media else None)
-            return None
-        return await self._failed(item, f"{type(reply).__name__}: {getattr(reply, 'message', reply)}")
+        # From here WhatsApp may get the message. A stop (SIGTERM, a restart of this service) waits
+        # for the answer and records it — at most the send timeout plus the store's writes — so a
+        # graceful stop never leaves a send unknown; only a crash or kill -9 can.
+        with trio.CancelScope(shield=True):
+            self._in_flight.add(item.id)
+            try:
+                return await self._hand_over(item, path, request, media["kind"] if media else None)
+            finally:
+                self._in_flight.discard(item.id)
 
-    async def _sent(self, item: OutboxItem, text: str, result: SendResult, media_type: str | None) -> None:
-        store = self.deps.store
-        contact = await store.upsert_contact(item.tenant_id, item.to_jid)
-        stored = await store.insert_message(NewMessage(
-            tenant_id=item.tenant_id, session_id=item.session_id, wa_id=item.message_id, contact_id=contact.id,
-            ticket_id=item.ticket_id, from_me=True, body=text, sent_at=result.timestamp, status=DeliveryStatus.SENT,
-            media_type=media_type,
-        ))
-        text = storable_text(text)  # as stored: what is published must survive any JSON encoder
+    async def _hand_over(self, item: OutboxItem, path: str, request: Any, media_type: str | None) -> float | None:
+        """Mark the item ``sending``, ask the session to send it, record the outcome."""
         try:
-            done = await store.outbox_sent(item.id)
+            await self.deps.store.outbox_sending(item.id)
         except Conflict:
-            return  # an administrator removed or reset it meanwhile; WhatsApp has the message
-        self._publish(done)
+            return None  # an administrator removed it meanwhile (or a restarting node requeued it)
+        try:
+            reply = await self.ctx.system.ref(path).ask(request, self.deps.send_timeout)
+        except ChildNotFound as exc:  # no session to hand it to: nothing was sent
+            return await self._failed(item, f"{type(exc).__name__}: {exc}")
+        except (ActorStopped, AskTimeout, ActorFailed) as exc:  # the session may have sent it
+            await self._unknown(item, f"{type(exc).__name__}: {exc}")
+            return None
+        match reply:
+            case SendResult():
+                await self._sent(item, reply, media_type)
+                return None
+            case RequestFailed(kind, message) if kind in NOT_SENT:
+                return await self._failed(item, f"{kind}: {message}")
+            case RequestFailed(kind, message):
+                await self._unknown(item, f"{kind}: {message}")
+                return None
+        await self._unknown(item, f"unexpected reply {reply!r}")
+        return None
+
+    async def _sent(self, item: OutboxItem, result: SendResult, media_type: str | None) -> None:
+        """Record WhatsApp's id for the row and store the outbound message (one transaction)."""
+        try:
+            record = await self.deps.store.outbox_sent(
+                item.id, result.message_id, sent_at=result.timestamp, media_type=media_type
+            )
+        except Conflict:
+            return  # an administrator removed it meanwhile; WhatsApp has the message
+        self._publish(record.item)
         if item.ticket_id is not None:
-            payload = {"id": stored.message_id, "wa_id": item.message_id, "ticket_id": item.ticket_id,
-                       "from_me": True, "body": text, "status": str(DeliveryStatus.SENT), "sent_at": result.timestamp}
+            payload = {"id": record.message_id, "wa_id": result.message_id, "ticket_id": item.ticket_id,
+                       "from_me": True, "body": storable_text(str(item.payload.get("text", ""))),
+                       "status": str(record.status),
+                       "sent_at": result.timestamp}
             self.deps.publisher.emit(item.tenant_id, MESSAGE_CREATED, payload, ticket_id=item.ticket_id)
+
+    async def _unknown(self, item: OutboxItem, error: str) -> None:
+        """The send went to the session and nobody knows whether WhatsApp has it: say so, never
+        send it again by ourselves."""
+        for updated in await self.deps.store.outbox_unknown(f"send outcome unknown: {error}", item_id=item.id):
+            self._announce_unknown(updated)
+
+    def _announce_unknown(self, item: OutboxItem) -> None:
+        _LOG.warning("outbox item %s (session %s): %s; not sent again unless an administrator retries it",
+                     item.id, item.session_id, item.last_error)
+        self._publish(item)
+        self.deps.publisher.emit(item.tenant_id, MESSAGE_SEND_UNKNOWN, outbox_payload(item), ticket_id=item.ticket_id)
 
     async def _failed(self, item: OutboxItem, error: str) -> float | None:
         delay = retry_at = None

@@ -108,7 +108,8 @@ class PairPhone:
 
 @attrs.frozen
 class SendText:
-    """Reply: the driver's SendResult or RequestFailed. ``message_id`` makes retries safe."""
+    """Reply: the driver's SendResult (WhatsApp's id for the message) or RequestFailed.
+    ``message_id`` is the outbox row's own id, the driver's request key, never WhatsApp's."""
 
     to: str
     text: str

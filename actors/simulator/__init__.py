@@ -3,9 +3,10 @@
 A separate process, reached over real websockets, good enough to test and
 benchmark the whole product: accounts, QR and pairing-code login, contacts that
 send text and media (scripted or from a seeded generator), an offline queue with
-re-delivery of everything not acknowledged, deduped outbound sends with
-delivered/read receipts, and fault injection. State that must survive
-``kill -9`` (accounts, credentials, offline queues, dedupe memory) lives in
+re-delivery of everything not acknowledged, outbound sends named by the server
+(as WhatsApp does) with delivered/read/played receipts carrying that id, and
+fault injection. State that must survive
+``kill -9`` (accounts, credentials, offline queues) lives in
 ``<state_dir>/simulator.json``, replaced atomically.
 
 Public API: :func:`serve` (inside trio), :func:`main` (process entry),
@@ -32,10 +33,12 @@ or ``{"re": rid, "ok": false, "code": 400|404, "error": "..."}``.
 * ``{"op": "ping", "rid": n}`` → ``{"re": n, "ok": true}`` (the probe round trip).
 * ``{"op": "ack", "ids": [message_id, ...]}`` - these messages are stored; no
   answer. Only acked messages leave the offline queue.
-* ``{"op": "send", "rid", "id", "to", "text", "media": null|{"kind", "mimetype",
-  "file_name", "data": base64}}`` → ``{"ok", "id", "ts", "dup"}``; a repeated
-  ``id`` answers ``dup: true`` with the first ``ts``. Receipts follow. A send to
-  another simulated account's JID lands in that account's queue (same id).
+* ``{"op": "send", "rid", "to", "text", "media": null|{"kind", "mimetype",
+  "file_name", "data": base64}}`` → ``{"ok", "id", "ts"}``: the server names the
+  message (the client chooses no id, like neonize's SendMessage), so repeating a
+  send makes a second message. Receipts carrying that ``id`` follow (``played``
+  too for audio and video). A send to another simulated account's JID lands in
+  that account's queue (same id).
 * ``{"op": "mark_read", "rid", "chat", "ids": [...]}`` → ``{"ok": true}``.
 * ``{"op": "download", "rid", "ref"}`` → ``{"ok": true, "data": base64}`` or 404.
 * ``{"op": "pair_phone", "rid", "number": digits}`` (only while QR codes are
@@ -69,7 +72,8 @@ Control protocol (path ``/control``)
 (``SimulatorControl`` has one method each): ``stats``, ``account``, ``sent``,
 ``flush``, ``create_account``, ``scan``, ``confirm_pairing``, ``send_message``,
 ``presence``, ``undecryptable``, ``traffic_start``/``traffic_stop``; faults
-``drop``, ``disconnect(code)``, ``stall``, ``slow_connect``, ``ban``/``unban``,
+``drop``, ``disconnect(code)``, ``stall``, ``lose_answers`` (accept a send, then
+drop the link before answering it), ``slow_connect``, ``ban``/``unban``,
 ``replace``, ``logout``, ``refuse_qr``, ``outdated``, ``reset_faults``, ``exit``.
 """
 

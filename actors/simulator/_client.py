@@ -33,7 +33,7 @@ class SimulatorStats:
     messages_redelivered: int
     messages_acked: int
     sends_received: int
-    sends_deduped: int
+    answers_lost: int
     receipts_sent: int
     marks_read: int
     downloads: int
@@ -100,7 +100,7 @@ class SimulatorControl:
         return await self.call("account", session=session)
 
     async def sent(self, session: str) -> list[dict[str, Any]]:
-        """Outbound messages the simulator accepted from ``session`` (deduped)."""
+        """Outbound messages the simulator accepted from ``session``, with the ids it gave them."""
         return await self.call("sent", session=session)
 
     async def flush(self) -> None:
@@ -165,6 +165,10 @@ class SimulatorControl:
 
     async def stall(self, session: str | None = None, *, on: bool = True) -> int:
         return (await self.call("stall", session=session, on=on))["links"]
+
+    async def lose_answers(self, session: str, count: int = 1) -> None:
+        """Accept the next ``count`` sends of ``session``, then drop the link before answering."""
+        await self.call("lose_answers", session=session, count=count)
 
     async def slow_connect(self, seconds: float, session: str | None = None) -> None:
         await self.call("slow_connect", seconds=seconds, session=session)

@@ -50,9 +50,6 @@ class SimulatorConfig:
     flush_interval: float = attrs.field(default=0.05, validator=_non_negative)
     # A client that connects but never says hello is dropped after this long.
     hello_timeout: float = attrs.field(default=10.0, validator=_positive)
-    # Outbound message ids remembered per account for dedupe (WhatsApp keeps far more;
-    # this bounds memory while covering any realistic retry horizon).
-    dedupe_memory: int = attrs.field(default=5000, validator=_positive)
     # Outbound messages kept per account for inspection through the control API.
     sent_log: int = attrs.field(default=1000, validator=_positive)
 

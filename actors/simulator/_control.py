@@ -192,6 +192,16 @@ class Commands:
             link.set_stalled(faults.is_stalled(link.account.session_id))
         return {"links": len(links)}
 
+    async def cmd_lose_answers(self, session: str, count: int = 1) -> None:
+        """The next ``count`` sends of ``session`` are accepted (logged, delivered, receipted) but
+        the connection drops before their answer: the client cannot know WhatsApp has them."""
+        if not isinstance(count, int) or count < 0:
+            raise ControlError(f"count must be an integer >= 0, got {count!r}")
+        if count:
+            self.server.faults.lost_answers[session] = count
+        else:
+            self.server.faults.lost_answers.pop(session, None)
+
     async def cmd_slow_connect(self, seconds: float, session: str | None = None) -> None:
         if seconds < 0:
             raise ControlError(f"seconds must be >= 0, got {seconds!r}")

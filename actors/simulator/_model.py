@@ -33,7 +33,7 @@ class Stats:
     messages_redelivered: int = 0
     messages_acked: int = 0
     sends_received: int = 0
-    sends_deduped: int = 0
+    answers_lost: int = 0  # sends accepted whose answer a lose_answers fault withheld
     receipts_sent: int = 0
     marks_read: int = 0
     downloads: int = 0
@@ -54,6 +54,18 @@ class Faults:
     refuse_qr: dict[str, int] = attrs.field(factory=dict)
     outdated_all: bool = False
     outdated: set[str] = attrs.field(factory=set)
+    lost_answers: dict[str, int] = attrs.field(factory=dict)  # session -> sends left whose answer is lost
 
     def is_stalled(self, session: str) -> bool:
         return self.stall_all or session in self.stalled
+
+    def take_lost_answer(self, session: str) -> bool:
+        """Whether this send's answer is to be lost (counts one down)."""
+        left = self.lost_answers.get(session, 0)
+        if left <= 0:
+            return False
+        if left == 1:
+            del self.lost_answers[session]
+        else:
+            self.lost_answers[session] = left - 1
+        return True

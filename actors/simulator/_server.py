@@ -26,9 +26,12 @@ from ._control import serve_control
 from ._link import Link
 from ._media import MediaStore, sha256_hex
 from ._state import Account, State, new_credentials
-from ._traffic import TrafficSpec, build_message, run_traffic
+from ._traffic import TrafficSpec, build_message, new_message_id, run_traffic
 
 log = logging.getLogger(__name__)
+
+PLAYABLE = frozenset({"audio", "video"})
+"""Media kinds whose recipient's client also sends a ``played`` receipt (voice notes, videos)."""
 
 _DISCONNECTS = (trio_websocket.ConnectionClosed, trio_websocket.HandshakeError, trio.TooSlowError,
                 trio.BrokenResourceError, trio.ClosedResourceError)
@@ -327,30 +330,34 @@ class SimulatorServer:
         await link.send({"ev": "pairing_code", "code": link.pairing_code, "expires_at": expires_at})
 
     async def _on_send(self, link: Link, frame: dict[str, Any], rid: object) -> None:
+        """Accept a send as WhatsApp does: the server names the message (an id the client never
+        chose, so a client that repeats a send after losing the answer makes a second message),
+        answers with that id, and the receipts that follow carry it.
+
+        A ``lose_answers`` fault accepts the send, then cuts the connection before answering: the
+        client cannot tell whether WhatsApp has the message (it does).
+        """
         account = link.account
-        message_id = _field(frame, "id", str)
         to = _field(frame, "to", str)
         media = frame.get("media")
         if media is not None and not isinstance(media, dict):
             raise BadFrame("field 'media' must be an object or null")
         self.stats.sends_received += 1
-        if message_id in account.sent_ids:
-            self.stats.sends_deduped += 1
-            await link.send({"re": rid, "ok": True, "id": message_id, "ts": account.sent_ids[message_id], "dup": True})
-            return
+        message_id = new_message_id()
         timestamp = wall_clock()
-        account.sent_ids[message_id] = timestamp
-        while len(account.sent_ids) > self.config.dedupe_memory:
-            account.sent_ids.popitem(last=False)
-        self.state.changed()
         log_entry = {"id": message_id, "to": to, "text": frame.get("text", ""), "ts": timestamp,
                      "media": None if media is None else {k: v for k, v in media.items() if k != "data"}}
         self._sent_log.setdefault(account.session_id, deque(maxlen=self.config.sent_log)).append(log_entry)
         peer = self.state.session_of(to)
         if peer is not None and peer != account.session_id:
             await self._deliver_to_peer(account, peer, message_id, str(frame.get("text") or ""), media, timestamp)
-        await link.send({"re": rid, "ok": True, "id": message_id, "ts": timestamp, "dup": False})
-        self.nursery.start_soon(self._receipts, account.session_id, message_id, to)
+        played = media is not None and media.get("kind") in PLAYABLE
+        self.nursery.start_soon(self._receipts, account.session_id, message_id, to, played)
+        if self.faults.take_lost_answer(account.session_id):
+            self.stats.answers_lost += 1
+            link.end(None, "dropped after accepting a send")
+            return
+        await link.send({"re": rid, "ok": True, "id": message_id, "ts": timestamp})
 
     async def _deliver_to_peer(self, sender: Account, peer: str, message_id: str, text: str,
                                media: dict[str, Any] | None, timestamp: float) -> None:
@@ -367,9 +374,14 @@ class SimulatorServer:
         self.enqueue(peer, build_message(sender=sender.jid, timestamp=timestamp, text=text, media=wire_media,
                                          message_id=message_id, push_name=sender.session_id))
 
-    async def _receipts(self, session: str, message_id: str, chat: str) -> None:
+    async def _receipts(self, session: str, message_id: str, chat: str, played: bool) -> None:
+        """Delivered, then read (then played, for audio and video) receipts, carrying the id this
+        server gave the message."""
         await trio.sleep(self.config.receipt_delay)
-        for kind, delay in (("delivered", 0.0), ("read", self.config.read_delay)):
+        steps = [("delivered", 0.0), ("read", self.config.read_delay)]
+        if played:
+            steps.append(("played", self.config.read_delay))
+        for kind, delay in steps:
             await trio.sleep(delay)
             await self.push_event(session, {"ev": "receipt", "ids": [message_id], "chat": chat,
                                             "kind": kind, "ts": wall_clock()})

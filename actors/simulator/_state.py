@@ -1,4 +1,4 @@
-"""The simulator's durable state: accounts, credentials, offline queues, dedupe memory.
+"""The simulator's durable state: accounts, credentials, offline queues.
 
 Everything here survives ``kill -9`` of the simulator: changes mark the state
 dirty and a single writer task commits them as one JSON file replaced
@@ -57,7 +57,6 @@ class Account:
     ban_code: int | None = None
     queue: OrderedDict[str, dict[str, Any]] = attrs.field(factory=OrderedDict)
     events: list[dict[str, Any]] = attrs.field(factory=list)
-    sent_ids: OrderedDict[str, float] = attrs.field(factory=OrderedDict)
 
     @property
     def paired(self) -> bool:
@@ -71,7 +70,6 @@ class Account:
             "ban_code": self.ban_code,
             "queue": list(self.queue.values()),
             "events": self.events,
-            "sent_ids": list(self.sent_ids.items()),
         }
 
     @classmethod
@@ -84,7 +82,6 @@ class Account:
             ban_code=data["ban_code"],
             queue=OrderedDict((item["id"], item) for item in data["queue"]),
             events=list(data["events"]),
-            sent_ids=OrderedDict((mid, ts) for mid, ts in data["sent_ids"]),
         )
 
 

@@ -324,11 +324,13 @@ class InsertMessages:
 
 _MESSAGE_COLUMNS = (
     "tenant_id", "session_id", "wa_id", "contact_id", "ticket_id", "from_me", "body",
-    "media_type", "status", "sent_at", "created_at", "raw_body",
+    "media_type", "status", "sent_at", "created_at", "raw_body", "quoted_wa_id",
 )
 _PG_MESSAGE_TYPES = (
-    "text", "text", "text", "bigint", "bigint", "bigint", "text", "text", "text", "float8", "float8", "text",
+    "text", "text", "text", "bigint", "bigint", "bigint", "text", "text", "text", "float8", "float8",
+    "text", "text",
 )
+_NOW = f"${len(_PG_MESSAGE_TYPES) + 2}"  # the parameter after the column arrays and media_source
 _BUMP = (  # applied to tickets t from per-ticket aggregates b (unread, body, at); $N = now
     "unread = t.unread + b.unread, "
     "last_message = CASE WHEN t.last_message_at IS NULL OR t.last_message_at <= b.at THEN b.body "
@@ -355,9 +357,9 @@ _PG_INSERT_MESSAGES = (
     "bumps AS (SELECT ticket_id, count(*) FILTER (WHERE from_me = 0) AS unread, "
     "(array_agg(body ORDER BY sent_at DESC, ord DESC))[1] AS body, max(sent_at) AS at "
     "FROM fresh WHERE ticket_id IS NOT NULL GROUP BY ticket_id), "
-    f"bumped AS (UPDATE tickets t SET {_BUMP}, updated_at = $14 FROM bumps b WHERE t.id = b.ticket_id), "
+    f"bumped AS (UPDATE tickets t SET {_BUMP}, updated_at = {_NOW} FROM bumps b WHERE t.id = b.ticket_id), "
     "media AS (INSERT INTO media_jobs (tenant_id, message_id, status, next_attempt_at, created_at, updated_at, "
-    "source) SELECT tenant_id, id, 'queued', $14, $14, $14, media_source FROM fresh "
+    f"source) SELECT tenant_id, id, 'queued', {_NOW}, {_NOW}, {_NOW}, media_source FROM fresh "
     "WHERE media_source IS NOT NULL ON CONFLICT (message_id) DO NOTHING) "
     "SELECT id, session_id, wa_id FROM inserted"
 )
@@ -442,7 +444,7 @@ async def insert_messages(
     messages = [m for op in ops for m in op.messages]
     rows = [
         (m.tenant_id, m.session_id, m.wa_id, m.contact_id, m.ticket_id, int(m.from_me), m.body,
-         m.media_type, str(m.status), float(m.sent_at), now, m.raw_body)
+         m.media_type, str(m.status), float(m.sent_at), now, m.raw_body, m.quoted_wa_id)
         for m in messages
     ]
     if tx.dialect == "postgres":
@@ -470,9 +472,20 @@ async def insert_messages(
     return per_op
 
 
+EARLY_RECEIPT_TTL = 3600.0
+"""Seconds a receipt for an id no stored message has is kept for the send's answer to be recorded
+(normally milliseconds later). Receipts that never match (a group message sent from the phone,
+which the helpdesk does not store) are swept after it, so the table holds at most this much."""
+
+
 @attrs.frozen
 class UpdateMessageStatus:
-    """Move a message's delivery status forward (a receipt); returns False when it changed nothing."""
+    """Move a message's delivery status forward (a receipt); returns False when it changed nothing.
+
+    A receipt for an id no stored message has is kept in ``early_receipts`` (the highest status
+    wins): WhatsApp may report a sent message delivered before the send's answer, which carries
+    the id, is recorded; storing that message then applies it (``OutboxSent``).
+    """
 
     session_id: str
     wa_id: str
@@ -487,7 +500,20 @@ class UpdateMessageStatus:
             "RETURNING id",
             self.session_id, self.wa_id, str(self.status),
         )
-        return row is not None
+        if row is not None:
+            return True
+        stored = await tx.fetchval(
+            "SELECT 1 FROM messages WHERE session_id = $1 AND wa_id = $2", self.session_id, self.wa_id
+        )
+        if stored is None:
+            await tx.execute("DELETE FROM early_receipts WHERE at < $1", now - EARLY_RECEIPT_TTL)
+            await tx.execute(
+                "INSERT INTO early_receipts (session_id, wa_id, status, at) VALUES ($1, $2, $3, $4) "
+                "ON CONFLICT (session_id, wa_id) DO UPDATE SET status = excluded.status, at = excluded.at "
+                f"WHERE early_receipts.status IN ({listed})",
+                self.session_id, self.wa_id, str(self.status), now,
+            )
+        return False
 
 
 @attrs.frozen

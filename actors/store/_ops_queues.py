@@ -7,7 +7,12 @@ visible and retryable through the admin ops). Retry *policy* (how many attempts,
 belongs to the actor that owns the queue: it passes ``retry_at=None`` to give up.
 
 The outbox is claimed head-of-line per session — a session's next item is handed out only when
-everything before it is finished — so per-session order survives retries and restarts.
+everything before it is finished — so per-session order survives retries and restarts. Its rows
+have two more states (see :class:`JobStatus`): ``running`` → ``sending`` just before the driver
+gets the send (:class:`MarkSending`), then ``done`` with WhatsApp's id (:class:`OutboxSent`),
+back to ``queued``/``dead`` when WhatsApp certainly does not have it, or ``unknown``
+(:class:`MarkSendsUnknown`) when nobody can tell; only an admin retry sends an ``unknown`` row
+again. ``unknown`` and ``dead`` rows no longer hold their session's line.
 """
 
 from __future__ import annotations
@@ -19,19 +24,24 @@ from typing import Any
 import attrs
 
 from ._errors import Conflict, NotFound
+from ._ops_core import InsertMessages, UpsertContact, insert_messages
 from ._records import (
+    DELIVERY_RANK,
     QUEUE_RECORDS,
     DeliveryStatus,
     Enqueued,
     JobStatus,
     MediaJob,
+    NewMessage,
     OutboxItem,
+    OutboxSentRecord,
     Queue,
     Webhook,
     WebhookDelivery,
     from_row,
     statuses_below,
 )
+from ._text import storable
 
 _WHOLE_QUEUE = ""  # queue_pauses.scope of a pause that covers the whole queue
 
@@ -93,7 +103,8 @@ class ClaimOutbox:
         rows = await tx.fetch(
             "UPDATE outbox SET status = 'running', attempts = attempts + 1, updated_at = $1 WHERE id IN ("
             "  SELECT id FROM outbox WHERE id IN ("
-            f"    SELECT MIN(id) FROM outbox WHERE status IN ('queued', 'running') {only} GROUP BY session_id)"
+            f"    SELECT MIN(id) FROM outbox WHERE status IN ('queued', 'running', 'sending') {only} "
+            "    GROUP BY session_id)"
             "  AND status = 'queued' AND next_attempt_at <= $1"
             "  AND session_id NOT IN (SELECT scope FROM queue_pauses WHERE queue = 'outbox')"
             f"  AND NOT {_queue_paused(Queue.OUTBOX)}"
@@ -122,17 +133,24 @@ class ClaimJobs:
         return sorted((from_row(record, row) for row in rows), key=lambda job: job.id)
 
 
-#: Extra assignments when a job finishes well, per queue.
+#: Extra assignments when a media job or webhook delivery finishes well (the outbox: OutboxSent).
 _ON_DONE = {
-    Queue.OUTBOX: ", delivery = CASE WHEN delivery = 'pending' THEN 'sent' ELSE delivery END",
     Queue.MEDIA: ", path = $3",
     Queue.WEBHOOKS: "",
+}
+
+#: The statuses in which a job's worker may report its outcome, per queue.
+_IN_FLIGHT = {
+    Queue.OUTBOX: "('running', 'sending')",
+    Queue.MEDIA: "('running')",
+    Queue.WEBHOOKS: "('running')",
 }
 
 
 @attrs.frozen
 class CompleteJob:
-    """Finish a running job. For a media job ``path`` is the stored file, also set on its message."""
+    """Finish a running media job or webhook delivery. For a media job ``path`` is the stored
+    file, also set on its message."""
 
     queue: Queue
     job_id: int
@@ -166,7 +184,7 @@ class FailJob:
         extra = ", delivery = 'failed'" if self.queue is Queue.OUTBOX and self.retry_at is None else ""
         row = await tx.fetchrow(
             f"UPDATE {self.queue.value} SET status = $2, last_error = $3, next_attempt_at = $4, "
-            f"updated_at = $5{extra} WHERE id = $1 AND status = 'running' RETURNING *",
+            f"updated_at = $5{extra} WHERE id = $1 AND status IN {_IN_FLIGHT[self.queue]} RETURNING *",
             self.job_id, str(status), self.error,
             float(now if self.retry_at is None else self.retry_at), now,
         )
@@ -175,11 +193,111 @@ class FailJob:
         return from_row(QUEUE_RECORDS[self.queue], row)
 
 
-async def _not_running(tx: Any, queue: Queue, job_id: int) -> Exception:
+async def _not_running(tx: Any, queue: Queue, job_id: int, expected: str = "running") -> Exception:
     status = await tx.fetchval(f"SELECT status FROM {queue.value} WHERE id = $1", job_id)
     if status is None:
         return NotFound(f"{queue.value} job {job_id} does not exist")
-    return Conflict(f"{queue.value} job {job_id} is {status}, not running")
+    return Conflict(f"{queue.value} job {job_id} is {status}, not {expected}")
+
+
+@attrs.frozen
+class MarkSending:
+    """A claimed outbox item is about to be handed to the driver: ``running`` → ``sending``.
+
+    Committed *before* the driver call, so a process that dies during the call leaves the row
+    ``sending``, and the next start knows WhatsApp may have it (:class:`MarkSendsUnknown`).
+    Raises Conflict if the row is not running (an admin removed it), NotFound if it is gone.
+    """
+
+    item_id: int
+
+    async def apply(self, tx: Any, now: float) -> OutboxItem:
+        row = await tx.fetchrow(
+            "UPDATE outbox SET status = 'sending', updated_at = $2 WHERE id = $1 AND status = 'running' RETURNING *",
+            self.item_id, now,
+        )
+        if row is None:
+            raise await _not_running(tx, Queue.OUTBOX, self.item_id)
+        return from_row(OutboxItem, row)
+
+
+@attrs.frozen
+class MarkSendsUnknown:
+    """Sends whose outcome nobody knows: ``sending`` → ``unknown`` with ``error`` saying why.
+
+    One item (``item_id``: its answer timed out, or its connection or worker died after it went
+    out); one session's (``session_id``: a node takes the session over, so the previous owner's
+    sends in flight are not its own — except those in ``keep``, still in flight here); or every
+    ``sending`` row (neither: at start-up, their process died mid-send). Returns the rows changed
+    (none if the item was not ``sending``: it finished meanwhile).
+    """
+
+    item_id: int | None
+    error: str
+    session_id: str | None = None
+    keep: tuple[int, ...] = ()
+
+    async def apply(self, tx: Any, now: float) -> list[OutboxItem]:
+        args: list[Any] = [self.error, now]
+        where = ["status = 'sending'"]
+        for column, value in (("id", self.item_id), ("session_id", self.session_id)):
+            if value is not None:
+                args.append(value)
+                where.append(f"{column} = ${len(args)}")
+        for item_id in self.keep:
+            args.append(item_id)
+            where.append(f"id <> ${len(args)}")
+        rows = await tx.fetch(
+            f"UPDATE outbox SET status = 'unknown', last_error = $1, updated_at = $2 WHERE {' AND '.join(where)} "
+            "RETURNING *",
+            *args,
+        )
+        return sorted((from_row(OutboxItem, row) for row in rows), key=lambda item: item.id)
+
+
+@attrs.frozen
+class OutboxSent:
+    """WhatsApp accepted a send and named it ``wa_id``: in one transaction the row is ``done``
+    with that id, the contact exists, and the outbound message is stored under ``wa_id`` — with
+    any receipt that arrived before this write (see :class:`~actors.store._ops_core.UpdateMessageStatus`).
+
+    A row found ``unknown`` (its answer came after it was given up on) is resolved the same way.
+    Raises Conflict if the row is in no such state (an admin removed or retried it), NotFound.
+    """
+
+    item_id: int
+    wa_id: str
+    sent_at: float
+    media_type: str | None
+
+    async def apply(self, tx: Any, now: float) -> OutboxSentRecord:
+        row = await tx.fetchrow(
+            "UPDATE outbox SET status = 'done', wa_id = $2, last_error = NULL, updated_at = $3, "
+            "delivery = CASE WHEN delivery = 'pending' THEN 'sent' ELSE delivery END "
+            "WHERE id = $1 AND status IN ('sending', 'unknown') RETURNING *",
+            self.item_id, self.wa_id, now,
+        )
+        if row is None:
+            raise await _not_running(tx, Queue.OUTBOX, self.item_id, "sending")
+        item = from_row(OutboxItem, row)
+        early = await tx.fetchval(
+            "DELETE FROM early_receipts WHERE session_id = $1 AND wa_id = $2 RETURNING status",
+            item.session_id, self.wa_id,
+        )
+        status = DeliveryStatus.SENT
+        if early is not None and DELIVERY_RANK[DeliveryStatus(early)] > DELIVERY_RANK[status]:
+            status = DeliveryStatus(early)
+            row = await tx.fetchrow("UPDATE outbox SET delivery = $2 WHERE id = $1 RETURNING *", item.id, str(status))
+            item = from_row(OutboxItem, row)
+        contact = await UpsertContact(item.tenant_id, item.to_jid, "", False).apply(tx, now)
+        body, raw_body = storable(str(item.payload.get("text", "")))  # WhatsApp has it: never refused now
+        message = NewMessage(
+            tenant_id=item.tenant_id, session_id=item.session_id, wa_id=self.wa_id, contact_id=contact.id,
+            ticket_id=item.ticket_id, from_me=True, body=body, raw_body=raw_body, sent_at=self.sent_at,
+            media_type=self.media_type, status=status,
+        )
+        [[stored]] = await insert_messages(tx, [InsertMessages((message,))], now)
+        return OutboxSentRecord(item, stored.message_id, status)
 
 
 @attrs.frozen
@@ -192,7 +310,8 @@ class RecoverRunning:
     QUARANTINE_AFTER_INTERRUPTIONS goes ``dead`` instead (an outbox item's delivery ``failed``),
     its ``last_error`` saying so: the job that keeps killing its worker is quarantined.
 
-    Safe for the outbox because a resend reuses the item's stable message id.
+    Safe for the outbox because a ``running`` row never reached the driver (``sending`` rows,
+    which may have, are left alone).
     """
 
     queue: Queue
@@ -218,10 +337,11 @@ class RecoverRunning:
 
 @attrs.frozen
 class OutboxReceipt:
-    """A receipt for a sent message: move the outbox item's delivery status forward (False if unknown)."""
+    """A receipt for a sent message (``wa_id``: WhatsApp's id): move the outbox item's delivery
+    status forward (False if unknown)."""
 
     session_id: str
-    message_id: str
+    wa_id: str
     delivery: DeliveryStatus
 
     async def apply(self, tx: Any, now: float) -> bool:
@@ -229,9 +349,9 @@ class OutboxReceipt:
         if not lower:
             return False
         row = await tx.fetchrow(
-            f"UPDATE outbox SET delivery = $3, updated_at = $4 WHERE session_id = $1 AND message_id = $2 "
+            f"UPDATE outbox SET delivery = $3, updated_at = $4 WHERE session_id = $1 AND wa_id = $2 "
             f"AND delivery IN ({lower}) RETURNING id",
-            self.session_id, self.message_id, str(self.delivery), now,
+            self.session_id, self.wa_id, str(self.delivery), now,
         )
         return row is not None
 
@@ -319,16 +439,22 @@ class EnqueueWebhookEvent:
 @attrs.frozen
 class RetryJob:
     """Admin: put a dead (or waiting) job back at the head of its queue with fresh attempt and
-    interruption counts (a quarantined job gets its full chances again)."""
+    interruption counts (a quarantined job gets its full chances again).
+
+    An outbox row whose send outcome is ``unknown`` can be retried too: that is the deliberate
+    re-send (WhatsApp may then have the message twice), the only way such a row is sent again.
+    """
 
     queue: Queue
     job_id: int
 
     async def apply(self, tx: Any, now: float) -> Any:
-        extra = ", delivery = 'pending'" if self.queue is Queue.OUTBOX else ""
+        extra, retryable = "", "('queued', 'dead')"
+        if self.queue is Queue.OUTBOX:
+            extra, retryable = ", delivery = 'pending'", "('queued', 'dead', 'unknown')"
         row = await tx.fetchrow(
             f"UPDATE {self.queue.value} SET status = 'queued', attempts = 0, interrupted = 0, last_error = NULL, "
-            f"next_attempt_at = $2, updated_at = $2{extra} WHERE id = $1 AND status IN ('queued', 'dead') "
+            f"next_attempt_at = $2, updated_at = $2{extra} WHERE id = $1 AND status IN {retryable} "
             "RETURNING *",
             self.job_id, now,
         )
@@ -341,19 +467,21 @@ async def _not_retryable(tx: Any, queue: Queue, job_id: int) -> Exception:
     status = await tx.fetchval(f"SELECT status FROM {queue.value} WHERE id = $1", job_id)
     if status is None:
         return NotFound(f"{queue.value} job {job_id} does not exist")
-    return Conflict(f"{queue.value} job {job_id} is {status}: only queued or dead jobs can be retried")
+    allowed = "queued, dead or unknown" if queue is Queue.OUTBOX else "queued or dead"
+    return Conflict(f"{queue.value} job {job_id} is {status}: only {allowed} jobs can be retried")
 
 
 @attrs.frozen
 class RemoveJob:
-    """Admin: delete a job that is not running (returns False if there was none to delete)."""
+    """Admin: delete a job that is not in flight (returns False if there was none to delete)."""
 
     queue: Queue
     job_id: int
 
     async def apply(self, tx: Any, now: float) -> bool:
         row = await tx.fetchrow(
-            f"DELETE FROM {self.queue.value} WHERE id = $1 AND status <> 'running' RETURNING id", self.job_id
+            f"DELETE FROM {self.queue.value} WHERE id = $1 AND status NOT IN {_IN_FLIGHT[self.queue]} RETURNING id",
+            self.job_id,
         )
         return row is not None
 

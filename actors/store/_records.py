@@ -39,9 +39,14 @@ class TicketOutcome(enum.StrEnum):
 class JobStatus(enum.StrEnum):
     """States shared by the three persistent queues (outbox, media jobs, webhook deliveries).
 
-    ``queued`` waits for ``next_attempt_at``; ``running`` is claimed by a worker (an outbox item
-    being sent); ``done`` finished well; ``dead`` gave up (the outbox calls it *failed*, it is the
-    same dead letter). The outbox additionally tracks receipts in :class:`DeliveryStatus`.
+    ``queued`` waits for ``next_attempt_at``; ``running`` is claimed by a worker; ``done``
+    finished well; ``dead`` gave up (the outbox calls it *failed*, it is the same dead letter).
+
+    The outbox has two more: ``sending`` — handed to the driver, WhatsApp may have it from here
+    on — and ``unknown`` — a send whose outcome nobody knows (no answer in time, the connection
+    or the worker died after it went out, the process died while it was ``sending``). An
+    ``unknown`` row is never sent again by itself: only an operator's retry does (it may then
+    reach the contact twice). The outbox additionally tracks receipts in :class:`DeliveryStatus`.
 
     A job's ``interrupted`` counts the times it was found ``running`` with no worker left (the
     worker crashed on it, or its process died) and was taken back; at
@@ -52,6 +57,8 @@ class JobStatus(enum.StrEnum):
 
     QUEUED = "queued"
     RUNNING = "running"
+    SENDING = "sending"
+    UNKNOWN = "unknown"
     DONE = "done"
     DEAD = "dead"
 
@@ -64,6 +71,7 @@ class DeliveryStatus(enum.StrEnum):
     SENT = "sent"
     DELIVERED = "delivered"
     READ = "read"
+    PLAYED = "played"  # a voice note or video the contact played (after reading)
     FAILED = "failed"
 
 
@@ -75,6 +83,7 @@ DELIVERY_RANK = {
     DeliveryStatus.SENT: 2,
     DeliveryStatus.DELIVERED: 3,
     DeliveryStatus.READ: 4,
+    DeliveryStatus.PLAYED: 5,
 }
 
 
@@ -179,6 +188,8 @@ class NewMessage:
     #: (lone surrogates, NUL), which ``body`` then has as U+FFFD: :func:`~._text.storable` gives
     #: both; the store sets them itself for a body that still holds such characters.
     raw_body: str | None = None
+    #: WhatsApp's id of the message this one quotes (replies to); resolve it with ``get_message``.
+    quoted_wa_id: str | None = None
 
 
 @attrs.frozen
@@ -197,6 +208,7 @@ class Message:
     sent_at: float
     created_at: float
     raw_body: str | None = None  # see NewMessage.raw_body
+    quoted_wa_id: str | None = None  # WhatsApp's id of the quoted message (see NewMessage)
 
 
 @attrs.frozen
@@ -221,6 +233,10 @@ class FoundTicket:
 
 @attrs.frozen
 class OutboxItem:
+    """A send request. ``message_id`` is zapvisor's own name for it, fixed at enqueue (the
+    driver's request key); ``wa_id`` is the id WhatsApp gave the message, known once it
+    answered the send (None before, and for a send whose outcome is unknown)."""
+
     id: int
     tenant_id: str
     session_id: str
@@ -237,6 +253,17 @@ class OutboxItem:
     created_at: float
     updated_at: float
     interrupted: int = 0  # see JobStatus: times found running with no worker left
+    wa_id: str | None = None
+
+
+@attrs.frozen
+class OutboxSentRecord:
+    """Result of :meth:`Store.outbox_sent`: the finished row, and the outbound message stored with
+    it (``message_id``, its status: ``sent``, or further when a receipt arrived first)."""
+
+    item: OutboxItem
+    message_id: int
+    status: DeliveryStatus
 
 
 @attrs.frozen

@@ -193,8 +193,28 @@ _V_QUARANTINE = [
     "ALTER TABLE webhook_deliveries ADD COLUMN interrupted {int} NOT NULL DEFAULT 0",
 ]
 
+_V_WA_IDS = [
+    # the id WhatsApp gave a sent message (its receipts and quotes refer to it); NULL until it
+    # answered the send, and for a send whose outcome is unknown
+    "ALTER TABLE outbox ADD COLUMN wa_id TEXT",
+    "CREATE INDEX outbox_by_wa_id ON outbox (session_id, wa_id)",
+    "DROP INDEX outbox_by_message",  # receipts match wa_id now; nothing looks rows up by message_id
+    # receipts that arrived before the send's answer was recorded (WhatsApp may deliver a message
+    # before we commit its id): applied when the sent message is stored, swept after a while
+    """CREATE TABLE early_receipts (
+        session_id TEXT NOT NULL,
+        wa_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        at {float} NOT NULL,
+        PRIMARY KEY (session_id, wa_id))""",
+    "CREATE INDEX early_receipts_by_age ON early_receipts (at)",
+    # the WhatsApp id of the message an inbound message quotes (a reply to an agent's message
+    # names the id WhatsApp gave it, which the outbox now records)
+    "ALTER TABLE messages ADD COLUMN quoted_wa_id TEXT",
+]
+
 #: Every migration in order; index i holds version i + 1.
-MIGRATIONS: list[list[str]] = [_V1, _V2, _V_RAW_TEXT, _V_QUARANTINE]
+MIGRATIONS: list[list[str]] = [_V1, _V2, _V_RAW_TEXT, _V_QUARANTINE, _V_WA_IDS]
 
 #: The schema version this code writes and reads.
 CURRENT_VERSION = len(MIGRATIONS)

@@ -42,6 +42,7 @@ from ._records import (
     MediaJob,
     NewMessage,
     OutboxItem,
+    OutboxSentRecord,
     Queue,
     SessionRecord,
     Tenant,
@@ -362,15 +363,35 @@ class Store(StoreReads):
         one is queued and due (per-session order). Paused sessions and a paused outbox get nothing."""
         return await self._write(queues.ClaimOutbox(session_id, check_limit(limit)), timeout)
 
-    async def outbox_sent(self, item_id: int, *, timeout: float | None = None) -> OutboxItem:
-        """The driver accepted the send. Raises Conflict if the item is not running."""
-        return await self._write(queues.CompleteJob(Queue.OUTBOX, item_id, None), timeout)
+    async def outbox_sending(self, item_id: int, *, timeout: float | None = None) -> OutboxItem:
+        """A claimed item goes to the driver now (``sending``); call it before the send, so a
+        death during the send is known to be one. Raises Conflict if the item is not running."""
+        return await self._write(queues.MarkSending(item_id), timeout)
+
+    async def outbox_sent(
+        self, item_id: int, wa_id: str, *, sent_at: float, media_type: str | None = None,
+        timeout: float | None = None,
+    ) -> OutboxSentRecord:
+        """WhatsApp accepted the send and named it ``wa_id``: the item is done with that id and
+        the outbound message is stored under it, in one transaction (an ``unknown`` item whose
+        answer came late is resolved too). Raises Conflict if the item is in neither state."""
+        return await self._write(queues.OutboxSent(item_id, _wa_key("wa_id", wa_id), float(sent_at), media_type), timeout)
+
+    async def outbox_unknown(
+        self, error: str, *, item_id: int | None = None, session_id: str | None = None,
+        keep: tuple[int, ...] = (), timeout: float | None = None,
+    ) -> list[OutboxItem]:
+        """Mark sends whose outcome is unknown (``sending`` → ``unknown``, ``error`` says why):
+        one item, one session's but those in ``keep`` (a session taken over), or every ``sending``
+        one (neither given: at start-up). Returns those changed."""
+        op = queues.MarkSendsUnknown(item_id, _text("error", error), session_id, tuple(keep))
+        return await self._write(op, timeout)
 
     async def outbox_receipt(
-        self, session_id: str, message_id: str, delivery: DeliveryStatus, *, timeout: float | None = None
+        self, session_id: str, wa_id: str, delivery: DeliveryStatus, *, timeout: float | None = None
     ) -> bool:
-        """A delivery/read receipt for a sent item (forward only). False if nothing changed."""
-        key = _receipt_key(message_id)
+        """A receipt for a sent item, by WhatsApp's id (forward only). False if nothing changed."""
+        key = _receipt_key(wa_id)
         if key is None:
             return False
         return await self._write(queues.OutboxReceipt(session_id, key, DeliveryStatus(delivery)), timeout)
@@ -419,10 +440,12 @@ class Store(StoreReads):
         return await self._write(queues.ClaimJobs(queue, check_limit(limit)), timeout)
 
     async def job_done(self, queue: Queue, job_id: int, *, timeout: float | None = None) -> Any:
-        """Finish a running webhook delivery or outbox item (media: :meth:`media_done`)."""
+        """Finish a running webhook delivery (media: :meth:`media_done`; outbox: :meth:`outbox_sent`)."""
         queue = Queue(queue)
         if queue is Queue.MEDIA:
             raise InvalidInput("queue: a media job finishes with its file, use media_done()")
+        if queue is Queue.OUTBOX:
+            raise InvalidInput("queue: an outbox item finishes with WhatsApp's id, use outbox_sent()")
         return await self._write(queues.CompleteJob(queue, job_id, None), timeout)
 
     async def job_failed(
@@ -430,7 +453,8 @@ class Store(StoreReads):
         timeout: float | None = None,
     ) -> Any:
         """Record a failed attempt: queued again at wall-clock ``retry_at``, or dead when None
-        (an outbox item's delivery becomes ``failed``). Raises Conflict if the job is not running."""
+        (an outbox item's delivery becomes ``failed``). Raises Conflict if the job is not running
+        (or, for the outbox, sending): only for a send WhatsApp certainly does not have."""
         return await self._write(queues.FailJob(Queue(queue), job_id, str(error), retry_at), timeout)
 
     async def recover_running(
@@ -438,14 +462,16 @@ class Store(StoreReads):
     ) -> int:
         """Put ``running`` jobs back to ``queued``; returns how many. At start-up (``stale_after``
         None) all of them: their worker died with the old process. While running, only those
-        claimed more than ``stale_after`` seconds ago (a lost worker or a lost claim answer)."""
+        claimed more than ``stale_after`` seconds ago (a lost worker or a lost claim answer).
+        Outbox rows already ``sending`` are not touched: see :meth:`outbox_unknown`."""
         if stale_after is not None and stale_after < 0:
             raise InvalidInput(f"stale_after: must be >= 0 seconds, got {stale_after!r}")
         claimed_before = None if stale_after is None else self.clock() - stale_after
         return await self._write(queues.RecoverRunning(Queue(queue), claimed_before), timeout)
 
     async def retry_job(self, queue: Queue, job_id: int, *, timeout: float | None = None) -> Any:
-        """Admin: a dead or waiting job runs again now with a fresh attempt count."""
+        """Admin: a dead or waiting job runs again now with a fresh attempt count; an outbox item
+        whose outcome is ``unknown`` is deliberately sent again (WhatsApp may then have it twice)."""
         return await self._write(queues.RetryJob(Queue(queue), job_id), timeout)
 
     async def remove_job(self, queue: Queue, job_id: int, *, timeout: float | None = None) -> bool:

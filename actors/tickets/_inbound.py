@@ -22,7 +22,8 @@ message the store refuses twice on its own is *quarantined*: logged at ERROR in 
 form, so nothing is lost from sight), counted in ``quarantined``, and acknowledged with the rest —
 the session never crash-loops on it and the messages around it are stored.
 
-Receipts move stored messages and outbox items forward (delivered, read) and are published.
+Receipts move stored messages and outbox items forward (delivered, read, played), matched by
+WhatsApp's id (the outbox records it with each send), and are published.
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ def _refused_content(exc: BaseException) -> bool:
 _RECEIPT_STATUS = {
     ReceiptKind.DELIVERED: DeliveryStatus.DELIVERED,
     ReceiptKind.READ: DeliveryStatus.READ,
-    ReceiptKind.PLAYED: DeliveryStatus.READ,
+    ReceiptKind.PLAYED: DeliveryStatus.PLAYED,
 }
 
 
@@ -108,7 +109,7 @@ def _new_message(tenant_id: str, session_id: str, contact_id: int, ticket_id: in
         tenant_id=tenant_id, session_id=session_id, wa_id=message.id, contact_id=contact_id, ticket_id=ticket_id,
         from_me=message.from_me, body=body, raw_body=raw_body, sent_at=message.timestamp,
         media_type=None if message.media is None else message.media.kind.value,
-        media_source=media_source(session_id, message),
+        media_source=media_source(session_id, message), quoted_wa_id=message.quoted_id,
     )
 
 

@@ -92,7 +92,7 @@ def message_payload_of(message: NewMessage, message_id: int) -> dict[str, Any]:
         "id": message_id, "wa_id": message.wa_id, "session_id": message.session_id,
         "ticket_id": message.ticket_id, "contact_id": message.contact_id, "from_me": message.from_me,
         "body": message.body, "media_type": message.media_type, "media_path": None,
-        "status": str(message.status), "sent_at": message.sent_at,
+        "status": str(message.status), "sent_at": message.sent_at, "quoted_wa_id": message.quoted_wa_id,
     }
 
 

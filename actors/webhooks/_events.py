@@ -2,8 +2,8 @@
 
 Event names are the seed's (Evolution API's ``WAMonitoringService``): ``connection.update``,
 ``qrcode.updated``, ``status.instance``, ``logout.instance``, ``remove.instance``,
-``reconnect.failed``, ``no.connection``; the flows add ``message.created``, ``message.updated``
-and ``ticket.*``.
+``reconnect.failed``, ``no.connection``; the flows add ``message.created``, ``message.updated``,
+``message.send_unknown`` and ``ticket.*``.
 
 Severities (seed 003 "Níveis de Severidade", with one deliberate change): HIGH when a human must act
 now — the breaker opened (``reconnect.failed``), the number was banned, logged out, replaced by
@@ -31,11 +31,13 @@ RECONNECT_FAILED = "reconnect.failed"
 NO_CONNECTION = "no.connection"
 MESSAGE_CREATED = "message.created"
 MESSAGE_UPDATED = "message.updated"
+#: A send handed to WhatsApp whose outcome is unknown (see :mod:`actors.outbox`): a human decides.
+MESSAGE_SEND_UNKNOWN = "message.send_unknown"
 
 #: Every event name a subscription may list (``ticket.*`` covers every ticket event, ``*`` all).
 EVENTS = (
     CONNECTION_UPDATE, QRCODE_UPDATED, STATUS_INSTANCE, LOGOUT_INSTANCE, REMOVE_INSTANCE,
-    RECONNECT_FAILED, NO_CONNECTION, MESSAGE_CREATED, MESSAGE_UPDATED, "ticket.*",
+    RECONNECT_FAILED, NO_CONNECTION, MESSAGE_CREATED, MESSAGE_UPDATED, MESSAGE_SEND_UNKNOWN, "ticket.*",
 )
 
 _NAME = re.compile(r"[a-z][a-z0-9_]*(\.[a-z0-9_]+)+")

@@ -42,7 +42,7 @@ async def test_metrics_are_prometheus_text(api_server) -> None:
     assert samples['zapvisor_sessions{status="stopped"}'] == 1
     assert samples['zapvisor_actor_restarts_total{path="/infra/store"}'] == 0
     assert 'zapvisor_mailbox_depth{path="/services/sessions"}' in samples
-    assert {"zapvisor_outbox_depth", "zapvisor_websocket_clients", "zapvisor_messages_stored_total",
+    assert {"zapvisor_outbox_depth", "zapvisor_outbox_unknown", "zapvisor_websocket_clients", "zapvisor_messages_stored_total",
             'zapvisor_store_batch_seconds{quantile="0.99"}', 'zapvisor_breakers{mode="closed"}'} <= set(samples)
     for family in re.findall(r"^# TYPE (\S+) (\S+)$", response.text, re.M):
         assert family[1] in ("gauge", "counter")

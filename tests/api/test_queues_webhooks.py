@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-import trio
+import json
 
+import trio
+import trio_websocket
+
+from actors.sessions import SessionStatus
 from actors.store import JobStatus, Queue
+
+from .test_ws_app import join, receive_until
 
 
 async def _outbox_items(api_server, count: int) -> list[int]:
@@ -102,3 +108,66 @@ async def test_dead_deliveries_are_listed_and_replayed(api_server) -> None:
     assert replayed.status_code == 200 and replayed.json()["attempts"] == 0
     bad_state = await client.get("/tenants/t1/webhooks/deliveries", params={"state": "nope"})
     assert bad_state.status_code == 400 and bad_state.json()["error"]["field"] == "state"
+
+
+async def test_an_ambiguous_send_is_visible_and_only_an_admin_retry_sends_it_again(
+        api_server, simulator_control, webhook_receiver) -> None:
+    """WhatsApp accepts a send and the connection drops before its answer: the row is ``unknown``
+    (listed by state, announced on the websocket and to webhooks), the session's next send goes
+    out, the unknown one is not sent again until an administrator retries it."""
+    admin = api_server.admin
+    await api_server.tenant("t1")
+    hook = await admin.post("/tenants/t1/webhooks", json={"url": webhook_receiver.url,
+                                                          "events": ["message.send_unknown"]})
+    assert hook.status_code == 201, hook.text
+    ws_url = api_server.url.replace("http://", "ws://") + "/ws"
+    agent = api_server.client(await api_server.agent_token("t1"))
+    async with trio_websocket.open_websocket_url(f"{ws_url}?token={await api_server.agent_token('t1', 'admin')}") as ws:
+        await join(ws, "tenant:t1")
+        await admin.post("/tenants/t1/sessions", json={"id": "s1", "name": "Support"})
+        await admin.post("/tenants/t1/sessions/s1/connect")
+        await receive_until(ws, lambda f: f["type"] == "qrcode.updated")
+        await simulator_control.scan("s1")
+        await api_server.wait_status("s1", SessionStatus.CONNECTED)
+        await simulator_control.send_message("s1", "hello", sender="5511988887777@s.whatsapp.net")
+        ticket_id = (await receive_until(ws, lambda f: f["type"] == "message.created"))[-1]["payload"]["ticket_id"]
+
+        await simulator_control.lose_answers("s1")
+        posted = await agent.post(f"/tenants/t1/tickets/{ticket_id}/messages", json={"text": "did it arrive?"},
+                                  headers={"Idempotency-Key": "k-unknown"})
+        assert posted.status_code == 202, posted.text
+        job_id = posted.json()["item"]["id"]
+        announced = (await receive_until(ws, lambda f: f["type"] == "message.send_unknown"))[-1]["payload"]
+        assert (announced["id"], announced["status"], announced["wa_id"]) == (job_id, "unknown", None)
+
+    listed = (await admin.get("/queues/outbox/jobs", params={"state": "unknown"})).json()
+    assert [j["id"] for j in listed] == [job_id] and "RequestInterruptedError" in listed[0]["last_error"]
+    assert (await admin.get("/queues")).json()["outbox"]["jobs"]["unknown"] == 1
+    await webhook_receiver.wait_calls(1)
+    delivered = json.loads(webhook_receiver.calls[0]["body"])
+    assert delivered["event"] == "message.send_unknown" and delivered["payload"]["id"] == job_id
+
+    await api_server.wait_status("s1", SessionStatus.CONNECTED)  # the session reconnects by itself
+    after = await agent.post(f"/tenants/t1/tickets/{ticket_id}/messages", json={"text": "next"},
+                             headers={"Idempotency-Key": "k-next"})
+
+    async def texts() -> list[str]:
+        return [entry["text"] for entry in await simulator_control.sent("s1")]
+
+    async def done(item_id: int):
+        with trio.fail_after(30):
+            while (job := await api_server.node.store.get_job(Queue.OUTBOX, item_id)).status is not JobStatus.DONE:
+                await trio.sleep(0.05)
+        return job
+
+    await done(after.json()["item"]["id"])  # the unknown row does not hold the session's line
+    assert await texts() == ["did it arrive?", "next"]  # and it was not sent again by itself
+
+    retried = await admin.post(f"/queues/outbox/jobs/{job_id}/retry")
+    assert retried.status_code == 200 and retried.json()["status"] == "queued"
+    resent = await done(job_id)
+    sent = await simulator_control.sent("s1")
+    assert [entry["text"] for entry in sent] == ["did it arrive?", "next", "did it arrive?"]  # deliberately twice
+    assert resent.wa_id == sent[-1]["id"]
+    again = await admin.post(f"/queues/outbox/jobs/{job_id}/retry")
+    assert again.status_code == 409 and again.json()["error"]["field"] == "job_id"  # done: nothing to retry

@@ -21,9 +21,11 @@ from actors.drivers import (
     OutboundMedia,
     Presence,
     PresenceState,
+    NotConnectedError,
     Receipt,
     ReceiptKind,
     RequestError,
+    RequestInterruptedError,
     Undecryptable,
 )
 from actors.simulator import SimulatorConfig
@@ -118,35 +120,59 @@ async def test_media_download_returns_the_exact_bytes(shared_driver_config, shar
             await driver.download_media(MediaRef(ref="m-" + "0" * 32, kind=MediaKind.IMAGE, mimetype="image/jpeg"))
 
 
-async def test_sends_are_deduped_by_id_and_receipts_follow(shared_driver_config, shared_control, session_id):
+async def test_the_server_names_each_send_and_receipts_carry_that_id(shared_driver_config, shared_control,
+                                                                     session_id):
     before = await shared_control.stats()
     async with running_driver(shared_driver_config, session_id) as driver:
         await pair(driver, shared_control)
         to = "5521900000007@s.whatsapp.net"
         first = await driver.send_text(to, "hello", "OUT-1")
-        retry = await driver.send_text(to, "hello", "OUT-1")
-        assert not first.duplicate and retry.duplicate
-        assert retry.timestamp == first.timestamp and retry.message_id == "OUT-1"
-        delivered = await expect_event(driver, Receipt)
-        read = await expect_event(driver, Receipt)
-        assert (delivered.kind, read.kind) == (ReceiptKind.DELIVERED, ReceiptKind.READ)
-        assert delivered.message_ids == ("OUT-1",) and delivered.chat_jid == to
+        repeat = await driver.send_text(to, "hello", "OUT-1")  # our key never reaches WhatsApp
+        assert first.message_id != repeat.message_id and "OUT-1" not in (first.message_id, repeat.message_id)
+        assert not first.duplicate and not repeat.duplicate
+        receipts = [await expect_event(driver, Receipt) for _ in range(4)]
+        by_id = {}
+        for receipt in receipts:
+            assert receipt.chat_jid == to
+            by_id.setdefault(receipt.message_ids, []).append(receipt.kind)
+        assert by_id == {(first.message_id,): [ReceiptKind.DELIVERED, ReceiptKind.READ],
+                         (repeat.message_id,): [ReceiptKind.DELIVERED, ReceiptKind.READ]}
         sent = await shared_control.sent(session_id)
-        assert [(entry["id"], entry["text"]) for entry in sent] == [("OUT-1", "hello")]
-        stats = await shared_control.stats()
-        assert stats.sends_received - before.sends_received == 2
-        assert stats.sends_deduped - before.sends_deduped == 1
+        assert [(entry["id"], entry["text"]) for entry in sent] == [(first.message_id, "hello"),
+                                                                    (repeat.message_id, "hello")]
+        assert (await shared_control.stats()).sends_received - before.sends_received == 2
 
 
-async def test_dedupe_survives_a_reconnect(shared_driver_config, shared_control, session_id):
+async def test_voice_notes_are_also_played(shared_driver_config, shared_control, session_id):
     async with running_driver(shared_driver_config, session_id) as driver:
         await pair(driver, shared_control)
-        await driver.send_text("5521900000007@s.whatsapp.net", "x", "OUT-2")
-        await shared_control.drop(session_id)
+        voice = OutboundMedia(b"OggS...", MediaKind.AUDIO, "audio/ogg; codecs=opus")
+        sent = await driver.send_media("5521900000007@s.whatsapp.net", voice, "OUT-V")
+        kinds = [await expect_event(driver, Receipt) for _ in range(3)]
+        assert [(r.message_ids, r.kind) for r in kinds] == [
+            ((sent.message_id,), ReceiptKind.DELIVERED), ((sent.message_id,), ReceiptKind.READ),
+            ((sent.message_id,), ReceiptKind.PLAYED)]
+
+
+async def test_a_send_whose_answer_is_lost_is_interrupted_not_refused(shared_driver_config, shared_control,
+                                                                     session_id):
+    async with running_driver(shared_driver_config, session_id) as driver:
+        await pair(driver, shared_control)
+        await shared_control.lose_answers(session_id)
+        with pytest.raises(RequestInterruptedError):
+            await driver.send_text("5521900000007@s.whatsapp.net", "did it go?", "OUT-2")
         await expect_event(driver, *ENDING_EVENTS)
+        [entry] = await shared_control.sent(session_id)
+        assert entry["text"] == "did it go?"  # WhatsApp has it, the client cannot know
+        assert (await shared_control.stats()).answers_lost >= 1
         await driver.connect()
         await expect_event(driver, Connected)
-        assert (await driver.send_text("5521900000007@s.whatsapp.net", "x", "OUT-2")).duplicate
+        receipt = await expect_event(driver, Receipt)  # its receipts reach the next connection
+        assert receipt.message_ids == (entry["id"],)
+        with pytest.raises(NotConnectedError) as plain:  # nothing went out: no connection
+            await driver.stop()
+            await driver.send_text("5521900000007@s.whatsapp.net", "x", "OUT-3")
+        assert not isinstance(plain.value, RequestInterruptedError)
 
 
 async def test_send_media_and_mark_read(shared_driver_config, shared_control, session_id):
@@ -154,8 +180,8 @@ async def test_send_media_and_mark_read(shared_driver_config, shared_control, se
         await pair(driver, shared_control)
         media = OutboundMedia(b"\x89PNG...", MediaKind.IMAGE, "image/png", file_name="a.png", caption="look")
         result = await driver.send_media("5521900000007@s.whatsapp.net", media, "OUT-3")
-        assert not result.duplicate
         (entry,) = await shared_control.sent(session_id)
+        assert entry["id"] == result.message_id
         assert entry["text"] == "look" and entry["media"]["mimetype"] == "image/png"
         before = await shared_control.stats()
         await driver.mark_read("5521900000007@s.whatsapp.net", ("IN-1", "IN-2"))
@@ -203,10 +229,10 @@ async def test_two_simulated_accounts_can_chat(shared_driver_config, shared_cont
             running_driver(shared_driver_config, session_id + "-b") as bob:
         alice_jid = (await pair(alice, shared_control)).jid
         bob_jid = (await pair(bob, shared_control)).jid
-        await alice.send_text(bob_jid, "oi Bob", "CHAT-1")
+        sent = await alice.send_text(bob_jid, "oi Bob", "CHAT-1")
         received = await expect_event(bob, Message)
         assert (received.id, received.sender_jid, received.chat_jid, received.text) == (
-            "CHAT-1", alice_jid, alice_jid, "oi Bob")
+            sent.message_id, alice_jid, alice_jid, "oi Bob")
         photo = OutboundMedia(b"jpeg bytes", MediaKind.IMAGE, "image/jpeg", caption="foto")
         await bob.send_media(alice_jid, photo, "CHAT-2")
         reply = await expect_event(alice, Message)

@@ -9,7 +9,7 @@ import actors.tickets
 
 EXPORTS = {
     actors.flows: {
-        "MESSAGE_CREATED", "MESSAGE_UPDATED", "OUTBOX_PAUSED", "OUTBOX_RESUMED", "OUTBOX_UPDATED",
+        "MESSAGE_CREATED", "MESSAGE_SEND_UNKNOWN", "MESSAGE_UPDATED", "OUTBOX_PAUSED", "OUTBOX_RESUMED", "OUTBOX_UPDATED",
         "TICKET_CREATED", "TICKET_UPDATED", "CleanJobs", "FlowError", "Flows", "GetJob",
         "ListJobs", "NoPublisher", "PauseQueue", "Publisher", "QueueAdmin", "QueueInfo", "QueueRefused",
         "QueueStatus", "RemoveJob", "ResumeQueue", "RetryJob", "Wakeup", "answer_admin", "build_flows",

@@ -1,6 +1,8 @@
 """kill -9 of the daemon (a real ``zapvisor run`` subprocess) in the middle of inbound and
 outbound streams, then a restart: every message the simulator delivered is stored exactly
-once, every accepted send reaches WhatsApp exactly once by its stable id, nothing stays queued.
+once; every accepted send reaches WhatsApp at most once, in order, and is recorded under the id
+WhatsApp gave it — or, if the kill caught it with WhatsApp's driver, is ``unknown`` (never sent
+again by itself); nothing stays queued.
 """
 
 from __future__ import annotations
@@ -68,17 +70,20 @@ async def test_kill9_mid_streams_loses_and_duplicates_nothing(tmp_path, simulato
             assert 0 < sent_before < SENDS and stored_before < INBOUND + sent_before  # killed mid-streams
 
             daemon = await _start(env, log)
-            progress = None
+            progress = expected = None
             with trio.move_on_after(START_TIMEOUT):
                 while True:
                     done = await store.list_jobs(Queue.OUTBOX, JobStatus.DONE, limit=1000)
+                    unknown = await store.list_jobs(Queue.OUTBOX, JobStatus.UNKNOWN, limit=1000)
                     stats = await simulator_control.stats()
-                    progress = (len(done), stats.traffic_running, stats.queued, await store.count_messages("s1"),
-                                (await store.get_session("s1")).status)
-                    if progress[:4] == (SENDS, False, 0, INBOUND + SENDS):
+                    progress = (len(done) + len(unknown), stats.traffic_running, stats.queued,
+                                await store.count_messages("s1"), (await store.get_session("s1")).status)
+                    expected = (SENDS, False, 0, INBOUND + len(done))
+                    if progress[:4] == expected:
                         break
                     await trio.sleep(0.05)
-            assert progress[:4] == (SENDS, False, 0, INBOUND + SENDS), (progress, log.read_text()[-3000:])
+            assert progress[:4] == expected, (progress, log.read_text()[-3000:])
+            assert len(unknown) <= 1  # one send at a time per session: at most one caught mid-send
         finally:
             if daemon.returncode is None:
                 daemon.send_signal(signal.SIGTERM)
@@ -94,9 +99,12 @@ async def test_kill9_mid_streams_loses_and_duplicates_nothing(tmp_path, simulato
         stored = [m for t in tickets for m in await store.list_messages(t.id, limit=1000)]
         inbound = [m.wa_id for m in stored if not m.from_me]
         assert len(inbound) == len(set(inbound)) == INBOUND  # stored exactly once, none lost
-        assert await store.count_messages("s1") == INBOUND + SENDS
-        for item in items:  # every send recorded once as our message, as sent (or further)
-            assert (await store.get_message("s1", item.message_id)).from_me
-        sent = [entry["id"] for entry in await simulator_control.sent("s1")]
-        assert sorted(sent) == sorted(item.message_id for item in items)  # exactly once by id
-        assert sent == [item.message_id for item in items]  # and in order
+        assert await store.count_messages("s1") == INBOUND + len(done)
+        sent = await simulator_control.sent("s1")
+        order = {item.payload["text"]: n for n, item in enumerate(items)}
+        positions = [order[entry["text"]] for entry in sent]
+        assert positions == sorted(set(positions))  # at most once each, and in order
+        by_text = {entry["text"]: entry["id"] for entry in sent}
+        for job in done:  # every finished send: at WhatsApp, recorded under its id as our message
+            assert job.wa_id == by_text[job.payload["text"]]
+            assert (await store.get_message("s1", job.wa_id)).from_me

@@ -31,11 +31,15 @@ async def test_sends_in_order_once_by_id_with_receipts(tmp_path, simulator, simu
             return all(j.status is JobStatus.DONE and j.delivery is DeliveryStatus.READ for j in jobs)
 
         await eventually(all_read)
+        jobs = {job.id: job for job in await node.store.list_jobs(Queue.OUTBOX)}
+        wa_ids = [jobs[item.id].wa_id for item in items]  # the ids WhatsApp gave, not ours
         sent = await simulator_control.sent("s1")
-        assert [entry["id"] for entry in sent] == [item.message_id for item in items]
+        assert [entry["id"] for entry in sent] == wa_ids
+        assert not {item.message_id for item in items} & set(wa_ids)
         assert [entry["text"] for entry in sent] == [f"reply {i}" for i in range(SENDS)]
-        stored = await node.store.get_message("s1", items[0].message_id)
-        assert stored.from_me and stored.status is DeliveryStatus.READ
+        for wa_id in wa_ids:  # the stored outbound message: under WhatsApp's id, ticks moved by its receipts
+            stored = await node.store.get_message("s1", wa_id)
+            assert stored.from_me and stored.status is DeliveryStatus.READ
         refused = await outbox.ask(Send("acme", "s1", "", contact(7), "x"))
         assert isinstance(refused, OutboxRefused) and refused.field == "idempotency_key"
 
@@ -61,7 +65,13 @@ async def test_banned_session_pauses_its_outbox_and_resumes_after(tmp_path, simu
         assert (await node.store.get_job(Queue.OUTBOX, enqueued.item.id)).status is JobStatus.QUEUED
 
         async def delivered():
-            return [entry["id"] for entry in await simulator_control.sent("s1")]
+            return [entry["text"] for entry in await simulator_control.sent("s1")]
 
-        assert await eventually(delivered, timeout=30) == [enqueued.item.message_id]
+        assert await eventually(delivered, timeout=30) == ["later"]
+
+        async def done():
+            job = await node.store.get_job(Queue.OUTBOX, enqueued.item.id)
+            return job if job.status is JobStatus.DONE else None
+
+        assert (await eventually(done)).wa_id == (await simulator_control.sent("s1"))[0]["id"]
         assert (await outbox.ask(QueueStatus())).paused_sessions == ()

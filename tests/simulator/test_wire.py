@@ -45,8 +45,8 @@ async def test_malformed_requests_get_a_400_naming_the_field(shared_simulator, s
         assert (await _next(ws))["ev"] == "connected"
         assert await _next(ws) == {"ev": "offline_sync_done", "count": 0}
         await ws.send_message("not json at all")  # ignored: nothing to answer
-        await ws.send_message(json.dumps({"op": "send", "rid": 1, "to": "x@s.whatsapp.net"}))
-        assert await _next(ws) == {"re": 1, "ok": False, "code": 400, "error": "field 'id' must be a non-empty str"}
+        await ws.send_message(json.dumps({"op": "send", "rid": 1, "to": ""}))
+        assert await _next(ws) == {"re": 1, "ok": False, "code": 400, "error": "field 'to' must be a non-empty str"}
         await ws.send_message(json.dumps({"op": "teleport", "rid": 2}))
         assert await _next(ws) == {"re": 2, "ok": False, "code": 400, "error": "unknown op 'teleport'"}
         await ws.send_message(json.dumps({"op": "pair_phone", "rid": 3, "number": "5511999990000"}))

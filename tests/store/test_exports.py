@@ -5,7 +5,8 @@ def test_public_face_is_pinned():
     assert sorted(actors.store.__all__) == [
         "ALL_EVENTS", "AlreadyStored", "AuditEntry", "CURRENT_VERSION", "Conflict", "Contact", "DeliveryStatus",
         "Enqueued", "Fence", "FencedOut", "FoundTicket", "Inserted", "InvalidInput", "JobStatus",
-        "MediaJob", "Message", "NewMessage", "NotFound", "OutboxItem", "PostgresBackend", "QUARANTINED", "Queue",
+        "MediaJob", "Message", "NewMessage", "NotFound", "OutboxItem", "OutboxSentRecord", "PostgresBackend",
+        "QUARANTINED", "Queue",
         "SchemaTooNew", "SessionRecord", "SqliteBackend", "Store", "StoreClosed", "StoreError",
         "StoreStatistics", "StoreUnavailable", "Tenant", "Ticket", "TicketOutcome", "TicketStatus",
         "User", "Webhook", "WebhookDelivery", "WriteFailed", "open_store",

@@ -25,12 +25,16 @@ async def test_outbox_is_claimed_head_of_line_per_session(store, wall_clock):
     wall_clock.now = retry_at
     again = await store.claim_outbox(session_id="s1")
     assert [(i.id, i.attempts) for i in again] == [(a1.id, 2)]
-    sent = await store.outbox_sent(a1.id)
-    assert (sent.status, sent.delivery) == ("done", "sent")
+    sending = await store.outbox_sending(a1.id)
+    assert sending.status == "sending"
+    assert await store.claim_outbox(session_id="s1") == []  # a1 is in flight: a2 still waits
+    sent = (await store.outbox_sent(a1.id, "WA-1", sent_at=wall_clock.now)).item
+    assert (sent.status, sent.delivery, sent.wa_id) == ("done", "sent", "WA-1")
     assert [i.id for i in await store.claim_outbox(session_id="s1")] == [a2.id]
 
-    assert await store.outbox_receipt("s1", a1.message_id, DeliveryStatus.READ)
-    assert not await store.outbox_receipt("s1", a1.message_id, DeliveryStatus.DELIVERED)  # never backwards
+    assert await store.outbox_receipt("s1", "WA-1", DeliveryStatus.READ)  # receipts carry WhatsApp's id
+    assert not await store.outbox_receipt("s1", "WA-1", DeliveryStatus.DELIVERED)  # never backwards
+    assert not await store.outbox_receipt("s1", a1.message_id, DeliveryStatus.PLAYED)  # our own id is not WhatsApp's
     assert (await store.get_job(Queue.OUTBOX, a1.id)).delivery == "read"
 
 
@@ -41,8 +45,8 @@ async def test_outbox_dead_letter_and_retry(store):
     dead = await store.job_failed(Queue.OUTBOX, item.id, "banned", retry_at=None)
     assert (dead.status, dead.delivery) == ("dead", "failed")
     assert [j.id for j in await store.list_jobs(Queue.OUTBOX, JobStatus.DEAD)] == [item.id]
-    with pytest.raises(Conflict, match="not running"):
-        await store.outbox_sent(item.id)
+    with pytest.raises(Conflict, match="not sending"):
+        await store.outbox_sent(item.id, "WA-X", sent_at=0.0)
     revived = await store.retry_job(Queue.OUTBOX, item.id)
     assert (revived.status, revived.attempts, revived.delivery, revived.last_error) == ("queued", 0, "pending", None)
 
@@ -167,3 +171,65 @@ async def test_next_due_tells_the_worker_when_to_look_again(store, wall_clock):
     assert await store.next_due(Queue.MEDIA) is None
     with pytest.raises(InvalidInput, match="session_id"):
         await store.next_due(Queue.MEDIA, session_id="s1")
+
+
+async def test_a_receipt_before_the_sends_answer_is_applied_when_the_id_is_recorded(store, wall_clock):
+    contact = await seed(store)
+    ticket = (await store.find_or_create_ticket("acme", "s1", contact.id, reopen_window=0)).ticket
+    item = (await store.enqueue_outbox("acme", "s1", "k", contact.jid, {"text": "hi"}, ticket_id=ticket.id)).item
+    await store.claim_outbox()
+    await store.outbox_sending(item.id)
+    # WhatsApp's receipts arrive before the send's answer is committed: nothing to move yet
+    assert not await store.update_message_status("s1", "WA-1", DeliveryStatus.DELIVERED)
+    assert not await store.update_message_status("s1", "WA-1", DeliveryStatus.READ)
+    assert not await store.update_message_status("s1", "WA-1", DeliveryStatus.DELIVERED)  # late, lower: kept READ
+    record = await store.outbox_sent(item.id, "WA-1", sent_at=wall_clock.now)
+    assert (record.status, record.item.delivery, record.item.wa_id) == ("read", "read", "WA-1")
+    stored = await store.get_message("s1", "WA-1")
+    assert (stored.id, stored.status, stored.from_me, stored.ticket_id) == (record.message_id, "read", True, ticket.id)
+    assert await store.update_message_status("s1", "WA-1", DeliveryStatus.PLAYED)  # then as usual, forward only
+
+
+async def test_early_receipts_that_never_match_are_swept(store, wall_clock):
+    await seed(store)
+    assert not await store.update_message_status("s1", "PHONE-GROUP-1", DeliveryStatus.READ)
+    wall_clock.now += 3601  # past EARLY_RECEIPT_TTL; the next unmatched receipt sweeps the old one
+    assert not await store.update_message_status("s1", "PHONE-GROUP-2", DeliveryStatus.READ)
+    left = await store._fetch("SELECT wa_id FROM early_receipts ORDER BY wa_id")
+    assert [row["wa_id"] for row in left] == ["PHONE-GROUP-2"]
+
+
+async def test_unknown_sends_wait_for_an_admin_and_a_late_answer_resolves_them(store, wall_clock):
+    await seed(store)
+    a = (await store.enqueue_outbox("acme", "s1", "a", "1@s.whatsapp.net", {"text": "a"})).item
+    b = (await store.enqueue_outbox("acme", "s1", "b", "1@s.whatsapp.net", {"text": "b"})).item
+    await store.claim_outbox()
+    await store.outbox_sending(a.id)
+    assert not await store.remove_job(Queue.OUTBOX, a.id)  # in flight: not removable
+    with pytest.raises(Conflict, match="sending: only queued, dead or unknown"):
+        await store.retry_job(Queue.OUTBOX, a.id)
+    [unknown] = await store.outbox_unknown("zapvisor stopped mid-send")  # every sending row, at start
+    assert (unknown.id, unknown.status, unknown.last_error) == (a.id, "unknown", "zapvisor stopped mid-send")
+    assert await store.outbox_unknown("again") == []
+    assert [i.id for i in await store.claim_outbox()] == [b.id]  # an unknown row does not hold the line
+    await store.outbox_sending(b.id)
+    late = await store.outbox_sent(a.id, "WA-A", sent_at=wall_clock.now)  # its answer did come after all
+    assert (late.item.status, late.item.wa_id, late.item.last_error) == ("done", "WA-A", None)
+    [b_unknown] = await store.outbox_unknown("no answer", item_id=b.id)
+    retried = await store.retry_job(Queue.OUTBOX, b_unknown.id)  # the deliberate re-send
+    assert (retried.status, retried.attempts, retried.delivery) == ("queued", 0, "pending")
+    with pytest.raises(InvalidInput, match="outbox_sent"):
+        await store.job_done(Queue.OUTBOX, b.id)
+
+
+async def test_unknown_can_be_scoped_to_a_session_keeping_sends_still_in_flight(store):
+    await seed(store)
+    await store.upsert_session("s2", "acme", "second")
+    rows = [(await store.enqueue_outbox("acme", sid, key, "1@s.whatsapp.net", {})).item
+            for sid, key in (("s1", "a"), ("s2", "b"))]
+    for item in await store.claim_outbox():
+        await store.outbox_sending(item.id)
+    s1, s2 = rows
+    assert await store.outbox_unknown("taken over", session_id="s1", keep=(s1.id,)) == []  # ours, still in flight
+    assert [i.id for i in await store.outbox_unknown("taken over", session_id="s1")] == [s1.id]
+    assert (await store.get_job(Queue.OUTBOX, s2.id)).status == "sending"  # another session's: untouched

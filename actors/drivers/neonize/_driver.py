@@ -16,9 +16,11 @@ protocol's rules (``actors/drivers/_protocol.py``), with these neonize facts:
   (``restart_immediately``), and so do the calls in flight; the session
   restarts at once and its new driver lands on a live worker.
 * ``ack()`` does nothing: whatsmeow acknowledges messages on receipt.
-* Sends are idempotent by ``message_id`` within the worker's life (neonize
-  0.5.2 cannot hand our id to WhatsApp; see ``_host.SENT_MEMORY``);
-  ``SendResult.message_id`` is WhatsApp's id for the message.
+* ``SendResult.message_id`` is WhatsApp's id for the message (neonize's
+  SendResponse ID; neonize 0.5.2 takes no id of ours). The request key is
+  remembered within the worker's life only (``_host.SENT_MEMORY``); beyond it,
+  a send whose answer was lost (``WorkerDied``, a timeout) is left to the
+  outbox, which marks it ambiguous instead of sending it again.
 * ``probe()`` is a real IQ round trip (the blocklist query).
 """
 

@@ -65,7 +65,15 @@ from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import Message as E2EMessage
 from neonize.utils.enum import MediaType, ReceiptType
 from neonize.utils.jid import build_jid
 
-from .._errors import DriverConnectError, DriverStateError, MediaNotFoundError, NotConnectedError, RequestError
+from .._errors import (
+    DriverConnectError,
+    DriverStateError,
+    MediaNotFoundError,
+    NotConnectedError,
+    RequestError,
+    RequestInterruptedError,
+    RequestTimeoutError,
+)
 from .._events import ENDING_EVENTS, Connected, Disconnected, Event, LoggedOut, MediaKind, PairingCode, Qr
 from ._convert import SUBSCRIBED, Refused, convert, jid_str
 from ._ffilock import FfiLock
@@ -161,10 +169,21 @@ def _text(args: dict[str, Any], field: str, *, allow_empty: bool = False) -> str
 
 
 def _ffi_error(exc: Exception) -> Exception:
-    """A neonize error as the driver error it means (a dropped websocket is 'not connected')."""
+    """A neonize error as the driver error it means.
+
+    whatsmeow's own words decide: "websocket not connected" — nothing was sent; "timed out
+    waiting for message send response" / "info query timed out" — sent, no answer; "websocket
+    disconnected before ..." — sent, then the connection went. The last two leave a send's
+    outcome unknown (the outbox must not repeat it), anything else is WhatsApp saying no.
+    """
     message = str(exc)
-    if "not connected" in message.lower():
+    lowered = message.lower()
+    if "disconnected before" in lowered:
+        return RequestInterruptedError(message)
+    if "not connected" in lowered:
         return NotConnectedError(message)
+    if "timed out" in lowered:
+        return RequestTimeoutError(message)
     return RequestError(message)
 
 

@@ -44,6 +44,7 @@ from .._errors import (
     MediaNotFoundError,
     NotConnectedError,
     RequestError,
+    RequestInterruptedError,
     RequestTimeoutError,
 )
 from .._events import (
@@ -157,6 +158,7 @@ _ERROR_TYPES: Final[dict[str, type[Exception]]] = {
     for cls in (
         DriverConnectError,
         NotConnectedError,
+        RequestInterruptedError,
         RequestError,
         RequestTimeoutError,
         MediaNotFoundError,
