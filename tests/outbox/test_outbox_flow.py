@@ -58,7 +58,11 @@ async def test_banned_session_pauses_its_outbox_and_resumes_after(tmp_path, simu
 
         info = await eventually(paused)
         assert isinstance(info, QueueInfo) and not info.paused
-        assert [p["session_id"] for p in recorder.of(OUTBOX_PAUSED)] == ["s1"]
+
+        async def announced():  # the store's pause is committed just before the event is emitted
+            return [p["session_id"] for p in recorder.of(OUTBOX_PAUSED)]
+
+        assert await eventually(announced) == ["s1"]
         enqueued = await outbox.ask(Send("acme", "s1", "while-banned", contact(7), "later"))
         assert enqueued.created  # a paused outbox still accepts
         await trio.sleep(0.3)
