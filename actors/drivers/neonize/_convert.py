@@ -121,6 +121,19 @@ def jid_str(jid: pb.JID) -> str:
     return f"{jid.User}@{jid.Server}" if jid.User else jid.Server
 
 
+def device_jid_str(jid: pb.JID) -> str | None:
+    """A linked device's full JID, ``user[.agent]:device@server``, as whatsmeow stores it; else ``None``.
+
+    The form whatsmeow's ``JID.String`` writes into ``whatsmeow_device.jid`` and
+    the only one ``GetDevice`` finds (device 0 is the phone itself, never a
+    stored companion).
+    """
+    if jid.IsEmpty or not jid.User or not jid.Server or jid.Device == 0:
+        return None
+    agent = f".{jid.RawAgent}" if jid.RawAgent else ""
+    return f"{jid.User}{agent}:{jid.Device}@{jid.Server}"
+
+
 def _phone_jid(jid: pb.JID, alternative: pb.JID) -> str:
     """The phone-number form of ``jid``: its alternative when ``jid`` is an ``@lid`` alias."""
     if jid.Server == "lid" and jid_str(alternative):

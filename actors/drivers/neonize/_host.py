@@ -30,6 +30,15 @@ neonize 0.5.2 (see ``_worker``'s docstring):
   never connected can crash the process (``GetPNFromLID`` panics with a nil
   pointer on such a client); requests are refused with ``NotConnectedError``
   unless the connection has seen ``Connected``.
+* **Resume a device by its full JID, and only one that exists.** whatsmeow
+  finds a stored device only by ``user:device@server``; for any other JID
+  ``Neonize()`` hands nil to ``whatsmeow.NewClient`` and the process aborts.
+  The client is created with the device JID the daemon remembered, every
+  connect first checks the store still holds it (``_devicestore``: whatsmeow
+  deletes devices by itself on logout), and the device is learned from
+  ``PairSuccess`` and from the ``Device`` message Go sends before each
+  connection's events; each change is reported to the daemon as a ``device``
+  frame so it persists with the session.
 * **Garbage collection must not call Go.** ``NewClient`` registers a finalizer
   that calls ``Stop`` whenever the object is collected - an unserialized map
   write at a random moment. It is detached; clients are stopped explicitly.
@@ -41,6 +50,7 @@ import ctypes
 import logging
 import os
 import queue
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -54,6 +64,7 @@ from google.protobuf import json_format
 from neonize._binder import ProxySettings
 from neonize.client import NewClient
 from neonize.exc import NeonizeError
+from neonize.proto.Neonize_pb2 import JID as JIDProto
 from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import (
     AudioMessage,
     DocumentMessage,
@@ -66,8 +77,9 @@ from neonize.utils.enum import MediaType, ReceiptType
 from neonize.utils.jid import build_jid
 
 from .._errors import DriverConnectError, DriverStateError, MediaNotFoundError, NotConnectedError, RequestError
-from .._events import ENDING_EVENTS, Connected, Disconnected, Event, LoggedOut, MediaKind, PairingCode, Qr
-from ._convert import SUBSCRIBED, Refused, convert, jid_str
+from .._events import ENDING_EVENTS, Connected, Disconnected, Event, LoggedOut, MediaKind, PairingCode, PairSuccess, Qr
+from ._convert import SUBSCRIBED, Refused, convert, device_jid_str, jid_str
+from ._devicestore import DeviceStoreError, delete_device, device_exists, is_postgres
 from ._ffilock import FfiLock
 from ._wire import b64decode, b64encode, encode_error, encode_event
 
@@ -137,9 +149,11 @@ class _Slot:
     """One session's client in this worker."""
 
     session: str
+    store: str
     client: NewClient
     qr_limit: int
     proxy: str | None
+    device: str | None = None  # the paired device's full JID; None: the next connect pairs (QR)
     current: _Conn | None = None
     thread: threading.Thread | None = None
     connects: int = 0
@@ -151,6 +165,22 @@ def _jid(text: Any, field: str) -> Any:
         raise ValueError(f"{field} must be a JID like '5511999990000@s.whatsapp.net', got {text!r}")
     user, server = text.split("@", 1)
     return build_jid(user.split(":", 1)[0], server)
+
+
+_DEVICE_JID: Final = re.compile(r"([^@:.\s]+)(?:\.([0-9]+))?:([1-9][0-9]*)@([^@:\s]+)")
+
+
+def _device_jid(text: Any) -> JIDProto:
+    """A device JID ``user[.agent]:device@server`` as neonize's JID message, every field set.
+
+    Go's ``DecodeJidProto`` dereferences each field: an unset one would crash it.
+    Raises ``ValueError`` for anything else (a bare ``user@server`` finds no device).
+    """
+    match = _DEVICE_JID.fullmatch(text) if isinstance(text, str) else None
+    if match is None:
+        raise ValueError(f"jid must be a device JID like '5511999990000:12@s.whatsapp.net', got {text!r}")
+    user, agent, device, server = match.groups()
+    return JIDProto(User=user, RawAgent=int(agent or 0), Device=int(device), Integrator=0, Server=server, IsEmpty=False)
 
 
 def _text(args: dict[str, Any], field: str, *, allow_empty: bool = False) -> str:
@@ -227,11 +257,15 @@ class ClientHost:
                 old.thread.join(PREVIOUS_CONNECTION_GRACE_S)
                 if old.thread.is_alive():
                     raise DriverConnectError(f"session {session!r}: its previous client is still closing (its dial has not ended)")
-        jid = _jid(args["jid"], "jid") if args.get("jid") else None
-        shared_store = store.startswith(("postgres://", "postgresql://"))
-        client = NewClient(store, jid=jid, uuid=session, new_device=shared_store and jid is None)
+        device = args.get("jid") or None
+        if device is not None:
+            _device_jid(device)  # refuse a malformed JID before anything is created
+        # The JID is set after construction: given to NewClient it would replace
+        # the uuid (Go's key for the client) with the phone number.
+        client = NewClient(store, uuid=session)
         client._stop_finalizer.detach()  # see module docstring: GC must not call Stop
-        slot = _Slot(session=session, client=client, qr_limit=qr_limit, proxy=args.get("proxy"))
+        slot = _Slot(session=session, store=store, client=client, qr_limit=qr_limit, proxy=args.get("proxy"))
+        self._use_device(slot, device)
         for event_class in SUBSCRIBED:
             client.event(event_class)(partial(self._on_event, slot))
         client.event.qr(partial(self._on_qr, slot))
@@ -257,6 +291,7 @@ class ClientHost:
             slot.thread.join(PREVIOUS_CONNECTION_GRACE_S)
             if slot.thread.is_alive():
                 raise DriverConnectError(f"session {slot.session!r}: the previous connection is still closing (its dial has not ended)")
+        self._check_device(slot)
         slot.connects += 1
         self.connects += 1
         conn = _Conn(number=slot.connects, reply_id=args.get("id"))
@@ -283,6 +318,23 @@ class ClientHost:
             conn.stop_deferred = True
             return {}
         self._stop_client(slot)
+        return {}
+
+    def _op_wipe(self, slot: _Slot, _args: dict[str, Any]) -> dict[str, Any]:
+        """Delete the session's device from the store without a connection (neonize's Logout needs one).
+
+        For a store shared by several sessions (PostgreSQL), where deleting files
+        is not an option. Refused while a connection is open: log out through it.
+        """
+        conn = slot.current
+        if conn is not None and not conn.returned:
+            raise DriverStateError(f"session {slot.session!r}: wipe while a connection is open; log out instead")
+        if slot.device is not None:
+            try:
+                delete_device(slot.store, slot.device)
+            except DeviceStoreError as exc:
+                raise RequestError(str(exc)) from exc
+            self._set_device(slot, None)
         return {}
 
     def _op_remove(self, slot: _Slot, args: dict[str, Any]) -> dict[str, Any]:
@@ -443,6 +495,48 @@ class ClientHost:
         event_callback(slot.client.uuid, ctypes.addressof(buffer), len(data), neonize_events.EVENT_TO_INT[event_class])
         return {}
 
+    # -- the device --------------------------------------------------------------
+
+    def _use_device(self, slot: _Slot, device: str | None) -> None:
+        """Connect as ``device`` from now on; ``None``: pair a new device (QR) on a shared store,
+        resume the file's only device (or pair one) on a per-session SQLite file."""
+        slot.device = device
+        slot.client.jid = _device_jid(device) if device is not None else None
+        slot.client.new_device = device is None and is_postgres(slot.store)
+
+    def _set_device(self, slot: _Slot, device: str | None) -> None:
+        """Change the device and tell the daemon (a ``device`` frame), in order with the events."""
+        if device == slot.device:
+            return
+        self._use_device(slot, device)
+        self.emit({"kind": "device", "session": slot.session, "jid": device})
+
+    def _check_device(self, slot: _Slot) -> None:
+        """Before a connect: a remembered device the store no longer holds is forgotten (see module docstring).
+
+        Raises ``DriverConnectError`` (retryable) when the store cannot be read:
+        connecting blind could abort the worker.
+        """
+        if slot.device is None:
+            return
+        try:
+            exists = device_exists(slot.store, slot.device)
+        except DeviceStoreError as exc:
+            raise DriverConnectError(f"cannot check the device store: {exc}") from exc
+        if not exists:
+            log.warning("session %s: device %s is gone from the store; pairing anew", slot.session, slot.device)
+            self._set_device(slot, None)
+
+    def _learn_device(self, slot: _Slot, payload: Any) -> None:
+        """The device JID a ``PairSuccess`` names, or the one Go's ``Device`` message gave before ``Connected``."""
+        if isinstance(payload, neonize_events.PairStatusEv):
+            device = device_jid_str(payload.ID)
+        else:
+            me = slot.client.me
+            device = device_jid_str(me.JID) if me is not None and me.HasField("JID") else None
+        if device is not None:
+            self._set_device(slot, device)
+
     def _live(self, slot: _Slot) -> _Conn:
         conn = slot.current
         if conn is None or conn.ended or not conn.connected:
@@ -511,6 +605,8 @@ class ClientHost:
             return
         if isinstance(event, Connected):
             conn.connected = True
+        if isinstance(event, (Connected, PairSuccess)):
+            self._learn_device(slot, payload)
         self._emit_event(slot, conn, event)
 
     def _normalize(self, slot: _Slot, conn: _Conn, kind: str, payload: Any) -> Event | None:
@@ -553,6 +649,8 @@ class ClientHost:
         """Emit the connection's one ending event and make its Go call return."""
         conn.ended = True
         conn.connected = False
+        if isinstance(event, LoggedOut):
+            self._set_device(slot, None)  # whatsmeow deleted it (or never had one): resuming it would abort
         self._emit_event(slot, conn, event)
         self._request_stop(slot, conn)
 

@@ -181,7 +181,7 @@ class Worker:
                 else:
                     call.result = frame.get("result")
                 call.done.set()
-            case "event" | "closed":
+            case "event" | "closed" | "device":
                 placement = self.placements.get(frame.get("session"))  # type: ignore[arg-type]
                 if placement is None:
                     return

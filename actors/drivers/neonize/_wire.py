@@ -25,6 +25,10 @@ worker -> daemon:
   session's client) and ``event`` (see :func:`encode_event`).
 * ``closed`` - ``session``, ``conn``: that connection's blocking ``connect()``
   call returned in the worker (its thread is gone).
+* ``device`` - ``session``, ``jid``: the client's whatsmeow device changed: the
+  full JID it paired as or resumed (``user:device@server``), or ``null`` when
+  the device is gone (logged out, wiped, missing from the store). Sent before
+  the event that revealed it, so the daemon persists it first.
 """
 
 from __future__ import annotations
