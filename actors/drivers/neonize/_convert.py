@@ -12,9 +12,24 @@ so every mapping decision is in one place:
   along (``SenderAlt`` / ``RecipientAlt``) whenever there is one.
 * JIDs are rendered ``user@server`` without the device part: a contact's
   phone and its linked devices are one chat participant for zapvisor.
-* neonize's ``ConnectFailureReason`` enum is its own numbering (1..10); it is
-  mapped back to WhatsApp's codes (whatsmeow's ``events.ConnectFailureReason``)
-  so the session's reason table sees 401/402/403/405/406/500/503...
+* Reason codes, as whatsmeow (``connectionevents.go``) and neonize's encoder
+  (``goneonize/utils/encoder.go``) really deliver them:
+
+  - whatsmeow handles 500/503 connect failures, 503 stream errors and 515
+    ("restart required") itself: it reconnects, and the session sees at most a
+    ``Disconnected`` without a code (converted to ``Disconnected(code=None)``).
+  - 401/403/406 failures and the 401 ``device_removed`` stream error become
+    ``LoggedOut`` with that reason (whatsmeow has already deleted the device);
+    402 becomes ``TemporaryBan`` (its ``code`` attribute and ``expire`` seconds);
+    405 becomes ``ClientOutdated``; the ``replaced`` conflict ``StreamReplaced``.
+  - ``ConnectFailure`` is left for every other code: 400, 409, 415, 418, 501 and
+    any code whatsmeow does not know. neonize's ``ConnectFailureReason`` enum is
+    its own numbering (1..10) and has no value for 413/414/415/418, which arrive
+    with the reason *unset*: the real code is read from the raw ``<failure
+    reason="...">`` node first, the enum only when the node lacks it.
+  - 411 and 428 never arrive through neonize (a phone without multi-device
+    ends a QR session with 408; a closed socket is ``Disconnected``).
+  - Other stream error codes (``StreamError``) pass through with their code.
 """
 
 from __future__ import annotations
@@ -68,7 +83,9 @@ from .._events import (
 )
 from ._wire import b64encode
 
-# neonize's ConnectFailureReason numbering -> WhatsApp's code (whatsmeow's constants).
+# neonize's ConnectFailureReason numbering -> WhatsApp's code (whatsmeow's constants). Only
+# GENERIC, BAD_USER_AGENT and EXPERIMENTAL can reach ConnectFailure (see the module docstring);
+# LoggedOut carries LOGGED_OUT, MAIN_DEVICE_GONE or UNKNOWN_LOGOUT.
 FAILURE_CODES: Final[dict[int, int]] = {
     pb.GENERIC: 400,
     pb.LOGGED_OUT: ReasonCode.LOGGED_OUT,
@@ -80,6 +97,24 @@ FAILURE_CODES: Final[dict[int, int]] = {
     pb.INTERNAL_SERVER_ERROR: ReasonCode.BAD_SESSION,
     pb.EXPERIMENTAL: 501,
     pb.SERVICE_UNAVAILABLE: ReasonCode.UNAVAILABLE,
+}
+
+CONNECT_FAILURE_NAMES: Final[dict[int, str]] = {
+    400: "generic failure",
+    409: "client user agent was rejected",
+    415: "not found",
+    418: "client unknown",
+    501: "experimental",
+}
+"""whatsmeow's names of the codes that reach ``ConnectFailure`` (the reason when the node has no message)."""
+
+# neonize's TempBanReason numbering -> WhatsApp's ban code (whatsmeow's events.TempBanReason).
+BAN_CODES: Final[dict[int, int]] = {
+    pb.TemporaryBan.SEND_TO_TOO_MANY_PEOPLE: 101,
+    pb.TemporaryBan.BLOCKED_BY_USERS: 102,
+    pb.TemporaryBan.CREATED_TOO_MANY_GROUPS: 103,
+    pb.TemporaryBan.SENT_TOO_MANY_SAME_MESSAGE: 104,
+    pb.TemporaryBan.BROADCAST_LIST: 106,
 }
 
 _RECEIPT_KINDS: Final[dict[int, ReceiptKind]] = {
@@ -232,6 +267,27 @@ def _logged_out(ev: pb.LoggedOut) -> LoggedOut:
     return LoggedOut(reason=name.lower() + (" (on connect)" if ev.OnConnect else ""), code=code)
 
 
+def _node_attr(node: pb.Node, name: str) -> str | None:
+    """An attribute of a raw XML node as text (whatsmeow decodes them as strings), or ``None``."""
+    for attr in node.Attrs:
+        if attr.name == name:
+            which = attr.WhichOneof("Value")
+            return None if which is None else str(getattr(attr, which))
+    return None
+
+
+def _refused(ev: pb.ConnectFailure) -> Refused:
+    """The real code: the raw node's ``reason`` (neonize leaves its enum unset for 413/414/415/418)."""
+    raw = _node_attr(ev.Raw, "reason") if ev.HasField("Raw") else None
+    if raw is not None and raw.isdigit():
+        code = int(raw)
+    elif ev.HasField("Reason"):
+        code = FAILURE_CODES.get(ev.Reason, 400)
+    else:
+        code = 400
+    return Refused(code=code, reason=ev.Message or CONNECT_FAILURE_NAMES.get(code, f"connect failure {code}"))
+
+
 def _stream_error(ev: pb.StreamError) -> Disconnected:
     return Disconnected(code=int(ev.Code) if ev.Code.isdigit() else None, reason=f"stream error {ev.Code}")
 
@@ -272,11 +328,10 @@ def convert(ev: object, *, me: str | None, now: float) -> Event | Refused | None
         case TemporaryBanEv():
             return TemporaryBan(
                 expires_at=now + ev.Expire if ev.Expire > 0 else None,
-                ban_code=ev.Code if ev.HasField("Code") else None,
+                ban_code=BAN_CODES.get(ev.Code) if ev.HasField("Code") else None,
             )
         case ConnectFailureEv():
-            name = pb.ConnectFailureReason.Name(ev.Reason) if ev.HasField("Reason") else "GENERIC"
-            return Refused(code=FAILURE_CODES.get(ev.Reason, 400), reason=ev.Message or name.lower())
+            return _refused(ev)
         case ClientOutdatedEv():
             return ClientOutdated()
         case StreamErrorEv():

@@ -18,7 +18,7 @@ import pytest
 import trio
 
 from actors.drivers import Connected, DriverConnectError, LoggedOut, PairSuccess
-from actors.drivers.neonize import NeonizeDriver, WorkerDied, WorkerPool
+from actors.drivers.neonize import DeviceBook, NeonizeDriver, WorkerDied, WorkerPool
 
 from .conftest import TEST_TIMEOUT_S, HangingProxy, MemoryDeviceBook, next_event, open_pool, running
 from .devices import add_device, devices
@@ -41,7 +41,7 @@ async def _dial_fails(driver: NeonizeDriver) -> None:
         await driver.connect()
 
 
-async def _learn_device(pool: WorkerPool, store: str, book: MemoryDeviceBook, proxy: HangingProxy, *, via: str) -> None:
+async def _learn_device(pool: WorkerPool, store: str, book: DeviceBook, proxy: HangingProxy, *, via: str) -> None:
     """Session s1's first run: it pairs (``PairSuccess``) or connects (Go's ``Device`` message, then
     ``Connected``) through the real callback path, and its device JID lands in the book."""
     async with running(NeonizeDriver("s1", pool, store=store, proxy=proxy.url, devices=book)) as d:
@@ -59,7 +59,7 @@ async def _learn_device(pool: WorkerPool, store: str, book: MemoryDeviceBook, pr
             assert await next_event(d) == PairSuccess(jid=f"{PHONE}@s.whatsapp.net")
         else:
             assert first == Connected(jid=f"{PHONE}@s.whatsapp.net")
-        assert book.jids["s1"] == DEVICE  # recorded before the event went on
+        assert await book.device_jid("s1") == DEVICE  # recorded before the event went on
         proxy.release()
 
 
@@ -188,3 +188,28 @@ async def test_a_worker_aborting_fails_only_its_sessions_which_resume_their_devi
             assert pool.statistics().died == 1
             assert book.jids == {"a": "5511999990000:4@s.whatsapp.net", "b": "5511999990001:4@s.whatsapp.net"}
             nursery.cancel_scope.cancel()
+
+
+async def test_a_session_restarted_on_another_node_resumes_its_device_from_postgresql(postgres_dsn, hanging_proxy):
+    """Two nodes share one PostgreSQL: the store (sessions.device_jid) and neonize's device store.
+    Node A's session learns its device; node B, with its own store connection and workers, resumes it."""
+    from actors.node._node import StoreDeviceBook
+    from actors.store import PostgresBackend, open_store
+
+    with trio.fail_after(TEST_TIMEOUT_S * 2):
+        async with open_store(PostgresBackend(postgres_dsn)) as store_a:
+            await store_a.upsert_tenant("t1", "T1")
+            await store_a.upsert_session("s1", "t1", "main")
+            async with open_pool() as pool_a:
+                async with running(NeonizeDriver("s1", pool_a, store=postgres_dsn)) as first:
+                    await _dial_fails(first)  # neonize's tables, beside zapvisor's
+                add_device(postgres_dsn, DEVICE)
+                await _learn_device(pool_a, postgres_dsn, StoreDeviceBook(store_a), hanging_proxy, via="connected")
+        async with open_store(PostgresBackend(postgres_dsn)) as store_b, open_pool() as pool_b:
+            assert (await store_b.get_session("s1")).device_jid == DEVICE
+            async with running(NeonizeDriver("s1", pool_b, store=postgres_dsn, devices=StoreDeviceBook(store_b))) as d:
+                for _ in range(3):
+                    await _dial_fails(d)
+                assert d.jid == DEVICE  # resumed, not a new device (which would have shown a QR code)
+            assert (await store_b.get_session("s1")).device_jid == DEVICE
+            assert pool_b.statistics().died == 0 and devices(postgres_dsn) == [DEVICE]
