@@ -34,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+from collections.abc import AsyncIterator
 from typing import Any, Final, Protocol
 
 import attrs
@@ -45,7 +46,7 @@ from .._events import ENDING_EVENTS, Event, MediaRef, OutboundMedia, SendResult
 from ._devicestore import is_postgres
 from ._errors import WorkerDied
 from ._pool import Placement, WorkerPool
-from ._wire import b64decode, b64encode, decode_event
+from ._wire import decode_event
 
 log = logging.getLogger(__name__)
 
@@ -205,21 +206,39 @@ class NeonizeDriver:
         return SendResult(**result)
 
     async def send_media(self, to: str, media: OutboundMedia, message_id: str) -> SendResult:
-        result = await self._request(
-            "send_media",
-            to=to,
-            message_id=message_id,
-            kind=media.kind.value,
-            data=b64encode(media.data),
-            mimetype=media.mimetype,
-            file_name=media.file_name,
-            caption=media.caption,
-        )
+        """The bytes go to the worker as a file in the pool's spool directory (see ``_wire``, *Media*)."""
+        async with self._media_file() as path:
+            await path.write_bytes(media.data)
+            result = await self._request(
+                "send_media",
+                to=to,
+                message_id=message_id,
+                kind=media.kind.value,
+                file=str(path),
+                mimetype=media.mimetype,
+                file_name=media.file_name,
+                caption=media.caption,
+            )
         return SendResult(**result)
 
     async def download_media(self, ref: MediaRef) -> bytes:
-        result = await self._request("download_media", ref=ref.ref)
-        return b64decode(result["data"])
+        """The worker writes the bytes to a file in the pool's spool directory; they are read from there."""
+        async with self._media_file() as path:
+            await self._request("download_media", ref=ref.ref, file=str(path))
+            return await path.read_bytes()
+
+    @contextlib.asynccontextmanager
+    async def _media_file(self) -> AsyncIterator[trio.Path]:
+        """A spool file for one transfer, deleted afterwards whatever happened (shielded: never left behind)."""
+        self._raise_if_failed()
+        if self._placement is None or not self._is_open():
+            raise NotConnectedError(f"session {self.session_id!r} has no open connection")
+        path = trio.Path(self.pool.media_file())
+        try:
+            yield path
+        finally:
+            with trio.CancelScope(shield=True):
+                await path.unlink(missing_ok=True)
 
     async def mark_read(self, chat_jid: str, message_ids: tuple[str, ...], sender_jid: str | None = None) -> None:
         await self._request("mark_read", chat=chat_jid, message_ids=list(message_ids), sender=sender_jid)

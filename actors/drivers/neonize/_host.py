@@ -81,7 +81,7 @@ from .._events import ENDING_EVENTS, Connected, Disconnected, Event, LoggedOut, 
 from ._convert import SUBSCRIBED, Refused, convert, device_jid_str, jid_str
 from ._devicestore import DeviceStoreError, delete_device, device_exists, is_postgres
 from ._ffilock import FfiLock
-from ._wire import b64decode, b64encode, encode_error, encode_event
+from ._wire import b64decode, encode_error, encode_event
 
 log = logging.getLogger(__name__)
 
@@ -183,6 +183,22 @@ def _device_jid(text: Any) -> JIDProto:
     return JIDProto(User=user, RawAgent=int(agent or 0), Device=int(device), Integrator=0, Server=server, IsEmpty=False)
 
 
+def _media_path(text: str) -> str:
+    """A media file named by the daemon (see ``_wire``, *Media*): an absolute path, or ``ValueError``."""
+    if not os.path.isabs(text):
+        raise ValueError(f"file must be an absolute path in the pool's spool directory, got {text!r}")
+    return text
+
+
+def _read_media(text: str) -> bytes:
+    """The bytes of the daemon's media file (neonize's ``Upload`` takes bytes, not a file)."""
+    try:
+        with open(_media_path(text), "rb") as file:
+            return file.read()
+    except OSError as exc:
+        raise ValueError(f"file: cannot read {text!r}: {exc.strerror}") from exc
+
+
 def _text(args: dict[str, Any], field: str, *, allow_empty: bool = False) -> str:
     value = args.get(field)
     if not isinstance(value, str) or (not value and not allow_empty):
@@ -273,8 +289,13 @@ class ClientHost:
         return {}
 
     def _op_stats(self, _args: dict[str, Any]) -> dict[str, Any]:
-        """Clients hosted, connects made, and open descriptors (neonize leaks one per connect)."""
-        return {"clients": len(self._slots), "connects": self.connects, "fds": len(os.listdir("/proc/self/fd"))}
+        """Clients hosted, connects made, open descriptors (neonize leaks one per connect), calls inside Go."""
+        return {
+            "clients": len(self._slots),
+            "connects": self.connects,
+            "fds": len(os.listdir("/proc/self/fd")),
+            "in_go": self._lock.readers,
+        }
 
     def _op_connect(self, slot: _Slot, args: dict[str, Any]) -> Any:
         """Start a connection; the reply comes from the converter thread (``DEFERRED``).
@@ -387,7 +408,7 @@ class ClientHost:
     def _op_send_media(self, slot: _Slot, args: dict[str, Any]) -> dict[str, Any]:
         to, message_id = _jid(args.get("to"), "to"), _text(args, "message_id")
         kind = MediaKind(_text(args, "kind"))
-        data = b64decode(_text(args, "data"))
+        data = _read_media(_text(args, "file"))
         mimetype = _text(args, "mimetype")
         caption = _text(args, "caption", allow_empty=True) if args.get("caption") is not None else ""
         file_name = args.get("file_name")
@@ -433,15 +454,16 @@ class ClientHost:
             message = E2EMessage.FromString(b64decode(_text(args, "ref")))
         except Exception as exc:  # protobuf's DecodeError and base64's binascii.Error
             raise ValueError(f"ref is not a neonize media reference: {exc}") from exc
+        path = _media_path(_text(args, "file"))
         self._live(slot)
         with self._lock.shared():
             try:
-                data = slot.client.download_any(message)
+                slot.client.download_any(message, path)  # neonize writes whatsmeow's bytes to the file
             except NeonizeError as exc:
                 if any(status in str(exc) for status in ("404", "410")):
                     raise MediaNotFoundError(str(exc)) from exc
                 raise _ffi_error(exc) from exc
-        return {"data": b64encode(data or b"")}
+        return {"size": os.path.getsize(path)}
 
     def _op_mark_read(self, slot: _Slot, args: dict[str, Any]) -> dict[str, Any]:
         chat = _jid(args.get("chat"), "chat")

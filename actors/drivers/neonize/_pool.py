@@ -15,16 +15,24 @@ framed protocol of ``_wire`` over its stdin/stdout pipes.
   placement's ``on_death`` callback fires so the driver can fail its session,
   which restarts at once on a fresh worker. Other workers are untouched.
 
+* **Media spool.** Media bytes cross the pipes as files (``_wire``, *Media*):
+  the pool owns a private directory for them (mode 0700) from :meth:`run`
+  until it ends, and :meth:`media_file` names a fresh file in it.
+
 Cancellation: cancelling :meth:`WorkerPool.run` closes every worker's stdin,
-gives it ``stop_grace`` seconds to exit, then kills it.
+gives it ``stop_grace`` seconds to exit, then kills it; the spool directory
+is removed.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+import shutil
 import subprocess
 import sys
+import tempfile
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
@@ -245,16 +253,33 @@ class WorkerPool:
     _started: int = attrs.field(default=0, init=False)
     _retired: int = attrs.field(default=0, init=False)
     _died: int = attrs.field(default=0, init=False)
+    _spool: str | None = attrs.field(default=None, init=False)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Host the workers' supervising tasks until cancelled (then every worker is stopped)."""
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            task_status.started()
-            try:
-                await trio.sleep_forever()
-            finally:
-                self._nursery = None
+        spool = await trio.to_thread.run_sync(tempfile.mkdtemp, "", "zapvisor-neonize-media-")
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                self._spool = spool
+                task_status.started()
+                try:
+                    await trio.sleep_forever()
+                finally:
+                    self._nursery = None
+                    self._spool = None
+        finally:
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(shutil.rmtree, spool, True)
+
+    def media_file(self) -> str:
+        """A fresh path in the spool directory for one media transfer (the caller deletes it).
+
+        Raises :class:`PoolClosedError` when the pool is not running.
+        """
+        if self._spool is None:
+            raise PoolClosedError("the neonize worker pool is not running")
+        return f"{self._spool}/{uuid.uuid4().hex}"
 
     def statistics(self) -> PoolStats:
         return PoolStats(
