@@ -44,6 +44,13 @@ from config import WorkersSettings
 from .._errors import DriverError
 from ._errors import PoolClosedError, WorkerDied, WorkerProtocolError, WorkerStartError
 from ._wire import FrameDecoder, decode_error, encode_frame
+from ._worker import CALL_THREADS
+
+CALLS_PER_CLIENT: Final = 4
+"""Calls one session may have blocked in Go at once (a send, a probe, a media
+download, a mark-read: each can wait up to whatsmeow's 75 s IQ timeout). A worker
+gets this many call threads per client, at least ``CALL_THREADS`` (threads start
+only when needed)."""
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +75,8 @@ def _positive(instance: object, attribute: attrs.Attribute, value: float) -> Non
 class PoolSettings:
     """How many clients a worker hosts, when it is recycled, and its start/stop bounds."""
 
-    clients_per_worker: int = attrs.field(default=8, validator=_positive_int)
+    clients_per_worker: int = attrs.field(default=32, validator=_positive_int)
+    """The default is ``workers.clients_per_worker``'s (see ``bench/neonize.py`` for the measurement)."""
     max_connect_cycles: int = attrs.field(default=50, validator=_positive_int)
     start_timeout: float = attrs.field(default=30.0, validator=_positive)
     """Until the worker's hello. Importing neonize takes ~0.6-0.8 s on an idle
@@ -370,7 +378,9 @@ class WorkerPool:
         return await self._nursery.start(self._supervise)
 
     async def _supervise(self, *, task_status: trio.TaskStatus[Worker]) -> None:
-        command = [self.settings.python, "-m", WORKER_MODULE, "--log-level", self.settings.log_level]
+        threads = max(CALL_THREADS, CALLS_PER_CLIENT * self.settings.clients_per_worker)
+        command = [self.settings.python, "-m", WORKER_MODULE, "--log-level", self.settings.log_level,
+                   "--call-threads", str(threads)]
         try:
             process = await trio.lowlevel.open_process(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         except OSError as exc:

@@ -63,9 +63,10 @@ from typing import Any, Final
 from ._wire import FrameDecoder, encode_error, encode_frame, is_driver_error
 
 CALL_THREADS: Final = 64
-"""Calls run concurrently on this many threads. A pending ``connect`` holds one
-until WhatsApp answers (up to the 60 s dial deadline), so the pool must exceed
-``clients_per_worker`` (8 by default) times the calls one session has in flight."""
+"""Calls run concurrently on at least this many threads (``--call-threads``: the
+pool gives more to workers hosting many clients, see ``_pool.CALLS_PER_CLIENT``).
+A call blocked in Go (a send while WhatsApp is slow) holds its thread; a
+``connect`` holds one for at most ``_host.SETTLE_S``."""
 
 READ_CHUNK: Final = 1 << 16
 
@@ -101,6 +102,7 @@ def main(argv: list[str] | None = None) -> None:
     """Run the worker until stdin closes; never returns (``os._exit``)."""
     parser = argparse.ArgumentParser(prog="zapvisor-neonize-worker")
     parser.add_argument("--log-level", default="WARNING")
+    parser.add_argument("--call-threads", type=int, default=CALL_THREADS)
     args = parser.parse_args(argv)
 
     frames_fd = os.dup(1)
@@ -128,7 +130,7 @@ def main(argv: list[str] | None = None) -> None:
                 _die(f"the writer failed on a {frame.get('kind')} frame")
 
     threading.Thread(target=writer, name="writer", daemon=True).start()
-    calls = ThreadPoolExecutor(max_workers=CALL_THREADS, thread_name_prefix="call")
+    calls = ThreadPoolExecutor(max_workers=max(1, args.call_threads), thread_name_prefix="call")
     host = ClientHost(emit=outbox.put, submit=calls.submit)
     host.start()
 

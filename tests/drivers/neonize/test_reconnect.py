@@ -19,9 +19,9 @@ import trio
 
 from actors.drivers import Connected, DriverConnectError, LoggedOut, PairSuccess
 from actors.drivers.neonize import DeviceBook, NeonizeDriver, WorkerDied, WorkerPool
+from bench._devices import add_device, devices
 
 from .conftest import TEST_TIMEOUT_S, HangingProxy, MemoryDeviceBook, next_event, open_pool, running
-from .devices import add_device, devices
 
 PHONE = "5511999990000"
 DEVICE = f"{PHONE}:12@s.whatsapp.net"

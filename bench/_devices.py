@@ -1,5 +1,7 @@
 """A paired whatsmeow device, made offline: what a store holds after a real QR scan, minus WhatsApp.
 
+Shared by the neonize driver tests and ``bench/neonize.py`` (one copy).
+
 whatsmeow keeps each paired device as one row of ``whatsmeow_device`` (its JID
 ``user:device@server``, its Noise and Signal identity keys, its signed pre-key
 and the ADV identity the phone signed). Loading a device (``GetDevice``) only
@@ -15,8 +17,6 @@ from __future__ import annotations
 import os
 import random
 import sqlite3
-
-import psycopg
 
 _GENERATED = {
     "registration_id": lambda: random.randrange(1, 1 << 31),
@@ -43,6 +43,8 @@ def add_device(store: str, jid: str) -> None:
     columns = ["jid", *_GENERATED]
     values = [jid, *(make() for make in _GENERATED.values())]
     if _is_postgres(store):
+        import psycopg  # a test dependency: only PostgreSQL device stores need it
+
         placeholders = ", ".join(["%s"] * len(columns))
         with psycopg.connect(store) as conn:
             conn.execute(f"INSERT INTO whatsmeow_device ({', '.join(columns)}) VALUES ({placeholders})", values)
@@ -57,6 +59,8 @@ def devices(store: str) -> list[str]:
     """The JIDs of the devices the store holds."""
     query = "SELECT jid FROM whatsmeow_device ORDER BY jid"
     if _is_postgres(store):
+        import psycopg
+
         with psycopg.connect(store) as conn:
             return [row[0] for row in conn.execute(query).fetchall()]
     with sqlite3.connect(store) as conn:
