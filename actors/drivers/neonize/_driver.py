@@ -50,6 +50,9 @@ from ._wire import decode_event
 
 log = logging.getLogger(__name__)
 
+_UNKNOWN: Final = object()
+"""What the device book holds before it was read (differs from every JID and from None)."""
+
 EVENTS_CAPACITY: Final = 1000
 """Events buffered for the session. An account coming back online gets its
 offline queue in a burst (whatsmeow hands over up to hundreds of messages);
@@ -125,6 +128,7 @@ class NeonizeDriver:
     _failure: WorkerDied | None = attrs.field(default=None, init=False)
     _failed: trio.Event = attrs.field(factory=trio.Event, init=False)
     _running: bool = attrs.field(default=False, init=False)
+    _recorded: object = attrs.field(default=_UNKNOWN, init=False)  # what ``devices`` holds, as far as we know
 
     def __attrs_post_init__(self) -> None:
         if not self.session_id:
@@ -319,7 +323,7 @@ class NeonizeDriver:
             placement = None
         if placement is None:
             if self.devices is not None:
-                self.jid = await self.devices.device_jid(self.session_id)
+                self.jid = self._recorded = await self.devices.device_jid(self.session_id)
             create = {"store": neonize_store(self.store), "qr_limit": self.qr_limit, "jid": self.jid, "proxy": self.proxy}
             placement = await self.pool.attach(
                 self.session_id, create=create, on_frame=self._on_frame, on_death=self._on_death
@@ -332,11 +336,12 @@ class NeonizeDriver:
     async def _record_device(self, jid: str | None) -> None:
         """Remember the device (see ``DEVICE_RECORD_TIMEOUT_S`` for a failing book)."""
         self.jid = jid
-        if self.devices is None:
+        if self.devices is None or jid == self._recorded:
             return
         with trio.move_on_after(DEVICE_RECORD_TIMEOUT_S) as scope:
             try:
                 await self.devices.set_device_jid(self.session_id, jid)
+                self._recorded = jid
             except Exception:  # the session goes on; the device is reported again at the next Connected
                 log.exception("session %s: could not record device %s", self.session_id, jid)
         if scope.cancelled_caught:

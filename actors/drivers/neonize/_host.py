@@ -531,7 +531,10 @@ class ClientHost:
         if device == slot.device:
             return
         self._use_device(slot, device)
-        self.emit({"kind": "device", "session": slot.session, "jid": device})
+        self._announce_device(slot)
+
+    def _announce_device(self, slot: _Slot) -> None:
+        self.emit({"kind": "device", "session": slot.session, "jid": slot.device})
 
     def _check_device(self, slot: _Slot) -> None:
         """Before a connect: a remembered device the store no longer holds is forgotten (see module docstring).
@@ -556,8 +559,9 @@ class ClientHost:
         else:
             me = slot.client.me
             device = device_jid_str(me.JID) if me is not None and me.HasField("JID") else None
-        if device is not None:
-            self._set_device(slot, device)
+        if device is not None:  # announced even if unchanged: the daemon may have failed to record it
+            self._use_device(slot, device)
+            self._announce_device(slot)
 
     def _live(self, slot: _Slot) -> _Conn:
         conn = slot.current

@@ -315,8 +315,8 @@ class WorkerPool:
         """Create ``session_id``'s client in a worker with room (starting one if needed).
 
         ``create`` holds the client's arguments (``store``, ``qr_limit``, ``jid``,
-        ``proxy``); ``on_frame(placement, frame)`` receives the session's event and
-        closed frames (awaited: a slow consumer slows its worker's pipe);
+        ``proxy``); ``on_frame(placement, frame)`` receives the session's event,
+        device and closed frames (awaited: a slow consumer slows its worker's pipe);
         ``on_death(placement, error)`` is called once if the worker dies while
         the placement is live.
         Raises :class:`PoolClosedError`, :class:`WorkerStartError`,

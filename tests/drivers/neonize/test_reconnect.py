@@ -17,7 +17,7 @@ import signal
 import pytest
 import trio
 
-from actors.drivers import Connected, DriverConnectError, LoggedOut, PairSuccess
+from actors.drivers import Connected, Disconnected, DriverConnectError, LoggedOut, PairSuccess
 from actors.drivers.neonize import DeviceBook, NeonizeDriver, WorkerDied, WorkerPool
 from bench._devices import add_device, devices
 
@@ -213,3 +213,38 @@ async def test_a_session_restarted_on_another_node_resumes_its_device_from_postg
                 assert d.jid == DEVICE  # resumed, not a new device (which would have shown a QR code)
             assert (await store_b.get_session("s1")).device_jid == DEVICE
             assert pool_b.statistics().died == 0 and devices(postgres_dsn) == [DEVICE]
+
+
+class FlakyBook(MemoryDeviceBook):
+    """A book whose first write fails (a store outage)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failed = False
+
+    async def set_device_jid(self, session_id: str, jid: str | None) -> None:
+        if not self.failed:
+            self.failed = True
+            raise OSError("the store is unreachable")
+        await super().set_device_jid(session_id, jid)
+
+
+async def test_a_device_the_book_failed_to_record_is_recorded_at_the_next_connected(tmp_path, hanging_proxy):
+    store = str(tmp_path / "s1.db")
+    book = FlakyBook()
+    with trio.fail_after(TEST_TIMEOUT_S):
+        async with open_pool() as pool:
+            async with running(NeonizeDriver("s1", pool, store=store)) as first:
+                await _dial_fails(first)
+            add_device(store, DEVICE)
+            async with running(NeonizeDriver("s1", pool, store=store, proxy=hanging_proxy.url, devices=book)) as d:
+                for _ in range(2):
+                    async with trio.open_nursery() as nursery:
+                        nursery.start_soon(d.connect)
+                        await hanging_proxy.wait_accepted(hanging_proxy.accepted + 1)
+                        await d.inject(event="Device", fields={"JID": {"User": PHONE, "Device": 12, "Server": "s.whatsapp.net"}})
+                        await d.inject(event="ConnectedEv", fields={"status": True})
+                    assert isinstance(await next_event(d), Connected)  # the session goes on either way
+                    hanging_proxy.release()
+                    assert isinstance(await next_event(d), Disconnected)
+            assert book.failed and book.jids == {"s1": DEVICE} and book.writes == [("s1", DEVICE)]
