@@ -32,8 +32,10 @@ code   reaction        outcome                                          via neon
 =====  ==============  ===============================================  ==========================================
 
 Through neonize a ``ConnectFailure`` carries only the codes whatsmeow leaves
-to its user: 400, 409, 415, 418, 501 and unknown ones; none has an entry, so
-``reaction_default`` (reconnect with backoff, under the breaker) applies.
+to its user: 400, 409 and 501 (415, 418 and unknown codes neonize 0.5.2 cannot
+encode: the driver reports them as 400, saying so; an unknown ban code arrives
+as a ban without code or expiry, which waits ``UNKNOWN_BAN_WAIT``). None has an
+entry, so ``reaction_default`` (reconnect with backoff, under the breaker) applies.
 """
 
 from __future__ import annotations

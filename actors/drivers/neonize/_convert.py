@@ -24,9 +24,17 @@ so every mapping decision is in one place:
     405 becomes ``ClientOutdated``; the ``replaced`` conflict ``StreamReplaced``.
   - ``ConnectFailure`` is left for every other code: 400, 409, 415, 418, 501 and
     any code whatsmeow does not know. neonize's ``ConnectFailureReason`` enum is
-    its own numbering (1..10) and has no value for 413/414/415/418, which arrive
-    with the reason *unset*: the real code is read from the raw ``<failure
-    reason="...">`` node first, the enum only when the node lacks it.
+    its own numbering (1..10) with values for 400, 409 and 501 only among them;
+    the code is read from the raw ``<failure reason="...">`` node first, the
+    enum only when the node lacks it.
+  - **Events neonize 0.5.2 cannot encode.** For 415, 418 and unknown codes its
+    encoder leaves ``ConnectFailure.Reason`` unset, and for a ban code outside
+    its enum (101-104, 106) ``TemporaryBan.Code``; both fields are proto2
+    *required*, so Go's ``proto.Marshal`` fails, neonize's event loop returns
+    that error and the connection's Go call ends with it ("proto: required field
+    neonize.ConnectFailure.Reason not set"). :func:`lost_ending` recognizes those
+    errors: a refusal (code 400, the reason saying what was lost) and a ban
+    without code or expiry (the session waits ``UNKNOWN_BAN_WAIT``).
   - 411 and 428 never arrive through neonize (a phone without multi-device
     ends a QR session with 408; a closed socket is ``Disconnected``).
   - Other stream error codes (``StreamError``) pass through with their code.
@@ -154,6 +162,32 @@ def jid_str(jid: pb.JID) -> str:
     if jid.IsEmpty or not (jid.User or jid.Server):
         return ""
     return f"{jid.User}@{jid.Server}" if jid.User else jid.Server
+
+
+UNENCODABLE_REFUSAL_CODE: Final = 400
+"""The code given to a refusal neonize could not pass on (415, 418 or a code whatsmeow
+does not know): whatsmeow's "generic failure", so the session treats it as a refusal
+by WhatsApp (reaction_default), not as WhatsApp being unreachable."""
+
+_REQUIRED_NOT_SET: Final = "required field {} not set"  # protobuf-go's error (internal/errors.RequiredNotSet)
+
+
+def lost_ending(error: str | None, *, now: float) -> Refused | TemporaryBan | None:
+    """The ending event behind a Go call that returned ``error`` because neonize could not encode it.
+
+    ``None`` for any other error (a failed dial, a closed stream). See the
+    module docstring: the event's code and details are lost with it.
+    """
+    if not error:
+        return None
+    if _REQUIRED_NOT_SET.format(pb.ConnectFailure.DESCRIPTOR.fields_by_name["Reason"].full_name) in error:
+        return Refused(
+            code=UNENCODABLE_REFUSAL_CODE,
+            reason="WhatsApp refused the connection with a code neonize 0.5.2 cannot pass on (415, 418 or unknown)",
+        )
+    if _REQUIRED_NOT_SET.format(pb.TemporaryBan.DESCRIPTOR.fields_by_name["Code"].full_name) in error:
+        return TemporaryBan(expires_at=None, ban_code=None)
+    return None
 
 
 def device_jid_str(jid: pb.JID) -> str | None:

@@ -77,8 +77,19 @@ from neonize.utils.enum import MediaType, ReceiptType
 from neonize.utils.jid import build_jid
 
 from .._errors import DriverConnectError, DriverStateError, MediaNotFoundError, NotConnectedError, RequestError
-from .._events import ENDING_EVENTS, Connected, Disconnected, Event, LoggedOut, MediaKind, PairingCode, PairSuccess, Qr
-from ._convert import SUBSCRIBED, Refused, convert, device_jid_str, jid_str
+from .._events import (
+    ENDING_EVENTS,
+    Connected,
+    Disconnected,
+    Event,
+    LoggedOut,
+    MediaKind,
+    PairingCode,
+    PairSuccess,
+    Qr,
+    TemporaryBan,
+)
+from ._convert import SUBSCRIBED, Refused, convert, device_jid_str, jid_str, lost_ending
 from ._devicestore import DeviceStoreError, delete_device, device_exists, is_postgres
 from ._ffilock import FfiLock
 from ._wire import b64decode, encode_error, encode_event
@@ -609,10 +620,17 @@ class ClientHost:
     def _handle(self, slot: _Slot, conn: _Conn, kind: str, payload: Any) -> None:
         if kind == "returned":
             conn.returned = True
-            if not conn.answered:
-                self._refuse(conn, DriverConnectError(payload or "the connection ended before WhatsApp answered"))
+            lost = lost_ending(payload, now=time.time())  # an event neonize could not encode ended the call
+            if not conn.answered and not isinstance(lost, TemporaryBan):
+                code = lost.code if isinstance(lost, Refused) else None
+                self._refuse(conn, DriverConnectError(payload or "the connection ended before WhatsApp answered", code=code))
             elif not conn.ended:
-                self._end(slot, conn, Disconnected(code=None, reason=payload or "connection closed"))
+                if not conn.answered:  # a ban announced at login: answered by the ban itself
+                    conn.answered = True
+                    self.emit({"kind": "reply", "id": conn.reply_id, "result": {"conn": conn.number}})
+                if isinstance(lost, Refused):
+                    lost = Disconnected(code=lost.code, reason=lost.reason)
+                self._end(slot, conn, lost or Disconnected(code=None, reason=payload or "connection closed"))
             self.emit({"kind": "closed", "session": slot.session, "conn": conn.number})
             return
         if conn.ended:

@@ -7,6 +7,11 @@ expiry, StreamReplaced, ClientOutdated, ConnectFailure only for the codes
 whatsmeow does not handle itself (400, 409, 415, 418, 501, unknown ones: the
 code read from the raw ``<failure reason=...>`` node, since neonize's enum has no
 value for 415/418), KeepAliveTimeout/Restored. 500/503/515 never arrive as codes.
+
+415, 418, unknown refusal codes and unknown ban codes cannot even be encoded by
+neonize 0.5.2 (a required protobuf field left unset): Go's marshal fails and the
+connection's Go call returns that error instead of the event; the last tests
+pin how the driver reads such an error.
 """
 
 from __future__ import annotations
@@ -50,10 +55,7 @@ ENDINGS = [
     ("ClientOutdatedEv", {}, ClientOutdated(), Reaction.OUTDATED),
     ("ConnectFailureEv", _failure("400", reason="GENERIC"), Disconnected(code=400, reason="generic failure"), Reaction.RECONNECT),
     ("ConnectFailureEv", _failure("409", reason="BAD_USER_AGENT"), Disconnected(code=409, reason="client user agent was rejected"), Reaction.RECONNECT),
-    ("ConnectFailureEv", _failure("415", message="gone"), Disconnected(code=415, reason="gone"), Reaction.RECONNECT),
-    ("ConnectFailureEv", _failure("418"), Disconnected(code=418, reason="client unknown"), Reaction.RECONNECT),
     ("ConnectFailureEv", _failure("501", reason="EXPERIMENTAL"), Disconnected(code=501, reason="experimental"), Reaction.RECONNECT),
-    ("ConnectFailureEv", _failure("463"), Disconnected(code=463, reason="connect failure 463"), Reaction.RECONNECT),
     ("ConnectFailureEv", {"Reason": "BAD_USER_AGENT"}, Disconnected(code=409, reason="client user agent was rejected"), Reaction.RECONNECT),
     ("DisconnectedEv", {"status": True}, Disconnected(code=None, reason="stream closed"), Reaction.RECONNECT),
     ("StreamErrorEv", {"Code": "500"}, Disconnected(code=500, reason="stream error 500"), Reaction.RECONNECT),
@@ -106,7 +108,8 @@ async def test_each_ending_event_and_the_sessions_reaction_to_it(tmp_path, hangi
 
 @pytest.mark.parametrize(
     ("fields", "code", "message"),
-    [(_failure("415"), 415, "not found"), (_failure("418", message="who?"), 418, "who?"), (_failure("409", reason="BAD_USER_AGENT"), 409, "user agent")],
+    [(_failure("400", reason="GENERIC"), 400, "generic"), (_failure("501", reason="EXPERIMENTAL", message="later?"), 501, "later"),
+     (_failure("409", reason="BAD_USER_AGENT"), 409, "user agent")],
 )
 async def test_a_connect_failure_as_first_answer_fails_connect_with_whatsapps_code(tmp_path, hanging_proxy, fields, code, message):
     with trio.fail_after(TEST_TIMEOUT_S):
@@ -125,3 +128,31 @@ async def test_a_connect_failure_as_first_answer_fails_connect_with_whatsapps_co
             assert caught[0].code == code
             assert d.events.statistics().current_buffer_used == 0
             hanging_proxy.release()
+
+
+# neonize is imported inside these tests, never at collection: its import configures the root
+# logger and starts a thread (the daemon side never imports it; see test_exports).
+
+
+def test_neonize_cannot_encode_a_refusal_or_ban_whose_code_it_does_not_know():
+    """Python's protobuf refuses what Go's refuses: a proto2 message with a required field unset."""
+    from google.protobuf.message import EncodeError
+    from neonize.proto import Neonize_pb2 as pb
+
+    for message in (pb.ConnectFailure(Message="", Raw=pb.Node(Tag="failure")), pb.TemporaryBan(Expire=60)):
+        with pytest.raises(EncodeError, match="missing required fields"):
+            message.SerializeToString()
+
+
+def test_the_error_such_an_event_ends_the_connection_with_is_read_back_as_that_event():
+    from actors.drivers.neonize._convert import Refused, lost_ending
+
+    now = 1_700_000_000.0
+    refusal = lost_ending("proto: required field neonize.ConnectFailure.Reason not set", now=now)
+    assert refusal == Refused(code=400, reason=refusal.reason) and "cannot pass on" in refusal.reason
+    assert reaction_for(SessionPolicy(), Disconnected(code=refusal.code, reason=refusal.reason)) is Reaction.RECONNECT
+    ban = lost_ending("proto: required field neonize.TemporaryBan.Code not set", now=now)
+    assert ban == TemporaryBan(expires_at=None, ban_code=None)
+    assert reaction_for(SessionPolicy(), ban) is Reaction.WAIT_BAN  # waits UNKNOWN_BAN_WAIT, not a reconnect loop
+    for other in ("failed to dial whatsapp web websocket: no such host", "", None):
+        assert lost_ending(other, now=now) is None
