@@ -248,3 +248,30 @@ async def test_a_device_the_book_failed_to_record_is_recorded_at_the_next_connec
                     hanging_proxy.release()
                     assert isinstance(await next_event(d), Disconnected)
             assert book.failed and book.jids == {"s1": DEVICE} and book.writes == [("s1", DEVICE)]
+
+
+async def test_the_nodes_neonize_sessions_keep_their_device_in_the_sessions_row(tmp_path, hanging_proxy):
+    """The node's driver factory: per-session SQLite credentials under data_dir/auth, the JID in the store."""
+    from actors.node._node import StoreDeviceBook, _driver_factory
+    from actors.store import SqliteBackend, open_store
+    from config import load_settings
+
+    settings = load_settings(env={"ZAPVISOR_NODE__DATA_DIR": str(tmp_path), "ZAPVISOR_SESSIONS__DRIVER": "neonize"})
+    with trio.fail_after(TEST_TIMEOUT_S):
+        async with open_store(SqliteBackend(tmp_path / "zapvisor.sqlite3")) as store, open_pool() as pool:
+            await store.upsert_tenant("t1", "T1")
+            await store.upsert_session("s1", "t1", "main")
+            make = _driver_factory(settings, pool, store)
+            first = make("s1")
+            assert isinstance(first.devices, StoreDeviceBook) and first.store == str(tmp_path / "auth" / "s1.sqlite3")
+            async with running(first):
+                await _dial_fails(first)
+            add_device(first.store, DEVICE)
+            await _learn_device(pool, first.store, first.devices, hanging_proxy, via="connected")
+            assert (await store.get_session("s1")).device_jid == DEVICE
+            for _ in range(3):  # the session's next runs
+                again = make("s1")
+                async with running(again):
+                    await _dial_fails(again)
+                    assert again.jid == DEVICE
+            assert pool.statistics().died == 0
