@@ -137,7 +137,7 @@ def build_node(
     workers = WorkerPool(PoolSettings.from_config(settings.workers)) if sessions.driver == "neonize" else None
     flows = build_flows(settings, store, bus, board, limiter)
     deps = SessionDeps(
-        driver_factory=driver_factory or _driver_factory(settings, workers, board),
+        driver_factory=driver_factory or _driver_factory(settings, workers, store),
         board=board,
         pool=SessionPool(sessions.max_sessions),
         bus=bus,
@@ -192,26 +192,47 @@ def _store_backend(settings: Settings) -> SqliteBackend | PostgresBackend:
     return SqliteBackend(Path(settings.store.sqlite_path))
 
 
-def _driver_factory(settings: Settings, workers: WorkerPool | None, board: StatusBoard) -> DriverFactory:
+@attrs.frozen
+class StoreDeviceBook:
+    """A neonize session's device JID kept in its sessions row (``device_jid``), where every node reads it.
+
+    A session that exists only in the tree (tests, tools) has no row: it has no
+    device to resume, and a device it pairs is not remembered.
+    """
+
+    store: Store
+
+    async def device_jid(self, session_id: str) -> str | None:
+        record = await self.store.get_session(session_id)
+        return record.device_jid if record is not None else None
+
+    async def set_device_jid(self, session_id: str, jid: str | None) -> None:
+        try:
+            await self.store.set_session_device(session_id, jid)
+        except NotFound:
+            pass
+
+
+def _driver_factory(settings: Settings, workers: WorkerPool | None, store: Store) -> DriverFactory:
     """Simulated sessions talk to the simulator; neonize ones to WhatsApp through the worker pool.
 
     neonize keeps each session's credentials where the store lives: one SQLite
-    file per session under ``<data_dir>/auth``, or the PostgreSQL database, where
-    the account's JID (known once it has connected) selects its device.
+    file per session under ``<data_dir>/auth``, or the PostgreSQL database
+    (whatsmeow's ``whatsmeow_*`` tables beside zapvisor's), where the session's
+    device JID, kept in its sessions row, selects its device from any node.
     """
     sessions, auth_dir = settings.sessions, Path(settings.node.data_dir) / "auth"
     if sessions.driver == "simulated":
         return functools.partial(SimulatedDriver, config=SimulatedDriverConfig(url=sessions.simulator_url, auth_dir=auth_dir))
 
     def neonize_driver(session_id: str) -> NeonizeDriver:
-        known = board.get(session_id)
         if settings.store.backend == "postgres":
             credentials = settings.store.postgres_dsn
         else:
             auth_dir.mkdir(parents=True, exist_ok=True)
             credentials = str(auth_dir / f"{session_id}.sqlite3")
         return NeonizeDriver(session_id, workers, credentials, qr_limit=sessions.qr_limit,
-                             jid=known.jid if known is not None else None)
+                             devices=StoreDeviceBook(store))
 
     return neonize_driver
 

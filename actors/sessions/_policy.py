@@ -3,24 +3,39 @@
 Pure functions of frozen data: :func:`reaction_for` maps an ending event to a
 :class:`~config.Reaction` through the configurable reason-code table, and
 :func:`outcome_for` turns the reaction into the status to show and the exit to
-take. The defaults are DESIGN §4's table:
+take. The defaults are DESIGN §4's table. The last column says how a code can
+reach a session on real WhatsApp (neonize/whatsmeow, see
+``actors/drivers/neonize/_convert.py``); the simulator can send any of them.
 
-=====  ==============  ==================================================
-code   reaction        outcome
-=====  ==============  ==================================================
-401    logout          ``logged_out``; stop for good (the driver wiped the credentials)
-402    wait_ban        ``banned`` until expiry; restart after it (RetryAfter)
-403    banned          ``banned``; stop for good
-405    outdated        ``outdated``; stop for good (no reconnect loop)
-406    banned          ``banned``; stop for good
-408    needs_auth      while pairing: ``needs_auth``, stop for good; else reconnect
-411    stop_notify     ``stopped``; stop for good, the user is told
-428    reconnect       ``disconnected``; restart with backoff
-440    replaced        ``replaced``; stop for good — never fight
-500    reconnect       ``disconnected``; restart with backoff
-503    reconnect       ``disconnected``; restart with backoff
-515    restart_now     reconnect at once, in place: not a failure
-=====  ==============  ==================================================
+=====  ==============  ===============================================  ==========================================
+code   reaction        outcome                                          via neonize
+=====  ==============  ===============================================  ==========================================
+401    logout          ``logged_out``; stop for good (creds wiped)      LoggedOut (failure 401, or stream error
+                                                                        401 device_removed); device deleted
+402    wait_ban        ``banned`` until expiry; restart after it        TemporaryBan: WhatsApp's ban code 101-106
+                                                                        and the expiry
+403    banned          ``banned``; stop for good                        LoggedOut (main device gone); device deleted
+405    outdated        ``outdated``; stop for good (no reconnect loop)  ClientOutdated
+406    banned          ``banned``; stop for good                        LoggedOut (unknown logout); device deleted
+408    needs_auth      while pairing: ``needs_auth``; else reconnect    the driver's own QR limit (also a phone
+                                                                        without multi-device)
+411    stop_notify     ``stopped``; stop for good, the user is told     never (simulator only)
+428    reconnect       ``disconnected``; restart with backoff           never: a closed socket is a code-less
+                                                                        Disconnected
+440    replaced        ``replaced``; stop for good — never fight        StreamReplaced
+500    reconnect       ``disconnected``; restart with backoff           as a stream error code only; a 500
+                                                                        failure is retried inside whatsmeow
+503    reconnect       ``disconnected``; restart with backoff           never: whatsmeow reconnects by itself
+                                                                        (the session may see a code-less
+                                                                        Disconnected)
+515    restart_now     reconnect at once, in place: not a failure       never: whatsmeow restarts the stream itself
+=====  ==============  ===============================================  ==========================================
+
+Through neonize a ``ConnectFailure`` carries only the codes whatsmeow leaves
+to its user: 400, 409 and 501 (415, 418 and unknown codes neonize 0.5.2 cannot
+encode: the driver reports them as 400, saying so; an unknown ban code arrives
+as a ban without code or expiry, which waits ``UNKNOWN_BAN_WAIT``). None has an
+entry, so ``reaction_default`` (reconnect with backoff, under the breaker) applies.
 """
 
 from __future__ import annotations

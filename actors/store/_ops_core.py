@@ -131,6 +131,21 @@ class SetSessionStatus:
 
 
 @attrs.frozen
+class SetSessionDevice:
+    id: str
+    device_jid: str | None
+
+    async def apply(self, tx: Any, now: float) -> SessionRecord:
+        row = await tx.fetchrow(
+            "UPDATE sessions SET device_jid = $2, updated_at = $3 WHERE id = $1 RETURNING *",
+            self.id, self.device_jid, now,
+        )
+        if row is None:
+            raise NotFound(f"session {self.id!r} does not exist")
+        return from_row(SessionRecord, row)
+
+
+@attrs.frozen
 class UpsertContact:
     """``name`` is already storable; ``raw_name`` is what WhatsApp sent when it was not (see _text)."""
 

@@ -143,6 +143,8 @@ class SessionRecord:
     allow_groups: bool = attrs.field(converter=bool)
     created_at: float
     updated_at: float
+    device_jid: str | None = None
+    """The WhatsApp device the session is paired as (``user:device@server``); None until paired."""
 
 
 def _delivery_status(value: Any) -> DeliveryStatus:

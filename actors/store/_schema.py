@@ -213,8 +213,14 @@ _V_WA_IDS = [
     "ALTER TABLE messages ADD COLUMN quoted_wa_id TEXT",
 ]
 
+_V_DEVICE_JID = [
+    # the session's whatsmeow device, ``user:device@server``: every later connect must name it
+    # (whatsmeow finds a device only by its full JID), from whichever node runs the session
+    "ALTER TABLE sessions ADD COLUMN device_jid TEXT",
+]
+
 #: Every migration in order; index i holds version i + 1.
-MIGRATIONS: list[list[str]] = [_V1, _V2, _V_RAW_TEXT, _V_QUARANTINE, _V_WA_IDS]
+MIGRATIONS: list[list[str]] = [_V1, _V2, _V_RAW_TEXT, _V_QUARANTINE, _V_WA_IDS, _V_DEVICE_JID]
 
 #: The schema version this code writes and reads.
 CURRENT_VERSION = len(MIGRATIONS)

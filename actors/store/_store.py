@@ -17,6 +17,7 @@ its lock's TTL cannot write after the next holder did.
 from __future__ import annotations
 
 import contextlib
+import re
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -70,6 +71,8 @@ DEFAULT_QUEUE_CAPACITY = 4 * DEFAULT_MAX_BATCH
 DEFAULT_TIMEOUT = 10.0
 
 _ROLES = ("agent", "admin")
+_DEVICE_JID = re.compile(r"[^@:\s]+:[1-9][0-9]*@[^@:\s]+")
+"""A linked device's JID: ``user[.agent]:device@server`` (a companion's device number is never 0)."""
 
 #: Longest key (a JID, a WhatsApp message id, an idempotency key) the store takes. The unique
 #: indexes hold them, and a PostgreSQL btree entry holds at most ~2.7 KB: 512 characters are
@@ -233,6 +236,16 @@ class Store(StoreReads):
         reason = None if reason is None else storable(reason)[0]
         op = core.SetSessionStatus(_text("session_id", session_id), _text("status", status), reason)
         return await self._write(op, timeout)
+
+    async def set_session_device(
+        self, session_id: str, device_jid: str | None, *, timeout: float | None = None
+    ) -> SessionRecord:
+        """Record the WhatsApp device the session is paired as (``user:device@server``), or forget it
+        (``None``: logged out, the device is gone). Raises NotFound for an unknown session, InvalidInput
+        for a JID without its device part."""
+        if device_jid is not None and not _DEVICE_JID.fullmatch(device_jid):
+            raise InvalidInput(f"device_jid: must look like 'user:device@server', got {device_jid!r}")
+        return await self._write(core.SetSessionDevice(_text("session_id", session_id), device_jid), timeout)
 
     async def upsert_contact(
         self, tenant_id: str, jid: str, name: str = "", *, is_group: bool = False,

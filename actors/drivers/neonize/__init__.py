@@ -6,17 +6,19 @@ Importing it never imports neonize: only the worker processes do
 
 * ``WorkerPool`` (+ ``PoolSettings``, ``PoolStats``) - starts, places sessions
   on, recycles and supervises the worker processes; run it in a nursery.
-* ``NeonizeDriver`` - the :class:`~actors.drivers.Driver` of one session, on the pool.
+* ``NeonizeDriver`` - the :class:`~actors.drivers.Driver` of one session, on the pool;
+  ``DeviceBook`` - the protocol of where it keeps its device's full JID between runs.
 * Errors: ``NeonizeDriverError`` (root, a ``DriverError``), ``WorkerDied``
   (``restart_immediately``: restart the session at once, no WhatsApp backoff),
   ``WorkerStartError``, ``WorkerProtocolError``, ``PoolClosedError``.
 """
 
-from ._driver import NeonizeDriver
+from ._driver import DeviceBook, NeonizeDriver
 from ._errors import NeonizeDriverError, PoolClosedError, WorkerDied, WorkerProtocolError, WorkerStartError
 from ._pool import PoolSettings, PoolStats, WorkerPool
 
 __all__ = [
+    "DeviceBook",
     "NeonizeDriver",
     "NeonizeDriverError",
     "PoolClosedError",

@@ -12,9 +12,32 @@ so every mapping decision is in one place:
   along (``SenderAlt`` / ``RecipientAlt``) whenever there is one.
 * JIDs are rendered ``user@server`` without the device part: a contact's
   phone and its linked devices are one chat participant for zapvisor.
-* neonize's ``ConnectFailureReason`` enum is its own numbering (1..10); it is
-  mapped back to WhatsApp's codes (whatsmeow's ``events.ConnectFailureReason``)
-  so the session's reason table sees 401/402/403/405/406/500/503...
+* Reason codes, as whatsmeow (``connectionevents.go``) and neonize's encoder
+  (``goneonize/utils/encoder.go``) really deliver them:
+
+  - whatsmeow handles 500/503 connect failures, 503 stream errors and 515
+    ("restart required") itself: it reconnects, and the session sees at most a
+    ``Disconnected`` without a code (converted to ``Disconnected(code=None)``).
+  - 401/403/406 failures and the 401 ``device_removed`` stream error become
+    ``LoggedOut`` with that reason (whatsmeow has already deleted the device);
+    402 becomes ``TemporaryBan`` (its ``code`` attribute and ``expire`` seconds);
+    405 becomes ``ClientOutdated``; the ``replaced`` conflict ``StreamReplaced``.
+  - ``ConnectFailure`` is left for every other code: 400, 409, 415, 418, 501 and
+    any code whatsmeow does not know. neonize's ``ConnectFailureReason`` enum is
+    its own numbering (1..10) with values for 400, 409 and 501 only among them;
+    the code is read from the raw ``<failure reason="...">`` node first, the
+    enum only when the node lacks it.
+  - **Events neonize 0.5.2 cannot encode.** For 415, 418 and unknown codes its
+    encoder leaves ``ConnectFailure.Reason`` unset, and for a ban code outside
+    its enum (101-104, 106) ``TemporaryBan.Code``; both fields are proto2
+    *required*, so Go's ``proto.Marshal`` fails, neonize's event loop returns
+    that error and the connection's Go call ends with it ("proto: required field
+    neonize.ConnectFailure.Reason not set"). :func:`lost_ending` recognizes those
+    errors: a refusal (code 400, the reason saying what was lost) and a ban
+    without code or expiry (the session waits ``UNKNOWN_BAN_WAIT``).
+  - 411 and 428 never arrive through neonize (a phone without multi-device
+    ends a QR session with 408; a closed socket is ``Disconnected``).
+  - Other stream error codes (``StreamError``) pass through with their code.
 """
 
 from __future__ import annotations
@@ -68,7 +91,9 @@ from .._events import (
 )
 from ._wire import b64encode
 
-# neonize's ConnectFailureReason numbering -> WhatsApp's code (whatsmeow's constants).
+# neonize's ConnectFailureReason numbering -> WhatsApp's code (whatsmeow's constants). Only
+# GENERIC, BAD_USER_AGENT and EXPERIMENTAL can reach ConnectFailure (see the module docstring);
+# LoggedOut carries LOGGED_OUT, MAIN_DEVICE_GONE or UNKNOWN_LOGOUT.
 FAILURE_CODES: Final[dict[int, int]] = {
     pb.GENERIC: 400,
     pb.LOGGED_OUT: ReasonCode.LOGGED_OUT,
@@ -80,6 +105,24 @@ FAILURE_CODES: Final[dict[int, int]] = {
     pb.INTERNAL_SERVER_ERROR: ReasonCode.BAD_SESSION,
     pb.EXPERIMENTAL: 501,
     pb.SERVICE_UNAVAILABLE: ReasonCode.UNAVAILABLE,
+}
+
+CONNECT_FAILURE_NAMES: Final[dict[int, str]] = {
+    400: "generic failure",
+    409: "client user agent was rejected",
+    415: "not found",
+    418: "client unknown",
+    501: "experimental",
+}
+"""whatsmeow's names of the codes that reach ``ConnectFailure`` (the reason when the node has no message)."""
+
+# neonize's TempBanReason numbering -> WhatsApp's ban code (whatsmeow's events.TempBanReason).
+BAN_CODES: Final[dict[int, int]] = {
+    pb.TemporaryBan.SEND_TO_TOO_MANY_PEOPLE: 101,
+    pb.TemporaryBan.BLOCKED_BY_USERS: 102,
+    pb.TemporaryBan.CREATED_TOO_MANY_GROUPS: 103,
+    pb.TemporaryBan.SENT_TOO_MANY_SAME_MESSAGE: 104,
+    pb.TemporaryBan.BROADCAST_LIST: 106,
 }
 
 _RECEIPT_KINDS: Final[dict[int, ReceiptKind]] = {
@@ -119,6 +162,45 @@ def jid_str(jid: pb.JID) -> str:
     if jid.IsEmpty or not (jid.User or jid.Server):
         return ""
     return f"{jid.User}@{jid.Server}" if jid.User else jid.Server
+
+
+UNENCODABLE_REFUSAL_CODE: Final = 400
+"""The code given to a refusal neonize could not pass on (415, 418 or a code whatsmeow
+does not know): whatsmeow's "generic failure", so the session treats it as a refusal
+by WhatsApp (reaction_default), not as WhatsApp being unreachable."""
+
+_REQUIRED_NOT_SET: Final = "required field {} not set"  # protobuf-go's error (internal/errors.RequiredNotSet)
+
+
+def lost_ending(error: str | None, *, now: float) -> Refused | TemporaryBan | None:
+    """The ending event behind a Go call that returned ``error`` because neonize could not encode it.
+
+    ``None`` for any other error (a failed dial, a closed stream). See the
+    module docstring: the event's code and details are lost with it.
+    """
+    if not error:
+        return None
+    if _REQUIRED_NOT_SET.format(pb.ConnectFailure.DESCRIPTOR.fields_by_name["Reason"].full_name) in error:
+        return Refused(
+            code=UNENCODABLE_REFUSAL_CODE,
+            reason="WhatsApp refused the connection with a code neonize 0.5.2 cannot pass on (415, 418 or unknown)",
+        )
+    if _REQUIRED_NOT_SET.format(pb.TemporaryBan.DESCRIPTOR.fields_by_name["Code"].full_name) in error:
+        return TemporaryBan(expires_at=None, ban_code=None)
+    return None
+
+
+def device_jid_str(jid: pb.JID) -> str | None:
+    """A linked device's full JID, ``user[.agent]:device@server``, as whatsmeow stores it; else ``None``.
+
+    The form whatsmeow's ``JID.String`` writes into ``whatsmeow_device.jid`` and
+    the only one ``GetDevice`` finds (device 0 is the phone itself, never a
+    stored companion).
+    """
+    if jid.IsEmpty or not jid.User or not jid.Server or jid.Device == 0:
+        return None
+    agent = f".{jid.RawAgent}" if jid.RawAgent else ""
+    return f"{jid.User}{agent}:{jid.Device}@{jid.Server}"
 
 
 def _phone_jid(jid: pb.JID, alternative: pb.JID) -> str:
@@ -219,6 +301,27 @@ def _logged_out(ev: pb.LoggedOut) -> LoggedOut:
     return LoggedOut(reason=name.lower() + (" (on connect)" if ev.OnConnect else ""), code=code)
 
 
+def _node_attr(node: pb.Node, name: str) -> str | None:
+    """An attribute of a raw XML node as text (whatsmeow decodes them as strings), or ``None``."""
+    for attr in node.Attrs:
+        if attr.name == name:
+            which = attr.WhichOneof("Value")
+            return None if which is None else str(getattr(attr, which))
+    return None
+
+
+def _refused(ev: pb.ConnectFailure) -> Refused:
+    """The real code: the raw node's ``reason`` (neonize leaves its enum unset for 413/414/415/418)."""
+    raw = _node_attr(ev.Raw, "reason") if ev.HasField("Raw") else None
+    if raw is not None and raw.isdigit():
+        code = int(raw)
+    elif ev.HasField("Reason"):
+        code = FAILURE_CODES.get(ev.Reason, 400)
+    else:
+        code = 400
+    return Refused(code=code, reason=ev.Message or CONNECT_FAILURE_NAMES.get(code, f"connect failure {code}"))
+
+
 def _stream_error(ev: pb.StreamError) -> Disconnected:
     return Disconnected(code=int(ev.Code) if ev.Code.isdigit() else None, reason=f"stream error {ev.Code}")
 
@@ -259,11 +362,10 @@ def convert(ev: object, *, me: str | None, now: float) -> Event | Refused | None
         case TemporaryBanEv():
             return TemporaryBan(
                 expires_at=now + ev.Expire if ev.Expire > 0 else None,
-                ban_code=ev.Code if ev.HasField("Code") else None,
+                ban_code=BAN_CODES.get(ev.Code) if ev.HasField("Code") else None,
             )
         case ConnectFailureEv():
-            name = pb.ConnectFailureReason.Name(ev.Reason) if ev.HasField("Reason") else "GENERIC"
-            return Refused(code=FAILURE_CODES.get(ev.Reason, 400), reason=ev.Message or name.lower())
+            return _refused(ev)
         case ClientOutdatedEv():
             return ClientOutdated()
         case StreamErrorEv():

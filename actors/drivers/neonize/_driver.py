@@ -22,22 +22,38 @@ protocol's rules (``actors/drivers/_protocol.py``), with these neonize facts:
   a send whose answer was lost (``WorkerDied``, a timeout) is left to the
   outbox, which marks it ambiguous instead of sending it again.
 * ``probe()`` is a real IQ round trip (the blocklist query).
+* **The device.** whatsmeow resumes a paired account only by its full device
+  JID (``user:device@server``); anything else aborts the worker. The driver
+  loads the JID from its :class:`DeviceBook` before placing the client, and
+  records every change the worker reports (paired, resumed, logged out,
+  wiped) before the event that revealed it goes on. With the book in the
+  shared store and the device store in PostgreSQL, a session restarted on
+  another node resumes the same device: no new QR code.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
-from typing import Any, Final
+from collections.abc import AsyncIterator
+from typing import Any, Final, Protocol
 
 import attrs
 import trio
 
+
 from .._errors import DriverConnectError, DriverError, DriverStateError, NotConnectedError, ProbeTimeoutError
 from .._events import ENDING_EVENTS, Event, MediaRef, OutboundMedia, SendResult
+from ._devicestore import is_postgres
 from ._errors import WorkerDied
 from ._pool import Placement, WorkerPool
-from ._wire import b64decode, b64encode, decode_event
+from ._wire import decode_event
+
+log = logging.getLogger(__name__)
+
+_UNKNOWN: Final = object()
+"""What the device book holds before it was read (differs from every JID and from None)."""
 
 EVENTS_CAPACITY: Final = 1000
 """Events buffered for the session. An account coming back online gets its
@@ -54,6 +70,21 @@ _SQLITE_FILES: Final = ("", "-wal", "-shm", "-journal")
 
 STOP_GRACE_S: Final = 5.0
 """Bound of the shielded ``stop`` sent when a ``connect()`` is abandoned."""
+
+DEVICE_RECORD_TIMEOUT_S: Final = 10.0
+"""Bound on recording a device change: it holds the worker's pipe (every session of
+the worker waits), so a slow store is given this long, then the change is logged
+and the session goes on (the next ``Connected`` reports the device again)."""
+
+
+class DeviceBook(Protocol):
+    """Where a session's device JID is kept between runs (the node keeps it in the sessions table)."""
+
+    async def device_jid(self, session_id: str) -> str | None:
+        """The full JID the session's device paired as, or ``None`` (never paired, or gone)."""
+
+    async def set_device_jid(self, session_id: str, jid: str | None) -> None:
+        """Remember ``jid`` (``None``: forget it). Raises on a store failure."""
 
 
 def neonize_store(store: str) -> str:
@@ -75,8 +106,11 @@ class NeonizeDriver:
 
     ``store`` is neonize's own credential store: a SQLite file path (one file
     per session, under the data directory) or a PostgreSQL DSN (shared by all
-    sessions; pass the account's ``jid`` once known, else a new device is paired).
-    ``proxy`` is an HTTP/SOCKS proxy URL for WhatsApp's websocket.
+    sessions: the device is found by its JID, else a new device is paired).
+    ``jid`` is the device's full JID (``user:device@server``) when known;
+    ``devices``, when given, is read before each placement and told of every
+    change (see the module docstring). ``proxy`` is an HTTP/SOCKS proxy URL for
+    WhatsApp's websocket.
     """
 
     session_id: str
@@ -86,6 +120,7 @@ class NeonizeDriver:
     jid: str | None = None
     proxy: str | None = None
     connect_timeout: float = CONNECT_TIMEOUT_S
+    devices: DeviceBook | None = None
     _connecting: bool = attrs.field(default=False, init=False)
     _send: trio.MemorySendChannel[Event] = attrs.field(init=False)
     _events: trio.MemoryReceiveChannel[Event] = attrs.field(init=False)
@@ -95,6 +130,7 @@ class NeonizeDriver:
     _failure: WorkerDied | None = attrs.field(default=None, init=False)
     _failed: trio.Event = attrs.field(factory=trio.Event, init=False)
     _running: bool = attrs.field(default=False, init=False)
+    _recorded: object = attrs.field(default=_UNKNOWN, init=False)  # what ``devices`` holds, as far as we know
 
     def __attrs_post_init__(self) -> None:
         if not self.session_id:
@@ -176,21 +212,39 @@ class NeonizeDriver:
         return SendResult(**result)
 
     async def send_media(self, to: str, media: OutboundMedia, message_id: str) -> SendResult:
-        result = await self._request(
-            "send_media",
-            to=to,
-            message_id=message_id,
-            kind=media.kind.value,
-            data=b64encode(media.data),
-            mimetype=media.mimetype,
-            file_name=media.file_name,
-            caption=media.caption,
-        )
+        """The bytes go to the worker as a file in the pool's spool directory (see ``_wire``, *Media*)."""
+        async with self._media_file() as path:
+            await path.write_bytes(media.data)
+            result = await self._request(
+                "send_media",
+                to=to,
+                message_id=message_id,
+                kind=media.kind.value,
+                file=str(path),
+                mimetype=media.mimetype,
+                file_name=media.file_name,
+                caption=media.caption,
+            )
         return SendResult(**result)
 
     async def download_media(self, ref: MediaRef) -> bytes:
-        result = await self._request("download_media", ref=ref.ref)
-        return b64decode(result["data"])
+        """The worker writes the bytes to a file in the pool's spool directory; they are read from there."""
+        async with self._media_file() as path:
+            await self._request("download_media", ref=ref.ref, file=str(path))
+            return await path.read_bytes()
+
+    @contextlib.asynccontextmanager
+    async def _media_file(self) -> AsyncIterator[trio.Path]:
+        """A spool file for one transfer, deleted afterwards whatever happened (shielded: never left behind)."""
+        self._raise_if_failed()
+        if self._placement is None or not self._is_open():
+            raise NotConnectedError(f"session {self.session_id!r} has no open connection")
+        path = trio.Path(self.pool.media_file())
+        try:
+            yield path
+        finally:
+            with trio.CancelScope(shield=True):
+                await path.unlink(missing_ok=True)
 
     async def mark_read(self, chat_jid: str, message_ids: tuple[str, ...], sender_jid: str | None = None) -> None:
         await self._request("mark_read", chat=chat_jid, message_ids=list(message_ids), sender=sender_jid)
@@ -203,18 +257,21 @@ class NeonizeDriver:
         """Unlink the device and wipe its credentials; the open connection ends with ``LoggedOut(local=True)``.
 
         Without an open connection WhatsApp cannot be told: only the stored
-        credentials are wiped (a SQLite store's files are deleted; the next
-        connect shows a QR code) and no event follows. A PostgreSQL store can
-        only be wiped through a connection (``NotConnectedError``).
+        credentials are wiped (a SQLite store's files are deleted; in a
+        PostgreSQL store the worker deletes the device's rows) and no event
+        follows; the next connect shows a QR code. The JID is forgotten either way.
         """
         self._raise_if_failed()
         if self._placement is not None and self._is_open():
             await self._placement.call("logout")
             return
-        if self.store.startswith(("postgres://", "postgresql://")):
-            raise NotConnectedError("logout without a connection cannot wipe a PostgreSQL store: connect first")
+        if is_postgres(self.store):
+            placement = await self._placement_for_connect()
+            await placement.call("wipe")  # its device frame forgets the JID
+            return
         for suffix in _SQLITE_FILES:
             await trio.Path(self.store + suffix).unlink(missing_ok=True)
+        await self._record_device(None)
 
     async def stop(self) -> None:
         self._raise_if_failed()
@@ -267,6 +324,8 @@ class NeonizeDriver:
             await self.pool.release(placement)
             placement = None
         if placement is None:
+            if self.devices is not None:
+                self.jid = self._recorded = await self.devices.device_jid(self.session_id)
             create = {"store": neonize_store(self.store), "qr_limit": self.qr_limit, "jid": self.jid, "proxy": self.proxy}
             placement = await self.pool.attach(
                 self.session_id, create=create, on_frame=self._on_frame, on_death=self._on_death
@@ -276,9 +335,28 @@ class NeonizeDriver:
             self._ended_conn = 0
         return placement
 
+    async def _record_device(self, jid: str | None) -> None:
+        """Remember the device (see ``DEVICE_RECORD_TIMEOUT_S`` for a failing book)."""
+        self.jid = jid
+        if self.devices is None or jid == self._recorded:
+            return
+        with trio.move_on_after(DEVICE_RECORD_TIMEOUT_S) as scope:
+            try:
+                await self.devices.set_device_jid(self.session_id, jid)
+                self._recorded = jid
+            except Exception:  # the session goes on; the device is reported again at the next Connected
+                log.exception("session %s: could not record device %s", self.session_id, jid)
+        if scope.cancelled_caught:
+            log.warning("session %s: recording device %s took over %s s", self.session_id, jid, DEVICE_RECORD_TIMEOUT_S)
+
     async def _on_frame(self, placement: Placement, frame: dict[str, Any]) -> None:
-        if placement is not self._placement or frame["kind"] != "event":
-            return  # a released placement, or a connection's Go call returning (its ending event came first)
+        if placement is not self._placement:
+            return  # a released placement
+        if frame["kind"] == "device":
+            await self._record_device(frame["jid"])
+            return
+        if frame["kind"] != "event":
+            return  # a connection's Go call returning (its ending event came first)
         event = decode_event(frame["event"])
         if isinstance(event, ENDING_EVENTS):
             self._ended_conn = max(self._ended_conn, int(frame["conn"]))

@@ -63,6 +63,12 @@ class FfiLock:
                 self._writer = False
                 self._cond.notify_all()
 
+    @property
+    def readers(self) -> int:
+        """Calls inside Go right now (holding the lock shared)."""
+        with self._cond:
+            return len(self._readers)
+
     def _youngest_reader_settles_in(self) -> float:
         if not self._readers:
             return 0.0

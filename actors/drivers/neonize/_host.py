@@ -30,6 +30,15 @@ neonize 0.5.2 (see ``_worker``'s docstring):
   never connected can crash the process (``GetPNFromLID`` panics with a nil
   pointer on such a client); requests are refused with ``NotConnectedError``
   unless the connection has seen ``Connected``.
+* **Resume a device by its full JID, and only one that exists.** whatsmeow
+  finds a stored device only by ``user:device@server``; for any other JID
+  ``Neonize()`` hands nil to ``whatsmeow.NewClient`` and the process aborts.
+  The client is created with the device JID the daemon remembered, every
+  connect first checks the store still holds it (``_devicestore``: whatsmeow
+  deletes devices by itself on logout), and the device is learned from
+  ``PairSuccess`` and from the ``Device`` message Go sends before each
+  connection's events; each change is reported to the daemon as a ``device``
+  frame so it persists with the session.
 * **Garbage collection must not call Go.** ``NewClient`` registers a finalizer
   that calls ``Stop`` whenever the object is collected - an unserialized map
   write at a random moment. It is detached; clients are stopped explicitly.
@@ -41,6 +50,7 @@ import ctypes
 import logging
 import os
 import queue
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -54,6 +64,7 @@ from google.protobuf import json_format
 from neonize._binder import ProxySettings
 from neonize.client import NewClient
 from neonize.exc import NeonizeError
+from neonize.proto.Neonize_pb2 import JID as JIDProto
 from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import (
     AudioMessage,
     DocumentMessage,
@@ -74,10 +85,22 @@ from .._errors import (
     RequestInterruptedError,
     RequestTimeoutError,
 )
-from .._events import ENDING_EVENTS, Connected, Disconnected, Event, LoggedOut, MediaKind, PairingCode, Qr
-from ._convert import SUBSCRIBED, Refused, convert, jid_str
+from .._events import (
+    ENDING_EVENTS,
+    Connected,
+    Disconnected,
+    Event,
+    LoggedOut,
+    MediaKind,
+    PairingCode,
+    PairSuccess,
+    Qr,
+    TemporaryBan,
+)
+from ._convert import SUBSCRIBED, Refused, convert, device_jid_str, jid_str, lost_ending
+from ._devicestore import DeviceStoreError, delete_device, device_exists, is_postgres
 from ._ffilock import FfiLock
-from ._wire import b64decode, b64encode, encode_error, encode_event
+from ._wire import b64decode, encode_error, encode_event
 
 log = logging.getLogger(__name__)
 
@@ -145,9 +168,11 @@ class _Slot:
     """One session's client in this worker."""
 
     session: str
+    store: str
     client: NewClient
     qr_limit: int
     proxy: str | None
+    device: str | None = None  # the paired device's full JID; None: the next connect pairs (QR)
     current: _Conn | None = None
     thread: threading.Thread | None = None
     connects: int = 0
@@ -159,6 +184,38 @@ def _jid(text: Any, field: str) -> Any:
         raise ValueError(f"{field} must be a JID like '5511999990000@s.whatsapp.net', got {text!r}")
     user, server = text.split("@", 1)
     return build_jid(user.split(":", 1)[0], server)
+
+
+_DEVICE_JID: Final = re.compile(r"([^@:.\s]+)(?:\.([0-9]+))?:([1-9][0-9]*)@([^@:\s]+)")
+
+
+def _device_jid(text: Any) -> JIDProto:
+    """A device JID ``user[.agent]:device@server`` as neonize's JID message, every field set.
+
+    Go's ``DecodeJidProto`` dereferences each field: an unset one would crash it.
+    Raises ``ValueError`` for anything else (a bare ``user@server`` finds no device).
+    """
+    match = _DEVICE_JID.fullmatch(text) if isinstance(text, str) else None
+    if match is None:
+        raise ValueError(f"jid must be a device JID like '5511999990000:12@s.whatsapp.net', got {text!r}")
+    user, agent, device, server = match.groups()
+    return JIDProto(User=user, RawAgent=int(agent or 0), Device=int(device), Integrator=0, Server=server, IsEmpty=False)
+
+
+def _media_path(text: str) -> str:
+    """A media file named by the daemon (see ``_wire``, *Media*): an absolute path, or ``ValueError``."""
+    if not os.path.isabs(text):
+        raise ValueError(f"file must be an absolute path in the pool's spool directory, got {text!r}")
+    return text
+
+
+def _read_media(text: str) -> bytes:
+    """The bytes of the daemon's media file (neonize's ``Upload`` takes bytes, not a file)."""
+    try:
+        with open(_media_path(text), "rb") as file:
+            return file.read()
+    except OSError as exc:
+        raise ValueError(f"file: cannot read {text!r}: {exc.strerror}") from exc
 
 
 def _text(args: dict[str, Any], field: str, *, allow_empty: bool = False) -> str:
@@ -246,11 +303,15 @@ class ClientHost:
                 old.thread.join(PREVIOUS_CONNECTION_GRACE_S)
                 if old.thread.is_alive():
                     raise DriverConnectError(f"session {session!r}: its previous client is still closing (its dial has not ended)")
-        jid = _jid(args["jid"], "jid") if args.get("jid") else None
-        shared_store = store.startswith(("postgres://", "postgresql://"))
-        client = NewClient(store, jid=jid, uuid=session, new_device=shared_store and jid is None)
+        device = args.get("jid") or None
+        if device is not None:
+            _device_jid(device)  # refuse a malformed JID before anything is created
+        # The JID is set after construction: given to NewClient it would replace
+        # the uuid (Go's key for the client) with the phone number.
+        client = NewClient(store, uuid=session)
         client._stop_finalizer.detach()  # see module docstring: GC must not call Stop
-        slot = _Slot(session=session, client=client, qr_limit=qr_limit, proxy=args.get("proxy"))
+        slot = _Slot(session=session, store=store, client=client, qr_limit=qr_limit, proxy=args.get("proxy"))
+        self._use_device(slot, device)
         for event_class in SUBSCRIBED:
             client.event(event_class)(partial(self._on_event, slot))
         client.event.qr(partial(self._on_qr, slot))
@@ -258,8 +319,13 @@ class ClientHost:
         return {}
 
     def _op_stats(self, _args: dict[str, Any]) -> dict[str, Any]:
-        """Clients hosted, connects made, and open descriptors (neonize leaks one per connect)."""
-        return {"clients": len(self._slots), "connects": self.connects, "fds": len(os.listdir("/proc/self/fd"))}
+        """Clients hosted, connects made, open descriptors (neonize leaks one per connect), calls inside Go."""
+        return {
+            "clients": len(self._slots),
+            "connects": self.connects,
+            "fds": len(os.listdir("/proc/self/fd")),
+            "in_go": self._lock.readers,
+        }
 
     def _op_connect(self, slot: _Slot, args: dict[str, Any]) -> Any:
         """Start a connection; the reply comes from the converter thread (``DEFERRED``).
@@ -276,6 +342,7 @@ class ClientHost:
             slot.thread.join(PREVIOUS_CONNECTION_GRACE_S)
             if slot.thread.is_alive():
                 raise DriverConnectError(f"session {slot.session!r}: the previous connection is still closing (its dial has not ended)")
+        self._check_device(slot)
         slot.connects += 1
         self.connects += 1
         conn = _Conn(number=slot.connects, reply_id=args.get("id"))
@@ -302,6 +369,23 @@ class ClientHost:
             conn.stop_deferred = True
             return {}
         self._stop_client(slot)
+        return {}
+
+    def _op_wipe(self, slot: _Slot, _args: dict[str, Any]) -> dict[str, Any]:
+        """Delete the session's device from the store without a connection (neonize's Logout needs one).
+
+        For a store shared by several sessions (PostgreSQL), where deleting files
+        is not an option. Refused while a connection is open: log out through it.
+        """
+        conn = slot.current
+        if conn is not None and not conn.returned:
+            raise DriverStateError(f"session {slot.session!r}: wipe while a connection is open; log out instead")
+        if slot.device is not None:
+            try:
+                delete_device(slot.store, slot.device)
+            except DeviceStoreError as exc:
+                raise RequestError(str(exc)) from exc
+            self._set_device(slot, None)
         return {}
 
     def _op_remove(self, slot: _Slot, args: dict[str, Any]) -> dict[str, Any]:
@@ -354,7 +438,7 @@ class ClientHost:
     def _op_send_media(self, slot: _Slot, args: dict[str, Any]) -> dict[str, Any]:
         to, message_id = _jid(args.get("to"), "to"), _text(args, "message_id")
         kind = MediaKind(_text(args, "kind"))
-        data = b64decode(_text(args, "data"))
+        data = _read_media(_text(args, "file"))
         mimetype = _text(args, "mimetype")
         caption = _text(args, "caption", allow_empty=True) if args.get("caption") is not None else ""
         file_name = args.get("file_name")
@@ -400,15 +484,16 @@ class ClientHost:
             message = E2EMessage.FromString(b64decode(_text(args, "ref")))
         except Exception as exc:  # protobuf's DecodeError and base64's binascii.Error
             raise ValueError(f"ref is not a neonize media reference: {exc}") from exc
+        path = _media_path(_text(args, "file"))
         self._live(slot)
         with self._lock.shared():
             try:
-                data = slot.client.download_any(message)
+                slot.client.download_any(message, path)  # neonize writes whatsmeow's bytes to the file
             except NeonizeError as exc:
                 if any(status in str(exc) for status in ("404", "410")):
                     raise MediaNotFoundError(str(exc)) from exc
                 raise _ffi_error(exc) from exc
-        return {"data": b64encode(data or b"")}
+        return {"size": os.path.getsize(path)}
 
     def _op_mark_read(self, slot: _Slot, args: dict[str, Any]) -> dict[str, Any]:
         chat = _jid(args.get("chat"), "chat")
@@ -462,6 +547,52 @@ class ClientHost:
         event_callback(slot.client.uuid, ctypes.addressof(buffer), len(data), neonize_events.EVENT_TO_INT[event_class])
         return {}
 
+    # -- the device --------------------------------------------------------------
+
+    def _use_device(self, slot: _Slot, device: str | None) -> None:
+        """Connect as ``device`` from now on; ``None``: pair a new device (QR) on a shared store,
+        resume the file's only device (or pair one) on a per-session SQLite file."""
+        slot.device = device
+        slot.client.jid = _device_jid(device) if device is not None else None
+        slot.client.new_device = device is None and is_postgres(slot.store)
+
+    def _set_device(self, slot: _Slot, device: str | None) -> None:
+        """Change the device and tell the daemon (a ``device`` frame), in order with the events."""
+        if device == slot.device:
+            return
+        self._use_device(slot, device)
+        self._announce_device(slot)
+
+    def _announce_device(self, slot: _Slot) -> None:
+        self.emit({"kind": "device", "session": slot.session, "jid": slot.device})
+
+    def _check_device(self, slot: _Slot) -> None:
+        """Before a connect: a remembered device the store no longer holds is forgotten (see module docstring).
+
+        Raises ``DriverConnectError`` (retryable) when the store cannot be read:
+        connecting blind could abort the worker.
+        """
+        if slot.device is None:
+            return
+        try:
+            exists = device_exists(slot.store, slot.device)
+        except DeviceStoreError as exc:
+            raise DriverConnectError(f"cannot check the device store: {exc}") from exc
+        if not exists:
+            log.warning("session %s: device %s is gone from the store; pairing anew", slot.session, slot.device)
+            self._set_device(slot, None)
+
+    def _learn_device(self, slot: _Slot, payload: Any) -> None:
+        """The device JID a ``PairSuccess`` names, or the one Go's ``Device`` message gave before ``Connected``."""
+        if isinstance(payload, neonize_events.PairStatusEv):
+            device = device_jid_str(payload.ID)
+        else:
+            me = slot.client.me
+            device = device_jid_str(me.JID) if me is not None and me.HasField("JID") else None
+        if device is not None:  # announced even if unchanged: the daemon may have failed to record it
+            self._use_device(slot, device)
+            self._announce_device(slot)
+
     def _live(self, slot: _Slot) -> _Conn:
         conn = slot.current
         if conn is None or conn.ended or not conn.connected:
@@ -508,10 +639,17 @@ class ClientHost:
     def _handle(self, slot: _Slot, conn: _Conn, kind: str, payload: Any) -> None:
         if kind == "returned":
             conn.returned = True
-            if not conn.answered:
-                self._refuse(conn, DriverConnectError(payload or "the connection ended before WhatsApp answered"))
+            lost = lost_ending(payload, now=time.time())  # an event neonize could not encode ended the call
+            if not conn.answered and not isinstance(lost, TemporaryBan):
+                code = lost.code if isinstance(lost, Refused) else None
+                self._refuse(conn, DriverConnectError(payload or "the connection ended before WhatsApp answered", code=code))
             elif not conn.ended:
-                self._end(slot, conn, Disconnected(code=None, reason=payload or "connection closed"))
+                if not conn.answered:  # a ban announced at login: answered by the ban itself
+                    conn.answered = True
+                    self.emit({"kind": "reply", "id": conn.reply_id, "result": {"conn": conn.number}})
+                if isinstance(lost, Refused):
+                    lost = Disconnected(code=lost.code, reason=lost.reason)
+                self._end(slot, conn, lost or Disconnected(code=None, reason=payload or "connection closed"))
             self.emit({"kind": "closed", "session": slot.session, "conn": conn.number})
             return
         if conn.ended:
@@ -530,6 +668,8 @@ class ClientHost:
             return
         if isinstance(event, Connected):
             conn.connected = True
+        if isinstance(event, (Connected, PairSuccess)):
+            self._learn_device(slot, payload)
         self._emit_event(slot, conn, event)
 
     def _normalize(self, slot: _Slot, conn: _Conn, kind: str, payload: Any) -> Event | None:
@@ -572,6 +712,8 @@ class ClientHost:
         """Emit the connection's one ending event and make its Go call return."""
         conn.ended = True
         conn.connected = False
+        if isinstance(event, LoggedOut):
+            self._set_device(slot, None)  # whatsmeow deleted it (or never had one): resuming it would abort
         self._emit_event(slot, conn, event)
         self._request_stop(slot, conn)
 

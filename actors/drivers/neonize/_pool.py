@@ -15,16 +15,24 @@ framed protocol of ``_wire`` over its stdin/stdout pipes.
   placement's ``on_death`` callback fires so the driver can fail its session,
   which restarts at once on a fresh worker. Other workers are untouched.
 
+* **Media spool.** Media bytes cross the pipes as files (``_wire``, *Media*):
+  the pool owns a private directory for them (mode 0700) from :meth:`run`
+  until it ends, and :meth:`media_file` names a fresh file in it.
+
 Cancellation: cancelling :meth:`WorkerPool.run` closes every worker's stdin,
-gives it ``stop_grace`` seconds to exit, then kills it.
+gives it ``stop_grace`` seconds to exit, then kills it; the spool directory
+is removed.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+import shutil
 import subprocess
 import sys
+import tempfile
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
@@ -36,6 +44,13 @@ from config import WorkersSettings
 from .._errors import DriverError
 from ._errors import PoolClosedError, WorkerDied, WorkerProtocolError, WorkerStartError
 from ._wire import FrameDecoder, decode_error, encode_frame
+from ._worker import CALL_THREADS
+
+CALLS_PER_CLIENT: Final = 4
+"""Calls one session may have blocked in Go at once (a send, a probe, a media
+download, a mark-read: each can wait up to whatsmeow's 75 s IQ timeout). A worker
+gets this many call threads per client, at least ``CALL_THREADS`` (threads start
+only when needed)."""
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +75,8 @@ def _positive(instance: object, attribute: attrs.Attribute, value: float) -> Non
 class PoolSettings:
     """How many clients a worker hosts, when it is recycled, and its start/stop bounds."""
 
-    clients_per_worker: int = attrs.field(default=8, validator=_positive_int)
+    clients_per_worker: int = attrs.field(default=32, validator=_positive_int)
+    """The default is ``workers.clients_per_worker``'s (see ``bench/neonize.py`` for the measurement)."""
     max_connect_cycles: int = attrs.field(default=50, validator=_positive_int)
     start_timeout: float = attrs.field(default=30.0, validator=_positive)
     """Until the worker's hello. Importing neonize takes ~0.6-0.8 s on an idle
@@ -181,7 +197,7 @@ class Worker:
                 else:
                     call.result = frame.get("result")
                 call.done.set()
-            case "event" | "closed":
+            case "event" | "closed" | "device":
                 placement = self.placements.get(frame.get("session"))  # type: ignore[arg-type]
                 if placement is None:
                     return
@@ -245,16 +261,33 @@ class WorkerPool:
     _started: int = attrs.field(default=0, init=False)
     _retired: int = attrs.field(default=0, init=False)
     _died: int = attrs.field(default=0, init=False)
+    _spool: str | None = attrs.field(default=None, init=False)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Host the workers' supervising tasks until cancelled (then every worker is stopped)."""
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            task_status.started()
-            try:
-                await trio.sleep_forever()
-            finally:
-                self._nursery = None
+        spool = await trio.to_thread.run_sync(tempfile.mkdtemp, "", "zapvisor-neonize-media-")
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                self._spool = spool
+                task_status.started()
+                try:
+                    await trio.sleep_forever()
+                finally:
+                    self._nursery = None
+                    self._spool = None
+        finally:
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(shutil.rmtree, spool, True)
+
+    def media_file(self) -> str:
+        """A fresh path in the spool directory for one media transfer (the caller deletes it).
+
+        Raises :class:`PoolClosedError` when the pool is not running.
+        """
+        if self._spool is None:
+            raise PoolClosedError("the neonize worker pool is not running")
+        return f"{self._spool}/{uuid.uuid4().hex}"
 
     def statistics(self) -> PoolStats:
         return PoolStats(
@@ -282,8 +315,8 @@ class WorkerPool:
         """Create ``session_id``'s client in a worker with room (starting one if needed).
 
         ``create`` holds the client's arguments (``store``, ``qr_limit``, ``jid``,
-        ``proxy``); ``on_frame(placement, frame)`` receives the session's event and
-        closed frames (awaited: a slow consumer slows its worker's pipe);
+        ``proxy``); ``on_frame(placement, frame)`` receives the session's event,
+        device and closed frames (awaited: a slow consumer slows its worker's pipe);
         ``on_death(placement, error)`` is called once if the worker dies while
         the placement is live.
         Raises :class:`PoolClosedError`, :class:`WorkerStartError`,
@@ -345,7 +378,9 @@ class WorkerPool:
         return await self._nursery.start(self._supervise)
 
     async def _supervise(self, *, task_status: trio.TaskStatus[Worker]) -> None:
-        command = [self.settings.python, "-m", WORKER_MODULE, "--log-level", self.settings.log_level]
+        threads = max(CALL_THREADS, CALLS_PER_CLIENT * self.settings.clients_per_worker)
+        command = [self.settings.python, "-m", WORKER_MODULE, "--log-level", self.settings.log_level,
+                   "--call-threads", str(threads)]
         try:
             process = await trio.lowlevel.open_process(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         except OSError as exc:

@@ -13,6 +13,16 @@ stream. Pipes rather than a unix socket: the process owns them from birth, so
 there is no path to create, secure and clean up, and EOF on either side is the
 other side's death, which is exactly the signal each side needs.
 
+Media
+-----
+Media bytes travel as files, never inside frames: a frame stays small whatever
+the attachment's size (``media.max_bytes`` allows 100 MiB, beyond any sane frame).
+The daemon names a file in the pool's private spool directory (mode 0700,
+removed with the pool): ``send_media`` carries ``file`` (written by the daemon,
+read by the worker), ``download_media`` carries ``file`` (written by the worker,
+whose reply is only ``{"size": n}``, then read by the daemon). The daemon
+deletes the file once the call is over, whatever its outcome.
+
 Frame kinds (``"kind"`` key)
 ----------------------------
 daemon -> worker: ``{"kind": "call", "id": n, "op": ..., **arguments}``.
@@ -25,6 +35,10 @@ worker -> daemon:
   session's client) and ``event`` (see :func:`encode_event`).
 * ``closed`` - ``session``, ``conn``: that connection's blocking ``connect()``
   call returned in the worker (its thread is gone).
+* ``device`` - ``session``, ``jid``: the client's whatsmeow device changed: the
+  full JID it paired as or resumed (``user:device@server``), or ``null`` when
+  the device is gone (logged out, wiped, missing from the store). Sent before
+  the event that revealed it, so the daemon persists it first.
 """
 
 from __future__ import annotations
@@ -74,11 +88,12 @@ from ._errors import WorkerProtocolError
 
 _HEADER: Final = struct.Struct(">I")
 
-MAX_FRAME_BYTES: Final = 96 * 1024 * 1024
-"""Largest frame either side accepts. Media travels base64-encoded inside frames:
-WhatsApp's 64 MB media limit (images/video/audio) becomes ~86 MB of base64 plus
-the JSON around it. Anything larger is a protocol error, not a reason to buffer
-without bound."""
+MAX_FRAME_BYTES: Final = 16 * 1024 * 1024
+"""Largest frame either side accepts. Media never travels in frames (see *Media*
+above): the largest legitimate frame is an event with a message's text (WhatsApp
+caps it at 64 Ki characters) and a media reference. Anything larger is a protocol
+error, not a reason to buffer without bound; a worker that cannot write a frame
+exits (``_worker``), so its sessions restart on a fresh one."""
 
 _EVENT_TYPES: Final[dict[str, type]] = {
     cls.__name__: cls

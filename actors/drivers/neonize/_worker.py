@@ -40,6 +40,12 @@ What was verified on neonize 0.5.2, on this machine (no route to WhatsApp):
   private duplicate of the original stdout.
 * Calling some Go functions on a client without a live connection kills the
   process (``GetPNFromLID`` -> nil pointer panic); see ``_host``.
+
+The reader (the main thread) and the writer thread are the worker's only link
+to the daemon: any error in either (a frame that cannot be encoded, a torn or
+oversized frame from the daemon, an I/O error) ends the process at once with
+:data:`EXIT_PIPE_FAILURE`; EOF on stdin or a broken pipe (the daemon is gone)
+ends it with 0.
 """
 
 from __future__ import annotations
@@ -57,11 +63,17 @@ from typing import Any, Final
 from ._wire import FrameDecoder, encode_error, encode_frame, is_driver_error
 
 CALL_THREADS: Final = 64
-"""Calls run concurrently on this many threads. A pending ``connect`` holds one
-until WhatsApp answers (up to the 60 s dial deadline), so the pool must exceed
-``clients_per_worker`` (8 by default) times the calls one session has in flight."""
+"""Calls run concurrently on at least this many threads (``--call-threads``: the
+pool gives more to workers hosting many clients, see ``_pool.CALLS_PER_CLIENT``).
+A call blocked in Go (a send while WhatsApp is slow) holds its thread; a
+``connect`` holds one for at most ``_host.SETTLE_S``."""
 
 READ_CHUNK: Final = 1 << 16
+
+EXIT_PIPE_FAILURE: Final = 74
+"""Exit status when the reader or the writer fails (``EX_IOERR``). A worker whose
+pipe thread died would live on answering nothing, unnoticed, with every session
+it hosts silent; exiting makes the pool see a death and restart them."""
 
 log = logging.getLogger("actors.drivers.neonize.worker")
 
@@ -90,6 +102,7 @@ def main(argv: list[str] | None = None) -> None:
     """Run the worker until stdin closes; never returns (``os._exit``)."""
     parser = argparse.ArgumentParser(prog="zapvisor-neonize-worker")
     parser.add_argument("--log-level", default="WARNING")
+    parser.add_argument("--call-threads", type=int, default=CALL_THREADS)
     args = parser.parse_args(argv)
 
     frames_fd = os.dup(1)
@@ -113,9 +126,11 @@ def main(argv: list[str] | None = None) -> None:
                 _write_all(frames_fd, encode_frame(frame))
             except BrokenPipeError:
                 os._exit(0)  # the daemon is gone: nobody to work for
+            except BaseException:  # the thread's boundary: see EXIT_PIPE_FAILURE
+                _die(f"the writer failed on a {frame.get('kind')} frame")
 
     threading.Thread(target=writer, name="writer", daemon=True).start()
-    calls = ThreadPoolExecutor(max_workers=CALL_THREADS, thread_name_prefix="call")
+    calls = ThreadPoolExecutor(max_workers=max(1, args.call_threads), thread_name_prefix="call")
     host = ClientHost(emit=outbox.put, submit=calls.submit)
     host.start()
 
@@ -134,10 +149,21 @@ def main(argv: list[str] | None = None) -> None:
 
     outbox.put({"kind": "hello", "pid": os.getpid(), "neonize": neonize.__version__, "import_s": import_s})
     decoder = FrameDecoder()
-    while chunk := os.read(0, READ_CHUNK):
-        for frame in decoder.feed(chunk):
-            calls.submit(run_call, frame)
+    try:
+        while chunk := os.read(0, READ_CHUNK):
+            for frame in decoder.feed(chunk):
+                calls.submit(run_call, frame)
+    except BaseException:  # the reader's boundary: see EXIT_PIPE_FAILURE
+        _die("the reader failed")
     os._exit(0)
+
+
+def _die(what: str) -> None:
+    """Log the error being handled and end the process at once (no thread can keep it alive)."""
+    try:
+        log.critical("%s; ending the worker so the pool restarts its sessions", what, exc_info=True)
+    finally:
+        os._exit(EXIT_PIPE_FAILURE)
 
 
 if __name__ == "__main__":

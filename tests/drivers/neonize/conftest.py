@@ -93,3 +93,20 @@ async def running(driver: NeonizeDriver, failures: list[BaseException] | None = 
 async def next_event(driver: NeonizeDriver, timeout: float = 10.0) -> Any:
     with trio.fail_after(timeout):
         return await driver.events.receive()
+
+
+@attrs.define
+class MemoryDeviceBook:
+    """A :class:`~actors.drivers.neonize.DeviceBook` in a dict (the node's keeps it in the store)."""
+
+    jids: dict[str, str | None] = attrs.field(factory=dict)
+    writes: list[tuple[str, str | None]] = attrs.field(factory=list)
+
+    async def device_jid(self, session_id: str) -> str | None:
+        await trio.lowlevel.checkpoint()
+        return self.jids.get(session_id)
+
+    async def set_device_jid(self, session_id: str, jid: str | None) -> None:
+        await trio.lowlevel.checkpoint()
+        self.jids[session_id] = jid
+        self.writes.append((session_id, jid))

@@ -123,7 +123,7 @@ async def test_events_from_the_real_callback_path_drive_connected_ban_logged_out
             before = time.time()
             await d.inject(event="TemporaryBanEv", fields={"Code": "BLOCKED_BY_USERS", "Expire": 3600})
             ban = await next_event(d)
-            assert isinstance(ban, TemporaryBan) and ban.ban_code == 2 and ban.code == 402
+            assert isinstance(ban, TemporaryBan) and ban.ban_code == 102 and ban.code == 402  # WhatsApp's code
             assert before + 3600 <= ban.expires_at <= time.time() + 3600
             # The ban ended the connection: nothing more comes from it, and requests are refused.
             await d.inject(event="KeepAliveTimeoutEv", fields={"ErrorCount": 1})
@@ -295,7 +295,7 @@ ENDINGS = [
     ("StreamErrorEv", {"Code": "503"}, Disconnected(code=503, reason="stream error 503")),
     ("LoggedOutEv", {"OnConnect": True, "Reason": "MAIN_DEVICE_GONE"}, LoggedOut(reason="main_device_gone (on connect)", code=403)),
     ("LoggedOutEv", {"OnConnect": False, "Reason": "UNKNOWN_LOGOUT"}, LoggedOut(reason="unknown_logout", code=406)),
-    ("ConnectFailureEv", {"Reason": "SERVICE_UNAVAILABLE", "Message": "try later"}, Disconnected(code=503, reason="try later")),
+    ("ConnectFailureEv", {"Reason": "GENERIC", "Message": "try later"}, Disconnected(code=400, reason="try later")),
     ("PairStatusEv", {"Status": "ERROR", "Error": "bad"}, Disconnected(code=None, reason="pairing failed: bad")),
 ]
 
@@ -314,8 +314,8 @@ async def test_every_neonize_event_maps_to_its_normalized_event(tmp_path, hangin
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(refused_connect)
                 await hanging_proxy.wait_accepted(1)
-                await d.inject(event="ConnectFailureEv", fields={"Reason": "SERVICE_UNAVAILABLE", "Message": "try later"})
-            assert refused[0].code == 503
+                await d.inject(event="ConnectFailureEv", fields={"Reason": "GENERIC", "Message": "try later"})
+            assert refused[0].code == 400
             assert d.events.statistics().current_buffer_used == 0
             hanging_proxy.release()
 

@@ -12,6 +12,7 @@ from actors.drivers.neonize import NeonizeDriver, NeonizeDriverError, WorkerDied
 
 def test_all_is_pinned():
     assert set(neonize_driver.__all__) == {
+        "DeviceBook",
         "NeonizeDriver",
         "NeonizeDriverError",
         "PoolClosedError",
@@ -28,7 +29,7 @@ def test_daemon_side_modules_never_import_neonize():
     code = (
         "import sys\n"
         "import actors.drivers.neonize, actors.drivers.neonize._pool, actors.drivers.neonize._driver\n"
-        "import actors.drivers.neonize._wire, actors.drivers.neonize._errors\n"
+        "import actors.drivers.neonize._wire, actors.drivers.neonize._errors, actors.drivers.neonize._devicestore\n"
         "from actors.drivers import NeonizeDriver\n"
         "print(sorted(m for m in sys.modules if m == 'neonize' or m.startswith('neonize.')))\n"
     )
