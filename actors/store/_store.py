@@ -365,7 +365,7 @@ class Store(StoreReads):
         op = queues.EnqueueOutbox(
             _text("tenant_id", tenant_id), _text("session_id", session_id),
             _text("idempotency_key", idempotency_key, MAX_KEY_CHARS), message_id or _message_id(),
-            _text("to_jid", to_jid), payload, ticket_id,
+            _text("to_jid", to_jid, MAX_KEY_CHARS), payload, ticket_id,
         )
         return await self._write(op, timeout)
 

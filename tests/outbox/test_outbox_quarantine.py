@@ -12,9 +12,10 @@ from actors.store import QUARANTINED, JobStatus, Queue
 from supervisor import EventKind
 from tests.fixtures.flows import contact, eventually, flow_node, flow_settings, provision
 
-#: A recipient the simulator sends to but no store can record as a contact (longer than the store's
-#: key limit: on PostgreSQL the unique index could not hold it, so the store refuses it on both).
-UNRECORDABLE_TO = "9" * 600 + "@s.whatsapp.net"
+#: An item whose content fails it before it reaches WhatsApp: an attachment of a kind no driver
+#: knows (the API never writes one; a bug or a hand-edited row could). Since WhatsApp names what it
+#: accepted, an item is quarantined only *before* the send: after it, it is done or ``unknown``.
+MALFORMED_PAYLOAD = {"text": "to nowhere", "media": {"kind": "hologram", "mimetype": "x/y"}}  # no file either
 
 BYSTANDER_SENDS = 5
 
@@ -34,7 +35,7 @@ async def test_an_item_that_cannot_be_recorded_is_quarantined_and_everything_els
         await provision(node, simulator_control, "s1")
         await provision(node, simulator_control, "s2")
         outbox = node.system.ref("/services/outbox")
-        poison = (await outbox.ask(Send("acme", "s1", "poison", UNRECORDABLE_TO, "to nowhere"))).item
+        poison = (await node.store.enqueue_outbox("acme", "s1", "poison", contact(6), MALFORMED_PAYLOAD)).item
         after = (await outbox.ask(Send("acme", "s1", "after", contact(7), "after the poison"))).item
         # the reply: a lone surrogate (valid JSON) used to crash-loop the outbox and stop the daemon
         surrogate = (await outbox.ask(Send("acme", "s1", "surrogate", contact(7), "hi \ud800"))).item
@@ -47,13 +48,14 @@ async def test_an_item_that_cannot_be_recorded_is_quarantined_and_everything_els
 
         jobs = await eventually(settled, timeout=30)
         assert jobs[poison.id].status is JobStatus.DEAD
-        assert jobs[poison.id].last_error.startswith(f"{QUARANTINED}: InvalidInput: jid: at most")
+        assert jobs[poison.id].last_error.startswith(f"{QUARANTINED}: ")
         assert jobs[after.id].status is jobs[surrogate.id].status is JobStatus.DONE  # its session went on, in order
         assert all(jobs[item.id].status is JobStatus.DONE for item in bystander)
-        assert [e["id"] for e in await simulator_control.sent("s2")] == [item.message_id for item in bystander]
+        assert [e["id"] for e in await simulator_control.sent("s2")] == [jobs[item.id].wa_id for item in bystander]
+        # the poison never reached WhatsApp; the two after it did, in order, under WhatsApp's ids
         assert [e["id"] for e in await simulator_control.sent("s1")] == [
-            poison.message_id, after.message_id, surrogate.message_id]
-        stored = await node.store.get_message("s1", surrogate.message_id)
+            jobs[after.id].wa_id, jobs[surrogate.id].wa_id]
+        stored = await node.store.get_message("s1", jobs[surrogate.id].wa_id)
         assert stored.body == "hi \ufffd" and json.loads(stored.raw_body) == "hi \ud800"
         assert _outbox_incidents(node) == []
 
