@@ -25,6 +25,7 @@ from ._session import (
 )
 from ._status import TERMINAL, BoardStatistics, SessionInfo, SessionStatus, StatusBoard
 from ._upstream import Attempt, UpstreamGate, UpstreamMode, UpstreamStatistics
+from ._dependencies import store_gate, store_unavailable
 from ._tree import session_spec, sessions_intensity, tenant_spec, tenants_spec
 
 __all__ = [
@@ -67,6 +68,8 @@ __all__ = [
     "reaction_for",
     "session_spec",
     "sessions_intensity",
+    "store_gate",
+    "store_unavailable",
     "tenant_spec",
     "tenants_spec",
 ]

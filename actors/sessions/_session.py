@@ -21,7 +21,8 @@ the next boot. Only a deliberate stop (the session manager) records ``stopped``.
 
 Inbound messages are acknowledged to the driver only after the
 :class:`InboundSink` has stored them, so a crash anywhere re-delivers instead
-of losing. They are stored and acknowledged in batches, a few batches at once
+of losing. While the store is unreachable, its writes wait at the node's store
+gate (``_dependencies``) instead of failing the session. They are stored and acknowledged in batches, a few batches at once
 (``_batches``): each chat's messages in arrival order, different chats
 concurrently, so a busy session pays its per-delivery costs once per batch.
 Requests (send, mark read, pair...) are messages to this actor;
@@ -64,6 +65,7 @@ from supervisor import Actor, RestartLimiter, StopForGood, unwrap
 
 from ._batches import InboundBatches
 from ._cache import CacheLimits, SessionCaches
+from ._dependencies import store_gate
 from ._errors import ConnectionDead, OwnershipLost, SessionDisconnected, StuckConnecting
 from ._policy import Outcome, SessionPolicy, outcome_for, reaction_for
 from ._pool import SessionPool
@@ -177,6 +179,7 @@ class SessionDeps:
     limiter: RestartLimiter  # gates connect attempts: rate and concurrency
     inbound: InboundSink
     upstream: UpstreamGate = attrs.field(factory=UpstreamGate)  # is WhatsApp reachable at all?
+    store_gate: UpstreamGate = attrs.field(factory=store_gate)  # is the store? (inbound and receipts wait here)
     node_id: str = "node-1"
     policy: SessionPolicy = attrs.field(factory=SessionPolicy)
     cache_limits: CacheLimits = attrs.field(factory=CacheLimits)
@@ -397,7 +400,7 @@ class SessionActor(Actor):
                 self._keepalive_lost_at = None
                 self._status(SessionStatus.CONNECTED, "keepalive restored")
             case Receipt():
-                await self.deps.inbound.receipt(self.session_id, self.tenant_id, event)
+                await self._through_store(self.deps.inbound.receipt, event)
             case Presence(jid):
                 self.caches.contacts.put(jid, event)
                 if self.deps.presence is not None:
@@ -418,12 +421,22 @@ class SessionActor(Actor):
             and message.id not in self.caches.messages
         ]
         if fresh:
-            await self.deps.inbound.deliver(self.session_id, self.tenant_id, fresh)
+            await self._through_store(self.deps.inbound.deliver, fresh)
             for message in fresh:
                 self.caches.messages.put(message.id, True)
                 self.caches.chats.put(message.chat_jid, message.timestamp)
                 self.caches.contacts.put(message.sender_jid, message.push_name)
         await self.driver.ack(*(message.id for message in batch))
+
+    async def _through_store(self, write, payload) -> None:
+        """``write(session, tenant, payload)`` through the store gate: while the store is
+        unreachable the session waits there (holding the unacknowledged messages), and
+        neither fails nor spends its backoff: the outage is not its fault."""
+
+        def unavailable(exc: BaseException) -> None:
+            _LOG.warning("session %s: store unavailable, waiting at the store gate: %s", self.session_id, exc)
+
+        await self.deps.store_gate.call(write, self.session_id, self.tenant_id, payload, on_unavailable=unavailable)
 
     # -- evidence-based health -------------------------------------------------
 
