@@ -20,13 +20,13 @@ async def healthz(who: None):
 @endpoint(bp, "GET", "/readyz", summary="Readiness: store connected, bus and tree running, no dependency gate closed",
           auth=Auth.NONE)
 async def readyz(who: None):
-    """503 while a dependency gate is down: ``waiting`` names the dependency (``store``) and how
-    many callers wait at it, e.g. ``{"store": {"mode": "down", "waiting": 10}}``."""
+    """503 while a dependency gate is down: ``waiting`` names the dependency (``store``, ``bus``)
+    and how many callers wait at it, e.g. ``{"store": {"mode": "down", "waiting": 10}}``."""
     node = state().node
     tree = node.system.tree()
     checks = {path: getattr(tree.find(path), "state", "missing") == "running" for path in READY_ACTORS}
     checks["store_connected"] = node.store.statistics().state == "connected"
-    gates = (node.deps.store_gate.statistics(),)
+    gates = (node.deps.store_gate.statistics(), node.deps.bus_gate.statistics())
     waiting = {g.name: {"mode": str(g.mode), "waiting": g.waiting} for g in gates if g.mode != "up"}
     for g in gates:
         checks[f"{g.name}_gate_open"] = g.name not in waiting

@@ -25,7 +25,7 @@ from ._session import (
 )
 from ._status import TERMINAL, BoardStatistics, SessionInfo, SessionStatus, StatusBoard
 from ._upstream import Attempt, UpstreamGate, UpstreamMode, UpstreamStatistics
-from ._dependencies import store_gate, store_unavailable
+from ._dependencies import bus_gate, bus_unavailable, store_gate, store_unavailable
 from ._tree import session_spec, sessions_intensity, tenant_spec, tenants_spec
 
 __all__ = [
@@ -64,6 +64,8 @@ __all__ = [
     "UpstreamGate",
     "UpstreamMode",
     "UpstreamStatistics",
+    "bus_gate",
+    "bus_unavailable",
     "outcome_for",
     "reaction_for",
     "session_spec",

@@ -38,7 +38,7 @@ from typing import Any, Callable, Protocol
 import attrs
 import trio
 
-from actors.bus import Bus, Lease
+from actors.bus import Bus, Lease, LeasePhase
 from actors.drivers import (
     ENDING_EVENTS,
     Connected,
@@ -65,7 +65,7 @@ from supervisor import Actor, RestartLimiter, StopForGood, unwrap
 
 from ._batches import InboundBatches
 from ._cache import CacheLimits, SessionCaches
-from ._dependencies import store_gate
+from ._dependencies import bus_gate, store_gate
 from ._errors import ConnectionDead, OwnershipLost, SessionDisconnected, StuckConnecting
 from ._policy import Outcome, SessionPolicy, outcome_for, reaction_for
 from ._pool import SessionPool
@@ -180,6 +180,7 @@ class SessionDeps:
     inbound: InboundSink
     upstream: UpstreamGate = attrs.field(factory=UpstreamGate)  # is WhatsApp reachable at all?
     store_gate: UpstreamGate = attrs.field(factory=store_gate)  # is the store? (inbound and receipts wait here)
+    bus_gate: UpstreamGate = attrs.field(factory=bus_gate)  # is the bus? (the ownership lease waits here)
     node_id: str = "node-1"
     policy: SessionPolicy = attrs.field(factory=SessionPolicy)
     cache_limits: CacheLimits = attrs.field(factory=CacheLimits)
@@ -250,11 +251,29 @@ class SessionActor(Actor):
             self._status(SessionStatus.STARTING, "waiting for the ownership lease")
             lease = Lease(self.deps.bus, f"session:{self.session_id}", self.deps.node_id, self.policy.lease_ttl)
             await self.ctx.nursery.start(lease.run)
-            tenure = await lease.wait_held()
-            with tenure.cancel_scope:
-                await self._drive()
+            while True:
+                tenure = await self._hold_lease(lease)
+                with tenure.cancel_scope:
+                    await self._drive()
+                if lease.state.phase is not LeasePhase.UNAVAILABLE:
+                    break
+                # The bus went away, not the account: we stopped using it (the lease's rule) and wait.
+                self._status(SessionStatus.DISCONNECTED, f"bus unavailable: {tenure.reason}")
+                self.driver = self.deps.driver_factory(self.session_id)  # the cancelled one is spent
             self._status(SessionStatus.DISCONNECTED, f"ownership lost: {tenure.reason}")
             raise OwnershipLost(tenure.reason or "ownership lease lost")
+
+    async def _hold_lease(self, lease: Lease):
+        """The next tenure of ``lease``. While the bus is unreachable the session waits at the
+        node's bus gate (one trial read probes for all sessions), then has its lease retry at once."""
+        resource = f"session:{self.session_id}"
+        while lease.tenure is None and lease.state.phase is LeasePhase.UNAVAILABLE:
+            self._status(SessionStatus.BACKOFF, f"bus unavailable: {lease.state.reason}; waiting at the bus gate")
+            await self.deps.bus_gate.call(self.deps.bus.lock_owner, resource)
+            lease.retry_now()
+            with trio.move_on_after(self.policy.lease_ttl):
+                return await lease.wait_held()
+        return await lease.wait_held()
 
     async def _drive(self) -> None:
         """Host the driver and its connections; a dead driver host is replaced at once.
