@@ -22,7 +22,7 @@ import trio
 
 from actors.drivers import MediaKind, MediaRef
 from actors.flows import MESSAGE_UPDATED, Publisher, Wakeup, message_payload, no_publisher
-from actors.sessions import DownloadMedia, RequestFailed
+from actors.sessions import DownloadMedia, RequestFailed, UpstreamGate, store_gate
 from actors.store import Conflict, MediaJob, Queue, Store
 from supervisor import Actor, ActorFailed, ActorStopped, AskTimeout, ChildNotFound, Shutdown
 
@@ -51,6 +51,7 @@ class MediaDeps:
     publisher: Publisher = no_publisher
     wake: Wakeup = attrs.field(factory=Wakeup)  # set when new jobs may be due (inbound media, admin)
     retry_base: float = RETRY_BASE
+    store_gate: UpstreamGate = attrs.field(factory=store_gate)  # the node's: claims wait there during an outage
 
 
 def parse_source(job: MediaJob) -> tuple[str, MediaRef]:

@@ -20,6 +20,7 @@ process goes back to ``queued``.
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,7 @@ from actors.flows import (
     outbox_payload,
 )
 from actors.drivers import MediaKind, OutboundMedia, SendResult
-from actors.sessions import SendMedia, SendText, SessionInfo, SessionStatus, StatusBoard
+from actors.sessions import SendMedia, SendText, SessionInfo, SessionStatus, StatusBoard, UpstreamGate, store_gate
 from actors.store import (
     Conflict,
     DeliveryStatus,
@@ -91,6 +92,7 @@ class OutboxDeps:
     pacing_jitter: float
     publisher: Publisher = no_publisher
     retry_base: float = RETRY_BASE
+    store_gate: UpstreamGate = attrs.field(factory=store_gate)  # the node's: claims wait there during an outage
 
 
 @attrs.define(eq=False)
@@ -185,7 +187,8 @@ class OutboxService(Actor):
         """Claim, pace, send, record — while the session is connected."""
         store = self.deps.store
         while sender.active:
-            claimed = await store.claim_outbox(session_id=sender.session_id, limit=1)
+            claim = functools.partial(store.claim_outbox, session_id=sender.session_id, limit=1)
+            claimed = await self.deps.store_gate.call(claim)  # a store outage: wait at the gate, not crash
             if not claimed:
                 now, wait = trio.current_time(), IDLE_POLL
                 if sender.retry_due is not None:

@@ -1,7 +1,8 @@
 """The store gate over a real node on a real PostgreSQL, stopped for longer than a write's timeout
 under inbound traffic and started again (DESIGN §10: a dependency outage is not a session failure).
 
-What must hold: no session fails (no exit, no breaker opened, no backoff spent), ``/readyz`` is 503
+What must hold: no session fails (no exit, no breaker opened, no backoff spent), nor do the outbox
+and media services (their claims wait at the same gate), ``/readyz`` is 503
 naming the store while sessions wait at its gate, every message sent is stored exactly once, and
 the messages held during the outage are stored within 5 s of PostgreSQL's return.
 """
@@ -102,6 +103,8 @@ async def test_postgres_outage_parks_sessions_at_the_store_gate(tmp_path, simula
     failures = [(e.kind, e.path, e.reason) for e in history if e.path in session_paths
                 and e.kind in (EventKind.EXITED, EventKind.BREAKER, EventKind.RESTART_SCHEDULED, EventKind.SUSPENDED)]
     assert failures == []
+    services = [(e.path, e.reason) for e in history if e.kind is EventKind.EXITED and e.path.startswith("/services")]
+    assert services == []  # the outbox and media services waited at the gate too
     for sid in sessions:  # nothing lost, nothing twice
         assert sorted(stored[sid]) == sorted(sent[sid])
 
