@@ -28,7 +28,8 @@ is stored. Figures (last line, one JSON object):
   fault, the kill -9 and the poison included;
 - ``poison_quarantined``: poison items that ended as dead letters or stored (with replacement
   characters) without taking anything down, of ``poison_sent``;
-- ``breakers_opened``: session breakers that opened (from the daemon's supervision events).
+- ``breakers_open_at_end``: actors whose breaker is not closed at the end (``/supervision/tree``);
+  ``daemon_errors``: the daemon's ERROR log lines, counted by their first words.
 
 The simulator acknowledges a delivery only when the session acknowledged it (after the store's
 COMMIT), so what it accepted and the store lacks at the end is lost by zapvisor.
