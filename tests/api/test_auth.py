@@ -121,3 +121,14 @@ def test_refusals_are_in_the_callers_words() -> None:
         assert str(caught.value).startswith(words), (token, str(caught.value))
     with pytest.raises(Unauthorized, match="no admin token and no JWT secret; set api.admin_token"):
         Authority(None, None, 60.0, clock).authenticate("Bearer x")
+
+
+async def test_another_tenant_is_named_not_found(api_server) -> None:
+    """A token of tenant t1 asking for t2: 404 whether t2 exists or not (it learns nothing), worded."""
+    await api_server.tenant("t1")
+    await api_server.tenant("t2")
+    agent = api_server.client(await api_server.agent_token("t1"))
+    for tenant in ("t2", "nowhere"):
+        response = await agent.get(f"/tenants/{tenant}/sessions")
+        assert response.status_code == 404
+        assert response.json()["error"]["message"] == f"token for tenant 't1' cannot reach tenant '{tenant}'"
