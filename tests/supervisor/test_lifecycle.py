@@ -10,6 +10,7 @@ import pytest
 import trio
 
 from supervisor import (
+    AskTimeout,
     ChildSpec,
     ChildState,
     EventKind,
@@ -96,6 +97,39 @@ async def test_rest_for_one_leaves_a_terminated_sibling_stopped(autojump_clock):
             ("c", ChildState.RUNNING),
         ]
         assert (len(a.starts), len(b.starts), len(c.starts)) == (2, 1, 2)
+
+
+async def test_one_for_all_leaves_a_terminated_sibling_stopped(autojump_clock):
+    """The documented deviation from OTP under one_for_all too: c's failure restarts a and c,
+    not b, which an operator stopped; restart_child brings b back."""
+    a, b, c = plans("a", "b", "c")
+    sup = sup_spec("sup", [p.spec(shutdown=1) for p in (a, b, c)], strategy=Strategy.ONE_FOR_ALL, intensity=3, period=60)
+    async with open_actor_system([sup], intensity=10, period=60) as system:
+        group = system.supervisor("/sup")
+        await group.terminate_child("b")
+        system.ref("/sup/c").tell(Raise(DIED))
+        await settle()
+        assert [(i.id, i.state) for i in group.which_children()] == [
+            ("a", ChildState.RUNNING),
+            ("b", ChildState.STOPPED),
+            ("c", ChildState.RUNNING),
+        ]
+        assert (len(a.starts), len(b.starts), len(c.starts)) == (2, 1, 2)
+        await group.restart_child("b")
+        assert len(b.starts) == 2
+
+
+async def test_control_calls_time_out_at_60_s_and_still_happen(autojump_clock):
+    """The other documented deviation: start_child waits CONTROL_TIMEOUT (60 s), not forever;
+    the start goes on and completes all the same (here at 70 s)."""
+    slow = Plan("slow", start_delay=70)
+    async with open_actor_system([], intensity=10, period=60) as system:
+        with pytest.raises(AskTimeout):
+            await system.supervisor("/").start_child(slow.spec(start_timeout=100, shutdown=1))
+        assert trio.current_time() == 60
+        await trio.sleep_until(70)
+        await settle()
+        assert slow.starts == [70] and system.tree().find("/slow").state == "running"
 
 
 async def test_nested_supervisor_stops_its_subtree_in_reverse(autojump_clock):
