@@ -27,7 +27,9 @@ async def readyz(who: None):
     checks = {path: getattr(tree.find(path), "state", "missing") == "running" for path in READY_ACTORS}
     checks["store_connected"] = node.store.statistics().state == "connected"
     gates = (node.deps.store_gate.statistics(), node.deps.bus_gate.statistics())
-    waiting = {g.name: {"mode": str(g.mode), "waiting": g.waiting} for g in gates if g.mode != "up"}
+    # a gate counts while someone waits at it or tries it (one left down by callers that went away does not)
+    waiting = {g.name: {"mode": str(g.mode), "waiting": g.waiting + g.trial_running}
+               for g in gates if g.mode != "up" and (g.waiting or g.trial_running)}
     for g in gates:
         checks[f"{g.name}_gate_open"] = g.name not in waiting
     ready = all(checks.values())

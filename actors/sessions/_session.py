@@ -21,10 +21,14 @@ the next boot. Only a deliberate stop (the session manager) records ``stopped``.
 
 Inbound messages are acknowledged to the driver only after the
 :class:`InboundSink` has stored them, so a crash anywhere re-delivers instead
-of losing. While the store is unreachable, its writes wait at the node's store
-gate (``_dependencies``) instead of failing the session. They are stored and acknowledged in batches, a few batches at once
+of losing. They are stored and acknowledged in batches, a few batches at once
 (``_batches``): each chat's messages in arrival order, different chats
 concurrently, so a busy session pays its per-delivery costs once per batch.
+
+A store or bus outage is not the session's failure (``_dependencies``): while
+the store is unreachable its writes wait at the node's store gate, holding the
+unacknowledged messages; while the bus is unreachable the session, which can no
+longer renew its lease, stops using the account and waits at the bus gate.
 Requests (send, mark read, pair...) are messages to this actor;
 driver errors come back as :class:`RequestFailed` values, never as crashes.
 """
@@ -255,9 +259,10 @@ class SessionActor(Actor):
                 tenure = await self._hold_lease(lease)
                 with tenure.cancel_scope:
                     await self._drive()
-                if lease.state.phase is not LeasePhase.UNAVAILABLE:
-                    break
-                # The bus went away, not the account: we stopped using it (the lease's rule) and wait.
+                if lease.state.phase not in (LeasePhase.UNAVAILABLE, LeasePhase.HELD):
+                    break  # another node holds it, or the lease stopped: that is a failure
+                # The bus went away (or came back at once), not the account: we stopped using it, as the
+                # lease requires, and wait for it again without failing.
                 self._status(SessionStatus.DISCONNECTED, f"bus unavailable: {tenure.reason}")
                 self.driver = self.deps.driver_factory(self.session_id)  # the cancelled one is spent
             self._status(SessionStatus.DISCONNECTED, f"ownership lost: {tenure.reason}")

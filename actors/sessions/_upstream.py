@@ -78,6 +78,7 @@ class UpstreamStatistics:
     reopens_at: float | None  # trio time of the next trial while DOWN
     waiting: int
     outages: int
+    trial_running: bool = False  # a trial (connect, write) is under way while DOWN
 
 
 @attrs.define(eq=False)
@@ -167,7 +168,8 @@ class UpstreamGate:
     def statistics(self) -> UpstreamStatistics:
         return UpstreamStatistics(
             self.name,
-            self._mode, self._unreachable, self._trials, self.reopens_at, self._waiting, self._outages
+            self._mode, self._unreachable, self._trials, self.reopens_at, self._waiting, self._outages,
+            self._trial_taken,
         )
 
     async def _admit(self) -> bool:
