@@ -15,7 +15,7 @@ import math
 import random
 import time
 from contextlib import asynccontextmanager
-from typing import AsyncIterator, Iterable
+from typing import Any, AsyncIterator, Iterable
 
 import attrs
 import trio
@@ -157,14 +157,19 @@ async def _run_root(cell, on_exit, *, task_status=trio.TASK_STATUS_IGNORED) -> N
     shield, so cancelling a start still cuts it short.
     """
     with trio.CancelScope() as guard:
+        await cell.run(on_exit, task_status=_ShieldWhenStarted(guard, task_status))
 
-        class _Started:
-            @staticmethod
-            def started(value=None) -> None:
-                guard.shield = True
-                task_status.started(value)
 
-        await cell.run(on_exit, task_status=_Started)
+@attrs.frozen
+class _ShieldWhenStarted:
+    """A ``task_status`` that shields ``guard`` the moment the task reports readiness."""
+
+    guard: trio.CancelScope
+    task_status: Any
+
+    def started(self, value: Any = None) -> None:
+        self.guard.shield = True
+        self.task_status.started(value)
 
 
 @asynccontextmanager
