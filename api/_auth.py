@@ -14,6 +14,7 @@ Tokens are compared in constant time; nothing here logs a token.
 
 from __future__ import annotations
 
+import datetime
 import hmac
 from typing import Callable
 
@@ -29,6 +30,26 @@ ROLES = ("agent", "admin")
 """JWT roles, the same as the store's user roles: ``admin`` may manage its tenant's sessions."""
 
 ADMIN = "admin"
+
+NOT_VALID = "admin token or JWT not valid"
+"""How every refused token starts: the caller may have meant either kind."""
+
+NO_SECRETS = ("the API is closed: this daemon has no admin token and no JWT secret; "
+              "set api.admin_token (ZAPVISOR_API__ADMIN_TOKEN) and restart it")
+
+
+def _in_words(error: jwt.PyJWTError) -> str:
+    """Why PyJWT refused a token, said for a person holding the token (not the library's text)."""
+    match error:
+        case jwt.InvalidSignatureError():
+            return "it is signed with another secret (a token of another daemon?)"
+        case jwt.MissingRequiredClaimError():
+            return f"it lacks the {error.claim!r} claim (not a token this daemon issued)"
+        case jwt.InvalidAlgorithmError():
+            return f"it is not signed with {ALGORITHM}"
+        case jwt.DecodeError():
+            return "it is neither the admin token nor a JWT (mistyped or truncated?)"
+    return "it could not be verified"
 
 
 @attrs.frozen
@@ -83,18 +104,24 @@ class Authority:
             Unauthorized: no bearer token, or a token that is neither the admin token nor a
                 valid, unexpired JWT signed with our secret.
         """
+        if self.admin_token is None and self.jwt_secret is None:
+            raise Unauthorized(NO_SECRETS, "Authorization")
         if not header or not header.startswith("Bearer "):
             raise Unauthorized("send Authorization: Bearer <admin token or agent JWT>", "Authorization")
         token = header.removeprefix("Bearer ").strip()
         if self.admin_token is not None and hmac.compare_digest(token.encode(), self.admin_token.encode()):
             return Principal(ADMIN)
+        if self.jwt_secret is None:
+            raise Unauthorized("admin token not valid (agent JWTs are disabled: api.jwt_secret is not set)",
+                               "Authorization")
         return self.verify(token)
 
     def verify(self, token: str) -> Principal:
         """Decode an agent JWT (signature, ``exp``, required claims).
 
         Raises:
-            Unauthorized: forged, malformed, expired, or missing a claim.
+            Unauthorized: forged, malformed, expired, or missing a claim; the message says which in
+                the caller's words, never the JWT library's.
         """
         if self.jwt_secret is None:
             raise Unauthorized("agent tokens are disabled (api.jwt_secret is not set)", "Authorization")
@@ -104,12 +131,16 @@ class Authority:
                 options={"require": ["exp", "tenant", "user", "role"], "verify_exp": False},
             )
         except jwt.PyJWTError as error:
-            raise Unauthorized(f"invalid token: {error}", "Authorization") from None
-        if not isinstance(claims["exp"], (int, float)) or claims["exp"] <= self.clock():
-            raise Unauthorized("token expired", "Authorization")
+            raise Unauthorized(f"{NOT_VALID}: {_in_words(error)}", "Authorization") from None
+        exp = claims["exp"]
+        if not isinstance(exp, (int, float)):
+            raise Unauthorized(f"{NOT_VALID}: its expiry (exp) is not a time", "Authorization")
+        if exp <= self.clock():
+            when = datetime.datetime.fromtimestamp(exp, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+            raise Unauthorized(f"token expired at {when}: ask for a new one", "Authorization")
         tenant, user, role = claims["tenant"], claims["user"], claims["role"]
         if not isinstance(tenant, str) or not tenant or not isinstance(user, int) or role not in ROLES:
-            raise Unauthorized("invalid token: bad tenant/user/role claim", "Authorization")
+            raise Unauthorized(f"{NOT_VALID}: its tenant, user or role is malformed", "Authorization")
         return Principal("agent", tenant, user, role, float(claims["exp"]))
 
     def issue(self, tenant: str, user: int, role: str = "agent", ttl: float | None = None) -> tuple[str, float]:

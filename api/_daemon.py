@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -28,6 +29,7 @@ from actors.node import Node, open_node
 
 from ._gc import sweep_gc, tune_gc
 from ._server import serve_api
+from ._startup import StartupError, explain, preflight
 
 log = logging.getLogger("zapvisor.daemon")
 
@@ -45,16 +47,34 @@ SERVICES: Sequence[Service] = (serve_api,)
 def run_daemon(settings: Settings, services: Sequence[Service] = SERVICES) -> int:
     """Run the daemon in this (main) thread until a stop signal; returns the exit code.
 
-    Blocks; creates ``node.data_dir`` first. Returns 0 after a clean stop. An exception that
-    escapes the actor system or a service is logged and gives exit code 1.
+    Blocks; checks first that ``node.data_dir`` can be written and that PostgreSQL and Redis
+    (when configured) accept connections (``api._startup``). Returns 0 after a clean stop. A
+    start-up failure the user can fix (a server unreachable, the port taken, a path not
+    writable) is one line on stderr and its documented exit code (3, 4, 5; see ``api._startup``);
+    any other exception that escapes the actor system or a service is logged with its traceback
+    and gives exit code 1.
     """
-    settings.node.data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        preflight(settings)
+    except StartupError as error:
+        return _refuse(error)
+    if settings.api.admin_token is None:
+        log.warning("no admin token: the admin API and dashboard refuse everyone; "
+                    "set api.admin_token (ZAPVISOR_API__ADMIN_TOKEN) to use them")
     try:
         trio.run(serve, settings, services)
-    except Exception:
+    except Exception as exc:
+        known = explain(exc, settings)
+        if known is not None:
+            return _refuse(known)
         log.exception("zapvisor crashed")
         return 1
     return 0
+
+
+def _refuse(error: StartupError) -> int:
+    print(f"zapvisor: {error}", file=sys.stderr)
+    return error.exit_code
 
 
 async def serve(settings: Settings, services: Sequence[Service]) -> None:

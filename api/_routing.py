@@ -123,7 +123,8 @@ def _authorize(auth: Auth, tenant_id: str | None) -> Principal | None:
             raise Forbidden("this endpoint takes the admin token")
         return who
     if tenant_id is not None and not who.sees(tenant_id):
-        raise NotFound(f"no tenant {tenant_id!r}", "tenant_id")
+        # 404 whether or not the tenant exists: a token learns nothing about other tenants
+        raise NotFound(f"token for tenant {who.tenant!r} cannot reach tenant {tenant_id!r}", "tenant_id")
     if auth is Auth.TENANT_ADMIN and not who.manages_tenant:
         raise Forbidden("this endpoint needs the admin token or a token with role admin")
     return who

@@ -4,9 +4,16 @@
 state machine the supervisor keeps per child. Transitions take ``now`` as an
 argument (trio time), so the machine is tested without an event loop:
 
-    CLOSED --threshold failures within window--> OPEN
-    OPEN --cooldown elapsed--> HALF_OPEN (allows ``half_open_trials`` restarts)
-    HALF_OPEN --success--> CLOSED;  HALF_OPEN --failure--> OPEN (new cooldown)
+    CLOSED --threshold failures within any window--> OPEN
+    OPEN --cooldown elapsed--> HALF_OPEN (allows ``half_open_trials`` trial restarts)
+    HALF_OPEN --success--> CLOSED
+    HALF_OPEN --failed trial, trials left--> HALF_OPEN (next trial after the child's backoff)
+    HALF_OPEN --failed last trial--> OPEN (new cooldown)
+
+The window slides: the breaker keeps the times of the failures of the last
+``window`` seconds and opens when they number ``threshold``, however the
+older ones fell (failures at 1, 7, 13, 15 with window 10 and threshold 3
+open it at 15: 7, 13 and 15 are within 10 s).
 
 An operator may force it OPEN (child parked until released) or CLOSED (never
 trips), or reset it (CLOSED, history cleared).
@@ -34,8 +41,13 @@ class BreakerMode(enum.Enum):
 class CircuitBreaker:
     """Breaker policy. Defaults are the seeds': 5 failures, 5 min cooldown, 1 trial.
 
-    ``window``: only failures within this many seconds of each other count as
-    consecutive; an older streak starts over.
+    ``window``: a sliding window; ``threshold`` failures within any ``window``
+    seconds open the breaker (a failure counts while it is at most ``window``
+    old, as restarts do in the supervisor's intensity window).
+    ``half_open_trials``: restarts allowed once the cooldown has passed. A trial
+    that runs stably (the child's ``backoff.reset_after``) or exits normally
+    closes the breaker; a failed trial uses one up and the next runs after the
+    child's backoff; the last failed trial reopens it for another cooldown.
     """
 
     threshold: int = 5
@@ -60,10 +72,14 @@ class BreakerState:
 
     policy: CircuitBreaker
     mode: BreakerMode = BreakerMode.CLOSED
-    failures: int = 0
-    first_failure_at: float = 0.0
+    failure_times: tuple[float, ...] = ()  # failures still inside the window, oldest first
     opened_at: float = 0.0
     trials_left: int = 0
+
+    @property
+    def failures(self) -> int:
+        """Failures counted in the window as of the last one recorded."""
+        return len(self.failure_times)
 
     @property
     def reopens_at(self) -> float:
@@ -98,12 +114,12 @@ class BreakerState:
             case BreakerMode.FORCED_OPEN | BreakerMode.FORCED_CLOSED | BreakerMode.OPEN:
                 return self.mode
             case BreakerMode.HALF_OPEN:
-                self._open(now)
+                if self.trials_left == 0:
+                    self._open(now)
                 return self.mode
-        if self.failures == 0 or now - self.first_failure_at > self.policy.window:
-            self.failures, self.first_failure_at = 0, now
-        self.failures += 1
-        if self.failures >= self.policy.threshold:
+        window = self.policy.window
+        self.failure_times = tuple(t for t in self.failure_times if now - t <= window) + (now,)
+        if len(self.failure_times) >= self.policy.threshold:
             self._open(now)
         return self.mode
 
@@ -111,7 +127,7 @@ class BreakerState:
         """A run was healthy (stable uptime or normal exit): close, forget failures."""
         if self.mode in (BreakerMode.CLOSED, BreakerMode.HALF_OPEN):
             self.mode = BreakerMode.CLOSED
-            self.failures = 0
+            self.failure_times = ()
         return self.mode
 
     def force_open(self) -> None:
@@ -119,10 +135,10 @@ class BreakerState:
 
     def force_closed(self) -> None:
         self.mode = BreakerMode.FORCED_CLOSED
-        self.failures = 0
+        self.failure_times = ()
 
     def reset(self) -> None:
-        self.mode, self.failures, self.trials_left = BreakerMode.CLOSED, 0, 0
+        self.mode, self.failure_times, self.trials_left = BreakerMode.CLOSED, (), 0
 
     def _open(self, now: float) -> None:
-        self.mode, self.opened_at, self.failures, self.trials_left = BreakerMode.OPEN, now, 0, 0
+        self.mode, self.opened_at, self.failure_times, self.trials_left = BreakerMode.OPEN, now, (), 0

@@ -25,6 +25,9 @@ if TYPE_CHECKING:
 WORKER_SHUTDOWN = 5.0
 """Default grace of a worker child (OTP's 5000 ms); supervisors default to infinity."""
 
+WORKER_START_TIMEOUT = 5.0
+"""Default wait for a worker's readiness; supervisors have none (OTP): their children's timeouts bound them."""
+
 
 class ChildState(enum.Enum):
     STARTING = "starting"

@@ -25,6 +25,10 @@ class Restart(enum.Enum):
 
 
 class Strategy(enum.Enum):
+    """OTP's restart strategies. One deviation: under ONE_FOR_ALL and REST_FOR_ONE a
+    sibling stopped on purpose (``terminate_child``, a stop for good) stays stopped
+    when another child's failure restarts the group; OTP would start it again."""
+
     ONE_FOR_ONE = "one_for_one"
     ONE_FOR_ALL = "one_for_all"
     REST_FOR_ONE = "rest_for_one"
@@ -78,8 +82,11 @@ class ChildSpec:
     ``factory`` returns a fresh :class:`~supervisor.Actor` (or
     :class:`~supervisor.Supervisor`) for every incarnation. ``shutdown`` is the
     grace in seconds: ``None`` means OTP's defaults (5 s for workers, ``math.inf``
-    for supervisors), ``BRUTAL_KILL`` cancels at once. ``liveness_timeout``: the child must call
-    ``ctx.heartbeat()`` at least this often or it is treated as hung.
+    for supervisors), ``BRUTAL_KILL`` cancels at once. ``start_timeout`` bounds the wait for
+    readiness: ``None`` means 5 s for workers and no limit for supervisors (OTP gives a
+    supervisor no start timeout: its children's own timeouts bound its start).
+    ``liveness_timeout``: the child must call ``ctx.heartbeat()`` at least this often or it is
+    treated as hung.
     """
 
     id: str = attrs.field(validator=_check_id)
@@ -91,7 +98,7 @@ class ChildSpec:
         default=None, validator=_instance_of("breaker", CircuitBreaker, optional=True)
     )
     mailbox: int = attrs.field(default=DEFAULT_MAILBOX)
-    start_timeout: float = attrs.field(default=5.0)
+    start_timeout: float | None = attrs.field(default=None)
     liveness_timeout: float | None = attrs.field(default=None, validator=_optional_positive("liveness_timeout"))
     limiter: RestartLimiter | None = attrs.field(
         default=None, validator=_instance_of("limiter", RestartLimiter, optional=True)
@@ -109,8 +116,8 @@ class ChildSpec:
 
     @start_timeout.validator
     def _check_start_timeout(self, attribute, value) -> None:
-        if not (isinstance(value, (int, float)) and value > 0 and not math.isnan(value)):
-            raise SpecError(f"ChildSpec.start_timeout must be a number of seconds > 0, got {value!r}")
+        if value is not None and not (isinstance(value, (int, float)) and value > 0 and not math.isnan(value)):
+            raise SpecError(f"ChildSpec.start_timeout must be None or a number of seconds > 0, got {value!r}")
 
     @mailbox.validator
     def _check_mailbox(self, attribute, value) -> None:

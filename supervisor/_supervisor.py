@@ -43,6 +43,7 @@ from ._events import EventKind
 from ._exits import ActorExit, Exit, ExitKind, classify, unwrap
 from ._records import (
     WORKER_SHUTDOWN,
+    WORKER_START_TIMEOUT,
     Breaker,
     BreakerAction,
     ChildCounts,
@@ -264,12 +265,15 @@ class Supervisor(Actor):
             child.grace = spec.shutdown if spec.shutdown is not None else (
                 math.inf if child.is_supervisor else WORKER_SHUTDOWN
             )
+            timeout = spec.start_timeout if spec.start_timeout is not None else (
+                math.inf if child.is_supervisor else WORKER_START_TIMEOUT
+            )
             cell = Cell(child, actor, math.inf if child.is_supervisor else spec.mailbox)
             child.cell = cell
-            with trio.fail_after(spec.start_timeout):
+            with trio.fail_after(timeout):
                 await self._nursery.start(cell.run, self._child_exited)
         except trio.TooSlowError:
-            self._start_failed(child, f"no readiness within {spec.start_timeout} s")
+            self._start_failed(child, f"no readiness within {timeout} s")
         except Exception as exc:
             self._start_failed(child, unwrap(exc))
         child.state = ChildState.RUNNING
@@ -389,7 +393,11 @@ class Supervisor(Actor):
         """Stop the failed child's strategy group (reverse order); return it with generations.
 
         Siblings stopped on purpose earlier (terminated, stopped for good) stay
-        stopped; temporary siblings are dropped, as in OTP.
+        stopped: a deliberate deviation from OTP, whose one_for_all/rest_for_one
+        restart starts every child in the group again, an operator's
+        ``terminate_child`` included. Here an operator's stop (or a logged-out
+        session's stop for good) is never undone by a sibling's crash; start it
+        again with ``restart_child``. Temporary siblings are dropped, as in OTP.
         """
         ids = restart_group(self.strategy, tuple(self._children), failed.spec.id)
         group = [self._children[i] for i in ids]
@@ -436,10 +444,12 @@ class Supervisor(Actor):
         for child, generation in members:
             if child.generation != generation or child.cell is not None:
                 continue  # terminated, deleted or restarted meanwhile
-            if child.state is ChildState.SUSPENDED:
+            if child.state is ChildState.SUSPENDED or _in_trial(child):
+                # A half-open breaker counts every trial, the one after a failed trial included.
                 if not child.breaker.allows_restart(now):
                     continue
-                self._emit(EventKind.RESUMED, child, breaker=child.breaker.mode.value)
+                if child.state is ChildState.SUSPENDED:
+                    self._emit(EventKind.RESUMED, child, breaker=child.breaker.mode.value)
             live.append(child)
         if not live:
             return
@@ -552,6 +562,10 @@ class Supervisor(Actor):
 
     def _emit(self, kind: EventKind, child: ChildRecord, **fields: Any) -> None:
         self.ctx.system._emit(kind, child.path, **fields)
+
+
+def _in_trial(child: ChildRecord) -> bool:
+    return child.breaker is not None and child.breaker.mode is BreakerMode.HALF_OPEN
 
 
 def _describe(exit: Exit) -> str:

@@ -1,8 +1,9 @@
 """The actor system: the root supervisor, the path registry, events and snapshots.
 
 Open it with :func:`open_actor_system`; it owns a nursery and the root
-supervisor (path ``/``). Leaving the ``async with`` block stops the whole tree
-gracefully (children in reverse start order, each within its grace). If the
+supervisor (path ``/``). Leaving the ``async with`` block, by cancellation too,
+stops the whole tree gracefully (children in reverse start order, each within
+its grace). If the
 root supervisor itself fails (its restart intensity was exceeded), the block is
 cancelled and :class:`~supervisor.SupervisorError` is raised from it: the
 daemon exits and systemd restarts it.
@@ -14,7 +15,7 @@ import math
 import random
 import time
 from contextlib import asynccontextmanager
-from typing import AsyncIterator, Iterable
+from typing import Any, AsyncIterator, Iterable
 
 import attrs
 import trio
@@ -39,7 +40,13 @@ from ._records import (
 from ._supervisor import Supervisor
 
 CONTROL_TIMEOUT = 60.0
-"""Seconds a control request may take: a start (with its timeout) or a stop (with its grace)."""
+"""Seconds a control request may take: a start (with its timeout) or a stop (with its grace).
+
+A deliberate deviation from OTP, whose supervisor calls wait forever: an API
+handler or CLI must get an answer. On AskTimeout the request is *not* undone:
+the supervisor carries it out all the same (a slow start still completes, a
+stop still ends), only the caller stopped waiting. Pass ``timeout=math.inf``
+for OTP's behaviour."""
 
 
 class SupervisorRef(ActorRef):
@@ -48,7 +55,9 @@ class SupervisorRef(ActorRef):
     The async methods are requests handled in the supervisor's own task, one at
     a time; they raise the ``ChildError`` outcomes (AlreadyStarted,
     AlreadyPresent, ChildNotFound, ChildRunning, ChildRestarting) or
-    StartFailed. The reading methods are synchronous snapshots.
+    StartFailed. The reading methods are synchronous snapshots. They wait
+    ``CONTROL_TIMEOUT`` (60 s) by default and raise AskTimeout past it, where
+    OTP waits forever (see ``CONTROL_TIMEOUT``).
     """
 
     __slots__ = ()
@@ -139,6 +148,30 @@ class ActorSystem:
         self.hub.publish(LifecycleEvent(kind, path, trio.current_time(), **fields))
 
 
+async def _run_root(cell, on_exit, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+    """Run the root cell; once it is started, shield the whole tree from the owner's cancellation.
+
+    Every actor task descends from this one, so the shield keeps a cancelled
+    owner from killing them mid-message: the owner's ``finally`` asks the root
+    to stop instead, and the tree stops gracefully. Before readiness there is no
+    shield, so cancelling a start still cuts it short.
+    """
+    with trio.CancelScope() as guard:
+        await cell.run(on_exit, task_status=_ShieldWhenStarted(guard, task_status))
+
+
+@attrs.frozen
+class _ShieldWhenStarted:
+    """A ``task_status`` that shields ``guard`` the moment the task reports readiness."""
+
+    guard: trio.CancelScope
+    task_status: Any
+
+    def started(self, value: Any = None) -> None:
+        self.guard.shield = True
+        self.task_status.started(value)
+
+
 @asynccontextmanager
 async def open_actor_system(
     children: Iterable[ChildSpec] = (),
@@ -153,6 +186,13 @@ async def open_actor_system(
     Raises StartFailed if a child fails to start (the started ones are stopped
     first), and SupervisorError if the root supervisor fails while running.
     ``seed`` makes backoff jitter reproducible (tests).
+
+    Cancellation: leaving the block by cancellation (the owner's scope
+    cancelled, a deadline, Ctrl-C turned into a cancel) still stops the tree
+    gracefully: the stop runs shielded, children in reverse start order, each
+    ``on_stop`` within its own ``shutdown`` grace, so it is bounded by those
+    graces (a child with ``shutdown=math.inf`` can hold it for as long as its
+    ``on_stop`` takes). The ``Cancelled`` is re-raised once the tree is down.
     """
     from ._cell import Cell
 
@@ -175,7 +215,7 @@ async def open_actor_system(
             cell = Cell(root, spec.factory(), math.inf)
             root.cell = cell
             root.state = ChildState.STARTING
-            await nursery.start(cell.run, root_exited)
+            await nursery.start(_run_root, cell, root_exited)
             root.state = ChildState.RUNNING
             system._emit(EventKind.STARTED, "/")
             try:
@@ -184,7 +224,8 @@ async def open_actor_system(
                 if root.cell is cell:
                     root.state = ChildState.STOPPING
                     cell.request_stop(math.inf)
-                    await cell.wait_ended()
+                    with trio.CancelScope(shield=True):  # the owner's cancellation included
+                        await cell.wait_ended()
                 system.hub.close()
     except BaseExceptionGroup as group:
         # The body runs inside our nursery; hand its error back unwrapped, as if

@@ -74,9 +74,10 @@ class Flows:
 
 def build_flows(
     settings: Settings, store: Any, bus: Any, board: Any, limiter: RestartLimiter,
-    publisher: Publisher = no_publisher,
+    publisher: Publisher = no_publisher, store_gate: Any = None,
 ) -> Flows:
-    """Build the flows of a node (no I/O) on its Store, Bus and StatusBoard."""
+    """Build the flows of a node (no I/O) on its Store, Bus and StatusBoard; the outbox and media
+    services wait out a store outage at ``store_gate`` (the node's, shared with its sessions)."""
     from actors.media import MediaDeps
     from actors.outbox import OutboxDeps
     from actors.tickets import TicketDeps, TicketDirectory, TicketInbound
@@ -87,10 +88,12 @@ def build_flows(
                    publisher=publisher, node_id=settings.node.node_id),
         limiter,
     )
+    gated = {} if store_gate is None else {"store_gate": store_gate}
     media = MediaDeps(store=store, media_dir=settings.media.dir, max_bytes=settings.media.max_bytes,
-                      concurrency=settings.media.concurrency, attempts=settings.media.attempts, publisher=publisher)
+                      concurrency=settings.media.concurrency, attempts=settings.media.attempts, publisher=publisher,
+                      **gated)
     inbound = TicketInbound(store, directory, tickets.reopen_window, publisher=publisher, on_media=media.wake.set)
     outbox = OutboxDeps(store=store, board=board, attempts=settings.outbox.attempts,
                         pacing_interval=settings.outbox.pacing_interval, pacing_jitter=settings.outbox.pacing_jitter,
-                        publisher=publisher)
+                        publisher=publisher, **gated)
     return Flows(directory=directory, inbound=inbound, outbox=outbox, media=media)

@@ -28,7 +28,7 @@ import trio
 
 from actors.drivers import MediaKind, MediaRef
 from actors.flows import MESSAGE_UPDATED, Publisher, Wakeup, message_payload, no_publisher
-from actors.sessions import DownloadMedia, RequestFailed
+from actors.sessions import DownloadMedia, RequestFailed, UpstreamGate, store_gate
 from actors.store import QUARANTINED, Conflict, MediaJob, Queue, Store, StoreClosed, StoreUnavailable, storable_text
 from supervisor import Actor, ActorFailed, ActorStopped, AskTimeout, ChildNotFound, Shutdown
 
@@ -60,6 +60,7 @@ class MediaDeps:
     publisher: Publisher = no_publisher
     wake: Wakeup = attrs.field(factory=Wakeup)  # set when new jobs may be due (inbound media, admin)
     retry_base: float = RETRY_BASE
+    store_gate: UpstreamGate = attrs.field(factory=store_gate)  # the node's: claims wait there during an outage
 
 
 def parse_source(job: MediaJob) -> tuple[str, MediaRef]:

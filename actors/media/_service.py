@@ -10,6 +10,7 @@ vanished without recording an outcome are taken back after STALE_AFTER.
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
@@ -69,12 +70,13 @@ class MediaDispatcher(Actor):
         supervisor = self.ctx.system.supervisor(supervisor_path)
         next_stale_check = trio.current_time() + STALE_CHECK
         while True:
+            store, gate = self.deps.store, self.deps.store_gate  # a store outage: wait at the gate, not crash
             if trio.current_time() >= next_stale_check:
-                await self.deps.store.recover_running(Queue.MEDIA, stale_after=STALE_AFTER)
+                await gate.call(functools.partial(store.recover_running, Queue.MEDIA, stale_after=STALE_AFTER))
                 next_stale_check = trio.current_time() + STALE_CHECK
             running = supervisor.count_children().active - 1  # minus the dispatcher itself
             free = self.deps.concurrency - running
-            jobs = await self.deps.store.claim_jobs(Queue.MEDIA, limit=free) if free > 0 else []
+            jobs = await gate.call(functools.partial(store.claim_jobs, Queue.MEDIA, limit=free)) if free > 0 else []
             for job in jobs:
                 spec = ChildSpec(f"job-{job.id}", lambda job=job: MediaJobActor(job, self.deps),
                                  restart=Restart.TEMPORARY, shutdown=JOB_SHUTDOWN)

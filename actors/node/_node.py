@@ -46,6 +46,7 @@ from actors.sessions import (
     SessionPool,
     StatusBoard,
     UpstreamGate,
+    store_gate,
     tenants_spec,
 )
 from actors.store import NotFound, PostgresBackend, SqliteBackend, Store
@@ -135,7 +136,8 @@ def build_node(
     bus = bus_from_url(settings.bus.redis_url if settings.bus.backend == "redis" else "memory://")
     sessions = settings.sessions
     workers = WorkerPool(PoolSettings.from_config(settings.workers)) if sessions.driver == "neonize" else None
-    flows = build_flows(settings, store, bus, board, limiter)
+    gate = store_gate()  # one per node: sessions and services wait out a store outage together
+    flows = build_flows(settings, store, bus, board, limiter, store_gate=gate)
     deps = SessionDeps(
         driver_factory=driver_factory or _driver_factory(settings, workers, store),
         board=board,
@@ -144,6 +146,7 @@ def build_node(
         limiter=limiter,
         inbound=inbound or flows.inbound,
         upstream=UpstreamGate(),
+        store_gate=gate,
         node_id=settings.node.node_id,
         # groups reach the inbound sink, which applies each session's own allow_groups
         policy=attrs.evolve(SessionPolicy.from_settings(sessions), allow_groups=True),

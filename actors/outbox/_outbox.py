@@ -43,6 +43,7 @@ at its third (see :class:`~actors.store.JobStatus`), so a restart never meets it
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 from typing import Any
@@ -66,7 +67,16 @@ from actors.flows import (
     outbox_payload,
 )
 from actors.drivers import MediaKind, OutboundMedia, SendResult
-from actors.sessions import RequestFailed, SendMedia, SendText, SessionInfo, SessionStatus, StatusBoard
+from actors.sessions import (
+    RequestFailed,
+    SendMedia,
+    SendText,
+    SessionInfo,
+    SessionStatus,
+    StatusBoard,
+    UpstreamGate,
+    store_gate,
+)
 from actors.store import (
     QUARANTINED,
     Conflict,
@@ -138,6 +148,7 @@ class OutboxDeps:
     publisher: Publisher = no_publisher
     retry_base: float = RETRY_BASE
     send_timeout: float = SEND_TIMEOUT
+    store_gate: UpstreamGate = attrs.field(factory=store_gate)  # the node's: claims wait there during an outage
 
 
 @attrs.define(eq=False)
@@ -244,7 +255,8 @@ class OutboxService(Actor):
         while sender.active:
             # pace before claiming, so an item is `running` only while it is really being sent
             await trio.sleep_until(sender.next_send_at)
-            claimed = await store.claim_outbox(session_id=sender.session_id, limit=1)
+            claim = functools.partial(store.claim_outbox, session_id=sender.session_id, limit=1)
+            claimed = await self.deps.store_gate.call(claim)  # a store outage: wait at the gate, not crash
             if not claimed:
                 now, wait = trio.current_time(), IDLE_POLL
                 if sender.retry_due is not None:

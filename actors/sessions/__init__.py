@@ -25,6 +25,7 @@ from ._session import (
 )
 from ._status import TERMINAL, BoardStatistics, SessionInfo, SessionStatus, StatusBoard
 from ._upstream import Attempt, UpstreamGate, UpstreamMode, UpstreamStatistics
+from ._dependencies import bus_gate, bus_unavailable, store_gate, store_unavailable
 from ._tree import session_spec, sessions_intensity, tenant_spec, tenants_spec
 
 __all__ = [
@@ -63,10 +64,14 @@ __all__ = [
     "UpstreamGate",
     "UpstreamMode",
     "UpstreamStatistics",
+    "bus_gate",
+    "bus_unavailable",
     "outcome_for",
     "reaction_for",
     "session_spec",
     "sessions_intensity",
+    "store_gate",
+    "store_unavailable",
     "tenant_spec",
     "tenants_spec",
 ]

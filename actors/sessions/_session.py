@@ -24,6 +24,11 @@ Inbound messages are acknowledged to the driver only after the
 of losing. They are stored and acknowledged in batches, a few batches at once
 (``_batches``): each chat's messages in arrival order, different chats
 concurrently, so a busy session pays its per-delivery costs once per batch.
+
+A store or bus outage is not the session's failure (``_dependencies``): while
+the store is unreachable its writes wait at the node's store gate, holding the
+unacknowledged messages; while the bus is unreachable the session, which can no
+longer renew its lease, stops using the account and waits at the bus gate.
 Requests (send, mark read, pair...) are messages to this actor;
 driver errors come back as :class:`RequestFailed` values, never as crashes.
 """
@@ -37,7 +42,7 @@ from typing import Any, Callable, Protocol
 import attrs
 import trio
 
-from actors.bus import Bus, Lease
+from actors.bus import Bus, Lease, LeasePhase
 from actors.drivers import (
     ENDING_EVENTS,
     Connected,
@@ -64,6 +69,7 @@ from supervisor import Actor, RestartLimiter, StopForGood, unwrap
 
 from ._batches import InboundBatches
 from ._cache import CacheLimits, SessionCaches
+from ._dependencies import bus_gate, store_gate
 from ._errors import ConnectionDead, OwnershipLost, SessionDisconnected, StuckConnecting
 from ._policy import Outcome, SessionPolicy, outcome_for, reaction_for
 from ._pool import SessionPool
@@ -178,6 +184,8 @@ class SessionDeps:
     limiter: RestartLimiter  # gates connect attempts: rate and concurrency
     inbound: InboundSink
     upstream: UpstreamGate = attrs.field(factory=UpstreamGate)  # is WhatsApp reachable at all?
+    store_gate: UpstreamGate = attrs.field(factory=store_gate)  # is the store? (inbound and receipts wait here)
+    bus_gate: UpstreamGate = attrs.field(factory=bus_gate)  # is the bus? (the ownership lease waits here)
     node_id: str = "node-1"
     policy: SessionPolicy = attrs.field(factory=SessionPolicy)
     cache_limits: CacheLimits = attrs.field(factory=CacheLimits)
@@ -248,11 +256,30 @@ class SessionActor(Actor):
             self._status(SessionStatus.STARTING, "waiting for the ownership lease")
             lease = Lease(self.deps.bus, f"session:{self.session_id}", self.deps.node_id, self.policy.lease_ttl)
             await self.ctx.nursery.start(lease.run)
-            tenure = await lease.wait_held()
-            with tenure.cancel_scope:
-                await self._drive()
+            while True:
+                tenure = await self._hold_lease(lease)
+                with tenure.cancel_scope:
+                    await self._drive()
+                if lease.state.phase not in (LeasePhase.UNAVAILABLE, LeasePhase.HELD):
+                    break  # another node holds it, or the lease stopped: that is a failure
+                # The bus went away (or came back at once), not the account: we stopped using it, as the
+                # lease requires, and wait for it again without failing.
+                self._status(SessionStatus.DISCONNECTED, f"bus unavailable: {tenure.reason}")
+                self.driver = self.deps.driver_factory(self.session_id)  # the cancelled one is spent
             self._status(SessionStatus.DISCONNECTED, f"ownership lost: {tenure.reason}")
             raise OwnershipLost(tenure.reason or "ownership lease lost")
+
+    async def _hold_lease(self, lease: Lease):
+        """The next tenure of ``lease``. While the bus is unreachable the session waits at the
+        node's bus gate (one trial read probes for all sessions), then has its lease retry at once."""
+        resource = f"session:{self.session_id}"
+        while lease.tenure is None and lease.state.phase is LeasePhase.UNAVAILABLE:
+            self._status(SessionStatus.BACKOFF, f"bus unavailable: {lease.state.reason}; waiting at the bus gate")
+            await self.deps.bus_gate.call(self.deps.bus.lock_owner, resource)
+            lease.retry_now()
+            with trio.move_on_after(self.policy.lease_ttl):
+                return await lease.wait_held()
+        return await lease.wait_held()
 
     async def _drive(self) -> None:
         """Host the driver and its connections; a dead driver host is replaced at once.
@@ -398,7 +425,7 @@ class SessionActor(Actor):
                 self._keepalive_lost_at = None
                 self._status(SessionStatus.CONNECTED, "keepalive restored")
             case Receipt():
-                await self.deps.inbound.receipt(self.session_id, self.tenant_id, event)
+                await self._through_store(self.deps.inbound.receipt, event)
             case Presence(jid):
                 self.caches.contacts.put(jid, event)
                 if self.deps.presence is not None:
@@ -419,12 +446,22 @@ class SessionActor(Actor):
             and message.id not in self.caches.messages
         ]
         if fresh:
-            await self.deps.inbound.deliver(self.session_id, self.tenant_id, fresh)
+            await self._through_store(self.deps.inbound.deliver, fresh)
             for message in fresh:
                 self.caches.messages.put(message.id, True)
                 self.caches.chats.put(message.chat_jid, message.timestamp)
                 self.caches.contacts.put(message.sender_jid, message.push_name)
         await self.driver.ack(*(message.id for message in batch))
+
+    async def _through_store(self, write, payload) -> None:
+        """``write(session, tenant, payload)`` through the store gate: while the store is
+        unreachable the session waits there (holding the unacknowledged messages), and
+        neither fails nor spends its backoff: the outage is not its fault."""
+
+        def unavailable(exc: BaseException) -> None:
+            _LOG.warning("session %s: store unavailable, waiting at the store gate: %s", self.session_id, exc)
+
+        await self.deps.store_gate.call(write, self.session_id, self.tenant_id, payload, on_unavailable=unavailable)
 
     # -- evidence-based health -------------------------------------------------
 

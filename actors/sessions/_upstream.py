@@ -1,4 +1,9 @@
-"""The upstream gate: one breaker for "is WhatsApp reachable at all?", shared by a node's sessions.
+"""The gate: one breaker for "is this dependency reachable at all?", shared by a node's sessions.
+
+The node has three: WhatsApp (the upstream gate, around each connect), the
+store and the bus (dependency gates, around each write a session makes on its
+messages' behalf: see :meth:`UpstreamGate.call`). The text below tells the
+WhatsApp story; the store's is the same with "a write" for "a connect".
 
 Per-session backoff and breakers answer "is *this* session broken?". When
 WhatsApp (or the network to it) is down, every session fails for the same
@@ -20,6 +25,16 @@ Usage, around each connect::
     async with gate.attempt() as attempt:   # waits while DOWN
         ...connect...
         attempt.reached()  |  attempt.unreachable()   # neither: no verdict
+
+or, around a call whose errors say by themselves whether the dependency was
+unreachable (``unavailable``, e.g. the store's StoreUnavailable)::
+
+    result = await gate.call(store_write, *args)   # retried at the gate while unavailable
+
+A caller waiting at a gate spends nothing: no backoff of its own, no breaker
+count, no crash and so no re-delivery. When the trial succeeds every waiter
+goes at once (the trial spacing, ``backoff``, bounds how late after the
+dependency's return that is).
 """
 
 from __future__ import annotations
@@ -28,7 +43,7 @@ import enum
 import math
 import random
 from contextlib import asynccontextmanager
-from typing import AsyncIterator
+from typing import Any, AsyncIterator, Awaitable, Callable
 
 import attrs
 import trio
@@ -56,21 +71,29 @@ class Attempt:
 
 @attrs.frozen
 class UpstreamStatistics:
+    name: str
     mode: UpstreamMode
     consecutive_unreachable: int
     trials: int
     reopens_at: float | None  # trio time of the next trial while DOWN
     waiting: int
     outages: int
+    trial_running: bool = False  # a trial (connect, write) is under way while DOWN
 
 
 @attrs.define(eq=False)
 class UpstreamGate:
-    """See the module docstring. ``backoff`` spaces the trial connects while DOWN."""
+    """See the module docstring. ``backoff`` spaces the trial connects while DOWN.
+
+    ``name`` says what the gate guards (status reasons, ``/readyz``).
+    ``unavailable`` tells :meth:`call` which errors mean "unreachable".
+    """
 
     threshold: int = 3
     backoff: Backoff = attrs.field(factory=lambda: Backoff(min=1.0, max=30.0, jitter=Jitter.EQUAL))
     rng: random.Random = attrs.field(factory=random.Random)
+    name: str = "WhatsApp"
+    unavailable: Callable[[BaseException], bool] = lambda exc: False
     _mode: UpstreamMode = UpstreamMode.UP
     _unreachable: int = 0
     _attempt: int = 0
@@ -116,9 +139,37 @@ class UpstreamGate:
                 case _:
                     self._notify()
 
+    async def call(
+        self, fn: Callable[..., Awaitable[Any]], *args: Any,
+        on_unavailable: Callable[[BaseException], None] | None = None,
+    ) -> Any:
+        """``await fn(*args)`` through the gate; while it fails as ``unavailable``, wait and retry.
+
+        Returns what ``fn`` returns; raises what it raises when that is not an
+        unavailability. ``fn`` must be safe to run again (the store's writes are:
+        unique keys make a re-insert a no-op). ``on_unavailable`` hears each
+        unavailability (to log it, or say why the caller waits). Cancellation
+        while waiting or calling takes nothing away from the gate.
+        """
+        while True:
+            async with self.attempt() as attempt:
+                try:
+                    result = await fn(*args)
+                except Exception as exc:
+                    if not self.unavailable(exc):
+                        raise
+                    attempt.unreachable()
+                    if on_unavailable is not None:
+                        on_unavailable(exc)
+                    continue
+                attempt.reached()
+                return result
+
     def statistics(self) -> UpstreamStatistics:
         return UpstreamStatistics(
-            self._mode, self._unreachable, self._trials, self.reopens_at, self._waiting, self._outages
+            self.name,
+            self._mode, self._unreachable, self._trials, self.reopens_at, self._waiting, self._outages,
+            self._trial_taken,
         )
 
     async def _admit(self) -> bool:

@@ -99,3 +99,36 @@ async def test_agents_cannot_use_admin_endpoints(api_server) -> None:
         assert response.status_code == 403, (path, response.text)
         assert response.json()["error"]["code"] == "forbidden"
     assert (await agent.post("/tenants/t1/sessions", json={"id": "s1", "name": "x"})).status_code == 403
+
+
+def test_refusals_are_in_the_callers_words() -> None:
+    """No library internals ("Not enough segments", codec errors): what is wrong, for a person."""
+    clock = Clock(1_000_000.0)
+    auth = authority(clock)
+    claims = {"tenant": "t1", "user": 1, "role": "agent", "exp": int(clock.now - 5)}
+    cases = {
+        "mistyped-admin-token": "admin token or JWT not valid: it is neither the admin token nor a JWT",
+        "\xb7garbage.\xb7x.y": "admin token or JWT not valid: it is neither the admin token nor a JWT",
+        jwt.encode({**claims, "exp": int(clock.now + 60)}, "x" * 40, algorithm="HS256"):
+            "admin token or JWT not valid: it is signed with another secret",
+        jwt.encode({"tenant": "t1", "user": 1, "exp": int(clock.now + 60)}, JWT_SECRET, algorithm="HS256"):
+            "admin token or JWT not valid: it lacks the 'role' claim",
+        jwt.encode(claims, JWT_SECRET, algorithm="HS256"): "token expired at 1970-01-12 13:46:35 UTC",
+    }
+    for token, words in cases.items():
+        with pytest.raises(Unauthorized) as caught:
+            auth.authenticate(f"Bearer {token}")
+        assert str(caught.value).startswith(words), (token, str(caught.value))
+    with pytest.raises(Unauthorized, match="no admin token and no JWT secret; set api.admin_token"):
+        Authority(None, None, 60.0, clock).authenticate("Bearer x")
+
+
+async def test_another_tenant_is_named_not_found(api_server) -> None:
+    """A token of tenant t1 asking for t2: 404 whether t2 exists or not (it learns nothing), worded."""
+    await api_server.tenant("t1")
+    await api_server.tenant("t2")
+    agent = api_server.client(await api_server.agent_token("t1"))
+    for tenant in ("t2", "nowhere"):
+        response = await agent.get(f"/tenants/{tenant}/sessions")
+        assert response.status_code == 404
+        assert response.json()["error"]["message"] == f"token for tenant 't1' cannot reach tenant '{tenant}'"

@@ -43,6 +43,8 @@ def test_services_start_before_up_and_finish_before_the_tree_stops(
     messages = [record.getMessage() for record in caplog.records if record.name == "zapvisor.daemon"]
     assert events == ["service started", "service stopped"]
     assert messages == [
+        "no admin token: the admin API and dashboard refuse everyone; "
+        "set api.admin_token (ZAPVISOR_API__ADMIN_TOKEN) to use them",
         "zapvisor up node=node-1 store=sqlite bus=memory",
         "received SIGTERM",
         "stopping",

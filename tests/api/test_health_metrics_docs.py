@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import re
 
+import trio
+import trio.testing
+
 import api
+from actors.store import StoreUnavailable
 from api._routing import ENDPOINTS
 
 
@@ -27,6 +31,29 @@ async def test_health_and_readiness(api_server) -> None:
     await api_server.node.system.supervisor("/infra").terminate_child("bus")
     not_ready = await anonymous.get("/readyz")
     assert not_ready.status_code == 503 and not_ready.json()["checks"]["/infra/bus"] is False
+
+
+async def test_readiness_names_a_gate_while_someone_waits_at_it(api_server) -> None:
+    """A closed store gate makes /readyz 503 naming ``store`` only while a caller waits at it; once the
+    waiters are gone (and the store is otherwise fine) the node is ready again. The real outage runs
+    are tests/sessions/test_store_gate.py and test_bus_gate.py."""
+    anonymous = api_server.client()
+    gate = api_server.node.deps.store_gate
+
+    async def write() -> None:  # the store, unreachable for as long as this test looks
+        raise StoreUnavailable("not confirmed within 10 s (test)")
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(gate.call, write)  # fails once: the gate goes down, the caller waits there
+        await trio.testing.wait_all_tasks_blocked()
+        waiting = await anonymous.get("/readyz")
+        assert waiting.status_code == 503, waiting.text
+        assert waiting.json()["waiting"] == {"store": {"mode": "down", "waiting": 1}}
+        assert waiting.json()["checks"]["store_gate_open"] is False
+        nursery.cancel_scope.cancel()  # the caller goes away; the gate stays down with nobody at it
+    assert gate.mode == "down"
+    ready = await anonymous.get("/readyz")
+    assert ready.status_code == 200 and "waiting" not in ready.json(), ready.text
 
 
 async def test_metrics_are_prometheus_text(api_server) -> None:

@@ -16,6 +16,6 @@ def test_unit_restarts_on_failure_and_stops_gracefully() -> None:
     assert service["Restart"] == "on-failure"
     assert service["KillSignal"] == "SIGTERM"
     assert service["ExecStart"].split()[0].endswith("/zapvisor") and " run " in service["ExecStart"] + " "
-    assert service["RestartPreventExitStatus"] == "2"  # bad config (exit 2) is not retried
+    assert service["RestartPreventExitStatus"] == "2 5"  # bad config (2), unwritable data_dir (5): not retried
     assert float(service["TimeoutStopSec"]) > 60  # beyond the runtime's 60 s control timeout
     assert parser["Install"]["WantedBy"] == "multi-user.target"

@@ -168,3 +168,22 @@ async def test_stopping_releases_the_lock_and_wait_held_refuses(bus, clock, ttl)
 async def test_bad_lease_input_names_the_field(bus, clock, kwargs, field):
     with pytest.raises(BusValueError, match=field):
         Lease(bus, **kwargs)
+
+
+async def test_retry_now_makes_the_next_attempt_at_once(bus, clock, backend, ttl):
+    """A standby lease retries every ``retry_interval``; ``retry_now`` (the bus gate saw the bus
+    answer again) cuts that wait short, and takes effect once only."""
+    async with trio.open_nursery() as nursery:
+        holder = await start(nursery, Lease(bus, "session:retry", "node-a", ttl))
+        await holder.wait_held()
+        waiter = await start(nursery, Lease(bus, "session:retry", "node-b", ttl, retry_interval=100.0))
+        assert waiter.state.phase is LeasePhase.STANDBY
+        await bus.release(holder.tenure.lock)  # the holder's lock is gone (it will learn at its renewal)
+        waiter.retry_now()
+        asked_at = trio.current_time()
+        await waiter.wait_held()
+        if backend == "memory":
+            assert trio.current_time() == asked_at  # not after retry_interval (100 s)
+        else:
+            assert trio.current_time() - asked_at < 10
+        nursery.cancel_scope.cancel()

@@ -91,3 +91,49 @@ async def test_cancelled_waiter_takes_nothing(clock):
 def test_threshold_validated():
     with pytest.raises(ValueError, match="threshold"):
         UpstreamGate(threshold=0)
+
+
+class Down(ConnectionError):
+    pass
+
+
+async def test_call_waits_at_the_gate_and_resumes_when_a_trial_succeeds(clock):
+    """``call`` (the store gate's use): an unavailable call closes the gate (threshold 1);
+    the callers wait, one trial per backoff delay (1, 2, 4 s) runs the call again, and
+    the first that succeeds releases everyone at once. Errors that are not
+    unavailability go straight to the caller."""
+    g = UpstreamGate(1, Backoff(min=1.0, max=8.0, jitter=Jitter.NONE), random.Random(0),
+                     name="store", unavailable=lambda exc: isinstance(exc, Down))
+    back_at = 7.0
+    calls: list[tuple[str, float]] = []
+    heard: list[str] = []
+
+    async def write(who: str) -> str:
+        calls.append((who, trio.current_time()))
+        if trio.current_time() < back_at:
+            raise Down("database unreachable")
+        return f"{who} stored"
+
+    results: dict[str, tuple[str, float]] = {}
+
+    async def caller(who: str) -> None:
+        value = await g.call(write, who, on_unavailable=lambda exc: heard.append(f"{who}: {exc}"))
+        results[who] = (value, trio.current_time())
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(caller, "a")
+        await trio.testing.wait_all_tasks_blocked()
+        assert (g.mode, g.reopens_at, g.statistics().name) == (UpstreamMode.DOWN, 1.0, "store")
+        nursery.start_soon(caller, "b")
+    # a fails at 0 (gate down until 1); trials at 1 (down until 3), 3 (until 7), 7: up
+    assert [t for _, t in calls] == [0, 1, 3, 7, 7]
+    assert results == {"a": ("a stored", 7), "b": ("b stored", 7)}
+    assert g.mode is UpstreamMode.UP and g.statistics().outages == 1
+    assert heard[0] == "a: database unreachable"
+
+    async def wrong(who: str) -> None:
+        raise ValueError("bad row")
+
+    with pytest.raises(ValueError, match="bad row"):
+        await g.call(wrong, "c")
+    assert g.mode is UpstreamMode.UP

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import math
 
+import attrs
 import pytest
 import trio
 
 from supervisor import (
     NO_BACKOFF,
+    Backoff,
     BreakerAction,
     BreakerMode,
     BreakerState,
@@ -18,6 +20,7 @@ from supervisor import (
     ChildState,
     CircuitBreaker,
     EventKind,
+    Jitter,
     SpecError,
     open_actor_system,
 )
@@ -54,6 +57,25 @@ def test_failures_older_than_window_start_a_new_streak():
     state = BreakerState(POLICY)
     assert fail(state, 0, 5, 16, 17) is BreakerMode.CLOSED  # 16 - 0 > window: streak restarts at 16
     assert fail(state, 18) is BreakerMode.OPEN
+
+
+def test_the_window_slides():
+    """Failures at 1, 7, 13, 15 (window 10, threshold 3): 7, 13 and 15 fall within
+    10 s of each other, so 15 opens it; a fixed window starting at 1 would have
+    forgotten 1 and 7 at 13 and never opened."""
+    state = BreakerState(POLICY)
+    assert fail(state, 1, 7, 13) is BreakerMode.CLOSED
+    assert state.failures == 2  # 1 is more than 10 s old at 13
+    assert fail(state, 15) is BreakerMode.OPEN
+    assert state.opened_at == 15
+
+
+def test_a_failure_counts_until_it_is_exactly_window_old():
+    state = BreakerState(POLICY)
+    assert fail(state, 0, 5, 10) is BreakerMode.OPEN  # 10 - 0 == window: still counted
+    state = BreakerState(POLICY)
+    assert fail(state, 0, 5, 10.5, 15.5) is BreakerMode.CLOSED  # 0 left at 10.5, 5 left at 15.5 (10.5 s old)
+    assert fail(state, 16) is BreakerMode.OPEN
 
 
 def test_success_while_closed_forgets_failures():
@@ -93,8 +115,22 @@ def test_half_open_success_closes():
     assert fail(state, 400, 401) is BreakerMode.CLOSED
 
 
-def test_half_open_failure_reopens_with_a_new_cooldown():
+def test_half_open_failure_with_trials_left_stays_half_open():
+    """``half_open_trials=2``: the first failed trial uses one trial up, the breaker
+    stays half-open and lets the second through; the second failure reopens it."""
     state = BreakerState(POLICY)
+    fail(state, 0, 0, 0)
+    assert state.allows_restart(300)
+    assert fail(state, 310) is BreakerMode.HALF_OPEN
+    assert state.trials_left == 1
+    assert state.allows_restart(312)
+    assert not state.allows_restart(312)  # both trials are out
+    assert fail(state, 320) is BreakerMode.OPEN
+    assert (state.opened_at, state.reopens_at) == (320, 620)
+
+
+def test_half_open_failure_reopens_with_a_new_cooldown():
+    state = BreakerState(attrs.evolve(POLICY, half_open_trials=1))
     fail(state, 0, 0, 0)
     state.allows_restart(300)
     assert fail(state, 310) is BreakerMode.OPEN
@@ -265,3 +301,69 @@ async def test_terminating_a_suspended_child_ends_its_suspension(autojump_clock)
         assert plan.starts == [0]
         await sup.delete_child("flappy")
         assert sup.which_children() == ()
+
+
+async def test_sliding_window_through_the_supervisor(autojump_clock):
+    """Crashes at 1, 7, 13 and 15 (window 10, threshold 3): the crash at 15 opens the
+    breaker and suspends the child until 15 + cooldown."""
+    plan = Plan("flappy")
+    spec = plan.spec(backoff=NO_BACKOFF, breaker=CircuitBreaker(threshold=3, window=10, cooldown=300))
+    async with open_actor_system([spec], intensity=100, period=60) as system:
+        ref = system.ref("/flappy")
+        for at in (1, 7, 13):
+            await trio.sleep_until(at)
+            ref.tell(Raise(RuntimeError("down")))
+            await settle()
+            ref = system.ref("/flappy")
+        assert system.tree().find("/flappy").breaker == "closed"
+        await trio.sleep_until(15)
+        ref.tell(Raise(RuntimeError("down")))
+        await settle()
+        snap = system.tree().find("/flappy")
+        assert (snap.state, snap.breaker, snap.backoff_until) == ("suspended", "open", 315)
+        assert plan.starts == [0, 1, 7, 13]
+
+
+async def test_half_open_trials_are_honoured(autojump_clock):
+    """Two half-open trials: the first failed trial is followed, after the child's
+    backoff (5 s), by the second; only the second failure reopens the breaker. The
+    next cooldown's trial that runs stably (reset_after 60 s) closes it."""
+    plan = Plan("flappy", crash_after=0)
+    spec = plan.spec(
+        backoff=Backoff(min=5, max=5, jitter=Jitter.NONE, reset_after=60),
+        breaker=CircuitBreaker(threshold=3, window=60, cooldown=100, half_open_trials=2),
+    )
+    async with open_actor_system([spec], intensity=100, period=60) as system:
+        await trio.sleep_until(10)
+        await settle()
+        assert plan.starts == [0, 5, 10]
+        snap = system.tree().find("/flappy")
+        assert (snap.state, snap.breaker, snap.backoff_until) == ("suspended", "open", 110)
+
+        await trio.sleep_until(110)  # trial 1 fails: still half-open, trial 2 after the backoff
+        await settle()
+        snap = system.tree().find("/flappy")
+        assert (snap.state, snap.breaker, snap.backoff_until) == ("backoff", "half_open", 115)
+        await trio.sleep_until(115)  # trial 2 fails: open again
+        await settle()
+        snap = system.tree().find("/flappy")
+        assert (snap.state, snap.breaker, snap.backoff_until) == ("suspended", "open", 215)
+        assert plan.starts == [0, 5, 10, 110, 115]
+
+        plan.crash_after = None
+        await trio.sleep_until(215)
+        await settle()
+        assert (plan.starts[-1], system.tree().find("/flappy").breaker) == (215, "half_open")
+        await trio.sleep_until(275)
+        await settle()
+        snap = system.tree().find("/flappy")
+        assert (snap.state, snap.breaker) == ("running", "closed")
+    assert breaker_events(system, "/flappy") == [
+        (10, EventKind.BREAKER, "open"),
+        (10, EventKind.SUSPENDED, "open"),
+        (110, EventKind.RESUMED, "half_open"),
+        (115, EventKind.BREAKER, "open"),
+        (115, EventKind.SUSPENDED, "open"),
+        (215, EventKind.RESUMED, "half_open"),
+        (275, EventKind.BREAKER, "closed"),
+    ]

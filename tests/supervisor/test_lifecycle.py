@@ -4,10 +4,13 @@ errors from the ``async with`` body. MockClock: elapsed times are exact."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import trio
 
 from supervisor import (
+    AskTimeout,
     ChildSpec,
     ChildState,
     EventKind,
@@ -96,6 +99,39 @@ async def test_rest_for_one_leaves_a_terminated_sibling_stopped(autojump_clock):
         assert (len(a.starts), len(b.starts), len(c.starts)) == (2, 1, 2)
 
 
+async def test_one_for_all_leaves_a_terminated_sibling_stopped(autojump_clock):
+    """The documented deviation from OTP under one_for_all too: c's failure restarts a and c,
+    not b, which an operator stopped; restart_child brings b back."""
+    a, b, c = plans("a", "b", "c")
+    sup = sup_spec("sup", [p.spec(shutdown=1) for p in (a, b, c)], strategy=Strategy.ONE_FOR_ALL, intensity=3, period=60)
+    async with open_actor_system([sup], intensity=10, period=60) as system:
+        group = system.supervisor("/sup")
+        await group.terminate_child("b")
+        system.ref("/sup/c").tell(Raise(DIED))
+        await settle()
+        assert [(i.id, i.state) for i in group.which_children()] == [
+            ("a", ChildState.RUNNING),
+            ("b", ChildState.STOPPED),
+            ("c", ChildState.RUNNING),
+        ]
+        assert (len(a.starts), len(b.starts), len(c.starts)) == (2, 1, 2)
+        await group.restart_child("b")
+        assert len(b.starts) == 2
+
+
+async def test_control_calls_time_out_at_60_s_and_still_happen(autojump_clock):
+    """The other documented deviation: start_child waits CONTROL_TIMEOUT (60 s), not forever;
+    the start goes on and completes all the same (here at 70 s)."""
+    slow = Plan("slow", start_delay=70)
+    async with open_actor_system([], intensity=10, period=60) as system:
+        with pytest.raises(AskTimeout):
+            await system.supervisor("/").start_child(slow.spec(start_timeout=100, shutdown=1))
+        assert trio.current_time() == 60
+        await trio.sleep_until(70)
+        await settle()
+        assert slow.starts == [70] and system.tree().find("/slow").state == "running"
+
+
 async def test_nested_supervisor_stops_its_subtree_in_reverse(autojump_clock):
     """Shutting down stops a sub-supervisor's children (reverse order) before the
     sub-supervisor's earlier siblings; supervisors wait for their subtree (infinite grace)."""
@@ -175,3 +211,48 @@ async def test_intensity_exceeded_names_the_failing_child(autojump_clock, strate
         assert exceeded.path == "/sup/b"
         (reason,) = exits_of(system, "/sup")
         assert "/sup/b" in reason and "b broke" in reason
+
+
+async def test_a_supervisor_child_has_no_start_timeout_by_default(autojump_clock):
+    """OTP gives supervisors no start timeout: a nested supervisor whose child takes
+    30 s to be ready (its own start_timeout 60) starts at 30, not cut at 5 s.
+    A worker still defaults to 5 s."""
+    slow = Plan("slow", start_delay=30)
+    async with open_actor_system([sup_spec("sup", [slow.spec(start_timeout=60, shutdown=1)])]) as system:
+        assert trio.current_time() == 30
+        assert system.tree().find("/sup/slow").state == "running"
+    lazy = Plan("lazy", start_delay=30)
+    with pytest.raises(StartFailed, match="within 5.0 s"):
+        async with open_actor_system([lazy.spec()]):
+            pytest.fail("the system must not open")
+
+
+async def test_cancelling_the_owner_stops_the_tree_gracefully(autojump_clock):
+    """The owner's scope is cancelled at 10: every child's on_stop still runs, in
+    reverse start order (nested supervisor included), one second each, each with a
+    shutdown reason; the Cancelled reaches the owner once the tree is down, at 14."""
+    journal: list = []
+    a, b, c, d = plans("a", "b", "c", "d", journal=journal, stop_delay=1)
+    nested = sup_spec("sup", [c.spec(shutdown=5), d.spec(shutdown=5)])
+    with trio.move_on_after(10) as scope:
+        async with open_actor_system([a.spec(shutdown=5), b.spec(shutdown=5), nested]):
+            journal.clear()
+            await trio.sleep_forever()
+    assert scope.cancelled_caught
+    assert trio.current_time() == 14
+    assert journal == [("stop", "d"), ("stop", "c"), ("stop", "b"), ("stop", "a")]
+    assert {(r.kind, r.error_type) for p in (a, b, c, d) for r in p.stop_reasons} == {(ExitKind.NORMAL, "Shutdown")}
+
+
+async def test_a_cancelled_owner_waits_no_longer_than_the_graces(autojump_clock):
+    """A child whose on_stop hangs is cut at its grace (3 s): the cancelled owner is
+    released at 10 + 3, after the well-behaved sibling's on_stop also ran."""
+    journal: list = []
+    calm, stuck = plans("calm", "stuck", journal=journal)
+    stuck.stop_delay = math.inf
+    with trio.move_on_after(10):
+        async with open_actor_system([calm.spec(shutdown=5), stuck.spec(shutdown=3)]):
+            journal.clear()
+            await trio.sleep_forever()
+    assert trio.current_time() == 13
+    assert journal == [("stop", "stuck"), ("stop", "calm")]
