@@ -11,15 +11,19 @@ parameter, a path parameter or the whole body), the rest valid.
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import pytest
 import trio
 import trio_websocket
 
 from actors.sessions import SessionStatus
 from actors.store import Queue
 
+from .conftest import ApiServer, api_settings, open_api_server
 from .ws_kit import FRAME_TIMEOUT
 
 LONE_SURROGATE = "hi \ud800 there"
@@ -44,6 +48,16 @@ EXAMPLES = {
     "events": ["*"], "path": "/infra/bus", "user_id": 1, "data": "aGVsbG8=", "mimetype": "text/plain",
 }
 """A valid value for every required body field the API declares (the poisoned field replaces one)."""
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def api_server(request, tmp_path: Path, simulator, simulated_driver_config) -> AsyncIterator[ApiServer]:
+    """The real app on each store backend: PostgreSQL is the one whose text refuses NULs outright."""
+    store = {} if request.param == "sqlite" else {
+        "ZAPVISOR_STORE__BACKEND": "postgres", "ZAPVISOR_STORE__POSTGRES_DSN": request.getfixturevalue("postgres_dsn")}
+    settings = api_settings(tmp_path / "data", simulator.url, **store)
+    async with open_api_server(settings, simulated_driver_config) as server:
+        yield server
 
 
 async def _node_with_a_ticket(api_server, simulator_control) -> dict[str, Any]:
