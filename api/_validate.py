@@ -71,6 +71,10 @@ _SUSPECT_ESCAPE = re.compile(r"\\u(?:[dD][89a-fA-F]|0000)")
 and ``\\u0000`` escapes (a raw control character is invalid JSON already)."""
 
 
+class NotJson(BadRequest):
+    """The text is not JSON at all (undecodable or unparsable), as opposed to JSON that breaks a rule."""
+
+
 class Body(BaseModel):
     """Base of request bodies and websocket frames: strict types, unknown fields refused."""
 
@@ -107,20 +111,21 @@ def parse_json(raw: bytes | str, field: str = "body") -> Any:
     """Decode and parse JSON text within the edge's limits (UTF-8, :data:`MAX_DEPTH`, clean strings).
 
     Raises:
-        BadRequest: naming ``field`` for undecodable, unparsable or too deep text, or the
-        dotted path of a string (or key) holding a lone surrogate or a NUL.
+        NotJson: naming ``field`` for undecodable or unparsable text.
+        BadRequest: naming ``field`` for too deep text, or the dotted path of a string (or key)
+        holding a lone surrogate or a NUL.
     """
     if isinstance(raw, bytes):
         try:
             raw = raw.decode("utf-8")
         except UnicodeDecodeError:
-            raise BadRequest(f"{field}: must be UTF-8 text", field) from None
+            raise NotJson(f"{field}: must be UTF-8 text", field) from None
     if _depth(raw) > MAX_DEPTH:
         raise BadRequest(f"{field}: JSON nested deeper than {MAX_DEPTH} levels", field)
     try:
         value = json.loads(raw)
     except ValueError:
-        raise BadRequest(f"{field}: not valid JSON", field) from None
+        raise NotJson(f"{field}: not valid JSON", field) from None
     if _SUSPECT_ESCAPE.search(raw):
         check_strings(value, field)
     return value

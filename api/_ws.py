@@ -45,7 +45,7 @@ from actors.outbox import OutboxRefused, Send
 from supervisor import ActorFailed, ActorStopped, AskTimeout
 
 from ._errors import BadRequest, Unauthorized
-from ._validate import MAX_ID, Body, Id, Key, Offset, Text, parse_json, text, validate
+from ._validate import MAX_ID, Body, Id, Key, NotJson, Offset, Text, parse_json, text, validate
 
 
 UNSUPPORTED_DATA = 1003
@@ -221,9 +221,10 @@ def _parse(data: str | bytes) -> Body:
         raise FrameRefused(POLICY_VIOLATION, f"frame: larger than {MAX_FRAME} characters")
     try:
         request = parse_json(data, "frame")
+    except NotJson:
+        raise FrameRefused(UNSUPPORTED_DATA, "frame: not JSON") from None
     except BadRequest as refused:
-        code = UNSUPPORTED_DATA if refused.message == "frame: not valid JSON" else POLICY_VIOLATION
-        raise FrameRefused(code, "frame: not JSON" if code == UNSUPPORTED_DATA else refused.message) from None
+        raise FrameRefused(POLICY_VIOLATION, refused.message) from None
     if not isinstance(request, dict):
         raise FrameRefused(UNSUPPORTED_DATA, "frame: must be a JSON object")
     op = request.get("op")

@@ -12,7 +12,7 @@ resolved address at delivery). Admin notifications carry a seed severity
 from ._errors import DeliveryNotFound, InvalidWebhookEvent, WebhookError
 from ._events import EVENTS, Notification, Severity, check_event, status_events, status_notification
 from ._http import HttpPoster, PostFailed, Poster
-from ._targets import TargetPolicy, UnsafeTarget, not_public
+from ._targets import TargetPolicy, UnsafeTarget, not_public, target_policy
 from ._service import POLL_INTERVAL, REQUEST_TIMEOUT, STALE_AFTER, Webhooks
 from ._sign import DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, sign, verify
 
@@ -40,5 +40,6 @@ __all__ = [
     "status_events",
     "not_public",
     "status_notification",
+    "target_policy",
     "verify",
 ]

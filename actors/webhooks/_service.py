@@ -38,7 +38,7 @@ from actors.store import Queue, StoreError, WebhookDelivery, webhook_wants
 from ._errors import DeliveryNotFound, InvalidWebhookEvent
 from ._events import EVENT_NOTIFY, Notification, Severity, check_event, status_events, status_notification
 from ._http import HttpPoster, PostFailed, Poster
-from ._targets import TargetPolicy, UnsafeTarget
+from ._targets import TargetPolicy, check_notify_url, target_policy
 from ._sign import DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, sign
 
 _LOG = logging.getLogger("zapvisor.webhooks")
@@ -71,7 +71,7 @@ class Webhooks:
 
     ``targets`` is the webhook target policy (registration checks URLs with it, the default
     poster checks every resolved address with it); ``admin_notify_url`` must pass it too
-    (ValueError naming ``webhooks.admin_notify_url`` otherwise).
+    (``config.ConfigError`` naming ``webhooks.admin_notify_url`` otherwise).
     ``poster`` defaults to a real :class:`HttpPoster`; ``board`` (StatusBoard) and ``hub`` (Hub)
     are optional feeds/outlets. ``store.clock`` is the time base of ``next_attempt_at``.
     """
@@ -110,20 +110,15 @@ class Webhooks:
         if not self.stale_after > self.request_timeout > 0:
             raise ValueError(f"stale_after: must exceed request_timeout ({self.request_timeout!r} s) so a live "
                              f"delivery is never taken back, got {self.stale_after!r}")
-        if self.admin_notify_url is not None:
-            try:
-                self.targets.check_url(self.admin_notify_url)
-            except UnsafeTarget as refused:
-                raise ValueError(f"webhooks.admin_notify_{refused}") from None
+        check_notify_url(self.targets, self.admin_notify_url)
 
     @classmethod
     def from_settings(cls, settings: Any, store: Any, *, api: Any = None, **options: Any) -> Webhooks:
         """From a ``[webhooks]`` settings section (attempts, backoff_initial, concurrency, admin_notify_url,
         allow_targets); ``api`` (the ``[api]`` section) names the daemon's own address, never a target."""
-        own = () if api is None else ((api.host, api.port),)
+        targets = TargetPolicy.from_settings(settings.allow_targets) if api is None else target_policy(settings, api)
         return cls(store, settings.attempts, settings.backoff_initial, settings.concurrency,
-                   settings.admin_notify_url, targets=TargetPolicy.from_settings(settings.allow_targets, own),
-                   **options)
+                   settings.admin_notify_url, targets=targets, **options)
 
     def backoff(self, attempt: int) -> float:
         """Seconds before the attempt after failed attempt number ``attempt`` (1-based)."""

@@ -29,10 +29,13 @@ import ipaddress
 import re
 import socket
 from collections.abc import Iterable
+from typing import Any
 from urllib.parse import urlsplit
 
 import attrs
 import trio
+
+from config import ConfigError
 
 from ._errors import WebhookError
 
@@ -156,6 +159,32 @@ class TargetPolicy:
             if own is None or own.is_unspecified or address == own or address.is_loopback:
                 return True
         return False
+
+
+def target_policy(webhooks: Any, api: Any) -> TargetPolicy:
+    """The node's policy from its ``[webhooks]`` and ``[api]`` settings, ``admin_notify_url`` checked
+    against it (the daemon calls this when it loads its settings: a bad one is a config error).
+
+    Raises:
+        ConfigError: naming ``webhooks.admin_notify_url`` when the policy refuses it.
+    """
+    policy = TargetPolicy.from_settings(webhooks.allow_targets, [(api.host, api.port)])
+    check_notify_url(policy, webhooks.admin_notify_url)
+    return policy
+
+
+def check_notify_url(policy: TargetPolicy, url: str | None) -> None:
+    """Refuse an admin notification URL the webhook target rule refuses (unset passes).
+
+    Raises:
+        ConfigError: naming ``webhooks.admin_notify_url``.
+    """
+    if url is None:
+        return
+    try:
+        policy.check_url(url)
+    except UnsafeTarget as refused:
+        raise ConfigError("webhooks.admin_notify_url", str(refused).removeprefix("url: ")) from None
 
 
 def literal_address(host: str) -> Address | None:

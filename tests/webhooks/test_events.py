@@ -12,7 +12,7 @@ def test_public_face_is_pinned():
         "DELIVERY_HEADER", "EVENTS", "EVENT_HEADER", "POLL_INTERVAL", "REQUEST_TIMEOUT", "SIGNATURE_HEADER",
         "STALE_AFTER", "DeliveryNotFound", "HttpPoster", "InvalidWebhookEvent", "Notification", "PostFailed",
         "Poster", "Severity", "TargetPolicy", "UnsafeTarget", "WebhookError", "Webhooks", "check_event",
-        "not_public", "sign", "status_events", "status_notification", "verify",
+        "not_public", "sign", "status_events", "status_notification", "target_policy", "verify",
     ])
     for error in (actors.webhooks.InvalidWebhookEvent, actors.webhooks.DeliveryNotFound, actors.webhooks.PostFailed,
                   actors.webhooks.UnsafeTarget):

@@ -70,7 +70,7 @@ def test_allow_targets_lets_listed_networks_and_names_through_but_never_the_daem
 
 
 async def test_admin_notify_url_is_checked_when_the_service_is_built(store) -> None:
-    with pytest.raises(ValueError, match="webhooks.admin_notify_url: 169.254.169.254"):
+    with pytest.raises(ConfigError, match="webhooks.admin_notify_url: 169.254.169.254"):
         Webhooks(store, admin_notify_url="http://169.254.169.254/")
     allowed = TargetPolicy.from_settings(["169.254.0.0/16"])
     assert Webhooks(store, admin_notify_url="http://169.254.169.254/", targets=allowed).admin_notify_url
