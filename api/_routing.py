@@ -46,29 +46,26 @@ class Endpoint:
     headers: type[Query] | None
     status: int
     produces: tuple[str, ...]
-    path_params: dict[str, Any]  # name -> type (an Annotated pydantic type)
+    path_params: tuple[str, ...]  # names, in template order (their types: PATH_PARAMS)
 
 
 ENDPOINTS: list[Endpoint] = []
 """Every declared endpoint, in declaration order."""
 
-PATH_PARAMS: dict[str, Any] = {}
-"""Types of path parameters by name (filled by the area modules via :func:`path_param`)."""
-
-_ADAPTERS: dict[str, TypeAdapter] = {}
+PATH_PARAMS: dict[str, TypeAdapter] = {}
+"""Path parameters' declared types by name (filled by the area modules via :func:`path_param`)."""
 
 
 def path_param(name: str, kind: Any) -> None:
     """Declare the type of a path parameter used in templates as ``{name}`` (an int type makes
     an int route converter). A value outside it answers 404 for ``*_id`` parameters (it names
     nothing), else 400 naming the parameter."""
-    PATH_PARAMS[name] = kind
-    _ADAPTERS[name] = TypeAdapter(kind)
+    PATH_PARAMS[name] = TypeAdapter(kind)
 
 
 def path_schema(name: str) -> dict:
     """The JSON schema of a declared path parameter (a plain string when undeclared)."""
-    adapter = _ADAPTERS.get(name)
+    adapter = PATH_PARAMS.get(name)
     return {"type": "string"} if adapter is None else adapter.json_schema()
 
 
@@ -127,7 +124,7 @@ def endpoint(
 
         blueprint.add_url_rule(rule, endpoint=handler.__name__, view_func=view, methods=[method])
         ENDPOINTS.append(Endpoint(method, path, summary, auth, blueprint.name, body, query, headers, status,
-                                  produces, {n: PATH_PARAMS.get(n, str) for n in names}))
+                                  produces, tuple(names)))
         return handler
 
     return register
@@ -136,7 +133,7 @@ def endpoint(
 def _check_path_param(name: str, value: Any) -> None:
     if isinstance(value, str):
         check_strings(value, name)
-    adapter = _ADAPTERS.get(name)
+    adapter = PATH_PARAMS.get(name)
     if adapter is None:
         return
     try:
