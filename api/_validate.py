@@ -84,7 +84,7 @@ class Query(BaseModel):
     """Base of query-string and header declarations: values arrive as text, so numbers are
     parsed from it (``?limit=5``); unknown query parameters are refused like unknown fields."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def text(max_length: int = MAX_TEXT, pattern: str = r"\S", min_length: int = 1) -> Any:

@@ -116,9 +116,10 @@ def _base(schema: dict, document: dict) -> dict:
     return body
 
 
-def _body_cases(operation: dict, document: dict) -> list[tuple[str, bytes]]:
-    """(what, raw body): one poisoned field at a time (nested ones too), an unknown field, raw poisons."""
-    raw_cases = [("raw body", raw) for raw in RAW_BODIES]
+def _body_cases(operation: dict, document: dict) -> list[tuple[str, bytes, str | None]]:
+    """(what, raw body, free-text field that must take it): one poisoned field at a time (nested ones
+    too), an unknown field, raw poisons. Valid non-ASCII in a free-text field must not be refused."""
+    raw_cases = [("raw body", raw, None) for raw in RAW_BODIES]
     content = operation.get("requestBody", {}).get("content", {}).get("application/json")
     if content is None:
         return raw_cases
@@ -137,8 +138,10 @@ def _body_cases(operation: dict, document: dict) -> list[tuple[str, bytes]]:
                 for key in path[:-1]:
                     holder = holder.setdefault(key, _base(prop, document))
                 holder[path[-1]] = poison
-                cases.append((f"body {'.'.join(path)}={poison!r:.40}", _dumps(body)))
-    cases.append(("unknown field", _dumps({**base, "allow_group": True})))
+                free_text = poison in (EMOJI, RTL) and target.get("pattern") == "\\S"
+                cases.append((f"body {'.'.join(path)}={poison!r:.40}", _dumps(body),
+                               ".".join(path) if free_text else None))
+    cases.append(("unknown field", _dumps({**base, "allow_group": True}), None))
     return cases + raw_cases
 
 
@@ -169,36 +172,41 @@ async def test_poison_through_every_rest_operation(api_server, simulator_control
     document = (await admin.get("/openapi.json")).json()
     operations = [(path, method.upper(), op) for path, item in document["paths"].items() for method, op in item.items()]
     assert len(operations) >= 30
-    refused = accepted = 0
+    refused = accepted = free_texts = 0
     for template, method, operation in operations:
         params = operation["parameters"]
         path_names = [p["name"] for p in params if p["in"] == "path"]
         headers = {"Idempotency-Key": "poison-key"} if any(p["name"] == "Idempotency-Key" for p in params) else {}
-        requests: list[tuple[str, str, bytes | None]] = []
+        requests: list[tuple[str, str, bytes | None, str | None]] = []
         url = _url(template, values)
-        for what, raw in _body_cases(operation, document):
-            requests.append((what, url, raw))
+        for what, raw, free_text in _body_cases(operation, document):
+            requests.append((what, url, raw, free_text))
         for param in (p for p in params if p["in"] == "query"):
             for poison in _poisons_for(param["schema"]):
                 text = poison if isinstance(poison, str) else json.dumps(poison)
                 encoded = quote(text[:MAX_QUERY].encode("utf-8", "surrogatepass"))
-                requests.append((f"query {param['name']}={text:.30}", f"{url}?{param['name']}={encoded}", None))
+                requests.append((f"query {param['name']}={text:.30}", f"{url}?{param['name']}={encoded}", None, None))
         for name in path_names:
             for poison in PATH_POISONS:
-                requests.append((f"path {name}={poison:.30}", _url(template, values, name, poison), None))
-        requests.append(("unknown query parameter", f"{url}?allow_group=true", None))
-        for what, target, raw in requests:
+                requests.append((f"path {name}={poison:.30}", _url(template, values, name, poison), None, None))
+        requests.append(("unknown query parameter", f"{url}?allow_group=true", None, None))
+        for what, target, raw, free_text in requests:
             before = await _snapshot(api_server) if method != "GET" else None
             response = await admin.request(method, target, content=raw,
                                            headers={**headers, "Content-Type": "application/json"})
             await _check(response, f"{method} {template} {what}")
+            if free_text is not None:
+                refused_field = response.json()["error"].get("field") if response.status_code >= 400 else None
+                assert refused_field != free_text, (f"{method} {template}: valid text refused in {free_text}",
+                                                    response.text)
+                free_texts += 1
             if response.status_code >= 400:
                 refused += 1
                 if before is not None:
                     assert await _snapshot(api_server) == before, f"{method} {template} {what} wrote something"
             else:
                 accepted += 1
-    assert refused > 1000 and accepted > 0
+    assert refused > accepted > 0 and free_texts > 0  # mostly refused; valid text reached free-text fields
     await _still_serving(api_server, values)
 
 
@@ -256,7 +264,7 @@ async def test_poison_through_every_websocket_op(api_server, simulator_control) 
         else:
             assert answer["type"] in ("joined", "left", "pong", "sent", "error", "resync"), (frame[:200], answer)
             replied += 1
-    assert closed > 50 and replied > 0
+    assert closed > replied > 0  # mostly refused; valid non-ASCII answered
     # Valid non-ASCII is sent, and kept as sent.
     kind, answer = await _ws_answer(ws_url, values["token"], json.dumps(ops["send"] | {"text": EMOJI + RTL,
                                                                                       "idempotency_key": "ws-2"}))
