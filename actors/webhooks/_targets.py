@@ -152,6 +152,9 @@ class TargetPolicy:
         return host, addresses[0]
 
     def _is_own(self, address: Address, port: int) -> bool:
+        """Whether ``address:port`` may be this daemon's API: its bind address (or any loopback one)
+        on its port; when it binds every interface (``0.0.0.0``) or a name, any address on its port
+        (the daemon's public addresses are not known here)."""
         for own_host, own_port in self.own:
             if own_port == 0 or own_port != port:
                 continue

@@ -13,7 +13,7 @@ from actors.store import JobStatus, Queue
 from actors.webhooks import TargetPolicy, UnsafeTarget, Webhooks, not_public
 from config import ConfigError, load_settings
 
-from .conftest import prepare
+from .conftest import LOCAL_RECEIVERS, prepare
 
 REFUSED = [
     "http://127.0.0.1/hook",
@@ -95,3 +95,17 @@ async def test_a_name_resolving_to_a_private_address_is_refused_at_delivery(stor
         nursery.cancel_scope.cancel()
     assert receiver.calls == []
     assert "refused target" in dead[0].last_error
+
+
+async def test_a_redirect_is_a_failed_attempt_never_followed(store, receiver) -> None:
+    await prepare(store, receiver.url)
+    receiver.default, receiver.location = 307, receiver.url  # followed, it would POST here again
+    service = Webhooks(store, attempts=1, poll_interval=0.05, targets=LOCAL_RECEIVERS)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(service.run)
+        service.emit("acme", "connection.update", {"status": "connected"})
+        with trio.fail_after(20):
+            while not (dead := await store.list_jobs(Queue.WEBHOOKS, JobStatus.DEAD)):
+                await trio.sleep(0.02)
+        nursery.cancel_scope.cancel()
+    assert dead[0].last_error == "HTTP 307" and len(receiver.calls) == 1
