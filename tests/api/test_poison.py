@@ -328,3 +328,42 @@ async def test_the_reported_cases_are_refused_naming_the_field(api_server, simul
     long_key = {"op": "send", "ticket_id": values["ticket_id"], "text": "x", "idempotency_key": "k" * 201}
     assert await _ws_answer(ws_url, values["token"], json.dumps(long_key)) == ("closed", 1008)
     assert await _ws_answer(ws_url, values["token"], DEEP) == ("closed", 1008)
+
+
+def _schemas(node: Any, where: str = ""):
+    """Every (location, schema) in an OpenAPI document part that describes one value."""
+    if isinstance(node, dict):
+        if "type" in node:
+            yield where, node
+        for key, value in node.items():
+            yield from _schemas(value, f"{where}/{key}")
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _schemas(value, f"{where}/{index}")
+
+
+UNBOUNDED_BY_SCHEMA = {"data"}
+"""Strings bounded elsewhere: ``media.data`` by the body cap (1 MiB) and ``media.max_bytes`` once decoded."""
+
+
+async def test_the_document_bounds_every_value_and_closes_every_object(api_server) -> None:
+    """What validation enforces is what the document says: objects refuse unknown properties, numbers
+    have both bounds, strings a length, a pattern or an enum — and the declared email minLength holds."""
+    document = (await api_server.client().get("/openapi.json")).json()
+    checked = 0
+    for where, schema in _schemas({"paths": document["paths"], "components": document["components"]["schemas"]}):
+        if where.startswith("/components/Error"):
+            continue
+        checked += 1
+        if schema["type"] == "object":
+            assert schema.get("additionalProperties") is False, where
+        elif schema["type"] in ("integer", "number"):
+            assert "minimum" in schema and "maximum" in schema, where
+        elif schema["type"] == "string" and where.rsplit("/", 1)[-1] not in UNBOUNDED_BY_SCHEMA:
+            assert {"maxLength", "pattern", "enum"} & set(schema), where
+    assert checked > 50
+    user = document["paths"]["/tenants/{tenant_id}/users"]["post"]["requestBody"]["content"]["application/json"]
+    assert user["schema"]["properties"]["email"]["minLength"] == 3
+    await api_server.tenant("t1")
+    short = await api_server.admin.post("/tenants/t1/users", json={"email": "a@", "name": "A"})
+    assert (short.status_code, short.json()["error"]["field"]) == (400, "email")
