@@ -89,7 +89,11 @@ def _install_error_handlers(app: QuartTrio) -> None:
     @app.errorhandler(HTTPException)
     async def http_error(error: HTTPException) -> Response:
         code = (error.name or "error").lower().replace(" ", "_")
-        return _json_error(error.code or 500, code, error.description or error.name)
+        response = _json_error(error.code or 500, code, error.description or error.name)
+        valid_methods = getattr(error, "valid_methods", None)
+        if valid_methods:  # a 405 names what the resource does take (RFC 9110 §15.5.6)
+            response.headers["Allow"] = ", ".join(sorted(valid_methods))
+        return response
 
     for kind, status, code in _STORE_ERRORS:
         async def handler(error: Exception, status: int = status, code: str = code) -> Response:

@@ -1,18 +1,23 @@
 """``/openapi.json`` (OpenAPI 3.0, built from the endpoint declarations) and ``/docs``.
 
 The document is generated from :data:`api._routing.ENDPOINTS`, so it lists
-exactly the routes the app serves, with their auth, path and query parameters
-and request bodies. ``/docs`` is a self-contained page (no CDN: daemons often
-run where browsers cannot fetch one) that renders the document.
+exactly the routes the app serves, with their auth, and the JSON Schema of the
+very pydantic models the requests are validated against (path, query, header
+parameters and bodies): what the document says is what the app accepts.
+``/docs`` is a self-contained page (no CDN: daemons often run where browsers
+cannot fetch one) that renders the document.
 """
 
 from __future__ import annotations
 
 from importlib.metadata import version
+from typing import Any
 
+from pydantic import BaseModel
 from quart import Blueprint, Response
 
-from ._routing import ENDPOINTS, Auth, endpoint
+from ._routing import ENDPOINTS, Auth, endpoint, path_schema
+from ._validate import MAX_DEPTH, has_required
 
 bp = Blueprint("openapi", __name__)
 
@@ -22,16 +27,49 @@ ERROR_SCHEMA = {
         "code": {"type": "string"}, "message": {"type": "string"}, "field": {"type": "string"}}}},
 }
 
+REF_TEMPLATE = "#/components/schemas/{model}"
+
+
+def _schema(model: type[BaseModel], components: dict) -> dict:
+    """``model``'s JSON Schema for OpenAPI 3.0: nested models moved to ``components``, and the
+    ``default: null`` of fields that may be left out dropped (null itself is not accepted)."""
+    schema = _openapi_3_0(model.model_json_schema(ref_template=REF_TEMPLATE))
+    components.update(schema.pop("$defs", {}))
+    return schema
+
+
+def _openapi_3_0(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: _openapi_3_0(v) for k, v in node.items() 
+                if not (k == "default" and v is None) and not (k == "title" and isinstance(v, str))}
+    if isinstance(node, list):
+        return [_openapi_3_0(v) for v in node]
+    return node
+
+
+def _parameters(model: type[BaseModel] | None, location: str, components: dict) -> list[dict]:
+    if model is None:
+        return []
+    schema = _schema(model, components)
+    required = set(schema.get("required", ()))
+    out = []
+    for name, prop in schema["properties"].items():
+        description = prop.pop("description", "")
+        out.append({"name": name, "in": location, "required": name in required, "schema": prop,
+                    "description": description})
+    return out
+
 
 def document() -> dict:
     """The OpenAPI document of every declared endpoint."""
     paths: dict = {}
+    components: dict = {"Error": ERROR_SCHEMA}
     for e in ENDPOINTS:
         if e.path in ("/openapi.json", "/docs", "/"):
             continue
-        parameters = [{"name": n, "in": "path", "required": True, "schema": s} for n, s in e.path_params.items()]
-        parameters += [{"name": p.name, "in": p.location, "required": p.required, "schema": p.schema,
-                        "description": p.description} for p in e.query]
+        parameters = [{"name": n, "in": "path", "required": True, "schema": _openapi_3_0(path_schema(n))}
+                      for n in e.path_params]
+        parameters += _parameters(e.query, "query", components) + _parameters(e.headers, "header", components)
         ok = "204" if e.method == "DELETE" else str(e.status)
         responses: dict = {ok: {"description": "success"}}
         if ok != "204":
@@ -48,15 +86,19 @@ def document() -> dict:
                 Auth.TENANT_ADMIN: "Admin token, or a JWT with role admin of this tenant.",
             }[e.auth]
         if e.body is not None:
-            operation["requestBody"] = {"required": "required" in e.body,
-                                        "content": {"application/json": {"schema": e.body}}}
+            operation["requestBody"] = {"required": has_required(e.body),
+                                        "content": {"application/json": {"schema": _schema(e.body, components)}}}
         paths.setdefault(e.path, {})[e.method.lower()] = operation
     return {
         "openapi": "3.0.3",
         "info": {"title": "zapvisor", "version": version("zapvisor"),
-                 "description": "Supervised WhatsApp sessions for multi-tenant helpdesks."},
+                 "description": "Supervised WhatsApp sessions for multi-tenant helpdesks. Every request is "
+                                "validated against the schemas below before anything is written: unknown "
+                                f"fields, nulls for typed fields, mistyped values, lone surrogates and NULs "
+                                f"in text, and JSON nested deeper than {MAX_DEPTH} levels answer 400 naming "
+                                "the field."},
         "paths": paths,
-        "components": {"schemas": {"Error": ERROR_SCHEMA},
+        "components": {"schemas": components,
                        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
     }
 

@@ -8,9 +8,10 @@ retry also wakes its workers. Every change is audited.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from quart import Blueprint, request
+from pydantic import Field
+from quart import Blueprint
 
 from actors.flows import (
     CleanJobs,
@@ -30,20 +31,34 @@ from supervisor import ActorFailed, ActorStopped, AskTimeout, ChildNotFound
 from ._audit import audited, record
 from ._auth import Principal
 from ._errors import BadRequest, Conflict, NotFound, Unavailable
-from ._routing import MAX_ID, Auth, Param, endpoint, path_param, state
-from ._validate import MAX_LIMIT, boolean, choice, identifier, number, optional_json_object, query_limit
+from ._routing import Auth, endpoint, path_param, state
+from ._validate import MAX_LIMIT, Body, Id, Identifier, Limit, Query
 
 bp = Blueprint("queues", __name__)
 
 QUEUES = {"outbox": Queue.OUTBOX, "media": Queue.MEDIA, "webhooks": Queue.WEBHOOKS}
 STATES = tuple(status.value for status in JobStatus)
 
-path_param("queue", {"type": "string", "enum": list(QUEUES)})
-path_param("job_id", {"type": "integer", "minimum": 1, "maximum": MAX_ID})
+path_param("queue", Literal[tuple(QUEUES)])
+path_param("job_id", Id)
 
-CLEAN_BODY = {"type": "object", "properties": {"older_than": {"type": "number", "minimum": 0},
-                                                "include_dead": {"type": "boolean"}}}
-PAUSE_BODY = {"type": "object", "properties": {"session_id": {"type": "string"}}}
+MAX_AGE = 10 * 365 * 86400.0
+"""Largest ``older_than`` (ten years): anything beyond it is every finished job anyway."""
+
+
+class CleanBody(Body):
+    older_than: Annotated[float, Field(ge=0, le=MAX_AGE, description="seconds; default one day")] = 86400.0
+    include_dead: bool = False
+
+
+class PauseBody(Body):
+    session_id: Annotated[Identifier, Field(description="only this session's outbox")] = None
+
+
+class JobsQuery(Query):
+    state: Literal[STATES] = None
+    tenant_id: Identifier = None
+    limit: Limit = 100
 
 
 ADMIN_TIMEOUT = 30.0
@@ -55,7 +70,7 @@ Media jobs and webhook deliveries are answered from the store directly: their wo
 
 
 def _queue(name: str) -> Queue:
-    return QUEUES[choice(name, "queue", tuple(QUEUES))]
+    return QUEUES[name]  # the path parameter is validated against QUEUES
 
 
 async def _admin(name: str, message: QueueAdmin, field: str | None = None) -> Any:
@@ -91,52 +106,38 @@ async def list_queues(who: Principal):
 
 
 @endpoint(bp, "GET", "/queues/{queue}/jobs", summary="A queue's jobs, oldest first", auth=Auth.ADMIN,
-          query=(Param("state", {"type": "string", "enum": list(STATES)}),
-                 Param("tenant_id", {"type": "string"}),
-                 Param("limit", {"type": "integer", "minimum": 1, "maximum": 1000})))
-async def list_jobs(who: Principal, queue: str):
-    _queue(queue)
-    status = request.args.get("state")
-    status = None if status is None else JobStatus(choice(status, "state", STATES))
-    tenant = request.args.get("tenant_id")
-    tenant = None if tenant is None else identifier(tenant, "tenant_id")
-    return await _admin(queue, ListJobs(status, tenant, query_limit()))
+          query=JobsQuery)
+async def list_jobs(who: Principal, queue: str, query: JobsQuery):
+    status = None if query.state is None else JobStatus(query.state)
+    return await _admin(queue, ListJobs(status, query.tenant_id, query.limit))
 
 
 @endpoint(bp, "POST", "/queues/{queue}/jobs/{job_id}/retry",
           summary="Run a dead or waiting job again now (outbox: also an unknown-outcome send, deliberately "
                   "sent again)", auth=Auth.ADMIN)
 async def retry_job(who: Principal, queue: str, job_id: int):
-    _queue(queue)
     return await audited(who, "retry_job", f"{queue}/{job_id}", _admin(queue, RetryJob(job_id), "job_id"))
 
 
 @endpoint(bp, "DELETE", "/queues/{queue}/jobs/{job_id}", summary="Remove a job that is not running",
           auth=Auth.ADMIN)
 async def remove_job(who: Principal, queue: str, job_id: int):
-    _queue(queue)
     await audited(who, "remove_job", f"{queue}/{job_id}", _admin(queue, RemoveJob(job_id), "job_id"))
     return None
 
 
 @endpoint(bp, "POST", "/queues/{queue}/clean", summary="Delete finished jobs older than older_than seconds",
-          auth=Auth.ADMIN, body=CLEAN_BODY)
-async def clean(who: Principal, queue: str):
-    _queue(queue)
-    body = await optional_json_object()
-    older_than = number(body.get("older_than", 86400.0), "older_than")
-    include_dead = boolean(body, "include_dead")
-    removed = await _admin(queue, CleanJobs(older_than, include_dead))
+          auth=Auth.ADMIN, body=CleanBody)
+async def clean(who: Principal, queue: str, body: CleanBody):
+    removed = await _admin(queue, CleanJobs(body.older_than, body.include_dead))
     await record(who, "clean_queue", queue, f"removed {removed}")
     return {"queue": queue, "removed": removed}
 
 
-async def _pause(who: Principal, queue: str, paused: bool) -> dict:
+async def _pause(who: Principal, queue: str, paused: bool, body: PauseBody) -> dict:
     q = _queue(queue)
-    body = await optional_json_object()
-    session = body.get("session_id")
+    session = body.session_id
     if session is not None:
-        identifier(session, "session_id")
         if q is not Queue.OUTBOX:
             raise Conflict("only the outbox can be paused per session", "session_id")
     if session is None:
@@ -149,12 +150,12 @@ async def _pause(who: Principal, queue: str, paused: bool) -> dict:
 
 
 @endpoint(bp, "POST", "/queues/{queue}/pause", summary="Pause a queue (or one session's outbox)",
-          auth=Auth.ADMIN, body=PAUSE_BODY)
-async def pause(who: Principal, queue: str):
-    return await _pause(who, queue, True)
+          auth=Auth.ADMIN, body=PauseBody)
+async def pause(who: Principal, queue: str, body: PauseBody):
+    return await _pause(who, queue, True, body)
 
 
 @endpoint(bp, "POST", "/queues/{queue}/resume", summary="Resume a queue (or one session's outbox)",
-          auth=Auth.ADMIN, body=PAUSE_BODY)
-async def resume(who: Principal, queue: str):
-    return await _pause(who, queue, False)
+          auth=Auth.ADMIN, body=PauseBody)
+async def resume(who: Principal, queue: str, body: PauseBody):
+    return await _pause(who, queue, False, body)

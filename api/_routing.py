@@ -1,10 +1,13 @@
-"""Endpoints as data: one declaration gives the Quart route, its auth rule and its OpenAPI entry.
+"""Endpoints as data: one declaration gives the Quart route, its auth rule, its validation and its
+OpenAPI entry.
 
-Each area module declares its endpoints with :func:`endpoint`; the wrapper
-authenticates the caller, enforces tenant scoping (another tenant's resources
-answer 404, never 403: their existence is not revealed) and serialises the
-handler's return value. :data:`ENDPOINTS` is what ``api._openapi`` documents, so
-the spec cannot drift from the routes.
+Each area module declares its endpoints with :func:`endpoint`, naming pydantic models
+(:mod:`api._validate`) for the body, the query string and the headers it reads; the
+wrapper authenticates the caller, enforces tenant scoping (another tenant's resources
+answer 404, never 403: their existence is not revealed), validates every part of the
+request before the handler runs (so a refused request writes nothing) and serialises the
+handler's return value. :data:`ENDPOINTS` is what ``api._openapi`` documents, from the
+same models, so the spec cannot drift from the routes or from what they accept.
 """
 
 from __future__ import annotations
@@ -15,11 +18,13 @@ import re
 from typing import Any, Awaitable, Callable
 
 import attrs
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from quart import Blueprint, Response, current_app, jsonify, request
 
 from ._auth import Principal
-from ._errors import Forbidden, NotFound
+from ._errors import BadRequest, Forbidden, NotFound
 from ._state import ApiState
+from ._validate import Body, Query, check_strings, has_required, parse_json, safe, validate
 
 
 class Auth(enum.Enum):
@@ -30,43 +35,42 @@ class Auth(enum.Enum):
 
 
 @attrs.frozen
-class Param:
-    """A query (or header) parameter, for the OpenAPI document (handlers validate it themselves)."""
-
-    name: str
-    schema: dict
-    description: str = ""
-    required: bool = False
-    location: str = "query"  # "query" | "header"
-
-
-@attrs.frozen
 class Endpoint:
     method: str
     path: str  # OpenAPI template, e.g. /tenants/{tenant_id}
     summary: str
     auth: Auth
     tag: str
-    body: dict | None
-    query: tuple[Param, ...]
+    body: type[Body] | None
+    query: type[Query] | None
+    headers: type[Query] | None
     status: int
     produces: tuple[str, ...]
-    path_params: dict[str, dict]
+    path_params: tuple[str, ...]  # names, in template order (their types: PATH_PARAMS)
 
-
-MAX_ID = 2**63 - 1
-"""Largest integer id (a signed 64-bit database key): a bigger one in a URL names nothing."""
 
 ENDPOINTS: list[Endpoint] = []
 """Every declared endpoint, in declaration order."""
 
-PATH_PARAMS: dict[str, dict] = {}
-"""JSON schemas of path parameters by name (filled by the area modules via :func:`path_param`)."""
+PATH_PARAMS: dict[str, TypeAdapter] = {}
+"""Path parameters' declared types by name (filled by the area modules via :func:`path_param`)."""
 
 
-def path_param(name: str, schema: dict) -> None:
-    """Declare the schema of a path parameter used in templates as ``{name}``."""
-    PATH_PARAMS[name] = schema
+def path_param(name: str, kind: Any) -> None:
+    """Declare the type of a path parameter used in templates as ``{name}`` (an int type makes
+    an int route converter). A value outside it answers 404 for ``*_id`` parameters (it names
+    nothing), else 400 naming the parameter."""
+    PATH_PARAMS[name] = TypeAdapter(kind)
+
+
+def path_schema(name: str) -> dict:
+    """The JSON schema of a declared path parameter (a plain string when undeclared)."""
+    adapter = PATH_PARAMS.get(name)
+    return {"type": "string"} if adapter is None else adapter.json_schema()
+
+
+class NoBody(Body):
+    """What an operation without a body accepts when a client sends one anyway: ``{}``."""
 
 
 def state() -> ApiState:
@@ -75,19 +79,22 @@ def state() -> ApiState:
 
 
 def endpoint(
-    blueprint: Blueprint, method: str, path: str, *, summary: str, auth: Auth, body: dict | None = None,
-    query: tuple[Param, ...] = (), status: int = 200, produces: tuple[str, ...] = ("application/json",),
+    blueprint: Blueprint, method: str, path: str, *, summary: str, auth: Auth, body: type[Body] | None = None,
+    query: type[Query] | None = None, headers: type[Query] | None = None, status: int = 200,
+    produces: tuple[str, ...] = ("application/json",),
 ) -> Callable[[Callable[..., Awaitable[Any]]], Callable[..., Awaitable[Any]]]:
-    """Register ``handler(who, **path_params)`` for ``method path``.
+    """Register ``handler(who, **path_params[, body=, query=, headers=])`` for ``method path``.
 
+    ``body``/``query``/``headers`` are the models the request is validated against; the
+    handler receives the validated instances under those names (only the declared ones).
     The handler returns a JSON-able value (attrs instances and enums are converted),
-    ``None`` (204), or a ready :class:`quart.Response`. Path parameters are strings
-    except ``*_id`` ones declared as integers, which arrive as ints.
+    ``None`` (204), or a ready :class:`quart.Response`. Path parameters are validated
+    against their declared types; integer ones arrive as ints.
     """
     names = re.findall(r"{(\w+)}", path)
     rule = path
     for name in names:
-        converter = "int" if PATH_PARAMS.get(name, {}).get("type") == "integer" else "string"
+        converter = "int" if path_schema(name).get("type") == "integer" else "string"
         rule = rule.replace(f"{{{name}}}", f"<{converter}:{name}>")
 
     def register(handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
@@ -95,9 +102,18 @@ def endpoint(
         async def view(**params: Any) -> Response:
             who = _authorize(auth, params.get("tenant_id"))
             for name, value in params.items():
-                if isinstance(value, int) and value > MAX_ID:
-                    raise NotFound(f"no {name.removesuffix('_id')} {value}", name)
-            result = await handler(who, **params)
+                _check_path_param(name, value)
+            parts: dict[str, Any] = {}
+            arguments = validate(query or Query, _single(request.args), "query")  # none declared: none taken
+            if query is not None:
+                parts["query"] = arguments
+            if headers is not None:
+                present = {alias: request.headers[alias] for alias in _aliases(headers) if alias in request.headers}
+                parts["headers"] = validate(headers, present, "headers")
+            parsed = await _body(body)
+            if body is not None:
+                parts["body"] = parsed
+            result = await handler(who, **params, **parts)
             if isinstance(result, Response):
                 return result
             if result is None:
@@ -107,11 +123,52 @@ def endpoint(
             return response
 
         blueprint.add_url_rule(rule, endpoint=handler.__name__, view_func=view, methods=[method])
-        ENDPOINTS.append(Endpoint(method, path, summary, auth, blueprint.name, body, query, status, produces,
-                                  {n: PATH_PARAMS.get(n, {"type": "string"}) for n in names}))
+        ENDPOINTS.append(Endpoint(method, path, summary, auth, blueprint.name, body, query, headers, status,
+                                  produces, tuple(names)))
         return handler
 
     return register
+
+
+def _check_path_param(name: str, value: Any) -> None:
+    if isinstance(value, str):
+        check_strings(value, name)
+    adapter = PATH_PARAMS.get(name)
+    if adapter is None:
+        return
+    try:
+        adapter.validate_python(value, strict=True)
+    except ValidationError as error:
+        if name.endswith("_id"):
+            raise NotFound(f"no {name.removesuffix('_id')} {safe(str(value))!r}", name) from None
+        problem = error.errors(include_url=False, include_input=False)[0]
+        raise BadRequest(f"{name}: {problem['msg']}", name) from None
+
+
+def _single(args: Any) -> dict[str, str]:
+    """A query string as a dict; a parameter given twice is refused (which one would count?)."""
+    values = {}
+    for name in args:
+        given = args.getlist(name)
+        if len(given) > 1:
+            raise BadRequest(f"{safe(name)}: given {len(given)} times", safe(name))
+        values[name] = given[0]
+    return values
+
+
+def _aliases(model: type[BaseModel]) -> list[str]:
+    return [f.alias or n for n, f in model.model_fields.items()]
+
+
+async def _body(model: type[Body] | None) -> Body | None:
+    """The request body validated as ``model`` (empty: the model's defaults, when it has no required
+    field). An operation without a body accepts none, or ``{}``."""
+    raw = await request.get_data(as_text=False)
+    if not raw.strip():
+        if model is not None and has_required(model):
+            raise BadRequest("the body must be a JSON object (UTF-8)", "body")
+        return None if model is None else model()
+    return validate(model or NoBody, parse_json(raw), "body")
 
 
 def _authorize(auth: Auth, tenant_id: str | None) -> Principal | None:

@@ -10,11 +10,12 @@ the first thing a human can act on (a QR code, a pairing code) or ``connected``.
 from __future__ import annotations
 
 import io
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import segno
 import trio
-from quart import Blueprint, Response, request
+from pydantic import Field
+from quart import Blueprint, Response
 
 from actors.node import (
     CreateSession,
@@ -29,14 +30,14 @@ from supervisor import ActorFailed, ActorStopped, AskTimeout, ChildNotFound
 
 from ._audit import audited
 from ._auth import Principal
-from ._errors import BadRequest, Conflict, NotFound, Unavailable
-from ._routing import Auth, Param, endpoint, path_param, state
+from ._errors import Conflict, NotFound, Unavailable
+from ._routing import Auth, endpoint, path_param, state
 from ._tenants import tenant_or_404
-from ._validate import ID_PATTERN, PHONE_PATTERN, boolean, identifier, number, optional_json_object, phone, text
+from ._validate import Body, Identifier, Phone, Query, Text
 
 bp = Blueprint("sessions", __name__)
 
-path_param("session_id", {"type": "string", "pattern": ID_PATTERN})
+path_param("session_id", Identifier)
 
 MANAGER_TIMEOUT = 65.0
 """A manager request may wait for a start or a graceful stop (the runtime's control timeout is 60 s)."""
@@ -53,17 +54,22 @@ SHOWN = frozenset({SessionStatus.QR, SessionStatus.PAIRING, SessionStatus.CONNEC
 ENDED = TERMINAL | {SessionStatus.BANNED, SessionStatus.FAILED}
 """Statuses that end a connect wait early: the session will not show a code by itself."""
 
-SESSION_BODY = {
-    "type": "object", "required": ["id", "name"],
-    "properties": {"id": {"type": "string", "pattern": ID_PATTERN}, "name": {"type": "string", "minLength": 1},
-                   "allow_groups": {"type": "boolean"}},
-}
-CONNECT_BODY = {
-    "type": "object",
-    "properties": {"phone": {"type": "string", "pattern": PHONE_PATTERN},
-                   "timeout": {"type": "number", "minimum": 0.1, "maximum": MAX_CONNECT_TIMEOUT}},
-}
 QR_FORMATS = ("png", "svg", "text")
+
+
+class SessionBody(Body):
+    id: Identifier
+    name: Text
+    allow_groups: bool = False
+
+
+class ConnectBody(Body):
+    phone: Annotated[Phone, Field(description="pair with a code sent to this number instead of a QR code")] = None
+    timeout: Annotated[float, Field(ge=0.1, le=MAX_CONNECT_TIMEOUT)] = CONNECT_TIMEOUT
+
+
+class QrQuery(Query):
+    format: Literal[QR_FORMATS] = "png"
 
 
 async def ask_manager(message: Any) -> Any:
@@ -106,15 +112,11 @@ def _public(info: dict) -> dict:
 
 
 @endpoint(bp, "POST", "/tenants/{tenant_id}/sessions", summary="Create a session (stopped until connect)",
-          auth=Auth.TENANT_ADMIN, body=SESSION_BODY, status=201)
-async def create_session(who: Principal, tenant_id: str):
-    body = await optional_json_object()
-    session_id = identifier(body.get("id"), "id")
-    name = text(body, "name")
-    allow_groups = boolean(body, "allow_groups")
+          auth=Auth.TENANT_ADMIN, body=SessionBody, status=201)
+async def create_session(who: Principal, tenant_id: str, body: SessionBody):
     await tenant_or_404(tenant_id)
-    record = await audited(who, "create_session", _target(tenant_id, session_id),
-                           ask_manager(CreateSession(tenant_id, session_id, name, allow_groups)))
+    record = await audited(who, "create_session", _target(tenant_id, body.id),
+                           ask_manager(CreateSession(tenant_id, body.id, body.name, body.allow_groups)))
     return describe(record)
 
 
@@ -133,11 +135,9 @@ async def get_session(who: Principal, tenant_id: str, session_id: str):
 
 @endpoint(bp, "POST", "/tenants/{tenant_id}/sessions/{session_id}/connect",
           summary="Start the session; answer its QR code, a pairing code (given a phone) or connected",
-          auth=Auth.TENANT_ADMIN, body=CONNECT_BODY)
-async def connect_session(who: Principal, tenant_id: str, session_id: str):
-    body = await optional_json_object()
-    number_ = None if body.get("phone") is None else phone(body["phone"])
-    timeout = number(body.get("timeout", CONNECT_TIMEOUT), "timeout", minimum=0.1, maximum=MAX_CONNECT_TIMEOUT)
+          auth=Auth.TENANT_ADMIN, body=ConnectBody)
+async def connect_session(who: Principal, tenant_id: str, session_id: str, body: ConnectBody):
+    number_, timeout = None if body.phone is None else body.phone.lstrip("+"), body.timeout
     await session_or_404(tenant_id, session_id)
     await audited(who, "connect_session", _target(tenant_id, session_id), ask_manager(StartSession(session_id)))
     info = await _wait_shown(session_id, timeout)
@@ -179,12 +179,9 @@ async def _pair(tenant_id: str, session_id: str, number_: str, timeout: float) -
 
 @endpoint(bp, "GET", "/tenants/{tenant_id}/sessions/{session_id}/qr",
           summary="The current QR code as PNG, SVG or terminal text",
-          auth=Auth.TENANT, query=(Param("format", {"type": "string", "enum": list(QR_FORMATS)}),),
-          produces=("image/png", "image/svg+xml", "text/plain"))
-async def session_qr(who: Principal, tenant_id: str, session_id: str):
-    fmt = request.args.get("format", "png")
-    if fmt not in QR_FORMATS:
-        raise BadRequest(f"format must be one of {', '.join(QR_FORMATS)}", "format")
+          auth=Auth.TENANT, query=QrQuery, produces=("image/png", "image/svg+xml", "text/plain"))
+async def session_qr(who: Principal, tenant_id: str, session_id: str, query: QrQuery):
+    fmt = query.format
     await session_or_404(tenant_id, session_id)
     info = state().node.board.get(session_id)
     if info is None or not info.qr:

@@ -8,9 +8,10 @@ succeeded or not.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from quart import Blueprint, request
+from pydantic import Field
+from quart import Blueprint
 
 from supervisor import (
     ActorStopped,
@@ -24,22 +25,42 @@ from supervisor import (
 from ._audit import audited
 from ._auth import Principal
 from ._errors import BadRequest, Conflict, NotFound, Unavailable
-from ._routing import Auth, Param, endpoint, path_param, state, to_json
-from ._validate import choice, json_object, query_limit
+from ._routing import Auth, endpoint, path_param, state, to_json
+from ._validate import Body, Limit, Query, text
 
 bp = Blueprint("supervision", __name__)
 
 ACTIONS = ("restart", "stop", "start")
 BREAKER_ACTIONS = tuple(action.value for action in BreakerAction)
 
-path_param("action", {"type": "string", "enum": list(ACTIONS)})
-path_param("breaker_action", {"type": "string", "enum": list(BREAKER_ACTIONS)})
+path_param("action", Literal[ACTIONS])
+path_param("breaker_action", Literal[BREAKER_ACTIONS])
 
 CONTROL_TIMEOUT = 65.0
 """A stop waits for the child's shutdown grace; a start for its start timeout (runtime: 60 s)."""
 
-PATH_BODY = {"type": "object", "required": ["path"], "properties": {"path": {"type": "string", "pattern": "^/"}}}
-PATH_QUERY = (Param("path", {"type": "string", "pattern": "^/"}, "actor path, e.g. /infra/store", True),)
+MAX_PATH = 512
+"""Longest actor path: far deeper than any tree the node builds (/tenants/<id>/sessions/<id>)."""
+
+ActorPath = Annotated[text(MAX_PATH, pattern="^/"), Field(description="actor path, e.g. /infra/store")]
+
+
+class PathBody(Body):
+    path: ActorPath
+
+
+class ActorQuery(Query):
+    path: ActorPath
+
+
+class EventsQuery(Query):
+    limit: Limit = 100
+    prefix: Annotated[text(MAX_PATH, pattern="^/"), Field(description="only paths starting with this")] = None
+
+
+class AuditQuery(Query):
+    limit: Limit = 100
+    target: text(MAX_PATH) = None
 
 
 def snapshot_dict(snapshot: Any) -> dict:
@@ -58,9 +79,7 @@ def snapshot_dict(snapshot: Any) -> dict:
     return wall(data)
 
 
-def _actor_path(value: Any) -> str:
-    if not isinstance(value, str) or not value.startswith("/") or len(value) > 512:
-        raise BadRequest("path must be an actor path starting with /", "path")
+def _actor_path(value: str) -> str:
     return value.rstrip("/") or "/"
 
 
@@ -77,9 +96,9 @@ async def tree(who: Principal):
 
 
 @endpoint(bp, "GET", "/supervision/actor", summary="One actor: state, restarts, last failure, breaker, mailbox, "
-          "uptime, children", auth=Auth.ADMIN, query=PATH_QUERY)
-async def actor(who: Principal):
-    return snapshot_dict(_find(_actor_path(request.args.get("path"))))
+          "uptime, children", auth=Auth.ADMIN, query=ActorQuery)
+async def actor(who: Principal, query: ActorQuery):
+    return snapshot_dict(_find(_actor_path(query.path)))
 
 
 def _parent(path: str) -> tuple[Any, str]:
@@ -105,10 +124,9 @@ async def _control(call: Any) -> Any:
 
 
 @endpoint(bp, "POST", "/supervision/actor/{action}", summary="Restart, stop or start an actor (audited)",
-          auth=Auth.ADMIN, body=PATH_BODY)
-async def control(who: Principal, action: str):
-    choice(action, "action", ACTIONS)
-    path = _actor_path((await json_object()).get("path"))
+          auth=Auth.ADMIN, body=PathBody)
+async def control(who: Principal, action: str, body: PathBody):
+    path = _actor_path(body.path)
 
     async def run() -> Any:
         parent, child_id = _parent(path)
@@ -124,10 +142,9 @@ async def control(who: Principal, action: str):
 
 @endpoint(bp, "POST", "/supervision/breaker/{breaker_action}",
           summary="Reset, force open or force close an actor's circuit breaker (audited)",
-          auth=Auth.ADMIN, body=PATH_BODY)
-async def breaker(who: Principal, breaker_action: str):
-    choice(breaker_action, "breaker_action", BREAKER_ACTIONS)
-    path = _actor_path((await json_object()).get("path"))
+          auth=Auth.ADMIN, body=PathBody)
+async def breaker(who: Principal, breaker_action: str, body: PathBody):
+    path = _actor_path(body.path)
 
     async def run() -> Any:
         parent, child_id = _parent(path)
@@ -151,17 +168,15 @@ async def pools(who: Principal):
 
 
 @endpoint(bp, "GET", "/supervision/events", summary="Recent lifecycle events, newest last", auth=Auth.ADMIN,
-          query=(Param("limit", {"type": "integer", "minimum": 1, "maximum": 1000}),
-                 Param("prefix", {"type": "string"}, "only paths starting with this")))
-async def events(who: Principal):
-    limit, prefix = query_limit(), request.args.get("prefix", "")
+          query=EventsQuery)
+async def events(who: Principal, query: EventsQuery):
+    limit, prefix = query.limit, query.prefix or ""
     system = state().node.system
     chosen = [event for event in system.history() if event.path.startswith(prefix)][-limit:]
     return [{**event.to_dict(), "at": system.wall_time(event.at)} for event in chosen]
 
 
 @endpoint(bp, "GET", "/supervision/audit", summary="Audit entries of admin actions, newest first",
-          auth=Auth.ADMIN, query=(Param("limit", {"type": "integer", "minimum": 1, "maximum": 1000}),
-                                  Param("target", {"type": "string"})))
-async def audit(who: Principal):
-    return await state().node.store.list_audit(target=request.args.get("target") or None, limit=query_limit())
+          auth=Auth.ADMIN, query=AuditQuery)
+async def audit(who: Principal, query: AuditQuery):
+    return await state().node.store.list_audit(target=query.target, limit=query.limit)

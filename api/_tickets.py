@@ -13,10 +13,11 @@ import base64
 import binascii
 import hashlib
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import trio
-from quart import Blueprint, request
+from pydantic import Field
+from quart import Blueprint
 
 from actors.drivers import MediaKind
 from actors.media import detect_extension, write_atomically
@@ -27,37 +28,54 @@ from supervisor import ActorFailed, ActorStopped, AskTimeout
 
 from ._auth import Principal
 from ._errors import BadRequest, Conflict, NotFound, Unavailable
-from ._routing import MAX_ID, Auth, Param, endpoint, path_param, state
-from ._validate import MAX_TEXT, integer, json_object, optional_json_object, query_limit, text
+from ._routing import Auth, endpoint, path_param, state
+from ._validate import MAX_KEY, Body, Id, Key, Limit, Offset, Query, Text, text
 
 bp = Blueprint("tickets", __name__)
 
-path_param("ticket_id", {"type": "integer", "minimum": 1, "maximum": MAX_ID})
+path_param("ticket_id", Id)
 
 STATUSES = tuple(s.value for s in TicketStatus)
 SEND_TIMEOUT = 30.0
 """The outbox answers once the row is committed: one group-commit batch, far below this."""
-MAX_KEY = 200
-"""Longest Idempotency-Key: a UUID or a client's own request id fits many times over."""
-
-USER_BODY = {"type": "object", "properties": {"user_id": {"type": "integer", "minimum": 1}}}
-TRANSFER_BODY = {"type": "object", "properties": {"user_id": {"type": "integer", "minimum": 1},
-                                                  "queue": {"type": "string", "minLength": 1}}}
 MEDIA_KINDS = tuple(kind.value for kind in MediaKind)
-SEND_BODY = {
-    "type": "object",
-    "properties": {
-        "text": {"type": "string", "minLength": 1, "maxLength": MAX_TEXT,
-                 "description": "the message, or the attachment's caption; required without media"},
-        "media": {"type": "object", "required": ["data", "mimetype"], "properties": {
-            "data": {"type": "string", "description": "the file, base64"},
-            "mimetype": {"type": "string", "minLength": 1, "maxLength": 200},
-            "file_name": {"type": "string", "minLength": 1, "maxLength": 255},
-            "kind": {"type": "string", "enum": list(MEDIA_KINDS),
-                     "description": "default: from the mimetype (image, video, audio, else document)"},
-        }},
-    },
-}
+
+
+class UserBody(Body):
+    user_id: Annotated[Id, Field(description="default: the token's user")] = None
+
+
+class TransferBody(Body):
+    user_id: Annotated[Id, Field(description="none: back to pending")] = None
+    queue: text(200) = None
+
+
+class Media(Body):
+    data: Annotated[str, Field(min_length=1, description="the file, base64")]
+    mimetype: text(200)
+    file_name: text(255) = None
+    kind: Annotated[Literal[MEDIA_KINDS], Field(
+        description="default: from the mimetype (image, video, audio, else document)")] = None
+
+
+class SendBody(Body):
+    text: Annotated[Text, Field(description="the message, or the attachment's caption; required without media")] = None
+    media: Media = None
+
+
+class SendHeaders(Query):
+    idempotency_key: Annotated[Key, Field(alias="Idempotency-Key", description=(
+        f"names the request (1 to {MAX_KEY} characters): a repeat returns the first send"))]
+
+
+class ListQuery(Query):
+    status: Literal[STATUSES] = None
+    limit: Limit = 100
+
+
+class MessagesQuery(Query):
+    after_id: Annotated[Offset, Field(description="the last message id seen (0: from the start)")] = 0
+    limit: Limit = 100
 
 
 async def ticket_or_404(tenant_id: str, ticket_id: int):
@@ -67,13 +85,12 @@ async def ticket_or_404(tenant_id: str, ticket_id: int):
     return ticket
 
 
-async def _user(who: Principal, tenant_id: str, body: dict, *, required: bool) -> int | None:
+async def _user(who: Principal, tenant_id: str, user_id: int | None, *, required: bool) -> int | None:
     """The acting user: ``user_id`` from the body (checked to be the tenant's), else the token's user."""
-    if body.get("user_id") is None:
+    if user_id is None:
         if who.user is None and required:
             raise BadRequest("user_id is required with the admin token", "user_id")
         return who.user
-    user_id = integer(body["user_id"], "user_id", minimum=1)
     user = await state().node.store.get_user(user_id)
     if user is None or user.tenant_id != tenant_id:
         raise NotFound(f"no user {user_id} in tenant {tenant_id!r}", "user_id")
@@ -93,13 +110,9 @@ async def _ask_ticket(tenant_id: str, ticket_id: int, message: Any) -> Any:
 
 
 @endpoint(bp, "GET", "/tenants/{tenant_id}/tickets", summary="The tenant's tickets, most recent first",
-          auth=Auth.TENANT, query=(Param("status", {"type": "string", "enum": list(STATUSES)}),
-                                   Param("limit", {"type": "integer", "minimum": 1, "maximum": 1000})))
-async def list_tickets(who: Principal, tenant_id: str):
-    status = request.args.get("status")
-    if status is not None and status not in STATUSES:
-        raise BadRequest(f"status must be one of {', '.join(STATUSES)}", "status")
-    return await state().node.store.list_tickets(tenant_id, status, limit=query_limit())
+          auth=Auth.TENANT, query=ListQuery)
+async def list_tickets(who: Principal, tenant_id: str, query: ListQuery):
+    return await state().node.store.list_tickets(tenant_id, query.status, limit=query.limit)
 
 
 @endpoint(bp, "GET", "/tenants/{tenant_id}/tickets/{ticket_id}", summary="Get a ticket", auth=Auth.TENANT)
@@ -108,22 +121,20 @@ async def get_ticket(who: Principal, tenant_id: str, ticket_id: int):
 
 
 @endpoint(bp, "POST", "/tenants/{tenant_id}/tickets/{ticket_id}/accept",
-          summary="Assign the ticket to a user (default: the token's) and open it", auth=Auth.TENANT, body=USER_BODY)
-async def accept_ticket(who: Principal, tenant_id: str, ticket_id: int):
-    user_id = await _user(who, tenant_id, await optional_json_object(), required=True)
+          summary="Assign the ticket to a user (default: the token's) and open it", auth=Auth.TENANT, body=UserBody)
+async def accept_ticket(who: Principal, tenant_id: str, ticket_id: int, body: UserBody):
+    user_id = await _user(who, tenant_id, body.user_id, required=True)
     await ticket_or_404(tenant_id, ticket_id)
     return await _ask_ticket(tenant_id, ticket_id, Accept(user_id))
 
 
 @endpoint(bp, "POST", "/tenants/{tenant_id}/tickets/{ticket_id}/transfer",
           summary="Move the ticket to a queue and/or a user (no user: back to pending)", auth=Auth.TENANT,
-          body=TRANSFER_BODY)
-async def transfer_ticket(who: Principal, tenant_id: str, ticket_id: int):
-    body = await optional_json_object()
-    queue = text(body, "queue", required=False, max_length=200)
-    user_id = None if body.get("user_id") is None else await _user(who, tenant_id, body, required=False)
+          body=TransferBody)
+async def transfer_ticket(who: Principal, tenant_id: str, ticket_id: int, body: TransferBody):
+    user_id = None if body.user_id is None else await _user(who, tenant_id, body.user_id, required=False)
     await ticket_or_404(tenant_id, ticket_id)
-    return await _ask_ticket(tenant_id, ticket_id, Transfer(queue, user_id))
+    return await _ask_ticket(tenant_id, ticket_id, Transfer(body.queue, user_id))
 
 
 @endpoint(bp, "POST", "/tenants/{tenant_id}/tickets/{ticket_id}/close", summary="Close the ticket",
@@ -134,45 +145,36 @@ async def close_ticket(who: Principal, tenant_id: str, ticket_id: int):
 
 
 @endpoint(bp, "POST", "/tenants/{tenant_id}/tickets/{ticket_id}/reopen",
-          summary="Reopen a closed ticket (open with a user, else pending)", auth=Auth.TENANT, body=USER_BODY)
-async def reopen_ticket(who: Principal, tenant_id: str, ticket_id: int):
-    body = await optional_json_object()
-    user_id = None if body.get("user_id") is None else await _user(who, tenant_id, body, required=False)
+          summary="Reopen a closed ticket (open with a user, else pending)", auth=Auth.TENANT, body=UserBody)
+async def reopen_ticket(who: Principal, tenant_id: str, ticket_id: int, body: UserBody):
+    user_id = None if body.user_id is None else await _user(who, tenant_id, body.user_id, required=False)
     await ticket_or_404(tenant_id, ticket_id)
     return await _ask_ticket(tenant_id, ticket_id, Reopen(user_id))
 
 
 @endpoint(bp, "GET", "/tenants/{tenant_id}/tickets/{ticket_id}/messages",
           summary="The ticket's messages in arrival order, paged with after_id", auth=Auth.TENANT,
-          query=(Param("after_id", {"type": "integer", "minimum": 0}),
-                 Param("limit", {"type": "integer", "minimum": 1, "maximum": 1000})))
-async def ticket_messages(who: Principal, tenant_id: str, ticket_id: int):
-    after_id = integer(request.args.get("after_id", 0), "after_id")
-    limit = query_limit()
+          query=MessagesQuery)
+async def ticket_messages(who: Principal, tenant_id: str, ticket_id: int, query: MessagesQuery):
     await ticket_or_404(tenant_id, ticket_id)
-    messages = await state().node.store.list_messages(ticket_id, after_id=after_id, limit=limit)
-    return {"messages": messages, "next_after_id": messages[-1].id if len(messages) == limit else None}
+    messages = await state().node.store.list_messages(ticket_id, after_id=query.after_id, limit=query.limit)
+    return {"messages": messages, "next_after_id": messages[-1].id if len(messages) == query.limit else None}
 
 
 @endpoint(bp, "POST", "/tenants/{tenant_id}/tickets/{ticket_id}/messages",
           summary="Send a text or an attachment to the ticket's contact (header Idempotency-Key: a repeat "
                   "sends nothing new)",
-          auth=Auth.TENANT, body=SEND_BODY, status=202,
-          query=(Param("Idempotency-Key", {"type": "string", "minLength": 1, "maxLength": MAX_KEY},
-                       "names the request: a repeat returns the first send", True, "header"),))
-async def send_message(who: Principal, tenant_id: str, ticket_id: int):
-    key = request.headers.get("Idempotency-Key", "").strip()
-    if not key or len(key) > MAX_KEY:
-        raise BadRequest(f"the Idempotency-Key header is required (1 to {MAX_KEY} characters)", "Idempotency-Key")
-    body = await json_object()
-    media = body.get("media")
-    message = text(body, "text", required=media is None, default="")
+          auth=Auth.TENANT, body=SendBody, headers=SendHeaders, status=202)
+async def send_message(who: Principal, tenant_id: str, ticket_id: int, body: SendBody, headers: SendHeaders):
+    if body.text is None and body.media is None:
+        raise BadRequest("text is required without media", "text")
     ticket = await ticket_or_404(tenant_id, ticket_id)
     contact = await state().node.store.get_contact(ticket.contact_id)
     if contact is None:
         raise NotFound(f"ticket {ticket_id} has no contact", "ticket_id")
-    attachment = None if media is None else await _store_attachment(tenant_id, media)
-    send = Send(tenant_id, ticket.session_id, key, contact.jid, message, ticket_id, attachment)
+    attachment = None if body.media is None else await _store_attachment(tenant_id, body.media)
+    send = Send(tenant_id, ticket.session_id, headers.idempotency_key, contact.jid, body.text or "", ticket_id,
+                attachment)
     try:
         reply = await state().node.system.ref("/services/outbox").ask(send, timeout=SEND_TIMEOUT)
     except (AskTimeout, ActorStopped, ActorFailed) as error:
@@ -182,30 +184,24 @@ async def send_message(who: Principal, tenant_id: str, ticket_id: int):
     return {"created": reply.created, "item": reply.item}
 
 
-async def _store_attachment(tenant_id: str, media: Any) -> MediaFile:
-    """Validate an attachment and write it under ``<media.dir>/<tenant>/outbound/`` before the send.
+async def _store_attachment(tenant_id: str, media: Media) -> MediaFile:
+    """Decode an attachment and write it under ``<media.dir>/<tenant>/outbound/`` before the send.
 
     The file is named by its SHA-256, so a retried request finds the same file; the
     outbox row then keeps only its path (rows stay small, the bytes are written once).
     """
-    if not isinstance(media, dict):
-        raise BadRequest("media must be an object with data (base64) and mimetype", "media")
-    mimetype = text(media, "mimetype", max_length=200)
-    file_name = text(media, "file_name", required=False, max_length=255)
     try:
-        data = base64.b64decode(media.get("data") or "", validate=True)
-    except (binascii.Error, ValueError, TypeError):
+        data = base64.b64decode(media.data, validate=True)
+    except (binascii.Error, ValueError):
         raise BadRequest("media.data must be base64", "media.data") from None
     limit = state().node.settings.media.max_bytes
     if not data or len(data) > limit:
         raise BadRequest(f"media.data must be 1 to {limit} bytes once decoded", "media.data")
-    kind = media.get("kind") or _kind_of(mimetype)
-    if kind not in MEDIA_KINDS:
-        raise BadRequest(f"media.kind must be one of {', '.join(MEDIA_KINDS)}", "media.kind")
-    name = f"{hashlib.sha256(data).hexdigest()}.{detect_extension(data, mimetype)}"
+    kind = media.kind or _kind_of(media.mimetype)
+    name = f"{hashlib.sha256(data).hexdigest()}.{detect_extension(data, media.mimetype)}"
     root = Path(state().node.settings.media.dir)
     path = await trio.to_thread.run_sync(write_atomically, root, Path(tenant_id) / "outbound" / name, data)
-    return MediaFile(str(path), kind, mimetype, file_name)
+    return MediaFile(str(path), kind, media.mimetype, media.file_name)
 
 
 def _kind_of(mimetype: str) -> str:

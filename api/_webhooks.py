@@ -3,41 +3,49 @@ replay a dead letter. Deliveries themselves are ``actors.webhooks``' job (``node
 
 from __future__ import annotations
 
-import re
+from typing import Annotated, Literal
 
-from quart import Blueprint, request
+from pydantic import Field
+from quart import Blueprint
 
 from actors.store import Conflict as StoreConflict
 from actors.store import JobStatus, Queue
-from actors.webhooks import EVENTS, DeliveryNotFound
+from actors.webhooks import EVENTS, DeliveryNotFound, UnsafeTarget
 
 from ._audit import audited
 from ._auth import Principal
 from ._errors import BadRequest, Conflict, NotFound
-from ._routing import MAX_ID, Auth, Param, endpoint, path_param, state
+from ._routing import Auth, endpoint, path_param, state
 from ._tenants import tenant_or_404
-from ._validate import choice, json_object, query_limit, text
+from ._validate import Body, Id, Limit, Query, text
 
 bp = Blueprint("webhooks", __name__)
 
-path_param("webhook_id", {"type": "integer", "minimum": 1, "maximum": MAX_ID})
-path_param("delivery_id", {"type": "integer", "minimum": 1, "maximum": MAX_ID})
+path_param("webhook_id", Id)
+path_param("delivery_id", Id)
 
 EVENT_PATTERN = r"^(\*|[a-z][a-z0-9_]*(\.([a-z0-9_]+|\*))+)$"
 """Event names are dotted (``connection.update``, ``ticket.*``), or ``*`` for all."""
-_EVENT = re.compile(EVENT_PATTERN)
 
 MAX_EVENTS = 64
+MAX_URL = 2048
+"""Longest webhook URL: what browsers and proxies reliably carry."""
 
-WEBHOOK_BODY = {
-    "type": "object", "required": ["url", "events"],
-    "properties": {
-        "url": {"type": "string", "pattern": "^https?://"},
-        "events": {"type": "array", "minItems": 1, "maxItems": MAX_EVENTS,
-                   "items": {"type": "string", "pattern": EVENT_PATTERN}},
-        "secret": {"type": "string", "minLength": 1},
-    },
-}
+
+class WebhookBody(Body):
+    url: Annotated[text(MAX_URL, pattern=r"^https?://[^\s/]+"), Field(
+        description="http(s) URL of a public receiver (private, loopback, link-local and metadata addresses "
+                    "are refused unless webhooks.allow_targets lists them)")]
+    events: Annotated[list[text(100, pattern=EVENT_PATTERN)], Field(min_length=1, max_length=MAX_EVENTS)]
+    secret: text(256) = None
+
+
+STATES = tuple(status.value for status in JobStatus)
+
+
+class DeliveriesQuery(Query):
+    state: Literal[STATES] = None
+    limit: Limit = 100
 
 
 def public(webhook) -> dict:
@@ -71,23 +79,17 @@ async def list_webhooks(who: Principal, tenant_id: str):
 
 
 @endpoint(bp, "POST", "/tenants/{tenant_id}/webhooks", summary="Subscribe a URL to events",
-          auth=Auth.TENANT_ADMIN, body=WEBHOOK_BODY, status=201)
-async def create_webhook(who: Principal, tenant_id: str):
-    body = await json_object()
-    url = text(body, "url", max_length=2048)
-    if not re.match(r"^https?://[^\s/]+", url):
-        raise BadRequest("url must be an http:// or https:// URL", "url")
-    events = body.get("events")
-    if (not isinstance(events, list) or not 0 < len(events) <= MAX_EVENTS
-            or not all(isinstance(e, str) and _EVENT.match(e) for e in events)):
-        raise BadRequest(f"events must be a list of 1 to {MAX_EVENTS} event names matching {EVENT_PATTERN}",
-                         "events")
-    unknown = [e for e in events if not _known(e)]
+          auth=Auth.TENANT_ADMIN, body=WebhookBody, status=201)
+async def create_webhook(who: Principal, tenant_id: str, body: WebhookBody):
+    unknown = [e for e in body.events if not _known(e)]
     if unknown:
         raise BadRequest(f"unknown events {unknown}; known: {', '.join(EVENTS)} (or '*', 'ticket.*')", "events")
-    secret = text(body, "secret", required=False, max_length=256)
+    try:
+        state().node.webhooks.targets.check_url(body.url)
+    except UnsafeTarget as refused:
+        raise BadRequest(str(refused), "url") from None
     await tenant_or_404(tenant_id)
-    webhook = await state().node.store.create_webhook(tenant_id, url, tuple(events), secret=secret)
+    webhook = await state().node.store.create_webhook(tenant_id, body.url, tuple(body.events), secret=body.secret)
     state().node.webhooks.subscriptions_changed(tenant_id)
     return public(webhook)
 
@@ -107,18 +109,12 @@ async def delete_webhook(who: Principal, tenant_id: str, webhook_id: int):
     return None
 
 
-STATES = tuple(status.value for status in JobStatus)
-
-
 @endpoint(bp, "GET", "/tenants/{tenant_id}/webhooks/deliveries", summary="The tenant's webhook deliveries "
-          "(state=dead: the dead letters), oldest first", auth=Auth.TENANT_ADMIN,
-          query=(Param("state", {"type": "string", "enum": list(STATES)}),
-                 Param("limit", {"type": "integer", "minimum": 1, "maximum": 1000})))
-async def list_deliveries(who: Principal, tenant_id: str):
-    status = request.args.get("state")
-    status = None if status is None else JobStatus(choice(status, "state", STATES))
+          "(state=dead: the dead letters), oldest first", auth=Auth.TENANT_ADMIN, query=DeliveriesQuery)
+async def list_deliveries(who: Principal, tenant_id: str, query: DeliveriesQuery):
+    status = None if query.state is None else JobStatus(query.state)
     await tenant_or_404(tenant_id)
-    return await state().node.store.list_jobs(Queue.WEBHOOKS, status, tenant_id=tenant_id, limit=query_limit())
+    return await state().node.store.list_jobs(Queue.WEBHOOKS, status, tenant_id=tenant_id, limit=query.limit)
 
 
 @endpoint(bp, "POST", "/tenants/{tenant_id}/webhooks/deliveries/{delivery_id}/replay",

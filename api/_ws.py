@@ -20,8 +20,12 @@ also send ``lagged`` (you fell behind: resume your rooms with ``since``) and ``r
 
 Malformed input ends the connection and does nothing else: a binary frame or text that is not a
 JSON object → close 1003 (unsupported data); a JSON object that is not a valid request (unknown
-op, missing or mistyped field, a room the token may not join) → close 1008 (policy violation),
-the reason naming the field. A client too slow for its queue → close 1008 "too slow".
+op, missing, mistyped, out-of-range or unknown field, a lone surrogate or a NUL in a string,
+nesting deeper than the REST bodies may go, a room the token may not join) → close 1008 (policy
+violation), the reason naming the field. Frames are declared as pydantic models like the REST
+bodies (:mod:`api._validate`), with the same caps: ``text`` as a message text, ``idempotency_key``
+as the ``Idempotency-Key`` header, ``ticket_id`` as a ticket id. A client too slow for its queue
+→ close 1008 "too slow".
 
 The app factory calls :func:`register_websocket` once; ``send`` goes to the node's outbox service
 like ``POST /tenants/{t}/tickets/{id}/messages`` (:class:`NodeOutbox`), with the token's tenant.
@@ -29,18 +33,19 @@ like ``POST /tenants/{t}/tickets/{id}/messages`` (:class:`NodeOutbox`), with the
 
 from __future__ import annotations
 
-import json
-from typing import Any, Protocol
+from typing import Annotated, Any, Literal, Protocol
 
 import attrs
 import trio
+from pydantic import Field
 from quart import websocket
 
 from actors.hub import Client, ClientClosed, Hub, HubError, InvalidRoom, RoomForbidden, control
 from actors.outbox import OutboxRefused, Send
 from supervisor import ActorFailed, ActorStopped, AskTimeout
 
-from ._errors import Unauthorized
+from ._errors import BadRequest, Unauthorized
+from ._validate import MAX_ID, Body, Id, Key, NotJson, Offset, Text, parse_json, text, validate
 
 
 UNSUPPORTED_DATA = 1003
@@ -53,7 +58,36 @@ connection is cut: a client that stopped reading must not hold a handler forever
 MAX_FRAME = 64 * 1024
 """Largest request frame in characters: requests are small commands (a message text fits)."""
 
-_OPS = ("join", "leave", "ping", "send")
+MAX_ROOM = 200
+"""Longest room name (``tenant:<id>``, ``ticket:<id>``... are far shorter)."""
+
+
+class JoinFrame(Body):
+    op: Literal["join"]
+    room: text(MAX_ROOM)
+    since: Offset = None
+    epoch: text(MAX_ROOM) = None
+
+
+class LeaveFrame(Body):
+    op: Literal["leave"]
+    room: text(MAX_ROOM)
+
+
+class PingFrame(Body):
+    op: Literal["ping"]
+    id: text(MAX_ROOM) | Annotated[int, Field(ge=-MAX_ID, le=MAX_ID)] = None
+
+
+class SendFrame(Body):
+    op: Literal["send"]
+    ticket_id: Id
+    text: Text
+    idempotency_key: Key
+
+
+FRAMES: dict[str, type[Body]] = {"join": JoinFrame, "leave": LeaveFrame, "ping": PingFrame, "send": SendFrame}
+"""The request declaration of each op."""
 
 
 class Outbox(Protocol):
@@ -179,55 +213,51 @@ async def _serve(hub: Hub, client: Client, outbox: Outbox) -> tuple[int, str] | 
     return ending[0] if ending else None
 
 
-def _parse(data: str | bytes) -> dict:
+def _parse(data: str | bytes) -> Body:
+    """A frame as its op's declaration. Raises FrameRefused (1003 not a JSON object, else 1008)."""
     if not isinstance(data, str):
         raise FrameRefused(UNSUPPORTED_DATA, "binary frames are not supported: send JSON text")
     if len(data) > MAX_FRAME:
         raise FrameRefused(POLICY_VIOLATION, f"frame: larger than {MAX_FRAME} characters")
     try:
-        request = json.loads(data)
-    except ValueError:
+        request = parse_json(data, "frame")
+    except NotJson:
         raise FrameRefused(UNSUPPORTED_DATA, "frame: not JSON") from None
+    except BadRequest as refused:
+        raise FrameRefused(POLICY_VIOLATION, refused.message) from None
     if not isinstance(request, dict):
         raise FrameRefused(UNSUPPORTED_DATA, "frame: must be a JSON object")
-    if request.get("op") not in _OPS:
-        raise FrameRefused(POLICY_VIOLATION, f"op: must be one of {', '.join(_OPS)}")
-    return request
-
-
-async def _handle(hub: Hub, client: Client, outbox: Outbox, request: dict) -> None:
+    op = request.get("op")
+    if not isinstance(op, str) or op not in FRAMES:
+        raise FrameRefused(POLICY_VIOLATION, f"op: must be one of {', '.join(FRAMES)}")
     try:
-        match request["op"]:
-            case "join":
-                since, epoch = request.get("since"), request.get("epoch")
-                if since is not None and (type(since) is not int or since < 0):
-                    raise FrameRefused(POLICY_VIOLATION, "since: must be a non-negative integer")
-                if epoch is not None and not isinstance(epoch, str):
-                    raise FrameRefused(POLICY_VIOLATION, "epoch: must be a string")
-                hub.join(client, _field(request, "room"), since=since, epoch=epoch)
-            case "leave":
-                hub.leave(client, _field(request, "room"))
-            case "ping":
-                client.push(control("pong", id=request.get("id")))
-            case "send":
+        return validate(FRAMES[op], request, "frame")
+    except BadRequest as refused:
+        raise FrameRefused(POLICY_VIOLATION, refused.message) from None
+
+
+async def _handle(hub: Hub, client: Client, outbox: Outbox, request: Body) -> None:
+    try:
+        match request:
+            case JoinFrame(room=room, since=since, epoch=epoch):
+                hub.join(client, room, since=since, epoch=epoch)
+            case LeaveFrame(room=room):
+                hub.leave(client, room)
+            case PingFrame(id=ping_id):
+                client.push(control("pong", id=ping_id))
+            case SendFrame():
                 await _send(client, outbox, request)
     except (InvalidRoom, RoomForbidden) as error:
         raise FrameRefused(POLICY_VIOLATION, str(error)) from None
 
 
-async def _send(client: Client, outbox: Outbox, request: dict) -> None:
-    ticket_id = _field(request, "ticket_id")
-    text, key = _field(request, "text"), _field(request, "idempotency_key")
-    if type(ticket_id) is not int or ticket_id < 1:
-        raise FrameRefused(POLICY_VIOLATION, "ticket_id: must be a positive integer")
-    for name, value in (("text", text), ("idempotency_key", key)):
-        if not isinstance(value, str) or not value:
-            raise FrameRefused(POLICY_VIOLATION, f"{name}: must be a non-empty string")
+async def _send(client: Client, outbox: Outbox, request: SendFrame) -> None:
+    ticket_id, key = request.ticket_id, request.idempotency_key
     if not client.tenant_id:
         raise FrameRefused(POLICY_VIOLATION, "send: the node admin has no tenant; use an agent token")
     error = {"op": "send", "idempotency_key": key}
     try:
-        result = await outbox.submit(client.tenant_id, client.user, ticket_id=ticket_id, text=text,
+        result = await outbox.submit(client.tenant_id, client.user, ticket_id=ticket_id, text=request.text,
                                      idempotency_key=key)
     except LookupError:
         client.push(control("error", code="not_found", message=f"no ticket {ticket_id}", field="ticket_id", **error))
@@ -238,9 +268,3 @@ async def _send(client: Client, outbox: Outbox, request: dict) -> None:
         client.push(control("error", code="invalid", message=str(refused), field=field, **error))
     else:
         client.push(control("sent", idempotency_key=key, outbox=result))
-
-
-def _field(request: dict, name: str) -> Any:
-    if name not in request:
-        raise FrameRefused(POLICY_VIOLATION, f"{name}: required for op {request['op']!r}")
-    return request[name]

@@ -16,6 +16,7 @@ full key from the instance it is validating.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import re
 import tomllib
@@ -99,6 +100,18 @@ def _parse_float_list(text: str) -> list[float]:
             raise ValueError(f"must be a list of numbers, got {text!r}") from None
         return [_parse_float(str(item)) for item in items]
     return [_parse_float(item) for item in stripped.split(",")]
+
+
+def _parse_text_list(text: str) -> list[str]:
+    """``"10.0.0.0/8,hooks.internal"`` or the TOML array ``'["10.0.0.0/8"]'``; empty: none."""
+    stripped = text.strip()
+    if stripped.startswith("["):
+        try:
+            items = tomllib.loads(f"v = {stripped}")["v"]
+        except tomllib.TOMLDecodeError:
+            raise ValueError(f"must be a list of strings, got {text!r}") from None
+        return [str(item) for item in items]
+    return [item.strip() for item in stripped.split(",") if item.strip()]
 
 
 # --- normalising converters (lenient: unknown shapes pass through to the validator) ---------
@@ -267,6 +280,28 @@ def path() -> Any:
             raise _fail(instance, attribute, f"must be a non-empty path, got {value!r}")
 
     return attrs.field(converter=_as_path, validator=check, metadata={KIND: FieldKind(_parse_text)})
+
+
+_HOST_NAME = re.compile(r"^(?=.{1,253}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*\.?$")
+
+
+def networks_or_hosts() -> Any:
+    """A list of CIDR networks (``10.0.0.0/8``, ``::1/128``, a bare address) or host names."""
+
+    def convert(value: Any) -> Any:
+        return tuple(value) if isinstance(value, list) else value
+
+    def check(instance: object, attribute: attrs.Attribute, value: Any) -> None:
+        if not isinstance(value, tuple) or not all(isinstance(item, str) for item in value):
+            raise _fail(instance, attribute, f"must be a list of CIDR networks or host names, got {value!r}")
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                if not _HOST_NAME.match(item.lower()):
+                    raise _fail(instance, attribute, f"{item!r} is neither a CIDR network nor a host name") from None
+
+    return attrs.field(converter=convert, validator=check, metadata={KIND: FieldKind(_parse_text_list)})
 
 
 def interval(*, gt: float) -> Any:

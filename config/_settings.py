@@ -28,6 +28,7 @@ from ._fields import (
     interval,
     key_of,
     member,
+    networks_or_hosts,
     number,
     path,
     secret,
@@ -246,6 +247,8 @@ class WebhooksSettings:
     backoff_initial: float = number(gt=0)
     concurrency: int = integer(ge=1)
     admin_notify_url: str | None = url("http", "https", optional=True)
+    allow_targets: tuple[str, ...] = networks_or_hosts()
+    """Webhook targets allowed besides public addresses (CIDRs, host names): on-premise receivers."""
 
 
 @attrs.frozen(kw_only=True)

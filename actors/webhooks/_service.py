@@ -44,6 +44,7 @@ from actors.store import QUARANTINED, Queue, StoreError, WebhookDelivery, storab
 from ._errors import DeliveryNotFound, InvalidWebhookEvent
 from ._events import EVENT_NOTIFY, Notification, Severity, check_event, status_events, status_notification
 from ._http import HttpPoster, PostFailed, Poster
+from ._targets import TargetPolicy, check_notify_url, target_policy
 from ._sign import DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, sign
 
 _LOG = logging.getLogger("zapvisor.webhooks")
@@ -81,6 +82,9 @@ def _quarantine_reason(exc: Exception) -> str:
 class Webhooks:
     """Webhook deliveries and admin notifications (see the module docstring).
 
+    ``targets`` is the webhook target policy (registration checks URLs with it, the default
+    poster checks every resolved address with it); ``admin_notify_url`` must pass it too
+    (``config.ConfigError`` naming ``webhooks.admin_notify_url`` otherwise).
     ``poster`` defaults to a real :class:`HttpPoster`; ``board`` (StatusBoard) and ``hub`` (Hub)
     are optional feeds/outlets. ``store.clock`` is the time base of ``next_attempt_at``.
     """
@@ -93,6 +97,7 @@ class Webhooks:
     board: Any = None
     hub: Any = None
     poster: Poster | None = None
+    targets: TargetPolicy = attrs.field(factory=TargetPolicy)
     poll_interval: float = POLL_INTERVAL
     request_timeout: float = REQUEST_TIMEOUT
     stale_after: float = STALE_AFTER
@@ -118,12 +123,15 @@ class Webhooks:
         if not self.stale_after > self.request_timeout > 0:
             raise ValueError(f"stale_after: must exceed request_timeout ({self.request_timeout!r} s) so a live "
                              f"delivery is never taken back, got {self.stale_after!r}")
+        check_notify_url(self.targets, self.admin_notify_url)
 
     @classmethod
-    def from_settings(cls, settings: Any, store: Any, **options: Any) -> Webhooks:
-        """From a ``[webhooks]`` settings section (attempts, backoff_initial, concurrency, admin_notify_url)."""
+    def from_settings(cls, settings: Any, store: Any, *, api: Any = None, **options: Any) -> Webhooks:
+        """From a ``[webhooks]`` settings section (attempts, backoff_initial, concurrency, admin_notify_url,
+        allow_targets); ``api`` (the ``[api]`` section) names the daemon's own address, never a target."""
+        targets = TargetPolicy.from_settings(settings.allow_targets) if api is None else target_policy(settings, api)
         return cls(store, settings.attempts, settings.backoff_initial, settings.concurrency,
-                   settings.admin_notify_url, **options)
+                   settings.admin_notify_url, targets=targets, **options)
 
     def backoff(self, attempt: int) -> float:
         """Seconds before the attempt after failed attempt number ``attempt`` (1-based)."""
@@ -232,7 +240,7 @@ class Webhooks:
         await self.store.recover_running(Queue.WEBHOOKS, stale_after=self.stale_after)
         async with contextlib.AsyncExitStack() as stack:
             if self.poster is None:
-                self.poster = await stack.enter_async_context(HttpPoster(self.request_timeout))
+                self.poster = await stack.enter_async_context(HttpPoster(self.request_timeout, self.targets))
             nursery = await stack.enter_async_context(trio.open_nursery())
             nursery.start_soon(self._write_pending)
             nursery.start_soon(self._dispatch)

@@ -29,6 +29,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def main(args: argparse.Namespace) -> int:
     """Start the daemon; returns 0 after a clean stop. Raises `ConfigError` on bad settings."""
     settings = load_settings(args.config)
+    from actors.webhooks import target_policy
+
+    target_policy(settings.webhooks, settings.api)  # admin_notify_url obeys the webhook target rule
     configure_logging(settings.logging)
     from .._daemon import run_daemon
 

@@ -121,6 +121,15 @@ async def api_server(tmp_path: Path, simulator, simulated_driver_config) -> Asyn
         yield server
 
 
+@pytest.fixture
+async def local_hooks_server(tmp_path: Path, simulator, simulated_driver_config) -> AsyncIterator[ApiServer]:
+    """``api_server`` whose webhooks may target this machine: 127.0.0.1 allowed the documented way,
+    with ``webhooks.allow_targets`` (as an operator allows an on-premise receiver)."""
+    settings = api_settings(tmp_path / "data", simulator.url, ZAPVISOR_WEBHOOKS__ALLOW_TARGETS="127.0.0.1/32")
+    async with open_api_server(settings, simulated_driver_config) as server:
+        yield server
+
+
 class Daemon:
     """``zapvisor run`` with its log in a file (never a pipe that could fill and block it)."""
 

@@ -138,6 +138,14 @@ async def test_bad_config_value_in_env_exits_2_naming_the_key(tmp_path: Path) ->
     )
 
 
+async def test_an_internal_admin_notify_url_is_a_config_error(tmp_path: Path) -> None:
+    """The webhook target rule holds for admin notifications too, checked when the settings load."""
+    result = await _zapvisor(tmp_path, "run", ZAPVISOR_WEBHOOKS__ADMIN_NOTIFY_URL="http://169.254.169.254/latest")
+    assert result.returncode == 2
+    assert result.stderr.decode().startswith("zapvisor: config error: webhooks.admin_notify_url: 169.254.169.254 is "
+                                             "link-local")
+
+
 async def test_bad_config_value_in_file_exits_2_naming_key_and_file(tmp_path: Path) -> None:
     config = tmp_path / "zapvisor.toml"
     config.write_text("[api]\nport = 70000\n")

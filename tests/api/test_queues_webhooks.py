@@ -87,14 +87,16 @@ async def test_webhook_crud(api_server) -> None:
     assert (await client.get("/tenants/t1/webhooks")).json() == []
 
 
-async def test_dead_deliveries_are_listed_and_replayed(api_server) -> None:
+async def test_dead_deliveries_are_listed_and_replayed(local_hooks_server) -> None:
+    api_server = local_hooks_server
     await api_server.tenant("t1")
     await api_server.tenant("t2")
     client = api_server.client(await api_server.agent_token("t1", role="admin"))
     other = api_server.client(await api_server.agent_token("t2", role="admin"))
     store = api_server.node.store
     # A receiver that refuses connections (port 9, discard): every attempt fails, then a dead letter.
-    await client.post("/tenants/t1/webhooks", json={"url": "http://127.0.0.1:9/hook", "events": ["*"]})
+    created = await client.post("/tenants/t1/webhooks", json={"url": "http://127.0.0.1:9/hook", "events": ["*"]})
+    assert created.status_code == 201, created.text
     deliveries = await store.enqueue_webhook_event("t1", "connection.update", {"session_id": "s1"})
     with trio.fail_after(30):
         while deliveries[0].id not in {d.id for d in await store.list_jobs(Queue.WEBHOOKS, JobStatus.DEAD)}:

@@ -62,7 +62,7 @@ async def test_a_token_of_tenant_a_gets_404_for_tenant_b(api_server) -> None:
     b_admin = api_server.client(await api_server.agent_token("b", role="admin"))
     made = await b_admin.post("/tenants/b/sessions", json={"id": "b-session", "name": "B"})
     assert made.status_code == 201
-    hook = await b_admin.post("/tenants/b/webhooks", json={"url": "http://127.0.0.1:9/h", "events": ["*"]})
+    hook = await b_admin.post("/tenants/b/webhooks", json={"url": "https://hooks.example.com/h", "events": ["*"]})
     assert hook.status_code == 201
     for method, path in [
         ("GET", "/tenants/b"),

@@ -34,7 +34,8 @@ async def join(ws, room: str) -> None:
         assert json.loads(await ws.get_message())["type"] == "joined"
 
 
-async def test_realtime_and_webhooks_end_to_end(api_server, simulator_control, webhook_receiver) -> None:
+async def test_realtime_and_webhooks_end_to_end(local_hooks_server, simulator_control, webhook_receiver) -> None:
+    api_server = local_hooks_server  # the receiver listens on 127.0.0.1: allowed by webhooks.allow_targets
     for tenant in ("t1", "t2"):
         await api_server.tenant(tenant)
     created = await api_server.admin.post("/tenants/t1/webhooks", json={

@@ -8,9 +8,16 @@ from typing import Any
 import pytest
 
 from actors.store import SqliteBackend, open_store
+from actors.webhooks import TargetPolicy
+from config import load_settings
 from tests.fixtures.webhook_receiver import Receiver
 
 SECRET = "webhook-secret"
+
+LOCAL_RECEIVERS = TargetPolicy.from_settings(
+    load_settings(env={"ZAPVISOR_WEBHOOKS__ALLOW_TARGETS": "127.0.0.1/32"}).webhooks.allow_targets)
+"""The local receiver listens on 127.0.0.1, which webhooks refuse by default: allowed the documented
+way, with the ``webhooks.allow_targets`` setting (as an on-premise receiver would be)."""
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import trio
 from actors.store import JobStatus, Queue, SqliteBackend, open_store
 from actors.webhooks import DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, Webhooks, verify
 
-from .conftest import SECRET, prepare
+from .conftest import LOCAL_RECEIVERS, SECRET, prepare
 
 #: Small real-time backoff so retries happen within a test; the schedule itself is exact under
 #: MockClock in test_schedule.py.
@@ -27,7 +27,7 @@ async def wait_status(store, job_id: int, status: JobStatus, timeout: float = 20
 async def test_fails_twice_then_succeeds_signed_with_backoff(store, receiver):
     receiver.script = [500, 503]
     await prepare(store, receiver.url, ["connection.update", "message.created"])
-    service = Webhooks(store, backoff_initial=BACKOFF, poll_interval=0.1)
+    service = Webhooks(store, targets=LOCAL_RECEIVERS, backoff_initial=BACKOFF, poll_interval=0.1)
     async with trio.open_nursery() as nursery:
         await nursery.start(service.run)
         service.emit("acme", "message.created", {"id": 7, "text": "olá"})
@@ -52,7 +52,7 @@ async def test_fails_twice_then_succeeds_signed_with_backoff(store, receiver):
 async def test_dead_letter_after_three_attempts_then_replay(store, receiver):
     receiver.default = 500
     await prepare(store, receiver.url)
-    service = Webhooks(store, backoff_initial=BACKOFF, poll_interval=0.1)
+    service = Webhooks(store, targets=LOCAL_RECEIVERS, backoff_initial=BACKOFF, poll_interval=0.1)
     async with trio.open_nursery() as nursery:
         await nursery.start(service.run)
         service.emit("acme", "connection.update", {"status": "connected"})
@@ -71,7 +71,7 @@ async def test_dead_letter_after_three_attempts_then_replay(store, receiver):
 
 async def test_only_subscribed_events_of_the_tenant_are_delivered_unsigned_without_secret(store, receiver):
     await prepare(store, receiver.url, ["ticket.closed"], secret=None)
-    service = Webhooks(store, poll_interval=0.1)
+    service = Webhooks(store, targets=LOCAL_RECEIVERS, poll_interval=0.1)
     async with trio.open_nursery() as nursery:
         await nursery.start(service.run)
         service.emit("zeta", "ticket.closed", {"id": 1})  # another tenant: no webhook
@@ -87,7 +87,7 @@ async def test_only_subscribed_events_of_the_tenant_are_delivered_unsigned_witho
 async def test_at_most_concurrency_deliveries_in_flight(store, receiver):
     receiver.hold = trio.Event()
     await prepare(store, receiver.url)
-    service = Webhooks(store, concurrency=5, poll_interval=0.05)
+    service = Webhooks(store, targets=LOCAL_RECEIVERS, concurrency=5, poll_interval=0.05)
     async with trio.open_nursery() as nursery:
         await nursery.start(service.run)
         for n in range(12):
@@ -105,7 +105,7 @@ async def test_deliveries_survive_a_restart(db_path, receiver):
     receiver.default = 500
     async with open_store(SqliteBackend(db_path)) as store:
         await prepare(store, receiver.url)
-        service = Webhooks(store, backoff_initial=BACKOFF, poll_interval=0.1)
+        service = Webhooks(store, targets=LOCAL_RECEIVERS, backoff_initial=BACKOFF, poll_interval=0.1)
         async with trio.open_nursery() as nursery:
             await nursery.start(service.run)
             service.emit("acme", "connection.update", {"n": 1})
@@ -118,7 +118,7 @@ async def test_deliveries_survive_a_restart(db_path, receiver):
         (in_flight,) = await store.claim_jobs(Queue.WEBHOOKS, limit=10) or claimed
     receiver.default = 200
     async with open_store(SqliteBackend(db_path)) as store:  # a new process, the same database
-        service = Webhooks(store, backoff_initial=BACKOFF, poll_interval=0.1, request_timeout=0.5, stale_after=1.0)
+        service = Webhooks(store, targets=LOCAL_RECEIVERS, backoff_initial=BACKOFF, poll_interval=0.1, request_timeout=0.5, stale_after=1.0)
         async with trio.open_nursery() as nursery:
             await nursery.start(service.run)
             for row in {job.id, in_flight.id}:
@@ -130,7 +130,7 @@ async def test_deliveries_survive_a_restart(db_path, receiver):
 
 async def test_admin_notifications_reach_the_configured_url_with_severity(store, receiver):
     receiver.script = [502]
-    service = Webhooks(store, backoff_initial=BACKOFF, admin_notify_url=receiver.url, poll_interval=0.1)
+    service = Webhooks(store, targets=LOCAL_RECEIVERS, backoff_initial=BACKOFF, admin_notify_url=receiver.url, poll_interval=0.1)
     async with trio.open_nursery() as nursery:
         await nursery.start(service.run)
         service.notify("acme", "s1", "RECONNECT_FAILED", "HIGH", "breaker open")

@@ -11,10 +11,11 @@ def test_public_face_is_pinned():
     assert sorted(actors.webhooks.__all__) == sorted([
         "DELIVERY_HEADER", "EVENTS", "EVENT_HEADER", "POLL_INTERVAL", "REQUEST_TIMEOUT", "SIGNATURE_HEADER",
         "STALE_AFTER", "DeliveryNotFound", "HttpPoster", "InvalidWebhookEvent", "Notification", "PostFailed",
-        "Poster", "Severity", "WebhookError", "Webhooks", "check_event", "sign", "status_events",
-        "status_notification", "verify",
+        "Poster", "Severity", "TargetPolicy", "UnsafeTarget", "WebhookError", "Webhooks", "check_event",
+        "not_public", "sign", "status_events", "status_notification", "target_policy", "verify",
     ])
-    for error in (actors.webhooks.InvalidWebhookEvent, actors.webhooks.DeliveryNotFound, actors.webhooks.PostFailed):
+    for error in (actors.webhooks.InvalidWebhookEvent, actors.webhooks.DeliveryNotFound, actors.webhooks.PostFailed,
+                  actors.webhooks.UnsafeTarget):
         assert issubclass(error, actors.webhooks.WebhookError)
     assert issubclass(actors.webhooks.InvalidWebhookEvent, ValueError)
     assert issubclass(actors.webhooks.DeliveryNotFound, LookupError)

@@ -7,12 +7,12 @@ import trio
 from actors.store import Queue
 from actors.webhooks import EVENT_HEADER, Webhooks
 
-from .conftest import prepare
+from .conftest import LOCAL_RECEIVERS, prepare
 
 
 async def test_unsubscribed_events_are_not_queued_and_a_new_webhook_is_seen_at_once(store, receiver):
     await prepare(store, receiver.url, ["connection.update"])
-    service = Webhooks(store, poll_interval=0.1)
+    service = Webhooks(store, targets=LOCAL_RECEIVERS, poll_interval=0.1)
     async with trio.open_nursery() as nursery:
         await nursery.start(service.run)
         for i in range(50):
