@@ -22,7 +22,7 @@ from actors.drivers import MediaKind
 from actors.media import detect_extension, write_atomically
 from actors.outbox import MediaFile, OutboxRefused, Send
 from actors.store import TicketStatus
-from actors.tickets import Accept, Close, Reopen, TicketRefused, TicketUnavailable, Transfer
+from actors.tickets import Accept, Close, MarkTicketRead, Reopen, TicketRefused, TicketUnavailable, Transfer
 from supervisor import ActorFailed, ActorStopped, AskTimeout
 
 from ._auth import Principal
@@ -108,11 +108,15 @@ async def get_ticket(who: Principal, tenant_id: str, ticket_id: int):
 
 
 @endpoint(bp, "POST", "/tenants/{tenant_id}/tickets/{ticket_id}/accept",
-          summary="Assign the ticket to a user (default: the token's) and open it", auth=Auth.TENANT, body=USER_BODY)
+          summary="Assign the ticket to a user (default: the token's) and open it; its unread count goes to 0",
+          auth=Auth.TENANT, body=USER_BODY)
 async def accept_ticket(who: Principal, tenant_id: str, ticket_id: int):
     user_id = await _user(who, tenant_id, await optional_json_object(), required=True)
     await ticket_or_404(tenant_id, ticket_id)
-    return await _ask_ticket(tenant_id, ticket_id, Accept(user_id))
+    ticket = await _ask_ticket(tenant_id, ticket_id, Accept(user_id))
+    if ticket.unread:  # the agent who takes the conversation has it in front of them
+        ticket = await _ask_ticket(tenant_id, ticket_id, MarkTicketRead())
+    return ticket
 
 
 @endpoint(bp, "POST", "/tenants/{tenant_id}/tickets/{ticket_id}/transfer",
