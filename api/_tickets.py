@@ -160,7 +160,7 @@ async def ticket_messages(who: Principal, tenant_id: str, ticket_id: int):
 
 @endpoint(bp, "POST", "/tenants/{tenant_id}/tickets/{ticket_id}/messages",
           summary="Send a text or an attachment to the ticket's contact (header Idempotency-Key: a repeat "
-                  "sends nothing new)",
+                  "sends nothing new); a closed ticket is a 409",
           auth=Auth.TENANT, body=SEND_BODY, status=202,
           query=(Param("Idempotency-Key", {"type": "string", "minLength": 1, "maxLength": MAX_KEY},
                        "names the request: a repeat returns the first send", True, "header"),))
@@ -172,6 +172,9 @@ async def send_message(who: Principal, tenant_id: str, ticket_id: int):
     media = body.get("media")
     message = text(body, "text", required=media is None, default="")
     ticket = await ticket_or_404(tenant_id, ticket_id)
+    if ticket.status is TicketStatus.CLOSED and await state().node.store.find_outbox(tenant_id, key) is None:
+        # A repeat of a send accepted before the close still answers with it (idempotency).
+        raise Conflict(f"ticket {ticket_id} is closed: reopen it (POST .../reopen) before sending", "ticket_id")
     contact = await state().node.store.get_contact(ticket.contact_id)
     if contact is None:
         raise NotFound(f"ticket {ticket_id} has no contact", "ticket_id")
