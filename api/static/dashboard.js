@@ -177,7 +177,11 @@ function renderTree(root) {
       if (!node.children.length || !isExpanded(node)) return;
       const count = node.children.length;
       const page = Math.min(pages.get(node.path) || 0, Math.ceil(count / CHILD_PAGE) - 1);
-      for (const child of node.children.slice(page * CHILD_PAGE, (page + 1) * CHILD_PAGE)) walk(child, depth + 1);
+      // A big (dynamic) subtree pages in id order, so a page holds the same actors from one second to
+      // the next; a small one keeps its start order (the order the supervisor starts and stops them).
+      const children = count > COLLAPSE_OVER ? [...node.children].sort((a, b) => a.id.localeCompare(b.id))
+                                             : node.children;
+      for (const child of children.slice(page * CHILD_PAGE, (page + 1) * CHILD_PAGE)) walk(child, depth + 1);
       if (count > CHILD_PAGE) rows.push(pager(node.path, page, count, CHILD_PAGE, depth + 1));
     })(root, 0);
     (function count(node) { total += 1; node.children.forEach(count); })(root);
