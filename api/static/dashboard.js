@@ -15,6 +15,14 @@ const FLAT_PAGE = 100;  // matching actors drawn per page when the tree is filte
 const FILTER_PAGES = "\u0000filter";  // the pager key of the filtered list (no actor path looks like it)
 const CARDS_SHOWN = 24;  // session cards drawn at most: a small fleet all, a big one what needs a human
 const TENANTS_SHOWN = 50;  // rows of the by-tenant table (the biggest tenants first)
+const METRICS_EVERY_MS = 5000;  // /metrics counts the stored messages: a sample every 5 s, not every second
+const HISTORY_S = 3600;  // the charts show the last hour, kept in this page's memory
+const CHARTED = {  // what the charts draw: a rate per second (or per minute) of a counter, or a gauge
+  received: { name: "zapvisor_messages_received_total", rate: 1, label: "inbound msg/s" },
+  sent: { name: "zapvisor_messages_sent_total", rate: 1, label: "outbound msg/s" },
+  restarts: { name: "zapvisor_actor_restarts_total", rate: 60, label: "restarts/min" },
+  clients: { name: "zapvisor_websocket_clients", rate: 0, label: "websocket clients" },
+};
 const GOOD_ENOUGH = new Set(["qr", "pairing", "connecting", "starting", "queued"]);  // on their way, not broken
 
 const params = new URLSearchParams(location.hash.slice(1));
@@ -24,6 +32,7 @@ const shownQr = new Map();  // session id -> the QR payload currently drawn (red
 const toggled = new Map();  // actor path -> expanded or not, where the user chose
 const pages = new Map();  // actor path (or FILTER_PAGES) -> page of children shown
 let lastTree = null;
+const metricHistory = [];  // {t, received, sent, restarts, clients}, oldest first, the last HISTORY_S
 
 document.getElementById("login").addEventListener("submit", (event) => {
   event.preventDefault();
@@ -268,6 +277,66 @@ function renderOverview(all) {
        el("td", { class: row.total - row.connected ? "breaker-open" : "" }, String(row.total - row.connected)))));
 }
 
+// -- traffic: /metrics sampled every few seconds, kept in this page's memory for an hour, drawn as
+// sparklines (rates from the exact counters; a counter that went down, a restarted daemon, counts 0).
+
+async function sampleMetrics() {
+  try {
+    const text = await (await fetch("/metrics")).text();
+    const sums = {};
+    for (const line of text.split("\n")) {
+      if (!line || line.startsWith("#")) continue;
+      const name = line.split(/[{ ]/, 1)[0];
+      sums[name] = (sums[name] || 0) + Number(line.slice(line.lastIndexOf(" ") + 1));
+    }
+    const now = Date.now() / 1000;
+    const sample = { t: now };
+    for (const [key, metric] of Object.entries(CHARTED)) sample[key] = sums[metric.name] || 0;
+    metricHistory.push(sample);
+    while (metricHistory.length && metricHistory[0].t < now - HISTORY_S) metricHistory.shift();
+    renderCharts();
+  } catch (_) { /* the daemon is away: the status line says so */ }
+}
+
+function series(key) {
+  const metric = CHARTED[key], points = [];
+  for (let i = 1; i < metricHistory.length; i++) {
+    const before = metricHistory[i - 1], after = metricHistory[i];
+    const value = metric.rate ? Math.max(0, after[key] - before[key]) / (after.t - before.t) * metric.rate
+                              : after[key];
+    points.push([after.t, value]);
+  }
+  return points;
+}
+
+function sparkline(points) {
+  const width = 160, height = 32;
+  const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+  svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
+  svg.setAttribute("class", "spark");
+  if (points.length > 1) {
+    const t0 = points[0][0], span = Math.max(1, points[points.length - 1][0] - t0);
+    const top = Math.max(1e-9, ...points.map((p) => p[1]));
+    const line = document.createElementNS("http://www.w3.org/2000/svg", "polyline");
+    line.setAttribute("points", points.map(([t, v]) =>
+      ((t - t0) / span * width).toFixed(1) + "," + (height - 1 - v / top * (height - 2)).toFixed(1)).join(" "));
+    svg.append(line);
+  }
+  return svg;
+}
+
+function renderCharts() {
+  document.getElementById("charts").replaceChildren(...Object.entries(CHARTED).map(([key, metric]) => {
+    const points = series(key);
+    const current = points.length ? points[points.length - 1][1] : null;
+    return el("div", { class: "chart", "data-chart": key, "data-points": String(points.length) },
+      el("span", {}, metric.label + ": "),
+      el("b", { "data-value": current === null ? "" : String(current) },
+         current === null ? "…" : (metric.rate ? current.toFixed(1) : String(current))),
+      sparkline(points));
+  }));
+}
+
 function renderEvents(events) {
   const list = document.getElementById("events");
   list.replaceChildren(...events.slice(-EVENTS_SHOWN).reverse().map((e) =>
@@ -322,3 +391,5 @@ document.getElementById("connection").dataset.live = "polling";
 refresh();
 openLive();
 setInterval(refresh, REFRESH_MS);
+sampleMetrics();
+setInterval(sampleMetrics, METRICS_EVERY_MS);

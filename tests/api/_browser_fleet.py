@@ -50,6 +50,12 @@ def main(url: str, screenshot: str, tenant: str, per_tenant: str, broken: str) -
             # Cards only for the sessions that need a human.
             page.wait_for_selector(f'#sessions .session [data-status="logged_out"]')
             assert page.locator("#sessions .session").count() == int(broken)
+            # The traffic charts: rates and gauges from /metrics, sampled by the page (it is itself the
+            # one websocket client).
+            page.wait_for_selector('[data-chart="clients"] b[data-value="1"]')
+            # No traffic here: a flat line, which has no height (so "attached", not "visible").
+            page.wait_for_selector('[data-chart="received"] svg.spark polyline', state="attached")
+            checkpoint("charts")
             page.screenshot(path=screenshot, full_page=False)
             checkpoint("screenshot")
         finally:

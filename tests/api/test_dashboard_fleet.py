@@ -1,7 +1,7 @@
 """The dashboard with a fleet, in headless Chromium: 1,000 simulated sessions over four tenants, a
 few of them logged out. The overview counts them by status and tenant, the tree keeps the big
 subtrees collapsed and pages their children, the filter finds one session among thousands of
-actors, and only the sessions that need a human get a card. Screenshot:
+actors, only the sessions that need a human get a card, and the traffic charts sample /metrics. Screenshot:
 ``test-artifacts/dashboard-fleet.png``."""
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ async def _browse(url: str) -> None:
             browser.kill()
             with trio.CancelScope(shield=True):
                 await browser.wait()
-    assert [line for line in seen if line.startswith("ok ")] == ["ok overview", "ok paged", "ok filtered"]
+    assert [line for line in seen if line.startswith("ok ")] == ["ok overview", "ok paged", "ok filtered", "ok charts"]
     timing = [line for line in seen if line.startswith("timing ")]
     print(*timing)  # how long the page took to show 1,000 sessions (pytest -s shows it)
     assert screenshot.stat().st_size > 0
