@@ -1,12 +1,26 @@
-"""``/metrics`` in the Prometheus text format (version 0.0.4).
+"""``/metrics`` in the Prometheus text format (version 0.0.4), rendered by ``prometheus_client``.
 
-Everything is read at scrape time from snapshots (tree, board, statistics) and two
-cheap store counts; nothing is accumulated here, so a scrape has no side effects.
+Two kinds of figures:
+
+- **Counted as they happen** (exact, since this process started, as Prometheus counters are):
+  messages received from WhatsApp and messages sent to it. A hub tap (:class:`MessageCounters`,
+  installed when the blueprint is registered on an app) counts every ``message.created`` of an
+  inbound message and every outbox item reaching ``done``, on the node where it happened.
+- **Read at scrape time** from snapshots (tree, board, statistics) and two cheap store counts:
+  sessions by status, restarts, breakers, mailboxes, messages stored, outbox depth, websocket
+  clients, store latency, the session pool. Nothing is accumulated for these, so a scrape has
+  no side effects.
 """
 
 from __future__ import annotations
 
-from quart import Blueprint, Response
+from typing import Any
+
+import attrs
+from prometheus_client import CollectorRegistry, Counter, generate_latest
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from quart import Blueprint, Response, current_app
 
 from actors.store import JobStatus, Queue
 from supervisor import BreakerMode
@@ -16,67 +30,108 @@ from ._routing import Auth, endpoint, state
 bp = Blueprint("metrics", __name__)
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+"""The format ``generate_latest`` writes (the classic text exposition, which every scraper reads)."""
+EXTENSION = "zapvisor.metrics"
+"""Where an app keeps its :class:`MessageCounters` (``app.extensions``)."""
 BREAKER_MODES = tuple(mode.value for mode in BreakerMode)
 OUTBOX_PENDING_CAP = 1000
 """Outbox depth is counted up to the store's largest page: beyond that the exact figure matters less
 than the alarm, and the scrape stays cheap."""
 
 
-def _label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+@attrs.define(eq=False)
+class _Snapshot(Collector):
+    """The families read at scrape time: set just before ``generate_latest`` (no await between)."""
+
+    families: list[Metric] = attrs.field(factory=list)
+
+    def collect(self) -> list[Metric]:
+        return self.families
 
 
-class _Text:
-    def __init__(self) -> None:
-        self.lines: list[str] = []
+@attrs.define(eq=False)
+class MessageCounters:
+    """The exact counters of one app, fed by a hub tap (it must not block: it only increments)."""
 
-    def metric(self, name: str, kind: str, doc: str, samples: list[tuple[dict, float]]) -> None:
-        self.lines += [f"# HELP {name} {doc}", f"# TYPE {name} {kind}"]
-        for labels, value in samples:
-            rendered = ",".join(f'{k}="{_label(str(v))}"' for k, v in labels.items())
-            self.lines.append(f"{name}{{{rendered}}} {value}" if rendered else f"{name} {value}")
+    registry: CollectorRegistry = attrs.field(factory=lambda: CollectorRegistry(auto_describe=False))
+    snapshot: _Snapshot = attrs.field(factory=_Snapshot)
+    received: Counter = attrs.field(init=False)
+    sent: Counter = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.received = Counter("zapvisor_messages_received", "Messages received from WhatsApp and stored "
+                                "(since this process started).", registry=self.registry)
+        self.sent = Counter("zapvisor_messages_sent", "Outbox items sent to WhatsApp (since this process "
+                            "started).", registry=self.registry)
+        self.registry.register(self.snapshot)
+
+    def tap(self, tenant_id: str, event_type: str, payload: dict) -> None:
+        """A hub tap: count inbound ``message.created`` events and outbox items that are ``done``."""
+        if event_type == "message.created" and payload.get("from_me") is False:
+            self.received.inc()
+        elif event_type == "outbox.updated" and payload.get("status") == str(JobStatus.DONE):
+            self.sent.inc()
+
+    def render(self, families: list[Metric]) -> bytes:
+        self.snapshot.families = families
+        try:
+            return generate_latest(self.registry)
+        finally:
+            self.snapshot.families = []
+
+
+@bp.record_once
+def _count_messages(setup: Any) -> None:
+    """Install the counters' tap on the node's hub when the app gets this blueprint."""
+    counters = setup.app.extensions[EXTENSION] = MessageCounters()
+    setup.app.extensions["zapvisor"].node.hub.add_tap(counters.tap)
+
+
+def _gauge(name: str, doc: str, samples: list[tuple[dict, float]]) -> GaugeMetricFamily:
+    family = GaugeMetricFamily(name, doc, labels=sorted({k for labels, _ in samples for k in labels}))
+    for labels, value in samples:
+        family.add_metric([str(labels[k]) for k in sorted(labels)], value)
+    return family
 
 
 @endpoint(bp, "GET", "/metrics", summary="Prometheus metrics", auth=Auth.NONE, produces=("text/plain",))
 async def metrics(who: None):
     st = state()
     node = st.node
-    out = _Text()
-    out.metric("zapvisor_sessions", "gauge", "Sessions by status.",
-               [({"status": s}, n) for s, n in node.board.counts().items()])
     actors = list(node.system.tree().walk())
-    out.metric("zapvisor_actor_restarts_total", "counter", "Restarts per actor.",
-               [({"path": a.path}, a.restarts) for a in actors])
-    breakers = {mode: 0 for mode in BREAKER_MODES}
-    for a in actors:
-        if a.breaker is not None:
-            breakers[a.breaker] = breakers.get(a.breaker, 0) + 1
-    out.metric("zapvisor_breakers", "gauge", "Circuit breakers by mode.",
-               [({"mode": m}, n) for m, n in breakers.items()])
-    out.metric("zapvisor_mailbox_depth", "gauge", "Messages waiting in each actor's mailbox.",
-               [({"path": a.path}, a.mailbox_depth) for a in actors])
-    total = await node.store.count_messages()
-    outbound = len(await node.store.list_jobs(Queue.OUTBOX, JobStatus.DONE, limit=OUTBOX_PENDING_CAP))
-    out.metric("zapvisor_messages_stored_total", "counter", "Messages stored (inbound and outbound).",
-               [({}, total)])
-    out.metric("zapvisor_messages_sent_total", "counter",
-               f"Outbox items sent (counted up to {OUTBOX_PENDING_CAP}).", [({}, outbound)])
+    restarts = CounterMetricFamily("zapvisor_actor_restarts", "Restarts per actor.", labels=["path"])
+    for actor in actors:
+        restarts.add_metric([actor.path], actor.restarts)
+    breakers = dict.fromkeys(BREAKER_MODES, 0)
+    for actor in actors:
+        if actor.breaker is not None:
+            breakers[actor.breaker] = breakers.get(actor.breaker, 0) + 1
+    stored = CounterMetricFamily("zapvisor_messages_stored", "Messages stored (inbound and outbound, all time).",
+                                 value=await node.store.count_messages())
     pending = sum([len(await node.store.list_jobs(Queue.OUTBOX, JobStatus(s), limit=OUTBOX_PENDING_CAP))
                    for s in ("queued", "running", "sending")])
-    out.metric("zapvisor_outbox_depth", "gauge",
-               f"Outbox items queued, running or sending (up to {OUTBOX_PENDING_CAP}).", [({}, pending)])
     unknown = len(await node.store.list_jobs(Queue.OUTBOX, JobStatus.UNKNOWN, limit=OUTBOX_PENDING_CAP))
-    out.metric("zapvisor_outbox_unknown", "gauge",
-               f"Sends whose outcome is unknown, waiting for an operator (up to {OUTBOX_PENDING_CAP}).",
-               [({}, unknown)])
-    out.metric("zapvisor_websocket_clients", "gauge", "Connected websocket clients.",
-               [({}, st.websocket_clients())])
     store = node.store.statistics()
-    out.metric("zapvisor_store_batch_seconds", "gauge", "Store write latency, submit to acknowledgement.",
-               [({"quantile": "0.5"}, store.latency_p50), ({"quantile": "0.99"}, store.latency_p99)])
-    out.metric("zapvisor_store_batches_total", "counter", "Store transactions committed.", [({}, store.batches)])
+    batches = CounterMetricFamily("zapvisor_store_batches", "Store transactions committed.", value=store.batches)
     pool = node.deps.pool.statistics()
-    out.metric("zapvisor_session_pool", "gauge", "Session pool slots.",
+    families = [
+        _gauge("zapvisor_sessions", "Sessions by status.", [({"status": s}, n) for s, n in node.board.counts().items()]),
+        restarts,
+        _gauge("zapvisor_breakers", "Circuit breakers by mode.", [({"mode": m}, n) for m, n in breakers.items()]),
+        _gauge("zapvisor_mailbox_depth", "Messages waiting in each actor's mailbox.",
+               [({"path": a.path}, a.mailbox_depth) for a in actors]),
+        stored,
+        _gauge("zapvisor_outbox_depth", f"Outbox items queued, running or sending (up to {OUTBOX_PENDING_CAP}).",
+               [({}, pending)]),
+        _gauge("zapvisor_outbox_unknown",
+               f"Sends whose outcome is unknown, waiting for an operator (up to {OUTBOX_PENDING_CAP}).",
+               [({}, unknown)]),
+        _gauge("zapvisor_websocket_clients", "Connected websocket clients.", [({}, st.websocket_clients())]),
+        _gauge("zapvisor_store_batch_seconds", "Store write latency, submit to acknowledgement.",
+               [({"quantile": "0.5"}, store.latency_p50), ({"quantile": "0.99"}, store.latency_p99)]),
+        batches,
+        _gauge("zapvisor_session_pool", "Session pool slots.",
                [({"kind": "active"}, pool.active), ({"kind": "waiting"}, pool.waiting),
-                ({"kind": "max"}, pool.max_sessions)])
-    return Response("\n".join(out.lines) + "\n", content_type=CONTENT_TYPE)
+                ({"kind": "max"}, pool.max_sessions)]),
+    ]
+    return Response(current_app.extensions[EXTENSION].render(families), content_type=CONTENT_TYPE)

@@ -111,13 +111,25 @@ def _public(info: dict) -> dict:
     return live
 
 
-@endpoint(bp, "POST", "/tenants/{tenant_id}/sessions", summary="Create a session (stopped until connect)",
+@endpoint(bp, "POST", "/tenants/{tenant_id}/sessions",
+          summary="Create a session (stopped until connect); an existing id is a 409",
           auth=Auth.TENANT_ADMIN, body=SessionBody, status=201)
 async def create_session(who: Principal, tenant_id: str, body: SessionBody):
     await tenant_or_404(tenant_id)
     record = await audited(who, "create_session", _target(tenant_id, body.id),
-                           ask_manager(CreateSession(tenant_id, body.id, body.name, body.allow_groups)))
+                           _create(tenant_id, body.id, body.name, body.allow_groups))
     return describe(record)
+
+
+async def _create(tenant_id: str, session_id: str, name: str, allow_groups: bool) -> Any:
+    """Create through the manager; an existing session of the tenant is a 409, never renamed in place."""
+    existing = await state().node.store.get_session(session_id)
+    if existing is not None and existing.tenant_id == tenant_id and existing.status != "deleted":
+        info = state().node.board.get(session_id)
+        status = existing.status if info is None else str(info.status)
+        raise Conflict(f"session {session_id!r} already exists (name {existing.name!r}, status {status}); "
+                       f"choose another id, or DELETE it first", "id")
+    return await ask_manager(CreateSession(tenant_id, session_id, name, allow_groups))
 
 
 @endpoint(bp, "GET", "/tenants/{tenant_id}/sessions", summary="List the tenant's sessions", auth=Auth.TENANT)

@@ -23,7 +23,7 @@ from actors.drivers import MediaKind
 from actors.media import detect_extension, write_atomically
 from actors.outbox import MediaFile, OutboxRefused, Send
 from actors.store import TicketStatus
-from actors.tickets import Accept, Close, Reopen, TicketRefused, TicketUnavailable, Transfer
+from actors.tickets import Accept, Close, MarkTicketRead, Reopen, TicketRefused, TicketUnavailable, Transfer
 from supervisor import ActorFailed, ActorStopped, AskTimeout
 
 from ._auth import Principal
@@ -121,11 +121,15 @@ async def get_ticket(who: Principal, tenant_id: str, ticket_id: int):
 
 
 @endpoint(bp, "POST", "/tenants/{tenant_id}/tickets/{ticket_id}/accept",
-          summary="Assign the ticket to a user (default: the token's) and open it", auth=Auth.TENANT, body=UserBody)
+          summary="Assign the ticket to a user (default: the token's) and open it; its unread count goes to 0",
+          auth=Auth.TENANT, body=UserBody)
 async def accept_ticket(who: Principal, tenant_id: str, ticket_id: int, body: UserBody):
     user_id = await _user(who, tenant_id, body.user_id, required=True)
     await ticket_or_404(tenant_id, ticket_id)
-    return await _ask_ticket(tenant_id, ticket_id, Accept(user_id))
+    ticket = await _ask_ticket(tenant_id, ticket_id, Accept(user_id))
+    if ticket.unread:  # the agent who takes the conversation has it in front of them
+        ticket = await _ask_ticket(tenant_id, ticket_id, MarkTicketRead())
+    return ticket
 
 
 @endpoint(bp, "POST", "/tenants/{tenant_id}/tickets/{ticket_id}/transfer",
@@ -163,12 +167,15 @@ async def ticket_messages(who: Principal, tenant_id: str, ticket_id: int, query:
 
 @endpoint(bp, "POST", "/tenants/{tenant_id}/tickets/{ticket_id}/messages",
           summary="Send a text or an attachment to the ticket's contact (header Idempotency-Key: a repeat "
-                  "sends nothing new)",
+                  "sends nothing new); a closed ticket is a 409",
           auth=Auth.TENANT, body=SendBody, headers=SendHeaders, status=202)
 async def send_message(who: Principal, tenant_id: str, ticket_id: int, body: SendBody, headers: SendHeaders):
     if body.text is None and body.media is None:
         raise BadRequest("text is required without media", "text")
     ticket = await ticket_or_404(tenant_id, ticket_id)
+    if ticket.status is TicketStatus.CLOSED and await state().node.store.find_outbox(tenant_id, headers.idempotency_key) is None:
+        # A repeat of a send accepted before the close still answers with it (idempotency).
+        raise Conflict(f"ticket {ticket_id} is closed: reopen it (POST .../reopen) before sending", "ticket_id")
     contact = await state().node.store.get_contact(ticket.contact_id)
     if contact is None:
         raise NotFound(f"ticket {ticket_id} has no contact", "ticket_id")

@@ -1,0 +1,88 @@
+"""The front door's small promises (issue 16, item 8) and the exact message counters of ``/metrics``:
+accepting a ticket reads it (unread 0), a closed ticket refuses a send with 409 and sends nothing,
+creating an existing session is a 409 that renames nothing, the favicon exists."""
+
+from __future__ import annotations
+
+import trio
+
+from actors.sessions import SessionStatus
+from tests.api.test_tickets import _ticket
+
+
+def _samples(text: str) -> dict[str, float]:
+    samples = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            samples[name] = float(value)
+    return samples
+
+
+async def test_accept_reads_the_ticket_and_counters_are_exact(api_server, simulator_control) -> None:
+    agent, ticket_id = await _ticket(api_server, simulator_control)  # three inbound messages, unread 3
+    base = f"/tenants/t1/tickets/{ticket_id}"
+    accepted = await agent.post(f"{base}/accept")
+    assert accepted.status_code == 200
+    assert (accepted.json()["status"], accepted.json()["unread"]) == ("open", 0)
+    assert (await agent.get(base)).json()["unread"] == 0
+
+    for _ in range(2):  # the same key twice: one send
+        sent = await agent.post(f"{base}/messages", json={"text": "on it"}, headers={"Idempotency-Key": "k1"})
+        assert sent.status_code == 202
+    await agent.post(f"{base}/messages", json={"text": "done"}, headers={"Idempotency-Key": "k2"})
+    with trio.fail_after(30):
+        while len(await simulator_control.sent("s1")) < 2:
+            await trio.sleep(0.05)
+    metrics = await api_server.client().get("/metrics")
+    assert metrics.headers["content-type"].startswith("text/plain; version=0.0.4")
+    with trio.fail_after(30):  # the outbox marks an item done just after WhatsApp took it
+        while (samples := _samples((await api_server.client().get("/metrics")).text))[
+                "zapvisor_messages_sent_total"] < 2:
+            await trio.sleep(0.05)
+    assert samples["zapvisor_messages_received_total"] == 3
+    assert samples["zapvisor_messages_sent_total"] == 2
+    assert samples["zapvisor_messages_stored_total"] == 5
+
+
+async def test_a_closed_ticket_refuses_a_send_and_sends_nothing(api_server, simulator_control) -> None:
+    agent, ticket_id = await _ticket(api_server, simulator_control)
+    base = f"/tenants/t1/tickets/{ticket_id}"
+    await agent.post(f"{base}/accept")
+    before = await agent.post(f"{base}/messages", json={"text": "bye"}, headers={"Idempotency-Key": "before"})
+    assert before.status_code == 202
+    assert (await agent.post(f"{base}/close")).json()["status"] == "closed"
+
+    refused = await agent.post(f"{base}/messages", json={"text": "hello?"}, headers={"Idempotency-Key": "after"})
+    assert refused.status_code == 409
+    assert refused.json()["error"]["field"] == "ticket_id" and "is closed" in refused.json()["error"]["message"]
+    repeat = await agent.post(f"{base}/messages", json={"text": "bye"}, headers={"Idempotency-Key": "before"})
+    assert repeat.status_code == 202 and repeat.json()["created"] is False  # idempotency still answers
+    outbox = (await api_server.admin.get("/queues/outbox/jobs")).json()
+    assert [job["idempotency_key"] for job in outbox] == ["before"]
+    with trio.fail_after(30):
+        while not await simulator_control.sent("s1"):
+            await trio.sleep(0.05)
+    await trio.sleep(0.5)
+    assert [m["text"] for m in await simulator_control.sent("s1")] == ["bye"]
+
+
+async def test_creating_an_existing_session_is_a_409_and_renames_nothing(api_server, simulator_control) -> None:
+    await api_server.tenant("t1")
+    admin = api_server.admin
+    assert (await admin.post("/tenants/t1/sessions", json={"id": "s1", "name": "Support"})).status_code == 201
+    await admin.post("/tenants/t1/sessions/s1/connect")
+    await simulator_control.scan("s1")
+    await api_server.wait_status("s1", SessionStatus.CONNECTED)
+
+    again = await admin.post("/tenants/t1/sessions", json={"id": "s1", "name": "Sales"})
+    assert again.status_code == 409 and again.json()["error"]["field"] == "id"
+    assert "status connected" in again.json()["error"]["message"]
+    session = (await admin.get("/tenants/t1/sessions/s1")).json()
+    assert (session["name"], session["status"]) == ("Support", "connected")
+
+
+async def test_the_favicon_is_served(api_server) -> None:
+    icon = await api_server.client().get("/favicon.ico")
+    assert icon.status_code == 200
+    assert icon.headers["content-type"].startswith("image/svg+xml") and b"<svg" in icon.content
