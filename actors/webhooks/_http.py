@@ -2,8 +2,10 @@
 
 A :data:`Poster` is ``async (url, body, headers) -> HTTP status``; :class:`HttpPoster` is the
 real one (httpx, which runs on trio through anyio). A transport failure (refused, reset, TLS,
-timeout) or a target its :class:`~._targets.TargetPolicy` refuses raises :class:`PostFailed`;
-any HTTP answer is a status, the caller judges it (a redirect is never followed).
+timeout) raises :class:`PostFailed` (worth a retry); a target its :class:`~._targets.TargetPolicy`
+refuses raises :class:`~._targets.UnsafeTarget` (the delivery's own content: the service
+quarantines it at once). Any HTTP answer is a status, the caller judges it (a redirect is never
+followed).
 """
 
 from __future__ import annotations
@@ -48,8 +50,8 @@ class HttpPoster:
     async def __call__(self, url: str, body: bytes, headers: Mapping[str, str]) -> int:
         try:
             host, address = await self.targets.resolve(url)
-        except UnsafeTarget as refused:
-            raise PostFailed(f"refused target: {refused}") from None
+        except UnsafeTarget as refused:  # the delivery's own content: the service quarantines it
+            raise UnsafeTarget(f"refused target: {refused}") from None
         except OSError as error:
             raise PostFailed(f"cannot resolve the URL's host: {error}") from None
         target = httpx.URL(url)

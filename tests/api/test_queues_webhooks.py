@@ -113,10 +113,11 @@ async def test_dead_deliveries_are_listed_and_replayed(local_hooks_server) -> No
 
 
 async def test_an_ambiguous_send_is_visible_and_only_an_admin_retry_sends_it_again(
-        api_server, simulator_control, webhook_receiver) -> None:
+        local_hooks_server, simulator_control, webhook_receiver) -> None:
     """WhatsApp accepts a send and the connection drops before its answer: the row is ``unknown``
     (listed by state, announced on the websocket and to webhooks), the session's next send goes
     out, the unknown one is not sent again until an administrator retries it."""
+    api_server = local_hooks_server
     admin = api_server.admin
     await api_server.tenant("t1")
     hook = await admin.post("/tenants/t1/webhooks", json={"url": webhook_receiver.url,

@@ -5,22 +5,27 @@ cannot be sent is dropped and counted, and the other deliveries go on in the sam
 from __future__ import annotations
 
 import json
+import socket
 
 import trio
 
 from actors.store import QUARANTINED, JobStatus, Queue
 from actors.webhooks import Severity, Webhooks
 
-from .conftest import prepare
+from .conftest import LOCAL_RECEIVERS, prepare
 
-#: A URL the HTTP client refuses to even parse (httpx.InvalidURL is not a transport error).
+#: A URL no HTTP client can parse: its delivery is refused by the target policy, which no retry changes.
 UNPARSABLE_URL = "http://[::1/hook"
 
 
 async def test_a_delivery_that_cannot_be_sent_is_quarantined_and_the_others_are_delivered(store, receiver):
     bad = await prepare(store, UNPARSABLE_URL, ["message.created"])
     good = await store.create_webhook("acme", receiver.url, ["message.created"])
-    service = Webhooks(store, backoff_initial=0.2, poll_interval=0.1, admin_notify_url=UNPARSABLE_URL)
+    with socket.socket() as probe:  # a port nobody listens on: the admin notification cannot be sent
+        probe.bind(("127.0.0.1", 0))
+        dead_port = probe.getsockname()[1]
+    service = Webhooks(store, targets=LOCAL_RECEIVERS, backoff_initial=0.2, poll_interval=0.1,
+                       admin_notify_url=f"http://127.0.0.1:{dead_port}/alerts")
     async with trio.open_nursery() as nursery:
         await nursery.start(service.run)
         for n in range(3):
@@ -37,6 +42,6 @@ async def test_a_delivery_that_cannot_be_sent_is_quarantined_and_the_others_are_
     assert sorted(json.loads(call["body"])["payload"]["n"] for call in receiver.calls) == [0, 1, 2]
     for job in by_hook[bad.id]:  # dead at their first attempt: a retry cannot fix the content
         assert (job.status, job.attempts) == (JobStatus.DEAD, 1)
-        assert job.last_error.startswith(f"{QUARANTINED}: InvalidURL: ")
+        assert job.last_error.startswith(f"{QUARANTINED}: UnsafeTarget: refused target: url: not a valid URL")
     stats = service.statistics()
     assert (stats["quarantined"], stats["notifications_failed"], stats["delivered"]) == (3, 1, 3)
