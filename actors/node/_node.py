@@ -8,7 +8,8 @@
 The tree (DESIGN §3)::
 
     /                       one_for_one
-    ├── /infra              rest_for_one: store → bus → board → hub (a failed store restarts what needs it)
+    ├── /infra              rest_for_one: store → bus → board → hub → cluster (a failed store restarts
+    │                       what needs it; cluster: this node's membership heartbeats)
     ├── /workers            the neonize worker processes (only when sessions use neonize)
     ├── /tenants            dynamic: /tenants/<id>/{sessions,tickets}
     └── /services           one_for_one: sessions (the manager), tickets, outbox, media, webhooks
@@ -32,6 +33,7 @@ import attrs
 import trio
 
 from actors.bus import Bus, bus_from_url
+from actors.cluster import Member, Membership, StoredCredentials
 from actors.flows import Flows, build_flows
 from actors.drivers import DriverFactory, SimulatedDriver, SimulatedDriverConfig
 from actors.drivers.neonize import NeonizeDriver, PoolSettings, WorkerPool
@@ -64,10 +66,13 @@ from supervisor import (
 )
 
 from ._host import Hosted, HostedWithSystem
-from ._manager import SessionManager
+from ._manager import Drain, SessionManager
 
 STORE_START_TIMEOUT = 60.0
 """Seconds the store may take to connect and migrate before its start counts as failed."""
+
+DRAIN_TIMEOUT = 30.0
+"""Seconds a drain may take: every session closes its connection (each within its own grace)."""
 
 
 
@@ -86,9 +91,26 @@ class Node:
     flows: Flows | None = None  # tickets, inbound sink, outbox, media (services)
     workers: WorkerPool | None = None  # the neonize worker processes, when sessions use neonize
     system: ActorSystem | None = None
+    local: set[str] = attrs.Factory(set)  # sessions this node runs (placed here, or started here by request)
+    membership: Membership = attrs.field(default=attrs.Factory(lambda n: n._membership(), takes_self=True))
     hub: Hub = attrs.field(default=attrs.Factory(lambda n: Hub(n.settings.node.node_id, n.bus, n.board), takes_self=True))
     webhooks: Webhooks = attrs.field(default=attrs.Factory(
         lambda n: Webhooks.from_settings(n.settings.webhooks, n.store, board=n.board, hub=n.hub), takes_self=True))
+
+    def _membership(self) -> Membership:
+        node = self.settings.node
+        me = Member(node.node_id, node.advertised_url, self.settings.sessions.max_sessions)
+
+        def running():
+            return [info.to_dict() for sid in tuple(self.local) if (info := self.board.get(sid)) is not None]
+
+        return Membership(self.bus, me, node.heartbeat_interval, node.member_ttl, running=running)
+
+    async def drain(self) -> None:
+        """Leave the cluster gracefully (SIGTERM): announce it, then stop every session here
+        without logging out, releasing their leases at once so the others take over now."""
+        await self.membership.leave()  # without the bus, the others notice when our heartbeats stop
+        await self.manager.ask(Drain(), timeout=DRAIN_TIMEOUT)
 
     @property
     def manager(self) -> ActorRef:
@@ -102,6 +124,7 @@ class Node:
             ChildSpec("bus", functools.partial(Hosted, self.bus.run), start_timeout=STORE_START_TIMEOUT),
             ChildSpec("board", functools.partial(HostedWithSystem, self.board.run)),
             ChildSpec("hub", functools.partial(HostedWithSystem, self.hub.run)),
+            ChildSpec("cluster", functools.partial(Hosted, self.membership.run)),
         ]
         services = [ChildSpec("sessions", lambda: SessionManager(self), shutdown=30.0), *self.flows.specs(),
                     ChildSpec("webhooks", functools.partial(HostedWithSystem, self.webhooks.run))]
@@ -137,7 +160,7 @@ def build_node(
     workers = WorkerPool(PoolSettings.from_config(settings.workers)) if sessions.driver == "neonize" else None
     flows = build_flows(settings, store, bus, board, limiter)
     deps = SessionDeps(
-        driver_factory=driver_factory or _driver_factory(settings, workers, board),
+        driver_factory=driver_factory or _driver_factory(settings, workers, board, store),
         board=board,
         pool=SessionPool(sessions.max_sessions),
         bus=bus,
@@ -192,16 +215,19 @@ def _store_backend(settings: Settings) -> SqliteBackend | PostgresBackend:
     return SqliteBackend(Path(settings.store.sqlite_path))
 
 
-def _driver_factory(settings: Settings, workers: WorkerPool | None, board: StatusBoard) -> DriverFactory:
+def _driver_factory(settings: Settings, workers: WorkerPool | None, board: StatusBoard, store: Store) -> DriverFactory:
     """Simulated sessions talk to the simulator; neonize ones to WhatsApp through the worker pool.
 
-    neonize keeps each session's credentials where the store lives: one SQLite
-    file per session under ``<data_dir>/auth``, or the PostgreSQL database, where
-    the account's JID (known once it has connected) selects its device.
+    Both keep each session's credentials where the store lives: files under
+    ``<data_dir>/auth`` (one SQLite file per neonize session), or the PostgreSQL
+    database, where every node of a cluster reaches them (neonize: the account's JID,
+    known once it has connected, selects its device).
     """
     sessions, auth_dir = settings.sessions, Path(settings.node.data_dir) / "auth"
     if sessions.driver == "simulated":
-        return functools.partial(SimulatedDriver, config=SimulatedDriverConfig(url=sessions.simulator_url, auth_dir=auth_dir))
+        keeper = StoredCredentials(store) if settings.store.backend == "postgres" else None
+        config = SimulatedDriverConfig(url=sessions.simulator_url, auth_dir=auth_dir, keeper=keeper)
+        return functools.partial(SimulatedDriver, config=config)
 
     def neonize_driver(session_id: str) -> NeonizeDriver:
         known = board.get(session_id)

@@ -16,6 +16,11 @@ A session that is banned, logged out or otherwise parked has its outbox paused i
 (new sends are still accepted) and the pause is published with the session's reason; it
 resumes when the session connects again. At start every item left ``running`` by a dead
 process goes back to ``queued``.
+
+Several nodes: a send accepted on a node that does not run the session (the row is in the
+shared store all the same) is announced on the bus channel :data:`WAKE_CHANNEL`; the node whose
+sender loop serves the session wakes it at once. The idle poll (:data:`IDLE_POLL`) is only the
+fallback for an announcement the fire-and-forget bus lost.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from actors.flows import (
     no_publisher,
     outbox_payload,
 )
+from actors.bus import BusUnavailable, Gap
 from actors.drivers import MediaKind, OutboundMedia, SendResult
 from actors.sessions import SendMedia, SendText, SessionInfo, SessionStatus, StatusBoard
 from actors.store import (
@@ -79,7 +85,10 @@ RETRY_SLACK = 0.05
 """Re-check this soon when a retry was due but the store did not hand it out yet (clock skew)."""
 
 IDLE_POLL = 30.0
-"""A sender with nothing to do re-checks the store this often (rows added by another node)."""
+"""A sender with nothing to do re-checks the store this often (a wake-up from another node lost)."""
+
+WAKE_CHANNEL = "zapvisor.outbox.wake"
+"""Bus channel of "session X has a new send" announcements (``{"session_id": ...}``)."""
 
 
 @attrs.define(eq=False)
@@ -91,6 +100,7 @@ class OutboxDeps:
     pacing_jitter: float
     publisher: Publisher = no_publisher
     retry_base: float = RETRY_BASE
+    bus: Any = None  # the node's Bus: wakes the sender of a session another node runs
 
 
 @attrs.define(eq=False)
@@ -117,6 +127,8 @@ class OutboxService(Actor):
         if recovered:
             _LOG.info("outbox: %d sends interrupted by the last stop queued again", recovered)
         self._paused_by_status = {s for s in await store.paused(Queue.OUTBOX) if s}
+        if self.deps.bus is not None:
+            await self.ctx.nursery.start(self._wakeups)
         updates = self.deps.board.subscribe()
         for info in self.deps.board.all():
             await self._on_status(info)
@@ -147,7 +159,30 @@ class OutboxService(Actor):
             sender = self._senders.get(send.session_id)
             if sender is not None:
                 sender.wake.set()
+            elif self.deps.bus is not None:
+                await self._announce(send.session_id)
         return enqueued
+
+    async def _announce(self, session_id: str) -> None:
+        """Tell the node that runs the session (if another does) that it has a new send."""
+        try:
+            await self.deps.bus.publish(WAKE_CHANNEL, {"session_id": session_id})
+        except BusUnavailable as exc:
+            _LOG.warning("outbox: wake-up of session %s not announced (its sender polls): %s", session_id, exc)
+
+    async def _wakeups(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Wake the local sender of every session another node announces a send for."""
+        async with self.deps.bus.subscribe(WAKE_CHANNEL) as subscription:
+            task_status.started()
+            async for item in subscription:
+                if isinstance(item, Gap):  # announcements may be lost: every sender looks now
+                    woken = list(self._senders.values())
+                elif isinstance(item.data, dict) and (sender := self._senders.get(item.data.get("session_id"))):
+                    woken = [sender]
+                else:
+                    continue
+                for sender in woken:
+                    sender.wake.set()
 
     # -- session status → sender loops and pauses ----------------------------------
 

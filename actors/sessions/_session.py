@@ -2,9 +2,10 @@
 
 One incarnation of the actor is one attempt to own and use the account:
 
-1. wait for a slot in the node's :class:`~actors.sessions.SessionPool` (``queued``);
-2. take the account's ownership lease from the bus (``starting``): only the
+1. take the account's ownership lease from the bus (``starting``): only the
    holder may connect, so two nodes never fight over one account;
+2. then wait for a slot in the node's :class:`~actors.sessions.SessionPool`
+   (``queued``): a session waiting for another node to hand it over holds no slot;
 3. connect through the shared upstream gate and connect limiter
    (``connecting``): while WhatsApp is unreachable one trial connect probes for
    the whole node, and when it is back the reconnects come as a ramp, never a
@@ -242,16 +243,17 @@ class SessionActor(Actor):
     # -- one incarnation: pool slot → lease → connections ----------------------
 
     async def _live(self) -> None:
-        self._status(SessionStatus.QUEUED, "waiting for a pool slot")
-        async with self.deps.pool.slot(self.session_id):
-            self._status(SessionStatus.STARTING, "waiting for the ownership lease")
-            lease = Lease(self.deps.bus, f"session:{self.session_id}", self.deps.node_id, self.policy.lease_ttl)
-            await self.ctx.nursery.start(lease.run)
-            tenure = await lease.wait_held()
-            with tenure.cancel_scope:
+        self._status(SessionStatus.STARTING, "waiting for the ownership lease")
+        lease = Lease(self.deps.bus, f"session:{self.session_id}", self.deps.node_id, self.policy.lease_ttl,
+                      retry_interval=self.policy.lease_retry)
+        await self.ctx.nursery.start(lease.run)
+        tenure = await lease.wait_held()  # no pool slot held while another node still owns it
+        with tenure.cancel_scope:
+            self._status(SessionStatus.QUEUED, "waiting for a pool slot")
+            async with self.deps.pool.slot(self.session_id):
                 await self._drive()
-            self._status(SessionStatus.DISCONNECTED, f"ownership lost: {tenure.reason}")
-            raise OwnershipLost(tenure.reason or "ownership lease lost")
+        self._status(SessionStatus.DISCONNECTED, f"ownership lost: {tenure.reason}")
+        raise OwnershipLost(tenure.reason or "ownership lease lost")
 
     async def _drive(self) -> None:
         """Host the driver and its connections; a dead driver host is replaced at once.

@@ -178,8 +178,19 @@ _V2 = [
     "ALTER TABLE media_jobs ADD COLUMN source TEXT",
 ]
 
+_V_DRIVER_CREDENTIALS = [
+    # a session's WhatsApp credentials where every node of a cluster reaches them (the simulated
+    # driver's; neonize keeps its own device store): failover reconnects without a new QR code
+    """CREATE TABLE driver_credentials (
+        session_id TEXT NOT NULL,
+        driver TEXT NOT NULL,
+        creds TEXT NOT NULL,
+        updated_at {float} NOT NULL,
+        PRIMARY KEY (session_id, driver))""",
+]
+
 #: Every migration in order; index i holds version i + 1.
-MIGRATIONS: list[list[str]] = [_V1, _V2]
+MIGRATIONS: list[list[str]] = [_V1, _V2, _V_DRIVER_CREDENTIALS]
 
 #: The schema version this code writes and reads.
 CURRENT_VERSION = len(MIGRATIONS)

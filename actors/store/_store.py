@@ -185,6 +185,16 @@ class Store(StoreReads):
         op = core.SetSessionStatus(_text("session_id", session_id), _text("status", status), reason)
         return await self._write(op, timeout)
 
+    async def set_credentials(self, session_id: str, driver: str, creds: str, *,
+                              timeout: float | None = None) -> None:
+        """Keep ``driver``'s credentials of the session (replacing earlier ones)."""
+        op = core.SetCredentials(_text("session_id", session_id), _text("driver", driver), _text("creds", creds))
+        await self._write(op, timeout)
+
+    async def delete_credentials(self, session_id: str, driver: str, *, timeout: float | None = None) -> None:
+        """Forget ``driver``'s credentials of the session (logged out); nothing to forget is fine."""
+        await self._write(core.DeleteCredentials(_text("session_id", session_id), _text("driver", driver)), timeout)
+
     async def upsert_contact(
         self, tenant_id: str, jid: str, name: str = "", *, is_group: bool = False,
         timeout: float | None = None,
