@@ -10,7 +10,9 @@ from a stored row that a dead node wrote.
 Pub/sub is fire-and-forget, so the table is soft state rebuilt by the next heartbeats: a Gap
 (Redis reconnected, subscriber overflow) costs nothing but an immediate heartbeat of our own.
 A node that hears a member for the first time answers with its own heartbeat at once, so a
-joining node learns the cluster within one round trip, not one interval.
+joining node learns the cluster within one round trip, not one interval. A node whose own
+heartbeats have been failing drops nobody: it is the one cut off from the bus (or starved of
+CPU), and its silence-based verdicts would be wrong.
 
 With the memory bus the cluster is this node alone.
 """
@@ -32,6 +34,10 @@ _LOG = logging.getLogger("zapvisor.cluster")
 
 CHANNEL = "zapvisor.cluster"
 """The bus channel of heartbeats."""
+
+SETTLE_BEATS = 3
+"""Heartbeat intervals after start before the member list counts as settled: every live node
+has been heard (the restore waits for it, so a booting node does not grab everything)."""
 
 Running = Callable[[], Iterable[dict]]
 """This node's running sessions, as SessionInfo dicts (read at every heartbeat)."""
@@ -62,6 +68,7 @@ class Membership:
     _owners: dict[str, str] = attrs.field(init=False, factory=dict)  # session id -> node id (peers only)
     _changed: trio.Event = attrs.field(init=False, factory=trio.Event)
     _beat: trio.Event = attrs.field(init=False, factory=trio.Event)
+    _sent_at: float = attrs.field(init=False, default=0.0)  # trio time of our last heartbeat that went out
     settled: trio.Event = attrs.field(init=False, factory=trio.Event)
 
     @property
@@ -118,8 +125,8 @@ class Membership:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Subscribe, heartbeat and expire silent members until cancelled.
 
-        Reports started once subscribed; ``settled`` is set one ``member_ttl`` later (at once
-        with the memory bus), when every live member has had time to be heard. Raises
+        Reports started once subscribed; ``settled`` is set SETTLE_BEATS heartbeat intervals
+        later (at once with the memory bus), when every live member has had time to be heard. Raises
         BusUnavailable when the subscription cannot be made (the hosting actor restarts).
         """
         async with self.bus.subscribe(CHANNEL) as subscription, trio.open_nursery() as nursery:
@@ -135,7 +142,7 @@ class Membership:
 
     async def _settle(self) -> None:
         if not self.solo:
-            await trio.sleep(self.member_ttl)
+            await trio.sleep(SETTLE_BEATS * self.heartbeat_interval)
         self.settled.set()
 
     async def _beats(self) -> None:
@@ -151,6 +158,7 @@ class Membership:
         beat = {**self.me.to_dict(), "sessions": {info["session_id"]: info for info in self.running()}}
         try:
             await self.bus.publish(CHANNEL, beat)
+            self._sent_at = trio.current_time()
         except BusUnavailable as exc:
             _LOG.warning("cluster: heartbeat not sent: %s", exc)
 
@@ -158,6 +166,8 @@ class Membership:
         while True:
             await trio.sleep(self.heartbeat_interval / 2)
             now = trio.current_time()
+            if now - self._sent_at > self.member_ttl / 2:
+                continue  # we are the one who cannot reach the bus: no verdict on the others
             for node_id, peer in list(self._peers.items()):
                 if now - peer.seen_at > self.member_ttl:
                     _LOG.warning("cluster: node %s left (silent for %.1f s)", node_id, now - peer.seen_at)

@@ -33,6 +33,7 @@ import trio
 
 from actors.cluster import place, plan
 from actors.sessions import Logout, SessionStatus, session_spec, tenant_spec
+from actors.store import StoreClosed, StoreUnavailable
 from supervisor import (
     Actor,
     ActorStopped,
@@ -279,7 +280,11 @@ class SessionManager(Actor):
         membership, local = self.node.membership, self.node.local
         if membership.me.draining:
             return plan(membership.me.node_id, (), {}, ())
-        records = {r.id: r for r in await self.node.store.list_sessions()}
+        try:
+            records = {r.id: r for r in await self.node.store.list_sessions()}
+        except (StoreUnavailable, StoreClosed) as exc:  # the next pass retries; what runs keeps running
+            _LOG.warning("reconcile skipped: %s", exc)
+            return plan(membership.me.node_id, (), {}, ())
         wanted = [sid for sid, r in records.items() if r.status in RESTORE]
         changes = plan(membership.me.node_id, wanted, place(wanted, membership.members()), local)
         for session_id in changes.start:
