@@ -20,7 +20,9 @@ process goes back to ``queued``.
 Several nodes: a send accepted on a node that does not run the session (the row is in the
 shared store all the same) is announced on the bus channel :data:`WAKE_CHANNEL`; the node whose
 sender loop serves the session wakes it at once. The idle poll (:data:`IDLE_POLL`) is only the
-fallback for an announcement the fire-and-forget bus lost.
+fallback for an announcement the fire-and-forget bus lost. A node whose sender loop starts for
+a session (it connected here, perhaps taken over from a node that died mid-send) first puts that
+session's ``running`` items back to ``queued``: the resend reuses their message ids.
 """
 
 from __future__ import annotations
@@ -200,6 +202,8 @@ class OutboxService(Actor):
                 self.deps.publisher.emit(info.tenant_id, OUTBOX_RESUMED, {"session_id": sid})
             sender = self._senders.get(sid)
             if sender is None or not sender.active:
+                if self.deps.bus is not None:  # taken over from a node that died mid-send: resend its claims
+                    await store.recover_running(Queue.OUTBOX, session_id=sid)
                 sender = self._senders[sid] = _Sender(sid, info.tenant_id)
                 self.ctx.nursery.start_soon(self._sender_loop, sender)
             return

@@ -183,14 +183,15 @@ class RecoverRunning:
 
     queue: Queue
     claimed_before: float | None
+    session_id: str | None = None  # outbox only: one session's items (a node took the session over)
 
     async def apply(self, tx: Any, now: float) -> int:
         cutoff = now if self.claimed_before is None else float(self.claimed_before)
-        rows = await tx.fetch(
-            f"UPDATE {self.queue.value} SET status = 'queued', updated_at = $1 "
-            "WHERE status = 'running' AND updated_at <= $2 RETURNING id",
-            now, cutoff,
-        )
+        where, args = "status = 'running' AND updated_at <= $2", [now, cutoff]
+        if self.session_id is not None:
+            where, args = where + " AND session_id = $3", [*args, self.session_id]
+        rows = await tx.fetch(f"UPDATE {self.queue.value} SET status = 'queued', updated_at = $1 WHERE {where} RETURNING id",
+                              *args)
         return len(rows)
 
 

@@ -381,15 +381,22 @@ class Store(StoreReads):
         return await self._write(queues.FailJob(Queue(queue), job_id, str(error), retry_at), timeout)
 
     async def recover_running(
-        self, queue: Queue, *, stale_after: float | None = None, timeout: float | None = None
+        self, queue: Queue, *, stale_after: float | None = None, session_id: str | None = None,
+        timeout: float | None = None,
     ) -> int:
         """Put ``running`` jobs back to ``queued``; returns how many. At start-up (``stale_after``
         None) all of them: their worker died with the old process. While running, only those
-        claimed more than ``stale_after`` seconds ago (a lost worker or a lost claim answer)."""
+        claimed more than ``stale_after`` seconds ago (a lost worker or a lost claim answer).
+        ``session_id`` (outbox only) limits it to one session's sends: a node that takes a session
+        over from a dead one recovers what the dead one had claimed."""
         if stale_after is not None and stale_after < 0:
             raise InvalidInput(f"stale_after: must be >= 0 seconds, got {stale_after!r}")
+        if session_id is not None and Queue(queue) is not Queue.OUTBOX:
+            raise InvalidInput(f"session_id: only the outbox has sessions, not {Queue(queue).value!r}")
         claimed_before = None if stale_after is None else self.clock() - stale_after
-        return await self._write(queues.RecoverRunning(Queue(queue), claimed_before), timeout)
+        op = queues.RecoverRunning(Queue(queue), claimed_before,
+                                   None if session_id is None else _text("session_id", session_id))
+        return await self._write(op, timeout)
 
     async def retry_job(self, queue: Queue, job_id: int, *, timeout: float | None = None) -> Any:
         """Admin: a dead or waiting job runs again now with a fresh attempt count."""

@@ -92,9 +92,11 @@ async def test_placement_any_node_requests_failover_and_drain(tmp_path, simulato
             await simulator_control.send_message(sid, text=f"after {sid}")
             sent += 1
         async with open_store(PostgresBackend(postgres_dsn)) as store:
-            with trio.fail_after(30):
+            with trio.move_on_after(60):
                 while (stored := await store.count_messages()) < sent + 1:  # + the outbound "hello"
                     await trio.sleep(0.1)
             await trio.sleep(1.0)
-            assert await store.count_messages() == stored == sent + 1  # nothing lost, nothing twice
+            per_session = {sid: (await store.count_messages(sid), await simulator_control.account(sid))
+                           for sid in sorted(SESSIONS)}
+            assert await store.count_messages() == stored == sent + 1, (per_session, await c.cluster())
         assert (await simulator_control.stats()).replaced == 0  # no account was ever connected twice
