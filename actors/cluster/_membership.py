@@ -10,9 +10,10 @@ from a stored row that a dead node wrote.
 Pub/sub is fire-and-forget, so the table is soft state rebuilt by the next heartbeats: a Gap
 (Redis reconnected, subscriber overflow) costs nothing but an immediate heartbeat of our own.
 A node that hears a member for the first time answers with its own heartbeat at once, so a
-joining node learns the cluster within one round trip, not one interval. A node whose own
-heartbeats have been failing drops nobody: it is the one cut off from the bus (or starved of
-CPU), and its silence-based verdicts would be wrong.
+joining node learns the cluster within one round trip, not one interval. A node that has not
+heard its *own* heartbeats come back lately drops nobody: it is the one cut off from the bus
+(or its subscription is stalled, or it is starved of CPU), and silence-based verdicts would be
+wrong. Heartbeats carry each session's status compactly (no unset fields).
 
 With the memory bus the cluster is this node alone.
 """
@@ -49,7 +50,7 @@ class Peer:
 
     member: Member
     seen_at: float
-    sessions: dict[str, dict]  # session id -> SessionInfo dict
+    sessions: dict[str, dict]  # session id -> its SessionInfo dict (no session_id, no unset fields)
 
     def to_dict(self) -> dict:
         return {**self.member.to_dict(), "sessions": sorted(self.sessions), "load": len(self.sessions)}
@@ -68,7 +69,7 @@ class Membership:
     _owners: dict[str, str] = attrs.field(init=False, factory=dict)  # session id -> node id (peers only)
     _changed: trio.Event = attrs.field(init=False, factory=trio.Event)
     _beat: trio.Event = attrs.field(init=False, factory=trio.Event)
-    _sent_at: float = attrs.field(init=False, default=0.0)  # trio time of our last heartbeat that went out
+    _echo_at: float = attrs.field(init=False, default=0.0)  # trio time our own last heartbeat came back
     settled: trio.Event = attrs.field(init=False, factory=trio.Event)
 
     @property
@@ -98,7 +99,9 @@ class Membership:
     def remote_status(self, session_id: str) -> dict | None:
         """The session's status as its live runner last announced it, None when no peer runs it."""
         node = self._owners.get(session_id)
-        return None if node is None else self._peers[node].sessions.get(session_id)
+        if node is None:
+            return None
+        return {"session_id": session_id, **self._peers[node].sessions[session_id]}
 
     async def wait_changed(self) -> None:
         """Return at the next change of the member set (a join, a leave, a drain, a new URL)."""
@@ -155,10 +158,10 @@ class Membership:
     async def _heartbeat(self) -> None:
         if self.solo:
             return
-        beat = {**self.me.to_dict(), "sessions": {info["session_id"]: info for info in self.running()}}
+        sessions = {info["session_id"]: {k: v for k, v in info.items() if v is not None and k != "session_id"}
+                    for info in self.running()}
         try:
-            await self.bus.publish(CHANNEL, beat)
-            self._sent_at = trio.current_time()
+            await self.bus.publish(CHANNEL, {**self.me.to_dict(), "sessions": sessions})
         except BusUnavailable as exc:
             _LOG.warning("cluster: heartbeat not sent: %s", exc)
 
@@ -166,8 +169,8 @@ class Membership:
         while True:
             await trio.sleep(self.heartbeat_interval / 2)
             now = trio.current_time()
-            if now - self._sent_at > self.member_ttl / 2:
-                continue  # we are the one who cannot reach the bus: no verdict on the others
+            if now - self._echo_at > self.member_ttl / 2:
+                continue  # our own heartbeats are not coming back: no verdict on the others
             for node_id, peer in list(self._peers.items()):
                 if now - peer.seen_at > self.member_ttl:
                     _LOG.warning("cluster: node %s left (silent for %.1f s)", node_id, now - peer.seen_at)
@@ -182,6 +185,7 @@ class Membership:
             _LOG.warning("cluster: malformed heartbeat skipped: %s", exc)
             return
         if member.node_id == self.me.node_id:
+            self._echo_at = trio.current_time()  # the bus carries our heartbeats, and we read them
             return
         previous = self._peers.get(member.node_id)
         self._drop(member.node_id)

@@ -151,6 +151,7 @@ class SessionManager(Actor):
 
     def __init__(self, node: "Node") -> None:
         self.node = node
+        self._restored = False
 
     async def on_start(self) -> None:
         if self.node.settings.sessions.restore_on_boot:
@@ -292,7 +293,10 @@ class SessionManager(Actor):
         for session_id in changes.hand_off:
             await self._hand_off(records[session_id])
         self.node.local.difference_update(changes.forget)  # ended here (logged out, stopped): kept as is
-        if changes.start or changes.hand_off:
+        if not self._restored:  # the first pass after boot is the restore
+            self._restored = True
+            _LOG.info("restored %d sessions", len(changes.start))
+        elif changes.start or changes.hand_off:
             _LOG.info("reconciled: %d started, %d handed off, %d running here",
                       len(changes.start), len(changes.hand_off), len(local))
         return changes
