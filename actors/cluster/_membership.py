@@ -13,7 +13,11 @@ A node that hears a member for the first time answers with its own heartbeat at 
 joining node learns the cluster within one round trip, not one interval. A node that has not
 heard its *own* heartbeats come back lately drops nobody: it is the one cut off from the bus
 (or its subscription is stalled, or it is starved of CPU), and silence-based verdicts would be
-wrong. Heartbeats carry each session's status compactly (no unset fields).
+wrong. And a silent member that still holds the lease of a session it announced is alive (its
+renewals get through while its heartbeats do not: a starved process, a saturated connection
+pool): it is kept until its leases lapse — the lease, not the heartbeat, is the authority on
+who may run a session, so waiting for it costs a failover nothing. Heartbeats carry each
+session's status compactly (no unset fields).
 
 With the memory bus the cluster is this node alone.
 """
@@ -28,6 +32,7 @@ import attrs
 import trio
 
 from actors.bus import Bus, BusUnavailable, Gap, MemoryBus
+from actors.sessions import lease_resource
 
 from ._placement import Member
 
@@ -172,10 +177,21 @@ class Membership:
             if now - self._echo_at > self.member_ttl / 2:
                 continue  # our own heartbeats are not coming back: no verdict on the others
             for node_id, peer in list(self._peers.items()):
-                if now - peer.seen_at > self.member_ttl:
+                if now - peer.seen_at > self.member_ttl and not await self._holds_leases(peer):
                     _LOG.warning("cluster: node %s left (silent for %.1f s)", node_id, now - peer.seen_at)
                     self._drop(node_id)
                     self._signal()
+
+    async def _holds_leases(self, peer: Peer) -> bool:
+        """Whether the silent ``peer`` still holds the lease of one session it announced (True
+        when the bus cannot tell: no verdict without evidence)."""
+        connected = [sid for sid, info in peer.sessions.items() if info.get("status") == "connected"]
+        if not connected:
+            return False
+        try:
+            return await self.bus.lock_owner(lease_resource(connected[0])) == peer.member.node_id
+        except BusUnavailable:
+            return True
 
     def _receive(self, beat: Any) -> None:
         try:

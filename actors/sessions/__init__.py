@@ -22,12 +22,14 @@ from ._session import (
     SendText,
     SessionActor,
     SessionDeps,
+    lease_resource,
 )
 from ._status import TERMINAL, BoardStatistics, SessionInfo, SessionStatus, StatusBoard
 from ._upstream import Attempt, UpstreamGate, UpstreamMode, UpstreamStatistics
 from ._tree import session_spec, sessions_intensity, tenant_spec, tenants_spec
 
 __all__ = [
+    "lease_resource",
     "Attempt",
     "BoardStatistics",
     "BoundedCache",

@@ -184,6 +184,11 @@ class SessionDeps:
     presence: Callable[[str, str, Presence], None] | None = None
 
 
+def lease_resource(session_id: str) -> str:
+    """The bus lock a session's owner holds: whoever holds it runs the session (and is alive)."""
+    return f"session:{session_id}"
+
+
 def _chat(message: Message) -> str:
     return message.chat_jid
 
@@ -244,7 +249,7 @@ class SessionActor(Actor):
 
     async def _live(self) -> None:
         self._status(SessionStatus.STARTING, "waiting for the ownership lease")
-        lease = Lease(self.deps.bus, f"session:{self.session_id}", self.deps.node_id, self.policy.lease_ttl,
+        lease = Lease(self.deps.bus, lease_resource(self.session_id), self.deps.node_id, self.policy.lease_ttl,
                       retry_interval=self.policy.lease_retry)
         await self.ctx.nursery.start(lease.run)
         tenure = await lease.wait_held()  # no pool slot held while another node still owns it

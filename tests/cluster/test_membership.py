@@ -44,7 +44,11 @@ async def test_join_drain_and_silence(redis_url):
             await wait_members(a, {"a"}, timeout=TTL / 2)
             assert a.member("b").draining
 
-            b_scope.cancel()  # silent from now on: gone after member_ttl
+            lock = await bus.acquire("session:s1", 1.5, owner="b")  # b's renewals still get through...
+            b_scope.cancel()  # ...while its heartbeats stop: kept until its lease lapses
+            await trio.sleep(TTL * 2)
+            assert a.member("b") is not None
+            await bus.release(lock)  # b dead: its lease gone, it is gone after member_ttl
             with trio.fail_after(5):
                 while a.member("b") is not None:
                     await a.wait_changed()
