@@ -134,8 +134,8 @@ async def settled(daemons: list[Daemon], control, sessions: int) -> dict[str, st
         for member in view["members"]:
             for session_id in member["sessions"]:
                 runners.setdefault(session_id, []).append(member["node_id"])
-        if owning == names and len(runners) == sessions and all(len(r) == 1 for r in runners.values()) \
-                and (await control.stats()).connected == sessions:
+        once = all(len(where) == 1 and where[0] in names for where in runners.values())
+        if owning == names and len(runners) == sessions and once and (await control.stats()).connected == sessions:
             return {sid: where[0] for sid, where in runners.items()}
         await trio.sleep(0.1)
 

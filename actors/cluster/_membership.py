@@ -119,6 +119,10 @@ class Membership:
         self.me = attrs.evolve(self.me, url=url)
         self._beat.set()
 
+    def beat_now(self) -> None:
+        """Send a heartbeat now rather than at the next interval (what we run just changed)."""
+        self._beat.set()
+
     async def leave(self) -> None:
         """Announce that this node drains: it owns nothing from now on (one heartbeat, now).
 
@@ -208,7 +212,8 @@ class Membership:
         self._peers[member.node_id] = Peer(member, trio.current_time(), sessions)
         for session_id in sessions:
             self._owners[session_id] = member.node_id
-        if previous is None or previous.member != member:
+        handed_over = member.draining and previous is not None and previous.sessions.keys() != sessions.keys()
+        if previous is None or previous.member != member or handed_over:
             if previous is None:
                 _LOG.info("cluster: node %s joined (%s)", member.node_id, member.url)
                 self._beat.set()  # let it hear us now, not in one interval

@@ -11,7 +11,8 @@ persisted status says they were connected or trying to be (:data:`RESTORE`); eac
 has one owner among the live members (:func:`actors.cluster.place`). A
 :class:`Reconcile` pass starts what this node should own and does not run, and hands
 off what another node should own (its actor stops without recording anything; the
-lease is released at once, so the new owner connects within a second). Passes run
+lease is released at once). A session whose lease another node still holds is not
+started until it is free (no actor waits for a lease it cannot have). Passes run
 once the membership has settled after boot (that is the restore), at every
 membership change, and every :data:`RECONCILE_INTERVAL` — so a dead node's sessions are
 claimed by the survivors when its leases lapse, and a drained node's at once. With the
@@ -32,7 +33,8 @@ import attrs
 import trio
 
 from actors.cluster import place, plan
-from actors.sessions import Logout, SessionStatus, session_spec, tenant_spec
+from actors.bus import BusUnavailable
+from actors.sessions import Logout, SessionStatus, lease_resource, session_spec, tenant_spec
 from actors.store import StoreClosed, StoreUnavailable
 from supervisor import (
     Actor,
@@ -72,6 +74,10 @@ another node changed (a start request there) or whose owner's lease lapsed is pi
 
 RECONCILE_TIMEOUT = 300.0
 """A pass starts a node's worth of sessions (each start is quick; connecting happens later)."""
+
+LEASE_LOOKUPS = 16
+"""Lease holders looked up at once in a pass: a failover's worth of sessions in a few round trips
+without taking every connection of the bus's pool."""
 
 HANDOFF_PACE = 0.5
 """Seconds between passes while hand-offs are pending (a join moves one batch per pass)."""
@@ -288,7 +294,7 @@ class SessionManager(Actor):
             return plan(membership.me.node_id, (), {}, ())
         wanted = [sid for sid, r in records.items() if r.status in RESTORE]
         changes = plan(membership.me.node_id, wanted, place(wanted, membership.members()), local)
-        for session_id in changes.start:
+        for session_id in await self._free(changes.start):
             await self._launch(records[session_id])
         for session_id in changes.hand_off:
             await self._hand_off(records[session_id])
@@ -300,6 +306,28 @@ class SessionManager(Actor):
             _LOG.info("reconciled: %d started, %d handed off, %d running here",
                       len(changes.start), len(changes.hand_off), len(local))
         return changes
+
+    async def _free(self, session_ids: tuple[str, ...]) -> list[str]:
+        """The sessions among ``session_ids`` whose lease no other node holds: only those start
+        here now. One another node still holds (it hands over, or its views differ from ours for
+        a moment, or it died and its lease has not lapsed yet) is looked at again next pass —
+        no actor waits here meanwhile. Unknown (bus unavailable) counts as held."""
+        me, bus, free = self.node.membership.me.node_id, self.node.bus, []
+        limiter = trio.CapacityLimiter(LEASE_LOOKUPS)
+
+        async def check(session_id: str) -> None:
+            async with limiter:
+                try:
+                    holder = await bus.lock_owner(lease_resource(session_id))
+                except BusUnavailable:
+                    return
+            if holder in (None, me):
+                free.append(session_id)
+
+        async with trio.open_nursery() as nursery:
+            for session_id in session_ids:
+                nursery.start_soon(check, session_id)
+        return sorted(free)
 
     async def _hand_off(self, record: Any) -> None:
         """Stop the session's actor here without recording a status (its lease is released as

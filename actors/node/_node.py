@@ -125,6 +125,7 @@ class Node:
             await self.manager.ask(Drain(), timeout=DRAIN_TIMEOUT)
         except (AskTimeout, ActorStopped, ActorFailed) as exc:  # the tree's stop ends the sessions anyway
             _LOG.warning("drain incomplete (%s: %s); the sessions stop with the tree", type(exc).__name__, exc)
+        self.membership.beat_now()  # "I run nothing now": the others start what they waited for
 
     @property
     def manager(self) -> ActorRef:

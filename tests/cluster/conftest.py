@@ -106,7 +106,7 @@ async def wait_converged(member: Member, sessions: set[str], nodes: set[str], *,
             found = runners(view)
             owning = {m["node_id"] for m in view["members"] if not m["draining"]}
             if owning == nodes and set(found) == sessions \
-                    and all(len(where) == 1 for where in found.values()):
+                    and all(len(where) == 1 and where[0] in nodes for where in found.values()):
                 listed = (await member.client.get("/tenants/acme/sessions")).json()
                 if all(s["status"] == "connected" for s in listed if s["id"] in sessions):
                     return {sid: where[0] for sid, where in found.items()}
