@@ -294,17 +294,18 @@ class SessionManager(Actor):
             return plan(membership.me.node_id, (), {}, ())
         wanted = [sid for sid, r in records.items() if r.status in RESTORE]
         changes = plan(membership.me.node_id, wanted, place(wanted, membership.members()), local)
-        for session_id in await self._free(changes.start):
+        started = await self._free(changes.start)
+        for session_id in started:
             await self._launch(records[session_id])
         for session_id in changes.hand_off:
             await self._hand_off(records[session_id])
         self.node.local.difference_update(changes.forget)  # ended here (logged out, stopped): kept as is
         if not self._restored:  # the first pass after boot is the restore
             self._restored = True
-            _LOG.info("restored %d sessions", len(changes.start))
-        elif changes.start or changes.hand_off:
-            _LOG.info("reconciled: %d started, %d handed off, %d running here",
-                      len(changes.start), len(changes.hand_off), len(local))
+            _LOG.info("restored %d sessions", len(started))
+        elif started or changes.hand_off:
+            _LOG.info("reconciled: %d started (%d more wait for their lease), %d handed off, %d running here",
+                      len(started), len(changes.start) - len(started), len(changes.hand_off), len(local))
         return changes
 
     async def _free(self, session_ids: tuple[str, ...]) -> list[str]:
