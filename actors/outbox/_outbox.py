@@ -15,7 +15,7 @@ letter the queue administration can retry).
 A session that is banned, logged out or otherwise parked has its outbox paused in the store
 (new sends are still accepted) and the pause is published with the session's reason; it
 resumes when the session connects again. At start every item left ``running`` by a dead
-process goes back to ``queued``.
+process goes back to ``queued`` (alone; in a cluster, per session where its sender starts).
 
 Several nodes: a send accepted on a node that does not run the session (the row is in the
 shared store all the same) is announced on the bus channel :data:`WAKE_CHANNEL`; the node whose
@@ -48,7 +48,7 @@ from actors.flows import (
     no_publisher,
     outbox_payload,
 )
-from actors.bus import BusUnavailable, Gap
+from actors.bus import BusUnavailable, Gap, MemoryBus
 from actors.drivers import MediaKind, OutboundMedia, SendResult
 from actors.sessions import SendMedia, SendText, SessionInfo, SessionStatus, StatusBoard
 from actors.store import (
@@ -125,7 +125,9 @@ class OutboxService(Actor):
 
     async def on_start(self) -> None:
         store = self.deps.store
-        recovered = await store.recover_running(Queue.OUTBOX)
+        # Alone (memory bus), every running item was this node's; in a cluster another node may be
+        # sending them right now: each session's are recovered where its sender starts instead.
+        recovered = await store.recover_running(Queue.OUTBOX) if not self._shared_bus else 0
         if recovered:
             _LOG.info("outbox: %d sends interrupted by the last stop queued again", recovered)
         self._paused_by_status = {s for s in await store.paused(Queue.OUTBOX) if s}
@@ -135,6 +137,11 @@ class OutboxService(Actor):
         for info in self.deps.board.all():
             await self._on_status(info)
         self.ctx.nursery.start_soon(self._watch, updates)
+
+    @property
+    def _shared_bus(self) -> bool:
+        """Whether other nodes may exist (a bus other than the memory bus)."""
+        return self.deps.bus is not None and not isinstance(self.deps.bus, MemoryBus)
 
     async def receive(self, message: Any) -> Any:
         match message:
@@ -202,7 +209,7 @@ class OutboxService(Actor):
                 self.deps.publisher.emit(info.tenant_id, OUTBOX_RESUMED, {"session_id": sid})
             sender = self._senders.get(sid)
             if sender is None or not sender.active:
-                if self.deps.bus is not None:  # taken over from a node that died mid-send: resend its claims
+                if self._shared_bus:  # perhaps taken over from a node that died mid-send: resend its claims
                     await store.recover_running(Queue.OUTBOX, session_id=sid)
                 sender = self._senders[sid] = _Sender(sid, info.tenant_id)
                 self.ctx.nursery.start_soon(self._sender_loop, sender)
