@@ -53,11 +53,6 @@ DEFAULT_CONNECT_TIMEOUT = 0.5
 #: well under a millisecond; a second means it is stalled or gone, and callers must learn it fast.
 DEFAULT_OP_TIMEOUT = 1.0
 
-#: Operations in flight at once, below redis-py's pool of 100 connections: a burst (a node
-#: stopping hundreds of sessions releases hundreds of leases at once) queues here, inside each
-#: operation's op_timeout, instead of failing with MaxConnectionsError and reading as an outage.
-MAX_IN_FLIGHT = 64
-
 #: Seconds between health probes (PING). Bounds how stale ``available`` is and how long a silent
 #: pub/sub connection to a stalled Redis survives.
 DEFAULT_HEALTH_INTERVAL = 1.0
@@ -111,7 +106,6 @@ class RedisBus:
     _available: bool = attrs.field(init=False, default=False)
     _ever_available: bool = attrs.field(init=False, default=False)
     _operations: int = attrs.field(init=False, default=0)
-    _in_flight: trio.Semaphore = attrs.field(init=False, factory=lambda: trio.Semaphore(MAX_IN_FLIGHT))
     _unavailable: int = attrs.field(init=False, default=0)
     _published: int = attrs.field(init=False, default=0)
     _reconnects: int = attrs.field(init=False, default=0)
@@ -242,8 +236,7 @@ class RedisBus:
         failure = f"no answer within {self.op_timeout}s"
         with trio.move_on_after(self.op_timeout):
             try:
-                async with self._in_flight:
-                    result = await self._bridge(proc, *args, **kwargs)
+                result = await self._bridge(proc, *args, **kwargs)
             except ResponseError as exc:
                 if refused:
                     raise BusValueError(refused) from None
