@@ -112,6 +112,7 @@ async def _run_services(node: Node, services: Sequence[Service], stop: trio.Even
         )
         await stop.wait()
         log.info("stopping")
+        await node.drain()  # hand the sessions over now, while the API finishes its requests
 
 
 async def _stop_on_signal(signals: Any, stop: trio.Event) -> None:

@@ -51,5 +51,7 @@ async def serve_api(
         await outer.start(app.extensions["zapvisor"].history.run)
         async with trio.open_nursery() as inner:
             urls = await inner.start(functools.partial(serve, app, config, shutdown_trigger=stop.wait))
+            if node.settings.node.advertised_url is None:
+                node.membership.advertise(urls[0])  # where the other nodes forward requests
             task_status.started(urls)
         outer.cancel_scope.cancel()  # Hypercorn returned: requests drained; the history can go

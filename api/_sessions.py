@@ -2,9 +2,14 @@
 delete, status history.
 
 Every change goes through the session manager (``/services/sessions``) by ``ask``;
-its :class:`~actors.node.Refused` replies become 4xx answers. Live status comes
-from the status board; ``connect`` starts the session and waits on the board for
-the first thing a human can act on (a QR code, a pairing code) or ``connected``.
+its :class:`~actors.node.Refused` replies become 4xx answers. ``connect`` starts the
+session and waits on the board for the first thing a human can act on (a QR code, a
+pairing code) or ``connected``.
+
+Several nodes: operations that need the session's live actor are forwarded to the node
+that runs it (``_forward``); live statuses come from the cluster-wide view (this node's
+board for what it runs, the owners' heartbeats for the rest), never from a row a dead
+node left behind.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from pydantic import Field
 from quart import Blueprint, Response
 
 from actors.node import (
+    RESTORE,
     CreateSession,
     DeleteSession,
     LogoutSession,
@@ -31,6 +37,7 @@ from supervisor import ActorFailed, ActorStopped, AskTimeout, ChildNotFound
 from ._audit import audited
 from ._auth import Principal
 from ._errors import Conflict, NotFound, Unavailable
+from ._forward import forward_to_owner
 from ._routing import Auth, endpoint, path_param, state
 from ._tenants import tenant_or_404
 from ._validate import Body, Identifier, Phone, Query, Text
@@ -98,11 +105,27 @@ async def session_or_404(tenant_id: str, session_id: str):
 
 
 def describe(record: Any) -> dict:
-    """A session's row with its live status (the board's, else the stored one)."""
-    info = state().node.board.get(record.id)
-    live = info.to_dict() if info is not None else {"status": record.status, "reason": record.reason}
+    """A session's row with its live status (see :func:`live_status`)."""
     return {"id": record.id, "tenant_id": record.tenant_id, "name": record.name,
-            "allow_groups": record.allow_groups, "created_at": record.created_at, **_public(live)}
+            "allow_groups": record.allow_groups, "created_at": record.created_at, **_public(live_status(record))}
+
+
+def live_status(record: Any) -> dict:
+    """The session's status from the cluster-wide view: this node's board when it runs the session,
+    else what its runner's heartbeat says, else what its run here ended with, else the row — where a
+    session that should run but that no live node runs yet is ``starting`` (placement starts it)."""
+    node = state().node
+    info = node.board.get(record.id)
+    if record.id in node.local and info is not None:
+        return info.to_dict()
+    remote = node.membership.remote_status(record.id)
+    if remote is not None:
+        return remote
+    if info is not None:
+        return info.to_dict()
+    if record.status in RESTORE:
+        return {"status": SessionStatus.STARTING.value, "reason": "no live node runs it yet; placement starts it"}
+    return {"status": record.status, "reason": record.reason}
 
 
 def _public(info: dict) -> dict:
@@ -151,6 +174,8 @@ async def get_session(who: Principal, tenant_id: str, session_id: str):
 async def connect_session(who: Principal, tenant_id: str, session_id: str, body: ConnectBody):
     number_, timeout = None if body.phone is None else body.phone.lstrip("+"), body.timeout
     await session_or_404(tenant_id, session_id)
+    if (forwarded := await forward_to_owner(session_id)) is not None:
+        return forwarded
     await audited(who, "connect_session", _target(tenant_id, session_id), ask_manager(StartSession(session_id)))
     info = await _wait_shown(session_id, timeout)
     if number_ is not None and info.status is SessionStatus.QR:
@@ -195,6 +220,8 @@ async def _pair(tenant_id: str, session_id: str, number_: str, timeout: float) -
 async def session_qr(who: Principal, tenant_id: str, session_id: str, query: QrQuery):
     fmt = query.format
     await session_or_404(tenant_id, session_id)
+    if (forwarded := await forward_to_owner(session_id)) is not None:
+        return forwarded
     info = state().node.board.get(session_id)
     if info is None or not info.qr:
         status = "unknown" if info is None else info.status.value
@@ -222,6 +249,8 @@ def qr_response(code: str, fmt: str) -> Response:
           summary="Log the device out (credentials wiped)", auth=Auth.TENANT_ADMIN)
 async def logout_session(who: Principal, tenant_id: str, session_id: str):
     await session_or_404(tenant_id, session_id)
+    if (forwarded := await forward_to_owner(session_id)) is not None:
+        return forwarded
     actor = state().node.system.tree().find(_target(tenant_id, session_id))
     if actor is None or actor.state != "running":
         # Logging out needs the live connection; the manager would ask a stopped actor.
@@ -236,6 +265,8 @@ async def logout_session(who: Principal, tenant_id: str, session_id: str):
           summary="Stop and start the session (no logout)", auth=Auth.TENANT_ADMIN)
 async def restart_session(who: Principal, tenant_id: str, session_id: str):
     await session_or_404(tenant_id, session_id)
+    if (forwarded := await forward_to_owner(session_id)) is not None:
+        return forwarded
     info = await audited(who, "restart_session", _target(tenant_id, session_id),
                          ask_manager(RestartSession(session_id)))
     return {"session_id": session_id, **_public(info.to_dict())}
@@ -245,6 +276,8 @@ async def restart_session(who: Principal, tenant_id: str, session_id: str):
           summary="Delete the session (logs out a connected one first)", auth=Auth.TENANT_ADMIN)
 async def delete_session(who: Principal, tenant_id: str, session_id: str):
     await session_or_404(tenant_id, session_id)
+    if (forwarded := await forward_to_owner(session_id)) is not None:
+        return forwarded
     await audited(who, "delete_session", _target(tenant_id, session_id), ask_manager(DeleteSession(session_id)))
     state().history.forget(session_id)
     # Evolution's event for a removed instance: the tenant's webhooks, and a LOW admin notification.

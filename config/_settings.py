@@ -85,7 +85,19 @@ class NodeSettings:
     )
     """Names this node in session ownership leases and logs; unique per cluster."""
     data_dir: Path = path()
-    """Root of local state (SQLite file, media, neonize credentials)."""
+    """Root of this node's local state (SQLite file, media; credentials only without PostgreSQL)."""
+    advertised_url: str | None = url("http", "https", optional=True)
+    """The API URL other nodes forward requests to; unset: the address the API listens on."""
+    heartbeat_interval: float = number(gt=0)
+    """Seconds between this node's membership announcements on the bus."""
+    member_ttl: float = number(gt=0)
+    """A node not heard from for this long has left the cluster (its sessions are placed elsewhere)."""
+
+    @member_ttl.validator
+    def _ttl_above_heartbeat(self, attribute: attrs.Attribute, value: float) -> None:
+        if value <= self.heartbeat_interval:
+            raise ConfigError(key_of(self, attribute),
+                              f"must be > node.heartbeat_interval ({self.heartbeat_interval}), got {value!r}")
 
 
 @attrs.frozen(kw_only=True)

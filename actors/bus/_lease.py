@@ -40,6 +40,9 @@ from ._values import LeasePhase, LeaseState, LeaseStatistics, LockToken
 #: Renewal period as a fraction of the TTL (see the module docstring for the timeline).
 RENEW_FRACTION = 1 / 3
 
+#: Seconds between attempts to release a lock on stop (within ttl/3 in all).
+RELEASE_RETRY = 0.1
+
 #: Fraction of the TTL, counted from the last confirmed request's send time, during which the
 #: holder may use the resource. 1 - 2/3 = 1/3 of the TTL is the safety margin.
 VALID_FRACTION = 2 / 3
@@ -164,7 +167,10 @@ class Lease:
             else:
                 self._end(tenure, LeasePhase.STOPPED, "the lease task stopped")
                 with trio.CancelScope(shield=True), trio.move_on_after(self.ttl * RENEW_FRACTION):
-                    await self._release_quietly(tenure.lock)
+                    # retried: when a node stops hundreds of sessions at once, a release that
+                    # times out in the burst would leave the next owner waiting for the TTL
+                    while not await self._release_quietly(tenure.lock):
+                        await trio.sleep(RELEASE_RETRY)
 
     async def _attempt(self) -> Tenure | None:
         """One acquire attempt; returns the new tenure, or None (state says why)."""
@@ -220,16 +226,17 @@ class Lease:
         self._tenure = None
         self._set(phase, reason, holder=holder)
 
-    async def _release_quietly(self, lock: LockToken) -> None:
-        """Release a lock we are giving up, so another node need not wait for the TTL.
+    async def _release_quietly(self, lock: LockToken) -> bool:
+        """Release a lock we are giving up, so another node need not wait for the TTL; False
+        when the bus did not answer (the lock then expires by itself, or a retry releases it).
 
-        Failures are expected here (Redis down, lock already gone) and change nothing: the lock
-        expires by itself.
+        Failures are expected here (Redis down, lock already gone) and change nothing.
         """
         try:
             await self.bus.release(lock)
         except BusUnavailable:
-            pass
+            return False
+        return True
 
     def _set(
         self,

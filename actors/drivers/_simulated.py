@@ -6,9 +6,11 @@ frames to the normalized events. Faults are real: a dropped socket is a real
 driver keeps the rules of :mod:`actors.drivers._protocol` (one ending event per
 connection, deferred acks, real probes).
 
-Credentials handed out at pairing are kept in ``<auth_dir>/<session_id>.json``
-(written atomically off the trio thread), or only in memory when ``auth_dir``
-is ``None``; they are deleted when the account is logged out.
+Credentials handed out at pairing are kept by the config's ``keeper`` (a
+:class:`CredentialKeeper`: the node gives one backed by PostgreSQL, so every node of a
+cluster reaches them and a failover reconnects without a QR code), else in
+``<auth_dir>/<session_id>.json`` (written atomically off the trio thread), else only in
+memory; they are deleted when the account is logged out.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import logging
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 import trio
@@ -76,6 +78,16 @@ def _positive(instance: object, attribute: attrs.Attribute, value: float) -> Non
         raise ValueError(f"SimulatedDriverConfig.{attribute.name} must be > 0, got {value!r}")
 
 
+class CredentialKeeper(Protocol):
+    """Where a session's credentials live when not in ``auth_dir`` (the store, for a cluster)."""
+
+    async def load(self, session_id: str) -> str | None: ...
+
+    async def save(self, session_id: str, creds: str) -> None: ...
+
+    async def forget(self, session_id: str) -> None: ...
+
+
 @attrs.frozen
 class SimulatedDriverConfig:
     """Where the simulator is and how patient the driver is with it.
@@ -87,6 +99,7 @@ class SimulatedDriverConfig:
 
     url: str = attrs.field()
     auth_dir: Path | None = attrs.field(default=None, converter=attrs.converters.optional(Path))
+    keeper: CredentialKeeper | None = None  # takes precedence over auth_dir (see _load_creds)
     connect_timeout: float = attrs.field(default=10.0, validator=_positive)
     request_timeout: float = attrs.field(default=30.0, validator=_positive)
     keepalive_interval: float = attrs.field(default=20.0, validator=_positive)
@@ -504,20 +517,31 @@ class SimulatedDriver:
         return None if self.config.auth_dir is None else self.config.auth_dir / f"{self.session_id}.json"
 
     async def _load_creds(self) -> str | None:
-        path = self._creds_path()
-        if not self._creds_loaded and path is not None:
-            self._creds = await trio.to_thread.run_sync(_read_creds, path)
+        """The keeper's credentials, else the file's (moved into the keeper on first use, so
+        credentials paired before a cluster existed reach every node from then on)."""
+        path, keeper = self._creds_path(), self.config.keeper
+        if not self._creds_loaded:
+            if keeper is not None:
+                self._creds = await keeper.load(self.session_id)
+            if self._creds is None and path is not None:
+                self._creds = await trio.to_thread.run_sync(_read_creds, path)
+                if self._creds is not None and keeper is not None:
+                    await keeper.save(self.session_id, self._creds)
         self._creds_loaded = True
         return self._creds
 
     async def _save_creds(self, creds: str) -> None:
         self._creds = creds
-        path = self._creds_path()
-        if path is not None:
+        path, keeper = self._creds_path(), self.config.keeper
+        if keeper is not None:
+            await keeper.save(self.session_id, creds)
+        elif path is not None:
             await trio.to_thread.run_sync(_write_creds, path, creds)
 
     async def _forget_creds(self) -> None:
         self._creds = None
-        path = self._creds_path()
+        path, keeper = self._creds_path(), self.config.keeper
+        if keeper is not None:
+            await keeper.forget(self.session_id)
         if path is not None:
             await trio.to_thread.run_sync(lambda: path.unlink(missing_ok=True))

@@ -95,5 +95,5 @@ def build_flows(
     inbound = TicketInbound(store, directory, tickets.reopen_window, publisher=publisher, on_media=media.wake.set)
     outbox = OutboxDeps(store=store, board=board, attempts=settings.outbox.attempts,
                         pacing_interval=settings.outbox.pacing_interval, pacing_jitter=settings.outbox.pacing_jitter,
-                        publisher=publisher, **gated)
+                        publisher=publisher, bus=bus, **gated)
     return Flows(directory=directory, inbound=inbound, outbox=outbox, media=media)

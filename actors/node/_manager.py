@@ -6,13 +6,22 @@ session actors in agreement. The API talks to it with ``ask``; every reply is a
 value (a record, a status, or :class:`Refused` naming the problem), never an
 exception, so a bad request cannot crash it.
 
-On start it restores the sessions that were live when the node stopped: every
-session whose last persisted status says it was connected or trying to be.
-Status changes are persisted debounced, but start and stop requests are written
-through at once, so even a ``kill -9`` right after a request restores correctly. Their
-connects then go through the node's connect limiter and upstream gate, so a
-restart of a node with thousands of sessions comes back as a ramp, not a
-``Promise.all`` stampede.
+It also reconciles (DESIGN §11): the sessions that should run are those whose
+persisted status says they were connected or trying to be (:data:`RESTORE`); each
+has one owner among the live members (:func:`actors.cluster.place`). A
+:class:`Reconcile` pass starts what this node should own and does not run, and hands
+off what another node should own (its actor stops without recording anything; the
+lease is released at once). A session whose lease another node still holds is not
+started until it is free (no actor waits for a lease it cannot have). Passes run
+once the membership has settled after boot (that is the restore), at every
+membership change, and every :data:`RECONCILE_INTERVAL` — so a dead node's sessions are
+claimed by the survivors when its leases lapse, and a drained node's at once. With the
+memory bus the node is a cluster of one and owns everything. Connects go through the
+node's connect limiter and upstream gate, so a restart or a failover of thousands of
+sessions comes back as a ramp, not a ``Promise.all`` stampede.
+
+Start and stop requests are written through at once (status changes are persisted
+debounced), so even a ``kill -9`` right after a request restores correctly.
 """
 
 from __future__ import annotations
@@ -21,8 +30,12 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 import attrs
+import trio
 
-from actors.sessions import Logout, SessionStatus, session_spec, tenant_spec
+from actors.cluster import place, plan
+from actors.bus import BusUnavailable
+from actors.sessions import Logout, SessionStatus, lease_resource, session_spec, tenant_spec
+from actors.store import StoreClosed, StoreUnavailable
 from supervisor import (
     Actor,
     ActorStopped,
@@ -54,6 +67,20 @@ RESTORE = frozenset(
     }
 )
 """Persisted statuses of sessions that were live (or trying) when the node stopped."""
+
+RECONCILE_INTERVAL = 2.0
+"""Seconds between reconcile passes without a membership change: how soon a session whose row
+another node changed (a start request there) or whose owner's lease lapsed is picked up."""
+
+RECONCILE_TIMEOUT = 300.0
+"""A pass starts a node's worth of sessions (each start is quick; connecting happens later)."""
+
+LEASE_LOOKUPS = 16
+"""Lease holders looked up at once in a pass: a failover's worth of sessions in a few round trips
+without taking every connection of the bus's pool."""
+
+HANDOFF_PACE = 0.5
+"""Seconds between passes while hand-offs are pending (a join moves one batch per pass)."""
 
 DELETED = "deleted"
 """Status stored for a deleted session: the row stays for its history, the session never restores."""
@@ -106,8 +133,14 @@ class ListSessions:
 
 
 @attrs.frozen
-class RestoreSessions:
-    """Start every session that was live when the node stopped (sent once at boot)."""
+class Reconcile:
+    """One reconcile pass (see the module docstring); reply: the :class:`~actors.cluster.Plan` applied."""
+
+
+@attrs.frozen
+class Drain:
+    """Stop every session this node runs, without logging out, releasing their leases now
+    (the node is leaving: it has announced it, so nobody places sessions here any more)."""
 
 
 @attrs.frozen
@@ -124,10 +157,11 @@ class SessionManager(Actor):
 
     def __init__(self, node: "Node") -> None:
         self.node = node
+        self._restored = False
 
     async def on_start(self) -> None:
         if self.node.settings.sessions.restore_on_boot:
-            self.ctx.ref.tell(RestoreSessions())
+            self.ctx.nursery.start_soon(self._reconciling)
 
     async def receive(self, message: Any) -> Any:
         match message:
@@ -146,8 +180,10 @@ class SessionManager(Actor):
                 return await self._delete(session_id)
             case ListSessions(tenant_id):
                 return tuple(i for i in self.node.board.all() if tenant_id is None or i.tenant_id == tenant_id)
-            case RestoreSessions():
-                return await self._restore()
+            case Reconcile():
+                return await self._reconcile()
+            case Drain():
+                return await self._drain()
         raise TypeError(f"session manager got an unknown message {message!r}")
 
     # -- requests ---------------------------------------------------------------
@@ -174,6 +210,7 @@ class SessionManager(Actor):
     async def _launch(self, record: Any) -> Any:
         """Start the session actor of ``record`` (idempotent); its status, or Refused."""
         await self._ensure_tenant(record.tenant_id)
+        self.node.local.add(record.id)
         sessions = self.ctx.system.supervisor(f"/tenants/{record.tenant_id}/sessions")
         spec = session_spec(record.id, record.tenant_id, self.node.deps,
                             backoff=self.node.session_backoff, breaker=self.node.session_breaker)
@@ -194,6 +231,7 @@ class SessionManager(Actor):
         record = await self._live_record(session_id)
         if isinstance(record, Refused):
             return record
+        self.node.local.discard(session_id)
         try:
             sessions = self.ctx.system.supervisor(f"/tenants/{record.tenant_id}/sessions")
             await sessions.terminate_child(session_id)
@@ -236,15 +274,94 @@ class SessionManager(Actor):
         self.node.webhooks.emit(record.tenant_id, "remove.instance", {"session_id": session_id})
         return None
 
-    async def _restore(self) -> int:
-        restored = 0
-        for record in await self.node.store.list_sessions():
-            self.node.board.register(self._path(record.tenant_id, record.id), record.id, record.tenant_id)
-            if record.status in RESTORE:  # already persisted as live: launch from the row we have
-                result = await self._launch(record)
-                restored += not isinstance(result, Refused)
-        _LOG.info("restored %d sessions", restored)
-        return restored
+    async def _reconciling(self) -> None:
+        """Ask for a pass once the membership has settled, then at every change or interval."""
+        membership = self.node.membership
+        await membership.settled.wait()
+        while True:
+            done = await self.ctx.ref.ask(Reconcile(), timeout=RECONCILE_TIMEOUT)
+            with trio.move_on_after(HANDOFF_PACE if done.hand_off else RECONCILE_INTERVAL):
+                await membership.wait_changed()
+
+    async def _reconcile(self) -> Any:
+        membership, local = self.node.membership, self.node.local
+        if membership.me.draining:
+            return plan(membership.me.node_id, (), {}, ())
+        try:
+            records = {r.id: r for r in await self.node.store.list_sessions()}
+        except (StoreUnavailable, StoreClosed) as exc:  # the next pass retries; what runs keeps running
+            _LOG.warning("reconcile skipped: %s", exc)
+            return plan(membership.me.node_id, (), {}, ())
+        wanted = [sid for sid, r in records.items() if r.status in RESTORE]
+        changes = plan(membership.me.node_id, wanted, place(wanted, membership.members()), local)
+        started = await self._free(changes.start)
+        for session_id in started:
+            await self._launch(records[session_id])
+        for session_id in changes.hand_off:
+            await self._hand_off(records[session_id])
+        self.node.local.difference_update(changes.forget)  # ended here (logged out, stopped): kept as is
+        if not self._restored:  # the first pass after boot is the restore
+            self._restored = True
+            _LOG.info("restored %d sessions", len(started))
+        elif started or changes.hand_off:
+            _LOG.info("reconciled: %d started (%d more wait for their lease), %d handed off, %d running here",
+                      len(started), len(changes.start) - len(started), len(changes.hand_off), len(local))
+        return changes
+
+    async def _free(self, session_ids: tuple[str, ...]) -> list[str]:
+        """The sessions among ``session_ids`` whose lease no other node holds: only those start
+        here now. One another node still holds (it hands over, or its views differ from ours for
+        a moment, or it died and its lease has not lapsed yet) is looked at again next pass —
+        no actor waits here meanwhile. Unknown (bus unavailable) counts as held."""
+        me, bus, free = self.node.membership.me.node_id, self.node.bus, []
+        limiter = trio.CapacityLimiter(LEASE_LOOKUPS)
+
+        async def check(session_id: str) -> None:
+            async with limiter:
+                try:
+                    holder = await bus.lock_owner(lease_resource(session_id))
+                except BusUnavailable:
+                    return
+            if holder in (None, me):
+                free.append(session_id)
+
+        async with trio.open_nursery() as nursery:
+            for session_id in session_ids:
+                nursery.start_soon(check, session_id)
+        return sorted(free)
+
+    async def _hand_off(self, record: Any) -> None:
+        """Stop the session's actor here without recording a status (its lease is released as
+        it stops); the board lets it go, so this node reports it from its owner from now on."""
+        self.node.local.discard(record.id)
+        sessions = self.ctx.system.supervisor(f"/tenants/{record.tenant_id}/sessions")
+        try:
+            await sessions.terminate_child(record.id)
+            await sessions.delete_child(record.id)
+        except ChildNotFound:
+            pass
+        self.node.board.release(record.id, "moved to another node")
+
+    async def _drain(self) -> int:
+        """Stop every session run here, each tenant's at once (a supervisor stops its sessions
+        concurrently), releasing their leases; returns how many."""
+        drained = tuple(self.node.local)
+        tenants = {info.tenant_id for sid in drained if (info := self.node.board.get(sid)) is not None}
+
+        async def stop_tenant(tenant_id: str) -> None:
+            try:
+                await self.ctx.system.supervisor(f"/tenants/{tenant_id}").terminate_child("sessions")
+            except ChildNotFound:
+                pass
+
+        async with trio.open_nursery() as nursery:
+            for tenant_id in tenants:
+                nursery.start_soon(stop_tenant, tenant_id)
+        self.node.local.clear()
+        for session_id in drained:
+            self.node.board.release(session_id, "its node is draining")
+        _LOG.info("drained %d sessions", len(drained))
+        return len(drained)
 
     # -- helpers ------------------------------------------------------------------
 

@@ -8,7 +8,8 @@
 The tree (DESIGN §3)::
 
     /                       one_for_one
-    ├── /infra              rest_for_one: store → bus → board → hub (a failed store restarts what needs it)
+    ├── /infra              rest_for_one: store → bus → board → hub → cluster (a failed store restarts
+    │                       what needs it; cluster: this node's membership heartbeats)
     ├── /workers            the neonize worker processes (only when sessions use neonize)
     ├── /tenants            dynamic: /tenants/<id>/{sessions,tickets}
     └── /services           one_for_one: sessions (the manager), tickets, outbox, media, webhooks
@@ -24,6 +25,7 @@ walking the tree. Everything else talks to actors with ``ask``/``tell``.
 from __future__ import annotations
 
 import functools
+import logging
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import AsyncIterator
@@ -32,6 +34,7 @@ import attrs
 import trio
 
 from actors.bus import Bus, bus_from_url
+from actors.cluster import Member, Membership, StoredCredentials
 from actors.flows import Flows, build_flows
 from actors.drivers import DriverFactory, SimulatedDriver, SimulatedDriverConfig
 from actors.drivers.neonize import NeonizeDriver, PoolSettings, WorkerPool
@@ -52,7 +55,10 @@ from actors.sessions import (
 from actors.store import NotFound, PostgresBackend, SqliteBackend, Store
 from config import Settings
 from supervisor import (
+    ActorFailed,
     ActorRef,
+    ActorStopped,
+    AskTimeout,
     ActorSystem,
     Backoff,
     ChildSpec,
@@ -65,10 +71,15 @@ from supervisor import (
 )
 
 from ._host import Hosted, HostedWithSystem
-from ._manager import SessionManager
+from ._manager import Drain, SessionManager
+
+_LOG = logging.getLogger("zapvisor.node")
 
 STORE_START_TIMEOUT = 60.0
 """Seconds the store may take to connect and migrate before its start counts as failed."""
+
+DRAIN_TIMEOUT = 30.0
+"""Seconds a drain may take: every session closes its connection (each within its own grace)."""
 
 
 
@@ -87,10 +98,36 @@ class Node:
     flows: Flows | None = None  # tickets, inbound sink, outbox, media (services)
     workers: WorkerPool | None = None  # the neonize worker processes, when sessions use neonize
     system: ActorSystem | None = None
+    local: set[str] = attrs.Factory(set)  # sessions this node runs (placed here, or started here by request)
+    membership: Membership = attrs.field(default=attrs.Factory(lambda n: n._membership(), takes_self=True))
     hub: Hub = attrs.field(default=attrs.Factory(lambda n: Hub(n.settings.node.node_id, n.bus, n.board), takes_self=True))
     webhooks: Webhooks = attrs.field(default=attrs.Factory(
         lambda n: Webhooks.from_settings(n.settings.webhooks, n.store, api=n.settings.api, board=n.board, hub=n.hub),
         takes_self=True))
+
+    def _membership(self) -> Membership:
+        node = self.settings.node
+        me = Member(node.node_id, node.advertised_url, self.settings.sessions.max_sessions)
+
+        def running():
+            return [info.to_dict() for sid in tuple(self.local) if (info := self.board.get(sid)) is not None]
+
+        return Membership(self.bus, me, node.heartbeat_interval, node.member_ttl, running=running)
+
+    async def drain(self) -> None:
+        """Leave the cluster gracefully (SIGTERM): announce it, then stop every session here
+        without logging out, releasing their leases at once so the others take over now.
+
+        A cluster of one (the memory bus) has nobody to hand over to: its sessions stop with
+        the tree, after the services (the outbox finishes its sends in flight first)."""
+        if self.membership.solo:
+            return
+        await self.membership.leave()  # without the bus, the others notice when our heartbeats stop
+        try:
+            await self.manager.ask(Drain(), timeout=DRAIN_TIMEOUT)
+        except (AskTimeout, ActorStopped, ActorFailed) as exc:  # the tree's stop ends the sessions anyway
+            _LOG.warning("drain incomplete (%s: %s); the sessions stop with the tree", type(exc).__name__, exc)
+        self.membership.beat_now()  # "I run nothing now": the others start what they waited for
 
     @property
     def manager(self) -> ActorRef:
@@ -104,6 +141,7 @@ class Node:
             ChildSpec("bus", functools.partial(Hosted, self.bus.run), start_timeout=STORE_START_TIMEOUT),
             ChildSpec("board", functools.partial(HostedWithSystem, self.board.run)),
             ChildSpec("hub", functools.partial(HostedWithSystem, self.hub.run)),
+            ChildSpec("cluster", functools.partial(Hosted, self.membership.run)),
         ]
         services = [ChildSpec("sessions", lambda: SessionManager(self), shutdown=30.0), *self.flows.specs(),
                     ChildSpec("webhooks", functools.partial(HostedWithSystem, self.webhooks.run))]
@@ -220,14 +258,17 @@ class StoreDeviceBook:
 def _driver_factory(settings: Settings, workers: WorkerPool | None, store: Store) -> DriverFactory:
     """Simulated sessions talk to the simulator; neonize ones to WhatsApp through the worker pool.
 
-    neonize keeps each session's credentials where the store lives: one SQLite
-    file per session under ``<data_dir>/auth``, or the PostgreSQL database
-    (whatsmeow's ``whatsmeow_*`` tables beside zapvisor's), where the session's
-    device JID, kept in its sessions row, selects its device from any node.
+    Both keep each session's credentials where the store lives: files under
+    ``<data_dir>/auth`` (one SQLite file per neonize session), or the PostgreSQL
+    database, where every node of a cluster reaches them (the simulated driver's in
+    ``driver_credentials``; neonize's in whatsmeow's ``whatsmeow_*`` tables, where the
+    session's device JID, kept in its sessions row, selects its device).
     """
     sessions, auth_dir = settings.sessions, Path(settings.node.data_dir) / "auth"
     if sessions.driver == "simulated":
-        return functools.partial(SimulatedDriver, config=SimulatedDriverConfig(url=sessions.simulator_url, auth_dir=auth_dir))
+        keeper = StoredCredentials(store) if settings.store.backend == "postgres" else None
+        config = SimulatedDriverConfig(url=sessions.simulator_url, auth_dir=auth_dir, keeper=keeper)
+        return functools.partial(SimulatedDriver, config=config)
 
     def neonize_driver(session_id: str) -> NeonizeDriver:
         if settings.store.backend == "postgres":

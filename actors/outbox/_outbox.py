@@ -39,6 +39,13 @@ recorded, its payload is malformed — is *quarantined*: dead at once, ``last_er
 store that is unreachable fails the service (that is not the item's fault). Should anything
 still kill the service mid-item, the store counts the item's interruptions and quarantines it
 at its third (see :class:`~actors.store.JobStatus`), so a restart never meets it again and again.
+
+Several nodes: a send accepted on a node that does not run the session (the row is in the
+shared store all the same) is announced on the bus channel :data:`WAKE_CHANNEL`; the node whose
+sender loop serves the session wakes it at once. The idle poll (:data:`IDLE_POLL`) is only the
+fallback for an announcement the fire-and-forget bus lost. In a cluster, ``running`` items are
+recovered per session where its sender starts (never all at boot: another node may be claiming
+them right now); a ``running`` item never reached the driver, so putting it back is safe.
 """
 
 from __future__ import annotations
@@ -66,6 +73,7 @@ from actors.flows import (
     no_publisher,
     outbox_payload,
 )
+from actors.bus import BusUnavailable, Gap, MemoryBus
 from actors.drivers import MediaKind, OutboundMedia, SendResult
 from actors.sessions import (
     RequestFailed,
@@ -131,7 +139,10 @@ RETRY_SLACK = 0.05
 """Re-check this soon when a retry was due but the store did not hand it out yet (clock skew)."""
 
 IDLE_POLL = 30.0
-"""A sender with nothing to do re-checks the store this often (rows added by another node)."""
+"""A sender with nothing to do re-checks the store this often (a wake-up from another node lost)."""
+
+WAKE_CHANNEL = "zapvisor.outbox.wake"
+"""Bus channel of "session X has a new send" announcements (``{"session_id": ...}``)."""
 
 MAX_ERROR_CHARS = 2000
 """A quarantined item's recorded error is cut to this: enough for any exception's message, bounded
@@ -149,6 +160,7 @@ class OutboxDeps:
     retry_base: float = RETRY_BASE
     send_timeout: float = SEND_TIMEOUT
     store_gate: UpstreamGate = attrs.field(factory=store_gate)  # the node's: claims wait there during an outage
+    bus: Any = None  # the node's Bus: wakes the sender of a session another node runs
 
 
 @attrs.define(eq=False)
@@ -172,17 +184,27 @@ class OutboxService(Actor):
 
     async def on_start(self) -> None:
         store = self.deps.store
-        recovered = await store.recover_running(Queue.OUTBOX)
+        # Alone (memory bus), every running item was this node's; in a cluster another node may be
+        # sending them right now: each session's are recovered where its sender starts instead.
+        recovered = await store.recover_running(Queue.OUTBOX) if not self._shared_bus else 0
         if recovered:
             _LOG.info("outbox: %d sends interrupted by the last stop taken back (queued again, or "
                       "quarantined at their third interruption)", recovered)
-        for item in await store.outbox_unknown(BOOT_UNKNOWN):
-            self._announce_unknown(item)
+        if not self._shared_bus:  # in a cluster, per session where its sender starts (TAKEN_OVER below)
+            for item in await store.outbox_unknown(BOOT_UNKNOWN):
+                self._announce_unknown(item)
         self._paused_by_status = {s for s in await store.paused(Queue.OUTBOX) if s}
+        if self.deps.bus is not None:
+            await self.ctx.nursery.start(self._wakeups)
         updates = self.deps.board.subscribe()
         for info in self.deps.board.all():
             await self._on_status(info)
         self.ctx.nursery.start_soon(self._watch, updates)
+
+    @property
+    def _shared_bus(self) -> bool:
+        """Whether other nodes may exist (a bus other than the memory bus)."""
+        return self.deps.bus is not None and not isinstance(self.deps.bus, MemoryBus)
 
     async def receive(self, message: Any) -> Any:
         match message:
@@ -211,7 +233,30 @@ class OutboxService(Actor):
             sender = self._senders.get(send.session_id)
             if sender is not None:
                 sender.wake.set()
+            elif self.deps.bus is not None:
+                await self._announce(send.session_id)
         return enqueued
+
+    async def _announce(self, session_id: str) -> None:
+        """Tell the node that runs the session (if another does) that it has a new send."""
+        try:
+            await self.deps.bus.publish(WAKE_CHANNEL, {"session_id": session_id})
+        except BusUnavailable as exc:
+            _LOG.warning("outbox: wake-up of session %s not announced (its sender polls): %s", session_id, exc)
+
+    async def _wakeups(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Wake the local sender of every session another node announces a send for."""
+        async with self.deps.bus.subscribe(WAKE_CHANNEL) as subscription:
+            task_status.started()
+            async for item in subscription:
+                if isinstance(item, Gap):  # announcements may be lost: every sender looks now
+                    woken = list(self._senders.values())
+                elif isinstance(item.data, dict) and (sender := self._senders.get(item.data.get("session_id"))):
+                    woken = [sender]
+                else:
+                    continue
+                for sender in woken:
+                    sender.wake.set()
 
     # -- session status → sender loops and pauses ----------------------------------
 
@@ -233,6 +278,8 @@ class OutboxService(Actor):
                 # hold the session's line for ever: its outcome is unknown
                 for item in await store.outbox_unknown(TAKEN_OVER, session_id=sid, keep=tuple(self._in_flight)):
                     self._announce_unknown(item)
+                if self._shared_bus:  # perhaps taken over from a node that died after claiming: queue its claims
+                    await store.recover_running(Queue.OUTBOX, session_id=sid)
                 sender = self._senders[sid] = _Sender(sid, info.tenant_id)
                 self.ctx.nursery.start_soon(self._sender_loop, sender)
             return

@@ -22,6 +22,7 @@ from ._session import (
     SendText,
     SessionActor,
     SessionDeps,
+    lease_resource,
 )
 from ._status import TERMINAL, BoardStatistics, SessionInfo, SessionStatus, StatusBoard
 from ._upstream import Attempt, UpstreamGate, UpstreamMode, UpstreamStatistics
@@ -29,6 +30,7 @@ from ._dependencies import bus_gate, bus_unavailable, store_gate, store_unavaila
 from ._tree import session_spec, sessions_intensity, tenant_spec, tenants_spec
 
 __all__ = [
+    "lease_resource",
     "Attempt",
     "BoardStatistics",
     "BoundedCache",

@@ -96,6 +96,9 @@ class SessionPolicy:
     reaction_default: Reaction = Reaction.RECONNECT
     allow_groups: bool = False
     lease_ttl: float = 15.0
+    # A session waits for its lease only while another node hands it over (placement starts
+    # it nowhere else): retry every second, so a drained node's sessions move within one.
+    lease_retry: float = 1.0
 
     @classmethod
     def from_settings(cls, sessions) -> "SessionPolicy":

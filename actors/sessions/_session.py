@@ -2,9 +2,10 @@
 
 One incarnation of the actor is one attempt to own and use the account:
 
-1. wait for a slot in the node's :class:`~actors.sessions.SessionPool` (``queued``);
-2. take the account's ownership lease from the bus (``starting``): only the
+1. take the account's ownership lease from the bus (``starting``): only the
    holder may connect, so two nodes never fight over one account;
+2. then wait for a slot in the node's :class:`~actors.sessions.SessionPool`
+   (``queued``): a session waiting for another node to hand it over holds no slot;
 3. connect through the shared upstream gate and connect limiter
    (``connecting``): while WhatsApp is unreachable one trial connect probes for
    the whole node, and when it is back the reconnects come as a ramp, never a
@@ -192,6 +193,11 @@ class SessionDeps:
     presence: Callable[[str, str, Presence], None] | None = None
 
 
+def lease_resource(session_id: str) -> str:
+    """The bus lock a session's owner holds: whoever holds it runs the session (and is alive)."""
+    return f"session:{session_id}"
+
+
 def _chat(message: Message) -> str:
     return message.chat_jid
 
@@ -251,28 +257,29 @@ class SessionActor(Actor):
     # -- one incarnation: pool slot → lease → connections ----------------------
 
     async def _live(self) -> None:
-        self._status(SessionStatus.QUEUED, "waiting for a pool slot")
-        async with self.deps.pool.slot(self.session_id):
-            self._status(SessionStatus.STARTING, "waiting for the ownership lease")
-            lease = Lease(self.deps.bus, f"session:{self.session_id}", self.deps.node_id, self.policy.lease_ttl)
-            await self.ctx.nursery.start(lease.run)
-            while True:
-                tenure = await self._hold_lease(lease)
-                with tenure.cancel_scope:
+        self._status(SessionStatus.STARTING, "waiting for the ownership lease")
+        lease = Lease(self.deps.bus, lease_resource(self.session_id), self.deps.node_id, self.policy.lease_ttl,
+                      retry_interval=self.policy.lease_retry)
+        await self.ctx.nursery.start(lease.run)
+        while True:
+            tenure = await self._hold_lease(lease)  # no pool slot held while another node still owns it
+            with tenure.cancel_scope:
+                self._status(SessionStatus.QUEUED, "waiting for a pool slot")
+                async with self.deps.pool.slot(self.session_id):
                     await self._drive()
-                if lease.state.phase not in (LeasePhase.UNAVAILABLE, LeasePhase.HELD):
-                    break  # another node holds it, or the lease stopped: that is a failure
-                # The bus went away (or came back at once), not the account: we stopped using it, as the
-                # lease requires, and wait for it again without failing.
-                self._status(SessionStatus.DISCONNECTED, f"bus unavailable: {tenure.reason}")
-                self.driver = self.deps.driver_factory(self.session_id)  # the cancelled one is spent
-            self._status(SessionStatus.DISCONNECTED, f"ownership lost: {tenure.reason}")
-            raise OwnershipLost(tenure.reason or "ownership lease lost")
+            if lease.state.phase not in (LeasePhase.UNAVAILABLE, LeasePhase.HELD):
+                break  # another node holds it, or the lease stopped: that is a failure
+            # The bus went away (or came back at once), not the account: we stopped using it, as the
+            # lease requires, and wait for it again without failing.
+            self._status(SessionStatus.DISCONNECTED, f"bus unavailable: {tenure.reason}")
+            self.driver = self.deps.driver_factory(self.session_id)  # the cancelled one is spent
+        self._status(SessionStatus.DISCONNECTED, f"ownership lost: {tenure.reason}")
+        raise OwnershipLost(tenure.reason or "ownership lease lost")
 
     async def _hold_lease(self, lease: Lease):
         """The next tenure of ``lease``. While the bus is unreachable the session waits at the
         node's bus gate (one trial read probes for all sessions), then has its lease retry at once."""
-        resource = f"session:{self.session_id}"
+        resource = lease_resource(self.session_id)
         while lease.tenure is None and lease.state.phase is LeasePhase.UNAVAILABLE:
             self._status(SessionStatus.BACKOFF, f"bus unavailable: {lease.state.reason}; waiting at the bus gate")
             await self.deps.bus_gate.call(self.deps.bus.lock_owner, resource)

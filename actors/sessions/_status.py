@@ -149,6 +149,17 @@ class StatusBoard:
             if sid == session_id:
                 del self._paths[path]
 
+    def release(self, session_id: str, reason: str) -> None:
+        """This node no longer runs the session (another node owns it now, or will): tell the
+        subscribers it is ``disconnected`` here (its outbox sender stops), then forget it. Nothing
+        is written: the row belongs to the new owner."""
+        current = self._current.get(session_id)
+        if current is None:
+            return
+        self._publish(SessionInfo(session_id, current.tenant_id, SessionStatus.DISCONNECTED, reason,
+                                  self.wall_clock(trio.current_time()), jid=current.jid))
+        self.forget(session_id)
+
     # -- reading ---------------------------------------------------------------
 
     def get(self, session_id: str) -> SessionInfo | None:

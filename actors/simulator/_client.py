@@ -28,6 +28,7 @@ class SimulatorStats:
     connected: int
     peak_connected: int
     refused: int
+    replaced: int
     messages_enqueued: int
     messages_delivered: int
     messages_redelivered: int

@@ -28,6 +28,7 @@ class Stats:
     connected: int = 0
     peak_connected: int = 0
     refused: int = 0  # handshakes answered with a close reason
+    replaced: int = 0  # connections ended (440) by a second connection of the same account
     messages_enqueued: int = 0
     messages_delivered: int = 0
     messages_redelivered: int = 0

@@ -171,6 +171,7 @@ class SimulatorServer:
         session = account.session_id
         previous = self.links.get(session)
         if previous is not None:
+            self.stats.replaced += 1
             previous.end(440, "replaced by a new connection")
         self.links[session] = link
         try:

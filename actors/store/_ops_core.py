@@ -146,6 +146,30 @@ class SetSessionDevice:
 
 
 @attrs.frozen
+class SetCredentials:
+    session_id: str
+    driver: str
+    creds: str
+
+    async def apply(self, tx: Any, now: float) -> None:
+        await tx.execute(
+            "INSERT INTO driver_credentials (session_id, driver, creds, updated_at) VALUES ($1, $2, $3, $4) "
+            "ON CONFLICT (session_id, driver) DO UPDATE SET creds = excluded.creds, updated_at = excluded.updated_at",
+            self.session_id, self.driver, self.creds, now,
+        )
+
+
+@attrs.frozen
+class DeleteCredentials:
+    session_id: str
+    driver: str
+
+    async def apply(self, tx: Any, now: float) -> None:
+        await tx.execute("DELETE FROM driver_credentials WHERE session_id = $1 AND driver = $2",
+                         self.session_id, self.driver)
+
+
+@attrs.frozen
 class UpsertContact:
     """``name`` is already storable; ``raw_name`` is what WhatsApp sent when it was not (see _text)."""
 

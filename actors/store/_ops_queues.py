@@ -316,6 +316,7 @@ class RecoverRunning:
 
     queue: Queue
     claimed_before: float | None
+    session_id: str | None = None  # outbox only: one session's items (a node took the session over)
 
     async def apply(self, tx: Any, now: float) -> int:
         cutoff = now if self.claimed_before is None else float(self.claimed_before)
@@ -325,12 +326,14 @@ class RecoverRunning:
                  "retry it or remove it")
         delivery = (f", delivery = CASE WHEN {quarantine} THEN 'failed' ELSE delivery END"
                     if self.queue is Queue.OUTBOX else "")
+        where, args = "status = 'running' AND updated_at <= $2", [now, cutoff, error]
+        if self.session_id is not None:
+            where, args = where + " AND session_id = $4", [*args, self.session_id]
         rows = await tx.fetch(
             f"UPDATE {self.queue.value} SET status = CASE WHEN {quarantine} THEN 'dead' ELSE 'queued' END, "
             f"last_error = CASE WHEN {quarantine} THEN $3 ELSE last_error END{delivery}, "
-            "interrupted = interrupted + 1, updated_at = $1 "
-            "WHERE status = 'running' AND updated_at <= $2 RETURNING id",
-            now, cutoff, error,
+            f"interrupted = interrupted + 1, updated_at = $1 WHERE {where} RETURNING id",
+            *args,
         )
         return len(rows)
 

@@ -83,6 +83,12 @@ class StoreReads:
             SessionRecord, "SELECT * FROM sessions WHERE tenant_id = $1 ORDER BY id", tenant_id
         )
 
+    async def get_credentials(self, session_id: str, driver: str) -> str | None:
+        """``driver``'s credentials of the session, None when it has none (it must pair)."""
+        rows = await self._fetch("SELECT creds FROM driver_credentials WHERE session_id = $1 AND driver = $2",
+                                 session_id, driver)
+        return rows[0]["creds"] if rows else None
+
     async def get_contact(self, contact_id: int) -> Contact | None:
         return await self._one(Contact, "SELECT * FROM contacts WHERE id = $1", contact_id)
 

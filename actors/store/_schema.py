@@ -219,8 +219,21 @@ _V_DEVICE_JID = [
     "ALTER TABLE sessions ADD COLUMN device_jid TEXT",
 ]
 
+_V_DRIVER_CREDENTIALS = [
+    # a session's WhatsApp credentials where every node of a cluster reaches them (the simulated
+    # driver's; neonize keeps its own device store): failover reconnects without a new QR code
+    """CREATE TABLE driver_credentials (
+        session_id TEXT NOT NULL,
+        driver TEXT NOT NULL,
+        creds TEXT NOT NULL,
+        updated_at {float} NOT NULL,
+        PRIMARY KEY (session_id, driver))""",
+]
+
 #: Every migration in order; index i holds version i + 1.
-MIGRATIONS: list[list[str]] = [_V1, _V2, _V_RAW_TEXT, _V_QUARANTINE, _V_WA_IDS, _V_DEVICE_JID]
+MIGRATIONS: list[list[str]] = [
+    _V1, _V2, _V_RAW_TEXT, _V_QUARANTINE, _V_WA_IDS, _V_DEVICE_JID, _V_DRIVER_CREDENTIALS,
+]
 
 #: The schema version this code writes and reads.
 CURRENT_VERSION = len(MIGRATIONS)

@@ -247,6 +247,16 @@ class Store(StoreReads):
             raise InvalidInput(f"device_jid: must look like 'user:device@server', got {device_jid!r}")
         return await self._write(core.SetSessionDevice(_text("session_id", session_id), device_jid), timeout)
 
+    async def set_credentials(self, session_id: str, driver: str, creds: str, *,
+                              timeout: float | None = None) -> None:
+        """Keep ``driver``'s credentials of the session (replacing earlier ones)."""
+        op = core.SetCredentials(_text("session_id", session_id), _text("driver", driver), _text("creds", creds))
+        await self._write(op, timeout)
+
+    async def delete_credentials(self, session_id: str, driver: str, *, timeout: float | None = None) -> None:
+        """Forget ``driver``'s credentials of the session (logged out); nothing to forget is fine."""
+        await self._write(core.DeleteCredentials(_text("session_id", session_id), _text("driver", driver)), timeout)
+
     async def upsert_contact(
         self, tenant_id: str, jid: str, name: str = "", *, is_group: bool = False,
         timeout: float | None = None,
@@ -471,16 +481,23 @@ class Store(StoreReads):
         return await self._write(queues.FailJob(Queue(queue), job_id, str(error), retry_at), timeout)
 
     async def recover_running(
-        self, queue: Queue, *, stale_after: float | None = None, timeout: float | None = None
+        self, queue: Queue, *, stale_after: float | None = None, session_id: str | None = None,
+        timeout: float | None = None,
     ) -> int:
         """Put ``running`` jobs back to ``queued``; returns how many. At start-up (``stale_after``
         None) all of them: their worker died with the old process. While running, only those
         claimed more than ``stale_after`` seconds ago (a lost worker or a lost claim answer).
-        Outbox rows already ``sending`` are not touched: see :meth:`outbox_unknown`."""
+        Outbox rows already ``sending`` are not touched: see :meth:`outbox_unknown`. ``session_id``
+        (outbox only) limits it to one session's sends: a node that takes a session over from a dead
+        one recovers what the dead one had claimed."""
         if stale_after is not None and stale_after < 0:
             raise InvalidInput(f"stale_after: must be >= 0 seconds, got {stale_after!r}")
+        if session_id is not None and Queue(queue) is not Queue.OUTBOX:
+            raise InvalidInput(f"session_id: only the outbox has sessions, not {Queue(queue).value!r}")
         claimed_before = None if stale_after is None else self.clock() - stale_after
-        return await self._write(queues.RecoverRunning(Queue(queue), claimed_before), timeout)
+        op = queues.RecoverRunning(Queue(queue), claimed_before,
+                                   None if session_id is None else _text("session_id", session_id))
+        return await self._write(op, timeout)
 
     async def retry_job(self, queue: Queue, job_id: int, *, timeout: float | None = None) -> Any:
         """Admin: a dead or waiting job runs again now with a fresh attempt count; an outbox item

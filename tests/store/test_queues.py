@@ -233,3 +233,15 @@ async def test_unknown_can_be_scoped_to_a_session_keeping_sends_still_in_flight(
     assert await store.outbox_unknown("taken over", session_id="s1", keep=(s1.id,)) == []  # ours, still in flight
     assert [i.id for i in await store.outbox_unknown("taken over", session_id="s1")] == [s1.id]
     assert (await store.get_job(Queue.OUTBOX, s2.id)).status == "sending"  # another session's: untouched
+
+
+async def test_recover_running_of_one_session_leaves_the_others_claims(store):
+    await seed(store)
+    await seed(store, session="s2")
+    for session in ("s1", "s2"):
+        await store.enqueue_outbox("acme", session, f"k-{session}", "1@s.whatsapp.net", {})
+    assert len(await store.claim_outbox()) == 2
+    assert await store.recover_running(Queue.OUTBOX, session_id="s1") == 1  # s1 moved to this node
+    assert {i.session_id: i.status for i in await store.list_jobs(Queue.OUTBOX)} == {"s1": "queued", "s2": "running"}
+    with pytest.raises(InvalidInput, match="session_id"):
+        await store.recover_running(Queue.MEDIA, session_id="s1")
