@@ -6,6 +6,18 @@ frames to the normalized events. Faults are real: a dropped socket is a real
 driver keeps the rules of :mod:`actors.drivers._protocol` (one ending event per
 connection, deferred acks, real probes).
 
+Inbound durability, as on real WhatsApp (DESIGN §9). The reader tells the server
+``received`` the moment it reads a ``messages`` frame - whatsmeow's delivery
+receipt, before any application code ran; in its default (whatsmeow) delivery
+mode the simulator then forgets those messages for good. The reader next appends
+them to the session's inbound journal (:mod:`actors.drivers._journal`, when
+``journal_dir`` is set), and a pump task hands events to the session only after
+the journal's group commit (one fsync for whatever arrived meanwhile).
+:meth:`SimulatedDriver.ack` releases them once stored. Each new connection first
+replays what the journal still holds (a previous process died, or a connection
+ended with messages unstored), before its own events. What remains exposed is the
+window between the ``received`` frame and the append (one thread hop).
+
 Credentials handed out at pairing are kept in ``<auth_dir>/<session_id>.json``
 (written atomically off the trio thread), or only in memory when ``auth_dir``
 is ``None``; they are deleted when the account is logged out.
@@ -25,6 +37,8 @@ from typing import Any
 import attrs
 import trio
 import trio_websocket
+
+from ._journal import Journal, journal_path
 
 from ._errors import (
     DriverConnectError,
@@ -86,6 +100,9 @@ class SimulatedDriverConfig:
 
     url: str = attrs.field()
     auth_dir: Path | None = attrs.field(default=None, converter=attrs.converters.optional(Path))
+    # Where inbound journals live (one file per session); None: no journal, messages are only
+    # as durable as the server's delivery mode makes them (tests of the wire protocol).
+    journal_dir: Path | None = attrs.field(default=None, converter=attrs.converters.optional(Path))
     connect_timeout: float = attrs.field(default=10.0, validator=_positive)
     request_timeout: float = attrs.field(default=30.0, validator=_positive)
     keepalive_interval: float = attrs.field(default=20.0, validator=_positive)
@@ -212,6 +229,11 @@ class SimulatedDriver:
     _connecting: bool = attrs.field(default=False, init=False)
     _creds: str | None = attrs.field(default=None, init=False)
     _creds_loaded: bool = attrs.field(default=False, init=False)
+    # Producers (reader, keepalive, connection task) send to _events_send; the pump commits the
+    # journal and forwards to _deliver, the send side of the session's ``events``.
+    _inbox: trio.MemoryReceiveChannel[Event] = attrs.field(init=False)
+    _deliver: trio.MemorySendChannel[Event] = attrs.field(init=False)
+    _journal: Journal | None = attrs.field(default=None, init=False)
 
     @session_id.validator
     def _check_session_id(self, attribute: attrs.Attribute, value: str) -> None:
@@ -219,7 +241,8 @@ class SimulatedDriver:
             raise ValueError(f"SimulatedDriver.session_id must match {_SESSION_ID.pattern}, got {value!r}")
 
     def __attrs_post_init__(self) -> None:
-        self._events_send, self._events_recv = trio.open_memory_channel(self.config.events_capacity)
+        self._events_send, self._inbox = trio.open_memory_channel(self.config.events_capacity)
+        self._deliver, self._events_recv = trio.open_memory_channel(self.config.events_capacity)
 
     @property
     def events(self) -> trio.MemoryReceiveChannel[Event]:
@@ -233,16 +256,51 @@ class SimulatedDriver:
     # -- lifecycle ---------------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Host connections until cancelled; then the connection and ``events`` are closed."""
+        """Host connections until cancelled; then the connection and ``events`` are closed.
+
+        Opens the session's journal first (``OSError`` / ``JournalError`` if it
+        cannot be read); it is synced and closed on the way out.
+        """
         if self._nursery is not None:
             raise DriverStateError(f"driver {self.session_id} is already running")
+        if self.config.journal_dir is not None:
+            self._journal = await trio.to_thread.run_sync(
+                Journal.open, journal_path(self.config.journal_dir, self.session_id))
         try:
-            async with self._events_send, trio.open_nursery() as nursery:
+            async with self._events_send, self._deliver, trio.open_nursery() as nursery:
                 self._nursery = nursery
+                nursery.start_soon(self._pump)
                 task_status.started()
                 await trio.sleep_forever()
         finally:
             self._nursery = None
+            journal, self._journal = self._journal, None
+            if journal is not None:
+                with trio.CancelScope(shield=True):
+                    await trio.to_thread.run_sync(journal.close)
+
+    async def _pump(self) -> None:
+        """Forward events to the session in order, each group after one journal commit.
+
+        A group is whatever producers queued while the previous commit ran: the
+        commit's fsync is paid once per group, and a message reaches the
+        session only once it is on disk.
+        """
+        while True:
+            try:
+                group = [await self._inbox.receive()]
+            except trio.EndOfChannel:
+                return
+            while True:
+                try:
+                    group.append(self._inbox.receive_nowait())
+                except (trio.WouldBlock, trio.EndOfChannel):
+                    break
+            journal = self._journal
+            if journal is not None and any(isinstance(event, Message) for event in group):
+                await trio.to_thread.run_sync(journal.sync)
+            for event in group:
+                await self._deliver.send(event)
 
     async def connect(self) -> None:
         """Open one connection (see the protocol). Raises ``DriverConnectError``, ``DriverStateError``."""
@@ -327,6 +385,7 @@ class SimulatedDriver:
     async def _serve(self, conn: _Connection, first: dict[str, Any]) -> Event:
         """Handle frames until the socket closes; returns the connection's ending event."""
         frame: dict[str, Any] | None = first if isinstance(first, dict) else None
+        await self._replay()
         while True:
             if frame is not None:
                 await self._handle(conn, frame)
@@ -364,7 +423,7 @@ class SimulatedDriver:
             conn.close_frame = frame
             return
         if kind == "messages":
-            await self._messages(frame.get("msgs"))
+            await self._messages(conn, frame.get("msgs"))
             return
         try:
             if kind == "pair_success":
@@ -378,23 +437,36 @@ class SimulatedDriver:
         if event is not None:
             await self._events_send.send(event)
 
-    async def _messages(self, batch: object) -> None:
-        """One ``messages`` frame: each message becomes a :class:`Message` event, in order.
+    async def _messages(self, conn: _Connection, batch: object) -> None:
+        """One ``messages`` frame: receipt it, journal it, then each message becomes a :class:`Message` event.
 
-        A malformed message is skipped (logged) and never acknowledged, like WhatsApp's
-        undecodable nodes; the rest of the batch still arrives.
+        The ``received`` receipt goes first, as whatsmeow's does (see the module
+        docstring). A malformed message is skipped (logged) and never receipted
+        nor acknowledged, like WhatsApp's undecodable nodes; the rest of the batch
+        still arrives.
         """
         if not isinstance(batch, list):
             log.warning("driver %s: malformed 'messages' frame: 'msgs' is not a list", self.session_id)
             return
+        events: list[tuple[Message, dict[str, Any]]] = []
         for msg in batch:
             try:
                 if not isinstance(msg, dict):
                     raise TypeError(f"a message is a JSON object, got {type(msg).__name__}")
-                event = _message(msg)
+                events.append((_message(msg), msg))
             except (KeyError, TypeError, ValueError) as exc:
                 log.warning("driver %s: malformed message skipped: %r", self.session_id, exc)
-                continue
+        if not events:
+            return
+        try:
+            await conn.ws.send_message(json.dumps({"op": "received", "ids": [event.id for event, _ in events]}))
+        except trio_websocket.ConnectionClosed:
+            pass  # the server may or may not have the receipt: journal them either way
+        journal = self._journal
+        if journal is not None:
+            entries = [(event.id, json.dumps(msg).encode()) for event, msg in events]
+            await trio.to_thread.run_sync(journal.append, entries)
+        for event, _ in events:
             try:
                 self._events_send.send_nowait(event)  # the frame's read was this task's checkpoint
             except trio.WouldBlock:
@@ -484,8 +556,25 @@ class SimulatedDriver:
         frame = await self._request(self._require(), "pair_phone", number=digits)
         return frame["code"]
 
+    async def _replay(self) -> None:
+        """Hand the session what the journal still holds (stored or not: the store dedupes), in order."""
+        journal = self._journal
+        if journal is None:
+            return
+        for message_id, payload in await trio.to_thread.run_sync(journal.pending):
+            try:
+                event = _message(json.loads(payload))
+            except (KeyError, TypeError, ValueError) as exc:  # written by this driver: only a bug gets here
+                log.error("driver %s: journal entry %s unreadable, dropped: %r", self.session_id, message_id, exc)
+                await trio.to_thread.run_sync(journal.release, [message_id])
+                continue
+            await self._events_send.send(event)
+
     async def ack(self, *message_ids: str) -> None:
-        """Acknowledge stored messages, all in one frame."""
+        """Acknowledge stored messages, all in one frame, and release them from the journal."""
+        journal = self._journal
+        if journal is not None and message_ids:
+            await trio.to_thread.run_sync(journal.release, message_ids)
         conn = self._conn
         if conn is None or not conn.open or not message_ids:
             return  # the messages stay queued on the server and come back on the next connection

@@ -197,11 +197,14 @@ def _driver_factory(settings: Settings, workers: WorkerPool | None, board: Statu
 
     neonize keeps each session's credentials where the store lives: one SQLite
     file per session under ``<data_dir>/auth``, or the PostgreSQL database, where
-    the account's JID (known once it has connected) selects its device.
+    the account's JID (known once it has connected) selects its device. Both
+    journal inbound messages under ``<data_dir>/journal`` (one file per session).
     """
     sessions, auth_dir = settings.sessions, Path(settings.node.data_dir) / "auth"
+    journal_dir = Path(settings.node.data_dir) / "journal"  # inbound journals: see actors.drivers._journal
     if sessions.driver == "simulated":
-        return functools.partial(SimulatedDriver, config=SimulatedDriverConfig(url=sessions.simulator_url, auth_dir=auth_dir))
+        config = SimulatedDriverConfig(url=sessions.simulator_url, auth_dir=auth_dir, journal_dir=journal_dir)
+        return functools.partial(SimulatedDriver, config=config)
 
     def neonize_driver(session_id: str) -> NeonizeDriver:
         known = board.get(session_id)

@@ -32,6 +32,7 @@ class SimulatorStats:
     messages_delivered: int
     messages_redelivered: int
     messages_acked: int
+    messages_receipted: int
     sends_received: int
     sends_deduped: int
     receipts_sent: int

@@ -32,6 +32,7 @@ class Stats:
     messages_delivered: int = 0
     messages_redelivered: int = 0
     messages_acked: int = 0
+    messages_receipted: int = 0  # left the queue at the client's transport receipt (whatsmeow delivery)
     sends_received: int = 0
     sends_deduped: int = 0
     receipts_sent: int = 0
