@@ -136,6 +136,21 @@ def _parse(data: bytes) -> tuple[OrderedDict[str, bytes], int]:
     return live, offset
 
 
+def read_pending(path: Path) -> list[tuple[str, bytes]]:
+    """The live entries of the journal file at ``path``, read-only (no repair; ``[]`` if absent).
+
+    For inspection (tests, operators) while its driver may be writing it: a
+    record being written is seen as a torn tail and left out.
+    """
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        return []
+    if not data.startswith(HEADER):
+        return []
+    return list(_parse(data)[0].items())
+
+
 def _fsync_dir(directory: Path) -> None:
     fd = os.open(directory, os.O_RDONLY)
     try:
