@@ -1,6 +1,10 @@
 """kill -9 of the daemon (a real ``zapvisor run`` subprocess) in the middle of inbound and
-outbound streams, then a restart: every message the simulator delivered is stored exactly
-once, every accepted send reaches WhatsApp exactly once by its stable id, nothing stays queued.
+outbound streams, then a restart, against the simulator in its default whatsmeow delivery (a
+message is gone from WhatsApp once the driver's transport receipted it, before our code ran):
+every message the daemon journaled is stored exactly once after the restart's replay; the
+messages receipted but not yet journaled at the kill (the window that remains) are counted and
+reported, never assumed away; every accepted send reaches WhatsApp exactly once by its stable id;
+nothing stays queued.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from pathlib import Path
 
 import trio
 
+from actors.drivers._journal import journal_path, read_pending
 from actors.store import JobStatus, PostgresBackend, Queue, SqliteBackend, open_store
 from tests.fixtures.flows import contact, flow_env
 
@@ -20,6 +25,11 @@ INBOUND = 400
 INBOUND_RATE = 150.0  # messages per second: the stream lasts ~2.7 s, the kill lands inside it
 DAEMON = [sys.executable, "-c", "import sys; from api.cli import main; sys.exit(main(['run']))"]
 START_TIMEOUT = 60.0  # generous: a loaded 2-core machine imports and migrates slowly
+# Receipted-but-not-journaled messages a kill can catch: the driver's reader sends the receipt of
+# one ``messages`` frame, then appends that frame to the journal (one thread hop); at this rate a
+# frame carries the one or two messages that arrived while the previous one was read. The bound
+# only catches a window that grew beyond one frame; the measured figure is reported.
+WINDOW_BOUND = 10
 
 
 def _backend(env: dict[str, str]):
@@ -33,7 +43,8 @@ async def _start(env: dict[str, str], log: Path) -> trio.Process:
         return await trio.lowlevel.open_process(DAEMON, env={**os.environ, **env}, stdout=out, stderr=out)
 
 
-async def test_kill9_mid_streams_loses_and_duplicates_nothing(tmp_path, simulator, simulator_control, backend_dsn):
+async def test_kill9_mid_streams_loses_nothing_journaled_and_duplicates_nothing(
+        tmp_path, simulator, simulator_control, backend_dsn, record_property):
     env = flow_env(tmp_path, simulator.url, backend_dsn, api__port="0", outbox__pacing_interval="0.05",
                    logging__level="warning")
     data = Path(env["ZAPVISOR_NODE__DATA_DIR"])
@@ -66,19 +77,25 @@ async def test_kill9_mid_streams_loses_and_duplicates_nothing(tmp_path, simulato
             sent_before = len(await simulator_control.sent("s1"))
             stored_before = await store.count_messages("s1")
             assert 0 < sent_before < SENDS and stored_before < INBOUND + sent_before  # killed mid-streams
+            journaled = {mid for mid, _ in read_pending(journal_path(data / "journal", "s1"))}
+            stored_ids_before = await _inbound_ids(store)
 
             daemon = await _start(env, log)
-            progress = None
+            progress = previous = None
             with trio.move_on_after(START_TIMEOUT):
                 while True:
                     done = await store.list_jobs(Queue.OUTBOX, JobStatus.DONE, limit=1000)
                     stats = await simulator_control.stats()
                     progress = (len(done), stats.traffic_running, stats.queued, await store.count_messages("s1"),
-                                (await store.get_session("s1")).status)
-                    if progress[:4] == (SENDS, False, 0, INBOUND + SENDS):
+                                stats.messages_receipted, (await store.get_session("s1")).status)
+                    # Done when the sends are, every message was receipted, the journal is drained
+                    # and the store's count held still for a poll (the window is measured below).
+                    if (progress[:3] == (SENDS, False, 0) and progress[4] == INBOUND and progress == previous
+                            and not read_pending(journal_path(data / "journal", "s1"))):
                         break
+                    previous = progress
                     await trio.sleep(0.05)
-            assert progress[:4] == (SENDS, False, 0, INBOUND + SENDS), (progress, log.read_text()[-3000:])
+            assert progress[:3] == (SENDS, False, 0), (progress, log.read_text()[-3000:])
         finally:
             if daemon.returncode is None:
                 daemon.send_signal(signal.SIGTERM)
@@ -89,14 +106,29 @@ async def test_kill9_mid_streams_loses_and_duplicates_nothing(tmp_path, simulato
         assert daemon.returncode == 0, log.read_text()[-3000:]
 
         stats = await simulator_control.stats()
-        assert stats.traffic_generated == INBOUND and stats.queued == 0  # every delivery acknowledged
-        tickets = await store.list_tickets("acme", limit=1000)
-        stored = [m for t in tickets for m in await store.list_messages(t.id, limit=1000)]
-        inbound = [m.wa_id for m in stored if not m.from_me]
-        assert len(inbound) == len(set(inbound)) == INBOUND  # stored exactly once, none lost
-        assert await store.count_messages("s1") == INBOUND + SENDS
+        assert stats.traffic_generated == INBOUND and stats.queued == 0
+        assert stats.messages_receipted == INBOUND  # whatsmeow delivery: all gone from WhatsApp at receipt
+        inbound = await _inbound_list(store)
+        assert len(inbound) == len(set(inbound))  # stored exactly once
+        assert journaled | stored_ids_before <= set(inbound)  # 0 lost among everything journaled
+        window = INBOUND - len(inbound)  # receipted, never journaled: lost with the killed process
+        record_property("receipted_not_journaled", window)
+        print(f"kill -9 window: {window} of {INBOUND} messages receipted but not journaled; "
+              f"{len(journaled)} journaled and unstored at the kill, replayed")
+        assert 0 <= window <= WINDOW_BOUND
+        assert await store.count_messages("s1") == len(inbound) + SENDS
         for item in items:  # every send recorded once as our message, as sent (or further)
             assert (await store.get_message("s1", item.message_id)).from_me
         sent = [entry["id"] for entry in await simulator_control.sent("s1")]
         assert sorted(sent) == sorted(item.message_id for item in items)  # exactly once by id
         assert sent == [item.message_id for item in items]  # and in order
+
+
+async def _inbound_list(store) -> list[str]:
+    tickets = await store.list_tickets("acme", limit=1000)
+    stored = [m for t in tickets for m in await store.list_messages(t.id, limit=1000)]
+    return [m.wa_id for m in stored if not m.from_me]
+
+
+async def _inbound_ids(store) -> set[str]:
+    return set(await _inbound_list(store))
