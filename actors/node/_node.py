@@ -214,7 +214,7 @@ def _driver_factory(settings: Settings, workers: WorkerPool | None, board: Statu
             auth_dir.mkdir(parents=True, exist_ok=True)
             credentials = str(auth_dir / f"{session_id}.sqlite3")
         return NeonizeDriver(session_id, workers, credentials, qr_limit=sessions.qr_limit,
-                             jid=known.jid if known is not None else None)
+                             jid=known.jid if known is not None else None, journal_dir=journal_dir)
 
     return neonize_driver
 
