@@ -9,10 +9,11 @@ connection, deferred acks, real probes).
 Inbound durability, as on real WhatsApp (DESIGN §9). The reader tells the server
 ``received`` the moment it reads a ``messages`` frame - whatsmeow's delivery
 receipt, before any application code ran; in its default (whatsmeow) delivery
-mode the simulator then forgets those messages for good. The reader next appends
+mode the simulator then forgets those messages for good. The reader next commits
 them to the session's inbound journal (:mod:`actors.drivers._journal`, when
-``journal_dir`` is set), and a pump task hands events to the session only after
-the journal's group commit (one fsync for whatever arrived meanwhile).
+``journal_dir`` is set): one ``write()`` and one fsync per frame, a group commit
+whose size follows the load (the server puts everything deliverable at one
+wake-up into one frame), and only then hands them to the session.
 :meth:`SimulatedDriver.ack` releases them once stored. Each new connection first
 replays what the journal still holds (a previous process died, or a connection
 ended with messages unstored), before its own events. What remains exposed is the
@@ -229,10 +230,6 @@ class SimulatedDriver:
     _connecting: bool = attrs.field(default=False, init=False)
     _creds: str | None = attrs.field(default=None, init=False)
     _creds_loaded: bool = attrs.field(default=False, init=False)
-    # Producers (reader, keepalive, connection task) send to _events_send; the pump commits the
-    # journal and forwards to _deliver, the send side of the session's ``events``.
-    _inbox: trio.MemoryReceiveChannel[Event] = attrs.field(init=False)
-    _deliver: trio.MemorySendChannel[Event] = attrs.field(init=False)
     _journal: Journal | None = attrs.field(default=None, init=False)
 
     @session_id.validator
@@ -241,8 +238,7 @@ class SimulatedDriver:
             raise ValueError(f"SimulatedDriver.session_id must match {_SESSION_ID.pattern}, got {value!r}")
 
     def __attrs_post_init__(self) -> None:
-        self._events_send, self._inbox = trio.open_memory_channel(self.config.events_capacity)
-        self._deliver, self._events_recv = trio.open_memory_channel(self.config.events_capacity)
+        self._events_send, self._events_recv = trio.open_memory_channel(self.config.events_capacity)
 
     @property
     def events(self) -> trio.MemoryReceiveChannel[Event]:
@@ -267,9 +263,8 @@ class SimulatedDriver:
             self._journal = await trio.to_thread.run_sync(
                 Journal.open, journal_path(self.config.journal_dir, self.session_id))
         try:
-            async with self._events_send, self._deliver, trio.open_nursery() as nursery:
+            async with self._events_send, trio.open_nursery() as nursery:
                 self._nursery = nursery
-                nursery.start_soon(self._pump)
                 task_status.started()
                 await trio.sleep_forever()
         finally:
@@ -278,29 +273,6 @@ class SimulatedDriver:
             if journal is not None:
                 with trio.CancelScope(shield=True):
                     await trio.to_thread.run_sync(journal.close)
-
-    async def _pump(self) -> None:
-        """Forward events to the session in order, each group after one journal commit.
-
-        A group is whatever producers queued while the previous commit ran: the
-        commit's fsync is paid once per group, and a message reaches the
-        session only once it is on disk.
-        """
-        while True:
-            try:
-                group = [await self._inbox.receive()]
-            except trio.EndOfChannel:
-                return
-            while True:
-                try:
-                    group.append(self._inbox.receive_nowait())
-                except (trio.WouldBlock, trio.EndOfChannel):
-                    break
-            journal = self._journal
-            if journal is not None and any(isinstance(event, Message) for event in group):
-                await trio.to_thread.run_sync(journal.sync)
-            for event in group:
-                await self._deliver.send(event)
 
     async def connect(self) -> None:
         """Open one connection (see the protocol). Raises ``DriverConnectError``, ``DriverStateError``."""
@@ -438,7 +410,7 @@ class SimulatedDriver:
             await self._events_send.send(event)
 
     async def _messages(self, conn: _Connection, batch: object) -> None:
-        """One ``messages`` frame: receipt it, journal it, then each message becomes a :class:`Message` event.
+        """One ``messages`` frame: receipt it, commit it to the journal, then each message becomes a :class:`Message` event.
 
         The ``received`` receipt goes first, as whatsmeow's does (see the module
         docstring). A malformed message is skipped (logged) and never receipted
@@ -465,7 +437,7 @@ class SimulatedDriver:
         journal = self._journal
         if journal is not None:
             entries = [(event.id, json.dumps(msg).encode()) for event, msg in events]
-            await trio.to_thread.run_sync(journal.append, entries)
+            await trio.to_thread.run_sync(journal.commit, entries)
         for event, _ in events:
             try:
                 self._events_send.send_nowait(event)  # the frame's read was this task's checkpoint
