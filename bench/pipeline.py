@@ -218,8 +218,12 @@ async def pipeline_run(data_dir: Path, simulator: SimulatorProcess, dsn: str | N
                   f"p99 {result['p99_ms']:.1f} ms", file=sys.stderr)
         generated = sum(generated)  # type: ignore[assignment]
         stored = sum([await node.store.count_messages(s) for s in sessions])
-        totals["lost"] += generated - len(tap.published) + max(0, generated - stored)
-        totals["duplicated"] += sum(n - 1 for n in tap.published.values()) + max(0, stored - generated)
+        lost = generated - len(tap.published) + max(0, generated - stored)
+        duplicated = sum(n - 1 for n in tap.published.values()) + max(0, stored - generated)
+        print(f"{prefix}: generated {generated}, published {len(tap.published)}, stored {stored}: "
+              f"lost {lost}, duplicated {duplicated}", file=sys.stderr)
+        totals["lost"] += lost
+        totals["duplicated"] += duplicated
     return result
 
 

@@ -28,13 +28,13 @@ log: it is cut off when the journal is opened, and everything before it holds.
 
 Durability. :meth:`Journal.append` is one ``write()`` (in the page cache: it
 survives the death of the process, not of the machine); :meth:`Journal.sync`
-``fsync``-s what was appended since the last sync. Drivers sync once per group
-and forward a group only after its sync: the neonize worker's converter thread
-per pass over what queued meanwhile (at most ``CONVERT_GROUP`` events), the
-simulated driver per ``messages`` frame (the server puts everything deliverable
-at one wake-up into one frame). A group commit's latency is one fsync (measured
-on this machine's ext4: 0.4 ms alone, 2.5 ms with 40 files syncing at once,
-16,000 fsyncs/s in all); its size grows with the load. Releases are
+``fsync``-s what was appended since the last sync, in group commits of bounded
+latency: the neonize worker's converter thread syncs once per pass over what
+queued meanwhile (at most ``CONVERT_GROUP`` events) before the pass's frames
+leave; the simulated driver's syncer task within ``SYNC_DELAY`` (5 ms) of an
+append, without holding the messages back (a message already in the store
+needs no fsync of ours). One fsync on this machine's ext4: 0.4 ms alone,
+2.5 ms with 40 files syncing at once (16,000 fsyncs/s in all). Releases are
 written but not synced: a release lost to a power cut only replays a stored
 message, which the store ignores.
 
