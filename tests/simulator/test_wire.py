@@ -148,3 +148,13 @@ async def test_an_ack_with_bad_ids_gets_a_400_and_acks_nothing(shared_simulator,
         assert (await shared_control.account(session_id))["queued_ids"] == [queued]
     finally:
         await cm.__aexit__(None, None, None)
+
+
+def test_the_delivery_mode_is_whatsmeow_by_default_and_validated(tmp_path):
+    from actors.simulator import SimulatorConfig
+    from actors.simulator._serve import config_from_args
+
+    assert SimulatorConfig(state_dir=tmp_path).delivery == "whatsmeow"
+    assert config_from_args(["--delivery", "idealised"]).delivery == "idealised"
+    with pytest.raises(ValueError, match="SimulatorConfig.delivery must be one of whatsmeow, idealised"):
+        SimulatorConfig(state_dir=tmp_path, delivery="eventually")
