@@ -41,7 +41,11 @@ neonize 0.5.2 (see ``_worker``'s docstring):
   commit) releases them; each connection first replays what the journal still
   holds (a previous worker died, or a connection ended with messages unstored).
   What remains exposed: the events in whatsmeow's 100-entry Go queue between
-  its receipt and this callback, lost if the process dies there.
+  its receipt and this callback, lost if the process dies there. The append
+  adds ~23 µs per message to the callback (measured: a 182-byte ``MessageEv``
+  serialized and written, on this machine under load), so the callback drains
+  that queue far faster than WhatsApp fills it: the queue is normally empty,
+  and at worst (a burst while the process is starved of CPU) holds 100 events.
 * **Garbage collection must not call Go.** ``NewClient`` registers a finalizer
   that calls ``Stop`` whenever the object is collected - an unserialized map
   write at a random moment. It is detached; clients are stopped explicitly.
