@@ -42,8 +42,6 @@ import attrs
 import trio
 import trio_websocket
 
-from ._journal import Journal, journal_path
-
 from ._errors import (
     DriverConnectError,
     DriverStateError,
@@ -79,6 +77,7 @@ from ._events import (
     TemporaryBan,
     Undecryptable,
 )
+from ._journal import Journal, journal_path
 
 log = logging.getLogger(__name__)
 
@@ -572,7 +571,7 @@ class SimulatedDriver:
             await trio.to_thread.run_sync(journal.release, message_ids)
         conn = self._conn
         if conn is None or not conn.open or not message_ids:
-            return  # the messages stay queued on the server and come back on the next connection
+            return  # idealised delivery: they stay queued on the server and come back on the next connection
         try:
             await conn.ws.send_message(json.dumps({"op": "ack", "ids": message_ids}))
         except trio_websocket.ConnectionClosed:

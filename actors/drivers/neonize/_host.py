@@ -82,8 +82,8 @@ from neonize.utils.enum import MediaType, ReceiptType
 from neonize.utils.jid import build_jid
 
 from .._errors import DriverConnectError, DriverStateError, MediaNotFoundError, NotConnectedError, RequestError
-from .._journal import Journal, journal_path
 from .._events import ENDING_EVENTS, Connected, Disconnected, Event, LoggedOut, MediaKind, PairingCode, Qr
+from .._journal import Journal, journal_path
 from ._convert import SUBSCRIBED, Refused, convert, jid_str
 from ._ffilock import FfiLock
 from ._wire import b64decode, b64encode, encode_error, encode_event
@@ -255,11 +255,11 @@ class ClientHost:
                 if old.thread.is_alive():
                     raise DriverConnectError(f"session {session!r}: its previous client is still closing (its dial has not ended)")
         jid = _jid(args["jid"], "jid") if args.get("jid") else None
+        journal = self._journal(session, args.get("journal"))  # before the client: nothing to undo if it fails
         shared_store = store.startswith(("postgres://", "postgresql://"))
         client = NewClient(store, jid=jid, uuid=session, new_device=shared_store and jid is None)
         client._stop_finalizer.detach()  # see module docstring: GC must not call Stop
-        slot = _Slot(session=session, client=client, qr_limit=qr_limit, proxy=args.get("proxy"),
-                     journal=self._journal(session, args.get("journal")))
+        slot = _Slot(session=session, client=client, qr_limit=qr_limit, proxy=args.get("proxy"), journal=journal)
         for event_class in SUBSCRIBED:
             client.event(event_class)(partial(self._on_event, slot))
         client.event.qr(partial(self._on_qr, slot))
