@@ -17,7 +17,11 @@ shielded from cancellation together, so a session restart cannot fall between
 them. A syncer task fsyncs the journal at most ``SYNC_DELAY`` after an append
 (a group commit of everything appended meanwhile), without holding up the
 messages: the store commit they race to needs no fsync of ours to be durable.
-:meth:`SimulatedDriver.ack` releases them once stored. Each new connection first
+:meth:`SimulatedDriver.ack` releases them once stored: it only notes the ids,
+and the syncer writes the releases with its next pass (a release that never
+lands only replays a stored message). The journal's file I/O runs on threads
+under the driver's own limiter (two: the reader's append, the syncer's pass),
+never in the queue of trio's shared thread limiter. Each new connection first
 replays what the journal still holds (a previous process died, or a connection
 ended with messages unstored), before its own events. What remains exposed is the
 window between the ``received`` frame and the append (one thread hop).
@@ -201,6 +205,13 @@ def _event(frame: dict[str, Any]) -> Event | None:
             return None
 
 
+def _sync(journal: Journal, releases: list[str]) -> None:
+    """The syncer's pass (on a thread): write the releases, then fsync what was appended."""
+    if releases:
+        journal.release(releases)
+    journal.sync()
+
+
 def _write_creds(path: Path, creds: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
@@ -239,7 +250,9 @@ class SimulatedDriver:
     _creds: str | None = attrs.field(default=None, init=False)
     _creds_loaded: bool = attrs.field(default=False, init=False)
     _journal: Journal | None = attrs.field(default=None, init=False)
-    _appended: trio.Event = attrs.field(factory=trio.Event, init=False)  # wakes the syncer
+    _dirty: trio.Event = attrs.field(factory=trio.Event, init=False)  # wakes the syncer
+    _releases: list[str] = attrs.field(factory=list, init=False)  # acked ids the syncer has yet to write
+    _io: trio.CapacityLimiter = attrs.field(factory=lambda: trio.CapacityLimiter(2), init=False)
 
     @session_id.validator
     def _check_session_id(self, attribute: attrs.Attribute, value: str) -> None:
@@ -270,7 +283,7 @@ class SimulatedDriver:
             raise DriverStateError(f"driver {self.session_id} is already running")
         if self.config.journal_dir is not None:
             self._journal = await trio.to_thread.run_sync(
-                Journal.open, journal_path(self.config.journal_dir, self.session_id))
+                Journal.open, journal_path(self.config.journal_dir, self.session_id), limiter=self._io)
         try:
             async with self._events_send, trio.open_nursery() as nursery:
                 self._nursery = nursery
@@ -282,16 +295,19 @@ class SimulatedDriver:
             self._nursery = None
             journal, self._journal = self._journal, None
             if journal is not None:
+                releases, self._releases = self._releases, []
                 with trio.CancelScope(shield=True):
-                    await trio.to_thread.run_sync(journal.close)
+                    await trio.to_thread.run_sync(_sync, journal, releases, limiter=self._io)
+                    await trio.to_thread.run_sync(journal.close, limiter=self._io)
 
     async def _syncer(self, journal: Journal) -> None:
-        """fsync the journal within ``SYNC_DELAY`` of each append (see the module docstring)."""
+        """Within ``SYNC_DELAY`` of an append or an ack: write the releases, fsync (see the module docstring)."""
         while True:
-            await self._appended.wait()
+            await self._dirty.wait()
             await trio.sleep(SYNC_DELAY)
-            self._appended = trio.Event()
-            await trio.to_thread.run_sync(journal.sync)
+            self._dirty = trio.Event()
+            releases, self._releases = self._releases, []
+            await trio.to_thread.run_sync(_sync, journal, releases, limiter=self._io)
 
     async def connect(self) -> None:
         """Open one connection (see the protocol). Raises ``DriverConnectError``, ``DriverStateError``."""
@@ -458,8 +474,8 @@ class SimulatedDriver:
                     pass  # the server may or may not have the receipt: journal them either way
             if journal is not None:
                 entries = [(event.id, json.dumps(msg).encode()) for event, msg in events]
-                await trio.to_thread.run_sync(journal.append, entries)
-                self._appended.set()
+                await trio.to_thread.run_sync(journal.append, entries, limiter=self._io)
+                self._dirty.set()
         for event, _ in events:
             try:
                 self._events_send.send_nowait(event)  # the frame's read was this task's checkpoint
@@ -555,20 +571,21 @@ class SimulatedDriver:
         journal = self._journal
         if journal is None:
             return
-        for message_id, payload in await trio.to_thread.run_sync(journal.pending):
+        for message_id, payload in await trio.to_thread.run_sync(journal.pending, limiter=self._io):
             try:
                 event = _message(json.loads(payload))
             except (KeyError, TypeError, ValueError) as exc:  # written by this driver: only a bug gets here
                 log.error("driver %s: journal entry %s unreadable, dropped: %r", self.session_id, message_id, exc)
-                await trio.to_thread.run_sync(journal.release, [message_id])
+                self._releases.append(message_id)
+                self._dirty.set()
                 continue
             await self._events_send.send(event)
 
     async def ack(self, *message_ids: str) -> None:
-        """Acknowledge stored messages, all in one frame, and release them from the journal."""
-        journal = self._journal
-        if journal is not None and message_ids:
-            await trio.to_thread.run_sync(journal.release, message_ids)
+        """Acknowledge stored messages, all in one frame; the syncer releases them from the journal."""
+        if self._journal is not None and message_ids:
+            self._releases.extend(message_ids)
+            self._dirty.set()
         conn = self._conn
         if conn is None or not conn.open or not message_ids:
             return  # idealised delivery: they stay queued on the server and come back on the next connection
