@@ -47,6 +47,8 @@ hundred unstored messages), paid once per ~MiB of traffic.
 Threads. Every method is blocking file I/O and thread-safe: the neonize worker
 calls it from Go's callback threads, its converter thread and its call threads;
 the simulated driver from ``trio.to_thread``. Never call it on the trio thread.
+An fsync does not hold appends back; a compaction does, for its rewrite (a few
+milliseconds, once per ~MiB of traffic).
 One journal file has one writer: the driver of its session (the session's
 ownership lease and the actor lifecycle ensure one at a time).
 """
