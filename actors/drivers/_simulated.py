@@ -14,14 +14,14 @@ them to the session's inbound journal (:mod:`actors.drivers._journal`, when
 ``journal_dir`` is set; one ``write()`` per frame, which survives the death of
 the process), and only then hands them to the session; receipt and append are
 shielded from cancellation together, so a session restart cannot fall between
-them. A syncer task fsyncs the journal at most ``SYNC_DELAY`` after an append
-(a group commit of everything appended meanwhile), without holding up the
-messages: the store commit they race to needs no fsync of ours to be durable.
-:meth:`SimulatedDriver.ack` releases them once stored: it only notes the ids,
-and the syncer writes the releases with its next pass (a release that never
-lands only replays a stored message). The journal's file I/O runs on threads
-under the driver's own limiter (two: the reader's append, the syncer's pass),
-never in the queue of trio's shared thread limiter. Each new connection first
+them. The process's journal syncer (a thread, :class:`~actors.drivers._journal.Syncer`)
+fsyncs it within ``SYNC_DELAY`` (5 ms) of the append, a group commit across every
+session, without holding up the messages: the store commit they race to needs no
+fsync of ours to be durable. :meth:`SimulatedDriver.ack` releases them once
+stored: it only notes the ids, which the syncer writes with its next pass (a
+release that never lands only replays a stored message). The reader's append and
+the replay run on threads under the driver's own limiter, never in the queue of
+trio's shared thread limiter. Each new connection first
 replays what the journal still holds (a previous process died, or a connection
 ended with messages unstored), before its own events. What remains exposed is the
 window between the ``received`` frame and the append (one thread hop).
@@ -84,12 +84,6 @@ from ._events import (
 from ._journal import Journal, journal_path
 
 log = logging.getLogger(__name__)
-
-SYNC_DELAY = 0.005
-"""Longest wait between an append and its journal's fsync: the group-commit window. Against
-power loss a receipted message is exposed this long plus one fsync (0.4-2.5 ms measured); against
-the death of the process not at all (the append is in the page cache). 5 ms merges the frames of a
-busy session into one fsync (at most 200 per second per session) without a noticeable exposure."""
 
 _SESSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$")
 # WhatsApp reasons travel as websocket close codes 4000 + reason (see actors.simulator).
@@ -205,13 +199,6 @@ def _event(frame: dict[str, Any]) -> Event | None:
             return None
 
 
-def _sync(journal: Journal, releases: list[str]) -> None:
-    """The syncer's pass (on a thread): write the releases, then fsync what was appended."""
-    if releases:
-        journal.release(releases)
-    journal.sync()
-
-
 def _write_creds(path: Path, creds: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
@@ -250,9 +237,7 @@ class SimulatedDriver:
     _creds: str | None = attrs.field(default=None, init=False)
     _creds_loaded: bool = attrs.field(default=False, init=False)
     _journal: Journal | None = attrs.field(default=None, init=False)
-    _dirty: trio.Event = attrs.field(factory=trio.Event, init=False)  # wakes the syncer
-    _releases: list[str] = attrs.field(factory=list, init=False)  # acked ids the syncer has yet to write
-    _io: trio.CapacityLimiter = attrs.field(factory=lambda: trio.CapacityLimiter(2), init=False)
+    _io: trio.CapacityLimiter = attrs.field(factory=lambda: trio.CapacityLimiter(1), init=False)
 
     @session_id.validator
     def _check_session_id(self, attribute: attrs.Attribute, value: str) -> None:
@@ -287,27 +272,14 @@ class SimulatedDriver:
         try:
             async with self._events_send, trio.open_nursery() as nursery:
                 self._nursery = nursery
-                if self._journal is not None:
-                    nursery.start_soon(self._syncer, self._journal)
                 task_status.started()
                 await trio.sleep_forever()
         finally:
             self._nursery = None
             journal, self._journal = self._journal, None
             if journal is not None:
-                releases, self._releases = self._releases, []
                 with trio.CancelScope(shield=True):
-                    await trio.to_thread.run_sync(_sync, journal, releases, limiter=self._io)
                     await trio.to_thread.run_sync(journal.close, limiter=self._io)
-
-    async def _syncer(self, journal: Journal) -> None:
-        """Within ``SYNC_DELAY`` of an append or an ack: write the releases, fsync (see the module docstring)."""
-        while True:
-            await self._dirty.wait()
-            await trio.sleep(SYNC_DELAY)
-            self._dirty = trio.Event()
-            releases, self._releases = self._releases, []
-            await trio.to_thread.run_sync(_sync, journal, releases, limiter=self._io)
 
     async def connect(self) -> None:
         """Open one connection (see the protocol). Raises ``DriverConnectError``, ``DriverStateError``."""
@@ -475,7 +447,7 @@ class SimulatedDriver:
             if journal is not None:
                 entries = [(event.id, json.dumps(msg).encode()) for event, msg in events]
                 await trio.to_thread.run_sync(journal.append, entries, limiter=self._io)
-                self._dirty.set()
+                journal.sync_soon()
         for event, _ in events:
             try:
                 self._events_send.send_nowait(event)  # the frame's read was this task's checkpoint
@@ -576,16 +548,14 @@ class SimulatedDriver:
                 event = _message(json.loads(payload))
             except (KeyError, TypeError, ValueError) as exc:  # written by this driver: only a bug gets here
                 log.error("driver %s: journal entry %s unreadable, dropped: %r", self.session_id, message_id, exc)
-                self._releases.append(message_id)
-                self._dirty.set()
+                journal.release_soon([message_id])
                 continue
             await self._events_send.send(event)
 
     async def ack(self, *message_ids: str) -> None:
         """Acknowledge stored messages, all in one frame; the syncer releases them from the journal."""
         if self._journal is not None and message_ids:
-            self._releases.extend(message_ids)
-            self._dirty.set()
+            self._journal.release_soon(message_ids)
         conn = self._conn
         if conn is None or not conn.open or not message_ids:
             return  # idealised delivery: they stay queued on the server and come back on the next connection

@@ -6,10 +6,11 @@ import os
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
-from actors.drivers._journal import COMPACT_MIN_BYTES, HEADER, Journal, JournalError, journal_path
+from actors.drivers._journal import COMPACT_MIN_BYTES, HEADER, Journal, JournalError, journal_path, read_pending
 
 
 def _entries(count: int, prefix: str = "m", size: int = 40) -> list[tuple[str, bytes]]:
@@ -143,3 +144,20 @@ def test_entries_appended_before_a_kill_9_are_there_after_it(tmp_path):
     acknowledged = int(result.stdout.split()[-1])
     pending = [mid for mid, _ in Journal.open(path).pending()]
     assert pending[: acknowledged + 1] == [f"m{i}" for i in range(acknowledged + 1)]
+
+
+def test_the_syncer_writes_noted_releases_and_fsyncs_within_its_window(tmp_path):
+    journal = Journal.open(tmp_path / "s.journal")
+    journal.append(_entries(3))
+    journal.sync_soon()
+    journal.release_soon(["m0", "m2"])  # no I/O here: the syncer's pass writes it
+    deadline = time.monotonic() + 5.0  # real threads: generous, the window itself is 5 ms
+    while journal.statistics().syncs < 1 or journal.statistics().released < 2:
+        assert time.monotonic() < deadline, journal.statistics()
+        time.sleep(0.005)
+    assert [mid for mid, _ in read_pending(tmp_path / "s.journal")] == ["m1"]
+    journal.release_soon(["m1"])
+    journal.close()  # a noted release is written by close too
+    assert read_pending(tmp_path / "s.journal") == []
+    with pytest.raises(JournalError, match="closed"):
+        journal.append([("late", b"x")])
