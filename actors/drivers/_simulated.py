@@ -9,19 +9,26 @@ connection, deferred acks, real probes).
 Inbound durability, as on real WhatsApp (DESIGN §9). The reader tells the server
 ``received`` the moment it reads a ``messages`` frame - whatsmeow's delivery
 receipt, before any application code ran; in its default (whatsmeow) delivery
-mode the simulator then forgets those messages for good. The reader next appends
-them to the session's inbound journal (:mod:`actors.drivers._journal`, when
-``journal_dir`` is set; one ``write()`` per frame, which survives the death of
-the process), and only then hands them to the session; receipt and append are
+mode the simulator then forgets those messages for good. The reader next hands
+them to the inbound journal (:mod:`actors.drivers._journal`, when ``journal_dir``
+is set): the simulated sessions of a process share one file,
+``<journal_dir>/simulated.journal``, keyed by session and message id, appended by
+the process's appender thread with one ``write()`` per pass for every frame queued
+meanwhile (a write survives the death of the process). Receipt and hand-over are
 shielded from cancellation together, so a session restart cannot fall between
-them. The process's journal syncer (a thread, :class:`~actors.drivers._journal.Syncer`)
-fsyncs it within ``SYNC_DELAY`` (5 ms) of the append, a group commit across every
-session, without holding up the messages: the store commit they race to needs no
-fsync of ours to be durable. :meth:`SimulatedDriver.ack` releases them once
-stored: it only notes the ids, which the syncer writes with its next pass (a
-release that never lands only replays a stored message). The reader's append and
-the replay run on threads under the driver's own limiter, never in the queue of
-trio's shared thread limiter. Each new connection first
+them. The reader then reads on; a forwarder task passes events to the session in
+order, each frame's messages only once their append is done. The process's
+syncer thread fsyncs the journal within ``SYNC_DELAY`` (5 ms) of an append, a
+group commit across every session, without holding up the messages: the store
+commit they race to needs no fsync of ours. :meth:`SimulatedDriver.ack` releases
+them once stored: it only notes the keys, which the syncer writes with its next
+pass (a release that never lands only replays a stored message).
+
+Why one file and a thread of its own (measured on ``bench/pipeline.py``): a
+``trio.to_thread`` hop per frame into per-session files ran at 1.6k-2.7k msg/s
+beside 5.7k without the journal. Under a busy trio thread every GIL
+re-acquisition of another thread waits for the switch interval (5 ms), so the
+cost is the number of hops and syscalls per second, not the bytes. Each new connection first
 replays what the journal still holds (a previous process died, or a connection
 ended with messages unstored), before its own events. What remains exposed is the
 window between the ``received`` frame and the append (one thread hop).
@@ -34,6 +41,9 @@ is ``None``; they are deleted when the account is logged out.
 from __future__ import annotations
 
 import base64
+import collections
+import contextlib
+import functools
 import itertools
 import json
 import logging
@@ -81,9 +91,15 @@ from ._events import (
     TemporaryBan,
     Undecryptable,
 )
-from ._journal import Journal, journal_path
+from ._journal import APPENDER, Journal, close_shared, open_shared
 
 log = logging.getLogger(__name__)
+
+JOURNAL_FILE = "simulated.journal"
+"""The journal shared by the simulated sessions of a process, under ``journal_dir``."""
+
+KEY_SEPARATOR = "\x1f"
+"""Between the session id and the message id in a journal key (never in either: ASCII unit separator)."""
 
 _SESSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$")
 # WhatsApp reasons travel as websocket close codes 4000 + reason (see actors.simulator).
@@ -107,8 +123,8 @@ class SimulatedDriverConfig:
 
     url: str = attrs.field()
     auth_dir: Path | None = attrs.field(default=None, converter=attrs.converters.optional(Path))
-    # Where inbound journals live (one file per session); None: no journal, messages are only
-    # as durable as the server's delivery mode makes them (tests of the wire protocol).
+    # Where the inbound journal lives (JOURNAL_FILE, shared by the process's simulated sessions);
+    # None: no journal, messages are only as durable as the server's delivery mode makes them.
     journal_dir: Path | None = attrs.field(default=None, converter=attrs.converters.optional(Path))
     connect_timeout: float = attrs.field(default=10.0, validator=_positive)
     request_timeout: float = attrs.field(default=30.0, validator=_positive)
@@ -199,6 +215,47 @@ def _event(frame: dict[str, Any]) -> Event | None:
             return None
 
 
+@attrs.define(eq=False)
+class _Appending:
+    """One frame's messages on their way to the journal (the appender thread) and the session."""
+
+    events: list[Message]
+    finished: trio.Event = attrs.field(factory=trio.Event)
+    error: BaseException | None = None
+
+
+@attrs.define(eq=False)
+class _Completions:
+    """The appender's completions for one trio run: recorded on its thread, set in one trio callback per pass."""
+
+    token: trio.lowlevel.TrioToken
+    ready: collections.deque = attrs.field(factory=collections.deque)  # appendings done, not yet finished
+
+    @classmethod
+    def current(cls) -> _Completions:
+        try:
+            return _COMPLETIONS.get()
+        except LookupError:
+            completions = cls(trio.lowlevel.current_trio_token())
+            _COMPLETIONS.set(completions)
+            return completions
+
+    def done(self, appending: _Appending, error: BaseException | None) -> None:  # appender thread, no syscall
+        appending.error = error
+        self.ready.append(appending)
+
+    def wake(self) -> None:  # appender thread, once per pass
+        with contextlib.suppress(trio.RunFinishedError):  # the run is gone: nobody waits
+            self.token.run_sync_soon(self._finish)
+
+    def _finish(self) -> None:  # trio thread
+        while self.ready:
+            self.ready.popleft().finished.set()
+
+
+_COMPLETIONS: trio.lowlevel.RunVar[_Completions] = trio.lowlevel.RunVar("zapvisor_journal_completions")
+
+
 def _write_creds(path: Path, creds: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
@@ -237,6 +294,11 @@ class SimulatedDriver:
     _creds: str | None = attrs.field(default=None, init=False)
     _creds_loaded: bool = attrs.field(default=False, init=False)
     _journal: Journal | None = attrs.field(default=None, init=False)
+    # Producers send to _events_send: events, and _Appending frames; the forwarder passes them
+    # on to _deliver (the session's ``events``), each frame once its append is done.
+    _pipe: trio.MemoryReceiveChannel[Event | _Appending] = attrs.field(init=False)
+    _deliver: trio.MemorySendChannel[Event] = attrs.field(init=False)
+    _last_append: _Appending | None = attrs.field(default=None, init=False)
     _io: trio.CapacityLimiter = attrs.field(factory=lambda: trio.CapacityLimiter(1), init=False)
 
     @session_id.validator
@@ -245,7 +307,8 @@ class SimulatedDriver:
             raise ValueError(f"SimulatedDriver.session_id must match {_SESSION_ID.pattern}, got {value!r}")
 
     def __attrs_post_init__(self) -> None:
-        self._events_send, self._events_recv = trio.open_memory_channel(self.config.events_capacity)
+        self._events_send, self._pipe = trio.open_memory_channel(self.config.events_capacity)
+        self._deliver, self._events_recv = trio.open_memory_channel(self.config.events_capacity)
 
     @property
     def events(self) -> trio.MemoryReceiveChannel[Event]:
@@ -268,10 +331,11 @@ class SimulatedDriver:
             raise DriverStateError(f"driver {self.session_id} is already running")
         if self.config.journal_dir is not None:
             self._journal = await trio.to_thread.run_sync(
-                Journal.open, journal_path(self.config.journal_dir, self.session_id), limiter=self._io)
+                open_shared, self.config.journal_dir / JOURNAL_FILE, limiter=self._io)
         try:
-            async with self._events_send, trio.open_nursery() as nursery:
+            async with self._events_send, self._deliver, trio.open_nursery() as nursery:
                 self._nursery = nursery
+                nursery.start_soon(self._forward)
                 task_status.started()
                 await trio.sleep_forever()
         finally:
@@ -279,7 +343,24 @@ class SimulatedDriver:
             journal, self._journal = self._journal, None
             if journal is not None:
                 with trio.CancelScope(shield=True):
-                    await trio.to_thread.run_sync(journal.close, limiter=self._io)
+                    if self._last_append is not None:  # the appender works in order: all of ours are written
+                        await self._last_append.finished.wait()
+                    await trio.to_thread.run_sync(close_shared, journal, limiter=self._io)
+
+    async def _forward(self) -> None:
+        """Pass events on to the session in order; a frame's messages once their append is done."""
+        async for item in self._pipe:
+            if isinstance(item, _Appending):
+                await item.finished.wait()
+                if item.error is not None:  # the messages still flow; only a crash now would lose them
+                    log.error("driver %s: %d messages not journaled: %r", self.session_id, len(item.events), item.error)
+                for event in item.events:
+                    await self._deliver.send(event)
+            else:
+                await self._deliver.send(item)
+
+    def _key(self, message_id: str) -> str:
+        return f"{self.session_id}{KEY_SEPARATOR}{message_id}"
 
     async def connect(self) -> None:
         """Open one connection (see the protocol). Raises ``DriverConnectError``, ``DriverStateError``."""
@@ -438,21 +519,21 @@ class SimulatedDriver:
         if not events:
             return
         journal = self._journal
+        appending = _Appending([event for event, _ in events])
         with trio.CancelScope(shield=True):  # a receipt without its append would lose the messages
             with trio.move_on_after(self.config.close_timeout):  # a stuck socket must not hold the shield
                 try:
                     await conn.ws.send_message(json.dumps({"op": "received", "ids": [event.id for event, _ in events]}))
                 except trio_websocket.ConnectionClosed:
                     pass  # the server may or may not have the receipt: journal them either way
-            if journal is not None:
-                entries = [(event.id, json.dumps(msg).encode()) for event, msg in events]
-                await trio.to_thread.run_sync(journal.append, entries, limiter=self._io)
-                journal.sync_soon()
-        for event, _ in events:
-            try:
-                self._events_send.send_nowait(event)  # the frame's read was this task's checkpoint
-            except trio.WouldBlock:
-                await self._events_send.send(event)  # the session lags: backpressure
+            if journal is None:
+                appending.finished.set()
+            else:
+                entries = [(self._key(event.id), json.dumps(msg).encode()) for event, msg in events]
+                completions = _Completions.current()
+                APPENDER.submit(journal, entries, functools.partial(completions.done, appending), completions.wake)
+                self._last_append = appending
+        await self._events_send.send(appending)  # the session lags: backpressure
 
     async def _keepalive(self, conn: _Connection) -> None:
         failures = 0
@@ -543,7 +624,11 @@ class SimulatedDriver:
         journal = self._journal
         if journal is None:
             return
-        for message_id, payload in await trio.to_thread.run_sync(journal.pending, limiter=self._io):
+        prefix = self._key("")
+        pending = await trio.to_thread.run_sync(journal.pending, limiter=self._io)
+        for message_id, payload in pending:
+            if not message_id.startswith(prefix):
+                continue  # another session's
             try:
                 event = _message(json.loads(payload))
             except (KeyError, TypeError, ValueError) as exc:  # written by this driver: only a bug gets here
@@ -555,7 +640,7 @@ class SimulatedDriver:
     async def ack(self, *message_ids: str) -> None:
         """Acknowledge stored messages, all in one frame; the syncer releases them from the journal."""
         if self._journal is not None and message_ids:
-            self._journal.release_soon(message_ids)
+            self._journal.release_soon([self._key(message_id) for message_id in message_ids])
         conn = self._conn
         if conn is None or not conn.open or not message_ids:
             return  # idealised delivery: they stay queued on the server and come back on the next connection

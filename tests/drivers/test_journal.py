@@ -161,3 +161,11 @@ def test_the_syncer_writes_noted_releases_and_fsyncs_within_its_window(tmp_path)
     assert read_pending(tmp_path / "s.journal") == []
     with pytest.raises(JournalError, match="closed"):
         journal.append([("late", b"x")])
+
+
+def test_a_release_noted_for_the_syncer_is_not_pending_any_more(tmp_path):
+    journal = Journal.open(tmp_path / "s.journal")
+    journal.append(_entries(2))
+    journal.release_soon(["m0"])
+    assert [mid for mid, _ in journal.pending()] == ["m1"]  # before the syncer's pass wrote it
+    journal.close()

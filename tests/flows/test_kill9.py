@@ -16,9 +16,9 @@ from pathlib import Path
 
 import trio
 
-from actors.drivers._journal import journal_path, read_pending
 from actors.store import JobStatus, PostgresBackend, Queue, SqliteBackend, open_store
 from tests.fixtures.flows import contact, flow_env
+from tests.fixtures.simulator import journaled_ids
 
 SENDS = 40
 INBOUND = 400
@@ -77,7 +77,7 @@ async def test_kill9_mid_streams_loses_nothing_journaled_and_duplicates_nothing(
             sent_before = len(await simulator_control.sent("s1"))
             stored_before = await store.count_messages("s1")
             assert 0 < sent_before < SENDS and stored_before < INBOUND + sent_before  # killed mid-streams
-            journaled = {mid for mid, _ in read_pending(journal_path(data / "journal", "s1"))}
+            journaled = set(journaled_ids(data / "journal", "s1"))
             stored_ids_before = await _inbound_ids(store)
 
             daemon = await _start(env, log)
@@ -91,7 +91,7 @@ async def test_kill9_mid_streams_loses_nothing_journaled_and_duplicates_nothing(
                     # Done when the sends are, every message was receipted, the journal is drained
                     # and the store's count held still for a poll (the window is measured below).
                     if (progress[:3] == (SENDS, False, 0) and progress[4] == INBOUND and progress == previous
-                            and not read_pending(journal_path(data / "journal", "s1"))):
+                            and not journaled_ids(data / "journal", "s1")):
                         break
                     previous = progress
                     await trio.sleep(0.05)

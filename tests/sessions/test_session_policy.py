@@ -5,7 +5,7 @@ from __future__ import annotations
 import attrs
 import trio
 
-from actors.drivers._journal import journal_path, read_pending
+from tests.fixtures.simulator import journaled_ids
 from actors.sessions import GetStatus, PairPhone, RequestFailed, SessionStatus
 from supervisor import CircuitBreaker
 
@@ -23,9 +23,9 @@ async def pair_new(node: SessionNode, control, session_id: str) -> None:
 async def test_qr_then_scan_connects_and_inbound_is_stored_before_ack(session_node, simulator_control):
     await pair_new(session_node, simulator_control, "s1")
     ids = [await simulator_control.send_message("s1", f"hello {i}") for i in range(20)]
-    journal = journal_path(session_node.deps.driver_factory.keywords["config"].journal_dir, "s1")
+    journal_dir = session_node.deps.driver_factory.keywords["config"].journal_dir
     with trio.fail_after(15):  # every message stored, then acked: released from the driver's journal
-        while len(session_node.inbound.stored) < 20 or read_pending(journal):
+        while len(session_node.inbound.stored) < 20 or journaled_ids(journal_dir, "s1"):
             await trio.sleep(0.02)
     assert sorted(mid for _, mid in session_node.inbound.stored) == sorted(ids)
     assert session_node.inbound.deliveries == 20
