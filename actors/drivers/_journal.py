@@ -18,7 +18,9 @@ its whatsmeow delivery mode, the frame between the driver's transport receipt
 and the append. A kill -9 inside that window loses those messages (measured by
 ``tests/flows/test_kill9.py``; see README "Durability").
 
-Format. One append-only file per session (``<dir>/<session>.journal``): an
+Format. An append-only file: one per session in a neonize worker
+(``<dir>/<session>.journal``, :func:`journal_path`), one shared by a node's
+simulated sessions (keys ``session<US>message id``, :func:`open_shared`). An
 8-byte header, then records ``length (u32) | crc32 (u32) | kind (u8) | body``
 (big endian; the CRC covers kind and body). An *entry* record's body is the
 message id (u16 length + UTF-8) and an opaque payload (the driver's encoding
@@ -31,7 +33,7 @@ survives the death of the process, not of the machine); :meth:`Journal.sync`
 ``fsync``-s what was appended since the last sync, in group commits of bounded
 latency: the neonize worker's converter thread syncs once per pass over what
 queued meanwhile (at most ``CONVERT_GROUP`` events) before the pass's frames
-leave; the simulated driver's syncer task within ``SYNC_DELAY`` (5 ms) of an
+leave; the process's :class:`Syncer` thread within ``SYNC_DELAY`` (5 ms) of an
 append, without holding the messages back (a message already in the store
 needs no fsync of ours). One fsync on this machine's ext4: 0.4 ms alone,
 2.5 ms with 40 files syncing at once (16,000 fsyncs/s in all). Releases are
@@ -46,7 +48,9 @@ hundred unstored messages), paid once per ~MiB of traffic.
 
 Threads. Every method is blocking file I/O and thread-safe: the neonize worker
 calls it from Go's callback threads, its converter thread and its call threads;
-the simulated driver from ``trio.to_thread``. Never call it on the trio thread.
+the simulated driver through the :class:`Appender` thread and ``trio.to_thread``.
+Never call the blocking methods on the trio thread (:meth:`Journal.sync_soon`
+and :meth:`Journal.release_soon` make no I/O).
 An fsync does not hold appends back; a compaction does, for its rewrite (a few
 milliseconds, once per ~MiB of traffic).
 One journal file has one writer: the driver of its session (the session's
