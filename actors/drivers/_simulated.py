@@ -31,7 +31,7 @@ re-acquisition of another thread waits for the switch interval (5 ms), so the
 cost is the number of hops and syscalls per second, not the bytes. Each new connection first
 replays what the journal still holds (a previous process died, or a connection
 ended with messages unstored), before its own events. What remains exposed is the
-window between the ``received`` frame and the append (one thread hop).
+window between the ``received`` frame and the appender's write (its next pass).
 
 Credentials handed out at pairing are kept in ``<auth_dir>/<session_id>.json``
 (written atomically off the trio thread), or only in memory when ``auth_dir``

@@ -26,9 +26,9 @@ INBOUND_RATE = 150.0  # messages per second: the stream lasts ~2.7 s, the kill l
 DAEMON = [sys.executable, "-c", "import sys; from api.cli import main; sys.exit(main(['run']))"]
 START_TIMEOUT = 60.0  # generous: a loaded 2-core machine imports and migrates slowly
 # Receipted-but-not-journaled messages a kill can catch: the driver's reader sends the receipt of
-# one ``messages`` frame, then appends that frame to the journal (one thread hop); at this rate a
-# frame carries the one or two messages that arrived while the previous one was read. The bound
-# only catches a window that grew beyond one frame; the measured figure is reported.
+# a ``messages`` frame, then hands the frame to the journal's appender thread, whose write follows
+# within its next pass (milliseconds); at this rate a frame carries one or two messages. The bound
+# only catches a window that grew far beyond a pass; the measured figure is reported.
 WINDOW_BOUND = 10
 
 
