@@ -22,16 +22,17 @@ syncer thread fsyncs the journal within ``SYNC_DELAY`` (5 ms) of an append, a
 group commit across every session, without holding up the messages: the store
 commit they race to needs no fsync of ours. :meth:`SimulatedDriver.ack` releases
 them once stored: it only notes the keys, which the syncer writes with its next
-pass (a release that never lands only replays a stored message).
+pass (a release that never lands only replays a stored message). Each new
+connection first replays what the journal still holds for its session (a
+previous process died, or a connection ended with messages unstored), before its
+own events. What remains exposed is the window between the ``received`` frame
+and the appender's write (its next pass).
 
 Why one file and a thread of its own (measured on ``bench/pipeline.py``): a
 ``trio.to_thread`` hop per frame into per-session files ran at 1.6k-2.7k msg/s
 beside 5.7k without the journal. Under a busy trio thread every GIL
 re-acquisition of another thread waits for the switch interval (5 ms), so the
-cost is the number of hops and syscalls per second, not the bytes. Each new connection first
-replays what the journal still holds (a previous process died, or a connection
-ended with messages unstored), before its own events. What remains exposed is the
-window between the ``received`` frame and the appender's write (its next pass).
+cost is the number of hops and syscalls per second, not the bytes.
 
 Credentials handed out at pairing are kept in ``<auth_dir>/<session_id>.json``
 (written atomically off the trio thread), or only in memory when ``auth_dir``
