@@ -50,15 +50,18 @@ Rules every implementation keeps (the tests of each driver check them):
   duration in seconds (trio clock); it raises
   :class:`~actors.drivers.ProbeTimeoutError` if no answer arrives within
   ``timeout``. It never answers from a cached flag.
+* Every inbound :class:`~actors.drivers.Message` is appended to the session's
+  inbound journal (:mod:`actors.drivers._journal`) before it reaches ``events``:
+  WhatsApp (whatsmeow) receipts a message on arrival and never re-delivers it.
+  At the start of each connection, what the journal still holds is emitted
+  again, before that connection's own events (the store dedupes).
 * ``ack(*message_ids)`` tells the driver the session has durably stored those
-  inbound :class:`~actors.drivers.Message` events (several at once travel
-  together: one frame for a batch). Drivers whose server can defer the
-  acknowledgement (the simulator) re-deliver unacknowledged messages on the next
-  connection; drivers that cannot (neonize acknowledges on receipt) treat it as
-  a no-op. Acking an unknown id is not an error (it may belong to a previous
-  connection that was already re-delivered and acked). It never blocks on the
-  network for long: it sends on the open connection or does nothing when there
-  is none (the message will be re-delivered).
+  inbound messages (several at once travel together: one frame for a batch);
+  it releases them from the journal, and a server that defers delivery (the
+  simulator's idealised mode) drops them from its queue. Acking an unknown id
+  is not an error (it may belong to a previous connection, replayed and acked
+  since). It never blocks on the network for long, and a failed ack loses
+  nothing: the entry is replayed.
 * Sends: WhatsApp, not the caller, names a sent message (neonize's SendMessage
   takes no id and returns one); ``SendResult.message_id`` is **WhatsApp's id**,
   the one its receipts, quotes, edits and reactions refer to. ``request_key``

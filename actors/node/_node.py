@@ -263,11 +263,14 @@ def _driver_factory(settings: Settings, workers: WorkerPool | None, store: Store
     database, where every node of a cluster reaches them (the simulated driver's in
     ``driver_credentials``; neonize's in whatsmeow's ``whatsmeow_*`` tables, where the
     session's device JID, kept in its sessions row, selects its device).
+    Both journal inbound messages under ``<data_dir>/journal`` (see :mod:`actors.drivers._journal`).
     """
     sessions, auth_dir = settings.sessions, Path(settings.node.data_dir) / "auth"
+    journal_dir = Path(settings.node.data_dir) / "journal"  # inbound journals: see actors.drivers._journal
     if sessions.driver == "simulated":
         keeper = StoredCredentials(store) if settings.store.backend == "postgres" else None
-        config = SimulatedDriverConfig(url=sessions.simulator_url, auth_dir=auth_dir, keeper=keeper)
+        config = SimulatedDriverConfig(url=sessions.simulator_url, auth_dir=auth_dir, keeper=keeper,
+                                       journal_dir=journal_dir)
         return functools.partial(SimulatedDriver, config=config)
 
     def neonize_driver(session_id: str) -> NeonizeDriver:
@@ -277,7 +280,7 @@ def _driver_factory(settings: Settings, workers: WorkerPool | None, store: Store
             auth_dir.mkdir(parents=True, exist_ok=True)
             credentials = str(auth_dir / f"{session_id}.sqlite3")
         return NeonizeDriver(session_id, workers, credentials, qr_limit=sessions.qr_limit,
-                             devices=StoreDeviceBook(store))
+                             devices=StoreDeviceBook(store), journal_dir=journal_dir)
 
     return neonize_driver
 

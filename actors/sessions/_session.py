@@ -21,8 +21,10 @@ must not record its sessions as "stopped", or they would not be restored at
 the next boot. Only a deliberate stop (the session manager) records ``stopped``.
 
 Inbound messages are acknowledged to the driver only after the
-:class:`InboundSink` has stored them, so a crash anywhere re-delivers instead
-of losing. They are stored and acknowledged in batches, a few batches at once
+:class:`InboundSink` has stored them; the ack releases them from the driver's
+inbound journal (:mod:`actors.drivers._journal`), so a crash anywhere replays
+them instead of losing them (WhatsApp itself never re-delivers: whatsmeow
+receipts on arrival). They are stored and acknowledged in batches, a few batches at once
 (``_batches``): each chat's messages in arrival order, different chats
 concurrently, so a busy session pays its per-delivery costs once per batch.
 
@@ -443,8 +445,8 @@ class SessionActor(Actor):
                 _LOG.warning("session %s: undecryptable message %s in %s", self.session_id, message_id, chat_jid)
 
     async def _inbound(self, batch: list[Message]) -> None:
-        """Store the batch, *then* acknowledge all of it: a crash in between means re-delivery,
-        never loss. Broadcasts and unwanted groups are only acknowledged; ids this session
+        """Store the batch, *then* acknowledge all of it (the driver releases it from its journal):
+        a crash in between means a replay, never loss. Broadcasts and unwanted groups are only acknowledged; ids this session
         stored recently (a re-delivery) are not stored again."""
         fresh = [
             message for message in batch

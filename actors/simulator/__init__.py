@@ -2,10 +2,11 @@
 
 A separate process, reached over real websockets, good enough to test and
 benchmark the whole product: accounts, QR and pairing-code login, contacts that
-send text and media (scripted or from a seeded generator), an offline queue with
-re-delivery of everything not acknowledged, outbound sends named by the server
-(as WhatsApp does) with delivered/read/played receipts carrying that id, and
-fault injection. State that must survive
+send text and media (scripted or from a seeded generator), an offline queue that
+delivers like whatsmeow (a message is gone once the client's transport receipted
+it; an idealised mode re-delivers everything not acknowledged after the store),
+outbound sends named by the server (as WhatsApp does) with delivered/read/played
+receipts carrying that id, and fault injection. State that must survive
 ``kill -9`` (accounts, credentials, offline queues) lives in
 ``<state_dir>/simulator.json``, replaced atomically.
 
@@ -31,8 +32,16 @@ or ``{"re": rid, "ok": false, "code": 400|404, "error": "..."}``.
   account is created on first sight. Answer: ``{"ev": "welcome", "paired": bool}``
   or a ``close`` frame (below) when refused.
 * ``{"op": "ping", "rid": n}`` → ``{"re": n, "ok": true}`` (the probe round trip).
+* ``{"op": "received", "ids": [message_id, ...]}`` - the client's transport has
+  these messages (sent as soon as a ``messages`` frame is read, before any
+  application code runs: whatsmeow's delivery receipt); no answer. In the
+  default ``whatsmeow`` delivery mode this is when a message leaves the offline
+  queue for good: a client that dies after it loses the message unless it
+  journaled it (DESIGN §9).
 * ``{"op": "ack", "ids": [message_id, ...]}`` - these messages are stored; no
-  answer. Only acked messages leave the offline queue.
+  answer. In the ``idealised`` delivery mode (``--delivery idealised``, kinder
+  than real WhatsApp, kept for comparison) only acked messages leave the
+  offline queue and everything unacked is re-delivered on the next connection.
 * ``{"op": "send", "rid", "to", "text", "media": null|{"kind", "mimetype",
   "file_name", "data": base64}}`` → ``{"ok", "id", "ts"}``: the server names the
   message (the client chooses no id, like neonize's SendMessage), so repeating a
@@ -54,7 +63,8 @@ Server → client events (``{"ev": ...}``); timestamps are epoch seconds:
 * ``messages`` ``{msgs: [{id, chat, sender, from_me, ts, text, media: null|{ref,
   kind, mimetype, size, file_name, sha256}, is_group, is_broadcast, push_name,
   quoted_id}, ...]}`` - what is deliverable at once travels in one frame, in
-  queue order; at most ``delivery_window`` messages unacked at a time.
+  queue order; at most ``delivery_window`` messages in flight (not yet receipted,
+  or not yet acked in the idealised mode) at a time.
 * ``offline_sync_done`` ``{count}`` after the backlog queued before ``connected``.
 * ``receipt`` ``{ids, chat, kind: delivered|read|played, ts}``;
   ``presence`` ``{jid, state, chat, last_seen}``;

@@ -33,6 +33,7 @@ class SimulatorStats:
     messages_delivered: int
     messages_redelivered: int
     messages_acked: int
+    messages_receipted: int
     sends_received: int
     answers_lost: int
     receipts_sent: int

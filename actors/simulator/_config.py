@@ -12,6 +12,15 @@ def _positive(instance: object, attribute: attrs.Attribute, value: float) -> Non
         raise ValueError(f"SimulatorConfig.{attribute.name} must be > 0, got {value!r}")
 
 
+DELIVERY_MODES = ("whatsmeow", "idealised")
+"""How inbound messages leave an account's queue (see :attr:`SimulatorConfig.delivery`)."""
+
+
+def _delivery_mode(instance: object, attribute: attrs.Attribute, value: str) -> None:
+    if value not in DELIVERY_MODES:
+        raise ValueError(f"SimulatorConfig.delivery must be one of {', '.join(DELIVERY_MODES)}, got {value!r}")
+
+
 def _non_negative(instance: object, attribute: attrs.Attribute, value: float) -> None:
     if value < 0:
         raise ValueError(f"SimulatorConfig.{attribute.name} must be >= 0, got {value!r}")
@@ -39,6 +48,12 @@ class SimulatorConfig:
     # is what a session holds at most (actors.sessions INBOUND_HELD, 256): a window below it
     # would cap a busy session at window / store latency, a limit of this server, not of ours.
     delivery_window: int = attrs.field(default=256, validator=_positive)
+    # When an inbound message counts as delivered (leaves the queue, never re-delivered):
+    # "whatsmeow" (the default, real WhatsApp through whatsmeow/neonize, DESIGN §9): as soon as
+    # the client's transport has it - its ``received`` receipt, sent before any application
+    # code ran; "idealised": only once the client acks it after its store commit (kinder than
+    # real WhatsApp; kept for comparison).
+    delivery: str = attrs.field(default="whatsmeow", validator=_delivery_mode)
     # Delivered/read receipts follow an accepted send after these delays (seconds).
     receipt_delay: float = attrs.field(default=0.05, validator=_non_negative)
     read_delay: float = attrs.field(default=0.2, validator=_non_negative)

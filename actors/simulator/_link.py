@@ -4,8 +4,10 @@ A :class:`Link` owns the websocket of one account. Frames leave through one
 bounded channel drained by :meth:`Link.write_loop`, which a *stall* fault
 pauses (so pongs and deliveries stop while the socket stays open).
 :meth:`Link.deliver_loop` moves the account's offline queue onto the wire,
-never more than ``window`` unacknowledged messages at a time; what is in flight
-when the link dies stays queued and is delivered again on the next connection.
+never more than ``window`` messages in flight at a time (not yet receipted by
+the client's transport; in the idealised delivery mode, not yet acked after its
+store); what is in flight when the link dies stays queued and is delivered
+again on the next connection.
 """
 
 from __future__ import annotations

@@ -33,6 +33,7 @@ class Stats:
     messages_delivered: int = 0
     messages_redelivered: int = 0
     messages_acked: int = 0
+    messages_receipted: int = 0  # left the queue at the client's transport receipt (whatsmeow delivery)
     sends_received: int = 0
     answers_lost: int = 0  # sends accepted whose answer a lose_answers fault withheld
     receipts_sent: int = 0

@@ -12,7 +12,7 @@ from functools import partial
 import attrs
 import trio
 
-from ._config import SimulatorConfig
+from ._config import DELIVERY_MODES, SimulatorConfig
 from ._media import MediaStore
 from ._server import SimulatorServer
 from ._state import State
@@ -54,6 +54,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--pairing-code-ttl", type=float, default=180.0)
     parser.add_argument("--delivery-window", type=int, default=attrs.fields(SimulatorConfig).delivery_window.default,
                         help="unacked messages in flight per connection")
+    parser.add_argument("--delivery", choices=DELIVERY_MODES, default=attrs.fields(SimulatorConfig).delivery.default,
+                        help="whatsmeow: a message leaves the queue at the client's transport receipt (real "
+                             "WhatsApp); idealised: only at the client's ack after its store commit")
     parser.add_argument("--receipt-delay", type=float, default=0.05)
     parser.add_argument("--read-delay", type=float, default=0.2)
     parser.add_argument("--handshake-delay", type=float, default=0.0)
@@ -70,7 +73,7 @@ def config_from_args(argv: Sequence[str] | None = None) -> SimulatorConfig:
             state_dir=args.state_dir, host=args.host, port=args.port, qr_interval=args.qr_interval,
             qr_count=args.qr_count, pairing_code_ttl=args.pairing_code_ttl, delivery_window=args.delivery_window,
             receipt_delay=args.receipt_delay, read_delay=args.read_delay, handshake_delay=args.handshake_delay,
-            auto_pair=args.auto_pair, flush_interval=args.flush_interval,
+            auto_pair=args.auto_pair, flush_interval=args.flush_interval, delivery=args.delivery,
         )
     except ValueError as exc:
         _parser().error(str(exc))

@@ -294,13 +294,18 @@ class SimulatorServer:
         if link.phase != "connected":
             raise BadFrame(f"op {op!r} needs a logged-in connection")
         match op:
-            case "ack":
+            case "ack" | "received":
                 message_ids = _field(frame, "ids", list)
                 if not all(isinstance(message_id, str) for message_id in message_ids):
                     raise BadFrame("field 'ids' must be a list of message ids")
+                if (op == "received") != (self.config.delivery == "whatsmeow"):
+                    return  # the other mode's signal: whatsmeow ignores acks, the idealised mode receipts
                 for message_id in message_ids:
                     if account.queue.pop(message_id, None) is not None:
-                        self.stats.messages_acked += 1
+                        if op == "ack":
+                            self.stats.messages_acked += 1
+                        else:
+                            self.stats.messages_receipted += 1
                         self._seen.discard(message_id)
                 self.state.changed()
                 link.acked(message_ids)

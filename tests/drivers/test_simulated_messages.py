@@ -46,31 +46,81 @@ async def test_inbound_message_is_normalized(shared_driver_config, shared_contro
         assert message.media is None and isinstance(message.timestamp, float)
 
 
-async def test_unacked_messages_come_back_after_reconnect_and_acked_ones_do_not(
+async def _until_sync_done(driver) -> list[object]:
+    events: list[object] = []
+    while not isinstance(events[-1:] and events[-1], OfflineSyncDone):
+        events.append(await expect_event(driver, Connected, Message, OfflineSyncDone))
+    return events
+
+
+async def test_unacked_messages_come_back_from_the_journal_after_reconnect_and_acked_ones_do_not(
         shared_driver_config, shared_control, session_id):
+    """whatsmeow delivery: the server forgot all six at the transport receipt; the four never acked
+    come back from the driver's journal, before the new connection's own events."""
     before = await shared_control.stats()
     async with running_driver(shared_driver_config, session_id) as driver:
         await pair(driver, shared_control)
         ids = [await shared_control.send_message(session_id, f"m{i}") for i in range(6)]
         received = [(await expect_event(driver, Message)).id for _ in ids]
         assert received == ids  # in order
-        for message_id in ids[:2]:
-            await driver.ack(message_id)
-        await driver.probe()  # the acks are ahead of this round trip on the same socket
+        await driver.ack(*ids[:2])
+        await driver.probe()
+        assert (await shared_control.account(session_id))["queued"] == 0  # receipted: gone from WhatsApp
         await shared_control.drop(session_id)
+        await expect_event(driver, *ENDING_EVENTS)
+        await driver.connect()
+        events = await _until_sync_done(driver)
+        again = [event.id for event in events if isinstance(event, Message)]
+        assert again == ids[2:] and events[len(again)] == Connected(jid=events[len(again)].jid)  # replay first
+        assert events[-1] == OfflineSyncDone(count=0)
+        await driver.ack(*again)
+    async with running_driver(shared_driver_config, session_id) as driver:  # a restarted driver: nothing left
+        await driver.connect()
+        assert not [event for event in await _until_sync_done(driver) if isinstance(event, Message)]
+    stats = await shared_control.stats()
+    assert stats.messages_receipted - before.messages_receipted == 6
+    assert stats.messages_redelivered - before.messages_redelivered == 0
+
+
+async def test_a_restarted_driver_replays_its_journal_before_new_messages(
+        shared_driver_config, shared_control, session_id):
+    async with running_driver(shared_driver_config, session_id) as driver:
+        await pair(driver, shared_control)
+        lost_without_journal = [await shared_control.send_message(session_id, f"j{i}") for i in range(3)]
+        assert [(await expect_event(driver, Message)).id for _ in range(3)] == lost_without_journal
+        await shared_control.flush()
+    # The driver's process "died" with three messages receipted and unstored; a new one starts.
+    later = await shared_control.send_message(session_id, "sent meanwhile")
+    async with running_driver(shared_driver_config, session_id) as driver:
+        await driver.connect()
+        events = await _until_sync_done(driver)
+        assert [event.id for event in events if isinstance(event, Message)] == [*lost_without_journal, later]
+
+
+async def test_in_the_idealised_mode_the_server_redelivers_what_was_not_acked(tmp_path, session_id):
+    before = None
+    async with open_simulator(tmp_path / "sim", "--delivery", "idealised") as simulator, \
+            simulator.control() as control, \
+            running_driver(driver_config(simulator.url, tmp_path / "auth"), session_id) as driver:  # no journal
+        await pair(driver, control)
+        before = await control.stats()
+        ids = [await control.send_message(session_id, f"m{i}") for i in range(6)]
+        assert [(await expect_event(driver, Message)).id for _ in ids] == ids
+        await driver.ack(*ids[:2])
+        await driver.probe()  # the acks are ahead of this round trip on the same socket
+        await control.drop(session_id)
         await expect_event(driver, *ENDING_EVENTS)
         await driver.connect()
         await expect_event(driver, Connected)
         again = [(await expect_event(driver, Message)).id for _ in ids[2:]]
         assert again == ids[2:]
         assert await expect_event(driver, OfflineSyncDone) == OfflineSyncDone(count=4)
-        for message_id in again:
-            await driver.ack(message_id)
+        await driver.ack(*again)
         await driver.probe()
-    stats = await shared_control.stats()
-    assert stats.messages_acked - before.messages_acked == 6
-    assert stats.messages_redelivered - before.messages_redelivered == 4
-    assert (await shared_control.account(session_id))["queued"] == 0
+        stats = await control.stats()
+        assert stats.messages_acked - before.messages_acked == 6
+        assert stats.messages_redelivered - before.messages_redelivered == 4
+        assert (await control.account(session_id))["queued"] == 0
 
 
 async def test_messages_for_an_offline_account_wait_for_it(shared_driver_config, shared_control, session_id):
@@ -84,13 +134,15 @@ async def test_messages_for_an_offline_account_wait_for_it(shared_driver_config,
         assert await anext(driver.events) == OfflineSyncDone(count=3)
 
 
-async def test_delivery_window_bounds_unacked_messages(shared_control, shared_driver_config, session_id):
-    # A session that never acks receives the window, then nothing more until it acks.
-    async with running_driver(shared_driver_config, session_id) as driver:
-        await pair(driver, shared_control)
-        window = attrs.fields(SimulatorConfig).delivery_window.default  # the shared simulator's
+async def test_delivery_window_bounds_unacked_messages(tmp_path, session_id):
+    # Idealised delivery: a session that never acks receives the window, then nothing more until it acks.
+    async with open_simulator(tmp_path / "sim", "--delivery", "idealised") as simulator, \
+            simulator.control() as control, \
+            running_driver(driver_config(simulator.url, tmp_path / "auth"), session_id) as driver:
+        await pair(driver, control)
+        window = attrs.fields(SimulatorConfig).delivery_window.default
         for i in range(window + 5):
-            await shared_control.send_message(session_id, f"w{i}")
+            await control.send_message(session_id, f"w{i}")
         first = [await expect_event(driver, Message) for _ in range(window)]
         await driver.probe()  # anything sent before its answer has been read by now
         buffered = []

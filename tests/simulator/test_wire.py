@@ -6,6 +6,8 @@ import pytest
 import trio
 import trio_websocket
 
+from tests.fixtures.simulator import open_simulator
+
 
 async def _hello(url: str, session: str, creds=None):
     ws_cm = trio_websocket.open_websocket_url(url + "/wa")
@@ -81,23 +83,54 @@ async def _connected(url: str, session: str, creds: str):
     return cm, ws
 
 
-async def test_a_backlog_arrives_in_one_frame_and_acks_take_a_list(shared_simulator, shared_control, session_id):
-    creds = (await shared_control.create_account(session_id))["creds"]
-    queued = [await shared_control.send_message(session_id, f"m{i}") for i in range(4)]
-    before = await shared_control.stats()
-    cm, ws = await _connected(shared_simulator.url, session_id, creds)
+async def _backlog_then(url: str, control, session_id: str, op: str) -> tuple[list[str], object]:
+    """Queue 4 messages, connect raw, read the backlog frame, send ``op`` for messages 0 and 2;
+    returns the queued ids and the stats from before."""
+    creds = (await control.create_account(session_id))["creds"]
+    queued = [await control.send_message(session_id, f"m{i}") for i in range(4)]
+    before = await control.stats()
+    cm, ws = await _connected(url, session_id, creds)
     try:
         batch = await _next(ws)
         assert batch["ev"] == "messages"
         assert [(m["id"], m["text"]) for m in batch["msgs"]] == [(q, f"m{i}") for i, q in enumerate(queued)]
         assert await _next(ws) == {"ev": "offline_sync_done", "count": 4}
-        await ws.send_message(json.dumps({"op": "ack", "ids": [queued[0], queued[2], "NOT-QUEUED"]}))
+        await ws.send_message(json.dumps({"op": op, "ids": [queued[0], queued[2], "NOT-QUEUED"]}))
         await ws.send_message(json.dumps({"op": "ping", "rid": 1}))  # read after the ack
         assert await _next(ws) == {"re": 1, "ok": True}
-        assert (await shared_control.account(session_id))["queued_ids"] == [queued[1], queued[3]]
-        assert (await shared_control.stats()).messages_acked - before.messages_acked == 2
     finally:
         await cm.__aexit__(None, None, None)
+    return queued, before
+
+
+async def test_a_backlog_arrives_in_one_frame_and_the_transport_receipt_takes_a_list(
+        shared_simulator, shared_control, session_id):
+    """The default (whatsmeow) delivery: a message leaves the queue at the client's ``received``; an ack
+    after the store changes nothing on the server."""
+    queued, before = await _backlog_then(shared_simulator.url, shared_control, session_id, "received")
+    assert (await shared_control.account(session_id))["queued_ids"] == [queued[1], queued[3]]
+    after = await shared_control.stats()
+    assert (after.messages_receipted - before.messages_receipted, after.messages_acked - before.messages_acked) == (2, 0)
+
+
+async def test_in_the_idealised_mode_only_acks_take_messages_off_the_queue(tmp_path, session_id):
+    async with open_simulator(tmp_path / "sim", "--delivery", "idealised") as simulator, simulator.control() as control:
+        creds = (await control.create_account(session_id))["creds"]
+        receipted = await control.send_message(session_id, "receipted only")
+        cm, ws = await _connected(simulator.url, session_id, creds)
+        try:
+            assert [m["id"] for m in (await _next(ws))["msgs"]] == [receipted]
+            await ws.send_message(json.dumps({"op": "received", "ids": [receipted]}))  # ignored here
+            await ws.send_message(json.dumps({"op": "ping", "rid": 1}))
+            assert (await _next(ws))["ev"] == "offline_sync_done"
+            assert await _next(ws) == {"re": 1, "ok": True}
+            assert (await control.account(session_id))["queued_ids"] == [receipted]
+        finally:
+            await cm.__aexit__(None, None, None)
+        queued, before = await _backlog_then(simulator.url, control, session_id + "b", "ack")
+        assert (await control.account(session_id + "b"))["queued_ids"] == [queued[1], queued[3]]
+        after = await control.stats()
+        assert (after.messages_acked - before.messages_acked, after.messages_receipted - before.messages_receipted) == (2, 0)
 
 
 async def test_an_ack_with_bad_ids_gets_a_400_and_acks_nothing(shared_simulator, shared_control, session_id):
@@ -115,3 +148,13 @@ async def test_an_ack_with_bad_ids_gets_a_400_and_acks_nothing(shared_simulator,
         assert (await shared_control.account(session_id))["queued_ids"] == [queued]
     finally:
         await cm.__aexit__(None, None, None)
+
+
+def test_the_delivery_mode_is_whatsmeow_by_default_and_validated(tmp_path):
+    from actors.simulator import SimulatorConfig
+    from actors.simulator._serve import config_from_args
+
+    assert SimulatorConfig(state_dir=tmp_path).delivery == "whatsmeow"
+    assert config_from_args(["--delivery", "idealised"]).delivery == "idealised"
+    with pytest.raises(ValueError, match="SimulatorConfig.delivery must be one of whatsmeow, idealised"):
+        SimulatorConfig(state_dir=tmp_path, delivery="eventually")

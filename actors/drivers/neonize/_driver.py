@@ -15,7 +15,13 @@ protocol's rules (``actors/drivers/_protocol.py``), with these neonize facts:
 * Worker death: :meth:`run` raises :class:`WorkerDied`
   (``restart_immediately``), and so do the calls in flight; the session
   restarts at once and its new driver lands on a live worker.
-* ``ack()`` does nothing: whatsmeow acknowledges messages on receipt.
+* ``ack()`` releases stored messages from the session's inbound journal in the
+  worker. whatsmeow has receipted every message to WhatsApp before our code saw
+  it, so the worker journals each one in neonize's callback before forwarding it
+  (``journal_dir``; see ``_host``), and each connection first replays what the
+  journal still holds. A message is therefore lost only if its worker dies
+  while it sits in whatsmeow's Go queue, between the receipt and the callback.
+  A failed ack (the worker died) loses nothing: the entry is replayed.
 * ``SendResult.message_id`` is WhatsApp's id for the message (neonize's
   SendResponse ID; neonize 0.5.2 takes no id of ours). The request key is
   remembered within the worker's life only (``_host.SENT_MEMORY``); beyond it,
@@ -111,6 +117,8 @@ class NeonizeDriver:
     ``devices``, when given, is read before each placement and told of every
     change (see the module docstring). ``proxy`` is an HTTP/SOCKS proxy URL for
     WhatsApp's websocket.
+    ``journal_dir`` is where the worker keeps the session's inbound journal
+    (``None``: no journal, inbound is at-most-once as whatsmeow makes it).
     """
 
     session_id: str
@@ -121,6 +129,7 @@ class NeonizeDriver:
     proxy: str | None = None
     connect_timeout: float = CONNECT_TIMEOUT_S
     devices: DeviceBook | None = None
+    journal_dir: str | None = attrs.field(default=None, converter=attrs.converters.optional(str))
     _connecting: bool = attrs.field(default=False, init=False)
     _send: trio.MemorySendChannel[Event] = attrs.field(init=False)
     _events: trio.MemoryReceiveChannel[Event] = attrs.field(init=False)
@@ -288,7 +297,13 @@ class NeonizeDriver:
         raise ProbeTimeoutError(f"session {self.session_id!r}: no probe answer within {timeout} s")
 
     async def ack(self, *message_ids: str) -> None:
-        await trio.lowlevel.checkpoint()
+        """Release stored messages from the worker's journal (best effort: what stays is replayed)."""
+        placement = self._placement
+        if placement is None or not message_ids or self.journal_dir is None:
+            await trio.lowlevel.checkpoint()
+            return
+        with contextlib.suppress(DriverError):  # a dead worker: its successor replays, the store dedupes
+            await placement.call("ack", ids=list(message_ids))
 
     async def inject(self, *, event: str | None = None, fields: dict[str, Any] | None = None, qr: str | None = None) -> None:
         """Test support: have the worker feed a neonize event built offline through the real callback path.
@@ -326,7 +341,8 @@ class NeonizeDriver:
         if placement is None:
             if self.devices is not None:
                 self.jid = self._recorded = await self.devices.device_jid(self.session_id)
-            create = {"store": neonize_store(self.store), "qr_limit": self.qr_limit, "jid": self.jid, "proxy": self.proxy}
+            create = {"store": neonize_store(self.store), "qr_limit": self.qr_limit, "jid": self.jid, "proxy": self.proxy,
+                      "journal": self.journal_dir}
             placement = await self.pool.attach(
                 self.session_id, create=create, on_frame=self._on_frame, on_death=self._on_death
             )
