@@ -4,10 +4,14 @@ creating an existing session is a 409 that renames nothing, the favicon exists."
 
 from __future__ import annotations
 
+import json
+
 import trio
+import trio_websocket
 
 from actors.sessions import SessionStatus
 from tests.api.test_tickets import _ticket
+from tests.api.ws_kit import receive
 
 
 def _samples(text: str) -> dict[str, float]:
@@ -58,6 +62,20 @@ async def test_a_closed_ticket_refuses_a_send_and_sends_nothing(api_server, simu
     assert refused.json()["error"]["field"] == "ticket_id" and "is closed" in refused.json()["error"]["message"]
     repeat = await agent.post(f"{base}/messages", json={"text": "bye"}, headers={"Idempotency-Key": "before"})
     assert repeat.status_code == 202 and repeat.json()["created"] is False  # idempotency still answers
+    token = agent.headers["Authorization"].removeprefix("Bearer ")
+    ws_url = f"{api_server.url.replace('http://', 'ws://')}/ws?token={token}"
+    async with trio_websocket.open_websocket_url(ws_url) as ws:  # the same over /ws
+        await ws.send_message(json.dumps({"op": "send", "ticket_id": ticket_id, "text": "hello?",
+                                          "idempotency_key": "ws-after"}))
+        refused_frame = await receive(ws)
+        assert (refused_frame["type"], refused_frame["code"], refused_frame["field"]) == (
+            "error", "conflict", "ticket_id"), refused_frame
+        assert refused_frame["message"] == refused.json()["error"]["message"]
+        await ws.send_message(json.dumps({"op": "send", "ticket_id": ticket_id, "text": "bye",
+                                          "idempotency_key": "before"}))
+        repeat_frame = await receive(ws)
+        assert repeat_frame["type"] == "sent" and repeat_frame["outbox"]["created"] is False, repeat_frame
+        assert repeat_frame["outbox"]["id"] == repeat.json()["item"]["id"]
     outbox = (await api_server.admin.get("/queues/outbox/jobs")).json()
     assert [job["idempotency_key"] for job in outbox] == ["before"]
     with trio.fail_after(30):
