@@ -23,7 +23,7 @@ from actors.drivers import MediaKind
 from actors.media import detect_extension, write_atomically
 from actors.outbox import MediaFile, Send
 from actors.store import TicketStatus
-from actors.tickets import Accept, Close, MarkTicketRead, Reopen, TicketRefused, TicketUnavailable, Transfer
+from actors.tickets import Accept, Close, Reopen, TicketRefused, TicketUnavailable, Transfer
 from supervisor import ActorFailed, ActorStopped, AskTimeout
 
 from ._auth import Principal
@@ -122,10 +122,7 @@ async def get_ticket(who: Principal, tenant_id: str, ticket_id: int):
 async def accept_ticket(who: Principal, tenant_id: str, ticket_id: int, body: UserBody):
     user_id = await _user(who, tenant_id, body.user_id, required=True)
     await ticket_or_404(tenant_id, ticket_id)
-    ticket = await _ask_ticket(tenant_id, ticket_id, Accept(user_id))
-    if ticket.unread:  # the agent who takes the conversation has it in front of them
-        ticket = await _ask_ticket(tenant_id, ticket_id, MarkTicketRead())
-    return ticket
+    return await _ask_ticket(tenant_id, ticket_id, Accept(user_id))  # one write: open, assigned, read
 
 
 @endpoint(bp, "POST", "/tenants/{tenant_id}/tickets/{ticket_id}/transfer",
