@@ -28,6 +28,7 @@ import trio_websocket
 
 from ._errors import (
     DriverConnectError,
+    connect_cause,
     DriverStateError,
     MediaNotFoundError,
     NotConnectedError,
@@ -312,7 +313,7 @@ class SimulatedDriver:
                         nursery.cancel_scope.cancel()
             except (OSError, trio_websocket.HandshakeError, trio_websocket.ConnectionClosed, ValueError) as exc:
                 if conn is None:
-                    raise DriverConnectError(f"cannot connect to {url}: {exc}") from exc
+                    raise DriverConnectError(f"cannot connect to {url}: {connect_cause(exc)}") from exc
                 ending = Disconnected(code=None, reason=f"connection lost: {exc}")
             finally:
                 if conn is not None:
