@@ -16,9 +16,9 @@ from importlib.metadata import version
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from quart import Blueprint, request
 
 from actors.hub import RoomKind
-from quart import Blueprint
 
 from ._routing import Auth, endpoint
 from ._ws import FRAMES, MAX_FRAME, POLICY_VIOLATION, UNSUPPORTED_DATA
@@ -152,7 +152,8 @@ def document() -> dict:
                                 f"that is not a JSON object closes with {UNSUPPORTED_DATA}, a frame the request "
                                 f"schemas refuse (or over {MAX_FRAME} characters, or a room the token may not "
                                 f"join) with {POLICY_VIOLATION}, the reason naming the field."},
-        "servers": {"node": {"url": "{host}", "protocol": "ws", "description": "this daemon: ws://<api.host>:<api.port>",
+        "servers": {"node": {"url": "{host}", "protocol": "ws",
+                             "description": "this daemon: ws://<api.host>:<api.port>",
                              "variables": {"host": {"default": "localhost:8080"}}}},
         "defaultContentType": "application/json",
         "channels": channels,
@@ -162,4 +163,6 @@ def document() -> dict:
 
 @endpoint(bp, "GET", "/asyncapi.json", summary="The websocket's AsyncAPI document", auth=Auth.NONE)
 async def asyncapi(who: None):
-    return document()
+    doc = document()
+    doc["servers"]["node"]["variables"]["host"]["default"] = request.host  # where this client reached us
+    return doc

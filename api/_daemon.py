@@ -52,9 +52,9 @@ def run_daemon(settings: Settings, services: Sequence[Service] = SERVICES) -> in
     (when configured) accept connections (``api._startup``). With no ``api.admin_token`` or
     ``api.jwt_secret`` configured, uses the one kept under ``data_dir``, generated on the first run
     (``api._secrets``), and logs the dashboard's URL with the admin token once the API listens.
-    Returns 0 after a clean stop. A start-up failure the user can fix (a server unreachable, the port taken, a path not
-    writable, a kept secret unreadable) is one line on stderr and its documented exit code (3, 4, 5; see ``api._startup``);
-    any other exception that escapes the actor system or a service is logged with its traceback
+    Returns 0 after a clean stop. A start-up failure the user can fix (a server unreachable, the
+    port taken, a path not writable, a kept secret unreadable) is one line on stderr and its
+    documented exit code (3, 4, 5; see ``api._startup``); any other exception that escapes the actor system or a service is logged with its traceback
     and gives exit code 1.
     """
     try:

@@ -78,7 +78,8 @@ async def test_a_first_run_prints_a_ready_dashboard_url_and_later_runs_reuse_its
             jwt = await _mint(tmp_path, "acme", user.json()["id"])
             agent = {"Authorization": f"Bearer {jwt}"}
             assert (await api.get("/tenants/acme/tickets", headers=agent)).status_code == 200
-            assert (await api.get("/tenants/acme/tickets", headers={"Authorization": f"Bearer {jwt}x"})).status_code == 401
+            forged = {"Authorization": f"Bearer {jwt}x"}
+            assert (await api.get("/tenants/acme/tickets", headers=forged)).status_code == 401
     finally:
         if process.poll() is None:
             await _stop(process, log)

@@ -28,6 +28,7 @@ async def test_the_document_is_served_from_the_frame_models_and_linked_from_docs
     assert response.status_code == 200 and response.headers["content-type"].startswith("application/json")
     doc = response.json()
     assert doc["asyncapi"] == "2.6.0"
+    assert f'ws://{doc["servers"]["node"]["variables"]["host"]["default"]}' == api_server.url.replace("http", "ws")
     connection = doc["channels"]["/ws"]
     assert _refs(connection["publish"]["message"]) == {f"{op}_request" for op in ("join", "leave", "ping", "send")}
     assert _refs(connection["subscribe"]["message"]) == {
