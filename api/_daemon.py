@@ -29,7 +29,8 @@ from actors.node import Node, open_node
 
 from ._gc import sweep_gc, tune_gc
 from ._server import serve_api
-from ._startup import StartupError, explain, preflight
+from ._secrets import Kept, KeptSecretError, keep_secrets
+from ._startup import EXIT_PATH, StartupError, explain, preflight
 
 log = logging.getLogger("zapvisor.daemon")
 
@@ -48,21 +49,23 @@ def run_daemon(settings: Settings, services: Sequence[Service] = SERVICES) -> in
     """Run the daemon in this (main) thread until a stop signal; returns the exit code.
 
     Blocks; checks first that ``node.data_dir`` can be written and that PostgreSQL and Redis
-    (when configured) accept connections (``api._startup``). Returns 0 after a clean stop. A
-    start-up failure the user can fix (a server unreachable, the port taken, a path not
-    writable) is one line on stderr and its documented exit code (3, 4, 5; see ``api._startup``);
-    any other exception that escapes the actor system or a service is logged with its traceback
+    (when configured) accept connections (``api._startup``). With no ``api.admin_token`` or
+    ``api.jwt_secret`` configured, uses the one kept under ``data_dir``, generated on the first run
+    (``api._secrets``), and logs the dashboard's URL with the admin token once the API listens.
+    Returns 0 after a clean stop. A start-up failure the user can fix (a server unreachable, the
+    port taken, a path not writable, a kept secret unreadable) is one line on stderr and its
+    documented exit code (3, 4, 5; see ``api._startup``); any other exception that escapes the actor system or a service is logged with its traceback
     and gives exit code 1.
     """
     try:
         preflight(settings)
+        settings, kept = keep_secrets(settings)
     except StartupError as error:
         return _refuse(error)
-    if settings.api.admin_token is None:
-        log.warning("no admin token: the admin API and dashboard refuse everyone; "
-                    "set api.admin_token (ZAPVISOR_API__ADMIN_TOKEN) to use them")
+    except KeptSecretError as error:
+        return _refuse(StartupError(str(error), EXIT_PATH))
     try:
-        trio.run(serve, settings, services)
+        trio.run(serve, settings, services, kept)
     except Exception as exc:
         known = explain(exc, settings)
         if known is not None:
@@ -77,26 +80,32 @@ def _refuse(error: StartupError) -> int:
     return error.exit_code
 
 
-async def serve(settings: Settings, services: Sequence[Service]) -> None:
+async def serve(settings: Settings, services: Sequence[Service], kept: Kept | None = None) -> None:
     """Run the actor system and ``services`` until SIGTERM or SIGINT, then stop them cleanly.
 
-    Must run in the main thread (signal handling). Returns after the stop completed.
+    ``kept``: the credentials :func:`api._secrets.keep_secrets` filled in (the admin token's gets
+    the dashboard URL logged). Must run in the main thread (signal handling). Returns after the
+    stop completed.
     """
     stop = trio.Event()
     with trio.open_signal_receiver(*STOP_SIGNALS) as signals:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_stop_on_signal, signals, stop)
             async with open_node(settings) as node:
-                await _run_services(node, services, stop, nursery)
+                await _run_services(node, services, stop, nursery, kept)
             log.info("stopped")
             nursery.cancel_scope.cancel()
 
 
-async def _run_services(node: Node, services: Sequence[Service], stop: trio.Event, root: trio.Nursery) -> None:
+async def _run_services(node: Node, services: Sequence[Service], stop: trio.Event, root: trio.Nursery,
+                        kept: Kept | None) -> None:
     settings = node.settings
+    api_urls: list[str] = []
     async with trio.open_nursery() as service_nursery:
         for service in services:
-            await service_nursery.start(service, node, stop)
+            started = await service_nursery.start(service, node, stop)
+            if service is serve_api:  # the URLs it listens on (the port may be 0: picked by the OS)
+                api_urls = started
         tune_gc()  # the node is up: what exists now lives as long as the process
         root.start_soon(sweep_gc)
         log.info(
@@ -110,9 +119,18 @@ async def _run_services(node: Node, services: Sequence[Service], stop: trio.Even
                 "bus": settings.bus.backend,
             },
         )
+        if kept is not None and "admin_token" in kept.paths and api_urls:
+            _log_dashboard(api_urls[0], settings.api.admin_token, kept)
         await stop.wait()
         log.info("stopping")
         await node.drain()  # hand the sessions over now, while the API finishes its requests
+
+
+def _log_dashboard(url: str, admin_token: str, kept: Kept) -> None:
+    """One line a first run ends with: the dashboard, ready to open, and where its token lives."""
+    how = "generated on this first run" if "admin_token" in kept.generated else "reused"
+    log.warning("dashboard: %s/#token=%s (no api.admin_token configured: %s, kept in %s; set api.admin_token "
+                "to choose your own)", url.rstrip("/"), admin_token, how, kept.paths["admin_token"])
 
 
 async def _stop_on_signal(signals: Any, stop: trio.Event) -> None:

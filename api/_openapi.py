@@ -112,7 +112,8 @@ DOCS_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>zapvisor 
 <style>body{font:14px system-ui,sans-serif;margin:2em;max-width:70em}code{background:#eee;padding:0 .3em}
 .op{border-left:4px solid #888;margin:.6em 0;padding:.2em .8em}.get{border-color:#2a7}.post{border-color:#27c}
 .delete{border-color:#c33}pre{background:#f6f6f6;padding:.5em;overflow:auto}</style></head>
-<body><h1>zapvisor API</h1><p>Machine-readable: <a href="/openapi.json">/openapi.json</a>.
+<body><h1>zapvisor API</h1><p>Machine-readable: <a href="/openapi.json">/openapi.json</a>; the websocket
+<code>/ws</code> (ops, rooms, frames): <a href="/asyncapi.json">/asyncapi.json</a>.
 Send <code>Authorization: Bearer &lt;admin token or agent JWT&gt;</code>.</p><div id="ops"></div>
 <script>
 fetch('/openapi.json').then(r => r.json()).then(doc => {

@@ -21,14 +21,15 @@ from quart import Blueprint
 
 from actors.drivers import MediaKind
 from actors.media import detect_extension, write_atomically
-from actors.outbox import MediaFile, OutboxRefused, Send
+from actors.outbox import MediaFile, Send
 from actors.store import TicketStatus
-from actors.tickets import Accept, Close, MarkTicketRead, Reopen, TicketRefused, TicketUnavailable, Transfer
+from actors.tickets import Accept, Close, Reopen, TicketRefused, TicketUnavailable, Transfer
 from supervisor import ActorFailed, ActorStopped, AskTimeout
 
 from ._auth import Principal
 from ._errors import BadRequest, Conflict, NotFound, Unavailable
 from ._routing import Auth, endpoint, path_param, state
+from ._send import send_target, submit, ticket_of
 from ._validate import MAX_KEY, Body, Id, Key, Limit, Offset, Query, Text, text
 
 bp = Blueprint("tickets", __name__)
@@ -36,8 +37,6 @@ bp = Blueprint("tickets", __name__)
 path_param("ticket_id", Id)
 
 STATUSES = tuple(s.value for s in TicketStatus)
-SEND_TIMEOUT = 30.0
-"""The outbox answers once the row is committed: one group-commit batch, far below this."""
 MEDIA_KINDS = tuple(kind.value for kind in MediaKind)
 
 
@@ -79,10 +78,7 @@ class MessagesQuery(Query):
 
 
 async def ticket_or_404(tenant_id: str, ticket_id: int):
-    ticket = await state().node.store.get_ticket(ticket_id)
-    if ticket is None or ticket.tenant_id != tenant_id:
-        raise NotFound(f"no ticket {ticket_id}", "ticket_id")
-    return ticket
+    return await ticket_of(state().node.store, tenant_id, ticket_id)
 
 
 async def _user(who: Principal, tenant_id: str, user_id: int | None, *, required: bool) -> int | None:
@@ -126,10 +122,7 @@ async def get_ticket(who: Principal, tenant_id: str, ticket_id: int):
 async def accept_ticket(who: Principal, tenant_id: str, ticket_id: int, body: UserBody):
     user_id = await _user(who, tenant_id, body.user_id, required=True)
     await ticket_or_404(tenant_id, ticket_id)
-    ticket = await _ask_ticket(tenant_id, ticket_id, Accept(user_id))
-    if ticket.unread:  # the agent who takes the conversation has it in front of them
-        ticket = await _ask_ticket(tenant_id, ticket_id, MarkTicketRead())
-    return ticket
+    return await _ask_ticket(tenant_id, ticket_id, Accept(user_id))  # one write: open, assigned, read
 
 
 @endpoint(bp, "POST", "/tenants/{tenant_id}/tickets/{ticket_id}/transfer",
@@ -172,22 +165,12 @@ async def ticket_messages(who: Principal, tenant_id: str, ticket_id: int, query:
 async def send_message(who: Principal, tenant_id: str, ticket_id: int, body: SendBody, headers: SendHeaders):
     if body.text is None and body.media is None:
         raise BadRequest("text is required without media", "text")
-    ticket = await ticket_or_404(tenant_id, ticket_id)
-    if ticket.status is TicketStatus.CLOSED and await state().node.store.find_outbox(tenant_id, headers.idempotency_key) is None:
-        # A repeat of a send accepted before the close still answers with it (idempotency).
-        raise Conflict(f"ticket {ticket_id} is closed: reopen it (POST .../reopen) before sending", "ticket_id")
-    contact = await state().node.store.get_contact(ticket.contact_id)
-    if contact is None:
-        raise NotFound(f"ticket {ticket_id} has no contact", "ticket_id")
+    node = state().node
+    ticket, contact = await send_target(node.store, tenant_id, ticket_id, headers.idempotency_key)
     attachment = None if body.media is None else await _store_attachment(tenant_id, body.media)
     send = Send(tenant_id, ticket.session_id, headers.idempotency_key, contact.jid, body.text or "", ticket_id,
                 attachment)
-    try:
-        reply = await state().node.system.ref("/services/outbox").ask(send, timeout=SEND_TIMEOUT)
-    except (AskTimeout, ActorStopped, ActorFailed) as error:
-        raise Unavailable(f"the outbox did not answer: {type(error).__name__}") from None
-    if isinstance(reply, OutboxRefused):
-        raise BadRequest(reply.message, reply.field)
+    reply = await submit(node, send)
     return {"created": reply.created, "item": reply.item}
 
 

@@ -41,10 +41,10 @@ from pydantic import Field
 from quart import websocket
 
 from actors.hub import Client, ClientClosed, Hub, HubError, InvalidRoom, RoomForbidden, control
-from actors.outbox import OutboxRefused, Send
-from supervisor import ActorFailed, ActorStopped, AskTimeout
+from actors.outbox import Send
 
-from ._errors import BadRequest, Unauthorized
+from ._errors import ApiError, BadRequest, Unauthorized
+from ._send import send_target, submit
 from ._validate import MAX_ID, Body, Id, Key, NotJson, Offset, Text, parse_json, text, validate
 
 
@@ -94,40 +94,27 @@ class Outbox(Protocol):
     """What ``send`` needs from the outbound flow (:class:`NodeOutbox` on a node).
 
     ``submit`` queues the message durably (idempotent per tenant + key) and returns a JSON-able
-    description of the outbox row. Raises ``LookupError`` for a ticket the tenant does not have,
-    ``ValueError`` naming the field for input the outbox refuses, ``ConnectionError`` when the
-    outbox cannot answer now.
+    description of the outbox row. Raises the REST errors (:mod:`api._errors`), answered as an
+    ``error`` frame with their ``code``: NotFound for a ticket the tenant does not have, Conflict
+    for a closed one, BadRequest naming the field the outbox refuses, Unavailable when the outbox
+    cannot answer now.
     """
 
     async def submit(self, tenant_id: str, user: str, *, ticket_id: int, text: str, idempotency_key: str) -> dict: ...
 
 
-SEND_TIMEOUT = 30.0
-"""Seconds the outbox may take to answer (it answers once the row is committed: one batch)."""
-
-
 @attrs.frozen
 class NodeOutbox:
-    """The node's outbox service (``/services/outbox``), reached like ``POST .../messages`` does:
-    the ticket (the tenant's, else LookupError) gives the session and the contact to write to."""
+    """The node's outbox service, reached through the same checks as ``POST .../messages``
+    (:mod:`api._send`): the tenant's ticket, not closed (a key accepted before the close still
+    answers), gives the session and the contact to write to."""
 
     node: Any
 
     async def submit(self, tenant_id: str, user: str, *, ticket_id: int, text: str, idempotency_key: str) -> dict:
-        store = self.node.store
-        ticket = await store.get_ticket(ticket_id)
-        if ticket is None or ticket.tenant_id != tenant_id:
-            raise LookupError(f"ticket_id: no ticket {ticket_id}")
-        contact = await store.get_contact(ticket.contact_id)
-        if contact is None:
-            raise LookupError(f"ticket_id: ticket {ticket_id} has no contact")
-        send = Send(tenant_id, ticket.session_id, idempotency_key, contact.jid, text, ticket_id)
-        try:
-            reply = await self.node.system.ref("/services/outbox").ask(send, timeout=SEND_TIMEOUT)
-        except (AskTimeout, ActorStopped, ActorFailed) as error:
-            raise ConnectionError(f"the outbox did not answer: {type(error).__name__}") from None
-        if isinstance(reply, OutboxRefused):
-            raise ValueError(f"{reply.field or 'send'}: {reply.message}")
+        ticket, contact = await send_target(self.node.store, tenant_id, ticket_id, idempotency_key)
+        reply = await submit(self.node, Send(tenant_id, ticket.session_id, idempotency_key, contact.jid, text,
+                                             ticket_id))
         item = reply.item
         return {"created": reply.created, "id": item.id, "status": str(item.status), "message_id": item.message_id}
 
@@ -259,11 +246,11 @@ async def _send(client: Client, outbox: Outbox, request: SendFrame) -> None:
     try:
         result = await outbox.submit(client.tenant_id, client.user, ticket_id=ticket_id, text=request.text,
                                      idempotency_key=key)
-    except LookupError:
-        client.push(control("error", code="not_found", message=f"no ticket {ticket_id}", field="ticket_id", **error))
-    except ConnectionError as failure:
-        client.push(control("error", code="unavailable", message=str(failure), **error))
-    except (ValueError, HubError) as refused:
+    except ApiError as refused:  # as REST answers it: 404, 409, 400, 503
+        if refused.field is not None:
+            error["field"] = refused.field
+        client.push(control("error", code=refused.code, message=refused.message, **error))
+    except HubError as refused:
         field, _, _ = str(refused).partition(":")
         client.push(control("error", code="invalid", message=str(refused), field=field, **error))
     else:

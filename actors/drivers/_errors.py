@@ -4,6 +4,7 @@ keep working."""
 
 from __future__ import annotations
 
+import os
 from typing import ClassVar
 
 
@@ -68,3 +69,28 @@ class MediaNotFoundError(RequestError, LookupError):
 
 class DriverStateError(DriverError, RuntimeError):
     """The driver was used out of order (``connect()`` before ``run()``, twice at once, ...)."""
+
+
+def connect_cause(error: BaseException) -> str:
+    """Why a connect failed, in words, never empty: the OS error at the bottom of ``error``'s chain.
+
+    Websocket libraries wrap the dial's failure (``HandshakeError()``, whose text is empty, caused
+    by ``OSError("all attempts to connect ... failed")``, caused by a group of the per-address
+    errors): the words a user can act on are the innermost OS error's ("Connection refused", "Name
+    or service not known"). Without one, the first non-empty text in the chain, else the type.
+    """
+    stack, seen, texts = [error], set(), []
+    while stack:
+        exc = stack.pop()
+        if id(exc) in seen:
+            continue
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno is not None and not isinstance(exc, BaseExceptionGroup):
+            return os.strerror(exc.errno) if exc.errno > 0 else str(exc.strerror or exc)
+        texts.append(str(exc))
+        if isinstance(exc, BaseExceptionGroup):
+            stack.extend(reversed(exc.exceptions))
+        for inner in (exc.__context__, exc.__cause__):  # the cause is looked at first
+            if inner is not None:
+                stack.append(inner)
+    return next((text for text in texts if text), type(error).__name__)

@@ -61,6 +61,7 @@ import trio_websocket
 
 from ._errors import (
     DriverConnectError,
+    connect_cause,
     DriverStateError,
     MediaNotFoundError,
     NotConnectedError,
@@ -444,7 +445,7 @@ class SimulatedDriver:
                         nursery.cancel_scope.cancel()
             except (OSError, trio_websocket.HandshakeError, trio_websocket.ConnectionClosed, ValueError) as exc:
                 if conn is None:
-                    raise DriverConnectError(f"cannot connect to {url}: {exc}") from exc
+                    raise DriverConnectError(f"cannot connect to {url}: {connect_cause(exc)}") from exc
                 ending = Disconnected(code=None, reason=f"connection lost: {exc}")
             finally:
                 if conn is not None:

@@ -350,7 +350,7 @@ class SessionActor(Actor):
                             await self.driver.connect()
                         except DriverConnectError as exc:
                             if exc.code is None:
-                                attempt.unreachable()
+                                attempt.unreachable(str(exc))
                                 unreachable = f"WhatsApp unreachable: {exc}"
                                 self._status(SessionStatus.DISCONNECTED, unreachable)
                                 continue

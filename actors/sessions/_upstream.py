@@ -24,7 +24,11 @@ Usage, around each connect::
 
     async with gate.attempt() as attempt:   # waits while DOWN
         ...connect...
-        attempt.reached()  |  attempt.unreachable()   # neither: no verdict
+        attempt.reached()  |  attempt.unreachable(cause)   # neither: no verdict
+
+An unreachable verdict with a ``cause`` (the URL and the OS error, in words) is logged as a
+WARNING, at most once per ``log_every`` seconds per gate (an outage fails every session's connect,
+again and again): the line after a quiet interval counts the failures it left out.
 
 or, around a call whose errors say by themselves whether the dependency was
 unreachable (``unavailable``, e.g. the store's StoreUnavailable)::
@@ -40,6 +44,7 @@ dependency's return that is).
 from __future__ import annotations
 
 import enum
+import logging
 import math
 import random
 from contextlib import asynccontextmanager
@@ -49,6 +54,13 @@ import attrs
 import trio
 
 from supervisor import Backoff, Jitter
+
+
+_LOG = logging.getLogger("zapvisor.upstream")
+
+LOG_EVERY = 30.0
+"""Seconds between two reports of an unreachable dependency by one gate: enough to see an outage
+begin and go on in the log, without a line per session per retry."""
 
 
 class UpstreamMode(enum.StrEnum):
@@ -61,12 +73,15 @@ class Attempt:
     """The verdict of one connect attempt, given by the caller."""
 
     verdict: str | None = None  # "reached" | "unreachable"
+    cause: str | None = None  # why it was unreachable, for the log
 
     def reached(self) -> None:
         self.verdict = "reached"
 
-    def unreachable(self) -> None:
+    def unreachable(self, cause: str | None = None) -> None:
+        """No answer from the dependency; ``cause`` (naming where and why) is logged, rate-limited."""
         self.verdict = "unreachable"
+        self.cause = cause
 
 
 @attrs.frozen
@@ -87,6 +102,7 @@ class UpstreamGate:
 
     ``name`` says what the gate guards (status reasons, ``/readyz``).
     ``unavailable`` tells :meth:`call` which errors mean "unreachable".
+    ``log_every``: seconds between two WARNINGs about unreachable attempts (trio time).
     """
 
     threshold: int = 3
@@ -94,6 +110,7 @@ class UpstreamGate:
     rng: random.Random = attrs.field(factory=random.Random)
     name: str = "WhatsApp"
     unavailable: Callable[[BaseException], bool] = lambda exc: False
+    log_every: float = LOG_EVERY
     _mode: UpstreamMode = UpstreamMode.UP
     _unreachable: int = 0
     _attempt: int = 0
@@ -104,6 +121,8 @@ class UpstreamGate:
     _waiting: int = 0
     _trials: int = 0
     _outages: int = 0
+    _reported_at: float = -math.inf
+    _unreported: int = 0
 
     def __attrs_post_init__(self) -> None:
         if not (isinstance(self.threshold, int) and self.threshold >= 1):
@@ -136,6 +155,8 @@ class UpstreamGate:
                     self._up()
                 case "unreachable":
                     self._record_unreachable(trial)
+                    if attempt.cause is not None:
+                        self._report(attempt.cause)
                 case _:
                     self._notify()
 
@@ -199,6 +220,17 @@ class UpstreamGate:
         elif trial:
             self._down()
         # An attempt admitted before the gate went down adds nothing new: ignore it.
+
+    def _report(self, cause: str) -> None:
+        """Log an unreachable attempt's cause, unless this gate logged one less than ``log_every`` ago."""
+        now = trio.current_time()
+        if now - self._reported_at < self.log_every:
+            self._unreported += 1
+            return
+        left_out = f" ({self._unreported} more unreachable attempts since the last report)" if self._unreported else ""
+        _LOG.warning("%s unreachable: %s%s", self.name, cause, left_out,
+                     extra={"gate": self.name, "mode": str(self._mode)})
+        self._reported_at, self._unreported = now, 0
 
     def _down(self) -> None:
         self._mode = UpstreamMode.DOWN

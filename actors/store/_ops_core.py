@@ -260,7 +260,7 @@ class AcceptTicket:
     async def apply(self, tx: Any, now: float) -> Ticket:
         await check_fence(tx, self.fence)
         row = await tx.fetchrow(
-            "UPDATE tickets SET status = 'open', user_id = $2, updated_at = $3 WHERE id = $1 "
+            "UPDATE tickets SET status = 'open', user_id = $2, unread = 0, updated_at = $3 WHERE id = $1 "
             "AND status <> 'closed' AND (status = 'pending' OR user_id IS NULL OR user_id = $2) RETURNING *",
             self.ticket_id, self.user_id, now,
         )

@@ -297,8 +297,9 @@ class Store(StoreReads):
     async def accept_ticket(
         self, ticket_id: int, user_id: int, *, fence: Fence | None = None, timeout: float | None = None
     ) -> Ticket:
-        """Assign ``user_id`` and open the ticket. Raises Conflict if another user holds it or it is
-        closed, NotFound, FencedOut."""
+        """Assign ``user_id`` and open the ticket; unread goes to 0 in the same write (the agent who
+        takes the conversation has it in front of them). Raises Conflict if another user holds it or
+        it is closed, NotFound, FencedOut."""
         return await self._write(core.AcceptTicket(ticket_id, user_id, fence), timeout)
 
     async def transfer_ticket(

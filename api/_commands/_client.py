@@ -1,7 +1,7 @@
 """What the client commands (``tree``, ``sessions``) share: reaching a running daemon's REST API.
 
-``--url`` defaults to ``http://<api.host>:<api.port>`` and ``--token`` to ``api.admin_token``,
-both from the settings (``--config`` file and ``ZAPVISOR_*`` environment), so on the daemon's
+``--url`` defaults to ``http://<api.host>:<api.port>`` and ``--token`` to ``api.admin_token`` (or
+the one ``zapvisor run`` kept under ``node.data_dir`` when none is configured), both from the settings (``--config`` file and ``ZAPVISOR_*`` environment), so on the daemon's
 own machine no flag is needed.
 """
 
@@ -28,7 +28,8 @@ class CommandFailed(Exception):
 def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, metavar="PATH", help="TOML settings file (for the defaults below)")
     parser.add_argument("--url", help="the daemon's API (default: http://<api.host>:<api.port> from the settings)")
-    parser.add_argument("--token", help="admin token or agent JWT (default: api.admin_token from the settings)")
+    parser.add_argument("--token", help="admin token or agent JWT (default: api.admin_token from the settings, else "
+                                          "the one `zapvisor run` kept in <node.data_dir>/admin_token)")
 
 
 def request(args: argparse.Namespace, method: str, path: str, **kwargs: Any) -> Any:
@@ -37,7 +38,7 @@ def request(args: argparse.Namespace, method: str, path: str, **kwargs: Any) -> 
 
     settings = load_settings(args.config)
     url = args.url or f"http://{settings.api.host}:{settings.api.port}"
-    token = args.token or settings.api.admin_token
+    token = args.token or admin_token(settings)
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
         response = httpx.request(method, url.rstrip("/") + path, headers=headers, timeout=REQUEST_TIMEOUT, **kwargs)
@@ -53,6 +54,17 @@ def request(args: argparse.Namespace, method: str, path: str, **kwargs: Any) -> 
     if response.headers.get("content-type", "").startswith("application/json"):
         return response.json()
     return response.text
+
+
+def admin_token(settings: Any) -> str | None:
+    """``api.admin_token``, else the one ``zapvisor run`` generated and kept under ``node.data_dir``.
+    Raises CommandFailed when the kept file cannot be read. Blocking (a small file)."""
+    from .._secrets import KeptSecretError, with_kept_secrets
+
+    try:
+        return with_kept_secrets(settings).api.admin_token
+    except KeptSecretError as error:
+        raise CommandFailed(str(error)) from None
 
 
 def run(handler: Any, args: argparse.Namespace) -> int:

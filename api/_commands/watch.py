@@ -16,7 +16,7 @@ import argparse
 import json
 import sys
 
-from ._client import EXIT_FAILED, add_connection_arguments
+from ._client import EXIT_FAILED, CommandFailed, add_connection_arguments, admin_token
 
 CONNECT_TIMEOUT = 10.0
 """Seconds to open the websocket: the daemon answers the handshake at once."""
@@ -41,7 +41,12 @@ def main(args: argparse.Namespace) -> int:
         print("zapvisor: watch: --since must be >= 0 and --count >= 1", file=sys.stderr)
         return 2
     try:
-        trio.run(_watch, args)
+        url = _websocket_url(args)  # before trio.run: it may read the kept admin token (a file)
+    except CommandFailed as error:
+        print(f"zapvisor: watch: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    try:
+        trio.run(_watch, args, url)
     except _Failed as error:
         print(f"zapvisor: watch: {error}", file=sys.stderr)
         return EXIT_FAILED
@@ -62,15 +67,14 @@ def _websocket_url(args: argparse.Namespace) -> str:
 
     settings = load_settings(args.config)
     base = (args.url or f"http://{settings.api.host}:{settings.api.port}").rstrip("/")
-    token = args.token or settings.api.admin_token
+    token = args.token or admin_token(settings)
     ws_base = "ws" + base[len("http"):] if base.startswith("http") else base
     return ws_base + "/ws" + (f"?token={quote(token)}" if token else "")
 
 
-async def _watch(args: argparse.Namespace) -> None:
+async def _watch(args: argparse.Namespace, url: str) -> None:
     import trio_websocket
 
-    url = _websocket_url(args)
     shown = url.split("?", 1)[0]
     try:
         async with trio_websocket.open_websocket_url(url, connect_timeout=CONNECT_TIMEOUT) as ws:

@@ -20,7 +20,10 @@ from config import Settings, load_settings
 
 
 def _settings(tmp_path: Path) -> Settings:
-    return load_settings(env={"ZAPVISOR_NODE__DATA_DIR": str(tmp_path / "data")})
+    """Credentials configured: the daemon runs with these very settings (none generated and kept:
+    tests/api/test_cli_first_run.py)."""
+    return load_settings(env={"ZAPVISOR_NODE__DATA_DIR": str(tmp_path / "data"),
+                              "ZAPVISOR_API__ADMIN_TOKEN": "a" * 16, "ZAPVISOR_API__JWT_SECRET": "j" * 32})
 
 
 def test_services_start_before_up_and_finish_before_the_tree_stops(
@@ -43,8 +46,6 @@ def test_services_start_before_up_and_finish_before_the_tree_stops(
     messages = [record.getMessage() for record in caplog.records if record.name == "zapvisor.daemon"]
     assert events == ["service started", "service stopped"]
     assert messages == [
-        "no admin token: the admin API and dashboard refuse everyone; "
-        "set api.admin_token (ZAPVISOR_API__ADMIN_TOKEN) to use them",
         "zapvisor up node=node-1 store=sqlite bus=memory",
         "received SIGTERM",
         "stopping",

@@ -65,9 +65,9 @@ async def test_the_readme_walkthrough_reaches_a_replied_ticket(tmp_path: Path) -
 
         frames = [json.loads(line) for line in printed.splitlines() if line.startswith('{"type":')]
         events = [(frame["type"], frame["seq"]) for frame in frames if "seq" in frame and frame["type"] != "joined"]
-        assert [t for t, _ in events] == ["ticket.created", "message.created", "ticket.updated", "ticket.updated",
+        assert [t for t, _ in events] == ["ticket.created", "message.created", "ticket.updated",  # one accept
                                           "outbox.updated", "outbox.updated", "message.created"]
-        assert [seq for _, seq in events] == [1, 2, 3, 4, 5, 6, 7]
+        assert [seq for _, seq in events] == list(range(1, len(events) + 1))
         received = [json.loads(line) for line in printed.splitlines() if line.startswith('{"id": "')]
         assert [m["text"] for m in received] == ["Hi Maria, it ships today."]
         assert received[0]["to"] == "5521987654321@s.whatsapp.net"

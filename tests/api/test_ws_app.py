@@ -12,6 +12,7 @@ import trio_websocket
 
 from actors.sessions import SessionStatus
 from actors.webhooks import SIGNATURE_HEADER, verify
+from api._asyncapi import SentFrame
 
 from .ws_kit import FRAME_TIMEOUT
 
@@ -64,6 +65,7 @@ async def test_realtime_and_webhooks_end_to_end(local_hooks_server, simulator_co
                                           "idempotency_key": "ws-1"}))
         sent = await receive_until(ws, lambda f: f["type"] in ("sent", "error"))
         assert sent[-1]["type"] == "sent" and sent[-1]["outbox"]["created"] is True, sent[-1]
+        SentFrame.model_validate(sent[-1])  # the real outbox's answer fits /asyncapi.json
         with trio.fail_after(30):
             while not [m for m in await simulator_control.sent("s1") if "How can I help?" in str(m)]:
                 await trio.sleep(0.05)

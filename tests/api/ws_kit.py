@@ -22,6 +22,7 @@ from quart_trio import QuartTrio
 
 from actors.hub import Hub
 from api._auth import Authority
+from api._errors import NotFound, Unavailable
 from api._ws import register_websocket
 
 SECRET = "s" * 40
@@ -83,9 +84,9 @@ class RecordingOutbox:
     async def submit(self, tenant_id: str, user: str, *, ticket_id: int, text: str, idempotency_key: str) -> dict:
         self.calls.append((tenant_id, user, ticket_id, text, idempotency_key))
         if ticket_id == 404:
-            raise LookupError(f"ticket_id: no ticket {ticket_id}")
+            raise NotFound(f"no ticket {ticket_id}", "ticket_id")
         if ticket_id == 503:
-            raise ConnectionError("the outbox did not answer: AskTimeout")
+            raise Unavailable("the outbox did not answer: AskTimeout")
         return {"created": True, "id": len(self.calls), "status": "queued"}
 
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import random
 
 import pytest
 import trio
 import trio.testing
 
+from actors.drivers import DriverConnectError, SimulatedDriver, SimulatedDriverConfig
 from actors.sessions import UpstreamGate, UpstreamMode
+from bench._servers import free_port
 from supervisor import Backoff, Jitter
 
 
@@ -137,3 +141,36 @@ async def test_call_waits_at_the_gate_and_resumes_when_a_trial_succeeds(clock):
     with pytest.raises(ValueError, match="bad row"):
         await g.call(wrong, "c")
     assert g.mode is UpstreamMode.UP
+
+
+async def test_unreachable_causes_are_logged_at_most_once_per_interval(clock, caplog):
+    """Every session's connect fails during an outage; the gate logs the cause once per
+    ``log_every`` (30 s) and then counts what it left out. An attempt without a cause logs nothing."""
+    g = gate(threshold=1)
+    cause = "cannot connect to ws://127.0.0.1:18999/wa: Connection refused"
+    with caplog.at_level("WARNING", logger="zapvisor.upstream"):
+        await attempt(g, "unreachable")  # no cause given: no line
+        for _ in range(9):  # trials at 1, 3, 7, 15, 23, 31, 39, 47, 55 (backoff max 8 s)
+            async with g.attempt() as a:
+                a.unreachable(cause)
+    lines = [(record.levelname, record.getMessage()) for record in caplog.records]
+    assert g.log_every == 30.0
+    assert lines == [
+        ("WARNING", f"WhatsApp unreachable: {cause}"),  # at 1
+        ("WARNING", f"WhatsApp unreachable: {cause} (4 more unreachable attempts since the last report)"),  # at 31
+    ]
+    assert trio.current_time() == 55.0
+
+
+async def test_a_dead_simulator_is_named_with_the_os_error(tmp_path):
+    """A real dead port: the driver's connect error names the URL and the OS's words, never an
+    empty cause (trio-websocket's HandshakeError has no text of its own)."""
+    port = free_port()
+    driver = SimulatedDriver("s1", SimulatedDriverConfig(url=f"ws://127.0.0.1:{port}", auth_dir=tmp_path))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(driver.run)
+        with pytest.raises(DriverConnectError) as refused:
+            await driver.connect()
+        nursery.cancel_scope.cancel()
+    assert str(refused.value) == f"cannot connect to ws://127.0.0.1:{port}/wa: {os.strerror(errno.ECONNREFUSED)}"
+    assert refused.value.code is None  # unreachable: no WhatsApp reason code

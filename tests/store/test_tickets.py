@@ -74,6 +74,16 @@ async def test_messages_keep_arrival_order_and_bump_the_ticket(store):
     assert (await store.mark_ticket_read(ticket.id)).unread == 0
 
 
+async def test_accept_reads_the_ticket_in_the_same_write(store):
+    contact, ticket, agent, _ = await _ticket(store)
+    for i in range(3):
+        await store.insert_message(message(contact, f"WA{i}", ticket_id=ticket.id, sent_at=10.0 + i))
+    assert (await store.get_ticket(ticket.id)).unread == 3
+    accepted = await store.accept_ticket(ticket.id, agent.id)
+    assert (accepted.status, accepted.user_id, accepted.unread) == ("open", agent.id, 0)
+    assert await store.get_ticket(ticket.id) == accepted
+
+
 async def test_unknown_ticket_is_not_found(store):
     await seed(store)
     with pytest.raises(NotFound, match="ticket 999"):
