@@ -1,6 +1,7 @@
 // zapvisor dashboard: an overview of the fleet (sessions by status and by tenant, breakers), the live
-// supervision tree (big subtrees collapsed, children paged, a filter by path/state/breaker), sessions
-// with their QR / pairing codes, lifecycle events, and restart / reset-breaker buttons. Plain JS, no build step.
+// supervision tree (big subtrees collapsed, children paged, a filter by path/state/breaker), the cluster's
+// nodes, sessions with their QR / pairing codes, lifecycle events (filtered by kind and path), and
+// restart / reset-breaker buttons. Plain JS, no build step.
 // The admin token comes from the URL fragment (#token=...) or the form, and stays in sessionStorage.
 // Live: the page joins the websocket's `supervision` room and redraws on every lifecycle event;
 // a one-second poll of the REST snapshots is the floor (session statuses, and when the socket is down).
@@ -8,7 +9,8 @@
 
 const REFRESH_MS = 1000;  // one snapshot per second: live enough for humans, cheap for the daemon
 const RECONNECT_MS = 2000;  // a dropped websocket is reopened after this pause
-const EVENTS_SHOWN = 100;
+const EVENTS_FETCHED = 500;  // the feed filters the daemon's last 500 events (it keeps 1,000): a session's story fits
+const EVENTS_SHOWN = 100;  // matching events drawn at most, newest first
 const COLLAPSE_OVER = 25;  // a subtree with more children starts collapsed (click ▸ to open it)
 const CHILD_PAGE = 50;  // children drawn per page of an open subtree
 const FLAT_PAGE = 100;  // matching actors drawn per page when the tree is filtered
@@ -32,6 +34,7 @@ const shownQr = new Map();  // session id -> the QR payload currently drawn (red
 const toggled = new Map();  // actor path -> expanded or not, where the user chose
 const pages = new Map();  // actor path (or FILTER_PAGES) -> page of children shown
 let lastTree = null;
+let lastEvents = [];  // the last fetched events, oldest first: the filter redraws from them at once
 const metricHistory = [];  // {t, received, sent, restarts, clients}, oldest first, the last HISTORY_S
 
 document.getElementById("login").addEventListener("submit", (event) => {
@@ -337,11 +340,55 @@ function renderCharts() {
   }));
 }
 
+// -- the event feed: the daemon's recent events, filtered here by kind and by path text. The filter
+// lives in its inputs, so every redraw (a new event, the poll) applies it again.
+
+function eventFilter() {
+  return { kind: document.getElementById("events-kind").value,
+           text: document.getElementById("events-text").value.trim().toLowerCase() };
+}
+
+function eventMatches(event, filter) {
+  if (filter.kind && event.kind !== filter.kind) return false;
+  return !filter.text || event.path.toLowerCase().includes(filter.text);
+}
+
+function eventRow(e) {
+  return el("li", { "data-kind": e.kind, "data-path": e.path },
+    new Date(e.at * 1000).toLocaleTimeString() + " " + e.kind + " " + e.path + (e.reason ? " — " + e.reason : ""));
+}
+
 function renderEvents(events) {
-  const list = document.getElementById("events");
-  list.replaceChildren(...events.slice(-EVENTS_SHOWN).reverse().map((e) =>
-    el("li", { "data-kind": e.kind },
-       new Date(e.at * 1000).toLocaleTimeString() + " " + e.kind + " " + e.path + (e.reason ? " — " + e.reason : ""))));
+  lastEvents = events;
+  const filter = eventFilter();
+  const found = events.filter((e) => eventMatches(e, filter));
+  const shown = found.slice(-EVENTS_SHOWN).reverse();
+  document.getElementById("events").replaceChildren(...shown.map(eventRow));
+  const count = document.getElementById("events-count");
+  count.dataset.matched = String(found.length);
+  count.dataset.total = String(events.length);
+  count.textContent = (filter.kind || filter.text ? found.length + " of " + events.length + " events match"
+                                                  : events.length + " events") +
+    (found.length > shown.length ? " (newest " + shown.length + " shown)" : "");
+}
+
+// -- the nodes: every live member of the cluster (a memory-bus node is a cluster of one), this one marked.
+
+function renderNodes(cluster) {
+  document.getElementById("nodes-total").replaceChildren(
+    chip(cluster.members.length === 1 ? "node" : "nodes", cluster.members.length, "plain", "nodes"),
+    chip("sessions / capacity", cluster.sessions + "/" + cluster.capacity, "plain", "cluster-load"));
+  document.querySelector("#nodes tbody").replaceChildren(...cluster.members.map(nodeRow));
+}
+
+function nodeRow(member) {
+  const load = member.load + "/" + member.capacity;
+  return el("tr", { "data-node": member.node_id, "data-self": String(member.self) },
+    el("td", {}, member.node_id, member.self ? el("span", { class: "muted" }, " (this node)") : ""),
+    el("td", {}, member.url || ""),
+    el("td", { "data-load": load, class: member.load >= member.capacity ? "breaker-half_open" : "" }, load),
+    el("td", { "data-draining": String(member.draining), class: member.draining ? "breaker-half_open" : "" },
+       member.draining ? "draining" : ""));
 }
 
 let busy = false;
@@ -350,10 +397,12 @@ async function refresh() {
   busy = true;
   const status = document.getElementById("connection");
   try {
-    const [tree, events] = await Promise.all([
-      api("GET", "/supervision/tree"), api("GET", "/supervision/events?limit=" + EVENTS_SHOWN)]);
+    const [tree, events, cluster] = await Promise.all([
+      api("GET", "/supervision/tree"), api("GET", "/supervision/events?limit=" + EVENTS_FETCHED),
+      api("GET", "/cluster")]);
     renderTree(tree);
     renderEvents(events);
+    renderNodes(cluster);
     await renderSessions();
     status.textContent = "live (" + status.dataset.live + ") · " + new Date().toLocaleTimeString();
   } catch (error) {
@@ -387,6 +436,8 @@ document.getElementById("tree-filter").addEventListener("input", () => {
   if (lastTree) renderTree(lastTree);
 });
 document.getElementById("tree-filter").addEventListener("submit", (event) => event.preventDefault());
+document.getElementById("events-filter").addEventListener("input", () => renderEvents(lastEvents));
+document.getElementById("events-filter").addEventListener("submit", (event) => event.preventDefault());
 document.getElementById("connection").dataset.live = "polling";
 refresh();
 openLive();

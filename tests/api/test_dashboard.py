@@ -1,7 +1,9 @@
 """The dashboard in headless Chromium (Debian's, driven by Playwright's Python client).
 
 Against a running daemon (``zapvisor run`` as a subprocess) with a simulated session: the page
-shows the live tree and the session connected; a fault (WhatsApp logs the device out) turns the session ``logged_out`` on
+shows the live tree, the session connected, and the nodes panel with this node alone running it (a
+memory-bus node is a cluster of one); the event feed, filtered to the session's starts, keeps its
+filter (and its count) while new events arrive; a fault (WhatsApp logs the device out) turns the session ``logged_out`` on
 the page; clicking the session actor's restart button brings it back to showing a QR code.
 A screenshot is saved under ``test-artifacts/``. The browser runs in its own process
 (``tests/api/_browser.py`` explains why).
@@ -9,6 +11,7 @@ A screenshot is saved under ``test-artifacts/``. The browser runs in its own pro
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
@@ -17,6 +20,7 @@ from pathlib import Path
 import httpx
 import trio
 
+from supervisor import EventKind
 from tests.fixtures.simulator import open_simulator
 
 from .conftest import ADMIN_TOKEN, Daemon
@@ -70,13 +74,16 @@ async def _browse(admin: httpx.AsyncClient, url: str, simulator_control) -> None
     with trio.fail_after(BROWSER_TIMEOUT):
         while (await admin.get("/tenants/t1/sessions/s1")).json()["status"] != "connected":
             await trio.sleep(0.05)
+    cluster = (await admin.get("/cluster")).json()
+    [me] = cluster["members"]
+    assert me["self"] and me["sessions"] == ["s1"]
     ARTIFACTS.mkdir(exist_ok=True)
     screenshot = ARTIFACTS / "dashboard.png"
     screenshot.unlink(missing_ok=True)
 
     seen = []
     command = [sys.executable, "-m", "tests.api._browser", f"{url}/#token={ADMIN_TOKEN}", SESSION_PATH,
-               str(screenshot)]
+               str(screenshot), me["node_id"], f"1/{me['capacity']}"]
     browser = await trio.lowlevel.open_process(command, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     try:
         with trio.fail_after(BROWSER_TIMEOUT):
@@ -97,3 +104,9 @@ async def _browse(admin: httpx.AsyncClient, url: str, simulator_control) -> None
     audit = (await admin.get("/supervision/audit", params={"target": SESSION_PATH})).json()
     assert [(a["action"], a["result"]) for a in audit] == [
         ("restart", "ok"), ("connect_session", "ok"), ("create_session", "ok")]
+
+
+def test_the_event_filter_offers_every_event_kind() -> None:
+    page = (ROOT / "api" / "static" / "index.html").read_text()
+    select = re.search(r'<select id="events-kind">(.*?)</select>', page, re.S).group(1)
+    assert re.findall(r"<option>(\w+)</option>", select) == [kind.value for kind in EventKind]
