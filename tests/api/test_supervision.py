@@ -62,6 +62,10 @@ async def test_restart_stop_start_and_breaker_are_audited(api_server, simulator_
     reset = await admin.post("/supervision/breaker/reset", json={"path": SESSION_PATH})
     assert reset.status_code == 200 and reset.json()["breaker"] == "closed"
 
+    # An actor without a breaker (the tickets service's spec has none): 400 naming the path, not a 500.
+    assert (await admin.get("/supervision/actor", params={"path": "/services/tickets"})).json()["breaker"] is None
+    no_breaker = await admin.post("/supervision/breaker/reset", json={"path": "/services/tickets"})
+    assert no_breaker.status_code == 400 and no_breaker.json()["error"]["field"] == "path", no_breaker.text
     unknown = await admin.post("/supervision/actor/restart", json={"path": "/tenants/t1/sessions/ghost"})
     assert unknown.status_code == 404 and unknown.json()["error"]["field"] == "path"
     root = await admin.post("/supervision/actor/stop", json={"path": "/"})
