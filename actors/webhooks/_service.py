@@ -239,8 +239,9 @@ class Webhooks:
             self.wall_clock = system.wall_time
         await self.store.recover_running(Queue.WEBHOOKS, stale_after=self.stale_after)
         async with contextlib.AsyncExitStack() as stack:
-            if self.poster is None:
+            if self.poster is None:  # ours for this run only: a restarted actor opens a new one
                 self.poster = await stack.enter_async_context(HttpPoster(self.request_timeout, self.targets))
+                stack.callback(setattr, self, "poster", None)  # not the closed one next run
             nursery = await stack.enter_async_context(trio.open_nursery())
             nursery.start_soon(self._write_pending)
             nursery.start_soon(self._dispatch)

@@ -15,6 +15,7 @@ inbound message and an outbound one.
 
 from __future__ import annotations
 
+import collections
 import functools
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,8 @@ RUN_TIMEOUT = 240.0
 """Real-time bound for the whole machine run (far above the ~minute it takes)."""
 SETTLE_TIMEOUT = 60.0
 """Real seconds for the tree to be running again and the bystander to deliver after the storm."""
+RESTORE_POLL = 0.2
+"""Seconds between looks at the tree while restoring."""
 PICK_RANGE = 10_000
 """Bound of the index drawn to pick an actor or a job (see :func:`_pick`)."""
 DOCUMENTED_5XX = {503: "unavailable"}
@@ -49,8 +52,12 @@ FRIEND = "5511977776666@s.whatsapp.net"
 
 
 def _check(response: httpx.Response, what: str) -> None:
-    """Never an undocumented 5xx; every error in the JSON error shape."""
+    """Never an undocumented 5xx; every error in the JSON error shape (``/readyz`` has its own: 503
+    ``not_ready`` with the checks, while an actor is stopped or a dependency waits)."""
     status = response.status_code
+    if response.url.path == "/readyz":
+        assert status == 200 or (status == 503 and response.json()["status"] == "not_ready"), response.text
+        return
     assert status < 500 or response.json().get("error", {}).get("code") == DOCUMENTED_5XX.get(status), (
         what, status, response.text[:1000])
     if status >= 400:
@@ -68,14 +75,16 @@ def _pick(data: st.DataObject, choices: list) -> Any:
     return choices[data.draw(st.integers(min_value=0, max_value=PICK_RANGE)) % len(choices)]
 
 
-def _machine(url: str, control: SimulatorControl, hook_url: str) -> type[RuleBasedStateMachine]:
+def _machine(url: str, admin: httpx.AsyncClient, control: SimulatorControl, hook_url: str, statuses: list[int]) -> type[RuleBasedStateMachine]:
     """The state machine class for a daemon at ``url`` (requests from a worker thread, sync httpx;
-    the simulator's control is async, reached with ``trio.from_thread.run``)."""
+    the simulator's control and ``admin``, the async client restoring between programs, are reached
+    with ``trio.from_thread.run``)."""
     client = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=HTTP_TIMEOUT)
     counter = iter(range(1_000_000))
 
     def call(method: str, path: str, **kwargs: Any) -> httpx.Response:
         response = client.request(method, path, **kwargs)
+        statuses.append(response.status_code)
         _check(response, f"{method} {path} {kwargs.get('json')}")
         return response
 
@@ -157,6 +166,12 @@ def _machine(url: str, control: SimulatorControl, hook_url: str) -> type[RuleBas
         def read(self, path: str) -> None:
             call("GET", path)
 
+        def teardown(self) -> None:
+            """Between programs: the daemon answers, then what the program stopped is started again, so
+            that each program begins from a running tree (the last one's restore is checked by the test)."""
+            _check(client.get("/healthz"), "healthz after a program")
+            trio.from_thread.run(_restore, admin)
+
     return AdminStorm
 
 
@@ -164,23 +179,22 @@ async def _restore(admin: httpx.AsyncClient) -> None:
     """What an operator does after the storm: start what is stopped (parents first), reset breakers."""
     with trio.fail_after(SETTLE_TIMEOUT):
         while True:
-            tree = (await admin.get("/supervision/tree")).json()
-            todo = []
+            todo: list[str] = []
 
             def walk(node: dict) -> None:
                 if node["state"] == "running":
                     for child in node.get("children", ()):
                         walk(child)
                 else:
-                    todo.append(node)
+                    todo.append(node["path"])
 
-            walk(tree)
+            walk((await admin.get("/supervision/tree")).json())
             if not todo:
                 return
-            for node in todo:
-                await admin.post("/supervision/breaker/reset", json={"path": node["path"]})
-                await admin.post("/supervision/actor/start", json={"path": node["path"]})
-            await trio.sleep(0.2)
+            for path in todo:
+                for action in ("breaker/reset", "actor/start"):
+                    _check(await admin.post(f"/supervision/{action}", json={"path": path}), f"{action} {path}")
+            await trio.sleep(RESTORE_POLL)
 
 
 async def _delivers(admin: httpx.AsyncClient, control: SimulatorControl, text: str) -> None:
@@ -227,17 +241,18 @@ async def test_admin_actions_in_random_order_leave_the_daemon_up(tmp_path: Path,
                 await _delivers(admin, control, "before the storm")
                 root_before = (await admin.get("/supervision/tree")).json()
 
-                machine = _machine(url, control, webhook_receiver.url)
+                statuses: list[int] = []
+                machine = _machine(url, admin, control, webhook_receiver.url, statuses)
                 run = functools.partial(run_state_machine_as_test, machine, settings=settings(
                     max_examples=RUNS, stateful_step_count=STEPS, deadline=None, database=None, derandomize=True,
                     phases=(Phase.generate,),  # no shrinking: replays against a daemon whose state moved on
                     suppress_health_check=list(HealthCheck)))
                 with trio.fail_after(RUN_TIMEOUT):
                     await trio.to_thread.run_sync(run)
+                print(len(statuses), sorted(collections.Counter(statuses).items()), len(webhook_receiver.calls))
 
                 assert daemon.process.poll() is None, daemon.log.read_text()[-5000:]
                 assert (await admin.get("/healthz")).status_code == 200
-                await _restore(admin)
                 tree = (await admin.get("/supervision/tree")).json()
                 # The root supervisor never exited (its uptime kept counting from before the storm).
                 assert tree["state"] == "running" and tree["uptime"] > root_before["uptime"], tree
