@@ -82,3 +82,24 @@ async def test_restart_stop_start_and_breaker_are_audited(api_server, simulator_
     ]
     refused = (await admin.get("/supervision/audit", params={"target": "/tenants/t1/sessions/ghost"})).json()
     assert [a["result"] for a in refused] == ["refused: not_found"]
+
+
+async def test_session_requests_while_an_operator_keeps_the_tenant_stopped(api_server, simulator_control) -> None:
+    """Found by the stateful run: with ``/tenants/t1`` (or ``/tenants``) stopped, a session request
+    crashed the session manager (ChildNotFound), which then failed its restart the same way until
+    the root gave up. Now: 409 naming the tenant, the manager untouched, and the session works again
+    once the operator starts the subtree."""
+    await _connected_session(api_server, simulator_control)
+    admin = api_server.admin
+    for other, stopped in (("s2", "/tenants/t1"), ("s3", "/tenants")):
+        assert (await admin.post("/tenants/t1/sessions", json={"id": other, "name": other})).status_code == 201
+        assert (await admin.post("/supervision/actor/stop", json={"path": stopped})).status_code == 200
+        for action in ("connect", "restart"):
+            refused = await admin.post(f"/tenants/t1/sessions/{other}/{action}")
+            assert refused.status_code == 409 and refused.json()["error"]["field"] == "tenant_id", refused.text
+        assert (await admin.delete(f"/tenants/t1/sessions/{other}")).status_code == 204  # nothing runs: it goes
+        assert (await admin.post("/supervision/actor/start", json={"path": stopped})).status_code == 200
+    manager = (await admin.get("/supervision/actor", params={"path": "/services/sessions"})).json()
+    assert manager["state"] == "running" and manager["restarts"] == 0 and manager["last_failure"] is None, manager
+    assert (await admin.post("/tenants/t1/sessions/s1/restart")).status_code == 200
+    await api_server.wait_status("s1", SessionStatus.CONNECTED)
