@@ -171,6 +171,18 @@ class OutboxService(Actor):
         self._in_flight: set[int] = set()  # outbox rows this service has handed to a session
 
     async def on_start(self) -> None:
+        # A store that is stopped or unreachable: the start waits at the gate (as claims do) rather
+        # than fail, which would spend its supervisors' restart intensity on the store's outage.
+        # What is retried there is safe to run again (recovery, marks and pauses are idempotent).
+        gate = self.deps.store_gate
+        await gate.call(self._recover)
+        updates = self.deps.board.subscribe()
+        for info in self.deps.board.all():
+            await gate.call(self._on_status, info)
+        self.ctx.nursery.start_soon(self._watch, updates)
+
+    async def _recover(self) -> None:
+        """What the last stop left: interrupted sends queued again, unknown outcomes announced, pauses."""
         store = self.deps.store
         recovered = await store.recover_running(Queue.OUTBOX)
         if recovered:
@@ -179,10 +191,6 @@ class OutboxService(Actor):
         for item in await store.outbox_unknown(BOOT_UNKNOWN):
             self._announce_unknown(item)
         self._paused_by_status = {s for s in await store.paused(Queue.OUTBOX) if s}
-        updates = self.deps.board.subscribe()
-        for info in self.deps.board.all():
-            await self._on_status(info)
-        self.ctx.nursery.start_soon(self._watch, updates)
 
     async def receive(self, message: Any) -> Any:
         match message:
