@@ -49,6 +49,8 @@ DOCUMENTED_5XX = {503: "unavailable"}
 """The only server error the API documents (api/_errors.py ``Unavailable``: a component did not
 answer in time, or it waits at a gate); anything else 5xx is a bug."""
 TENANT, BYSTANDER, CONTACT = "t1", "bystander", "5511988887777@s.whatsapp.net"
+SESSION_TENANTS = ("t2", "t3")
+"""Where the machine makes sessions: the bystander's tenant keeps its one session (and ticket list)."""
 FRIEND = "5511977776666@s.whatsapp.net"
 """The bystander's contact (the machine's sessions hear from ``CONTACT``)."""
 
@@ -130,7 +132,7 @@ def _machine(url: str, admin: httpx.AsyncClient, control: SimulatorControl, hook
         def breaker(self, action: str, data: st.DataObject) -> None:
             call("POST", f"/supervision/breaker/{action}", json={"path": self._actor(data)})
 
-        @rule(target=sessions, tenant=st.sampled_from([TENANT, "t2"]))
+        @rule(target=sessions, tenant=st.sampled_from(SESSION_TENANTS))
         def create_a_session(self, tenant: str) -> tuple[str, str]:
             session = f"s{next(counter)}"
             call("POST", f"/tenants/{tenant}/sessions", json={"id": session, "name": session})
@@ -184,7 +186,7 @@ def _machine(url: str, admin: httpx.AsyncClient, control: SimulatorControl, hook
                 call("POST", f"/tenants/{tenant}/tokens", json={"user_id": user.json()["id"]})
 
         @rule(path=st.sampled_from(["/tenants", "/queues", "/supervision/pools", "/supervision/events",
-                                    "/readyz", f"/tenants/{TENANT}/tickets", f"/tenants/{TENANT}/sessions"]))
+                                    "/readyz", f"/tenants/{TENANT}/tickets", "/tenants/t2/sessions"]))
         def read(self, path: str) -> None:
             call("GET", path)
 
@@ -198,13 +200,23 @@ def _machine(url: str, admin: httpx.AsyncClient, control: SimulatorControl, hook
     return AdminStorm
 
 
+def _machine_session(path: str) -> bool:
+    parts = path.split("/")  # "", "tenants", tenant, "sessions", session
+    return len(parts) == 5 and parts[3] == "sessions" and parts[4] != BYSTANDER
+
+
 async def _restore(admin: httpx.AsyncClient) -> None:
-    """What an operator does after the storm: start what is stopped (parents first), reset breakers."""
-    with trio.fail_after(SETTLE_TIMEOUT):
+    """What an operator does after the storm: start what is not running (parents first), reset breakers.
+    The machine's own sessions are left as they are (logged out, failed: theirs to be); the
+    bystander and every other actor must run again."""
+    todo: list[str] = []
+    with trio.move_on_after(SETTLE_TIMEOUT):
         while True:
-            todo: list[str] = []
+            todo = []
 
             def walk(node: dict) -> None:
+                if _machine_session(node["path"]):
+                    return
                 if node["state"] == "running":
                     for child in node.get("children", ()):
                         walk(child)
@@ -218,33 +230,41 @@ async def _restore(admin: httpx.AsyncClient) -> None:
                 for action in ("breaker/reset", "actor/start"):
                     _check(await admin.post(f"/supervision/{action}", json={"path": path}), f"{action} {path}")
             await trio.sleep(RESTORE_POLL)
+    raise AssertionError(f"still not running {SETTLE_TIMEOUT} s after the operator's starts: {todo}")
 
 
 async def _delivers(admin: httpx.AsyncClient, control: SimulatorControl, text: str) -> None:
     """The bystander's inbound reaches its ticket, and the ticket's outbound reaches the contact."""
-    with trio.fail_after(SETTLE_TIMEOUT):
+    session: dict = {}
+    with trio.move_on_after(SETTLE_TIMEOUT) as waiting:
         while True:
             session = (await admin.get(f"/tenants/{TENANT}/sessions/{BYSTANDER}")).json()
-            if session["status"] == "connected":
+            if session.get("status") == "connected":
                 try:
                     await control.send_message(BYSTANDER, text, sender=FRIEND)
                     break
                 except ControlError:  # disconnected again meanwhile: wait for it
                     pass
             await trio.sleep(0.1)
-        ticket = None
+    assert not waiting.cancelled_caught, f"the bystander is not connected: {session}"
+    ticket = None
+    with trio.move_on_after(SETTLE_TIMEOUT) as waiting:
         while ticket is None:
             for candidate in (await admin.get(f"/tenants/{TENANT}/tickets")).json():
                 page = (await admin.get(f"/tenants/{TENANT}/tickets/{candidate['id']}/messages")).json()
                 if any(m["body"] == text for m in page["messages"]):
                     ticket = candidate
             await trio.sleep(0.1)
-        reply = f"re: {text}"
-        sent = await admin.post(f"/tenants/{TENANT}/tickets/{ticket['id']}/messages", json={"text": reply},
-                                headers={"Idempotency-Key": reply})
-        assert sent.status_code == 202, sent.text
+    assert ticket is not None, f"{text!r} never reached a ticket"
+    reply = f"re: {text}"
+    sent = await admin.post(f"/tenants/{TENANT}/tickets/{ticket['id']}/messages", json={"text": reply},
+                            headers={"Idempotency-Key": reply})
+    assert sent.status_code == 202, sent.text
+    with trio.move_on_after(SETTLE_TIMEOUT) as waiting:
         while not any(m.get("text") == reply for m in await control.sent(BYSTANDER)):
             await trio.sleep(0.1)
+    outbox = (await admin.get("/queues/outbox/jobs")).json()
+    assert not waiting.cancelled_caught, f"{reply!r} never reached the contact; outbox: {outbox[-5:]}"
 
 
 async def test_admin_actions_in_random_order_leave_the_daemon_up(tmp_path: Path, webhook_receiver) -> None:
@@ -256,7 +276,7 @@ async def test_admin_actions_in_random_order_leave_the_daemon_up(tmp_path: Path,
             url = await daemon.start()
             async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
                                          timeout=HTTP_TIMEOUT) as admin:
-                for tenant in (TENANT, "t2"):
+                for tenant in (TENANT, *SESSION_TENANTS):
                     assert (await admin.post("/tenants", json={"id": tenant, "name": tenant})).status_code == 201
                 made = await admin.post(f"/tenants/{TENANT}/sessions", json={"id": BYSTANDER, "name": "B"})
                 assert made.status_code == 201, made.text
