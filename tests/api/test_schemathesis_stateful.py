@@ -7,10 +7,12 @@ resource: random ids), so a hypothesis ``RuleBasedStateMachine`` drives the real
 the admin token, each step one request with values the state machine knows to exist (or not): the
 supervision tree (restart/stop/start any actor, breaker reset/open/close), sessions
 (create/connect/logout/restart/delete), queues (pause/resume/retry/clean), webhooks, tenants,
-users, and contacts writing in through the simulator. After the run it starts what is stopped and
-resets the breakers, as an operator would, then checks the root supervisor never exited, ``/healthz``
-is 200, and a bystander session (never logged out or deleted by the machine) still delivers an
-inbound message and an outbound one.
+users, and contacts writing in through the simulator. No answer may be a 5xx other than the documented
+503, and none is an error outside the JSON error shape. After each program it starts what is stopped
+and resets the breakers, as an operator would (the programs' own sessions excepted); at the end the
+daemon process is alive, ``/healthz`` is 200, the root supervisor never exited, and a bystander
+session (never logged out or deleted by the machine) still delivers an inbound message and an
+outbound one.
 """
 
 from __future__ import annotations
@@ -34,9 +36,9 @@ from .conftest import ADMIN_TOKEN, HTTP_TIMEOUT, Daemon
 RUNS = 12
 """Independent random programs (state machines) against the same daemon."""
 STEPS = 50
-"""Steps per program: RUNS x STEPS = 300 admin requests, about a minute on a loaded 2-core machine."""
+"""Steps per program (at most): RUNS x STEPS = 600 steps, under a minute on a loaded 2-core machine."""
 RUN_TIMEOUT = 240.0
-"""Real-time bound for the whole machine run (far above the ~minute it takes)."""
+"""Real-time bound for the whole machine run (far above the minute it takes)."""
 SETTLE_TIMEOUT = 60.0
 """Real seconds for the tree to be running again and the bystander to deliver after the storm."""
 RESTORE_POLL = 0.2
@@ -49,6 +51,7 @@ DOCUMENTED_5XX = {503: "unavailable"}
 """The only server error the API documents (api/_errors.py ``Unavailable``: a component did not
 answer in time, or it waits at a gate); anything else 5xx is a bug."""
 TENANT, BYSTANDER, CONTACT = "t1", "bystander", "5511988887777@s.whatsapp.net"
+BYSTANDER_PATH = f"/tenants/{TENANT}/sessions/{BYSTANDER}"
 SESSION_TENANTS = ("t2", "t3")
 """Where the machine makes sessions: the bystander's tenant keeps its one session (and ticket list)."""
 FRIEND = "5511977776666@s.whatsapp.net"
@@ -223,7 +226,14 @@ async def _restore(admin: httpx.AsyncClient) -> None:
                 else:
                     todo.append(node["path"])
 
-            walk((await admin.get("/supervision/tree")).json())
+            tree = (await admin.get("/supervision/tree")).json()
+            walk(tree)
+            if not todo and BYSTANDER_PATH not in _actor_paths(tree):
+                # A stop and start of /tenants or /tenants/t1 leaves its sessions' actors out (dynamic
+                # children, as in OTP; the status board still shows the last status): the operator
+                # restarts the session itself.
+                _check(await admin.post(f"/tenants/{TENANT}/sessions/{BYSTANDER}/restart"), "restart the bystander")
+                continue
             if not todo:
                 return
             for path in todo:
@@ -288,13 +298,17 @@ async def test_admin_actions_in_random_order_leave_the_daemon_up(tmp_path: Path,
                 problems: list[tuple[str, str]] = []
                 machine = _machine(url, admin, control, webhook_receiver.url, statuses, problems)
                 run = functools.partial(run_state_machine_as_test, machine, settings=settings(
-                    max_examples=RUNS, stateful_step_count=STEPS, deadline=None, database=None, derandomize=False,
+                    max_examples=RUNS, stateful_step_count=STEPS, deadline=None, database=None, derandomize=True,
                     phases=(Phase.generate,),  # no shrinking: replays against a daemon whose state moved on
                     suppress_health_check=list(HealthCheck)))
                 with trio.fail_after(RUN_TIMEOUT):
                     await trio.to_thread.run_sync(run)
-                print(len(statuses), sorted(collections.Counter(statuses).items()), len(webhook_receiver.calls))
                 assert problems == [], problems[:20]
+                counts = collections.Counter(status // 100 for status in statuses)
+                # The programs did run (most steps are one or two requests), reached the operations
+                # (2xx) as well as their refusals (4xx), and webhooks were delivered meanwhile.
+                assert len(statuses) >= RUNS * STEPS // 2 and counts[2] > counts[4] > 0, counts
+                assert webhook_receiver.calls
 
                 assert daemon.process.poll() is None, daemon.log.read_text()[-5000:]
                 assert (await admin.get("/healthz")).status_code == 200
