@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import trio
 
 from actors.sessions import SessionStatus
@@ -107,10 +108,12 @@ async def test_session_requests_while_an_operator_keeps_the_tenant_stopped(api_s
     await api_server.wait_status("s1", SessionStatus.CONNECTED)
 
 
-async def test_a_service_restarted_while_the_store_is_stopped_waits_for_it(api_server) -> None:
+@pytest.mark.parametrize("service", ["/services/outbox", "/services/webhooks"])
+async def test_a_service_restarted_while_the_store_is_stopped_waits_for_it(api_server, service) -> None:
     """Found by the stateful run: with ``/infra/store`` stopped, the outbox's start failed (StoreClosed),
-    and ``/services`` restarting it spent the root's intensity until the daemon exited. Now its start
-    waits at the store gate, and completes once the operator starts the store again."""
+    and ``/services`` restarting it spent the root's intensity until the daemon exited (the webhooks
+    service's start too). Now their starts wait at the store gate, and complete once the operator
+    starts the store again."""
     admin = api_server.admin
     stopped = await admin.post("/supervision/actor/stop", json={"path": "/infra/store"})
     assert stopped.status_code == 503, stopped.text  # stopped, but the audit entry cannot be written: it says so
@@ -118,17 +121,17 @@ async def test_a_service_restarted_while_the_store_is_stopped_waits_for_it(api_s
     restarted: list = []
 
     async def restart() -> None:
-        restarted.append(await admin.post("/supervision/actor/restart", json={"path": "/services/outbox"}))
+        restarted.append(await admin.post("/supervision/actor/restart", json={"path": service}))
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(restart)
         with trio.fail_after(30):
-            while (await admin.get("/supervision/actor", params={"path": "/services/outbox"})).json()["state"] \
+            while (await admin.get("/supervision/actor", params={"path": service})).json()["state"] \
                     != "starting":
                 await trio.sleep(0.05)
         await trio.sleep(1.0)  # a few gate trials: still waiting, nothing failed
-        outbox = (await admin.get("/supervision/actor", params={"path": "/services/outbox"})).json()
-        assert outbox["state"] == "starting" and outbox["last_failure"] is None and not restarted, outbox
+        waiting = (await admin.get("/supervision/actor", params={"path": service})).json()
+        assert waiting["state"] == "starting" and waiting["last_failure"] is None and not restarted, waiting
         store = await admin.post("/supervision/actor/start", json={"path": "/infra/store"})
         assert store.status_code == 200, store.text
     assert restarted[0].status_code == 200 and restarted[0].json()["state"] == "running", restarted[0].text
