@@ -52,6 +52,7 @@ DOCUMENTED_5XX = {503: "unavailable"}
 answer in time, or it waits at a gate); anything else 5xx is a bug."""
 TENANT, BYSTANDER, CONTACT = "t1", "bystander", "5511988887777@s.whatsapp.net"
 BYSTANDER_PATH = f"/tenants/{TENANT}/sessions/{BYSTANDER}"
+QUEUES = ("outbox", "media", "webhooks")
 SESSION_TENANTS = ("t2", "t3")
 """Where the machine makes sessions: the bystander's tenant keeps its one session (and ticket list)."""
 FRIEND = "5511977776666@s.whatsapp.net"
@@ -157,12 +158,12 @@ def _machine(url: str, admin: httpx.AsyncClient, control: SimulatorControl, hook
             except ControlError as error:  # not connected (yet, or any more): the simulator refuses, fine
                 assert "not connected" in str(error) or "unknown session" in str(error), error
 
-        @rule(queue=st.sampled_from(["outbox", "media", "webhooks"]),
+        @rule(queue=st.sampled_from(QUEUES),
               action=st.sampled_from(["pause", "resume", "clean"]))
         def queue_action(self, queue: str, action: str) -> None:
             call("POST", f"/queues/{queue}/{action}", json={"older_than": 0} if action == "clean" else None)
 
-        @rule(queue=st.sampled_from(["outbox", "media", "webhooks"]), data=st.data())
+        @rule(queue=st.sampled_from(QUEUES), data=st.data())
         def retry_or_delete_a_job(self, queue: str, data: st.DataObject) -> None:
             jobs = call("GET", f"/queues/{queue}/jobs")
             job_id = _pick(data, (jobs.json() if jobs.status_code == 200 else []) or [{"id": MISSING_ID}])["id"]
@@ -209,9 +210,12 @@ def _machine_session(path: str) -> bool:
 
 
 async def _restore(admin: httpx.AsyncClient) -> None:
-    """What an operator does after the storm: start what is not running (parents first), reset breakers.
+    """What an operator does after the storm: resume the queues, start what is not running (parents
+    first), reset breakers.
     The machine's own sessions are left as they are (logged out, failed: theirs to be); the
     bystander and every other actor must run again."""
+    for queue in QUEUES:  # a program may have left one paused
+        _check(await admin.post(f"/queues/{queue}/resume"), f"resume {queue}")
     todo: list[str] = []
     with trio.move_on_after(SETTLE_TIMEOUT):
         while True:
