@@ -19,6 +19,7 @@ from supervisor import (
     BreakerAction,
     ChildError,
     ChildNotFound,
+    SpecError,
     StartFailed,
 )
 
@@ -148,7 +149,10 @@ async def breaker(who: Principal, breaker_action: str, body: PathBody):
 
     async def run() -> Any:
         parent, child_id = _parent(path)
-        return await _control(lambda: parent.breaker(child_id, BreakerAction(breaker_action)))
+        try:
+            return await _control(lambda: parent.breaker(child_id, BreakerAction(breaker_action)))
+        except SpecError as error:  # the actor exists but its spec has no breaker: nothing to act on
+            raise BadRequest(str(error), "path") from None
 
     mode = await audited(who, f"breaker_{breaker_action}", path, run())
     return {"path": path, "breaker": str(mode.value if hasattr(mode, "value") else mode)}

@@ -112,6 +112,9 @@ class Cell:
                 with trio.move_on_at(self.scope.deadline):  # what is left of the grace
                     await self._stopped(error)
             self.exit = self._classify(error, killed)
+            if error is not None and self.exit.kind is ExitKind.ABNORMAL:  # its cause, with every inner one
+                _LOG.error("%s failed: %s: %s", self.child.path, self.exit.error_type, self.exit.message,
+                           exc_info=error)
         finally:
             self.idle = False
             self._close_mailbox()

@@ -104,5 +104,14 @@ def classify(exc: BaseException | None) -> Exit:
             return Exit(ExitKind.STOP_FOR_GOOD, name, exc.reason)
         case Escalate():
             return Exit(ExitKind.ESCALATE, name, exc.reason)
+        case BaseExceptionGroup():  # several tasks failed at once: name each inner cause
+            causes = "; ".join(f"{type(leaf).__name__}: {leaf}" for leaf in _leaves(exc))
+            return Exit(ExitKind.ABNORMAL, name, f"{exc.message} [{causes}]")
         case _:
             return Exit(ExitKind.ABNORMAL, name, str(exc))
+
+
+def _leaves(group: BaseExceptionGroup) -> list[BaseException]:
+    """The exceptions inside ``group`` and its nested groups, in order."""
+    return [leaf for inner in group.exceptions
+            for leaf in (_leaves(inner) if isinstance(inner, BaseExceptionGroup) else [inner])]

@@ -210,8 +210,10 @@ class SessionManager(Actor):
     async def _launch(self, record: Any) -> Any:
         """Start the session actor of ``record`` (idempotent); its status, or Refused."""
         await self._ensure_tenant(record.tenant_id)
+        sessions = self._tenant_sessions(record.tenant_id)
+        if isinstance(sessions, Refused):
+            return sessions
         self.node.local.add(record.id)
-        sessions = self.ctx.system.supervisor(f"/tenants/{record.tenant_id}/sessions")
         spec = session_spec(record.id, record.tenant_id, self.node.deps,
                             backoff=self.node.session_backoff, breaker=self.node.session_breaker)
         try:
@@ -225,6 +227,8 @@ class SessionManager(Actor):
                 pass  # it is coming back by itself
         except StartFailed as exc:
             return Refused("conflict", str(exc), None)
+        except ActorStopped:  # the tenant's subtree stopped meanwhile (an operator's stop)
+            return self._subtree_stopped(record.tenant_id)
         return self.node.board.get(record.id)
 
     async def _stop(self, session_id: str) -> Any:
@@ -235,8 +239,8 @@ class SessionManager(Actor):
         try:
             sessions = self.ctx.system.supervisor(f"/tenants/{record.tenant_id}/sessions")
             await sessions.terminate_child(session_id)
-        except ChildNotFound:
-            pass  # never started on this node
+        except (ChildNotFound, ActorStopped):
+            pass  # never started on this node, or its tenant's subtree is stopped (and it with it)
         info = self.node.board.get(session_id)
         if info is None or info.status is not SessionStatus.STOPPED:
             self.node.board.register(self._path(record.tenant_id, session_id), session_id, record.tenant_id)
@@ -263,11 +267,10 @@ class SessionManager(Actor):
         if info is not None and info.status is SessionStatus.CONNECTED:
             await self._logout(session_id)  # wipes the credentials; delete must not leave them behind
         await self._stop(session_id)
-        sessions = self.ctx.system.supervisor(f"/tenants/{record.tenant_id}/sessions")
         try:
-            await sessions.delete_child(session_id)
-        except ChildNotFound:
-            pass
+            await self.ctx.system.supervisor(f"/tenants/{record.tenant_id}/sessions").delete_child(session_id)
+        except (ChildNotFound, ActorStopped):
+            pass  # never started here, or its tenant's subtree is stopped (and with it, the session)
         self.node.board.forget(session_id)
         # The row stays (its tickets and messages are history); it is marked so it never restores.
         await self.node.store.set_session_status(session_id, DELETED, "deleted by request")
@@ -375,7 +378,22 @@ class SessionManager(Actor):
         try:
             await self.ctx.system.supervisor("/tenants").start_child(tenant_spec(tenant_id, self.node.limiter))
         except (AlreadyStarted, AlreadyPresent):
-            pass
+            pass  # there: running, or stopped by an operator (left so: see _tenant_sessions)
+        except ActorStopped:
+            pass  # /tenants itself is stopped by an operator: _tenant_sessions refuses
+
+    def _tenant_sessions(self, tenant_id: str) -> Any:
+        """The tenant's sessions supervisor, or Refused while an operator keeps its subtree stopped
+        (``/tenants`` or ``/tenants/<id>``): a request never overrides that stop, nor crashes the manager."""
+        try:
+            return self.ctx.system.supervisor(f"/tenants/{tenant_id}/sessions")
+        except ChildNotFound:
+            return self._subtree_stopped(tenant_id)
+
+    @staticmethod
+    def _subtree_stopped(tenant_id: str) -> Refused:
+        return Refused("conflict", f"tenant {tenant_id!r}'s actors are stopped: start /tenants/{tenant_id} "
+                       "(or /tenants) first", "tenant_id")
 
     @staticmethod
     def _path(tenant_id: str, session_id: str) -> str:

@@ -102,7 +102,8 @@ class Node:
     membership: Membership = attrs.field(default=attrs.Factory(lambda n: n._membership(), takes_self=True))
     hub: Hub = attrs.field(default=attrs.Factory(lambda n: Hub(n.settings.node.node_id, n.bus, n.board), takes_self=True))
     webhooks: Webhooks = attrs.field(default=attrs.Factory(
-        lambda n: Webhooks.from_settings(n.settings.webhooks, n.store, api=n.settings.api, board=n.board, hub=n.hub),
+        lambda n: Webhooks.from_settings(n.settings.webhooks, n.store, api=n.settings.api, board=n.board, hub=n.hub,
+                                         store_gate=n.deps.store_gate),
         takes_self=True))
 
     def _membership(self) -> Membership:

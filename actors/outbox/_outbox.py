@@ -183,6 +183,20 @@ class OutboxService(Actor):
         self._in_flight: set[int] = set()  # outbox rows this service has handed to a session
 
     async def on_start(self) -> None:
+        # A store that is stopped or unreachable: the start waits at the gate (as claims do) rather
+        # than fail, which would spend its supervisors' restart intensity on the store's outage.
+        # What is retried there is safe to run again (recovery, marks and pauses are idempotent).
+        gate = self.deps.store_gate
+        await gate.call(self._recover)
+        if self.deps.bus is not None:
+            await self.ctx.nursery.start(self._wakeups)
+        updates = self.deps.board.subscribe()
+        for info in self.deps.board.all():
+            await gate.call(self._on_status, info)
+        self.ctx.nursery.start_soon(self._watch, updates)
+
+    async def _recover(self) -> None:
+        """What the last stop left: interrupted sends queued again, unknown outcomes announced, pauses."""
         store = self.deps.store
         # Alone (memory bus), every running item was this node's; in a cluster another node may be
         # sending them right now: each session's are recovered where its sender starts instead.
@@ -194,12 +208,6 @@ class OutboxService(Actor):
             for item in await store.outbox_unknown(BOOT_UNKNOWN):
                 self._announce_unknown(item)
         self._paused_by_status = {s for s in await store.paused(Queue.OUTBOX) if s}
-        if self.deps.bus is not None:
-            await self.ctx.nursery.start(self._wakeups)
-        updates = self.deps.board.subscribe()
-        for info in self.deps.board.all():
-            await self._on_status(info)
-        self.ctx.nursery.start_soon(self._watch, updates)
 
     @property
     def _shared_bus(self) -> bool:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import json
 import logging
 from typing import Any, Callable
@@ -87,6 +88,8 @@ class Webhooks:
     (``config.ConfigError`` naming ``webhooks.admin_notify_url`` otherwise).
     ``poster`` defaults to a real :class:`HttpPoster`; ``board`` (StatusBoard) and ``hub`` (Hub)
     are optional feeds/outlets. ``store.clock`` is the time base of ``next_attempt_at``.
+    ``store_gate`` (the node's store gate, optional) is where the start waits while the store is
+    stopped or unreachable.
     """
 
     store: Any
@@ -97,6 +100,7 @@ class Webhooks:
     board: Any = None
     hub: Any = None
     poster: Poster | None = None
+    store_gate: Any = None
     targets: TargetPolicy = attrs.field(factory=TargetPolicy)
     poll_interval: float = POLL_INTERVAL
     request_timeout: float = REQUEST_TIMEOUT
@@ -232,15 +236,18 @@ class Webhooks:
     ) -> None:
         """Queue, deliver and notify until cancelled; reports started once the tap is in place.
 
-        Raises StoreError from the first queue recovery when the store is down (the actor is then
-        restarted by its supervisor).
+        The first queue recovery waits at ``store_gate`` while the store is stopped or unreachable
+        (a start that failed instead would spend its supervisors' restart intensity on the outage);
+        without a gate it raises StoreError (the actor is then restarted by its supervisor).
         """
         if system is not None:
             self.wall_clock = system.wall_time
-        await self.store.recover_running(Queue.WEBHOOKS, stale_after=self.stale_after)
+        recover = functools.partial(self.store.recover_running, Queue.WEBHOOKS, stale_after=self.stale_after)
+        await (recover() if self.store_gate is None else self.store_gate.call(recover))
         async with contextlib.AsyncExitStack() as stack:
-            if self.poster is None:
+            if self.poster is None:  # ours for this run only: a restarted actor opens a new one
                 self.poster = await stack.enter_async_context(HttpPoster(self.request_timeout, self.targets))
+                stack.callback(setattr, self, "poster", None)  # not the closed one next run
             nursery = await stack.enter_async_context(trio.open_nursery())
             nursery.start_soon(self._write_pending)
             nursery.start_soon(self._dispatch)

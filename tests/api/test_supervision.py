@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+import trio
+
 from actors.sessions import SessionStatus
 
 SESSION_PATH = "/tenants/t1/sessions/s1"
@@ -62,6 +65,10 @@ async def test_restart_stop_start_and_breaker_are_audited(api_server, simulator_
     reset = await admin.post("/supervision/breaker/reset", json={"path": SESSION_PATH})
     assert reset.status_code == 200 and reset.json()["breaker"] == "closed"
 
+    # An actor without a breaker (the tickets service's spec has none): 400 naming the path, not a 500.
+    assert (await admin.get("/supervision/actor", params={"path": "/services/tickets"})).json()["breaker"] is None
+    no_breaker = await admin.post("/supervision/breaker/reset", json={"path": "/services/tickets"})
+    assert no_breaker.status_code == 400 and no_breaker.json()["error"]["field"] == "path", no_breaker.text
     unknown = await admin.post("/supervision/actor/restart", json={"path": "/tenants/t1/sessions/ghost"})
     assert unknown.status_code == 404 and unknown.json()["error"]["field"] == "path"
     root = await admin.post("/supervision/actor/stop", json={"path": "/"})
@@ -78,3 +85,55 @@ async def test_restart_stop_start_and_breaker_are_audited(api_server, simulator_
     ]
     refused = (await admin.get("/supervision/audit", params={"target": "/tenants/t1/sessions/ghost"})).json()
     assert [a["result"] for a in refused] == ["refused: not_found"]
+
+
+async def test_session_requests_while_an_operator_keeps_the_tenant_stopped(api_server, simulator_control) -> None:
+    """Found by the stateful run: with ``/tenants/t1`` (or ``/tenants``) stopped, a session request
+    crashed the session manager (ChildNotFound), which then failed its restart the same way until
+    the root gave up. Now: 409 naming the tenant, the manager untouched, and the session works again
+    once the operator starts the subtree."""
+    await _connected_session(api_server, simulator_control)
+    admin = api_server.admin
+    for other, stopped in (("s2", "/tenants/t1"), ("s3", "/tenants")):
+        assert (await admin.post("/tenants/t1/sessions", json={"id": other, "name": other})).status_code == 201
+        assert (await admin.post("/supervision/actor/stop", json={"path": stopped})).status_code == 200
+        for action in ("connect", "restart"):
+            refused = await admin.post(f"/tenants/t1/sessions/{other}/{action}")
+            assert refused.status_code == 409 and refused.json()["error"]["field"] == "tenant_id", refused.text
+        assert (await admin.delete(f"/tenants/t1/sessions/{other}")).status_code == 204  # nothing runs: it goes
+        assert (await admin.post("/supervision/actor/start", json={"path": stopped})).status_code == 200
+    manager = (await admin.get("/supervision/actor", params={"path": "/services/sessions"})).json()
+    assert manager["state"] == "running" and manager["restarts"] == 0 and manager["last_failure"] is None, manager
+    assert (await admin.post("/tenants/t1/sessions/s1/restart")).status_code == 200
+    await api_server.wait_status("s1", SessionStatus.CONNECTED)
+
+
+@pytest.mark.parametrize("service", ["/services/outbox", "/services/webhooks"])
+async def test_a_service_restarted_while_the_store_is_stopped_waits_for_it(api_server, service) -> None:
+    """Found by the stateful run: with ``/infra/store`` stopped, the outbox's start failed (StoreClosed),
+    and ``/services`` restarting it spent the root's intensity until the daemon exited (the webhooks
+    service's start too). Now their starts wait at the store gate, and complete once the operator
+    starts the store again."""
+    admin = api_server.admin
+    stopped = await admin.post("/supervision/actor/stop", json={"path": "/infra/store"})
+    assert stopped.status_code == 503, stopped.text  # stopped, but the audit entry cannot be written: it says so
+    assert (await admin.get("/supervision/actor", params={"path": "/infra/store"})).json()["state"] == "stopped"
+    restarted: list = []
+
+    async def restart() -> None:
+        restarted.append(await admin.post("/supervision/actor/restart", json={"path": service}))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(restart)
+        with trio.fail_after(30):
+            while (await admin.get("/supervision/actor", params={"path": service})).json()["state"] \
+                    != "starting":
+                await trio.sleep(0.05)
+        await trio.sleep(1.0)  # a few gate trials: still waiting, nothing failed
+        waiting = (await admin.get("/supervision/actor", params={"path": service})).json()
+        assert waiting["state"] == "starting" and waiting["last_failure"] is None and not restarted, waiting
+        store = await admin.post("/supervision/actor/start", json={"path": "/infra/store"})
+        assert store.status_code == 200, store.text
+    assert restarted[0].status_code == 200 and restarted[0].json()["state"] == "running", restarted[0].text
+    services = (await admin.get("/supervision/actor", params={"path": "/services"})).json()
+    assert services["restarts"] == 0 and services["last_failure"] is None, services

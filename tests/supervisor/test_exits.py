@@ -199,3 +199,19 @@ async def test_shutdown_raised_by_a_transient_restart_keeps_it_stopped(autojump_
         await trio.sleep(10)
         assert starts == [0, 0]
         assert system.tree().find("/session").state == "stopped"
+
+
+async def test_a_failure_of_several_tasks_names_and_logs_every_inner_cause(autojump_clock, caplog):
+    """Issue 13: an actor failed with an ExceptionGroup and only "(2 sub-exceptions)" was known.
+    Its last failure now names each inner cause, and the log has the traceback of each."""
+    group = ExceptionGroup("two tasks failed", [KeyError("gone"), ValueError("bad value")])
+    async with open_actor_system([Plan("worker").spec()], intensity=100, period=10) as system:
+        system.ref("/worker").tell(Raise(group))
+        await settle()
+        failure = system.tree().find("/worker").last_failure
+    assert failure.type == "ExceptionGroup"
+    assert failure.message == "two tasks failed [KeyError: 'gone'; ValueError: bad value]"
+    (record,) = [r for r in caplog.records if r.name == "zapvisor.supervisor" and r.levelname == "ERROR"]
+    assert record.getMessage().startswith("/worker failed: ExceptionGroup: two tasks failed")
+    logged = caplog.text
+    assert "KeyError: 'gone'" in logged and "ValueError: bad value" in logged and "Traceback" in logged

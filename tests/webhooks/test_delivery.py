@@ -128,6 +128,23 @@ async def test_deliveries_survive_a_restart(db_path, receiver):
     assert sorted(payloads) == [1, 2]
 
 
+async def test_the_same_service_restarted_delivers_with_a_fresh_client(store, receiver):
+    """The actor runs ``run`` again on the same instance after a restart: its HTTP client from the
+    first run is closed, so the second run must open its own (a closed one quarantined every delivery)."""
+    await prepare(store, receiver.url)
+    service = Webhooks(store, targets=LOCAL_RECEIVERS, backoff_initial=BACKOFF, poll_interval=0.1)
+    for n in (1, 2):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(service.run)
+            service.emit("acme", "connection.update", {"n": n})
+            await receiver.wait_calls(n)
+            for job in await store.list_jobs(Queue.WEBHOOKS):
+                await wait_status(store, job.id, JobStatus.DONE)
+            nursery.cancel_scope.cancel()  # a supervisor's restart: the run ends, the instance stays
+    assert [json.loads(c["body"])["payload"]["n"] for c in receiver.calls] == [1, 2]
+    assert service.stats["quarantined"] == 0  # both rows DONE (waited for above), none quarantined
+
+
 async def test_admin_notifications_reach_the_configured_url_with_severity(store, receiver):
     receiver.script = [502]
     service = Webhooks(store, targets=LOCAL_RECEIVERS, backoff_initial=BACKOFF, admin_notify_url=receiver.url, poll_interval=0.1)
