@@ -26,13 +26,18 @@ is stored. Figures (last line, one JSON object):
 - ``daemon_exits``: times the daemon exited by itself (it is started again to finish the run);
 - ``max_recovery_s`` over the dependency faults (see DEPENDENCY_FAULTS), and ``recovery_s`` per
   fault, the kill -9 and the poison included;
-- ``poison_quarantined``: poison items that ended as dead letters or stored (with replacement
-  characters) without taking anything down, of ``poison_sent``;
+- ``poison_quarantined``: poison items refused at the API's edge (a 4xx naming the field), or
+  that ended as dead letters or stored (with replacement characters) without taking anything
+  down, of ``poison_sent``;
 - ``breakers_open_at_end``: actors whose breaker is not closed at the end (``/supervision/tree``);
   ``daemon_errors``: the daemon's ERROR log lines, counted by their first words.
 
-The simulator acknowledges a delivery only when the session acknowledged it (after the store's
-COMMIT), so what it accepted and the store lacks at the end is lost by zapvisor.
+The simulator delivers like whatsmeow (a message leaves it for good when the driver's transport
+receipts it, before any of our code ran); the driver journals each message before the session
+sees it and replays what is left after a crash. ``lost_inbound`` therefore counts everything the
+simulator handed over that the store lacks at the end: what zapvisor journaled and then lost *and*
+what the kill -9 caught between the receipt and the journal append (the window measured by
+``tests/flows/test_kill9.py``); the two are not told apart here.
 """
 
 from __future__ import annotations
@@ -145,10 +150,11 @@ class Traffic:
     """What was sent, in order: inbound ids per conversation, accepted sends per session."""
 
     inbound: dict[tuple[str, str], list[str]] = attrs.field(factory=dict)  # (session, contact) -> ids
-    outbound: dict[str, list[str]] = attrs.field(factory=dict)  # session -> message ids, accept order
+    outbound: dict[str, list[str]] = attrs.field(factory=dict)  # session -> texts (unique), accept order
     refused_out: int = 0
     poison_in: list[tuple[str, str]] = attrs.field(factory=list)  # (session, wa id)
-    poison_out: list[str] = attrs.field(factory=list)  # idempotency keys
+    poison_out: list[str] = attrs.field(factory=list)  # idempotency keys the API accepted (202)
+    poison_refused: int = 0  # poison sends the API refused at its edge (4xx): contained there
 
     def sent_in(self, session: str, jid: str, wa_id: str) -> None:
         self.inbound.setdefault((session, jid), []).append(wa_id)
@@ -172,17 +178,17 @@ async def outbound_loop(daemon: Daemon, tickets: dict[str, int], traffic: Traffi
                                  headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as client:
         while True:
             session = sessions[i % len(sessions)]
-            accepted = await send(client, tickets[session], f"out-{i}", f"out {i}")
-            if accepted is None:
-                traffic.refused_out += 1
+            text = f"out {i}"  # unique: WhatsApp (the simulator) names each send, so texts identify them
+            if await send(client, tickets[session], f"out-{i}", text) == 202:
+                traffic.outbound.setdefault(session, []).append(text)
             else:
-                traffic.outbound.setdefault(session, []).append(accepted)
+                traffic.refused_out += 1
             i += 1
             await trio.sleep(1 / OUT_RATE)
 
 
-async def send(client: httpx.AsyncClient, ticket_id: int, key: str, text: str) -> str | None:
-    """POST a send; its message id when accepted (202), None when refused or unreachable."""
+async def send(client: httpx.AsyncClient, ticket_id: int, key: str, text: str) -> int | None:
+    """POST a send; the HTTP status, None when the daemon is unreachable."""
     try:
         # json.dumps escapes a lone surrogate (httpx's own encoder would refuse to send it)
         response = await client.post(f"/tenants/{TENANT}/tickets/{ticket_id}/messages",
@@ -190,7 +196,7 @@ async def send(client: httpx.AsyncClient, ticket_id: int, key: str, text: str) -
                                      headers={"Idempotency-Key": key, "Content-Type": "application/json"})
     except httpx.TransportError:
         return None
-    return response.json()["item"]["message_id"] if response.status_code == 202 else None
+    return response.status_code
 
 
 async def stored(store, session: str, wa_id: str) -> bool:
@@ -270,7 +276,7 @@ async def tally(control, store, traffic: Traffic) -> dict:
         duplicated += len(got) - len(set(got))
         reordered += inversions(got, sent)
     for session, accepted in traffic.outbound.items():
-        delivered = [entry["id"] for entry in await control.sent(session)]
+        delivered = [entry["text"] for entry in await control.sent(session)]
         gone = len(set(accepted) - set(delivered))
         lost_out += gone
         if gone:
@@ -298,10 +304,11 @@ async def drained(control, store, traffic: Traffic) -> None:
 
 
 async def poison_contained(store, traffic: Traffic) -> int:
-    """Poison that ended as a dead letter (outbound) or stored (inbound), not stuck at a head of line."""
+    """Poison refused at the API's edge (4xx), or that ended as a dead letter (outbound) or stored
+    (inbound), not stuck at a head of line."""
     contained = sum([await stored(store, *item) for item in traffic.poison_in])
     dead = {item.idempotency_key for item in await store.list_jobs(Queue.OUTBOX, JobStatus.DEAD, limit=1000)}
-    return contained + sum(1 for key in traffic.poison_out if key in dead)
+    return traffic.poison_refused + contained + sum(1 for key in traffic.poison_out if key in dead)
 
 
 async def breakers_not_closed(daemon: Daemon) -> list[str]:
@@ -399,8 +406,11 @@ async def chaos(quick: bool, root: Path, pg: PostgresServer, redis: RedisServer)
             traffic.poison_in.append((poisoned, wa_id))
             async with httpx.AsyncClient(base_url=daemon.url, timeout=15,
                                          headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as client:
-                await send(client, tickets[poisoned], "poison-out", POISON)
-            traffic.poison_out.append("poison-out")
+                status = await send(client, tickets[poisoned], "poison-out", POISON)
+            if status == 202:
+                traffic.poison_out.append("poison-out")
+            elif status is not None and 400 <= status < 500:
+                traffic.poison_refused += 1
             await trio.sleep(steady + 5)
             recoveries["poison"] = await recovery(probe_control, store, sessions, trio.current_time(), traffic)
 
@@ -419,7 +429,7 @@ async def chaos(quick: bool, root: Path, pg: PostgresServer, redis: RedisServer)
         "max_recovery_s": max(recoveries[fault] for fault in DEPENDENCY_FAULTS),
         "recovery_s": recoveries,
         "poison_quarantined": quarantined,
-        "poison_sent": len(traffic.poison_in) + len(traffic.poison_out),
+        "poison_sent": len(traffic.poison_in) + len(traffic.poison_out) + traffic.poison_refused,
         "breakers_open_at_end": opened,
         "daemon_errors": errors_logged(daemon.log),
         "inbound_sent": sum(len(ids) for ids in traffic.inbound.values()),

@@ -48,7 +48,7 @@ def main(url: str, screenshot: str, tenant: str, per_tenant: str, broken: str) -
             page.select_option("#filter-breaker", "")
             checkpoint("filtered")
             # Cards only for the sessions that need a human.
-            page.wait_for_selector(f'#sessions .session [data-status="logged_out"]')
+            page.wait_for_selector('#sessions .session [data-status="logged_out"]')
             assert page.locator("#sessions .session").count() == int(broken)
             # The traffic charts: rates and gauges from /metrics, sampled by the page (it is itself the
             # one websocket client).
