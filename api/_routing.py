@@ -15,7 +15,7 @@ from __future__ import annotations
 import enum
 import functools
 import re
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, NoReturn
 
 import attrs
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -55,12 +55,18 @@ ENDPOINTS: list[Endpoint] = []
 PATH_PARAMS: dict[str, TypeAdapter] = {}
 """Path parameters' declared types by name (filled by the area modules via :func:`path_param`)."""
 
+INTEGER_PATH_PARAMS: set[str] = set()
+"""The declared path parameters that are integers (parsed from their segment's digits)."""
+
 
 def path_param(name: str, kind: Any) -> None:
-    """Declare the type of a path parameter used in templates as ``{name}`` (an int type makes
-    an int route converter). A value outside it answers 404 for ``*_id`` parameters (it names
-    nothing), else 400 naming the parameter."""
+    """Declare the type of a path parameter used in templates as ``{name}``. Every parameter is
+    routed as a string and checked here, so a value outside its type (``/tickets/abc``, an id past
+    2^63) answers our 404 naming it for ``*_id`` parameters (it names nothing), else a 400 naming
+    the parameter - never the framework's bare 404."""
     PATH_PARAMS[name] = TypeAdapter(kind)
+    if PATH_PARAMS[name].json_schema().get("type") == "integer":
+        INTEGER_PATH_PARAMS.add(name)
 
 
 def path_schema(name: str) -> dict:
@@ -94,15 +100,13 @@ def endpoint(
     names = re.findall(r"{(\w+)}", path)
     rule = path
     for name in names:
-        converter = "int" if path_schema(name).get("type") == "integer" else "string"
-        rule = rule.replace(f"{{{name}}}", f"<{converter}:{name}>")
+        rule = rule.replace(f"{{{name}}}", f"<string:{name}>")  # typed by _path_value, not the router
 
     def register(handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
         @functools.wraps(handler)
         async def view(**params: Any) -> Response:
             who = _authorize(auth, params.get("tenant_id"))
-            for name, value in params.items():
-                _check_path_param(name, value)
+            params = {name: _path_value(name, value) for name, value in params.items()}
             parts: dict[str, Any] = {}
             arguments = validate(query or Query, _single(request.args), "query")  # none declared: none taken
             if query is not None:
@@ -130,19 +134,26 @@ def endpoint(
     return register
 
 
-def _check_path_param(name: str, value: Any) -> None:
-    if isinstance(value, str):
-        check_strings(value, name)
+def _path_value(name: str, value: str) -> Any:
+    """A path segment as its declared type (see :func:`path_param`)."""
+    check_strings(value, name)
     adapter = PATH_PARAMS.get(name)
     if adapter is None:
-        return
+        return value
+    if name in INTEGER_PATH_PARAMS:
+        if not (value.isascii() and value.isdigit()):
+            _refuse_path_value(name, value, "must be a whole number")
+        value = int(value)
     try:
-        adapter.validate_python(value, strict=True)
+        return adapter.validate_python(value, strict=True)
     except ValidationError as error:
-        if name.endswith("_id"):
-            raise NotFound(f"no {name.removesuffix('_id')} {safe(str(value))!r}", name) from None
-        problem = error.errors(include_url=False, include_input=False)[0]
-        raise BadRequest(f"{name}: {problem['msg']}", name) from None
+        _refuse_path_value(name, value, error.errors(include_url=False, include_input=False)[0]["msg"])
+
+
+def _refuse_path_value(name: str, value: Any, problem: str) -> NoReturn:
+    if name.endswith("_id"):
+        raise NotFound(f"no {name.removesuffix('_id')} {safe(str(value))!r}", name)
+    raise BadRequest(f"{name}: {problem}", name)
 
 
 def _single(args: Any) -> dict[str, str]:

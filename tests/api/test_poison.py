@@ -309,6 +309,7 @@ async def test_the_reported_cases_are_refused_naming_the_field(api_server, simul
         ("POST", "/tenants/t1/webhooks", {"url": "https://e.example.com/", "events": ["*"], "secret": NUL}, {}, 400,
          "secret"),
         ("GET", "/tenants/t1/tickets/" + str(2**70), None, {}, 404, "ticket_id"),
+        ("GET", "/tenants/t1/tickets/abc", None, {}, 404, "ticket_id"),  # issue 16: was Quart's bare 404
     ]
     for method, path, body, headers, status, field in cases:
         raw = None if body is None else _dumps(body)
