@@ -7,7 +7,10 @@ idle worker thread, so there is no long-lived thread of ours to start, feed and 
 the connections are opened with ``check_same_thread=False``. A whole batch — BEGIN, every op,
 COMMIT — is one thread hop. Worker calls are not abandoned on cancellation: a batch that started
 always finishes (commits or rolls back) before the trio side moves on, so the file is never left
-mid-transaction. WAL lets the reader run while the writer commits.
+mid-transaction. WAL lets the reader run while the writer commits. Closing holds *both* limiters:
+a read still running on another task's worker thread finishes before its connection is closed
+(closing a connection under a running statement crashes the process in libsqlite3), and a call
+that comes after the close raises StoreClosed instead of touching a closed connection.
 
 Durability: ``synchronous`` defaults to FULL, so an acknowledged write survives power loss;
 NORMAL survives a process crash (kill -9) but may lose the last commits on power loss.
@@ -27,6 +30,7 @@ import attrs
 import trio
 
 from ._backend import drive
+from ._errors import StoreClosed
 
 #: How long a connection waits for another process's lock before failing (only a second process
 #: opening the same file, e.g. an admin CLI, can hold one).
@@ -92,7 +96,8 @@ class SqliteBackend:
             yield
         finally:
             with trio.CancelScope(shield=True):
-                await trio.to_thread.run_sync(self._close_sync, limiter=self._write_limiter)
+                async with self._read_limiter:  # no read in flight on the reader while it closes
+                    await trio.to_thread.run_sync(self._close_sync, limiter=self._write_limiter)
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(
@@ -124,6 +129,8 @@ class SqliteBackend:
 
     def _batch_sync(self, fn: TxFunction) -> Any:
         conn = self._writer
+        if conn is None:
+            raise StoreClosed("the store is not running")
         conn.execute("BEGIN IMMEDIATE")
         try:
             result = drive(fn(_SqliteTx(conn)))
@@ -136,9 +143,12 @@ class SqliteBackend:
 
     async def read(self, fn: TxFunction) -> Any:
         """Run ``fn`` on the reader connection (each statement sees the latest commit)."""
-        return await trio.to_thread.run_sync(
-            lambda: drive(fn(_SqliteTx(self._reader))), limiter=self._read_limiter
-        )
+        return await trio.to_thread.run_sync(self._read_sync, fn, limiter=self._read_limiter)
+
+    def _read_sync(self, fn: TxFunction) -> Any:
+        if self._reader is None:
+            raise StoreClosed("the store is not running")
+        return drive(fn(_SqliteTx(self._reader)))
 
     @property
     def healthy(self) -> bool:
