@@ -23,7 +23,8 @@ hub), ``raw_events_per_s`` (the bare server), ``ratio``, ``p99_ms`` (hub, publis
 CPU time per frame delivered (``cpu_us_per_frame``, ``raw_cpu_us_per_frame``, ``cpu_ratio`` = raw
 / hub): this process's CPU while it publishes, which the agents' share of the cores does not move,
 so it compares the two servers' costs even when the machine is too busy for the rates to.
-Latency is measured with ``time.monotonic()``: one system-wide clock shared by the two processes (trio's clock is per run, so it cannot be compared across processes).
+Latency is measured with ``time.monotonic()``: one system-wide clock shared by the two processes
+(trio's clock is per run, so it cannot be compared across processes).
 """
 
 from __future__ import annotations

@@ -37,6 +37,16 @@ adds is what ``*_ratio_same_commits`` shows: per batch, the trio side (waking an
 the CPUs are oversubscribed. Running several times and reading the spread is part of the method:
 shared machines move these figures by 2x between runs.
 
+Where a batch's time goes (issue 18, py-spy and per-phase timers): the trio side — waking 100
+callers, each validating and submitting its next write — is ~17 us per write on an idle core
+(1.7 ms per 100-row batch), and it cannot overlap the database's work: every caller of a batch
+waits for that batch, so the next one can only start once they have all come back. Splitting the
+queue so that two half-batches overlap was measured and is slower here (twice the commits, and no
+idle core to overlap on). Then the hand-off: a thread hop per batch for SQLite, the trio-asyncio
+crossing and its three round trips for PostgreSQL, each one wake-up that waits for a CPU when the
+machine is loaded. The store's own SQL costs ~15 % more than the raw INSERT (it skips duplicates
+and returns ids; measured under native asyncio for PostgreSQL).
+
 The last line printed is one JSON object.
 """
 
@@ -58,7 +68,8 @@ import trio
 from actors.store import NewMessage, PostgresBackend, SqliteBackend, open_store
 from bench._servers import PostgresServer
 
-TARGETS = {"pg_ratio": ">= 0.6", "sqlite_ratio": ">= 0.6", "pg_write_p99_ms": "< 20"}
+#: Issue 18's targets (the one-transaction ``*_ratio`` of issue 4 was the wrong comparison: see below).
+TARGETS = {"pg_ratio_same_commits": ">= 0.7", "sqlite_ratio_same_commits": ">= 0.7", "pg_write_p99_ms": "< 20"}
 
 #: Concurrent writer tasks: the issue's figure, a busy node's worth of session/ticket actors.
 WRITERS = 100
