@@ -37,7 +37,7 @@ adds is what ``*_ratio_same_commits`` shows: per batch, the trio side (waking an
 the CPUs are oversubscribed. Running several times and reading the spread is part of the method:
 shared machines move these figures by 2x between runs.
 
-Where a batch's time goes (issue 18, py-spy and per-phase timers): the trio side — waking 100
+Where a batch's time goes (issue 18, cProfile and per-phase timers): the trio side — waking 100
 callers, each validating and submitting its next write — is ~17 us per write on an idle core
 (1.7 ms per 100-row batch), and it cannot overlap the database's work: every caller of a batch
 waits for that batch, so the next one can only start once they have all come back. Splitting the
