@@ -34,8 +34,11 @@ itself ended the connection (``stop()`` / ``logout()``).
 from __future__ import annotations
 
 import enum
+from typing import Any
 
 import attrs
+
+from ._kinds import OPERATIONS, MessageKind, check_payload
 
 
 class ReasonCode(enum.IntEnum):
@@ -228,6 +231,10 @@ class Message:
     Acknowledge it with ``Driver.ack(id)`` **after** storing it: drivers that can
     defer WhatsApp's acknowledgement re-deliver unacknowledged messages after a
     reconnect. ``text`` is the body or the media caption (``""`` when none).
+
+    ``kind`` and ``payload`` describe what the message is (see :mod:`._kinds`: the payload
+    keys per kind). An operation (a reaction, an edit - whose new text is ``text`` - or a
+    delete for everyone) names the message it acts on in ``target_id``.
     """
 
     id: str = attrs.field(validator=_non_empty)
@@ -241,6 +248,14 @@ class Message:
     is_broadcast: bool = False
     push_name: str | None = None
     quoted_id: str | None = None
+    kind: MessageKind = attrs.field(default=MessageKind.TEXT, converter=MessageKind)
+    payload: dict[str, Any] = attrs.field(factory=dict, hash=False)
+    target_id: str | None = None
+
+    def __attrs_post_init__(self) -> None:
+        check_payload(self.kind, self.payload)
+        if (self.kind in OPERATIONS or self.kind is MessageKind.POLL_VOTE) and not self.target_id:
+            raise ValueError(f"a {self.kind} message needs the target_id of the message it acts on")
 
 
 @attrs.frozen

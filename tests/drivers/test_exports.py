@@ -15,6 +15,7 @@ EXPECTED = {
     "OfflineSyncDone", "OutboundMedia", "PairSuccess", "PairingCode", "Presence", "PresenceState",
     "ProbeTimeoutError", "Qr", "ReasonCode", "Receipt", "ReceiptKind", "Replaced", "RequestError",
     "RequestInterruptedError", "RequestTimeoutError", "SendResult", "SimulatedDriver", "SimulatedDriverConfig", "TemporaryBan", "Undecryptable",
+    "MEDIA_KINDS", "MessageKind", "OPERATIONS", "PLACEHOLDER_TEXT", "parse_vcards", "summary",
 }
 
 

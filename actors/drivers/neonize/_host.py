@@ -760,7 +760,7 @@ class ClientHost:
                 ttl = QR_FIRST_TTL_S if conn.qr_count == 1 else QR_NEXT_TTL_S
                 return Qr(code=payload.decode(), index=conn.qr_count, expires_at=time.time() + ttl)
         me = jid_str(slot.client.me.JID) if slot.client.me is not None else None
-        event = convert(payload, me=me or None, now=time.time())
+        event = convert(payload, me=me or None, now=time.time(), decrypt_vote=partial(self._decrypt_vote, slot))
         if isinstance(event, Refused):
             if not conn.answered:
                 self._refuse(conn, DriverConnectError(f"WhatsApp refused the connection: {event.reason}", code=event.code))
@@ -769,12 +769,23 @@ class ClientHost:
             return Disconnected(code=event.code, reason=event.reason)
         return event
 
+    def _decrypt_vote(self, slot: _Slot, event: Any) -> list[bytes] | None:
+        """A poll vote's selected option hashes; ``None`` when whatsmeow cannot decrypt it (the
+        poll was created before this device was linked, so its secret is not in the store)."""
+        try:
+            with self._lock.shared():
+                return list(slot.client.decrypt_poll_vote(event).selectedOptions)
+        except NeonizeError as exc:
+            log.info("session %s: poll vote %s not decrypted: %s", slot.session, event.Info.ID, exc)
+            return None
+
     def _replay(self, slot: _Slot, conn: _Conn) -> None:
         """Emit what the journal held when the connection started, before the connection's own events."""
         replay, conn.replay = conn.replay, []
         for message_id, payload in replay:
             try:
-                event = convert(neonize_events.MessageEv.FromString(payload), me=None, now=time.time())
+                event = convert(neonize_events.MessageEv.FromString(payload), me=None, now=time.time(),
+                                decrypt_vote=partial(self._decrypt_vote, slot))
             except Exception:  # written by this module: only a bug gets here; keep the others flowing
                 log.exception("session %s: journaled message %s unreadable", slot.session, message_id)
                 continue
