@@ -20,6 +20,7 @@ from pydantic import Field
 from quart import Blueprint
 
 from actors.drivers import MediaKind
+from actors.flows import as_seen
 from actors.media import detect_extension, write_atomically
 from actors.outbox import MediaFile, Send
 from actors.store import TicketStatus
@@ -35,6 +36,7 @@ from ._validate import MAX_KEY, Body, Id, Key, Limit, Offset, Query, Text, text
 bp = Blueprint("tickets", __name__)
 
 path_param("ticket_id", Id)
+path_param("message_id", Id)
 
 STATUSES = tuple(s.value for s in TicketStatus)
 MEDIA_KINDS = tuple(kind.value for kind in MediaKind)
@@ -154,8 +156,24 @@ async def reopen_ticket(who: Principal, tenant_id: str, ticket_id: int, body: Us
           query=MessagesQuery)
 async def ticket_messages(who: Principal, tenant_id: str, ticket_id: int, query: MessagesQuery):
     await ticket_or_404(tenant_id, ticket_id)
-    messages = await state().node.store.list_messages(ticket_id, after_id=query.after_id, limit=query.limit)
-    return {"messages": messages, "next_after_id": messages[-1].id if len(messages) == query.limit else None}
+    node = state().node
+    messages = await node.store.list_messages(ticket_id, after_id=query.after_id, limit=query.limit)
+    next_after_id = messages[-1].id if len(messages) == query.limit else None
+    show = who.manages_tenant or node.settings.tickets.show_deleted_text
+    return {"messages": [as_seen(m, show_deleted_text=show) for m in messages], "next_after_id": next_after_id}
+
+
+@endpoint(bp, "GET", "/tenants/{tenant_id}/tickets/{ticket_id}/messages/{message_id}/versions",
+          summary="The texts edits replaced on a message, oldest first (withheld from agents when it was deleted)",
+          auth=Auth.TENANT)
+async def message_versions(who: Principal, tenant_id: str, ticket_id: int, message_id: int):
+    await ticket_or_404(tenant_id, ticket_id)
+    node = state().node
+    message = await node.store.get_message_by_id(message_id)
+    if message is None or message.ticket_id != ticket_id:
+        raise NotFound(f"no message {message_id} in ticket {ticket_id}", "message_id")
+    hidden = message.deleted_at is not None and not (who.manages_tenant or node.settings.tickets.show_deleted_text)
+    return {"versions": [] if hidden else await node.store.message_versions(message_id)}
 
 
 @endpoint(bp, "POST", "/tenants/{tenant_id}/tickets/{ticket_id}/messages",

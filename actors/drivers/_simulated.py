@@ -198,13 +198,19 @@ def _ending_for(code: int, reason: str, frame: dict[str, Any], local: bool) -> E
 def _message(msg: dict[str, Any]) -> Message:
     media = msg.get("media")
     ref = None
+    kind, payload = msg.get("kind") or "text", msg.get("payload") or {}
     if media is not None:
         ref = MediaRef(ref=media["ref"], kind=MediaKind(media["kind"]), mimetype=media["mimetype"],
                        size=media.get("size"), file_name=media.get("file_name"), sha256=media.get("sha256"))
+        if kind == "text":  # an attachment sent without a kind: the attachment's
+            kind, payload = ref.kind.value, {"mimetype": ref.mimetype}
+            if ref.kind is MediaKind.DOCUMENT:
+                payload["file_name"] = ref.file_name
     return Message(id=msg["id"], chat_jid=msg["chat"], sender_jid=msg["sender"], from_me=bool(msg["from_me"]),
                    timestamp=float(msg["ts"]), text=msg.get("text") or "", media=ref,
                    is_group=bool(msg.get("is_group")), is_broadcast=bool(msg.get("is_broadcast")),
-                   push_name=msg.get("push_name"), quoted_id=msg.get("quoted_id"))
+                   push_name=msg.get("push_name"), quoted_id=msg.get("quoted_id"), kind=kind, payload=payload,
+                   target_id=msg.get("target_id"))
 
 
 def _event(frame: dict[str, Any]) -> Event | None:

@@ -175,6 +175,9 @@ class InboundSink(Protocol):
 
     async def receipt(self, session_id: str, tenant_id: str, receipt: Receipt) -> None: ...
 
+    async def undecryptable(self, session_id: str, tenant_id: str, event: Undecryptable) -> None:
+        """Keep the message's place (a placeholder) until WhatsApp re-sends it with the same id."""
+
 
 @attrs.define(eq=False)
 class SessionDeps:
@@ -443,6 +446,7 @@ class SessionActor(Actor):
                 _LOG.info("session %s: offline sync done (%d items)", self.session_id, count)
             case Undecryptable(message_id, chat_jid):
                 _LOG.warning("session %s: undecryptable message %s in %s", self.session_id, message_id, chat_jid)
+                await self._through_store(self.deps.inbound.undecryptable, event)
 
     async def _inbound(self, batch: list[Message]) -> None:
         """Store the batch, *then* acknowledge all of it (the driver releases it from its journal):

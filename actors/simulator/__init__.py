@@ -62,7 +62,9 @@ Server → client events (``{"ev": ...}``); timestamps are epoch seconds:
   (the driver stores ``creds`` for its next hello); ``connected`` ``{jid}``.
 * ``messages`` ``{msgs: [{id, chat, sender, from_me, ts, text, media: null|{ref,
   kind, mimetype, size, file_name, sha256}, is_group, is_broadcast, push_name,
-  quoted_id}, ...]}`` - what is deliverable at once travels in one frame, in
+  quoted_id, kind, payload, target_id}, ...]}`` (``kind``/``payload``: the message's kind and
+  its description, ``actors.drivers.MessageKind``; ``target_id``: the message a reaction, edit,
+  delete or poll vote acts on) - what is deliverable at once travels in one frame, in
   queue order; at most ``delivery_window`` messages in flight (not yet receipted,
   or not yet acked in the idealised mode) at a time.
 * ``offline_sync_done`` ``{count}`` after the backlog queued before ``connected``.
