@@ -59,9 +59,6 @@ class CountingInbound:
     async def receipt(self, session_id, tenant_id, receipt) -> None:
         pass
 
-    async def undecryptable(self, session_id, tenant_id, event) -> None:
-        self.messages += 1
-
 
 async def wait_all_connected(board: StatusBoard, ids: list[str], timeout: float) -> float:
     """Seconds until every session shows ``connected`` (raises TooSlowError past ``timeout``)."""

@@ -286,6 +286,14 @@ class Undecryptable:
     timestamp: float
     is_unavailable: bool = False
 
+    def placeholder(self) -> Message:
+        """The message that keeps this one's place in its chat until WhatsApp re-sends it (same id)."""
+        return Message(
+            id=self.id, chat_jid=self.chat_jid, sender_jid=self.sender_jid, from_me=False, timestamp=self.timestamp,
+            is_group=self.chat_jid.endswith("@g.us"), is_broadcast=self.chat_jid.endswith("@broadcast"),
+            kind=MessageKind.UNDECRYPTABLE, payload={"unavailable": self.is_unavailable},
+        )
+
 
 @attrs.frozen
 class Presence:

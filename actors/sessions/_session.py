@@ -57,6 +57,7 @@ from actors.drivers import (
     KeepaliveRestored,
     MediaRef,
     Message,
+    MessageKind,
     NotConnectedError,
     OfflineSyncDone,
     OutboundMedia,
@@ -174,9 +175,6 @@ class InboundSink(Protocol):
     async def deliver(self, session_id: str, tenant_id: str, messages: Sequence[Message]) -> None: ...
 
     async def receipt(self, session_id: str, tenant_id: str, receipt: Receipt) -> None: ...
-
-    async def undecryptable(self, session_id: str, tenant_id: str, event: Undecryptable) -> None:
-        """Keep the message's place (a placeholder) until WhatsApp re-sends it with the same id."""
 
 
 @attrs.define(eq=False)
@@ -392,6 +390,10 @@ class SessionActor(Actor):
                 if isinstance(event, Message):
                     messages, event = self._drain_messages(event)
                     await inbound.put(messages)
+                elif isinstance(event, Undecryptable):  # its placeholder keeps its place in the chat
+                    await self._handle(event)
+                    await inbound.put([event.placeholder()])
+                    event = None
                 else:
                     await self._handle(event)
                     event = None
@@ -446,12 +448,12 @@ class SessionActor(Actor):
                 _LOG.info("session %s: offline sync done (%d items)", self.session_id, count)
             case Undecryptable(message_id, chat_jid):
                 _LOG.warning("session %s: undecryptable message %s in %s", self.session_id, message_id, chat_jid)
-                await self._through_store(self.deps.inbound.undecryptable, event)
 
     async def _inbound(self, batch: list[Message]) -> None:
         """Store the batch, *then* acknowledge all of it (the driver releases it from its journal):
         a crash in between means a replay, never loss. Broadcasts and unwanted groups are only acknowledged; ids this session
-        stored recently (a re-delivery) are not stored again."""
+        stored recently (a re-delivery) are not stored again. A placeholder (an undecryptable message) is
+        neither acknowledged nor remembered: WhatsApp re-sends its message under the same id."""
         fresh = [
             message for message in batch
             if not (message.is_broadcast or message.chat_jid.endswith("@broadcast"))
@@ -461,10 +463,12 @@ class SessionActor(Actor):
         if fresh:
             await self._through_store(self.deps.inbound.deliver, fresh)
             for message in fresh:
+                if message.kind is MessageKind.UNDECRYPTABLE:
+                    continue
                 self.caches.messages.put(message.id, True)
                 self.caches.chats.put(message.chat_jid, message.timestamp)
                 self.caches.contacts.put(message.sender_jid, message.push_name)
-        await self.driver.ack(*(message.id for message in batch))
+        await self.driver.ack(*(message.id for message in batch if message.kind is not MessageKind.UNDECRYPTABLE))
 
     async def _through_store(self, write, payload) -> None:
         """``write(session, tenant, payload)`` through the store gate: while the store is

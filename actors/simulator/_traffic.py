@@ -136,7 +136,7 @@ def _kind_of(spec: TrafficSpec, rng: random.Random, previous: str | None) -> dic
         return {"kind": kind, "text": text, "payload": payload, "target_id": previous}
     if rng.random() < spec.kinds_share:
         kind, text, payload = sample(rng)
-        return {"kind": str(kind), "text": text, "payload": payload}
+        return {"kind": kind, "text": text, "payload": payload}
     return None
 
 

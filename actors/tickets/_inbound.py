@@ -18,8 +18,9 @@ Message kinds (:mod:`actors.drivers._kinds`): every message is stored with its k
 and a body agents can read (its text, else a summary: never empty). Operations - reactions,
 edits, deletes for everyone - are no messages: after the batch's messages are stored they are
 applied to their targets (:mod:`._operations`), never opening or reopening a ticket. An
-undecryptable message is stored as a placeholder (:meth:`TicketInbound.undecryptable`) that the
-re-sent message (same WhatsApp id, answered AlreadyStored) fills.
+undecryptable message is stored as a placeholder (the session turns the driver's ``Undecryptable``
+into a message of kind ``undecryptable``, in its chat's order) that the re-sent message (same
+WhatsApp id, answered AlreadyStored) fills.
 
 Item isolation (DESIGN §10): what WhatsApp sends is never refused for its text (the store keeps
 unstorable characters as U+FFFD with the raw form, see :func:`actors.store.storable`). Should the
@@ -42,7 +43,7 @@ from collections.abc import Callable, Sequence
 import attrs
 import trio
 
-from actors.drivers import OPERATIONS, Message, MessageKind, Receipt, ReceiptKind, Undecryptable, summary
+from actors.drivers import OPERATIONS, Message, MessageKind, Receipt, ReceiptKind, summary
 from actors.flows import (
     MESSAGE_UPDATED,
     TICKET_CREATED,
@@ -167,17 +168,6 @@ class TicketInbound:
                 raise
             for message in messages:  # the ones stored already answer AlreadyStored
                 await self._deliver_alone(session_id, tenant_id, message)
-
-    async def undecryptable(self, session_id: str, tenant_id: str, event: Undecryptable) -> None:
-        """Store a placeholder for a message that could not be decrypted, in its conversation and
-        order; WhatsApp re-sends it with the same id, which then fills it (see the module docstring)."""
-        placeholder = Message(
-            id=event.id, chat_jid=event.chat_jid, sender_jid=event.sender_jid, from_me=False,
-            timestamp=event.timestamp, is_group=event.chat_jid.endswith("@g.us"),
-            is_broadcast=event.chat_jid.endswith("@broadcast"), kind=MessageKind.UNDECRYPTABLE,
-            payload={"unavailable": event.is_unavailable},
-        )
-        await self.deliver(session_id, tenant_id, [placeholder])
 
     async def _deliver_alone(self, session_id: str, tenant_id: str, message: Message) -> None:
         for _ in range(ISOLATED_TRIES):

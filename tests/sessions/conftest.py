@@ -16,7 +16,7 @@ import pytest
 import trio
 
 from actors.bus import MemoryBus, open_bus
-from actors.drivers import DriverFactory, Message, Receipt, SimulatedDriver, SimulatedDriverConfig, Undecryptable
+from actors.drivers import DriverFactory, Message, Receipt, SimulatedDriver, SimulatedDriverConfig
 from actors.sessions import (
     SessionDeps,
     SessionInfo,
@@ -52,7 +52,6 @@ class MemoryInbound:
     stored: dict[tuple[str, str], Message] = attrs.field(factory=dict)
     deliveries: int = 0
     receipts: list[Receipt] = attrs.field(factory=list)
-    placeholders: list[Undecryptable] = attrs.field(factory=list)
 
     async def deliver(self, session_id: str, tenant_id: str, messages: Sequence[Message]) -> None:
         await trio.lowlevel.checkpoint()
@@ -62,9 +61,6 @@ class MemoryInbound:
 
     async def receipt(self, session_id: str, tenant_id: str, receipt: Receipt) -> None:
         self.receipts.append(receipt)
-
-    async def undecryptable(self, session_id: str, tenant_id: str, event: Undecryptable) -> None:
-        self.placeholders.append(event)
 
 
 async def wait_status(

@@ -771,7 +771,14 @@ class ClientHost:
 
     def _decrypt_vote(self, slot: _Slot, event: Any) -> list[bytes] | None:
         """A poll vote's selected option hashes; ``None`` when whatsmeow cannot decrypt it (the
-        poll was created before this device was linked, so its secret is not in the store)."""
+        poll was created before this device was linked, so its secret is not in the store).
+
+        Only for a paired client: an unpaired whatsmeow device has no message-secret store, and
+        neonize 0.5.2's ``DecryptPollVote`` then dereferences it - a Go panic that kills the
+        worker and every session on it (found by ``tests/drivers/neonize/test_kinds.py``)."""
+        me = slot.client.me
+        if me is None or not me.JID.User:
+            return None
         try:
             with self._lock.shared():
                 return list(slot.client.decrypt_poll_vote(event).selectedOptions)
