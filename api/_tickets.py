@@ -19,7 +19,7 @@ import trio
 from pydantic import Field
 from quart import Blueprint
 
-from actors.drivers import MediaKind
+from actors.drivers import MediaKind, MessageKind
 from actors.flows import as_seen
 from actors.media import detect_extension, write_atomically
 from actors.outbox import MediaFile, Send
@@ -29,6 +29,8 @@ from supervisor import ActorFailed, ActorStopped, AskTimeout
 
 from ._auth import Principal
 from ._errors import BadRequest, Conflict, NotFound, Unavailable
+from ._forward import forward_to_owner
+from ._operations import operate
 from ._routing import Auth, endpoint, path_param, state
 from ._send import send_target, submit, ticket_of
 from ._validate import MAX_KEY, Body, Id, Key, Limit, Offset, Query, Text, text
@@ -174,6 +176,43 @@ async def message_versions(who: Principal, tenant_id: str, ticket_id: int, messa
         raise NotFound(f"no message {message_id} in ticket {ticket_id}", "message_id")
     hidden = message.deleted_at is not None and not (who.manages_tenant or node.settings.tickets.show_deleted_text)
     return {"versions": [] if hidden else await node.store.message_versions(message_id)}
+
+
+class ReactionBody(Body):
+    emoji: Annotated[str, Field(max_length=32, description='the reaction; "" removes the agents\' reaction')]
+
+
+class EditBody(Body):
+    text: Annotated[Text, Field(description="the message's new text")]
+
+
+@endpoint(bp, "POST", "/tenants/{tenant_id}/tickets/{ticket_id}/messages/{message_id}/reaction",
+          summary="React to a message of the ticket (\"\" removes the reaction); sent through the session at once",
+          auth=Auth.TENANT, body=ReactionBody)
+async def react_to_message(who: Principal, tenant_id: str, ticket_id: int, message_id: int, body: ReactionBody):
+    return await _operate(tenant_id, ticket_id, message_id, MessageKind.REACTION, body.emoji)
+
+
+@endpoint(bp, "PATCH", "/tenants/{tenant_id}/tickets/{ticket_id}/messages/{message_id}",
+          summary="Edit an agent's sent message (the replaced text is kept: .../versions)", auth=Auth.TENANT,
+          body=EditBody)
+async def edit_message(who: Principal, tenant_id: str, ticket_id: int, message_id: int, body: EditBody):
+    return await _operate(tenant_id, ticket_id, message_id, MessageKind.EDIT, body.text)
+
+
+@endpoint(bp, "DELETE", "/tenants/{tenant_id}/tickets/{ticket_id}/messages/{message_id}",
+          summary="Delete an agent's sent message for everyone", auth=Auth.TENANT)
+async def delete_message(who: Principal, tenant_id: str, ticket_id: int, message_id: int):
+    result = await _operate(tenant_id, ticket_id, message_id, MessageKind.REVOKE)
+    return None if isinstance(result, dict) else result  # 204, or the owner node's answer
+
+
+async def _operate(tenant_id: str, ticket_id: int, message_id: int, kind: MessageKind, text: str = ""):
+    """Where the ticket's session runs (another node: the request goes there, :mod:`api._forward`)."""
+    ticket = await ticket_or_404(tenant_id, ticket_id)
+    if (forwarded := await forward_to_owner(ticket.session_id)) is not None:
+        return forwarded
+    return {"message": await operate(state().node, tenant_id, ticket_id, message_id, kind, text)}
 
 
 @endpoint(bp, "POST", "/tenants/{tenant_id}/tickets/{ticket_id}/messages",

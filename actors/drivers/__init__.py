@@ -12,7 +12,7 @@ Public face of the package; implementation lives in the ``_private`` modules.
 * Message kinds (``_kinds``): ``MessageKind``, ``OPERATIONS``, ``MEDIA_KINDS``,
   ``PLACEHOLDER_TEXT`` and ``summary`` (the line agents read for a message of any kind);
   ``parse_vcards`` (``_vcard``): names and numbers of contact cards.
-* Values: ``MediaRef``, ``OutboundMedia``, ``SendResult``; enums ``ReasonCode``,
+* Values: ``MediaRef``, ``OutboundMedia``, ``OutboundOperation``, ``SendResult``; enums ``ReasonCode``,
   ``ReceiptKind``, ``MediaKind``, ``PresenceState``.
 * ``SimulatedDriver`` / ``SimulatedDriverConfig``: the driver for the simulated
   WhatsApp server (``actors.simulator``).
@@ -52,6 +52,7 @@ from ._events import (
     Message,
     OfflineSyncDone,
     OutboundMedia,
+    OutboundOperation,
     PairingCode,
     PairSuccess,
     Presence,
@@ -95,6 +96,7 @@ __all__ = [
     "OPERATIONS",
     "OfflineSyncDone",
     "OutboundMedia",
+    "OutboundOperation",
     "PLACEHOLDER_TEXT",
     "PairSuccess",
     "PairingCode",

@@ -355,3 +355,27 @@ class OutboundMedia:
     mimetype: str = attrs.field(validator=_non_empty)
     file_name: str | None = None
     caption: str = ""
+
+
+@attrs.frozen
+class OutboundOperation:
+    """A reaction, edit or delete for everyone to send with ``Driver.send_operation``.
+
+    ``target_id`` is WhatsApp's id of the message acted on and ``target_from_me`` whether we
+    wrote it (WhatsApp's message keys name the author). ``text`` is the new text of an edit or
+    the emoji of a reaction (``""`` removes ours). Only our own messages can be edited or
+    deleted for everyone.
+    """
+
+    kind: MessageKind = attrs.field(converter=MessageKind)
+    target_id: str = attrs.field(validator=_non_empty)
+    target_from_me: bool = True
+    text: str = ""
+
+    def __attrs_post_init__(self) -> None:
+        if self.kind not in OPERATIONS:
+            raise ValueError(f"OutboundOperation.kind must be one of {sorted(OPERATIONS)}, got {self.kind!r}")
+        if self.kind in (MessageKind.EDIT, MessageKind.REVOKE) and not self.target_from_me:
+            raise ValueError(f"only our own messages can take a {self.kind}")
+        if self.kind is MessageKind.EDIT and not self.text:
+            raise ValueError("an edit needs the new text")

@@ -84,7 +84,7 @@ from typing import Protocol, runtime_checkable
 
 import trio
 
-from ._events import Event, MediaRef, OutboundMedia, SendResult
+from ._events import Event, MediaRef, OutboundMedia, OutboundOperation, SendResult
 
 
 @runtime_checkable
@@ -110,6 +110,11 @@ class Driver(Protocol):
 
     async def send_media(self, to: str, media: OutboundMedia, request_key: str) -> SendResult:
         """Send an attachment (caption in ``media.caption``); the result carries WhatsApp's id."""
+        ...
+
+    async def send_operation(self, chat_jid: str, operation: OutboundOperation, request_key: str) -> SendResult:
+        """React to, edit or delete for everyone a message of ``chat_jid`` (idempotent on WhatsApp's
+        side: the same operation again changes nothing)."""
         ...
 
     async def download_media(self, ref: MediaRef) -> bytes:

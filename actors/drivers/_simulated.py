@@ -83,6 +83,7 @@ from ._events import (
     Message,
     OfflineSyncDone,
     OutboundMedia,
+    OutboundOperation,
     PairingCode,
     PairSuccess,
     Presence,
@@ -627,6 +628,13 @@ class SimulatedDriver:
         wire = {"kind": media.kind.value, "mimetype": media.mimetype, "file_name": media.file_name,
                 "data": base64.b64encode(media.data).decode()}
         frame = await self._request(self._require(), "send", to=to, text=media.caption, media=wire)
+        return SendResult(message_id=frame["id"], timestamp=float(frame["ts"]))
+
+    async def send_operation(self, chat_jid: str, operation: OutboundOperation, request_key: str) -> SendResult:
+        """React to, edit or delete a message (see :meth:`send_text`): a ``send`` with the operation's kind."""
+        frame = await self._request(self._require(), "send", to=chat_jid, text=operation.text, media=None,
+                                    kind=str(operation.kind), target_id=operation.target_id,
+                                    target_from_me=operation.target_from_me)
         return SendResult(message_id=frame["id"], timestamp=float(frame["ts"]))
 
     async def download_media(self, ref: MediaRef) -> bytes:

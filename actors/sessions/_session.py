@@ -61,6 +61,7 @@ from actors.drivers import (
     NotConnectedError,
     OfflineSyncDone,
     OutboundMedia,
+    OutboundOperation,
     PairingCode,
     PairSuccess,
     Presence,
@@ -131,6 +132,17 @@ class SendMedia:
     to: str
     media: OutboundMedia
     message_id: str
+
+
+@attrs.frozen
+class SendOperation:
+    """React to, edit or delete for everyone a message of ``chat_jid``. Reply: the driver's
+    SendResult or RequestFailed. Not through the outbox: each is idempotent on WhatsApp's side
+    (a repeat changes nothing), so a lost answer is simply asked again."""
+
+    chat_jid: str
+    operation: OutboundOperation
+    request_key: str
 
 
 @attrs.frozen
@@ -239,6 +251,8 @@ class SessionActor(Actor):
                 return await self._request(self.driver.send_text, to, text, message_id)
             case SendMedia(to, media, message_id):
                 return await self._request(self.driver.send_media, to, media, message_id)
+            case SendOperation(chat_jid, operation, request_key):
+                return await self._request(self.driver.send_operation, chat_jid, operation, request_key)
             case MarkRead(chat_jid, message_ids, sender_jid):
                 return await self._request(self.driver.mark_read, chat_jid, tuple(message_ids), sender_jid)
             case DownloadMedia(ref):

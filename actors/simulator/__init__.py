@@ -47,7 +47,9 @@ or ``{"re": rid, "ok": false, "code": 400|404, "error": "..."}``.
   message (the client chooses no id, like neonize's SendMessage), so repeating a
   send makes a second message. Receipts carrying that ``id`` follow (``played``
   too for audio and video). A send to another simulated account's JID lands in
-  that account's queue (same id).
+  that account's queue (same id). With ``"kind": "reaction"|"edit"|"revoke"`` and
+  ``"target_id"`` it is an operation on a sent or received message (``text``: the
+  emoji or the new text): answered alike, recorded in ``sent``, no receipts.
 * ``{"op": "mark_read", "rid", "chat", "ids": [...]}`` → ``{"ok": true}``.
 * ``{"op": "download", "rid", "ref"}`` → ``{"ok": true, "data": base64}`` or 404.
 * ``{"op": "pair_phone", "rid", "number": digits}`` (only while QR codes are

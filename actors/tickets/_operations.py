@@ -35,8 +35,10 @@ from actors.store import Store
 _LOG = logging.getLogger("zapvisor.tickets")
 
 
-def _emit(publisher: Publisher, tenant_id: str, stored: StoredMessage, change: str, *, show_deleted_text: bool,
-          **extra: Any) -> None:
+def publish_change(publisher: Publisher, tenant_id: str, stored: StoredMessage, change: str, *,
+                   show_deleted_text: bool, **extra: Any) -> None:
+    """Publish ``message.updated`` for a stored message that changed (``change``: edited, deleted,
+    reaction, resent; ``extra``: the change's details), as agents may see it."""
     if stored.ticket_id is None:
         return
     payload = message_payload(as_seen(stored, show_deleted_text=show_deleted_text))
@@ -55,17 +57,17 @@ async def apply_operation(
             edited = await store.edit_message(session_id, op.target_id, op.text, from_me=op.from_me)
             if edited is not None and edited.previous_body != edited.message.body:
                 previous = edited.previous_body if edited.message.deleted_at is None or show_deleted_text else None
-                _emit(publisher, tenant_id, edited.message, "edited", previous_body=previous, **hidden)
+                publish_change(publisher, tenant_id, edited.message, "edited", previous_body=previous, **hidden)
             found = edited
         case MessageKind.REVOKE:
             found = await store.revoke_message(session_id, op.target_id)
             if found is not None:
-                _emit(publisher, tenant_id, found, "deleted", **hidden)
+                publish_change(publisher, tenant_id, found, "deleted", **hidden)
         case MessageKind.REACTION:
             emoji = op.payload.get("emoji", "")
             found = await store.react_to_message(session_id, op.target_id, op.sender_jid, emoji)
             if found is not None:
-                _emit(publisher, tenant_id, found, "reaction", reaction={"sender": op.sender_jid, "emoji": emoji},
+                publish_change(publisher, tenant_id, found, "reaction", reaction={"sender": op.sender_jid, "emoji": emoji},
                       **hidden)
         case _:
             raise ValueError(f"not an operation: {op.kind}")
@@ -99,5 +101,5 @@ async def fill_placeholder(store: Store, publisher: Publisher, tenant_id: str, n
     filled = await store.fill_placeholder(new)
     if filled is None:
         return False
-    _emit(publisher, tenant_id, filled, "resent", show_deleted_text=True)
+    publish_change(publisher, tenant_id, filled, "resent", show_deleted_text=True)
     return new.media_source is not None

@@ -18,7 +18,7 @@ EXPORTS = {
     actors.tickets: {
         "Accept", "AppendInbound", "Appended", "Close", "GetTicket", "MarkTicketRead", "MovedTo", "Reopen",
         "TicketActor", "TicketDeps", "TicketDirectory", "TicketError", "TicketInbound", "TicketRefused",
-        "TicketUnavailable", "Transfer", "is_status_or_broadcast", "media_source",
+        "TicketUnavailable", "Transfer", "is_status_or_broadcast", "media_source", "publish_change",
     },
     actors.outbox: {"MediaFile", "OutboxDeps", "OutboxError", "OutboxRefused", "OutboxService", "Send"},
     actors.media: {

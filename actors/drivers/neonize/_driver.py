@@ -50,7 +50,7 @@ import trio
 
 
 from .._errors import DriverConnectError, DriverError, DriverStateError, NotConnectedError, ProbeTimeoutError
-from .._events import ENDING_EVENTS, Event, MediaRef, OutboundMedia, SendResult
+from .._events import ENDING_EVENTS, Event, MediaRef, OutboundMedia, OutboundOperation, SendResult
 from ._devicestore import is_postgres
 from ._errors import WorkerDied
 from ._pool import Placement, WorkerPool
@@ -234,6 +234,13 @@ class NeonizeDriver:
                 file_name=media.file_name,
                 caption=media.caption,
             )
+        return SendResult(**result)
+
+    async def send_operation(self, chat_jid: str, operation: OutboundOperation, request_key: str) -> SendResult:
+        result = await self._request(
+            "send_operation", to=chat_jid, message_id=request_key, kind=str(operation.kind),
+            target_id=operation.target_id, target_from_me=operation.target_from_me, text=operation.text,
+        )
         return SendResult(**result)
 
     async def download_media(self, ref: MediaRef) -> bytes:

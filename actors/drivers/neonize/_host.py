@@ -108,6 +108,7 @@ from .._events import (
     Event,
     LoggedOut,
     MediaKind,
+    OutboundOperation,
     PairingCode,
     PairSuccess,
     Qr,
@@ -117,6 +118,7 @@ from .._journal import Journal, journal_path
 from ._convert import SUBSCRIBED, Refused, convert, device_jid_str, jid_str, lost_ending
 from ._devicestore import DeviceStoreError, delete_device, device_exists, is_postgres
 from ._ffilock import FfiLock
+from ._operations import operation_message
 from ._wire import b64decode, encode_error, encode_event
 
 log = logging.getLogger(__name__)
@@ -483,6 +485,21 @@ class ClientHost:
     def _op_send_text(self, slot: _Slot, args: dict[str, Any]) -> dict[str, Any]:
         to, text, message_id = _jid(args.get("to"), "to"), _text(args, "text"), _text(args, "message_id")
         return self._send(slot, message_id, lambda: slot.client.send_message(to, text))
+
+    def _op_send_operation(self, slot: _Slot, args: dict[str, Any]) -> dict[str, Any]:
+        """A reaction, edit or delete for everyone (see ``_operations``)."""
+        chat, message_id = _jid(args.get("to"), "to"), _text(args, "message_id")
+        operation = OutboundOperation(kind=_text(args, "kind"), target_id=_text(args, "target_id"),
+                                      target_from_me=bool(args.get("target_from_me", True)),
+                                      text=_text(args, "text", allow_empty=True))
+
+        def send() -> Any:
+            me = slot.client.me
+            if me is None:
+                raise NotConnectedError("the client has no own JID yet (not logged in)")
+            return slot.client.send_message(chat, operation_message(operation, chat, me.JID))
+
+        return self._send(slot, message_id, send)
 
     def _op_send_media(self, slot: _Slot, args: dict[str, Any]) -> dict[str, Any]:
         to, message_id = _jid(args.get("to"), "to"), _text(args, "message_id")
