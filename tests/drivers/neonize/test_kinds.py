@@ -139,3 +139,25 @@ async def test_a_protocol_message_that_is_no_operation_is_not_a_message(tmp_path
             event = await next_event(driver)
             assert (event.id, event.text) == ("AFTER", "after")  # the setting produced nothing
             hanging_proxy.release()
+
+
+def test_outbound_operations_are_whatsmeows_messages():
+    from neonize.utils.jid import build_jid
+
+    from actors.drivers import OutboundOperation
+    from actors.drivers.neonize._operations import operation_message
+
+    chat, me = build_jid(PHONE), build_jid("5511000000001")
+    react = operation_message(OutboundOperation("reaction", "T1", target_from_me=False, text="👍"), chat, me, now_ms=7)
+    assert (react.reactionMessage.key.ID, react.reactionMessage.key.fromMe, react.reactionMessage.key.remoteJID,
+            react.reactionMessage.text, react.reactionMessage.senderTimestampMS) == (
+        "T1", False, f"{PHONE}@s.whatsapp.net", "👍", 7)
+    edit = operation_message(OutboundOperation("edit", "T2", text="fixed"), chat, me, now_ms=7).editedMessage.message
+    assert (edit.protocolMessage.type, edit.protocolMessage.key.ID, edit.protocolMessage.key.fromMe,
+            edit.protocolMessage.editedMessage.conversation) == (edit.protocolMessage.MESSAGE_EDIT, "T2", True, "fixed")
+    revoke = operation_message(OutboundOperation("revoke", "T3"), chat, me).protocolMessage
+    assert (revoke.type, revoke.key.ID, revoke.key.fromMe) == (revoke.REVOKE, "T3", True)
+    with pytest.raises(ValueError, match="only our own messages"):
+        OutboundOperation("edit", "T4", target_from_me=False, text="x")
+    with pytest.raises(ValueError, match="must be one of"):
+        OutboundOperation("text", "T5")
