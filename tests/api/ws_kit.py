@@ -89,6 +89,13 @@ class RecordingOutbox:
             raise Unavailable("the outbox did not answer: AskTimeout")
         return {"created": True, "id": len(self.calls), "status": "queued"}
 
+    async def operate(self, tenant_id: str, *, ticket_id: int, message_id: int, kind: Any, text: str) -> dict:
+        """react / edit / delete: message 404 does not exist; else the message, changed."""
+        self.calls.append((tenant_id, ticket_id, message_id, str(kind), text))
+        if message_id == 404:
+            raise NotFound(f"no message {message_id} in ticket {ticket_id}", "message_id")
+        return {"id": message_id, "ticket_id": ticket_id, "kind": "text", "reactions": {"me": text}}
+
 
 @asynccontextmanager
 async def serve_ws(hub: Hub | None = None, outbox: Any = None) -> AsyncIterator[Served]:
