@@ -32,7 +32,7 @@ from ._errors import BadRequest, Conflict, NotFound, Unavailable
 from ._forward import forward_to_owner
 from ._operations import operate
 from ._routing import Auth, endpoint, path_param, state
-from ._send import send_target, submit, ticket_of
+from ._send import quote_of, send_target, submit, ticket_of
 from ._validate import MAX_KEY, Body, Id, Key, Limit, Offset, Query, Text, text
 
 bp = Blueprint("tickets", __name__)
@@ -64,6 +64,7 @@ class Media(Body):
 class SendBody(Body):
     text: Annotated[Text, Field(description="the message, or the attachment's caption; required without media")] = None
     media: Media = None
+    quoted_message_id: Annotated[Id, Field(description="a message of the ticket this text replies to (quotes)")] = None
 
 
 class SendHeaders(Query):
@@ -222,11 +223,14 @@ async def _operate(tenant_id: str, ticket_id: int, message_id: int, kind: Messag
 async def send_message(who: Principal, tenant_id: str, ticket_id: int, body: SendBody, headers: SendHeaders):
     if body.text is None and body.media is None:
         raise BadRequest("text is required without media", "text")
+    if body.media is not None and body.quoted_message_id is not None:
+        raise BadRequest("a quote goes with a text reply, not an attachment", "quoted_message_id")
     node = state().node
     ticket, contact = await send_target(node.store, tenant_id, ticket_id, headers.idempotency_key)
+    quote = await quote_of(node.store, ticket_id, body.quoted_message_id)
     attachment = None if body.media is None else await _store_attachment(tenant_id, body.media)
     send = Send(tenant_id, ticket.session_id, headers.idempotency_key, contact.jid, body.text or "", ticket_id,
-                attachment)
+                attachment, quote)
     reply = await submit(node, send)
     return {"created": reply.created, "item": reply.item}
 

@@ -11,7 +11,8 @@ join       ``room``; ``since`` (last seq seen), ``epoch`` optional  ``joined`` (
                                                                     ``resync``)
 leave      ``room``                                                 ``left``
 ping       ``id`` optional                                          ``pong`` (same ``id``)
-send       ``ticket_id``, ``text``, ``idempotency_key``             ``sent`` (the outbox row), or
+send       ``ticket_id``, ``text``, ``idempotency_key``;            ``sent`` (the outbox row), or
+           ``quoted_message_id`` optional (a reply)
                                                                     ``error``
 react      ``ticket_id``, ``message_id``, ``emoji`` ("" removes)    ``updated`` (the message), or
                                                                     ``error``
@@ -54,7 +55,7 @@ from actors.outbox import Send
 
 from ._errors import ApiError, BadRequest, Unauthorized
 from ._operations import operate
-from ._send import send_target, submit
+from ._send import quote_of, send_target, submit
 from ._validate import MAX_ID, Body, Id, Key, NotJson, Offset, Text, parse_json, text, validate
 
 
@@ -94,6 +95,7 @@ class SendFrame(Body):
     ticket_id: Id
     text: Text
     idempotency_key: Key
+    quoted_message_id: Id = None
 
 
 class ReactFrame(Body):
@@ -131,7 +133,8 @@ class Outbox(Protocol):
     cannot answer now.
     """
 
-    async def submit(self, tenant_id: str, user: str, *, ticket_id: int, text: str, idempotency_key: str) -> dict: ...
+    async def submit(self, tenant_id: str, user: str, *, ticket_id: int, text: str, idempotency_key: str,
+                     quoted_message_id: int | None = None) -> dict: ...
 
     async def operate(self, tenant_id: str, *, ticket_id: int, message_id: int, kind: MessageKind, text: str) -> dict:
         """React to, edit or delete a message (:func:`api._operations.operate`); the message as a
@@ -146,10 +149,12 @@ class NodeOutbox:
 
     node: Any
 
-    async def submit(self, tenant_id: str, user: str, *, ticket_id: int, text: str, idempotency_key: str) -> dict:
+    async def submit(self, tenant_id: str, user: str, *, ticket_id: int, text: str, idempotency_key: str,
+                     quoted_message_id: int | None = None) -> dict:
         ticket, contact = await send_target(self.node.store, tenant_id, ticket_id, idempotency_key)
+        quote = await quote_of(self.node.store, ticket_id, quoted_message_id)
         reply = await submit(self.node, Send(tenant_id, ticket.session_id, idempotency_key, contact.jid, text,
-                                             ticket_id))
+                                             ticket_id, quote=quote))
         item = reply.item
         return {"created": reply.created, "id": item.id, "status": str(item.status), "message_id": item.message_id}
 
@@ -282,6 +287,7 @@ async def _send(client: Client, outbox: Outbox, request: SendFrame) -> None:
     key = request.idempotency_key
     await _answer(client, {"op": "send", "idempotency_key": key}, outbox.submit(
         _tenant(client, "send"), client.user, ticket_id=request.ticket_id, text=request.text, idempotency_key=key,
+        quoted_message_id=request.quoted_message_id,
     ), lambda result: control("sent", idempotency_key=key, outbox=result))
 
 

@@ -12,7 +12,7 @@ Public face of the package; implementation lives in the ``_private`` modules.
 * Message kinds (``_kinds``): ``MessageKind``, ``OPERATIONS``, ``MEDIA_KINDS``,
   ``PLACEHOLDER_TEXT`` and ``summary`` (the line agents read for a message of any kind);
   ``parse_vcards`` (``_vcard``): names and numbers of contact cards.
-* Values: ``MediaRef``, ``OutboundMedia``, ``OutboundOperation``, ``SendResult``; enums ``ReasonCode``,
+* Values: ``MediaRef``, ``OutboundMedia``, ``OutboundOperation``, ``Quote``, ``SendResult``; enums ``ReasonCode``,
   ``ReceiptKind``, ``MediaKind``, ``PresenceState``.
 * ``SimulatedDriver`` / ``SimulatedDriverConfig``: the driver for the simulated
   WhatsApp server (``actors.simulator``).
@@ -58,6 +58,7 @@ from ._events import (
     Presence,
     PresenceState,
     Qr,
+    Quote,
     ReasonCode,
     Receipt,
     ReceiptKind,
@@ -104,6 +105,7 @@ __all__ = [
     "PresenceState",
     "ProbeTimeoutError",
     "Qr",
+    "Quote",
     "ReasonCode",
     "Receipt",
     "ReceiptKind",

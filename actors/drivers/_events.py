@@ -358,6 +358,16 @@ class OutboundMedia:
 
 
 @attrs.frozen
+class Quote:
+    """The message a sent text replies to (quotes): WhatsApp's id for it, whether we wrote it,
+    and its text (shown in the quote bubble)."""
+
+    wa_id: str = attrs.field(validator=_non_empty)
+    from_me: bool = False
+    text: str = ""
+
+
+@attrs.frozen
 class OutboundOperation:
     """A reaction, edit or delete for everyone to send with ``Driver.send_operation``.
 

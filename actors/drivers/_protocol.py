@@ -84,7 +84,7 @@ from typing import Protocol, runtime_checkable
 
 import trio
 
-from ._events import Event, MediaRef, OutboundMedia, OutboundOperation, SendResult
+from ._events import Event, MediaRef, OutboundMedia, OutboundOperation, Quote, SendResult
 
 
 @runtime_checkable
@@ -104,8 +104,8 @@ class Driver(Protocol):
         """Open a connection; raises ``DriverConnectError`` if none could be made."""
         ...
 
-    async def send_text(self, to: str, text: str, request_key: str) -> SendResult:
-        """Send ``text`` to the chat ``to``; the result carries WhatsApp's id for it."""
+    async def send_text(self, to: str, text: str, request_key: str, quote: Quote | None = None) -> SendResult:
+        """Send ``text`` to the chat ``to`` (replying to ``quote``); the result carries WhatsApp's id for it."""
         ...
 
     async def send_media(self, to: str, media: OutboundMedia, request_key: str) -> SendResult:

@@ -84,6 +84,7 @@ from ._events import (
     OfflineSyncDone,
     OutboundMedia,
     OutboundOperation,
+    Quote,
     PairingCode,
     PairSuccess,
     Presence,
@@ -617,10 +618,11 @@ class SimulatedDriver:
     async def probe(self, timeout: float = 10.0) -> float:
         return await self._ping(self._require(), timeout)
 
-    async def send_text(self, to: str, text: str, request_key: str) -> SendResult:
+    async def send_text(self, to: str, text: str, request_key: str, quote: Quote | None = None) -> SendResult:
         """Send ``text``; WhatsApp (the simulator) names the message. ``request_key`` is not sent:
         WhatsApp takes no client id, and this driver keeps no memory of past sends."""
-        frame = await self._request(self._require(), "send", to=to, text=text, media=None)
+        quoted = {} if quote is None else {"quoted_id": quote.wa_id}
+        frame = await self._request(self._require(), "send", to=to, text=text, media=None, **quoted)
         return SendResult(message_id=frame["id"], timestamp=float(frame["ts"]))
 
     async def send_media(self, to: str, media: OutboundMedia, request_key: str) -> SendResult:

@@ -66,6 +66,7 @@ from actors.drivers import (
     PairSuccess,
     Presence,
     Qr,
+    Quote,
     Receipt,
     RequestError,
     Undecryptable,
@@ -125,6 +126,7 @@ class SendText:
     to: str
     text: str
     message_id: str
+    quote: Quote | None = None  # the message this one replies to
 
 
 @attrs.frozen
@@ -247,8 +249,8 @@ class SessionActor(Actor):
                 return self.deps.board.get(self.session_id)
             case GetCacheSizes():
                 return self.caches.sizes()
-            case SendText(to, text, message_id):
-                return await self._request(self.driver.send_text, to, text, message_id)
+            case SendText(to, text, message_id, quote):
+                return await self._request(self.driver.send_text, to, text, message_id, quote)
             case SendMedia(to, media, message_id):
                 return await self._request(self.driver.send_media, to, media, message_id)
             case SendOperation(chat_jid, operation, request_key):

@@ -357,7 +357,7 @@ class SimulatorServer:
         timestamp = wall_clock()
         log_entry = {"id": message_id, "to": to, "text": frame.get("text", ""), "ts": timestamp,
                      "media": None if media is None else {k: v for k, v in media.items() if k != "data"},
-                     "kind": kind, "target_id": frame.get("target_id")}
+                     "kind": kind, "target_id": frame.get("target_id"), "quoted_id": frame.get("quoted_id")}
         self._sent_log.setdefault(account.session_id, deque(maxlen=self.config.sent_log)).append(log_entry)
         if kind in OPERATIONS:  # a reaction, edit or delete: acknowledged, no receipts
             await link.send({"re": rid, "ok": True, "id": message_id, "ts": timestamp})

@@ -295,6 +295,7 @@ class OutboxSent:
             tenant_id=item.tenant_id, session_id=item.session_id, wa_id=self.wa_id, contact_id=contact.id,
             ticket_id=item.ticket_id, from_me=True, body=body, raw_body=raw_body, sent_at=self.sent_at,
             media_type=self.media_type, status=status,
+            quoted_wa_id=(item.payload.get("quote") or {}).get("wa_id"),
         )
         [[stored]] = await insert_messages(tx, [InsertMessages((message,))], now)
         return OutboxSentRecord(item, stored.message_id, status)

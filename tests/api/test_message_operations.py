@@ -77,6 +77,26 @@ async def test_agents_react_edit_and_delete_over_rest(api_server, simulator_cont
     assert len([m for m in await simulator_control.sent("s1") if m["target_id"]]) == 3
 
 
+async def test_an_agents_reply_quotes_a_message(api_server, simulator_control) -> None:
+    agent, base, messages = await _ticket_with_our_reply(api_server, simulator_control)
+    theirs = messages[0]
+    reply = await agent.post(f"{base}/messages", json={"text": "Got it", "quoted_message_id": theirs["id"]},
+                             headers={"Idempotency-Key": "quote-1"})
+    assert reply.status_code == 202, reply.text
+    with trio.fail_after(30):
+        while not (sent := [m for m in await simulator_control.sent("s1") if m["text"] == "Got it"]):
+            await trio.sleep(0.05)
+    assert sent[0]["quoted_id"] == theirs["wa_id"]
+    with trio.fail_after(30):
+        while not (stored := [m for m in (await agent.get(f"{base}/messages")).json()["messages"]
+                              if m["body"] == "Got it"]):
+            await trio.sleep(0.05)
+    assert stored[0]["quoted_wa_id"] == theirs["wa_id"]
+    elsewhere = await agent.post(f"{base}/messages", json={"text": "x", "quoted_message_id": 999999},
+                                 headers={"Idempotency-Key": "quote-2"})
+    assert elsewhere.status_code == 404 and elsewhere.json()["error"]["field"] == "quoted_message_id"
+
+
 async def test_agents_react_over_the_websocket_and_hear_contacts_operations(api_server, simulator_control) -> None:
     agent, base, messages = await _ticket_with_our_reply(api_server, simulator_control)
     theirs, _, ours = messages

@@ -81,7 +81,8 @@ class RecordingOutbox:
     def __init__(self) -> None:
         self.calls: list[tuple] = []
 
-    async def submit(self, tenant_id: str, user: str, *, ticket_id: int, text: str, idempotency_key: str) -> dict:
+    async def submit(self, tenant_id: str, user: str, *, ticket_id: int, text: str, idempotency_key: str,
+                     quoted_message_id: int | None = None) -> dict:
         self.calls.append((tenant_id, user, ticket_id, text, idempotency_key))
         if ticket_id == 404:
             raise NotFound(f"no ticket {ticket_id}", "ticket_id")

@@ -50,7 +50,7 @@ import trio
 
 
 from .._errors import DriverConnectError, DriverError, DriverStateError, NotConnectedError, ProbeTimeoutError
-from .._events import ENDING_EVENTS, Event, MediaRef, OutboundMedia, OutboundOperation, SendResult
+from .._events import ENDING_EVENTS, Event, MediaRef, OutboundMedia, OutboundOperation, Quote, SendResult
 from ._devicestore import is_postgres
 from ._errors import WorkerDied
 from ._pool import Placement, WorkerPool
@@ -216,8 +216,9 @@ class NeonizeDriver:
         if result["conn"] > self._ended_conn:
             self._open_conn = result["conn"]
 
-    async def send_text(self, to: str, text: str, message_id: str) -> SendResult:
-        result = await self._request("send_text", to=to, text=text, message_id=message_id)
+    async def send_text(self, to: str, text: str, message_id: str, quote: Quote | None = None) -> SendResult:
+        quoted = {} if quote is None else {"quote": attrs.asdict(quote)}
+        result = await self._request("send_text", to=to, text=text, message_id=message_id, **quoted)
         return SendResult(**result)
 
     async def send_media(self, to: str, media: OutboundMedia, message_id: str) -> SendResult:

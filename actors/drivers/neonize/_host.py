@@ -110,6 +110,7 @@ from .._events import (
     MediaKind,
     OutboundOperation,
     PairingCode,
+    Quote,
     PairSuccess,
     Qr,
     TemporaryBan,
@@ -118,7 +119,7 @@ from .._journal import Journal, journal_path
 from ._convert import SUBSCRIBED, Refused, convert, device_jid_str, jid_str, lost_ending
 from ._devicestore import DeviceStoreError, delete_device, device_exists, is_postgres
 from ._ffilock import FfiLock
-from ._operations import operation_message
+from ._operations import operation_message, reply_message
 from ._wire import b64decode, encode_error, encode_event
 
 log = logging.getLogger(__name__)
@@ -484,7 +485,20 @@ class ClientHost:
 
     def _op_send_text(self, slot: _Slot, args: dict[str, Any]) -> dict[str, Any]:
         to, text, message_id = _jid(args.get("to"), "to"), _text(args, "text"), _text(args, "message_id")
-        return self._send(slot, message_id, lambda: slot.client.send_message(to, text))
+        quote = args.get("quote")
+        if quote is None:
+            return self._send(slot, message_id, lambda: slot.client.send_message(to, text))
+        if not isinstance(quote, dict):
+            raise ValueError(f"quote must be an object, got {quote!r}")
+        quoted = Quote(**quote)
+
+        def send() -> Any:
+            me = slot.client.me
+            if me is None:
+                raise NotConnectedError("the client has no own JID yet (not logged in)")
+            return slot.client.send_message(to, reply_message(text, quoted, to, me.JID))
+
+        return self._send(slot, message_id, send)
 
     def _op_send_operation(self, slot: _Slot, args: dict[str, Any]) -> dict[str, Any]:
         """A reaction, edit or delete for everyone (see ``_operations``)."""

@@ -1,4 +1,5 @@
-"""Operations on sent messages as WhatsApp protobufs: reactions, edits, deletes for everyone. Worker-side only.
+"""Operations on sent messages as WhatsApp protobufs: reactions, edits, deletes for everyone,
+and a text replying to (quoting) a message. Worker-side only.
 
 Pure builders (no Go call), so a test checks the exact message. They follow whatsmeow's own
 ``BuildReaction`` / ``BuildEdit`` / ``BuildRevoke`` (``send.go``), which neonize 0.5.2 wraps:
@@ -15,10 +16,10 @@ from neonize.builder import build_edit, build_revoke
 from neonize.proto.Neonize_pb2 import JID as JIDProto
 from neonize.proto.waCommon.WACommon_pb2 import MessageKey
 from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import Message as E2EMessage
-from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import ReactionMessage
-from neonize.utils.jid import Jid2String
+from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import ContextInfo, ExtendedTextMessage, ReactionMessage
+from neonize.utils.jid import Jid2String, JIDToNonAD
 
-from .._events import OutboundOperation
+from .._events import OutboundOperation, Quote
 from .._kinds import MessageKind
 
 
@@ -36,3 +37,12 @@ def operation_message(operation: OutboundOperation, chat: JIDProto, me: JIDProto
         case MessageKind.REVOKE:
             return build_revoke(chat, me, operation.target_id, me)
     raise ValueError(f"not an operation: {operation.kind}")
+
+
+def reply_message(text: str, quote: Quote, chat: JIDProto, me: JIDProto) -> E2EMessage:
+    """``text`` replying to ``quote`` in a one-to-one ``chat``: an extended text whose context
+    names the quoted message (id, author, its text), as whatsmeow's clients build replies."""
+    author = me if quote.from_me else chat
+    context = ContextInfo(stanzaID=quote.wa_id, participant=Jid2String(JIDToNonAD(author)),
+                          quotedMessage=E2EMessage(conversation=quote.text))
+    return E2EMessage(extendedTextMessage=ExtendedTextMessage(text=text, contextInfo=context))

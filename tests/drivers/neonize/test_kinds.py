@@ -161,3 +161,17 @@ def test_outbound_operations_are_whatsmeows_messages():
         OutboundOperation("edit", "T4", target_from_me=False, text="x")
     with pytest.raises(ValueError, match="must be one of"):
         OutboundOperation("text", "T5")
+
+
+def test_a_reply_quotes_the_message_it_answers():
+    from neonize.utils.jid import build_jid
+
+    from actors.drivers import Quote
+    from actors.drivers.neonize._operations import reply_message
+
+    chat, me = build_jid(PHONE), build_jid("5511000000001")
+    reply = reply_message("Got it", Quote("Q1", from_me=False, text="my card"), chat, me).extendedTextMessage
+    assert (reply.text, reply.contextInfo.stanzaID, reply.contextInfo.participant,
+            reply.contextInfo.quotedMessage.conversation) == ("Got it", "Q1", f"{PHONE}@s.whatsapp.net", "my card")
+    ours = reply_message("again", Quote("Q2", from_me=True), chat, me).extendedTextMessage
+    assert ours.contextInfo.participant == "5511000000001@s.whatsapp.net"
