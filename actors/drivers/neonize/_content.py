@@ -26,6 +26,7 @@ import attrs
 from google.protobuf import json_format
 from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import Message as E2EMessage
 
+from .._events import MediaKind
 from .._kinds import MessageKind
 from .._vcard import parse_vcards
 
@@ -41,10 +42,14 @@ _WRAPPERS: Final = (
 _VIEW_ONCE: Final = frozenset({"viewOnceMessage", "viewOnceMessageV2", "viewOnceMessageV2Extension"})
 _POLLS: Final = ("pollCreationMessage", "pollCreationMessageV2", "pollCreationMessageV3", "pollCreationMessageV4",
                  "pollCreationMessageV5", "pollCreationMessageV6")
-_MEDIA_KINDS: Final = {
-    "imageMessage": MessageKind.IMAGE, "videoMessage": MessageKind.VIDEO, "audioMessage": MessageKind.AUDIO,
-    "documentMessage": MessageKind.DOCUMENT, "stickerMessage": MessageKind.STICKER,
+MEDIA_FIELDS: Final[dict[str, tuple[MediaKind, str]]] = {
+    "imageMessage": (MediaKind.IMAGE, "image/jpeg"),
+    "videoMessage": (MediaKind.VIDEO, "video/mp4"),
+    "audioMessage": (MediaKind.AUDIO, "audio/ogg"),
+    "documentMessage": (MediaKind.DOCUMENT, "application/octet-stream"),
+    "stickerMessage": (MediaKind.STICKER, "image/webp"),
 }
+"""E2E message field of an attachment -> (its media kind, the mimetype when the sender gave none)."""
 _IGNORED: Final = frozenset({"messageContextInfo", "senderKeyDistributionMessage"})
 """Fields that ride along with the real content (keys, context), never a content of their own."""
 
@@ -61,7 +66,7 @@ class Content:
     payload: dict[str, Any] = attrs.field(factory=dict)
     quoted_id: str | None = None
     target_id: str | None = None
-    media_field: str | None = None  # the E2E field holding the attachment
+    media: tuple[str, Any] | None = None  # the attachment: its E2E field and that sub-message
 
 
 def unwrap(message: E2EMessage) -> tuple[E2EMessage, bool]:
@@ -84,10 +89,11 @@ def _quote(part: Any) -> str | None:
 
 
 def _media(field: str, part: Any, view_once: bool) -> Content:
-    kind = _MEDIA_KINDS[field]
+    media_kind, default_mimetype = MEDIA_FIELDS[field]
+    kind = MessageKind(media_kind.value)
     if kind is MessageKind.AUDIO and part.PTT:
         kind = MessageKind.PTT
-    payload: dict[str, Any] = {"mimetype": part.mimetype or None}
+    payload: dict[str, Any] = {"mimetype": part.mimetype or default_mimetype}
     if kind in (MessageKind.VIDEO, MessageKind.AUDIO, MessageKind.PTT) and part.seconds:
         payload["duration"] = part.seconds
     if kind is MessageKind.DOCUMENT:
@@ -98,7 +104,7 @@ def _media(field: str, part: Any, view_once: bool) -> Content:
         payload["animated"] = bool(part.isAnimated)
     elif kind is not MessageKind.DOCUMENT and (view_once or getattr(part, "viewOnce", False)):
         payload["view_once"] = True
-    return Content(kind, getattr(part, "caption", ""), payload, _quote(part), media_field=field)
+    return Content(kind, getattr(part, "caption", ""), payload, _quote(part), media=(field, part))
 
 
 def _cards(display_name: str, vcards: list[str]) -> list[dict[str, Any]]:
@@ -127,7 +133,7 @@ def _protocol(message: E2EMessage) -> Content | None:
         edited, _ = unwrap(proto.editedMessage)
         text = edited.conversation or edited.extendedTextMessage.text
         if not text:  # an edited caption
-            for field in _MEDIA_KINDS:
+            for field in MEDIA_FIELDS:
                 if edited.HasField(field):
                     text = getattr(edited, field).caption
         return Content(MessageKind.EDIT, text=text, target_id=target)
@@ -153,7 +159,7 @@ def content(
     if message.HasField("extendedTextMessage"):
         part = message.extendedTextMessage
         return Content(MessageKind.TEXT, part.text, quoted_id=_quote(part))
-    for field in _MEDIA_KINDS:
+    for field in MEDIA_FIELDS:
         if message.HasField(field):
             return _media(field, getattr(message, field), view_once)
     if message.HasField("locationMessage"):

@@ -42,7 +42,7 @@ so every mapping decision is in one place:
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 import attrs
 from neonize.events import (
@@ -89,7 +89,7 @@ from .._events import (
     TemporaryBan,
     Undecryptable,
 )
-from ._content import VoteDecrypter, content, unwrap
+from ._content import MEDIA_FIELDS, VoteDecrypter, content
 from ._wire import b64encode
 
 # neonize's ConnectFailureReason numbering -> WhatsApp's code (whatsmeow's constants). Only
@@ -132,15 +132,6 @@ _RECEIPT_KINDS: Final[dict[int, ReceiptKind]] = {
     pb.Receipt.READ_SELF: ReceiptKind.READ,
     pb.Receipt.PLAYED: ReceiptKind.PLAYED,
     pb.Receipt.PLAYED_SELF: ReceiptKind.PLAYED,
-}
-
-# E2E message field -> (kind, mimetype when the sender gave none).
-_MEDIA_FIELDS: Final[dict[str, tuple[MediaKind, str]]] = {
-    "imageMessage": (MediaKind.IMAGE, "image/jpeg"),
-    "videoMessage": (MediaKind.VIDEO, "video/mp4"),
-    "audioMessage": (MediaKind.AUDIO, "audio/ogg"),
-    "documentMessage": (MediaKind.DOCUMENT, "application/octet-stream"),
-    "stickerMessage": (MediaKind.STICKER, "image/webp"),
 }
 
 MS_PER_S: Final = 1000.0
@@ -227,12 +218,12 @@ def _sender_jid(source: pb.MessageSource) -> str:
     return _phone_jid(source.Sender, source.SenderAlt)
 
 
-def _media(message: E2EMessage, field: str | None) -> MediaRef | None:
-    """The attachment in ``message.<field>`` (``message`` already unwrapped), as a download reference."""
-    if field is None:
+def _media(attachment: tuple[str, Any] | None) -> MediaRef | None:
+    """The attachment (its E2E field and sub-message) as a download reference."""
+    if attachment is None:
         return None
-    kind, default_mime = _MEDIA_FIELDS[field]
-    part = getattr(message, field)
+    field, part = attachment
+    kind, default_mime = MEDIA_FIELDS[field]
     # The ref is the media sub-message alone (thumbnail dropped: it can weigh
     # kilobytes and is not needed to download the file).
     only = E2EMessage()
@@ -259,8 +250,6 @@ def _message(ev: pb.Message, decrypt_vote: VoteDecrypter | None = None) -> Messa
                     decrypt_vote=None if decrypt_vote is None else lambda: decrypt_vote(ev))
     if found is None:
         return None
-    if found.payload.get("mimetype") is None and found.media_field is not None:
-        found.payload["mimetype"] = _MEDIA_FIELDS[found.media_field][1]
     return Message(
         id=info.ID,
         chat_jid=_chat_jid(source),
@@ -268,7 +257,7 @@ def _message(ev: pb.Message, decrypt_vote: VoteDecrypter | None = None) -> Messa
         from_me=source.IsFromMe,
         timestamp=info.Timestamp / MS_PER_S,
         text=found.text,
-        media=_media(unwrap(ev.Message)[0], found.media_field),
+        media=_media(found.media),
         is_group=source.IsGroup,
         is_broadcast=source.Chat.Server == "broadcast",
         push_name=info.Pushname or None,
