@@ -121,3 +121,31 @@ async def test_agents_react_over_the_websocket_and_hear_contacts_operations(api_
         assert [c["change"] for c in changes][-2:] == ["reaction", "edited"]
         assert changes[-1]["previous_body"] == "my card is 1234" and changes[-1]["body"] == "my card is ****"
     assert len((await agent.get(f"{base}/messages")).json()["messages"]) == 3
+
+
+async def test_kinds_and_operations_reach_the_webhooks(local_hooks_server, simulator_control, webhook_receiver) -> None:
+    api_server = local_hooks_server  # the receiver listens on 127.0.0.1: allowed by webhooks.allow_targets
+    await api_server.tenant("t1")
+    hook = await api_server.admin.post("/tenants/t1/webhooks", json={
+        "url": webhook_receiver.url, "events": ["message.created", "message.updated"], "secret": "s"})
+    assert hook.status_code == 201, hook.text
+    await api_server.admin.post("/tenants/t1/sessions", json={"id": "s1", "name": "Support"})
+    await api_server.admin.post("/tenants/t1/sessions/s1/connect")
+    await simulator_control.scan("s1")
+    await api_server.wait_status("s1", SessionStatus.CONNECTED)
+    card = await simulator_control.send_message("s1", sender=CUSTOMER, kind="contacts", payload={"contacts": [
+        {"name": "Ana", "phones": [{"number": "+55 21 1", "wa_id": None, "type": None}], "vcard": "BEGIN:VCARD"}]})
+    await simulator_control.revoke("s1", card, sender=CUSTOMER)
+
+    def events() -> list[dict]:
+        return [json.loads(call["body"]) for call in webhook_receiver.calls]
+
+    with trio.fail_after(30):
+        while len(events()) < 2:
+            await webhook_receiver.wait_calls(len(webhook_receiver.calls) + 1)
+    created, deleted = sorted(events(), key=lambda e: e["event"])
+    assert created["event"] == "message.created" and created["payload"]["kind"] == "contacts"
+    assert created["payload"]["payload"]["contacts"][0]["name"] == "Ana"
+    assert created["payload"]["body"] == "👤 contact: Ana +55 21 1"
+    assert deleted["event"] == "message.updated" and deleted["payload"]["change"] == "deleted"
+    assert deleted["payload"]["body"] == DELETED_TEXT and deleted["payload"]["payload"] is None
