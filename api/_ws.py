@@ -12,8 +12,7 @@ join       ``room``; ``since`` (last seq seen), ``epoch`` optional  ``joined`` (
 leave      ``room``                                                 ``left``
 ping       ``id`` optional                                          ``pong`` (same ``id``)
 send       ``ticket_id``, ``text``, ``idempotency_key``;            ``sent`` (the outbox row), or
-           ``quoted_message_id`` optional (a reply)
-                                                                    ``error``
+           ``quoted_message_id`` optional (a reply)                 ``error``
 react      ``ticket_id``, ``message_id``, ``emoji`` ("" removes)    ``updated`` (the message), or
                                                                     ``error``
 edit       ``ticket_id``, ``message_id``, ``text``                  ``updated``, or ``error``
