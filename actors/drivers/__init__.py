@@ -9,7 +9,10 @@ Public face of the package; implementation lives in the ``_private`` modules.
   ``KeepaliveLost``, ``KeepaliveRestored``, ``Qr``, ``PairingCode``,
   ``PairSuccess``, ``Message``, ``Receipt``, ``OfflineSyncDone``,
   ``Undecryptable``, ``Presence``; the union ``Event`` and ``ENDING_EVENTS``.
-* Values: ``MediaRef``, ``OutboundMedia``, ``SendResult``; enums ``ReasonCode``,
+* Message kinds (``_kinds``): ``MessageKind``, ``OPERATIONS``, ``MEDIA_KINDS``,
+  ``PLACEHOLDER_TEXT`` and ``summary`` (the line agents read for a message of any kind);
+  ``parse_vcards`` (``_vcard``): names and numbers of contact cards.
+* Values: ``MediaRef``, ``OutboundMedia``, ``OutboundOperation``, ``Quote``, ``SendResult``; enums ``ReasonCode``,
   ``ReceiptKind``, ``MediaKind``, ``PresenceState``.
 * ``SimulatedDriver`` / ``SimulatedDriverConfig``: the driver for the simulated
   WhatsApp server (``actors.simulator``).
@@ -49,11 +52,13 @@ from ._events import (
     Message,
     OfflineSyncDone,
     OutboundMedia,
+    OutboundOperation,
     PairingCode,
     PairSuccess,
     Presence,
     PresenceState,
     Qr,
+    Quote,
     ReasonCode,
     Receipt,
     ReceiptKind,
@@ -62,8 +67,10 @@ from ._events import (
     TemporaryBan,
     Undecryptable,
 )
+from ._kinds import MEDIA_KINDS, OPERATIONS, PLACEHOLDER_TEXT, MessageKind, summary
 from ._protocol import Driver, DriverFactory
 from ._simulated import SimulatedDriver, SimulatedDriverConfig
+from ._vcard import parse_vcards
 
 __all__ = [
     "ENDING_EVENTS",
@@ -79,20 +86,26 @@ __all__ = [
     "KeepaliveLost",
     "KeepaliveRestored",
     "LoggedOut",
+    "MEDIA_KINDS",
     "MediaKind",
     "MediaNotFoundError",
     "MediaRef",
     "Message",
+    "MessageKind",
     "NeonizeDriver",
     "NotConnectedError",
+    "OPERATIONS",
     "OfflineSyncDone",
     "OutboundMedia",
+    "OutboundOperation",
+    "PLACEHOLDER_TEXT",
     "PairSuccess",
     "PairingCode",
     "Presence",
     "PresenceState",
     "ProbeTimeoutError",
     "Qr",
+    "Quote",
     "ReasonCode",
     "Receipt",
     "ReceiptKind",
@@ -101,6 +114,8 @@ __all__ = [
     "RequestInterruptedError",
     "RequestTimeoutError",
     "SendResult",
+    "parse_vcards",
+    "summary",
     "SimulatedDriver",
     "SimulatedDriverConfig",
     "TemporaryBan",

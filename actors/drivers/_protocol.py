@@ -84,7 +84,7 @@ from typing import Protocol, runtime_checkable
 
 import trio
 
-from ._events import Event, MediaRef, OutboundMedia, SendResult
+from ._events import Event, MediaRef, OutboundMedia, OutboundOperation, Quote, SendResult
 
 
 @runtime_checkable
@@ -104,12 +104,17 @@ class Driver(Protocol):
         """Open a connection; raises ``DriverConnectError`` if none could be made."""
         ...
 
-    async def send_text(self, to: str, text: str, request_key: str) -> SendResult:
-        """Send ``text`` to the chat ``to``; the result carries WhatsApp's id for it."""
+    async def send_text(self, to: str, text: str, request_key: str, quote: Quote | None = None) -> SendResult:
+        """Send ``text`` to the chat ``to`` (replying to ``quote``); the result carries WhatsApp's id for it."""
         ...
 
     async def send_media(self, to: str, media: OutboundMedia, request_key: str) -> SendResult:
         """Send an attachment (caption in ``media.caption``); the result carries WhatsApp's id."""
+        ...
+
+    async def send_operation(self, chat_jid: str, operation: OutboundOperation, request_key: str) -> SendResult:
+        """React to, edit or delete for everyone a message of ``chat_jid`` (idempotent on WhatsApp's
+        side: the same operation again changes nothing)."""
         ...
 
     async def download_media(self, ref: MediaRef) -> bytes:

@@ -83,6 +83,8 @@ from ._events import (
     Message,
     OfflineSyncDone,
     OutboundMedia,
+    OutboundOperation,
+    Quote,
     PairingCode,
     PairSuccess,
     Presence,
@@ -198,13 +200,19 @@ def _ending_for(code: int, reason: str, frame: dict[str, Any], local: bool) -> E
 def _message(msg: dict[str, Any]) -> Message:
     media = msg.get("media")
     ref = None
+    kind, payload = msg.get("kind") or "text", msg.get("payload") or {}
     if media is not None:
         ref = MediaRef(ref=media["ref"], kind=MediaKind(media["kind"]), mimetype=media["mimetype"],
                        size=media.get("size"), file_name=media.get("file_name"), sha256=media.get("sha256"))
+        if kind == "text":  # an attachment sent without a kind: the attachment's
+            kind, payload = ref.kind.value, {"mimetype": ref.mimetype}
+            if ref.kind is MediaKind.DOCUMENT:
+                payload["file_name"] = ref.file_name
     return Message(id=msg["id"], chat_jid=msg["chat"], sender_jid=msg["sender"], from_me=bool(msg["from_me"]),
                    timestamp=float(msg["ts"]), text=msg.get("text") or "", media=ref,
                    is_group=bool(msg.get("is_group")), is_broadcast=bool(msg.get("is_broadcast")),
-                   push_name=msg.get("push_name"), quoted_id=msg.get("quoted_id"))
+                   push_name=msg.get("push_name"), quoted_id=msg.get("quoted_id"), kind=kind, payload=payload,
+                   target_id=msg.get("target_id"))
 
 
 def _event(frame: dict[str, Any]) -> Event | None:
@@ -610,10 +618,11 @@ class SimulatedDriver:
     async def probe(self, timeout: float = 10.0) -> float:
         return await self._ping(self._require(), timeout)
 
-    async def send_text(self, to: str, text: str, request_key: str) -> SendResult:
+    async def send_text(self, to: str, text: str, request_key: str, quote: Quote | None = None) -> SendResult:
         """Send ``text``; WhatsApp (the simulator) names the message. ``request_key`` is not sent:
         WhatsApp takes no client id, and this driver keeps no memory of past sends."""
-        frame = await self._request(self._require(), "send", to=to, text=text, media=None)
+        quoted = {} if quote is None else {"quoted_id": quote.wa_id}
+        frame = await self._request(self._require(), "send", to=to, text=text, media=None, **quoted)
         return SendResult(message_id=frame["id"], timestamp=float(frame["ts"]))
 
     async def send_media(self, to: str, media: OutboundMedia, request_key: str) -> SendResult:
@@ -621,6 +630,13 @@ class SimulatedDriver:
         wire = {"kind": media.kind.value, "mimetype": media.mimetype, "file_name": media.file_name,
                 "data": base64.b64encode(media.data).decode()}
         frame = await self._request(self._require(), "send", to=to, text=media.caption, media=wire)
+        return SendResult(message_id=frame["id"], timestamp=float(frame["ts"]))
+
+    async def send_operation(self, chat_jid: str, operation: OutboundOperation, request_key: str) -> SendResult:
+        """React to, edit or delete a message (see :meth:`send_text`): a ``send`` with the operation's kind."""
+        frame = await self._request(self._require(), "send", to=chat_jid, text=operation.text, media=None,
+                                    kind=str(operation.kind), target_id=operation.target_id,
+                                    target_from_me=operation.target_from_me)
         return SendResult(message_id=frame["id"], timestamp=float(frame["ts"]))
 
     async def download_media(self, ref: MediaRef) -> bytes:

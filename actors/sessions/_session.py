@@ -57,13 +57,16 @@ from actors.drivers import (
     KeepaliveRestored,
     MediaRef,
     Message,
+    MessageKind,
     NotConnectedError,
     OfflineSyncDone,
     OutboundMedia,
+    OutboundOperation,
     PairingCode,
     PairSuccess,
     Presence,
     Qr,
+    Quote,
     Receipt,
     RequestError,
     Undecryptable,
@@ -123,6 +126,7 @@ class SendText:
     to: str
     text: str
     message_id: str
+    quote: Quote | None = None  # the message this one replies to
 
 
 @attrs.frozen
@@ -130,6 +134,17 @@ class SendMedia:
     to: str
     media: OutboundMedia
     message_id: str
+
+
+@attrs.frozen
+class SendOperation:
+    """React to, edit or delete for everyone a message of ``chat_jid``. Reply: the driver's
+    SendResult or RequestFailed. Not through the outbox: each is idempotent on WhatsApp's side
+    (a repeat changes nothing), so a lost answer is simply asked again."""
+
+    chat_jid: str
+    operation: OutboundOperation
+    request_key: str
 
 
 @attrs.frozen
@@ -234,10 +249,12 @@ class SessionActor(Actor):
                 return self.deps.board.get(self.session_id)
             case GetCacheSizes():
                 return self.caches.sizes()
-            case SendText(to, text, message_id):
-                return await self._request(self.driver.send_text, to, text, message_id)
+            case SendText(to, text, message_id, quote):
+                return await self._request(self.driver.send_text, to, text, message_id, quote)
             case SendMedia(to, media, message_id):
                 return await self._request(self.driver.send_media, to, media, message_id)
+            case SendOperation(chat_jid, operation, request_key):
+                return await self._request(self.driver.send_operation, chat_jid, operation, request_key)
             case MarkRead(chat_jid, message_ids, sender_jid):
                 return await self._request(self.driver.mark_read, chat_jid, tuple(message_ids), sender_jid)
             case DownloadMedia(ref):
@@ -389,6 +406,10 @@ class SessionActor(Actor):
                 if isinstance(event, Message):
                     messages, event = self._drain_messages(event)
                     await inbound.put(messages)
+                elif isinstance(event, Undecryptable):  # its placeholder keeps its place in the chat
+                    await self._handle(event)
+                    await inbound.put([event.placeholder()])
+                    event = None
                 else:
                     await self._handle(event)
                     event = None
@@ -447,7 +468,8 @@ class SessionActor(Actor):
     async def _inbound(self, batch: list[Message]) -> None:
         """Store the batch, *then* acknowledge all of it (the driver releases it from its journal):
         a crash in between means a replay, never loss. Broadcasts and unwanted groups are only acknowledged; ids this session
-        stored recently (a re-delivery) are not stored again."""
+        stored recently (a re-delivery) are not stored again. A placeholder (an undecryptable message) is
+        neither acknowledged nor remembered: WhatsApp re-sends its message under the same id."""
         fresh = [
             message for message in batch
             if not (message.is_broadcast or message.chat_jid.endswith("@broadcast"))
@@ -457,10 +479,12 @@ class SessionActor(Actor):
         if fresh:
             await self._through_store(self.deps.inbound.deliver, fresh)
             for message in fresh:
+                if message.kind is MessageKind.UNDECRYPTABLE:
+                    continue
                 self.caches.messages.put(message.id, True)
                 self.caches.chats.put(message.chat_jid, message.timestamp)
                 self.caches.contacts.put(message.sender_jid, message.push_name)
-        await self.driver.ack(*(message.id for message in batch))
+        await self.driver.ack(*(message.id for message in batch if message.kind is not MessageKind.UNDECRYPTABLE))
 
     async def _through_store(self, write, payload) -> None:
         """``write(session, tenant, payload)`` through the store gate: while the store is

@@ -47,7 +47,9 @@ or ``{"re": rid, "ok": false, "code": 400|404, "error": "..."}``.
   message (the client chooses no id, like neonize's SendMessage), so repeating a
   send makes a second message. Receipts carrying that ``id`` follow (``played``
   too for audio and video). A send to another simulated account's JID lands in
-  that account's queue (same id).
+  that account's queue (same id). With ``"kind": "reaction"|"edit"|"revoke"`` and
+  ``"target_id"`` it is an operation on a sent or received message (``text``: the
+  emoji or the new text): answered alike, recorded in ``sent``, no receipts.
 * ``{"op": "mark_read", "rid", "chat", "ids": [...]}`` → ``{"ok": true}``.
 * ``{"op": "download", "rid", "ref"}`` → ``{"ok": true, "data": base64}`` or 404.
 * ``{"op": "pair_phone", "rid", "number": digits}`` (only while QR codes are
@@ -62,7 +64,9 @@ Server → client events (``{"ev": ...}``); timestamps are epoch seconds:
   (the driver stores ``creds`` for its next hello); ``connected`` ``{jid}``.
 * ``messages`` ``{msgs: [{id, chat, sender, from_me, ts, text, media: null|{ref,
   kind, mimetype, size, file_name, sha256}, is_group, is_broadcast, push_name,
-  quoted_id}, ...]}`` - what is deliverable at once travels in one frame, in
+  quoted_id, kind, payload, target_id}, ...]}`` (``kind``/``payload``: the message's kind and
+  its description, ``actors.drivers.MessageKind``; ``target_id``: the message a reaction, edit,
+  delete or poll vote acts on) - what is deliverable at once travels in one frame, in
   queue order; at most ``delivery_window`` messages in flight (not yet receipted,
   or not yet acked in the idealised mode) at a time.
 * ``offline_sync_done`` ``{count}`` after the backlog queued before ``connected``.

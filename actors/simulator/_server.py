@@ -26,6 +26,7 @@ from ._control import serve_control
 from ._link import Link
 from ._media import MediaStore, sha256_hex
 from ._state import Account, State, new_credentials
+from ._kinds import OPERATIONS
 from ._traffic import TrafficSpec, build_message, new_message_id, run_traffic
 
 log = logging.getLogger(__name__)
@@ -348,12 +349,19 @@ class SimulatorServer:
         media = frame.get("media")
         if media is not None and not isinstance(media, dict):
             raise BadFrame("field 'media' must be an object or null")
+        kind = frame.get("kind") or "text"
+        if kind != "text" and (kind not in OPERATIONS or not isinstance(frame.get("target_id"), str)):
+            raise BadFrame(f"field 'kind' must be text or one of {OPERATIONS} with a 'target_id', got {kind!r}")
         self.stats.sends_received += 1
         message_id = new_message_id()
         timestamp = wall_clock()
         log_entry = {"id": message_id, "to": to, "text": frame.get("text", ""), "ts": timestamp,
-                     "media": None if media is None else {k: v for k, v in media.items() if k != "data"}}
+                     "media": None if media is None else {k: v for k, v in media.items() if k != "data"},
+                     "kind": kind, "target_id": frame.get("target_id"), "quoted_id": frame.get("quoted_id")}
         self._sent_log.setdefault(account.session_id, deque(maxlen=self.config.sent_log)).append(log_entry)
+        if kind in OPERATIONS:  # a reaction, edit or delete: acknowledged, no receipts
+            await link.send({"re": rid, "ok": True, "id": message_id, "ts": timestamp})
+            return
         peer = self.state.session_of(to)
         if peer is not None and peer != account.session_id:
             await self._deliver_to_peer(account, peer, message_id, str(frame.get("text") or ""), media, timestamp)

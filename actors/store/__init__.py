@@ -30,6 +30,7 @@ from ._errors import (
     WriteFailed,
 )
 from ._ops_queues import ALL_EVENTS, QUARANTINED, webhook_wants
+from ._ops_messages import Edited
 from ._postgres import PostgresBackend
 from ._records import (
     AlreadyStored,
@@ -43,6 +44,7 @@ from ._records import (
     JobStatus,
     MediaJob,
     Message,
+    MessageVersion,
     NewMessage,
     OutboxItem,
     OutboxSentRecord,
@@ -71,6 +73,7 @@ __all__ = [
     "Conflict",
     "Contact",
     "DeliveryStatus",
+    "Edited",
     "Enqueued",
     "Fence",
     "FencedOut",
@@ -80,6 +83,7 @@ __all__ = [
     "JobStatus",
     "MediaJob",
     "Message",
+    "MessageVersion",
     "NewMessage",
     "NotFound",
     "OutboxItem",

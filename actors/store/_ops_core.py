@@ -13,6 +13,7 @@ leave no trace, because its batch commits anyway for the other callers.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import attrs
@@ -363,11 +364,11 @@ class InsertMessages:
 
 _MESSAGE_COLUMNS = (
     "tenant_id", "session_id", "wa_id", "contact_id", "ticket_id", "from_me", "body",
-    "media_type", "status", "sent_at", "created_at", "raw_body", "quoted_wa_id",
+    "media_type", "status", "sent_at", "created_at", "raw_body", "quoted_wa_id", "kind", "payload",
 )
 _PG_MESSAGE_TYPES = (
     "text", "text", "text", "bigint", "bigint", "bigint", "text", "text", "text", "float8", "float8",
-    "text", "text",
+    "text", "text", "text", "text",
 )
 _NOW = f"${len(_PG_MESSAGE_TYPES) + 2}"  # the parameter after the column arrays and media_source
 _BUMP = (  # applied to tickets t from per-ticket aggregates b (unread, body, at); $N = now
@@ -494,7 +495,8 @@ async def insert_messages(
     messages = [m for op in ops for m in op.messages]
     rows = [
         (m.tenant_id, m.session_id, m.wa_id, m.contact_id, m.ticket_id, int(m.from_me), m.body,
-         m.media_type, str(m.status), float(m.sent_at), now, m.raw_body, m.quoted_wa_id)
+         m.media_type, str(m.status), float(m.sent_at), now, m.raw_body, m.quoted_wa_id, str(m.kind),
+         None if m.payload is None else json.dumps(m.payload))
         for m in messages
     ]
     if tx.dialect == "postgres":

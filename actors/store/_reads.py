@@ -15,6 +15,7 @@ from ._records import (
     Contact,
     JobStatus,
     Message,
+    MessageVersion,
     OutboxItem,
     Queue,
     SessionRecord,
@@ -132,6 +133,14 @@ class StoreReads:
 
     async def get_message_by_id(self, message_id: int) -> Message | None:
         return await self._one(Message, "SELECT * FROM messages WHERE id = $1", message_id)
+
+    async def message_versions(self, message_id: int) -> list[MessageVersion]:
+        """The texts edits replaced on a message, oldest first."""
+        return await self._all(
+            MessageVersion,
+            "SELECT message_id, body, replaced_at FROM message_versions WHERE message_id = $1 ORDER BY id",
+            message_id,
+        )
 
     async def list_messages(self, ticket_id: int, *, after_id: int = 0, limit: int = 100) -> list[Message]:
         """A ticket's messages in storage order (= arrival order), paged by ``after_id``."""

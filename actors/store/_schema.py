@@ -230,9 +230,30 @@ _V_DRIVER_CREDENTIALS = [
         PRIMARY KEY (session_id, driver))""",
 ]
 
+_V_MESSAGE_KINDS = [
+    # what a message is (actors.drivers.MessageKind: text, image, location, poll...) and its
+    # structured description as JSON (the keys per kind: actors.drivers._kinds.PAYLOAD_KEYS);
+    # ``body`` stays the line agents read (the text, or a summary of a kind without text)
+    "ALTER TABLE messages ADD COLUMN kind TEXT NOT NULL DEFAULT 'text'",
+    "ALTER TABLE messages ADD COLUMN payload TEXT",
+    # operations on a stored message: the last edit, the delete for everyone (the body is kept:
+    # who may still read it is the API's decision), the reactions as JSON {sender JID: emoji}
+    "ALTER TABLE messages ADD COLUMN edited_at {float}",
+    "ALTER TABLE messages ADD COLUMN deleted_at {float}",
+    "ALTER TABLE messages ADD COLUMN reactions TEXT",
+    # the texts an edit replaced, oldest first
+    """CREATE TABLE message_versions (
+        id {pk},
+        message_id {int} NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+        body TEXT NOT NULL,
+        replaced_at {float} NOT NULL)""",
+    "CREATE INDEX message_versions_by_message ON message_versions (message_id, id)",
+]
+
 #: Every migration in order; index i holds version i + 1.
 MIGRATIONS: list[list[str]] = [
     _V1, _V2, _V_RAW_TEXT, _V_QUARANTINE, _V_WA_IDS, _V_DEVICE_JID, _V_DRIVER_CREDENTIALS,
+    _V_MESSAGE_KINDS,
 ]
 
 #: The schema version this code writes and reads.

@@ -27,6 +27,7 @@ import attrs
 import trio
 
 from . import _ops_core as core
+from . import _ops_messages as msg_ops
 from . import _ops_queues as queues
 from ._backend import single_errors
 from ._errors import InvalidInput, StoreClosed
@@ -52,6 +53,7 @@ from ._records import (
     Webhook,
     WebhookDelivery,
 )
+from ._ops_messages import Edited
 from ._schema import migrate
 from ._text import storable
 from ._writer import GroupCommitter, StoreStatistics
@@ -352,6 +354,32 @@ class Store(StoreReads):
         if not messages:
             return []
         return await self._write(core.InsertMessages(tuple(_storable_message(m) for m in messages)), timeout)
+
+    async def edit_message(
+        self, session_id: str, wa_id: str, body: str, *, from_me: bool, timeout: float | None = None,
+    ) -> Edited | None:
+        """Replace the text of a stored message by its author (``from_me``), keeping the old text
+        (:meth:`message_versions`); ``None``: no such message of that author. Never refused for
+        the text (see :meth:`insert_message`)."""
+        clean, raw = storable(body)
+        return await self._write(msg_ops.EditMessage(session_id, _wa_key("wa_id", wa_id), clean, raw, from_me), timeout)
+
+    async def revoke_message(self, session_id: str, wa_id: str, *, timeout: float | None = None) -> Message | None:
+        """Mark a stored message deleted for everyone (its text is kept); ``None``: not stored."""
+        return await self._write(msg_ops.RevokeMessage(session_id, _wa_key("wa_id", wa_id)), timeout)
+
+    async def react_to_message(
+        self, session_id: str, wa_id: str, sender_jid: str, emoji: str, *, timeout: float | None = None,
+    ) -> Message | None:
+        """Set (``""``: remove) ``sender_jid``'s reaction on a stored message; ``None``: not stored."""
+        op = msg_ops.ReactToMessage(session_id, _wa_key("wa_id", wa_id), _wa_key("sender_jid", sender_jid),
+                                    storable(emoji)[0])
+        return await self._write(op, timeout)
+
+    async def fill_placeholder(self, message: NewMessage, *, timeout: float | None = None) -> Message | None:
+        """Give a stored undecryptable placeholder the content WhatsApp re-sent (same id); ``None``
+        when the stored message is no placeholder (nothing changes)."""
+        return await self._write(msg_ops.FillPlaceholder(_storable_message(message)), timeout)
 
     async def update_message_status(
         self, session_id: str, wa_id: str, status: DeliveryStatus, *, timeout: float | None = None

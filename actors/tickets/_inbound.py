@@ -14,6 +14,14 @@ driver events → SessionActor (a batch: the messages waiting together) → :met
 4. return: only now does the session acknowledge the message to WhatsApp. A crash anywhere
    before this point means WhatsApp re-delivers it, and the store answers AlreadyStored.
 
+Message kinds (:mod:`actors.drivers._kinds`): every message is stored with its kind and payload,
+and a body agents can read (its text, else a summary: never empty). Operations - reactions,
+edits, deletes for everyone - are no messages: after the batch's messages are stored they are
+applied to their targets (:mod:`._operations`), never opening or reopening a ticket. An
+undecryptable message is stored as a placeholder (the session turns the driver's ``Undecryptable``
+into a message of kind ``undecryptable``, in its chat's order) that the re-sent message (same
+WhatsApp id, answered AlreadyStored) fills.
+
 Item isolation (DESIGN §10): what WhatsApp sends is never refused for its text (the store keeps
 unstorable characters as U+FFFD with the raw form, see :func:`actors.store.storable`). Should the
 store still refuse a batch for its content (a key no index can hold: an id or JID over
@@ -35,7 +43,7 @@ from collections.abc import Callable, Sequence
 import attrs
 import trio
 
-from actors.drivers import Message, Receipt, ReceiptKind
+from actors.drivers import OPERATIONS, Message, MessageKind, Receipt, ReceiptKind, summary
 from actors.flows import (
     MESSAGE_UPDATED,
     TICKET_CREATED,
@@ -61,6 +69,7 @@ from actors.store import (
 
 from ._directory import TicketDirectory
 from ._messages import Appended, AppendInbound, MovedTo, TicketRefused
+from ._operations import apply_operation, fill_placeholder, name_votes
 
 _LOG = logging.getLogger("zapvisor.tickets")
 
@@ -104,12 +113,13 @@ def _new_message(tenant_id: str, session_id: str, contact_id: int, ticket_id: in
     """The message to store. WhatsApp's text (a body or a caption) is never refused: what no
     backend can store becomes U+FFFD and the original is kept (``raw_body``), here where it enters
     the flows, so everything downstream (the ticket, ``message.created``) sees what is stored."""
-    body, raw_body = storable(message.text)
+    body, raw_body = storable(summary(message.kind, message.payload, message.text))
     return NewMessage(
         tenant_id=tenant_id, session_id=session_id, wa_id=message.id, contact_id=contact_id, ticket_id=ticket_id,
         from_me=message.from_me, body=body, raw_body=raw_body, sent_at=message.timestamp,
         media_type=None if message.media is None else message.media.kind.value,
         media_source=media_source(session_id, message), quoted_wa_id=message.quoted_id,
+        kind=str(message.kind), payload=message.payload or None,
     )
 
 
@@ -138,6 +148,7 @@ class TicketInbound:
     reopen_window: float
     publisher: Publisher = no_publisher
     on_media: Callable[[], None] = lambda: None
+    show_deleted_text: bool = False  # tickets.show_deleted_text: agents read deleted messages' text
     _contacts: BoundedCache = attrs.field(factory=lambda: BoundedCache(CONTACT_CACHE))
     _tickets: BoundedCache = attrs.field(factory=lambda: BoundedCache(TICKET_CACHE))
     _groups: dict[str, tuple[bool, float]] = attrs.field(factory=dict)  # session -> (allowed, read at)
@@ -172,18 +183,31 @@ class TicketInbound:
                    session_id, message.id, error, message)
 
     async def _deliver(self, session_id: str, tenant_id: str, messages: Sequence[Message]) -> None:
-        """Store ``messages`` durably (see the module docstring); returns after their COMMIT.
-
-        Each conversation's messages form one run, appended in order by its ticket's actor in one
-        write; the runs of different conversations are stored concurrently and share commits.
-        Conversations this node knows (contact and ticket cached) go at once; a new one first
-        upserts its contact and finds or creates its ticket, alongside, so it never holds the
-        others up. Raises what :meth:`deliver` raises, and the store's refusals (InvalidInput,
-        WriteFailed) for :meth:`deliver` to isolate.
+        """Store ``messages`` durably (see the module docstring), then apply the operations among
+        them; returns after their COMMIT. Raises what :meth:`deliver` raises, and the store's
+        refusals (InvalidInput, WriteFailed) for :meth:`deliver` to isolate.
         """
         wanted = [m for m in messages if not is_status_or_broadcast(m)]
         if any(m.is_group for m in wanted) and not await self._groups_allowed(session_id):
             wanted = [m for m in wanted if not m.is_group]
+        operations = [m for m in wanted if m.kind in OPERATIONS]
+        if operations:
+            wanted = [m for m in wanted if m.kind not in OPERATIONS]
+        if any(m.kind is MessageKind.POLL_VOTE for m in wanted):
+            wanted = await name_votes(self.store, session_id, wanted)
+        await self._store_messages(tenant_id, session_id, wanted)
+        for operation in operations:  # after their targets, when those came in the same batch
+            await apply_operation(self.store, self.publisher, tenant_id, session_id, operation,
+                                  show_deleted_text=self.show_deleted_text)
+
+    async def _store_messages(self, tenant_id: str, session_id: str, wanted: list[Message]) -> None:
+        """Each conversation's messages form one run, appended in order by its ticket's actor in one
+        write; the runs of different conversations are stored concurrently and share commits.
+        Conversations this node knows (contact and ticket cached) go at once; a new one first
+        upserts its contact and finds or creates its ticket, alongside, so it never holds the
+        others up."""
+        if not wanted:
+            return
         runs: dict[str, list[Message]] = {}  # chat JID -> its messages, in arrival order
         for message in wanted:
             runs.setdefault(message.chat_jid, []).append(message)
@@ -237,6 +261,9 @@ class TicketInbound:
                             isinstance(result, Inserted) and new.media_source is not None
                             for new, result in zip(append.messages, results)
                         )
+                        for new, result in zip(append.messages, results):
+                            if not isinstance(result, Inserted):  # a re-delivery, or a placeholder re-sent
+                                media = await fill_placeholder(self.store, self.publisher, tenant_id, new) or media
                     case MovedTo(ticket):  # the cached ticket closed for good: a new one
                         self._tickets.put((session_id, contact_id), ticket.id)
                         moved[contact_id] = (ticket.id, attrs.evolve(append, known=ticket))

@@ -4,8 +4,8 @@ import actors.store
 def test_public_face_is_pinned():
     assert sorted(actors.store.__all__) == [
         "ALL_EVENTS", "AlreadyStored", "AuditEntry", "CURRENT_VERSION", "Conflict", "Contact", "DeliveryStatus",
-        "Enqueued", "Fence", "FencedOut", "FoundTicket", "Inserted", "InvalidInput", "JobStatus",
-        "MediaJob", "Message", "NewMessage", "NotFound", "OutboxItem", "OutboxSentRecord", "PostgresBackend",
+        "Edited", "Enqueued", "Fence", "FencedOut", "FoundTicket", "Inserted", "InvalidInput", "JobStatus",
+        "MediaJob", "Message", "MessageVersion", "NewMessage", "NotFound", "OutboxItem", "OutboxSentRecord", "PostgresBackend",
         "QUARANTINED", "Queue",
         "SchemaTooNew", "SessionRecord", "SqliteBackend", "Store", "StoreClosed", "StoreError",
         "StoreStatistics", "StoreUnavailable", "Tenant", "Ticket", "TicketOutcome", "TicketStatus",

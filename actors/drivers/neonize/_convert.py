@@ -42,7 +42,7 @@ so every mapping decision is in one place:
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 import attrs
 from neonize.events import (
@@ -89,6 +89,7 @@ from .._events import (
     TemporaryBan,
     Undecryptable,
 )
+from ._content import MEDIA_FIELDS, VoteDecrypter, content
 from ._wire import b64encode
 
 # neonize's ConnectFailureReason numbering -> WhatsApp's code (whatsmeow's constants). Only
@@ -131,15 +132,6 @@ _RECEIPT_KINDS: Final[dict[int, ReceiptKind]] = {
     pb.Receipt.READ_SELF: ReceiptKind.READ,
     pb.Receipt.PLAYED: ReceiptKind.PLAYED,
     pb.Receipt.PLAYED_SELF: ReceiptKind.PLAYED,
-}
-
-# E2E message field -> (kind, mimetype when the sender gave none).
-_MEDIA_FIELDS: Final[dict[str, tuple[MediaKind, str]]] = {
-    "imageMessage": (MediaKind.IMAGE, "image/jpeg"),
-    "videoMessage": (MediaKind.VIDEO, "video/mp4"),
-    "audioMessage": (MediaKind.AUDIO, "audio/ogg"),
-    "documentMessage": (MediaKind.DOCUMENT, "application/octet-stream"),
-    "stickerMessage": (MediaKind.STICKER, "image/webp"),
 }
 
 MS_PER_S: Final = 1000.0
@@ -226,56 +218,53 @@ def _sender_jid(source: pb.MessageSource) -> str:
     return _phone_jid(source.Sender, source.SenderAlt)
 
 
-def _media(content: E2EMessage) -> MediaRef | None:
-    for field, (kind, default_mime) in _MEDIA_FIELDS.items():
-        if not content.HasField(field):
-            continue
-        part = getattr(content, field)
-        # The ref is the media sub-message alone (thumbnail dropped: it can weigh
-        # kilobytes and is not needed to download the file).
-        only = E2EMessage()
-        getattr(only, field).CopyFrom(part)
-        if getattr(part, "JPEGThumbnail", b""):
-            getattr(only, field).ClearField("JPEGThumbnail")
-        return MediaRef(
-            ref=b64encode(only.SerializeToString()),
-            kind=kind,
-            mimetype=part.mimetype or default_mime,
-            size=part.fileLength if part.HasField("fileLength") else None,
-            file_name=(part.fileName or None) if kind is MediaKind.DOCUMENT else None,
-            sha256=part.fileSHA256.hex() if part.fileSHA256 else None,
-        )
-    return None
+def _media(attachment: tuple[str, Any] | None) -> MediaRef | None:
+    """The attachment (its E2E field and sub-message) as a download reference."""
+    if attachment is None:
+        return None
+    field, part = attachment
+    kind, default_mime = MEDIA_FIELDS[field]
+    # The ref is the media sub-message alone (thumbnail dropped: it can weigh
+    # kilobytes and is not needed to download the file).
+    only = E2EMessage()
+    getattr(only, field).CopyFrom(part)
+    if getattr(part, "JPEGThumbnail", b""):
+        getattr(only, field).ClearField("JPEGThumbnail")
+    return MediaRef(
+        ref=b64encode(only.SerializeToString()),
+        kind=kind,
+        mimetype=part.mimetype or default_mime,
+        size=part.fileLength if part.HasField("fileLength") else None,
+        file_name=(part.fileName or None) if kind is MediaKind.DOCUMENT else None,
+        sha256=part.fileSHA256.hex() if part.fileSHA256 else None,
+    )
 
 
-def _text_and_quote(content: E2EMessage) -> tuple[str, str | None]:
-    if content.conversation:
-        return content.conversation, None
-    for field in ("extendedTextMessage", *_MEDIA_FIELDS):
-        if content.HasField(field):
-            part = getattr(content, field)
-            text = part.text if field == "extendedTextMessage" else getattr(part, "caption", "")
-            quoted = part.contextInfo.stanzaID if part.HasField("contextInfo") else ""
-            return text, quoted or None
-    return "", None
-
-
-def _message(ev: pb.Message) -> Message:
+def _message(ev: pb.Message, decrypt_vote: VoteDecrypter | None = None) -> Message | None:
+    """The normalized message (its kind and payload: :mod:`._content`); ``None`` for a protocol
+    message that is no operation on a message."""
     info = ev.Info
     source = info.MessageSource
-    text, quoted = _text_and_quote(ev.Message)
+    view_once = ev.IsViewOnce or ev.IsViewOnceV2 or ev.IsViewOnceV2Extension
+    found = content(ev.Message, view_once=view_once,
+                    decrypt_vote=None if decrypt_vote is None else lambda: decrypt_vote(ev))
+    if found is None:
+        return None
     return Message(
         id=info.ID,
         chat_jid=_chat_jid(source),
         sender_jid=_sender_jid(source),
         from_me=source.IsFromMe,
         timestamp=info.Timestamp / MS_PER_S,
-        text=text,
-        media=_media(ev.Message),
+        text=found.text,
+        media=_media(found.media),
         is_group=source.IsGroup,
         is_broadcast=source.Chat.Server == "broadcast",
         push_name=info.Pushname or None,
-        quoted_id=quoted,
+        quoted_id=found.quoted_id,
+        kind=found.kind,
+        payload=found.payload,
+        target_id=found.target_id,
     )
 
 
@@ -342,13 +331,16 @@ def _presence(ev: pb.Presence) -> Presence:
     )
 
 
-def convert(ev: object, *, me: str | None, now: float) -> Event | Refused | None:
+def convert(
+    ev: object, *, me: str | None, now: float, decrypt_vote: VoteDecrypter | None = None,
+) -> Event | Refused | None:
     """The normalized form of one neonize event, or ``None`` for events zapvisor ignores.
 
     ``me`` is our own JID when known (neonize's ``Device`` event sets it), ``now``
     the wall clock in epoch seconds (for the ban's absolute expiry). Raises
     ``ValueError`` when the event lacks what the normalized type requires (e.g.
-    a message without an id).
+    a message without an id). ``decrypt_vote`` decrypts poll votes when given (it needs the
+    live client: see :mod:`._content`).
     """
     match ev:
         case ConnectedEv():
@@ -379,7 +371,7 @@ def convert(ev: object, *, me: str | None, now: float) -> Event | Refused | None
                 return PairSuccess(jid=jid_str(ev.ID))
             return Disconnected(code=None, reason=f"pairing failed: {ev.Error or 'unknown error'}")
         case MessageEv():
-            return _message(ev)
+            return _message(ev, decrypt_vote)
         case ReceiptEv():
             return _receipt(ev)
         case OfflineSyncCompletedEv():
