@@ -29,6 +29,7 @@ from ._errors import (
     StoreUnavailable,
     WriteFailed,
 )
+from ._ops_identity import LidMerge, is_lid
 from ._ops_queues import ALL_EVENTS, QUARANTINED, webhook_wants
 from ._postgres import PostgresBackend
 from ._records import (
@@ -63,6 +64,7 @@ from ._text import storable, storable_text
 from ._writer import StoreStatistics
 
 __all__ = [
+    "is_lid",
     "ALL_EVENTS",
     "CURRENT_VERSION",
     "QUARANTINED",
@@ -78,6 +80,7 @@ __all__ = [
     "Inserted",
     "InvalidInput",
     "JobStatus",
+    "LidMerge",
     "MediaJob",
     "Message",
     "NewMessage",

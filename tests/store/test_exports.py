@@ -4,13 +4,13 @@ import actors.store
 def test_public_face_is_pinned():
     assert sorted(actors.store.__all__) == [
         "ALL_EVENTS", "AlreadyStored", "AuditEntry", "CURRENT_VERSION", "Conflict", "Contact", "DeliveryStatus",
-        "Enqueued", "Fence", "FencedOut", "FoundTicket", "Inserted", "InvalidInput", "JobStatus",
+        "Enqueued", "Fence", "FencedOut", "FoundTicket", "Inserted", "InvalidInput", "JobStatus", "LidMerge",
         "MediaJob", "Message", "NewMessage", "NotFound", "OutboxItem", "OutboxSentRecord", "PostgresBackend",
         "QUARANTINED", "Queue",
         "SchemaTooNew", "SessionRecord", "SqliteBackend", "Store", "StoreClosed", "StoreError",
         "StoreStatistics", "StoreUnavailable", "Tenant", "Ticket", "TicketOutcome", "TicketStatus",
         "User", "Webhook", "WebhookDelivery", "WriteFailed", "open_store",
-        "storable", "storable_text", "webhook_wants",
+        "is_lid", "storable", "storable_text", "webhook_wants",
     ]
     for name in actors.store.__all__:
         assert getattr(actors.store, name) is not None
