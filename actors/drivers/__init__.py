@@ -8,7 +8,7 @@ Public face of the package; implementation lives in the ``_private`` modules.
   ``LoggedOut``, ``TemporaryBan``, ``Replaced``, ``ClientOutdated``,
   ``KeepaliveLost``, ``KeepaliveRestored``, ``Qr``, ``PairingCode``,
   ``PairSuccess``, ``Message``, ``Receipt``, ``OfflineSyncDone``,
-  ``Undecryptable``, ``Presence``; the union ``Event`` and ``ENDING_EVENTS``.
+  ``Undecryptable``, ``Presence``, ``LidMapped``, ``CallOffer``; the union ``Event`` and ``ENDING_EVENTS``.
 * Values: ``MediaRef``, ``OutboundMedia``, ``SendResult``; enums ``ReasonCode``,
   ``ReceiptKind``, ``MediaKind``, ``PresenceState``.
 * ``SimulatedDriver`` / ``SimulatedDriverConfig``: the driver for the simulated
@@ -51,6 +51,8 @@ from ._events import (
     OutboundMedia,
     PairingCode,
     PairSuccess,
+    LidMapped,
+    CallOffer,
     Presence,
     PresenceState,
     Qr,
@@ -89,6 +91,8 @@ __all__ = [
     "OutboundMedia",
     "PairSuccess",
     "PairingCode",
+    "LidMapped",
+    "CallOffer",
     "Presence",
     "PresenceState",
     "ProbeTimeoutError",

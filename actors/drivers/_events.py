@@ -285,6 +285,35 @@ class Presence:
     last_seen: float | None = None
 
 
+@attrs.frozen
+class LidMapped:
+    """WhatsApp revealed that the LID ``lid`` (``user@lid``) is the phone JID ``pn``.
+
+    Drivers emit it when an event carries both forms (neonize's ``SenderAlt`` /
+    ``RecipientAlt``), when a lookup in the library's LID store answers, or when the
+    simulator reveals it. The session stores it and merges the customer's two contacts.
+    """
+
+    lid: str = attrs.field(validator=_non_empty)
+    pn: str = attrs.field(validator=_non_empty)
+
+
+@attrs.frozen
+class CallOffer:
+    """A contact is calling this account (``caller`` resolved to a phone JID when known).
+
+    ``call_from`` is the caller exactly as WhatsApp named it (a LID, maybe): rejecting the
+    call (``Driver.reject_call``) must name that form.
+    """
+
+    call_id: str = attrs.field(validator=_non_empty)
+    caller: str = attrs.field(validator=_non_empty)
+    call_from: str = attrs.field(validator=_non_empty)
+    timestamp: float
+    is_video: bool = False
+    is_group: bool = False
+
+
 Event = (
     Connected
     | Disconnected
@@ -302,6 +331,8 @@ Event = (
     | OfflineSyncDone
     | Undecryptable
     | Presence
+    | LidMapped
+    | CallOffer
 )
 """The closed set of events a driver emits."""
 

@@ -120,6 +120,11 @@ class Driver(Protocol):
         """Tell WhatsApp the user read these inbound messages (blue ticks for the contact)."""
         ...
 
+    async def reject_call(self, call_from: str, call_id: str) -> None:
+        """Decline an incoming call (a :class:`~actors.drivers.CallOffer`), naming the caller as
+        the offer did (``call_from``)."""
+        ...
+
     async def pair_phone(self, phone_number: str) -> str:
         """Ask for a pairing code for ``phone_number`` (digits, country code first).
 

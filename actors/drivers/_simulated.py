@@ -71,12 +71,14 @@ from ._errors import (
     RequestTimeoutError,
 )
 from ._events import (
+    CallOffer,
     ClientOutdated,
     Connected,
     Disconnected,
     Event,
     KeepaliveLost,
     KeepaliveRestored,
+    LidMapped,
     LoggedOut,
     MediaKind,
     MediaRef,
@@ -201,7 +203,10 @@ def _message(msg: dict[str, Any]) -> Message:
     if media is not None:
         ref = MediaRef(ref=media["ref"], kind=MediaKind(media["kind"]), mimetype=media["mimetype"],
                        size=media.get("size"), file_name=media.get("file_name"), sha256=media.get("sha256"))
-    return Message(id=msg["id"], chat_jid=msg["chat"], sender_jid=msg["sender"], from_me=bool(msg["from_me"]),
+    chat, sender = msg["chat"], msg["sender"]
+    if msg.get("sender_alt") and chat == sender:  # a LID sender with its phone JID alongside (as neonize)
+        chat = sender = msg["sender_alt"]
+    return Message(id=msg["id"], chat_jid=chat, sender_jid=sender, from_me=bool(msg["from_me"]),
                    timestamp=float(msg["ts"]), text=msg.get("text") or "", media=ref,
                    is_group=bool(msg.get("is_group")), is_broadcast=bool(msg.get("is_broadcast")),
                    push_name=msg.get("push_name"), quoted_id=msg.get("quoted_id"))
@@ -224,6 +229,12 @@ def _event(frame: dict[str, Any]) -> Event | None:
         case "presence":
             return Presence(jid=frame["jid"], state=PresenceState(frame["state"]), chat_jid=frame.get("chat"),
                             last_seen=frame.get("last_seen"))
+        case "lid_mapping":
+            return LidMapped(lid=frame["lid"], pn=frame["pn"])
+        case "call_offer":
+            caller = frame.get("from_alt") or frame["from"]
+            return CallOffer(call_id=frame["call_id"], caller=caller, call_from=frame["from"],
+                             timestamp=float(frame["ts"]), is_video=bool(frame.get("video")))
         case "undecryptable":
             return Undecryptable(id=frame["id"], chat_jid=frame["chat"], sender_jid=frame["sender"],
                                  timestamp=float(frame["ts"]), is_unavailable=bool(frame.get("unavailable")))
@@ -534,6 +545,9 @@ class SimulatedDriver:
                 log.warning("driver %s: malformed message skipped: %r", self.session_id, exc)
         if not events:
             return
+        for _, msg in events:  # the mapping goes first: the session merges before storing these
+            if msg.get("sender_alt"):
+                await self._events_send.send(LidMapped(lid=msg["sender"], pn=msg["sender_alt"]))
         journal = self._journal
         appending = _Appending([event for event, _ in events])
         with trio.CancelScope(shield=True):  # a receipt without its append would lose the messages
@@ -629,6 +643,9 @@ class SimulatedDriver:
 
     async def mark_read(self, chat_jid: str, message_ids: tuple[str, ...], sender_jid: str | None = None) -> None:
         await self._request(self._require(), "mark_read", chat=chat_jid, ids=list(message_ids), sender=sender_jid)
+
+    async def reject_call(self, call_from: str, call_id: str) -> None:
+        await self._request(self._require(), "reject_call", call_id=call_id, call_from=call_from)
 
     async def pair_phone(self, phone_number: str) -> str:
         """Raises ``ValueError`` naming ``phone_number`` unless it is 8-15 digits (``+``, spaces, dashes allowed)."""

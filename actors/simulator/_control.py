@@ -20,6 +20,7 @@ import attrs
 import trio_websocket
 
 from ._errors import ControlError
+from ._identity import IdentityCommands
 from ._link import encode
 from ._media import sha256_hex
 from ._model import Faults, wall_clock
@@ -35,7 +36,7 @@ MEDIA_KINDS = ("image", "video", "audio", "document", "sticker")
 
 
 @attrs.define(eq=False)
-class Commands:
+class Commands(IdentityCommands):
     """The control commands of one simulator (see the package docstring for each)."""
 
     server: SimulatorServer

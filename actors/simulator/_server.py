@@ -69,6 +69,7 @@ class SimulatorServer:
     nursery: trio.Nursery | None = None
     _seen: set[str] = attrs.field(factory=set)  # ids delivered at least once by this process
     _sent_log: dict[str, deque[dict[str, Any]]] = attrs.field(factory=dict)
+    rejected_calls: dict[str, list[dict[str, Any]]] = attrs.field(factory=dict)  # see _identity
     traffic_scope: trio.CancelScope | None = None
     traffic_run_generated: int = 0  # messages of the current / last generator run
 
@@ -317,6 +318,10 @@ class SimulatorServer:
                 await link.send({"re": rid, "ok": True})
             case "download":
                 link.nursery.start_soon(self._on_download, link, _field(frame, "ref", str), rid)
+            case "reject_call":
+                rejected = {"call_id": _field(frame, "call_id", str), "call_from": _field(frame, "call_from", str)}
+                self.rejected_calls.setdefault(account.session_id, []).append(rejected)
+                await link.send({"re": rid, "ok": True})
             case _:
                 raise BadFrame(f"unknown op {op!r}")
 

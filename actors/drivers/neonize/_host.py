@@ -114,7 +114,15 @@ from .._events import (
     TemporaryBan,
 )
 from .._journal import Journal, journal_path
-from ._convert import SUBSCRIBED, Refused, convert, device_jid_str, jid_str, lost_ending
+from ._convert import (
+    SUBSCRIBED,
+    Refused,
+    convert,
+    device_jid_str,
+    jid_str,
+    lid_mappings,
+    lost_ending,
+)
 from ._devicestore import DeviceStoreError, delete_device, device_exists, is_postgres
 from ._ffilock import FfiLock
 from ._wire import b64decode, encode_error, encode_event
@@ -149,6 +157,9 @@ CONVERT_GROUP: Final = 512
 """Most raw events the converter takes per pass (one journal fsync per pass): about
 five Go queues' worth, so a burst is committed in a few fsyncs while the first
 event of a pass waits for at most one group's conversion."""
+
+MAX_LIDS: Final = 100_000
+"""LID mappings a client remembers having announced (a few MB); beyond it the memory is reset."""
 
 DEFERRED: Final = object()
 """``call`` result meaning "the reply is sent later, by the converter thread" (``connect``)."""
@@ -201,6 +212,7 @@ class _Slot:
     connects: int = 0
     sent: OrderedDict[str, dict[str, Any]] = attrs.field(factory=OrderedDict)
     journal: Journal | None = None
+    lids: dict[str, str] = attrs.field(factory=dict)  # LID -> phone JID announced
 
 
 def _jid(text: Any, field: str) -> Any:
@@ -558,6 +570,17 @@ class ClientHost:
                 raise _ffi_error(exc) from exc
         return {}
 
+    def _op_reject_call(self, slot: _Slot, args: dict[str, Any]) -> dict[str, Any]:
+        """Decline a call; ``call_from`` as the offer named it (whatsmeow's ``RejectCall``)."""
+        caller, call_id = _jid(args.get("call_from"), "call_from"), _text(args, "call_id")
+        self._live(slot)
+        with self._lock.shared():
+            try:
+                slot.client.reject_call(caller, call_id)
+            except NeonizeError as exc:
+                raise _ffi_error(exc) from exc
+        return {}
+
     def _op_probe(self, slot: _Slot, _args: dict[str, Any]) -> dict[str, Any]:
         """A real round trip: whatsmeow's GetBlocklist always sends an IQ and waits for its answer."""
         self._live(slot)
@@ -737,7 +760,23 @@ class ClientHost:
             conn.connected = True
         if isinstance(event, (Connected, PairSuccess)):
             self._learn_device(slot, payload)
+        if kind == "event":
+            self._identities(slot, conn, payload)
         self._emit_event(slot, conn, event)
+
+    def _identities(self, slot: _Slot, conn: _Conn, payload: Any) -> None:
+        """Announce the LID mappings ``payload`` carries (before it), each once per client.
+
+        neonize's own lookup (``get_pn_from_lid``) is not called: in 0.5.2 it aborted this
+        process (Go nil pointer in ``main.GetPNFromLID``) on a client whose connection was
+        not established with WhatsApp, and no safe state could be told apart from here.
+        """
+        if len(slot.lids) > MAX_LIDS:
+            slot.lids.clear()  # forgetting only costs an announcement again
+        for mapping in lid_mappings(payload):
+            if slot.lids.get(mapping.lid) != mapping.pn:
+                slot.lids[mapping.lid] = mapping.pn
+                self._emit_event(slot, conn, mapping)
 
     def _normalize(self, slot: _Slot, conn: _Conn, kind: str, payload: Any) -> Event | None:
         match kind:

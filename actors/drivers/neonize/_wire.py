@@ -62,12 +62,14 @@ from .._errors import (
     RequestTimeoutError,
 )
 from .._events import (
+    CallOffer,
     ClientOutdated,
     Connected,
     Disconnected,
     Event,
     KeepaliveLost,
     KeepaliveRestored,
+    LidMapped,
     LoggedOut,
     MediaKind,
     MediaRef,
@@ -114,6 +116,8 @@ _EVENT_TYPES: Final[dict[str, type]] = {
         OfflineSyncDone,
         Undecryptable,
         Presence,
+        LidMapped,
+        CallOffer,
     )
 }
 

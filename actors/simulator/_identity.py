@@ -1,0 +1,65 @@
+"""Control commands for customer identity and calls: LID senders, revealed mappings, call offers.
+
+Real WhatsApp (through whatsmeow) may name a customer by a LID (``user@lid``), with the phone
+number in an alternate field (``SenderAlt``) or not at all; the mapping may become known later.
+These commands let a test play each case:
+
+* ``send_as_lid`` ``{session, lid, text, pn?, push_name?, message_id?}``: a one-to-one message
+  whose sender and chat are ``lid``; ``pn`` fills the alternate field (omitted: the phone number
+  is hidden, as for a customer whose number WhatsApp does not share).
+* ``reveal_lid`` ``{session, lid, pn}``: the ``lid_mapping`` event (neonize's LID store answering).
+* ``call`` ``{session, caller, caller_alt?, video?}``: a ``call_offer`` event; returns its id.
+  Rejections the account sends (``{"op": "reject_call", "call_id", "call_from"}``) are listed
+  by ``rejected_calls`` ``{session}``.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import TYPE_CHECKING, Any
+
+from ._errors import ControlError
+from ._model import wall_clock
+from ._traffic import build_message
+
+if TYPE_CHECKING:
+    from ._server import SimulatorServer
+
+
+def _jid(value: Any, field: str, server: str) -> str:
+    if not isinstance(value, str) or not value.endswith(server) or len(value) <= len(server):
+        raise ControlError(f"{field} must be a 'user{server}' JID, got {value!r}")
+    return value
+
+
+class IdentityCommands:
+    """Mixed into the simulator's ``Commands`` (which provides ``server`` and ``_account``)."""
+
+    server: SimulatorServer
+
+    async def cmd_send_as_lid(self, session: str, lid: str, text: str = "", pn: str | None = None,
+                              push_name: str | None = None, message_id: str | None = None) -> dict[str, Any]:
+        self._account(session)  # type: ignore[attr-defined]
+        message = build_message(sender=_jid(lid, "lid", "@lid"), timestamp=wall_clock(), text=text,
+                                message_id=message_id, push_name=push_name)
+        if pn is not None:
+            message["sender_alt"] = _jid(pn, "pn", "@s.whatsapp.net")
+        self.server.enqueue(session, message)
+        await self.server.state.flush()
+        return {"id": message["id"]}
+
+    async def cmd_reveal_lid(self, session: str, lid: str, pn: str) -> None:
+        self._account(session)  # type: ignore[attr-defined]
+        await self.server.push_event(session, {"ev": "lid_mapping", "lid": _jid(lid, "lid", "@lid"),
+                                               "pn": _jid(pn, "pn", "@s.whatsapp.net")})
+
+    async def cmd_call(self, session: str, caller: str, caller_alt: str | None = None,
+                       video: bool = False) -> dict[str, Any]:
+        self._account(session)  # type: ignore[attr-defined]
+        call_id = secrets.token_hex(16).upper()
+        await self.server.push_event(session, {"ev": "call_offer", "call_id": call_id, "from": caller,
+                                               "from_alt": caller_alt, "ts": wall_clock(), "video": bool(video)})
+        return {"call_id": call_id}
+
+    async def cmd_rejected_calls(self, session: str) -> list[dict[str, Any]]:
+        return list(self.server.rejected_calls.get(session, ()))
