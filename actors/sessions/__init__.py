@@ -24,6 +24,7 @@ from ._session import (
     SessionDeps,
     lease_resource,
 )
+from ._options import SessionOptions
 from ._status import TERMINAL, BoardStatistics, SessionInfo, SessionStatus, StatusBoard
 from ._upstream import Attempt, UpstreamGate, UpstreamMode, UpstreamStatistics
 from ._dependencies import bus_gate, bus_unavailable, store_gate, store_unavailable
@@ -57,6 +58,7 @@ __all__ = [
     "SessionDisconnected",
     "SessionError",
     "SessionInfo",
+    "SessionOptions",
     "SessionPolicy",
     "SessionPool",
     "SessionStatus",

@@ -47,6 +47,7 @@ import trio
 
 from actors.bus import Bus, Lease, LeasePhase
 from actors.drivers import (
+    CallOffer,
     ENDING_EVENTS,
     Connected,
     Disconnected,
@@ -55,6 +56,7 @@ from actors.drivers import (
     DriverFactory,
     KeepaliveLost,
     KeepaliveRestored,
+    LidMapped,
     MediaRef,
     Message,
     NotConnectedError,
@@ -73,6 +75,7 @@ from supervisor import Actor, RestartLimiter, StopForGood, unwrap
 from ._batches import InboundBatches
 from ._cache import CacheLimits, SessionCaches
 from ._dependencies import bus_gate, store_gate
+from ._options import SessionOptions
 from ._errors import ConnectionDead, OwnershipLost, SessionDisconnected, StuckConnecting
 from ._policy import Outcome, SessionPolicy, outcome_for, reaction_for
 from ._pool import SessionPool
@@ -175,6 +178,10 @@ class InboundSink(Protocol):
 
     async def receipt(self, session_id: str, tenant_id: str, receipt: Receipt) -> None: ...
 
+    async def learn(self, session_id: str, tenant_id: str, mapping: LidMapped) -> None: ...
+
+    async def call(self, session_id: str, tenant_id: str, offer: CallOffer) -> SessionOptions: ...
+
 
 @attrs.define(eq=False)
 class SessionDeps:
@@ -220,6 +227,7 @@ class SessionActor(Actor):
         self._last_evidence = 0.0
         self._keepalive_lost_at: float | None = None
         self._wake = trio.Event()
+        self._nursery_calls: trio.Nursery | None = None
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -372,6 +380,7 @@ class SessionActor(Actor):
         """Handle one connection's events; return its ending event."""
         events = self.driver.events
         async with trio.open_nursery() as nursery:
+            self._nursery_calls = nursery  # calls are answered alongside the connection's events
             nursery.start_soon(self._watchdog)
             nursery.start_soon(self._pairing_deadline)
             inbound = InboundBatches(nursery, self._inbound, _chat, INBOUND_BATCHES, INBOUND_HELD)
@@ -389,6 +398,10 @@ class SessionActor(Actor):
                 if isinstance(event, Message):
                     messages, event = self._drain_messages(event)
                     await inbound.put(messages)
+                elif isinstance(event, LidMapped):  # merged only after the messages before it are stored
+                    await inbound.drained()
+                    await self._through_store(self.deps.inbound.learn, event)
+                    event = None
                 else:
                     await self._handle(event)
                     event = None
@@ -439,6 +452,8 @@ class SessionActor(Actor):
                 self.caches.contacts.put(jid, event)
                 if self.deps.presence is not None:
                     self.deps.presence(self.session_id, self.tenant_id, event)
+            case CallOffer():
+                self._nursery_calls.start_soon(self._call, event)
             case OfflineSyncDone(count):
                 _LOG.info("session %s: offline sync done (%d items)", self.session_id, count)
             case Undecryptable(message_id, chat_jid):
@@ -446,12 +461,12 @@ class SessionActor(Actor):
 
     async def _inbound(self, batch: list[Message]) -> None:
         """Store the batch, *then* acknowledge all of it (the driver releases it from its journal):
-        a crash in between means a replay, never loss. Broadcasts and unwanted groups are only acknowledged; ids this session
+        a crash in between means a replay, never loss. Unwanted groups are only acknowledged (the sink
+        decides on status posts, newsletters and broadcasts, by the session's options); ids this session
         stored recently (a re-delivery) are not stored again."""
         fresh = [
             message for message in batch
-            if not (message.is_broadcast or message.chat_jid.endswith("@broadcast"))
-            and (self.policy.allow_groups or not message.is_group)
+            if (self.policy.allow_groups or not message.is_group)
             and message.id not in self.caches.messages
         ]
         if fresh:
@@ -462,7 +477,21 @@ class SessionActor(Actor):
                 self.caches.contacts.put(message.sender_jid, message.push_name)
         await self.driver.ack(*(message.id for message in batch))
 
-    async def _through_store(self, write, payload) -> None:
+    async def _call(self, offer: CallOffer) -> None:
+        """Announce a call; decline it and answer the caller when the session's options say so.
+        A rejection or reply that fails is logged: a call is not the connection's health."""
+        options: SessionOptions = await self._through_store(self.deps.inbound.call, offer)
+        if not options.reject_calls:
+            return
+        try:
+            await self.driver.reject_call(offer.call_from, offer.call_id)
+            if options.call_reply:
+                await self.driver.send_text(offer.caller, options.call_reply, f"call-reply-{offer.call_id}")
+        except DriverError as exc:
+            _LOG.warning("session %s: call %s from %s not rejected/answered: %s", self.session_id, offer.call_id,
+                         offer.caller, exc)
+
+    async def _through_store(self, write, payload) -> Any:
         """``write(session, tenant, payload)`` through the store gate: while the store is
         unreachable the session waits there (holding the unacknowledged messages), and
         neither fails nor spends its backoff: the outage is not its fault."""
@@ -470,7 +499,8 @@ class SessionActor(Actor):
         def unavailable(exc: BaseException) -> None:
             _LOG.warning("session %s: store unavailable, waiting at the store gate: %s", self.session_id, exc)
 
-        await self.deps.store_gate.call(write, self.session_id, self.tenant_id, payload, on_unavailable=unavailable)
+        return await self.deps.store_gate.call(write, self.session_id, self.tenant_id, payload,
+                                               on_unavailable=unavailable)
 
     # -- evidence-based health -------------------------------------------------
 

@@ -2,8 +2,9 @@
 
 driver events → SessionActor (a batch: the messages waiting together) → :meth:`TicketInbound.deliver`:
 
-1. drop broadcasts and status updates; drop group messages unless the *session* allows groups
-   (its ``allow_groups`` in the store, re-read every ``POLICY_TTL`` seconds);
+1. drop broadcasts, and status updates and newsletters unless the session's options take them
+   (``_identity``); drop group messages unless the *session* allows groups (its
+   ``allow_groups`` in the store, re-read every ``POLICY_TTL`` seconds);
 2. the contact (cached by JID) and its ticket (cached; atomic find-or-create in the store, with
    the reopen window) → the :class:`~actors.tickets.TicketActor` appends the contact's messages
    of the batch, in order: one idempotent insert, committed before the reply; a message with
@@ -35,7 +36,7 @@ from collections.abc import Callable, Sequence
 import attrs
 import trio
 
-from actors.drivers import Message, Receipt, ReceiptKind
+from actors.drivers import CallOffer, LidMapped, Message, Receipt, ReceiptKind
 from actors.flows import (
     MESSAGE_UPDATED,
     TICKET_CREATED,
@@ -44,7 +45,7 @@ from actors.flows import (
     no_publisher,
     ticket_payload,
 )
-from actors.sessions import BoundedCache
+from actors.sessions import BoundedCache, SessionOptions
 from actors.store import (
     DeliveryStatus,
     FoundTicket,
@@ -60,6 +61,7 @@ from actors.store import (
 )
 
 from ._directory import TicketDirectory
+from ._identity import SessionFilters, call_received, conversation_cacheable, learn
 from ._messages import Appended, AppendInbound, MovedTo, TicketRefused
 
 _LOG = logging.getLogger("zapvisor.tickets")
@@ -113,11 +115,6 @@ def _new_message(tenant_id: str, session_id: str, contact_id: int, ticket_id: in
     )
 
 
-def is_status_or_broadcast(message: Message) -> bool:
-    """Status updates and broadcast lists are never helpdesk conversations."""
-    return message.is_broadcast or message.chat_jid.endswith("@broadcast")
-
-
 def media_source(session_id: str, message: Message) -> str | None:
     """The JSON a media job needs to download the attachment later (None without media)."""
     media = message.media
@@ -142,6 +139,20 @@ class TicketInbound:
     _tickets: BoundedCache = attrs.field(factory=lambda: BoundedCache(TICKET_CACHE))
     _groups: dict[str, tuple[bool, float]] = attrs.field(factory=dict)  # session -> (allowed, read at)
     quarantined: int = 0  # inbound messages the store refused on their own (see the module docstring)
+    _filters: SessionFilters = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._filters = SessionFilters(self.store, POLICY_TTL)
+
+    async def learn(self, session_id: str, tenant_id: str, mapping: LidMapped) -> None:
+        """A customer's LID and phone JID are one: store it and merge them (``_identity``)."""
+        await learn(self.store, self.publisher, self._contacts, self._tickets, tenant_id, mapping)
+
+    async def call(self, session_id: str, tenant_id: str, offer: CallOffer) -> SessionOptions:
+        """Publish ``call.received``; returns the session's options (reject? reply?)."""
+        options = await self._filters.options(session_id)
+        call_received(self.publisher, tenant_id, session_id, offer, options)
+        return options
 
     async def deliver(self, session_id: str, tenant_id: str, messages: Sequence[Message]) -> None:
         """Store ``messages`` durably (see the module docstring); returns after their COMMIT,
@@ -181,7 +192,7 @@ class TicketInbound:
         others up. Raises what :meth:`deliver` raises, and the store's refusals (InvalidInput,
         WriteFailed) for :meth:`deliver` to isolate.
         """
-        wanted = [m for m in messages if not is_status_or_broadcast(m)]
+        wanted = await self._filters.wanted(session_id, messages)
         if any(m.is_group for m in wanted) and not await self._groups_allowed(session_id):
             wanted = [m for m in wanted if not m.is_group]
         runs: dict[str, list[Message]] = {}  # chat JID -> its messages, in arrival order
@@ -211,7 +222,7 @@ class TicketInbound:
             tenant_id, session_id, last.chat_jid, _name(last), is_group=last.is_group,
             reopen_window=self.reopen_window,
         )
-        self._contacts.put((tenant_id, last.chat_jid), (contact.id, contact.name))
+        self._contacts.put((tenant_id, contact.jid), (contact.id, contact.name))  # a LID resolves to its phone
         ticket_id = self._found(tenant_id, session_id, contact.id, found)
         await self._append(tenant_id, session_id, {contact.id: (ticket_id, run)}, found.ticket)
 
@@ -263,6 +274,8 @@ class TicketInbound:
     def _known_contact(self, tenant_id: str, message: Message) -> int | None:
         """The cached contact id of the message's conversation, unless its push name changed
         (then the contact is upserted again to refresh it)."""
+        if not conversation_cacheable(message):
+            return None
         cached = self._contacts.get((tenant_id, message.chat_jid))
         name = _name(message)
         return cached[0] if cached is not None and (not name or cached[1] == storable_text(name)) else None
