@@ -125,6 +125,19 @@ class Driver(Protocol):
         the offer did (``call_from``)."""
         ...
 
+    async def set_presence(self, available: bool) -> None:
+        """Show this account as available (online) or unavailable to its contacts; WhatsApp
+        only sends contacts' presence to an account that is available."""
+        ...
+
+    async def send_chat_state(self, chat_jid: str, composing: bool) -> None:
+        """Show "typing..." in ``chat_jid`` (``composing``) or stop showing it."""
+        ...
+
+    async def subscribe_presence(self, jid: str) -> None:
+        """Ask WhatsApp for ``jid``'s availability (:class:`~actors.drivers.Presence` events)."""
+        ...
+
     async def pair_phone(self, phone_number: str) -> str:
         """Ask for a pairing code for ``phone_number`` (digits, country code first).
 

@@ -644,6 +644,15 @@ class SimulatedDriver:
     async def mark_read(self, chat_jid: str, message_ids: tuple[str, ...], sender_jid: str | None = None) -> None:
         await self._request(self._require(), "mark_read", chat=chat_jid, ids=list(message_ids), sender=sender_jid)
 
+    async def set_presence(self, available: bool) -> None:
+        await self._request(self._require(), "presence", state="available" if available else "unavailable")
+
+    async def send_chat_state(self, chat_jid: str, composing: bool) -> None:
+        await self._request(self._require(), "chat_state", chat=chat_jid, state="composing" if composing else "paused")
+
+    async def subscribe_presence(self, jid: str) -> None:
+        await self._request(self._require(), "subscribe_presence", jid=jid)
+
     async def reject_call(self, call_from: str, call_id: str) -> None:
         await self._request(self._require(), "reject_call", call_id=call_id, call_from=call_from)
 

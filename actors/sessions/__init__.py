@@ -24,7 +24,7 @@ from ._session import (
     SessionDeps,
     lease_resource,
 )
-from ._options import SessionOptions
+from ._options import InboundDefaults, SessionOptions
 from ._status import TERMINAL, BoardStatistics, SessionInfo, SessionStatus, StatusBoard
 from ._upstream import Attempt, UpstreamGate, UpstreamMode, UpstreamStatistics
 from ._dependencies import bus_gate, bus_unavailable, store_gate, store_unavailable
@@ -41,6 +41,7 @@ __all__ = [
     "DownloadMedia",
     "GetCacheSizes",
     "GetStatus",
+    "InboundDefaults",
     "InboundSink",
     "Logout",
     "MarkRead",

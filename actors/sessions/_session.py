@@ -182,6 +182,10 @@ class InboundSink(Protocol):
 
     async def call(self, session_id: str, tenant_id: str, offer: CallOffer) -> SessionOptions: ...
 
+    async def options(self, session_id: str) -> SessionOptions: ...
+
+    async def presence_targets(self, session_id: str) -> list[str]: ...
+
 
 @attrs.define(eq=False)
 class SessionDeps:
@@ -200,6 +204,13 @@ class SessionDeps:
     policy: SessionPolicy = attrs.field(factory=SessionPolicy)
     cache_limits: CacheLimits = attrs.field(factory=CacheLimits)
     presence: Callable[[str, str, Presence], None] | None = None
+
+
+PRESENCE_OP_TIMEOUT = 10.0
+"""Seconds a presence operation (online, typing, subscribe) may take before it is given up."""
+
+MAX_SUBSCRIBED = 1000
+"""Contacts one connection subscribes to at most: the active conversations of a busy desk."""
 
 
 def lease_resource(session_id: str) -> str:
@@ -228,6 +239,7 @@ class SessionActor(Actor):
         self._keepalive_lost_at: float | None = None
         self._wake = trio.Event()
         self._nursery_calls: trio.Nursery | None = None
+        self._subscribed: set[str] = set()  # contacts whose presence this connection asked for
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -243,7 +255,7 @@ class SessionActor(Actor):
             case GetCacheSizes():
                 return self.caches.sizes()
             case SendText(to, text, message_id):
-                return await self._request(self.driver.send_text, to, text, message_id)
+                return await self._request(self._send_text, to, text, message_id)
             case SendMedia(to, media, message_id):
                 return await self._request(self.driver.send_media, to, media, message_id)
             case MarkRead(chat_jid, message_ids, sender_jid):
@@ -438,6 +450,8 @@ class SessionActor(Actor):
             case Connected(jid):
                 self._connected, self._pairing, self._keepalive_lost_at = True, False, None
                 self._status(SessionStatus.CONNECTED, "connected", jid=jid)
+                self._subscribed = set()
+                self._nursery_calls.start_soon(self._presence_on_connect)
             case KeepaliveLost(errors):
                 if self._keepalive_lost_at is None:
                     self._keepalive_lost_at = trio.current_time()
@@ -471,6 +485,7 @@ class SessionActor(Actor):
         ]
         if fresh:
             await self._through_store(self.deps.inbound.deliver, fresh)
+            self._nursery_calls.start_soon(self._subscribe_writers, fresh)
             for message in fresh:
                 self.caches.messages.put(message.id, True)
                 self.caches.chats.put(message.chat_jid, message.timestamp)
@@ -490,6 +505,53 @@ class SessionActor(Actor):
         except DriverError as exc:
             _LOG.warning("session %s: call %s from %s not rejected/answered: %s", self.session_id, offer.call_id,
                          offer.caller, exc)
+
+    async def _send_text(self, to: str, text: str, message_id: str) -> Any:
+        """Send, after showing "typing..." for the session's ``typing_seconds`` (then cleared).
+        A typing indicator that fails never fails the send."""
+        options: SessionOptions = await self._through_store_for(self.deps.inbound.options)
+        if options.typing_seconds <= 0:
+            return await self.driver.send_text(to, text, message_id)
+        await self._presence_op(self.driver.send_chat_state, to, True)
+        await trio.sleep(options.typing_seconds)
+        try:
+            return await self.driver.send_text(to, text, message_id)
+        finally:
+            with trio.CancelScope(shield=True), trio.move_on_after(PRESENCE_OP_TIMEOUT):
+                await self._presence_op(self.driver.send_chat_state, to, False)
+
+    async def _presence_on_connect(self) -> None:
+        """Show the account online and subscribe to the active tickets' contacts, as the options say."""
+        options: SessionOptions = await self._through_store_for(self.deps.inbound.options)
+        if options.available:
+            await self._presence_op(self.driver.set_presence, True)
+        if options.subscribe_presence:
+            for jid in await self._through_store_for(self.deps.inbound.presence_targets):
+                await self._subscribe(jid)
+
+    async def _subscribe_writers(self, messages: list[Message]) -> None:
+        """Subscribe to the presence of contacts who just wrote (once per connection), if wanted."""
+        writers = {m.chat_jid for m in messages if not (m.from_me or m.is_group or m.is_broadcast)} - self._subscribed
+        if writers and (await self._through_store_for(self.deps.inbound.options)).subscribe_presence:
+            for jid in sorted(writers):
+                await self._subscribe(jid)
+
+    async def _subscribe(self, jid: str) -> None:
+        if jid not in self._subscribed and len(self._subscribed) < MAX_SUBSCRIBED:
+            self._subscribed.add(jid)
+            await self._presence_op(self.driver.subscribe_presence, jid)
+
+    async def _presence_op(self, method, *args) -> None:
+        """A presence operation: bounded in time, its failure logged (presence is a courtesy)."""
+        with trio.move_on_after(PRESENCE_OP_TIMEOUT):
+            try:
+                await method(*args)
+            except DriverError as exc:
+                _LOG.info("session %s: %s%r failed: %s", self.session_id, method.__name__, args, exc)
+
+    async def _through_store_for(self, read) -> Any:
+        """``read(session_id)`` through the store gate (see :meth:`_through_store`)."""
+        return await self.deps.store_gate.call(read, self.session_id)
 
     async def _through_store(self, write, payload) -> Any:
         """``write(session, tenant, payload)`` through the store gate: while the store is

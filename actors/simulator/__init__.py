@@ -53,6 +53,8 @@ or ``{"re": rid, "ok": false, "code": 400|404, "error": "..."}``.
 * ``{"op": "pair_phone", "rid", "number": digits}`` (only while QR codes are
   shown) → ``{"ok", "code": "ABCD-EFGH", "expires_at"}``; QR codes stop.
 * ``{"op": "reject_call", "rid", "call_id", "call_from"}`` → ``{"ok": true}`` (recorded, see ``_identity``).
+* ``{"op": "presence", "rid", "state"}``, ``{"op": "chat_state", "rid", "chat", "state"}``,
+  ``{"op": "subscribe_presence", "rid", "jid"}`` → ``{"ok": true}`` (recorded, see ``_identity``).
 * ``{"op": "logout", "rid"}`` → ``{"ok": true}``, then ``close`` 401 with ``local: true``.
 
 Server → client events (``{"ev": ...}``); timestamps are epoch seconds:
@@ -84,7 +86,7 @@ Control protocol (path ``/control``)
 ``{"rid", "cmd", "args": {...}}`` → ``{"re", "ok", "result"|"error"}``. Commands
 (``SimulatorControl`` has one method each): ``stats``, ``account``, ``sent``,
 ``flush``, ``create_account``, ``scan``, ``confirm_pairing``, ``send_message``,
-``presence``, ``undecryptable``, ``send_as_lid``, ``reveal_lid``, ``call``, ``rejected_calls``, ``traffic_start``/``traffic_stop``; faults
+``presence``, ``undecryptable``, ``send_as_lid``, ``reveal_lid``, ``call``, ``rejected_calls``, ``presence_sent``, ``traffic_start``/``traffic_stop``; faults
 ``drop``, ``disconnect(code)``, ``stall``, ``lose_answers`` (accept a send, then
 drop the link before answering it), ``slow_connect``, ``ban``/``unban``,
 ``replace``, ``logout``, ``refuse_qr``, ``outdated``, ``reset_faults``, ``exit``.

@@ -159,6 +159,10 @@ class SimulatorControl:
     async def rejected_calls(self, session: str) -> list[dict]:
         return await self.call("rejected_calls", session=session)
 
+    async def presence_sent(self, session: str) -> list[dict]:
+        """The account's own presence operations (available, typing, subscriptions), in order."""
+        return await self.call("presence_sent", session=session)
+
     async def undecryptable(self, session: str, *, sender: str | None = None, unavailable: bool = False) -> str:
         return (await self.call("undecryptable", session=session, sender=sender, unavailable=unavailable))["id"]
 

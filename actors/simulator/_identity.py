@@ -1,4 +1,5 @@
-"""Control commands for customer identity and calls: LID senders, revealed mappings, call offers.
+"""Control commands for customer identity, calls and presence: LID senders, revealed mappings,
+call offers, and what the account itself announced.
 
 Real WhatsApp (through whatsmeow) may name a customer by a LID (``user@lid``), with the phone
 number in an alternate field (``SenderAlt``) or not at all; the mapping may become known later.
@@ -11,6 +12,10 @@ These commands let a test play each case:
 * ``call`` ``{session, caller, caller_alt?, video?}``: a ``call_offer`` event; returns its id.
   Rejections the account sends (``{"op": "reject_call", "call_id", "call_from"}``) are listed
   by ``rejected_calls`` ``{session}``.
+* ``presence_sent`` ``{session}``: the account's own presence ops, in order (``presence``
+  available/unavailable, ``chat_state`` composing/paused in a chat, ``subscribe_presence`` to a
+  contact), each with the server's wall-clock ``ts``. (A contact's presence *to* the account is
+  the ``presence`` command.)
 """
 
 from __future__ import annotations
@@ -63,3 +68,6 @@ class IdentityCommands:
 
     async def cmd_rejected_calls(self, session: str) -> list[dict[str, Any]]:
         return list(self.server.rejected_calls.get(session, ()))
+
+    async def cmd_presence_sent(self, session: str) -> list[dict[str, Any]]:
+        return list(self.server.presence_log.get(session, ()))

@@ -12,6 +12,8 @@
   ``ticket.updated`` for each ticket kept or emptied.
 * **Calls** (:func:`call_received`): ``call.received`` is published with what the session will do
   (its options): reject, and reply.
+* **Presence** (:func:`presence_updated`): a contact's availability or typing, as the session
+  received it, is published as ``presence.updated`` (never stored).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from collections.abc import Sequence
 import attrs
 import trio
 
-from actors.drivers import CallOffer, LidMapped, Message
+from actors.drivers import CallOffer, LidMapped, Message, Presence
 from actors.flows import TICKET_UPDATED, Publisher, ticket_payload
 from actors.sessions import BoundedCache, SessionOptions
 from actors.store import Store, is_lid
@@ -31,6 +33,7 @@ _LOG = logging.getLogger("zapvisor.tickets")
 
 CONTACT_MERGED = "contact.merged"
 CALL_RECEIVED = "call.received"
+PRESENCE_UPDATED = "presence.updated"
 
 STATUS_CHAT = "status@broadcast"
 NEWSLETTER_SERVER = "@newsletter"
@@ -113,6 +116,13 @@ def call_received(publisher: Publisher, tenant_id: str, session_id: str, offer: 
         "session_id": session_id, "call_id": offer.call_id, "caller": offer.caller, "at": offer.timestamp,
         "video": offer.is_video, "group": offer.is_group, "rejected": options.reject_calls,
         "reply": options.call_reply if options.reject_calls else "",
+    })
+
+
+def presence_updated(publisher: Publisher, tenant_id: str, session_id: str, presence: Presence) -> None:
+    publisher.emit(tenant_id, PRESENCE_UPDATED, {
+        "session_id": session_id, "jid": presence.jid, "state": presence.state.value, "chat": presence.chat_jid,
+        "last_seen": presence.last_seen,
     })
 
 

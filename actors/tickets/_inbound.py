@@ -36,7 +36,7 @@ from collections.abc import Callable, Sequence
 import attrs
 import trio
 
-from actors.drivers import CallOffer, LidMapped, Message, Receipt, ReceiptKind
+from actors.drivers import CallOffer, LidMapped, Message, Presence, Receipt, ReceiptKind
 from actors.flows import (
     MESSAGE_UPDATED,
     TICKET_CREATED,
@@ -61,7 +61,7 @@ from actors.store import (
 )
 
 from ._directory import TicketDirectory
-from ._identity import SessionFilters, call_received, conversation_cacheable, learn
+from ._identity import SessionFilters, call_received, conversation_cacheable, learn, presence_updated
 from ._messages import Appended, AppendInbound, MovedTo, TicketRefused
 
 _LOG = logging.getLogger("zapvisor.tickets")
@@ -74,6 +74,9 @@ CONTACT_CACHE = 50_000
 
 TICKET_CACHE = 50_000
 """Active tickets remembered ((session, contact) → ticket id)."""
+
+PRESENCE_TARGETS = 1000
+"""Active contacts a session subscribes to at connect, at most (see ``actors.sessions`` MAX_SUBSCRIBED)."""
 
 ISOLATED_TRIES = 2
 """Times a message is stored on its own before it is quarantined: the second rules out a write that
@@ -153,6 +156,18 @@ class TicketInbound:
         options = await self._filters.options(session_id)
         call_received(self.publisher, tenant_id, session_id, offer, options)
         return options
+
+    async def options(self, session_id: str) -> SessionOptions:
+        """The session's options (cached ``POLICY_TTL`` seconds)."""
+        return await self._filters.options(session_id)
+
+    async def presence_targets(self, session_id: str) -> list[str]:
+        """The contacts of the session's active tickets (one-to-one), whose presence agents want."""
+        return await self.store.active_contacts(session_id, limit=PRESENCE_TARGETS)
+
+    def presence(self, session_id: str, tenant_id: str, presence: Presence) -> None:
+        """Publish a contact's presence (``presence.updated``) to the tenant's agents."""
+        presence_updated(self.publisher, tenant_id, session_id, presence)
 
     async def deliver(self, session_id: str, tenant_id: str, messages: Sequence[Message]) -> None:
         """Store ``messages`` durably (see the module docstring); returns after their COMMIT,

@@ -9,8 +9,8 @@ def test_public_face_is_pinned():
         "QUARANTINED", "Queue",
         "SchemaTooNew", "SessionRecord", "SqliteBackend", "Store", "StoreClosed", "StoreError",
         "StoreStatistics", "StoreUnavailable", "Tenant", "Ticket", "TicketOutcome", "TicketStatus",
-        "User", "Webhook", "WebhookDelivery", "WriteFailed", "open_store",
-        "is_lid", "storable", "storable_text", "webhook_wants",
+        "User", "Webhook", "WebhookDelivery", "WriteFailed", "is_lid", "open_store",
+        "storable", "storable_text", "webhook_wants",
     ]
     for name in actors.store.__all__:
         assert getattr(actors.store, name) is not None

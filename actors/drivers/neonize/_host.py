@@ -89,7 +89,8 @@ from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import (
     VideoMessage,
 )
 from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import Message as E2EMessage
-from neonize.utils.enum import MediaType, ReceiptType
+from neonize.utils.enum import ChatPresence, ChatPresenceMedia, MediaType, ReceiptType
+from neonize.utils.enum import Presence as NeonizePresence
 from neonize.utils.jid import build_jid
 
 from .._errors import (
@@ -573,10 +574,27 @@ class ClientHost:
     def _op_reject_call(self, slot: _Slot, args: dict[str, Any]) -> dict[str, Any]:
         """Decline a call; ``call_from`` as the offer named it (whatsmeow's ``RejectCall``)."""
         caller, call_id = _jid(args.get("call_from"), "call_from"), _text(args, "call_id")
+        return self._go(slot, lambda: slot.client.reject_call(caller, call_id))
+
+    def _op_presence(self, slot: _Slot, args: dict[str, Any]) -> dict[str, Any]:
+        presence = NeonizePresence.AVAILABLE if args.get("available") is True else NeonizePresence.UNAVAILABLE
+        return self._go(slot, lambda: slot.client.send_presence(presence))
+
+    def _op_chat_state(self, slot: _Slot, args: dict[str, Any]) -> dict[str, Any]:
+        chat = _jid(args.get("chat"), "chat")
+        state = ChatPresence.CHAT_PRESENCE_COMPOSING if args.get("composing") is True else ChatPresence.CHAT_PRESENCE_PAUSED
+        return self._go(slot, lambda: slot.client.send_chat_presence(chat, state, ChatPresenceMedia.CHAT_PRESENCE_MEDIA_TEXT))
+
+    def _op_subscribe_presence(self, slot: _Slot, args: dict[str, Any]) -> dict[str, Any]:
+        jid = _jid(args.get("jid"), "jid")
+        return self._go(slot, lambda: slot.client.subscribe_presence(jid))
+
+    def _go(self, slot: _Slot, call: Callable[[], Any]) -> dict[str, Any]:
+        """Run a one-shot Go call on the live connection; neonize's error becomes a driver error."""
         self._live(slot)
         with self._lock.shared():
             try:
-                slot.client.reject_call(caller, call_id)
+                call()
             except NeonizeError as exc:
                 raise _ffi_error(exc) from exc
         return {}
