@@ -35,6 +35,7 @@ CONTACT_MERGED = "contact.merged"
 CALL_RECEIVED = "call.received"
 PRESENCE_UPDATED = "presence.updated"
 
+
 STATUS_CHAT = "status@broadcast"
 NEWSLETTER_SERVER = "@newsletter"
 
