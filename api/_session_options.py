@@ -1,4 +1,4 @@
-"""A session's options: status posts, newsletters, calls, presence (``actors.sessions.SessionOptions``).
+"""A session's options: status posts, newsletters, calls, presence, history (``actors.sessions.SessionOptions``).
 
 ``PUT`` replaces them whole (missing fields take their defaults); the inbound path and the
 session pick a change up within ``actors.tickets.POLICY_TTL`` seconds, without a restart.
@@ -13,7 +13,7 @@ from pydantic import Field
 from quart import Blueprint
 
 from actors.sessions import SessionOptions
-from actors.sessions._options import MAX_CALL_REPLY, MAX_TYPING_SECONDS
+from actors.sessions._options import MAX_CALL_REPLY, MAX_HISTORY_CHATS, MAX_HISTORY_DAYS, MAX_TYPING_SECONDS
 
 from ._audit import audited
 from ._auth import Principal
@@ -34,6 +34,10 @@ class OptionsBody(Body):
     typing_seconds: Annotated[float, Field(ge=0, le=MAX_TYPING_SECONDS,
                                            description="'typing...' shown before each text reply (0: never)")] = 0.0
     subscribe_presence: Annotated[bool, Field(description="publish contacts' presence (presence.updated)")] = False
+    history_days: Annotated[int, Field(ge=0, le=MAX_HISTORY_DAYS,
+                                       description="history sync: import the last N days (0: none)")] = 7
+    history_chats: Annotated[int, Field(ge=0, le=MAX_HISTORY_CHATS, description="history sync: chats at most")] = 50
+    history_groups: Annotated[bool, Field(description="history sync: import group chats too")] = False
 
 
 @endpoint(bp, "GET", "/tenants/{tenant_id}/sessions/{session_id}/options",

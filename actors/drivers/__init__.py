@@ -8,7 +8,7 @@ Public face of the package; implementation lives in the ``_private`` modules.
   ``LoggedOut``, ``TemporaryBan``, ``Replaced``, ``ClientOutdated``,
   ``KeepaliveLost``, ``KeepaliveRestored``, ``Qr``, ``PairingCode``,
   ``PairSuccess``, ``Message``, ``Receipt``, ``OfflineSyncDone``,
-  ``Undecryptable``, ``Presence``, ``LidMapped``, ``CallOffer``; the union ``Event`` and ``ENDING_EVENTS``.
+  ``Undecryptable``, ``Presence``, ``LidMapped``, ``CallOffer``, ``HistoryChunk`` (of ``HistoryChat``); the union ``Event`` and ``ENDING_EVENTS``.
 * Values: ``MediaRef``, ``OutboundMedia``, ``SendResult``; enums ``ReasonCode``,
   ``ReceiptKind``, ``MediaKind``, ``PresenceState``.
 * ``SimulatedDriver`` / ``SimulatedDriverConfig``: the driver for the simulated
@@ -53,6 +53,8 @@ from ._events import (
     PairSuccess,
     LidMapped,
     CallOffer,
+    HistoryChat,
+    HistoryChunk,
     Presence,
     PresenceState,
     Qr,
@@ -93,6 +95,8 @@ __all__ = [
     "PairingCode",
     "LidMapped",
     "CallOffer",
+    "HistoryChat",
+    "HistoryChunk",
     "Presence",
     "PresenceState",
     "ProbeTimeoutError",

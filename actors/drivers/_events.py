@@ -314,6 +314,30 @@ class CallOffer:
     is_group: bool = False
 
 
+@attrs.frozen
+class HistoryChat:
+    """One chat's past messages from WhatsApp's history sync (oldest first); ``name`` as the phone knows it."""
+
+    jid: str = attrs.field(validator=_non_empty)
+    messages: tuple[Message, ...] = attrs.field(converter=tuple)
+    name: str = ""
+    is_group: bool = False
+
+
+@attrs.frozen
+class HistoryChunk:
+    """A part of the history sync WhatsApp sends after a first pairing (and on demand).
+
+    Never journaled nor acknowledged: history is a bonus, a lost chunk is not a lost message.
+    ``progress`` is WhatsApp's percentage when it announces one; ``sync_type`` its kind
+    (``INITIAL_BOOTSTRAP``, ``RECENT``, ``FULL``...).
+    """
+
+    chats: tuple[HistoryChat, ...] = attrs.field(converter=tuple)
+    progress: int | None = None
+    sync_type: str = ""
+
+
 Event = (
     Connected
     | Disconnected
@@ -333,6 +357,7 @@ Event = (
     | Presence
     | LidMapped
     | CallOffer
+    | HistoryChunk
 )
 """The closed set of events a driver emits."""
 

@@ -76,6 +76,8 @@ from ._events import (
     Connected,
     Disconnected,
     Event,
+    HistoryChat,
+    HistoryChunk,
     KeepaliveLost,
     KeepaliveRestored,
     LidMapped,
@@ -235,6 +237,10 @@ def _event(frame: dict[str, Any]) -> Event | None:
             caller = frame.get("from_alt") or frame["from"]
             return CallOffer(call_id=frame["call_id"], caller=caller, call_from=frame["from"],
                              timestamp=float(frame["ts"]), is_video=bool(frame.get("video")))
+        case "history":
+            chats = [HistoryChat(jid=c["jid"], name=c.get("name") or "", is_group=bool(c.get("is_group")),
+                                 messages=[_message(m) for m in c["msgs"]]) for c in frame["chats"]]
+            return HistoryChunk(chats, frame.get("progress"), frame.get("sync_type") or "")
         case "undecryptable":
             return Undecryptable(id=frame["id"], chat_jid=frame["chat"], sender_jid=frame["sender"],
                                  timestamp=float(frame["ts"]), is_unavailable=bool(frame.get("unavailable")))

@@ -17,6 +17,9 @@ import attrs
 MAX_CALL_REPLY = 4096
 """Longest automatic reply to a call (WhatsApp's own cap on a text message)."""
 
+MAX_HISTORY_DAYS = 3650
+MAX_HISTORY_CHATS = 10_000
+
 MAX_TYPING_SECONDS = 5.0
 """Longest "typing..." shown before an agent's reply. A session sends one message at a time, so
 typing divides its send rate (5 s: 12 replies a minute at most) and must stay far below the
@@ -33,7 +36,10 @@ class SessionOptions:
     only to an available account). ``typing_seconds``: "typing..." shown in the chat before each
     text reply, then cleared (0: never; at most ``MAX_TYPING_SECONDS``). ``subscribe_presence``:
     the presence of contacts with an active ticket (at connect) and of each contact who writes is
-    asked for; what arrives is published as ``presence.updated``."""
+    asked for; what arrives is published as ``presence.updated``. ``history_days``,
+    ``history_chats``, ``history_groups``: WhatsApp's history sync (after a first pairing) is
+    imported for messages of the last ``history_days`` days (0: not at all), at most
+    ``history_chats`` chats per session (per daemon run), group chats only with ``history_groups``."""
 
     status_broadcasts: bool = False
     newsletters: bool = False
@@ -42,6 +48,9 @@ class SessionOptions:
     available: bool = False
     typing_seconds: float = attrs.field(default=0.0, converter=lambda s: min(max(float(s), 0.0), MAX_TYPING_SECONDS))
     subscribe_presence: bool = False
+    history_days: int = 7
+    history_chats: int = 50
+    history_groups: bool = False
 
     @classmethod
     def from_json(cls, text: str | None) -> SessionOptions:
@@ -60,7 +69,7 @@ class SessionOptions:
 class InboundDefaults:
     """The parts of an ``InboundSink`` beyond storing messages and receipts, for sinks that only
     store (test and benchmark sinks): every session has the default options, a learned LID
-    mapping and a call are dropped, no contact's presence is wanted."""
+    mapping, a call and history are dropped, no contact's presence is wanted."""
 
     async def learn(self, session_id: str, tenant_id: str, mapping: object) -> None:
         return None
@@ -73,3 +82,6 @@ class InboundDefaults:
 
     async def presence_targets(self, session_id: str) -> list[str]:
         return []
+
+    async def history(self, session_id: str, tenant_id: str, chunk: object) -> None:
+        return None

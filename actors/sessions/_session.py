@@ -54,6 +54,7 @@ from actors.drivers import (
     DriverConnectError,
     DriverError,
     DriverFactory,
+    HistoryChunk,
     KeepaliveLost,
     KeepaliveRestored,
     LidMapped,
@@ -185,6 +186,8 @@ class InboundSink(Protocol):
     async def options(self, session_id: str) -> SessionOptions: ...
 
     async def presence_targets(self, session_id: str) -> list[str]: ...
+
+    async def history(self, session_id: str, tenant_id: str, chunk: HistoryChunk) -> None: ...
 
 
 @attrs.define(eq=False)
@@ -468,6 +471,8 @@ class SessionActor(Actor):
                     self.deps.presence(self.session_id, self.tenant_id, event)
             case CallOffer():
                 self._nursery_calls.start_soon(self._call, event)
+            case HistoryChunk():  # imported in order, before the events behind it (idempotent with them)
+                await self._through_store(self.deps.inbound.history, event)
             case OfflineSyncDone(count):
                 _LOG.info("session %s: offline sync done (%d items)", self.session_id, count)
             case Undecryptable(message_id, chat_jid):

@@ -71,7 +71,8 @@ Server → client events (``{"ev": ...}``); timestamps are epoch seconds:
 * ``offline_sync_done`` ``{count}`` after the backlog queued before ``connected``.
 * ``receipt`` ``{ids, chat, kind: delivered|read|played, ts}``;
   ``presence`` ``{jid, state, chat, last_seen}``; ``lid_mapping`` ``{lid, pn}``;
-  ``call_offer`` ``{call_id, from, from_alt, ts, video}``; a message sent as a LID carries
+  ``call_offer`` ``{call_id, from, from_alt, ts, video}``; ``history`` ``{chats: [{jid, name,
+  is_group, msgs}], progress, sync_type}``; a message sent as a LID carries
   ``sender_alt`` when its phone number is shown (commands: ``_identity``);
   ``undecryptable`` ``{id, chat, sender, ts, unavailable}``.
 * ``close`` ``{code, reason, expires_at?, ban_code?, local?}`` - sent just
@@ -86,7 +87,7 @@ Control protocol (path ``/control``)
 ``{"rid", "cmd", "args": {...}}`` → ``{"re", "ok", "result"|"error"}``. Commands
 (``SimulatorControl`` has one method each): ``stats``, ``account``, ``sent``,
 ``flush``, ``create_account``, ``scan``, ``confirm_pairing``, ``send_message``,
-``presence``, ``undecryptable``, ``send_as_lid``, ``reveal_lid``, ``call``, ``rejected_calls``, ``presence_sent``, ``traffic_start``/``traffic_stop``; faults
+``presence``, ``undecryptable``, ``send_as_lid``, ``reveal_lid``, ``call``, ``rejected_calls``, ``history``, ``presence_sent``, ``traffic_start``/``traffic_stop``; faults
 ``drop``, ``disconnect(code)``, ``stall``, ``lose_answers`` (accept a send, then
 drop the link before answering it), ``slow_connect``, ``ban``/``unban``,
 ``replace``, ``logout``, ``refuse_qr``, ``outdated``, ``reset_faults``, ``exit``.

@@ -159,6 +159,11 @@ class SimulatorControl:
     async def rejected_calls(self, session: str) -> list[dict]:
         return await self.call("rejected_calls", session=session)
 
+    async def history(self, session: str, chats: list[dict], *, progress: int | None = None,
+                      sync_type: str = "INITIAL_BOOTSTRAP") -> dict[str, list[str]]:
+        """Send a history sync chunk (see ``_identity``); returns its message ids per chat."""
+        return await self.call("history", session=session, chats=chats, progress=progress, sync_type=sync_type)
+
     async def presence_sent(self, session: str) -> list[dict]:
         """The account's own presence operations (available, typing, subscriptions), in order."""
         return await self.call("presence_sent", session=session)

@@ -12,6 +12,9 @@ These commands let a test play each case:
 * ``call`` ``{session, caller, caller_alt?, video?}``: a ``call_offer`` event; returns its id.
   Rejections the account sends (``{"op": "reject_call", "call_id", "call_from"}``) are listed
   by ``rejected_calls`` ``{session}``.
+* ``history`` ``{session, chats: [{jid, name?, messages: [{ts, text, from_me?, sender?, id?}]}],
+  progress?, sync_type?}``: a ``history`` event (WhatsApp's history sync after pairing); returns
+  the messages' ids per chat.
 * ``presence_sent`` ``{session}``: the account's own presence ops, in order (``presence``
   available/unavailable, ``chat_state`` composing/paused in a chat, ``subscribe_presence`` to a
   contact), each with the server's wall-clock ``ts``. (A contact's presence *to* the account is
@@ -68,6 +71,25 @@ class IdentityCommands:
 
     async def cmd_rejected_calls(self, session: str) -> list[dict[str, Any]]:
         return list(self.server.rejected_calls.get(session, ()))
+
+    async def cmd_history(self, session: str, chats: list[dict[str, Any]], progress: int | None = None,
+                          sync_type: str = "INITIAL_BOOTSTRAP") -> dict[str, Any]:
+        """Push a history sync chunk; returns the ids given to its messages, per chat."""
+        self._account(session)  # type: ignore[attr-defined]
+        wire, ids = [], {}
+        for chat in chats:
+            try:
+                jid, messages = chat["jid"], chat["messages"]
+                built = [build_message(sender=m.get("sender") or jid, chat=jid, timestamp=float(m["ts"]),
+                                       text=m.get("text", ""), message_id=m.get("id"),
+                                       from_me=bool(m.get("from_me"))) for m in messages]
+            except (KeyError, TypeError, ValueError) as exc:
+                raise ControlError(f"chats: each needs 'jid' and 'messages' [{{'ts', 'text'}}] ({exc!r})") from exc
+            wire.append({"jid": jid, "name": chat.get("name", ""), "is_group": jid.endswith("@g.us"), "msgs": built})
+            ids[jid] = [m["id"] for m in built]
+        await self.server.push_event(session, {"ev": "history", "chats": wire, "progress": progress,
+                                               "sync_type": sync_type})
+        return ids
 
     async def cmd_presence_sent(self, session: str) -> list[dict[str, Any]]:
         return list(self.server.presence_log.get(session, ()))

@@ -154,3 +154,38 @@ class SetSessionOptions:
             "ON CONFLICT (session_id) DO UPDATE SET options = excluded.options, updated_at = excluded.updated_at",
             self.session_id, self.options, now,
         )
+
+
+@attrs.frozen
+class ImportHistory:
+    """Store one chat's past messages (history sync) without opening or reopening a ticket.
+
+    The messages go to the contact's latest ticket in the session, whatever its status, or to a
+    new **closed** ticket; the ticket's unread count is left as it was (history is not news) and
+    its last message only moves to a later one. Idempotent with live traffic: a message stored
+    before (live or by an earlier import) is skipped by the (session, WhatsApp id) key. The
+    messages' ``contact_id``/``ticket_id`` are filled here. Returns how many were new.
+    """
+
+    contact: Any  # UpsertContact (``_ops_core`` imports this module: typed loosely to avoid the cycle)
+    session_id: str
+    messages: tuple[Any, ...]  # NewMessage
+
+    async def apply(self, tx: Any, now: float) -> int:
+        from ._ops_core import InsertMessages, insert_messages
+
+        contact = await self.contact.apply(tx, now)
+        ticket = await tx.fetchrow(
+            "SELECT id, unread FROM tickets WHERE session_id = $1 AND contact_id = $2 ORDER BY id DESC LIMIT 1",
+            self.session_id, contact.id,
+        )
+        if ticket is None:
+            ticket = await tx.fetchrow(
+                "INSERT INTO tickets (tenant_id, session_id, contact_id, status, created_at, updated_at, closed_at) "
+                "VALUES ($1, $2, $3, 'closed', $4, $4, $4) RETURNING id, unread",
+                contact.tenant_id, self.session_id, contact.id, now,
+            )
+        run = tuple(attrs.evolve(m, contact_id=contact.id, ticket_id=ticket["id"]) for m in self.messages)
+        [results] = await insert_messages(tx, [InsertMessages(run)], now)
+        await tx.execute("UPDATE tickets SET unread = $2 WHERE id = $1", ticket["id"], ticket["unread"])
+        return sum(1 for result in results if type(result).__name__ == "Inserted")

@@ -280,6 +280,18 @@ class Store(StoreReads):
         return await self._write(identity.LearnLid(_text("tenant_id", tenant_id), _wa_key("lid", lid),
                                                    _wa_key("pn", pn)), timeout)
 
+    async def import_history(
+        self, tenant_id: str, session_id: str, jid: str, name: str, messages: Sequence[NewMessage], *,
+        is_group: bool = False, timeout: float | None = None,
+    ) -> int:
+        """Store a chat's past messages without opening a ticket (rules: ``_ops_identity.ImportHistory``);
+        returns how many were new. ``messages``' contact and ticket ids are ignored (filled in)."""
+        op = identity.ImportHistory(
+            _upsert_contact(tenant_id, jid, name, is_group), _text("session_id", session_id),
+            tuple(_storable_message(m) for m in messages),
+        )
+        return await self._write(op, timeout)
+
     async def set_session_options(self, session_id: str, options: str, *, timeout: float | None = None) -> None:
         """Replace the session's options, a JSON document (see ``actors.sessions.SessionOptions``)."""
         await self._write(identity.SetSessionOptions(_text("session_id", session_id), _text("options", options)),

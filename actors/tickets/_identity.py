@@ -12,6 +12,9 @@
   ``ticket.updated`` for each ticket kept or emptied.
 * **Calls** (:func:`call_received`): ``call.received`` is published with what the session will do
   (its options): reject, and reply.
+* **History** (:func:`history_wanted`): a history sync chunk is imported within the session's
+  date range and chat limit (groups and newsletters by option) without opening any ticket
+  (``actors.store._ops_identity.ImportHistory``); ``history.progress`` and a log line follow each chunk.
 * **Presence** (:func:`presence_updated`): a contact's availability or typing, as the session
   received it, is published as ``presence.updated`` (never stored).
 """
@@ -24,7 +27,7 @@ from collections.abc import Sequence
 import attrs
 import trio
 
-from actors.drivers import CallOffer, LidMapped, Message, Presence
+from actors.drivers import CallOffer, HistoryChat, HistoryChunk, LidMapped, Message, Presence
 from actors.flows import TICKET_UPDATED, Publisher, ticket_payload
 from actors.sessions import BoundedCache, SessionOptions
 from actors.store import Store, is_lid
@@ -34,6 +37,7 @@ _LOG = logging.getLogger("zapvisor.tickets")
 CONTACT_MERGED = "contact.merged"
 CALL_RECEIVED = "call.received"
 PRESENCE_UPDATED = "presence.updated"
+HISTORY_PROGRESS = "history.progress"
 
 
 STATUS_CHAT = "status@broadcast"
@@ -117,6 +121,37 @@ def call_received(publisher: Publisher, tenant_id: str, session_id: str, offer: 
         "session_id": session_id, "call_id": offer.call_id, "caller": offer.caller, "at": offer.timestamp,
         "video": offer.is_video, "group": offer.is_group, "rejected": options.reject_calls,
         "reply": options.call_reply if options.reject_calls else "",
+    })
+
+
+def history_wanted(chunk: HistoryChunk, options: SessionOptions, imported: set[str], now: float) -> list[HistoryChat]:
+    """The chats of ``chunk`` to import, their messages cut to the date range; ``imported`` (the
+    session's chats imported so far) enforces the chat limit and grows with the new ones."""
+    cutoff = now - options.history_days * 86400.0
+    wanted = []
+    for chat in chunk.chats:
+        if options.history_days <= 0 or (chat.is_group and not options.history_groups):
+            continue
+        if chat.jid.endswith(NEWSLETTER_SERVER) and not options.newsletters:
+            continue
+        messages = tuple(m for m in chat.messages if m.timestamp >= cutoff)
+        if not messages:
+            continue
+        if chat.jid not in imported:
+            if len(imported) >= options.history_chats:
+                continue
+            imported.add(chat.jid)
+        wanted.append(attrs.evolve(chat, messages=messages))
+    return wanted
+
+
+def history_progress(publisher: Publisher, tenant_id: str, session_id: str, chunk: HistoryChunk,
+                     chats: int, messages: int) -> None:
+    _LOG.info("session %s: history %s (%s%%): %d chats, %d new messages imported", session_id,
+              chunk.sync_type or "sync", "?" if chunk.progress is None else chunk.progress, chats, messages)
+    publisher.emit(tenant_id, HISTORY_PROGRESS, {
+        "session_id": session_id, "sync_type": chunk.sync_type, "progress": chunk.progress, "chats": chats,
+        "messages": messages,
     })
 
 

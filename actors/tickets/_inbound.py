@@ -36,7 +36,7 @@ from collections.abc import Callable, Sequence
 import attrs
 import trio
 
-from actors.drivers import CallOffer, LidMapped, Message, Presence, Receipt, ReceiptKind
+from actors.drivers import CallOffer, HistoryChunk, LidMapped, Message, Presence, Receipt, ReceiptKind
 from actors.flows import (
     MESSAGE_UPDATED,
     TICKET_CREATED,
@@ -61,7 +61,15 @@ from actors.store import (
 )
 
 from ._directory import TicketDirectory
-from ._identity import SessionFilters, call_received, conversation_cacheable, learn, presence_updated
+from ._identity import (
+    SessionFilters,
+    call_received,
+    conversation_cacheable,
+    history_progress,
+    history_wanted,
+    learn,
+    presence_updated,
+)
 from ._messages import Appended, AppendInbound, MovedTo, TicketRefused
 
 _LOG = logging.getLogger("zapvisor.tickets")
@@ -143,6 +151,7 @@ class TicketInbound:
     _groups: dict[str, tuple[bool, float]] = attrs.field(factory=dict)  # session -> (allowed, read at)
     quarantined: int = 0  # inbound messages the store refused on their own (see the module docstring)
     _filters: SessionFilters = attrs.field(init=False)
+    _history_chats: dict[str, set[str]] = attrs.field(factory=dict)  # session -> chats imported (history_chats)
 
     def __attrs_post_init__(self) -> None:
         self._filters = SessionFilters(self.store, POLICY_TTL)
@@ -164,6 +173,19 @@ class TicketInbound:
     async def presence_targets(self, session_id: str) -> list[str]:
         """The contacts of the session's active tickets (one-to-one), whose presence agents want."""
         return await self.store.active_contacts(session_id, limit=PRESENCE_TARGETS)
+
+    async def history(self, session_id: str, tenant_id: str, chunk: HistoryChunk) -> None:
+        """Import a history sync chunk as the session's options say (``_identity``), one write per chat."""
+        options = await self._filters.options(session_id)
+        imported = self._history_chats.setdefault(session_id, set())
+        chats = history_wanted(chunk, options, imported, self.store.clock())
+        new = 0
+        for chat in chats:
+            messages = [attrs.evolve(_new_message(tenant_id, session_id, 0, None, m), media_source=None)
+                        for m in chat.messages]  # old media is not downloaded: its type is kept
+            new += await self.store.import_history(tenant_id, session_id, chat.jid, "" if chat.is_group else chat.name,
+                                                   messages, is_group=chat.is_group)
+        history_progress(self.publisher, tenant_id, session_id, chunk, len(chats), new)
 
     def presence(self, session_id: str, tenant_id: str, presence: Presence) -> None:
         """Publish a contact's presence (``presence.updated``) to the tenant's agents."""

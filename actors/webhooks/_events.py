@@ -40,12 +40,14 @@ CALL_RECEIVED = "call.received"
 CONTACT_MERGED = "contact.merged"
 #: A contact's availability or typing (only with the session's ``subscribe_presence``/``available``).
 PRESENCE_UPDATED = "presence.updated"
+#: A history sync chunk imported (chats, new messages, WhatsApp's progress).
+HISTORY_PROGRESS = "history.progress"
 
 #: Every event name a subscription may list (``ticket.*`` covers every ticket event, ``*`` all).
 EVENTS = (
     CONNECTION_UPDATE, QRCODE_UPDATED, STATUS_INSTANCE, LOGOUT_INSTANCE, REMOVE_INSTANCE,
     RECONNECT_FAILED, NO_CONNECTION, MESSAGE_CREATED, MESSAGE_UPDATED, MESSAGE_SEND_UNKNOWN, "ticket.*",
-    CALL_RECEIVED, CONTACT_MERGED, PRESENCE_UPDATED,
+    CALL_RECEIVED, CONTACT_MERGED, PRESENCE_UPDATED, HISTORY_PROGRESS,
 )
 
 _NAME = re.compile(r"[a-z][a-z0-9_]*(\.[a-z0-9_]+)+")

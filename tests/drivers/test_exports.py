@@ -13,7 +13,7 @@ EXPECTED = {
     "DriverError", "DriverFactory", "DriverStateError", "Event", "KeepaliveLost", "KeepaliveRestored",
     "LoggedOut", "MediaKind", "MediaNotFoundError", "MediaRef", "Message", "NeonizeDriver", "NotConnectedError",
     "OfflineSyncDone", "OutboundMedia", "PairSuccess", "PairingCode", "Presence", "PresenceState",
-    "ProbeTimeoutError", "Qr", "LidMapped", "CallOffer", "ReasonCode", "Receipt", "ReceiptKind", "Replaced", "RequestError",
+    "ProbeTimeoutError", "Qr", "LidMapped", "CallOffer", "HistoryChat", "HistoryChunk", "ReasonCode", "Receipt", "ReceiptKind", "Replaced", "RequestError",
     "RequestInterruptedError", "RequestTimeoutError", "SendResult", "SimulatedDriver", "SimulatedDriverConfig", "TemporaryBan", "Undecryptable",
 }
 

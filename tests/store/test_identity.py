@@ -101,3 +101,19 @@ async def test_concurrent_lid_and_phone_conversations_and_a_learned_mapping_end_
             phone = await one.find_contact("acme", pn)
             tickets = [t for t in await one.list_tickets("acme") if t.status is not TicketStatus.CLOSED]
             assert [t.contact_id for t in tickets if t.contact_id == phone.id] == [phone.id], round_
+
+
+async def test_history_is_imported_into_a_closed_ticket_idempotently_without_unread(store):
+    await _tenant(store)
+    contact = await store.upsert_contact("acme", PN, "Bob")  # builder only: ids are filled by the import
+    old = [message(contact, f"h{i}", sent_at=float(i), body=f"old {i}") for i in range(3)]
+    assert await store.import_history("acme", "s1", PN, "Bob", old) == 3
+    [ticket] = await store.list_tickets("acme")
+    assert (ticket.status, ticket.unread, ticket.last_message) == (TicketStatus.CLOSED, 0, "old 2")
+    assert await store.import_history("acme", "s1", PN, "Bob", old) == 0  # again: nothing new
+    live = await _write(store, "s1", PN, "live", 10.0)  # the customer writes: a live ticket
+    assert live != ticket.id
+    assert await store.import_history("acme", "s1", PN, "Bob", [message(contact, "h9", sent_at=5.0)]) == 1
+    active = await store.get_ticket(live)
+    assert (active.unread, active.last_message) == (1, "live")  # history is not news
+    assert [m.wa_id for m in await store.list_messages(live)] == ["live", "h9"]

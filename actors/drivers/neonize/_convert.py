@@ -50,6 +50,7 @@ from typing import Final
 import attrs
 from neonize.events import (
     CallOfferEv,
+    HistorySyncEv,
     ChatPresenceEv,
     ClientOutdatedEv,
     ConnectedEv,
@@ -465,5 +466,6 @@ SUBSCRIBED: Final = (
     ChatPresenceEv,
     PresenceEv,
     CallOfferEv,
+    HistorySyncEv,  # converted by ``_history`` (one blob, many events)
 )
 """The neonize event classes a worker registers callbacks for (Go only sends subscribed ones)."""

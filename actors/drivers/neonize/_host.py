@@ -115,6 +115,7 @@ from .._events import (
     TemporaryBan,
 )
 from .._journal import Journal, journal_path
+from ._history import history_events
 from ._convert import (
     SUBSCRIBED,
     Refused,
@@ -816,6 +817,10 @@ class ClientHost:
                 conn.first_qr.set()
                 ttl = QR_FIRST_TTL_S if conn.qr_count == 1 else QR_NEXT_TTL_S
                 return Qr(code=payload.decode(), index=conn.qr_count, expires_at=time.time() + ttl)
+        if isinstance(payload, neonize_events.HistorySyncEv):  # many events: emitted here, in order
+            for event in history_events(payload):
+                self._emit_event(slot, conn, event)
+            return None
         me = jid_str(slot.client.me.JID) if slot.client.me is not None else None
         event = convert(payload, me=me or None, now=time.time())
         if isinstance(event, Refused):
