@@ -241,7 +241,7 @@ class SessionActor(Actor):
         self._last_evidence = 0.0
         self._keepalive_lost_at: float | None = None
         self._wake = trio.Event()
-        self._nursery_calls: trio.Nursery | None = None
+        self._connection_nursery: trio.Nursery | None = None
         self._subscribed: set[str] = set()  # contacts whose presence this connection asked for
 
     # -- lifecycle -------------------------------------------------------------
@@ -395,7 +395,7 @@ class SessionActor(Actor):
         """Handle one connection's events; return its ending event."""
         events = self.driver.events
         async with trio.open_nursery() as nursery:
-            self._nursery_calls = nursery  # calls are answered alongside the connection's events
+            self._connection_nursery = nursery  # calls and presence work alongside the events
             nursery.start_soon(self._watchdog)
             nursery.start_soon(self._pairing_deadline)
             inbound = InboundBatches(nursery, self._inbound, _chat, INBOUND_BATCHES, INBOUND_HELD)
@@ -454,7 +454,7 @@ class SessionActor(Actor):
                 self._connected, self._pairing, self._keepalive_lost_at = True, False, None
                 self._status(SessionStatus.CONNECTED, "connected", jid=jid)
                 self._subscribed = set()
-                self._nursery_calls.start_soon(self._presence_on_connect)
+                self._connection_nursery.start_soon(self._presence_on_connect)
             case KeepaliveLost(errors):
                 if self._keepalive_lost_at is None:
                     self._keepalive_lost_at = trio.current_time()
@@ -470,7 +470,7 @@ class SessionActor(Actor):
                 if self.deps.presence is not None:
                     self.deps.presence(self.session_id, self.tenant_id, event)
             case CallOffer():
-                self._nursery_calls.start_soon(self._call, event)
+                self._connection_nursery.start_soon(self._call, event)
             case HistoryChunk():  # imported in order, before the events behind it (idempotent with them)
                 await self._through_store(self.deps.inbound.history, event)
             case OfflineSyncDone(count):
@@ -490,7 +490,7 @@ class SessionActor(Actor):
         ]
         if fresh:
             await self._through_store(self.deps.inbound.deliver, fresh)
-            self._nursery_calls.start_soon(self._subscribe_writers, fresh)
+            self._connection_nursery.start_soon(self._subscribe_writers, fresh)
             for message in fresh:
                 self.caches.messages.put(message.id, True)
                 self.caches.chats.put(message.chat_jid, message.timestamp)

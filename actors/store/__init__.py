@@ -29,7 +29,8 @@ from ._errors import (
     StoreUnavailable,
     WriteFailed,
 )
-from ._ops_identity import LidMerge, is_lid
+from ._lid import is_lid
+from ._ops_identity import LidMerge
 from ._ops_queues import ALL_EVENTS, QUARANTINED, webhook_wants
 from ._postgres import PostgresBackend
 from ._records import (

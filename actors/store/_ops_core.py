@@ -18,7 +18,7 @@ from typing import Any
 import attrs
 
 from ._errors import Conflict, FencedOut, NotFound
-from ._ops_identity import resolve_jid
+from ._lid import resolve_jid
 from ._records import (
     AlreadyStored,
     AuditEntry,

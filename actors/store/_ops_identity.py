@@ -5,7 +5,7 @@ either form, and which one an event carries depends on the client, the chat and 
 rule kept here, per tenant:
 
 * **Resolution.** A contact written under a LID whose phone JID is known (``lid_map``) is the
-  phone JID's contact: :func:`resolve_jid` runs inside every contact upsert, so a conversation
+  phone JID's contact: :func:`~._lid.resolve_jid` runs inside every contact upsert, so a conversation
   opened under the LID after the mapping was learned lands on the phone number's contact and
   ticket.
 * **Merge.** A mapping learned later (:class:`LearnLid`) folds the LID's contact into the phone
@@ -31,30 +31,8 @@ from typing import Any
 
 import attrs
 
-from ._records import Contact, from_row
-
-LID_SERVER = "@lid"
-
-
-def is_lid(jid: str) -> bool:
-    """Whether ``jid`` is a LID alias (``user@lid``)."""
-    return jid.endswith(LID_SERVER)
-
-
-async def resolve_jid(tx: Any, tenant_id: str, jid: str, now: float) -> str:
-    """The JID a contact written as ``jid`` is stored under: the phone JID of a mapped LID, else ``jid``.
-
-    For a LID, locks its ``lid_map`` row (creating it unmapped): see the module docstring.
-    """
-    if not is_lid(jid):
-        return jid
-    pn = await tx.fetchval(
-        "INSERT INTO lid_map (tenant_id, lid, pn, updated_at) VALUES ($1, $2, NULL, $3) "
-        "ON CONFLICT (tenant_id, lid) DO UPDATE SET lid = excluded.lid RETURNING pn",
-        tenant_id, jid, now,
-    )
-    return pn or jid
-
+from ._ops_core import InsertMessages, UpsertContact, insert_messages
+from ._records import Contact, Inserted, NewMessage, from_row
 
 @attrs.frozen
 class LidMerge:
@@ -167,13 +145,11 @@ class ImportHistory:
     messages' ``contact_id``/``ticket_id`` are filled here. Returns how many were new.
     """
 
-    contact: Any  # UpsertContact (``_ops_core`` imports this module: typed loosely to avoid the cycle)
+    contact: UpsertContact
     session_id: str
-    messages: tuple[Any, ...]  # NewMessage
+    messages: tuple[NewMessage, ...]
 
     async def apply(self, tx: Any, now: float) -> int:
-        from ._ops_core import InsertMessages, insert_messages
-
         contact = await self.contact.apply(tx, now)
         ticket = await tx.fetchrow(
             "SELECT id, unread FROM tickets WHERE session_id = $1 AND contact_id = $2 ORDER BY id DESC LIMIT 1",
@@ -188,4 +164,4 @@ class ImportHistory:
         run = tuple(attrs.evolve(m, contact_id=contact.id, ticket_id=ticket["id"]) for m in self.messages)
         [results] = await insert_messages(tx, [InsertMessages(run)], now)
         await tx.execute("UPDATE tickets SET unread = $2 WHERE id = $1", ticket["id"], ticket["unread"])
-        return sum(1 for result in results if type(result).__name__ == "Inserted")
+        return sum(1 for result in results if isinstance(result, Inserted))

@@ -31,6 +31,7 @@ from . import _ops_identity as identity
 from . import _ops_queues as queues
 from ._backend import single_errors
 from ._errors import InvalidInput, StoreClosed
+from ._lid import is_lid
 from ._reads import StoreReads, check_limit
 from ._records import (
     AlreadyStored,
@@ -273,7 +274,7 @@ class Store(StoreReads):
         """Record that the customer ``lid`` (``...@lid``) is ``pn`` (their phone JID) and merge
         their two contacts and tickets, if both exist (rules: ``_ops_identity``). Idempotent.
         Raises InvalidInput unless ``lid`` is a LID and ``pn`` a phone JID."""
-        if not isinstance(lid, str) or not identity.is_lid(lid):
+        if not isinstance(lid, str) or not is_lid(lid):
             raise InvalidInput(f"lid: must be a '...@lid' JID, got {lid!r}")
         if not isinstance(pn, str) or not pn.endswith("@s.whatsapp.net"):
             raise InvalidInput(f"pn: must be a '...@s.whatsapp.net' JID, got {pn!r}")
