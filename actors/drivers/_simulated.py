@@ -552,8 +552,7 @@ class SimulatedDriver:
         if not events:
             return
         for _, msg in events:  # the mapping goes first: the session merges before storing these
-            if msg.get("sender_alt"):
-                await self._events_send.send(LidMapped(lid=msg["sender"], pn=msg["sender_alt"]))
+            await self._announce_lid(msg)
         journal = self._journal
         appending = _Appending([event for event, _ in events])
         with trio.CancelScope(shield=True):  # a receipt without its append would lose the messages
@@ -681,12 +680,19 @@ class SimulatedDriver:
             if not message_id.startswith(prefix):
                 continue  # another session's
             try:
-                event = _message(json.loads(payload))
+                msg = json.loads(payload)
+                event = _message(msg)
             except (KeyError, TypeError, ValueError) as exc:  # written by this driver: only a bug gets here
                 log.error("driver %s: journal entry %s unreadable, dropped: %r", self.session_id, message_id, exc)
                 journal.release_soon([message_id])
                 continue
+            await self._announce_lid(msg)
             await self._events_send.send(event)
+
+    async def _announce_lid(self, msg: dict[str, Any]) -> None:
+        """A message sent under a LID with its phone JID alongside: the pair, as neonize's driver announces it."""
+        if msg.get("sender_alt"):
+            await self._events_send.send(LidMapped(lid=msg["sender"], pn=msg["sender_alt"]))
 
     async def ack(self, *message_ids: str) -> None:
         """Acknowledge stored messages, all in one frame; the syncer releases them from the journal."""

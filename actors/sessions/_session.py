@@ -47,8 +47,8 @@ import trio
 
 from actors.bus import Bus, Lease, LeasePhase
 from actors.drivers import (
-    CallOffer,
     ENDING_EVENTS,
+    CallOffer,
     Connected,
     Disconnected,
     DriverConnectError,
@@ -76,8 +76,8 @@ from supervisor import Actor, RestartLimiter, StopForGood, unwrap
 from ._batches import InboundBatches
 from ._cache import CacheLimits, SessionCaches
 from ._dependencies import bus_gate, store_gate
-from ._options import SessionOptions
 from ._errors import ConnectionDead, OwnershipLost, SessionDisconnected, StuckConnecting
+from ._options import SessionOptions
 from ._policy import Outcome, SessionPolicy, outcome_for, reaction_for
 from ._pool import SessionPool
 from ._status import SessionStatus, StatusBoard
@@ -536,7 +536,8 @@ class SessionActor(Actor):
 
     async def _subscribe_writers(self, messages: list[Message]) -> None:
         """Subscribe to the presence of contacts who just wrote (once per connection), if wanted."""
-        writers = {m.chat_jid for m in messages if not (m.from_me or m.is_group or m.is_broadcast)} - self._subscribed
+        writers = {m.chat_jid for m in messages if not (m.from_me or m.is_group or m.is_broadcast)
+                   and m.chat_jid.endswith(("@s.whatsapp.net", "@lid"))} - self._subscribed
         if writers and (await self._through_store_for(self.deps.inbound.options)).subscribe_presence:
             for jid in sorted(writers):
                 await self._subscribe(jid)

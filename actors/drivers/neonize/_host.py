@@ -836,11 +836,13 @@ class ClientHost:
         replay, conn.replay = conn.replay, []
         for message_id, payload in replay:
             try:
-                event = convert(neonize_events.MessageEv.FromString(payload), me=None, now=time.time())
+                raw = neonize_events.MessageEv.FromString(payload)
+                event = convert(raw, me=None, now=time.time())
             except Exception:  # written by this module: only a bug gets here; keep the others flowing
                 log.exception("session %s: journaled message %s unreadable", slot.session, message_id)
                 continue
             if event is not None:
+                self._identities(slot, conn, raw)
                 self._emit_event(slot, conn, event)
 
     def _refuse(self, conn: _Conn, error: DriverConnectError) -> None:
