@@ -8,7 +8,8 @@ Public face of the package; implementation lives in the ``_private`` modules.
   ``LoggedOut``, ``TemporaryBan``, ``Replaced``, ``ClientOutdated``,
   ``KeepaliveLost``, ``KeepaliveRestored``, ``Qr``, ``PairingCode``,
   ``PairSuccess``, ``Message``, ``Receipt``, ``OfflineSyncDone``,
-  ``Undecryptable``, ``Presence``; the union ``Event`` and ``ENDING_EVENTS``.
+  ``Undecryptable``, ``Presence``, ``LidMapped``, ``CallOffer``, ``HistoryChunk`` (of ``HistoryChat``); the union
+  ``Event`` and ``ENDING_EVENTS``.
 * Message kinds (``_kinds``): ``MessageKind``, ``OPERATIONS``, ``MEDIA_KINDS``,
   ``PLACEHOLDER_TEXT`` and ``summary`` (the line agents read for a message of any kind);
   ``parse_vcards`` (``_vcard``): names and numbers of contact cards.
@@ -55,6 +56,10 @@ from ._events import (
     OutboundOperation,
     PairingCode,
     PairSuccess,
+    LidMapped,
+    CallOffer,
+    HistoryChat,
+    HistoryChunk,
     Presence,
     PresenceState,
     Qr,
@@ -101,6 +106,10 @@ __all__ = [
     "PLACEHOLDER_TEXT",
     "PairSuccess",
     "PairingCode",
+    "LidMapped",
+    "CallOffer",
+    "HistoryChat",
+    "HistoryChunk",
     "Presence",
     "PresenceState",
     "ProbeTimeoutError",

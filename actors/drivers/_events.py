@@ -308,6 +308,59 @@ class Presence:
     last_seen: float | None = None
 
 
+@attrs.frozen
+class LidMapped:
+    """WhatsApp revealed that the LID ``lid`` (``user@lid``) is the phone JID ``pn``.
+
+    Drivers emit it when an event carries both forms (neonize's ``SenderAlt`` /
+    ``RecipientAlt``), when a lookup in the library's LID store answers, or when the
+    simulator reveals it. The session stores it and merges the customer's two contacts.
+    """
+
+    lid: str = attrs.field(validator=_non_empty)
+    pn: str = attrs.field(validator=_non_empty)
+
+
+@attrs.frozen
+class CallOffer:
+    """A contact is calling this account (``caller`` resolved to a phone JID when known).
+
+    ``call_from`` is the caller exactly as WhatsApp named it (a LID, maybe): rejecting the
+    call (``Driver.reject_call``) must name that form.
+    """
+
+    call_id: str = attrs.field(validator=_non_empty)
+    caller: str = attrs.field(validator=_non_empty)
+    call_from: str = attrs.field(validator=_non_empty)
+    timestamp: float
+    is_video: bool = False
+    is_group: bool = False
+
+
+@attrs.frozen
+class HistoryChat:
+    """One chat's past messages from WhatsApp's history sync (oldest first); ``name`` as the phone knows it."""
+
+    jid: str = attrs.field(validator=_non_empty)
+    messages: tuple[Message, ...] = attrs.field(converter=tuple)
+    name: str = ""
+    is_group: bool = False
+
+
+@attrs.frozen
+class HistoryChunk:
+    """A part of the history sync WhatsApp sends after a first pairing (and on demand).
+
+    Never journaled nor acknowledged: history is a bonus, a lost chunk is not a lost message.
+    ``progress`` is WhatsApp's percentage when it announces one; ``sync_type`` its kind
+    (``INITIAL_BOOTSTRAP``, ``RECENT``, ``FULL``...).
+    """
+
+    chats: tuple[HistoryChat, ...] = attrs.field(converter=tuple)
+    progress: int | None = None
+    sync_type: str = ""
+
+
 Event = (
     Connected
     | Disconnected
@@ -325,6 +378,9 @@ Event = (
     | OfflineSyncDone
     | Undecryptable
     | Presence
+    | LidMapped
+    | CallOffer
+    | HistoryChunk
 )
 """The closed set of events a driver emits."""
 

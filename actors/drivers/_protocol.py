@@ -125,6 +125,24 @@ class Driver(Protocol):
         """Tell WhatsApp the user read these inbound messages (blue ticks for the contact)."""
         ...
 
+    async def reject_call(self, call_from: str, call_id: str) -> None:
+        """Decline an incoming call (a :class:`~actors.drivers.CallOffer`), naming the caller as
+        the offer did (``call_from``)."""
+        ...
+
+    async def set_presence(self, available: bool) -> None:
+        """Show this account as available (online) or unavailable to its contacts; WhatsApp
+        only sends contacts' presence to an account that is available."""
+        ...
+
+    async def send_chat_state(self, chat_jid: str, composing: bool) -> None:
+        """Show "typing..." in ``chat_jid`` (``composing``) or stop showing it."""
+        ...
+
+    async def subscribe_presence(self, jid: str) -> None:
+        """Ask WhatsApp for ``jid``'s availability (:class:`~actors.drivers.Presence` events)."""
+        ...
+
     async def pair_phone(self, phone_number: str) -> str:
         """Ask for a pairing code for ``phone_number`` (digits, country code first).
 

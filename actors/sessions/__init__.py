@@ -25,6 +25,7 @@ from ._session import (
     SessionDeps,
     lease_resource,
 )
+from ._options import InboundDefaults, SessionOptions
 from ._status import TERMINAL, BoardStatistics, SessionInfo, SessionStatus, StatusBoard
 from ._upstream import Attempt, UpstreamGate, UpstreamMode, UpstreamStatistics
 from ._dependencies import bus_gate, bus_unavailable, store_gate, store_unavailable
@@ -41,6 +42,7 @@ __all__ = [
     "DownloadMedia",
     "GetCacheSizes",
     "GetStatus",
+    "InboundDefaults",
     "InboundSink",
     "Logout",
     "MarkRead",
@@ -59,6 +61,7 @@ __all__ = [
     "SessionDisconnected",
     "SessionError",
     "SessionInfo",
+    "SessionOptions",
     "SessionPolicy",
     "SessionPool",
     "SessionStatus",

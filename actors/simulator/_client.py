@@ -165,6 +165,30 @@ class SimulatorControl:
                        last_seen: float | None = None) -> None:
         await self.call("presence", session=session, jid=jid, state=state, chat=chat, last_seen=last_seen)
 
+    async def send_as_lid(self, session: str, lid: str, text: str = "", *, pn: str | None = None,
+                          push_name: str | None = None) -> str:
+        """A customer writes as ``lid`` (``pn`` in the alternate field, or hidden); returns the id."""
+        return (await self.call("send_as_lid", session=session, lid=lid, text=text, pn=pn, push_name=push_name))["id"]
+
+    async def reveal_lid(self, session: str, lid: str, pn: str) -> None:
+        await self.call("reveal_lid", session=session, lid=lid, pn=pn)
+
+    async def place_call(self, session: str, caller: str, *, caller_alt: str | None = None, video: bool = False) -> str:
+        """``caller`` calls ``session``'s account; returns the call id."""
+        return (await self.call("call", session=session, caller=caller, caller_alt=caller_alt, video=video))["call_id"]
+
+    async def rejected_calls(self, session: str) -> list[dict]:
+        return await self.call("rejected_calls", session=session)
+
+    async def history(self, session: str, chats: list[dict], *, progress: int | None = None,
+                      sync_type: str = "INITIAL_BOOTSTRAP") -> dict[str, list[str]]:
+        """Send a history sync chunk (see ``_identity``); returns its message ids per chat."""
+        return await self.call("history", session=session, chats=chats, progress=progress, sync_type=sync_type)
+
+    async def presence_sent(self, session: str) -> list[dict]:
+        """The account's own presence operations (available, typing, subscriptions), in order."""
+        return await self.call("presence_sent", session=session)
+
     async def undecryptable(self, session: str, *, sender: str | None = None, unavailable: bool = False) -> str:
         return (await self.call("undecryptable", session=session, sender=sender, unavailable=unavailable))["id"]
 

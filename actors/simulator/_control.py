@@ -21,6 +21,7 @@ import trio_websocket
 
 from ._errors import ControlError
 from ._kinds import check as check_kind
+from ._identity import IdentityCommands
 from ._link import encode
 from ._media import sha256_hex
 from ._model import Faults, wall_clock
@@ -36,7 +37,7 @@ MEDIA_KINDS = ("image", "video", "audio", "document", "sticker")
 
 
 @attrs.define(eq=False)
-class Commands:
+class Commands(IdentityCommands):
     """The control commands of one simulator (see the package docstring for each)."""
 
     server: SimulatorServer

@@ -70,6 +70,8 @@ class SimulatorServer:
     nursery: trio.Nursery | None = None
     _seen: set[str] = attrs.field(factory=set)  # ids delivered at least once by this process
     _sent_log: dict[str, deque[dict[str, Any]]] = attrs.field(factory=dict)
+    rejected_calls: dict[str, list[dict[str, Any]]] = attrs.field(factory=dict)  # see _identity
+    presence_log: dict[str, deque[dict[str, Any]]] = attrs.field(factory=dict)  # the account's own presence ops
     traffic_scope: trio.CancelScope | None = None
     traffic_run_generated: int = 0  # messages of the current / last generator run
 
@@ -318,6 +320,15 @@ class SimulatorServer:
                 await link.send({"re": rid, "ok": True})
             case "download":
                 link.nursery.start_soon(self._on_download, link, _field(frame, "ref", str), rid)
+            case "presence" | "chat_state" | "subscribe_presence":
+                entry = {key: frame[key] for key in ("op", "state", "chat", "jid") if key in frame}
+                self.presence_log.setdefault(account.session_id, deque(maxlen=self.config.sent_log)).append(
+                    {**entry, "ts": wall_clock()})
+                await link.send({"re": rid, "ok": True})
+            case "reject_call":
+                rejected = {"call_id": _field(frame, "call_id", str), "call_from": _field(frame, "call_from", str)}
+                self.rejected_calls.setdefault(account.session_id, []).append(rejected)
+                await link.send({"re": rid, "ok": True})
             case _:
                 raise BadFrame(f"unknown op {op!r}")
 

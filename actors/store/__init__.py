@@ -29,6 +29,8 @@ from ._errors import (
     StoreUnavailable,
     WriteFailed,
 )
+from ._lid import is_lid
+from ._ops_identity import LidMerge
 from ._ops_queues import ALL_EVENTS, QUARANTINED, webhook_wants
 from ._ops_messages import Edited
 from ._postgres import PostgresBackend
@@ -65,6 +67,7 @@ from ._text import storable, storable_text
 from ._writer import StoreStatistics
 
 __all__ = [
+    "is_lid",
     "ALL_EVENTS",
     "CURRENT_VERSION",
     "QUARANTINED",
@@ -81,6 +84,7 @@ __all__ = [
     "Inserted",
     "InvalidInput",
     "JobStatus",
+    "LidMerge",
     "MediaJob",
     "Message",
     "MessageVersion",

@@ -19,6 +19,7 @@ from typing import Any
 import attrs
 
 from ._errors import Conflict, FencedOut, NotFound
+from ._lid import resolve_jid
 from ._records import (
     AlreadyStored,
     AuditEntry,
@@ -181,6 +182,7 @@ class UpsertContact:
     raw_name: str | None = None
 
     async def apply(self, tx: Any, now: float) -> Contact:
+        jid = await resolve_jid(tx, self.tenant_id, self.jid, now)  # a mapped LID is its phone's contact
         # an empty name (WhatsApp did not send a push name) never erases a known one
         row = await tx.fetchrow(
             "INSERT INTO contacts (tenant_id, jid, name, is_group, created_at, updated_at, raw_name) "
@@ -188,7 +190,7 @@ class UpsertContact:
             "name = CASE WHEN excluded.name <> '' THEN excluded.name ELSE contacts.name END, "
             "raw_name = CASE WHEN excluded.name <> '' THEN excluded.raw_name ELSE contacts.raw_name END, "
             "updated_at = excluded.updated_at RETURNING *",
-            self.tenant_id, self.jid, self.name, int(self.is_group), now, self.raw_name,
+            self.tenant_id, jid, self.name, int(self.is_group), now, self.raw_name,
         )
         return from_row(Contact, row)
 

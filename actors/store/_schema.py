@@ -250,10 +250,30 @@ _V_MESSAGE_KINDS = [
     "CREATE INDEX message_versions_by_message ON message_versions (message_id, id)",
 ]
 
+_V_LID_MAP = [
+    # a customer's LID (``...@lid``, WhatsApp's privacy alias) and phone-number JID, per tenant
+    # (contacts are per tenant): learned from an event's alternate field, neonize's LID store or
+    # the simulator. ``pn`` is NULL while only the LID is known: the row exists so that a
+    # conversation opened under the LID and the merge that follows a learned mapping lock the
+    # same row (see _ops_identity), whichever comes first
+    """CREATE TABLE lid_map (
+        tenant_id TEXT NOT NULL,
+        lid TEXT NOT NULL,
+        pn TEXT,
+        updated_at {float} NOT NULL,
+        PRIMARY KEY (tenant_id, lid))""",
+    # per-session options (JSON): what reaches tickets (status, newsletters), calls (reject, reply)
+    """CREATE TABLE session_options (
+        session_id TEXT PRIMARY KEY,
+        options TEXT NOT NULL,
+        updated_at {float} NOT NULL)""",
+]
+
 #: Every migration in order; index i holds version i + 1.
 MIGRATIONS: list[list[str]] = [
     _V1, _V2, _V_RAW_TEXT, _V_QUARANTINE, _V_WA_IDS, _V_DEVICE_JID, _V_DRIVER_CREDENTIALS,
     _V_MESSAGE_KINDS,
+    _V_LID_MAP,
 ]
 
 #: The schema version this code writes and reads.

@@ -28,9 +28,11 @@ import trio
 
 from . import _ops_core as core
 from . import _ops_messages as msg_ops
+from . import _ops_identity as identity
 from . import _ops_queues as queues
 from ._backend import single_errors
 from ._errors import InvalidInput, StoreClosed
+from ._lid import is_lid
 from ._reads import StoreReads, check_limit
 from ._records import (
     AlreadyStored,
@@ -269,6 +271,34 @@ class Store(StoreReads):
         message bodies, see :meth:`insert_messages`). Raises InvalidInput for an over-long
         (MAX_KEY_CHARS) ``jid``."""
         return await self._write(_upsert_contact(tenant_id, jid, name, is_group), timeout)
+
+    async def learn_lid(self, tenant_id: str, lid: str, pn: str, *, timeout: float | None = None) -> identity.LidMerge:
+        """Record that the customer ``lid`` (``...@lid``) is ``pn`` (their phone JID) and merge
+        their two contacts and tickets, if both exist (rules: ``_ops_identity``). Idempotent.
+        Raises InvalidInput unless ``lid`` is a LID and ``pn`` a phone JID."""
+        if not isinstance(lid, str) or not is_lid(lid):
+            raise InvalidInput(f"lid: must be a '...@lid' JID, got {lid!r}")
+        if not isinstance(pn, str) or not pn.endswith("@s.whatsapp.net"):
+            raise InvalidInput(f"pn: must be a '...@s.whatsapp.net' JID, got {pn!r}")
+        return await self._write(identity.LearnLid(_text("tenant_id", tenant_id), _wa_key("lid", lid),
+                                                   _wa_key("pn", pn)), timeout)
+
+    async def import_history(
+        self, tenant_id: str, session_id: str, jid: str, name: str, messages: Sequence[NewMessage], *,
+        is_group: bool = False, timeout: float | None = None,
+    ) -> int:
+        """Store a chat's past messages without opening a ticket (rules: ``_ops_identity.ImportHistory``);
+        returns how many were new. ``messages``' contact and ticket ids are ignored (filled in)."""
+        op = identity.ImportHistory(
+            _upsert_contact(tenant_id, jid, name, is_group), _text("session_id", session_id),
+            tuple(_storable_message(m) for m in messages),
+        )
+        return await self._write(op, timeout)
+
+    async def set_session_options(self, session_id: str, options: str, *, timeout: float | None = None) -> None:
+        """Replace the session's options, a JSON document (see ``actors.sessions.SessionOptions``)."""
+        await self._write(identity.SetSessionOptions(_text("session_id", session_id), _text("options", options)),
+                          timeout)
 
     # -- tickets ------------------------------------------------------------------------------
 

@@ -12,7 +12,8 @@
 
 from ._directory import TicketDirectory
 from ._errors import TicketError, TicketUnavailable
-from ._inbound import TicketInbound, is_status_or_broadcast, media_source
+from ._identity import is_status_or_broadcast
+from ._inbound import TicketInbound, media_source
 from ._messages import (
     Accept,
     Appended,

@@ -2,8 +2,9 @@
 
 driver events → SessionActor (a batch: the messages waiting together) → :meth:`TicketInbound.deliver`:
 
-1. drop broadcasts and status updates; drop group messages unless the *session* allows groups
-   (its ``allow_groups`` in the store, re-read every ``POLICY_TTL`` seconds);
+1. drop broadcasts, and status updates and newsletters unless the session's options take them
+   (``_identity``); drop group messages unless the *session* allows groups (its
+   ``allow_groups`` in the store, re-read every ``POLICY_TTL`` seconds);
 2. the contact (cached by JID) and its ticket (cached; atomic find-or-create in the store, with
    the reopen window) → the :class:`~actors.tickets.TicketActor` appends the contact's messages
    of the batch, in order: one idempotent insert, committed before the reply; a message with
@@ -43,7 +44,18 @@ from collections.abc import Callable, Sequence
 import attrs
 import trio
 
-from actors.drivers import OPERATIONS, Message, MessageKind, Receipt, ReceiptKind, summary
+from actors.drivers import (
+    OPERATIONS,
+    CallOffer,
+    HistoryChunk,
+    LidMapped,
+    Message,
+    MessageKind,
+    Presence,
+    Receipt,
+    ReceiptKind,
+    summary,
+)
 from actors.flows import (
     MESSAGE_UPDATED,
     TICKET_CREATED,
@@ -52,7 +64,7 @@ from actors.flows import (
     no_publisher,
     ticket_payload,
 )
-from actors.sessions import BoundedCache
+from actors.sessions import BoundedCache, SessionOptions
 from actors.store import (
     DeliveryStatus,
     FoundTicket,
@@ -68,6 +80,15 @@ from actors.store import (
 )
 
 from ._directory import TicketDirectory
+from ._identity import (
+    SessionFilters,
+    call_received,
+    conversation_cacheable,
+    history_progress,
+    history_wanted,
+    learn,
+    presence_updated,
+)
 from ._messages import Appended, AppendInbound, MovedTo, TicketRefused
 from ._operations import apply_operation, fill_placeholder, name_votes
 
@@ -81,6 +102,9 @@ CONTACT_CACHE = 50_000
 
 TICKET_CACHE = 50_000
 """Active tickets remembered ((session, contact) → ticket id)."""
+
+PRESENCE_TARGETS = 1000
+"""Active contacts a session subscribes to at connect, at most (see ``actors.sessions`` MAX_SUBSCRIBED)."""
 
 ISOLATED_TRIES = 2
 """Times a message is stored on its own before it is quarantined: the second rules out a write that
@@ -123,11 +147,6 @@ def _new_message(tenant_id: str, session_id: str, contact_id: int, ticket_id: in
     )
 
 
-def is_status_or_broadcast(message: Message) -> bool:
-    """Status updates and broadcast lists are never helpdesk conversations."""
-    return message.is_broadcast or message.chat_jid.endswith("@broadcast")
-
-
 def media_source(session_id: str, message: Message) -> str | None:
     """The JSON a media job needs to download the attachment later (None without media)."""
     media = message.media
@@ -153,6 +172,46 @@ class TicketInbound:
     _tickets: BoundedCache = attrs.field(factory=lambda: BoundedCache(TICKET_CACHE))
     _groups: dict[str, tuple[bool, float]] = attrs.field(factory=dict)  # session -> (allowed, read at)
     quarantined: int = 0  # inbound messages the store refused on their own (see the module docstring)
+    _filters: SessionFilters = attrs.field(init=False)
+    _history_chats: dict[str, set[str]] = attrs.field(factory=dict)  # session -> chats imported (history_chats)
+
+    def __attrs_post_init__(self) -> None:
+        self._filters = SessionFilters(self.store, POLICY_TTL)
+
+    async def learn(self, session_id: str, tenant_id: str, mapping: LidMapped) -> None:
+        """A customer's LID and phone JID are one: store it and merge them (``_identity``)."""
+        await learn(self.store, self.publisher, self._contacts, self._tickets, tenant_id, mapping)
+
+    async def call(self, session_id: str, tenant_id: str, offer: CallOffer) -> SessionOptions:
+        """Publish ``call.received``; returns the session's options (reject? reply?)."""
+        options = await self._filters.options(session_id)
+        call_received(self.publisher, tenant_id, session_id, offer, options)
+        return options
+
+    async def options(self, session_id: str) -> SessionOptions:
+        """The session's options (cached ``POLICY_TTL`` seconds)."""
+        return await self._filters.options(session_id)
+
+    async def presence_targets(self, session_id: str) -> list[str]:
+        """The contacts of the session's active tickets (one-to-one), whose presence agents want."""
+        return await self.store.active_contacts(session_id, limit=PRESENCE_TARGETS)
+
+    async def history(self, session_id: str, tenant_id: str, chunk: HistoryChunk) -> None:
+        """Import a history sync chunk as the session's options say (``_identity``), one write per chat."""
+        options = await self._filters.options(session_id)
+        imported = self._history_chats.setdefault(session_id, set())
+        chats = history_wanted(chunk, options, imported, self.store.clock())
+        new = 0
+        for chat in chats:
+            messages = [attrs.evolve(_new_message(tenant_id, session_id, 0, None, m), media_source=None)
+                        for m in chat.messages]  # old media is not downloaded: its type is kept
+            new += await self.store.import_history(tenant_id, session_id, chat.jid, "" if chat.is_group else chat.name,
+                                                   messages, is_group=chat.is_group)
+        history_progress(self.publisher, tenant_id, session_id, chunk, len(chats), new)
+
+    def presence(self, session_id: str, tenant_id: str, presence: Presence) -> None:
+        """Publish a contact's presence (``presence.updated``) to the tenant's agents."""
+        presence_updated(self.publisher, tenant_id, session_id, presence)
 
     async def deliver(self, session_id: str, tenant_id: str, messages: Sequence[Message]) -> None:
         """Store ``messages`` durably (see the module docstring); returns after their COMMIT,
@@ -187,7 +246,7 @@ class TicketInbound:
         them; returns after their COMMIT. Raises what :meth:`deliver` raises, and the store's
         refusals (InvalidInput, WriteFailed) for :meth:`deliver` to isolate.
         """
-        wanted = [m for m in messages if not is_status_or_broadcast(m)]
+        wanted = await self._filters.wanted(session_id, messages)
         if any(m.is_group for m in wanted) and not await self._groups_allowed(session_id):
             wanted = [m for m in wanted if not m.is_group]
         operations = [m for m in wanted if m.kind in OPERATIONS]
@@ -235,7 +294,7 @@ class TicketInbound:
             tenant_id, session_id, last.chat_jid, _name(last), is_group=last.is_group,
             reopen_window=self.reopen_window,
         )
-        self._contacts.put((tenant_id, last.chat_jid), (contact.id, contact.name))
+        self._contacts.put((tenant_id, contact.jid), (contact.id, contact.name))  # a LID resolves to its phone
         ticket_id = self._found(tenant_id, session_id, contact.id, found)
         await self._append(tenant_id, session_id, {contact.id: (ticket_id, run)}, found.ticket)
 
@@ -290,6 +349,8 @@ class TicketInbound:
     def _known_contact(self, tenant_id: str, message: Message) -> int | None:
         """The cached contact id of the message's conversation, unless its push name changed
         (then the contact is upserted again to refresh it)."""
+        if not conversation_cacheable(message):
+            return None
         cached = self._contacts.get((tenant_id, message.chat_jid))
         name = _name(message)
         return cached[0] if cached is not None and (not name or cached[1] == storable_text(name)) else None

@@ -14,6 +14,7 @@ EXPECTED = {
     "LoggedOut", "MediaKind", "MediaNotFoundError", "MediaRef", "Message", "NeonizeDriver", "NotConnectedError",
     "OfflineSyncDone", "OutboundMedia", "OutboundOperation", "PairSuccess", "PairingCode", "Presence", "PresenceState",
     "ProbeTimeoutError", "Qr", "Quote", "ReasonCode", "Receipt", "ReceiptKind", "Replaced", "RequestError",
+    "LidMapped", "CallOffer", "HistoryChat", "HistoryChunk",
     "RequestInterruptedError", "RequestTimeoutError", "SendResult", "SimulatedDriver", "SimulatedDriverConfig", "TemporaryBan", "Undecryptable",
     "MEDIA_KINDS", "MessageKind", "OPERATIONS", "PLACEHOLDER_TEXT", "parse_vcards", "summary",
 }

@@ -9,7 +9,10 @@ so every mapping decision is in one place:
   ``TemporaryBan.Expire`` is a **duration** in seconds (``Expire.Seconds()``),
   so its absolute end is ``now + Expire``.
 * ``@lid`` JIDs are replaced by the phone-number alternative WhatsApp sends
-  along (``SenderAlt`` / ``RecipientAlt``) whenever there is one.
+  along (``SenderAlt`` / ``RecipientAlt``, a call's ``callCreatorAlt``) whenever
+  there is one; :func:`lid_mappings` names each such pair (the worker emits it
+  as a ``LidMapped`` event before the event itself). A LID without one stays a
+  LID: neonize's lookup (``get_pn_from_lid``) is not called (see ``_host``).
 * JIDs are rendered ``user@server`` without the device part: a contact's
   phone and its linked devices are one chat participant for zapvisor.
 * Reason codes, as whatsmeow (``connectionevents.go``) and neonize's encoder
@@ -46,6 +49,8 @@ from typing import Any, Final
 
 import attrs
 from neonize.events import (
+    CallOfferEv,
+    HistorySyncEv,
     ChatPresenceEv,
     ClientOutdatedEv,
     ConnectedEv,
@@ -68,12 +73,14 @@ from neonize.proto import Neonize_pb2 as pb
 from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import Message as E2EMessage
 
 from .._events import (
+    CallOffer,
     ClientOutdated,
     Connected,
     Disconnected,
     Event,
     KeepaliveLost,
     KeepaliveRestored,
+    LidMapped,
     LoggedOut,
     MediaKind,
     MediaRef,
@@ -331,6 +338,44 @@ def _presence(ev: pb.Presence) -> Presence:
     )
 
 
+def _call_offer(ev: pb.CallOffer) -> CallOffer:
+    meta = ev.basicCallMeta
+    call_from = jid_str(meta.callCreator) or jid_str(getattr(meta, "from"))
+    video = ev.HasField("data") and any(child.Tag == "video" for child in ev.data.Nodes)
+    return CallOffer(
+        call_id=meta.callID, caller=_phone_jid(meta.callCreator, meta.callCreatorAlt) or call_from,
+        call_from=call_from, timestamp=float(meta.timestamp), is_video=video,
+    )
+
+
+def _identity_pairs(ev: object) -> list[tuple[pb.JID, pb.JID]]:
+    """The (JID, alternate JID) pairs an event carries about its sender or caller."""
+    match ev:
+        case MessageEv() | UndecryptableMessageEv():
+            source = ev.Info.MessageSource
+        case ReceiptEv() | ChatPresenceEv():
+            source = ev.MessageSource
+        case CallOfferEv():
+            return [(ev.basicCallMeta.callCreator, ev.basicCallMeta.callCreatorAlt)]
+        case _:
+            return []
+    pairs = [(source.Sender, source.SenderAlt)]
+    if source.IsFromMe and not source.IsGroup:
+        pairs.append((source.Chat, source.RecipientAlt))
+    return pairs
+
+
+def lid_mappings(ev: object) -> list[LidMapped]:
+    """Every LID ↔ phone JID pair WhatsApp named in ``ev`` (a LID with its alternate field)."""
+    found = []
+    for jid, alternative in _identity_pairs(ev):
+        for lid, pn in ((jid, alternative), (alternative, jid)):
+            if lid.Server == "lid" and pn.Server == "s.whatsapp.net" and jid_str(lid) and jid_str(pn):
+                found.append(LidMapped(lid=jid_str(lid), pn=jid_str(pn)))
+                break
+    return found
+
+
 def convert(
     ev: object, *, me: str | None, now: float, decrypt_vote: VoteDecrypter | None = None,
 ) -> Event | Refused | None:
@@ -389,6 +434,8 @@ def convert(
             return _chat_presence(ev)
         case PresenceEv():
             return _presence(ev)
+        case CallOfferEv():
+            return _call_offer(ev)
     return None
 
 
@@ -410,5 +457,7 @@ SUBSCRIBED: Final = (
     UndecryptableMessageEv,
     ChatPresenceEv,
     PresenceEv,
+    CallOfferEv,
+    HistorySyncEv,  # converted by ``_history`` (one blob, many events)
 )
 """The neonize event classes a worker registers callbacks for (Go only sends subscribed ones)."""

@@ -266,6 +266,18 @@ class NeonizeDriver:
     async def mark_read(self, chat_jid: str, message_ids: tuple[str, ...], sender_jid: str | None = None) -> None:
         await self._request("mark_read", chat=chat_jid, message_ids=list(message_ids), sender=sender_jid)
 
+    async def set_presence(self, available: bool) -> None:
+        await self._request("presence", available=bool(available))
+
+    async def send_chat_state(self, chat_jid: str, composing: bool) -> None:
+        await self._request("chat_state", chat=chat_jid, composing=bool(composing))
+
+    async def subscribe_presence(self, jid: str) -> None:
+        await self._request("subscribe_presence", jid=jid)
+
+    async def reject_call(self, call_from: str, call_id: str) -> None:
+        await self._request("reject_call", call_from=call_from, call_id=call_id)
+
     async def pair_phone(self, phone_number: str) -> str:
         result = await self._request("pair_phone", phone=phone_number)
         return str(result["code"])
