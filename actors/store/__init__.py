@@ -29,6 +29,7 @@ from ._errors import (
     StoreUnavailable,
     WriteFailed,
 )
+from ._campaigns import Campaign, CampaignStatus, NewRecipient, Outcome, Recipient, RecipientState, outbox_key
 from ._ops_queues import ALL_EVENTS, QUARANTINED, webhook_wants
 from ._postgres import PostgresBackend
 from ._records import (
@@ -68,6 +69,8 @@ __all__ = [
     "QUARANTINED",
     "AlreadyStored",
     "AuditEntry",
+    "Campaign",
+    "CampaignStatus",
     "Conflict",
     "Contact",
     "DeliveryStatus",
@@ -81,11 +84,15 @@ __all__ = [
     "MediaJob",
     "Message",
     "NewMessage",
+    "NewRecipient",
     "NotFound",
+    "Outcome",
     "OutboxItem",
     "OutboxSentRecord",
     "PostgresBackend",
     "Queue",
+    "Recipient",
+    "RecipientState",
     "SchemaTooNew",
     "SessionRecord",
     "SqliteBackend",
@@ -103,6 +110,7 @@ __all__ = [
     "WebhookDelivery",
     "WriteFailed",
     "open_store",
+    "outbox_key",
     "storable",
     "storable_text",
     "webhook_wants",
