@@ -78,6 +78,10 @@ UNKNOWN = "unknown"
 OUTCOME_POLL = (0.01, 0.5)
 """First and longest pause between two looks at a send's outbox row (doubling in between)."""
 
+WAIT_SLICE = 5.0
+"""Longest wait of a lane before it looks again (the window, the caps, the session, whether other
+lanes sent everything meanwhile): clocks move and days change."""
+
 ASK_TIMEOUT = 30.0
 """Seconds the outbox may take to accept a send (one store write, queued behind others)."""
 
@@ -130,7 +134,6 @@ class CampaignActor(Actor):
         self.campaign_id = campaign_id
         self.deps = deps
         self._pending: collections.deque[Recipient] = collections.deque()
-        self._deferred: list[Recipient] = []  # cold recipients past the session's cold cap: tomorrow
         self._lanes: dict[str, str] = {}  # session -> what its lane is doing (progress events)
         self._failures = 0  # failed sends in a row
         self._dirty = True
@@ -227,23 +230,15 @@ class CampaignActor(Actor):
     async def _lane(self, session_id: str, leftovers: list[Outcome]) -> None:
         for outcome in leftovers:
             await self._settle(session_id, outcome)
-        while self._pending or self._deferred:
-            if not self._pending:
-                await self._wait(f"cold cap reached: {len(self._deferred)} deferred to tomorrow",
-                                 session_id, self.schedule.next_day(self._now()))
-                self._pending.extend(self._deferred)
-                self._deferred.clear()
-                continue
+        while self._pending:
             async with self.deps.pacer.turn(session_id):
                 await self._paced(session_id)
-                if not await self._ready(session_id):
+                if not await self._ready(session_id) or not self._pending:  # another lane took the last
                     continue
                 recipient = self._pending.popleft()
                 cold = not await self.deps.store.contact_wrote(self.campaign.tenant_id, session_id, recipient.jid)
-                _, cold_sent = await self.deps.store.session_sends_since(
-                    session_id, self.schedule.day_start(self._now()))
-                if cold and cold_sent >= self.pacing.cold_daily_cap:
-                    self._deferred.append(recipient)
+                if cold and not await self._cold_allowed(session_id):
+                    self._pending.appendleft(recipient)  # for another lane, or this one tomorrow
                     continue
                 queued = await self.deps.store.queue_recipient(self.campaign.tenant_id, recipient.id, session_id,
                                                                cold=cold)
@@ -251,6 +246,16 @@ class CampaignActor(Actor):
                 if queued.state is RecipientState.QUEUED:
                     await self._send(session_id, queued.position, queued.jid, queued.variables, queued.id)
         self._lanes[session_id] = "done"
+
+    async def _cold_allowed(self, session_id: str) -> bool:
+        """Whether the session may write to one more contact who never wrote to it today; if not, the
+        lane waited (until the next day, or an hour) first."""
+        now = self._now()
+        _, cold_sent = await self.deps.store.session_sends_since(session_id, self.schedule.day_start(now))
+        if cold_sent < self.pacing.cold_daily_cap:
+            return True
+        await self._wait("cold-contact cap reached", session_id, self.schedule.next_day(now))
+        return False
 
     async def _settle(self, session_id: str, outcome: Outcome) -> None:
         """A recipient a previous life left ``queued``: wait for its row, or make it (same key)."""
@@ -289,10 +294,10 @@ class CampaignActor(Actor):
         return True
 
     async def _wait(self, why: str, session_id: str, until: float) -> None:
-        """Wait until wall-clock ``until`` (at most an hour at a time: clocks move, days change)."""
+        """Wait until wall-clock ``until``, at most :data:`WAIT_SLICE` (the lane then checks again)."""
         self._lanes[session_id] = f"waiting: {why}"
         self._dirty = True
-        await trio.sleep(min(max(until - self._now(), 0.0), 3600.0))
+        await trio.sleep(min(max(until - self._now(), 0.0), WAIT_SLICE))
 
     def _now(self) -> float:
         return self.ctx.system.wall_time(trio.current_time())
