@@ -28,6 +28,7 @@ from actors.campaigns import (
     build_campaign,
     parse_csv,
     progress_payload,
+    table,
 )
 from actors.store import NotFound as StoreNotFound
 from actors.store import RecipientState
@@ -38,7 +39,7 @@ from ._auth import Principal
 from ._errors import BadRequest, Conflict, NotFound, Unavailable
 from ._routing import Auth, endpoint, path_param, state
 from ._tickets import Media, _store_attachment
-from ._validate import Body, Id, Identifier, Limit, Query, Text, text
+from ._validate import MAX_ID, Body, Id, Identifier, Limit, Query, Text, text
 
 bp = Blueprint("campaigns", __name__)
 
@@ -50,10 +51,11 @@ STATES = tuple(s.value for s in RecipientState)
 MAX_CSV = 1024 * 1024
 
 
-class RecipientBody(Body):
-    phone: text(64)
-    variables: Annotated[dict[str, Annotated[str, Field(max_length=1024)]], Field(
-        max_length=50, description="values of the template's {{placeholders}} for this recipient")] = {}
+class RecipientsBody(Body):
+    columns: Annotated[list[text(64)], Field(min_length=1, max_length=50, description=(
+        "phone, and the names of the template's {{placeholders}}"))]
+    rows: Annotated[list[Annotated[list[Annotated[str, Field(max_length=1024)]], Field(max_length=50)]], Field(
+        min_length=1, max_length=100_000, description="one recipient per row, its values in column order")]
 
 
 class ScheduleBody(Body):
@@ -61,11 +63,11 @@ class ScheduleBody(Body):
     hours: Annotated[list[Annotated[int, Field(ge=0, le=24)]], Field(
         min_length=2, max_length=2, description="[from, to) local hours; default [0, 24]")] = [0, 24]
     days: Annotated[list[Literal[DAYS]], Field(min_length=1, max_length=7, description="default: every day")] = list(DAYS)
-    start_at: Annotated[float, Field(ge=0, description="wall-clock seconds (epoch); default: at start")] = None
+    start_at: Annotated[float, Field(ge=0, le=4_102_444_800, description="wall-clock seconds (epoch); default: at start")] = None
 
 
 class PacingBody(Body):
-    delay: Annotated[list[Annotated[float, Field(gt=0, le=86400)]], Field(
+    delay: Annotated[list[Annotated[float, Field(ge=0.001, le=86400)]], Field(
         min_length=2, max_length=2, description="[low, high] seconds between two sends of a session")] = None
     daily_cap: Annotated[int, Field(ge=1, le=100_000)] = None
     cold_daily_cap: Annotated[int, Field(ge=0, le=100_000)] = None
@@ -78,7 +80,7 @@ class CreateBody(Body):
     media: Media = None
     sessions: Annotated[list[Identifier], Field(min_length=1, max_length=100,
                                                 description="the tenant's sessions to send through, rotating")]
-    recipients: Annotated[list[RecipientBody], Field(max_length=100_000)] = None
+    recipients: RecipientsBody = None
     recipients_csv: Annotated[str, Field(max_length=MAX_CSV, description=(
         "CSV text instead of recipients: a header naming the columns (phone required; the others are "
         "variables), one recipient per row"))] = None
@@ -93,7 +95,7 @@ class ListQuery(Query):
 
 class RecipientsQuery(Query):
     state: Literal[STATES] = None
-    after_position: Annotated[int, Field(ge=-1)] = -1
+    after_position: Annotated[int, Field(ge=-1, le=MAX_ID)] = -1
     limit: Limit = 100
 
 
@@ -111,12 +113,12 @@ async def _campaign_or_404(tenant_id: str, campaign_id: int) -> Any:
     return campaign
 
 
-def _definition(body: CreateBody) -> tuple[list[RecipientInput], str]:
+def _recipients(body: CreateBody) -> list[RecipientInput]:
     if (body.recipients is None) == (body.recipients_csv is None):
         raise BadRequest("give exactly one of recipients and recipients_csv", "recipients")
     if body.recipients is not None:
-        return [RecipientInput(r.phone, r.variables) for r in body.recipients], "recipients"
-    return parse_csv(body.recipients_csv), "recipients_csv"
+        return table(body.recipients.columns, body.recipients.rows)
+    return parse_csv(body.recipients_csv)
 
 
 @endpoint(bp, "POST", "/tenants/{tenant_id}/campaigns",
@@ -132,14 +134,14 @@ async def create_campaign(who: Principal, tenant_id: str, body: CreateBody):
     given = {} if body.pacing is None else body.pacing.model_dump(exclude_none=True)
     schedule = body.schedule or ScheduleBody()
     try:
-        recipients, field = _definition(body)
+        recipients = _recipients(body)
         pacing = Pacing.from_document(given, settings)
         plan = Schedule(schedule.timezone or settings.timezone, tuple(schedule.hours), tuple(schedule.days),
                         schedule.start_at)
         media = None if body.media is None else await _store_attachment(tenant_id, body.media)
         definition = build_campaign(name=body.name, text=body.text, media=None if media is None else {
             "path": media.path, "kind": media.kind, "mimetype": media.mimetype, "file_name": media.file_name},
-            sessions=body.sessions, schedule=plan, pacing=pacing, recipients=recipients, field=field)
+            sessions=body.sessions, schedule=plan, pacing=pacing, recipients=recipients)
     except CampaignInvalid as error:
         raise BadRequest(str(error), error.field) from None
     try:

@@ -13,7 +13,7 @@
   schedule, pacing) before anything is written; :class:`CampaignInvalid` names the field at fault.
 """
 
-from ._build import CampaignDefinition, RecipientInput, build_campaign, parse_csv
+from ._build import CampaignDefinition, RecipientInput, build_campaign, parse_csv, table
 from ._campaign import CAMPAIGN_UPDATED, CampaignActor, CampaignDeps, SessionPacer, progress_payload
 from ._errors import CampaignError, CampaignInvalid
 from ._messages import Cancel, CampaignRefused, Halt, Pause, Start
@@ -45,4 +45,5 @@ __all__ = [
     "placeholders",
     "progress_payload",
     "render",
+    "table",
 ]

@@ -1,10 +1,12 @@
 """A campaign definition checked whole before anything is written (DESIGN §10: a refused campaign
 leaves nothing behind; the error names the row and field).
 
-Recipients come as a list (``phone`` + ``variables``) or as CSV text whose header names the columns:
-``phone`` is required, every other column is a variable of the row. Refused, naming the row:
+Recipients come as a table — JSON ``{"columns": [...], "rows": [[...], ...]}`` or CSV text whose
+header names the columns —: ``phone`` is required, every other column is a variable of the row.
+Refused, naming the row (``recipients.rows[0]`` is the first JSON row, ``recipients_csv[1]`` the
+first CSV row after the header):
 
-* a CSV row with more or fewer fields than the header, a missing or empty ``phone``;
+* a row with more or fewer fields than there are columns, an empty ``phone``, no ``phone`` column;
 * a row lacking a variable the template uses (``{{name}}`` with no ``name`` for that row).
 
 Kept but skipped at once, because a contact list from a CRM always has some (refusing the whole
@@ -42,8 +44,11 @@ JID_SERVER = "s.whatsapp.net"
 
 @attrs.frozen
 class RecipientInput:
+    """A recipient as given: ``where`` names it in refusals (``recipients_csv[3]``)."""
+
     phone: str
     variables: Mapping[str, str]
+    where: str
 
 
 @attrs.frozen
@@ -58,36 +63,39 @@ class CampaignDefinition:
     recipients: tuple[NewRecipient, ...]
 
 
-def parse_csv(text: str, field: str = "recipients_csv") -> list[RecipientInput]:
-    """CSV text (header first) as recipients. Raises CampaignInvalid naming ``field[row]`` (rows
-    counted from 1, the header not counted) and the column."""
-    reader = csv.reader(io.StringIO(text))
-    try:
-        header = [name.strip() for name in next(reader)]
-    except StopIteration:
-        raise CampaignInvalid(field, "empty: a header row naming the columns (one of them phone) comes first") from None
-    except csv.Error as exc:
-        raise CampaignInvalid(f"{field}[0]", f"malformed CSV header: {exc}") from None
-    if "phone" not in header:
-        raise CampaignInvalid(f"{field}[0]", f"the header must have a phone column, got {header}")
-    if len(set(header)) != len(header) or not all(header):
-        raise CampaignInvalid(f"{field}[0]", f"column names must be non-empty and distinct, got {header}")
+def table(columns: Sequence[str], rows: Sequence[Sequence[str]], *, columns_field: str = "recipients.columns",
+          field: str = "recipients.rows", first: int = 0) -> list[RecipientInput]:
+    """Rows of values under ``columns`` (one named ``phone``; the others are variables) as recipients.
+    Rows are named ``field[first + index]``. Raises CampaignInvalid naming the row (and column), or
+    ``columns_field``."""
+    columns = [name.strip() for name in columns]
+    if "phone" not in columns:
+        raise CampaignInvalid(columns_field, f"the columns must include phone, got {columns}")
+    if len(set(columns)) != len(columns) or not all(columns):
+        raise CampaignInvalid(columns_field, f"column names must be non-empty and distinct, got {columns}")
     recipients = []
-    row_number = 0
-    try:
-        for row_number, row in enumerate(reader, start=1):
-            if not row:
-                continue  # blank line
-            if len(row) != len(header):
-                raise CampaignInvalid(f"{field}[{row_number}]", f"{len(row)} fields, the header has {len(header)}")
-            values = dict(zip(header, (value.strip() for value in row)))
-            phone = values.pop("phone")
-            if not phone:
-                raise CampaignInvalid(f"{field}[{row_number}].phone", "empty")
-            recipients.append(RecipientInput(phone, values))
-    except csv.Error as exc:
-        raise CampaignInvalid(f"{field}[{row_number + 1}]", f"malformed CSV: {exc}") from None
+    for index, row in enumerate(rows):
+        where = f"{field}[{first + index}]"
+        if len(row) != len(columns):
+            raise CampaignInvalid(where, f"{len(row)} fields, there are {len(columns)} columns")
+        values = dict(zip(columns, (value.strip() for value in row)))
+        phone = values.pop("phone")
+        if not phone:
+            raise CampaignInvalid(f"{where}.phone", "empty")
+        recipients.append(RecipientInput(phone, values, where))
     return recipients
+
+
+def parse_csv(text: str, field: str = "recipients_csv") -> list[RecipientInput]:
+    """CSV text (header first) as recipients (:func:`table`; rows counted from 1 after the header,
+    blank lines ignored). Raises CampaignInvalid naming the row and column."""
+    try:
+        rows = [row for row in csv.reader(io.StringIO(text)) if row]
+    except csv.Error as exc:
+        raise CampaignInvalid(field, f"malformed CSV: {exc}") from None
+    if not rows:
+        raise CampaignInvalid(field, "empty: a header row naming the columns (one of them phone) comes first")
+    return table(rows[0], rows[1:], columns_field=f"{field}[0]", field=field, first=1)
 
 
 def normalise_phone(phone: str) -> str | None:
@@ -98,13 +106,13 @@ def normalise_phone(phone: str) -> str | None:
 
 def build_campaign(
     *, name: str, text: str, media: dict | None, sessions: Sequence[str], schedule: Schedule, pacing: Pacing,
-    recipients: Sequence[RecipientInput], field: str = "recipients",
+    recipients: Sequence[RecipientInput],
 ) -> CampaignDefinition:
     """Check a definition whole. Raises CampaignInvalid naming the first fault."""
     if not recipients:
-        raise CampaignInvalid(field, "at least one recipient")
+        raise CampaignInvalid("recipients", "at least one recipient")
     if len(recipients) > MAX_RECIPIENTS:
-        raise CampaignInvalid(field, f"at most {MAX_RECIPIENTS} recipients, got {len(recipients)}")
+        raise CampaignInvalid("recipients", f"at most {MAX_RECIPIENTS} recipients, got {len(recipients)}")
     if len(set(sessions)) != len(sessions):
         raise CampaignInvalid("sessions", "a session is listed twice")
     low, high = pacing.delay
@@ -113,12 +121,11 @@ def build_campaign(
     used = placeholders(text)
     seen: set[str] = set()
     built = []
-    for index, recipient in enumerate(recipients):
+    for recipient in recipients:
         variables = dict(recipient.variables)
         missing = sorted(used - set(variables) - {"phone"})
         if missing:
-            raise CampaignInvalid(f"{field}[{_row(field, index)}].{missing[0]}", "missing: the template uses {{"
-                                  + missing[0] + "}}")
+            raise CampaignInvalid(f"{recipient.where}.{missing[0]}", "missing: the template uses {{" + missing[0] + "}}")
         variables.setdefault("phone", recipient.phone)
         digits = normalise_phone(recipient.phone)
         skip = None
@@ -134,8 +141,3 @@ def build_campaign(
     if media is not None:
         template["media"] = media
     return CampaignDefinition(name, template, tuple(sessions), schedule, pacing, tuple(built))
-
-
-def _row(field: str, index: int) -> int:
-    """How the refusal numbers a row: CSV rows from 1 (after the header), list items from 0."""
-    return index + 1 if field.endswith("csv") else index

@@ -3,13 +3,14 @@ import actors.store
 
 def test_public_face_is_pinned():
     assert sorted(actors.store.__all__) == [
-        "ALL_EVENTS", "AlreadyStored", "AuditEntry", "CURRENT_VERSION", "Conflict", "Contact", "DeliveryStatus",
+        "ALL_EVENTS", "AlreadyStored", "AuditEntry", "CURRENT_VERSION", "Campaign", "CampaignStatus", "Conflict",
+        "Contact", "DeliveryStatus",
         "Enqueued", "Fence", "FencedOut", "FoundTicket", "Inserted", "InvalidInput", "JobStatus",
-        "MediaJob", "Message", "NewMessage", "NotFound", "OutboxItem", "OutboxSentRecord", "PostgresBackend",
-        "QUARANTINED", "Queue",
+        "MediaJob", "Message", "NewMessage", "NewRecipient", "NotFound", "OutboxItem", "OutboxSentRecord", "Outcome",
+        "PostgresBackend", "QUARANTINED", "Queue", "Recipient", "RecipientState",
         "SchemaTooNew", "SessionRecord", "SqliteBackend", "Store", "StoreClosed", "StoreError",
         "StoreStatistics", "StoreUnavailable", "Tenant", "Ticket", "TicketOutcome", "TicketStatus",
-        "User", "Webhook", "WebhookDelivery", "WriteFailed", "open_store",
+        "User", "Webhook", "WebhookDelivery", "WriteFailed", "open_store", "outbox_key",
         "storable", "storable_text", "webhook_wants",
     ]
     for name in actors.store.__all__:
