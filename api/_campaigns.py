@@ -62,8 +62,10 @@ class ScheduleBody(Body):
     timezone: Annotated[text(64), Field(description="IANA name; default campaigns.timezone")] = None
     hours: Annotated[list[Annotated[int, Field(ge=0, le=24)]], Field(
         min_length=2, max_length=2, description="[from, to) local hours; default [0, 24]")] = [0, 24]
-    days: Annotated[list[Literal[DAYS]], Field(min_length=1, max_length=7, description="default: every day")] = list(DAYS)
-    start_at: Annotated[float, Field(ge=0, le=4_102_444_800, description="wall-clock seconds (epoch); default: at start")] = None
+    days: Annotated[list[Literal[DAYS]], Field(
+        min_length=1, max_length=7, description="default: every day")] = list(DAYS)
+    start_at: Annotated[float, Field(
+        ge=0, le=4_102_444_800, description="wall-clock seconds (epoch); default: at start")] = None
 
 
 class PacingBody(Body):

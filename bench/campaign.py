@@ -145,6 +145,26 @@ def tally(logs: dict[str, list[dict]], listed: set[str], replies: dict[str, floa
             "agent_reply_p99_ms": round(percentile(latencies, 0.99), 1)}
 
 
+async def kill_and_finish(control, store, client: httpx.AsyncClient, daemon: Daemon, sessions: list[str],
+                          campaign_id: int, count: int, paused: list[bool]) -> dict:
+    """kill -9 once KILL_AT of the recipients were reached, start the daemon again, wait for the end."""
+    while sum(len(log) for log in (await received(control, sessions)).values()) < KILL_AT * count:
+        await trio.sleep(0.2)
+    paused[0] = True  # no agent reply caught by the kill: they measure the campaign, not the death
+    await trio.sleep(1.0)
+    print("campaign: kill -9 of the daemon", file=sys.stderr)
+    await daemon.kill9()
+    await daemon.start()
+    with trio.fail_after(START_TIMEOUT):
+        while [(await store.get_session(s)).status for s in sessions] != ["connected"] * len(sessions):
+            await trio.sleep(0.1)
+    paused[0] = False
+    with trio.fail_after(FINISH_TIMEOUT):
+        while (status := await campaign_status(client, campaign_id)) is None or status["status"] != "finished":
+            await trio.sleep(0.5)
+    return status
+
+
 async def bench(quick: bool, root: Path) -> dict:
     count = QUICK_RECIPIENTS if quick else RECIPIENTS
     people = recipient_list(count)
@@ -170,34 +190,22 @@ async def bench(quick: bool, root: Path) -> dict:
     try:
         async with simulator.control() as control, open_store(SqliteBackend(data / "zapvisor.sqlite3")) as store, \
                 httpx.AsyncClient(base_url=daemon.url, timeout=30,
-                                  headers={"Authorization": f"Bearer {TOKEN}"}) as client, \
-                trio.open_nursery() as nursery:
+                                  headers={"Authorization": f"Bearer {TOKEN}"}) as client:
             await provision(control, store, data, sessions)
             await daemon.start()
             tickets = await customer_tickets(control, store, sessions)
             reply = await client.post(f"/tenants/{TENANT}/campaigns", json={
-                "name": "bench", "text": "promo {{name}}", "sessions": sessions, "recipients": {"columns": ["phone", "name"], "rows": people},
+                "name": "bench", "text": "promo {{name}}", "sessions": sessions,
+                "recipients": {"columns": ["phone", "name"], "rows": people},
                 "pacing": {"delay": list(DELAY), "daily_cap": 100_000, "cold_daily_cap": 100_000}, "start": True})
             assert reply.status_code == 201, reply.text
             campaign_id, started = reply.json()["id"], trio.current_time()
-            nursery.start_soon(agents, client, tickets, replies, paused)
-            while sum(len(log) for log in (await received(control, sessions)).values()) < KILL_AT * count:
-                await trio.sleep(0.2)
-            paused[0] = True  # no agent reply caught by the kill: they measure the campaign, not the death
-            await trio.sleep(1.0)
-            print("campaign: kill -9 of the daemon", file=sys.stderr)
-            await daemon.kill9()
-            await daemon.start()
-            with trio.fail_after(START_TIMEOUT):
-                while [(await store.get_session(s)).status for s in sessions] != ["connected"] * SESSIONS:
-                    await trio.sleep(0.1)
-            paused[0] = False
-            with trio.fail_after(FINISH_TIMEOUT):
-                while (status := await campaign_status(client, campaign_id)) is None or status["status"] != "finished":
-                    await trio.sleep(0.5)
-            elapsed = trio.current_time() - started
-            await trio.sleep(1.0)  # the last agent replies
-            nursery.cancel_scope.cancel()
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(agents, client, tickets, replies, paused)
+                status = await kill_and_finish(control, store, client, daemon, sessions, campaign_id, count, paused)
+                elapsed = trio.current_time() - started
+                await trio.sleep(1.0)  # the last agent replies
+                nursery.cancel_scope.cancel()
             logs = await received(control, sessions)
             unknown = sum(1 for r in await store.list_recipients(campaign_id, limit=1000, states=("failed",))
                           if (r.error or "").startswith("unknown"))
@@ -213,7 +221,8 @@ async def bench(quick: bool, root: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help=f"{QUICK_RECIPIENTS} recipients instead of {RECIPIENTS}")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"{QUICK_RECIPIENTS} recipients instead of {RECIPIENTS}")
     args = parser.parse_args()
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="zapvisor-bench-campaign-") as tmp:

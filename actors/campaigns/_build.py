@@ -125,7 +125,8 @@ def build_campaign(
         variables = dict(recipient.variables)
         missing = sorted(used - set(variables) - {"phone"})
         if missing:
-            raise CampaignInvalid(f"{recipient.where}.{missing[0]}", "missing: the template uses {{" + missing[0] + "}}")
+            raise CampaignInvalid(f"{recipient.where}.{missing[0]}",
+                                  "missing: the template uses {{" + missing[0] + "}}")
         variables.setdefault("phone", recipient.phone)
         digits = normalise_phone(recipient.phone)
         skip = None

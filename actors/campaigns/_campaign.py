@@ -6,7 +6,7 @@ pending recipient in turn (sessions rotate by availability). For each send a lan
 
 1. takes the session's turn (:class:`SessionPacer`: every campaign on the session shares it) and
    waits out the pacing delay drawn after the session's previous campaign send;
-2. checks the session (connected or degraded-but-sending? else it waits), the schedule window and
+2. checks the session (connected? else it waits, degraded included), the schedule window and
    the session's daily caps (all campaign messages; those to contacts who never wrote to it);
 3. marks the recipient ``queued`` (the store skips it as ``opted_out`` if the contact opted out),
    then hands the outbox one :class:`~actors.outbox.Send` keyed ``campaign:<id>:<position>``;
@@ -69,8 +69,9 @@ CAMPAIGN_UPDATED = "campaign.updated"
 PARKED = frozenset({"banned", "logged_out", "needs_auth", "replaced", "outdated"})
 """Session statuses that pause a campaign using the session: the number needs time or a human."""
 
-SENDING = frozenset({"connected", "degraded"})
-"""Session statuses in which a lane sends (degraded: connected, probes failing; the outbox sends)."""
+SENDING = frozenset({"connected"})
+"""Session statuses in which a lane sends; in any other (degraded included: connected, but probes
+fail) it waits, while agents' replies still go out through the outbox."""
 
 UNKNOWN = "unknown"
 """Prefix of a recipient's error when its send's outcome is unknown (WhatsApp may have it)."""
@@ -331,7 +332,8 @@ class CampaignActor(Actor):
                 case "dead":
                     return "failed", item.id, None, item.last_error
                 case "unknown":
-                    return "failed", item.id, None, f"{UNKNOWN}: {item.last_error} (WhatsApp may have it; never sent again)"
+                    why = f"{UNKNOWN}: {item.last_error} (WhatsApp may have it; never sent again)"
+                    return "failed", item.id, None, why
             await trio.sleep(pause)
             pause = min(pause * 2, longest)
 

@@ -69,7 +69,8 @@ class Schedule:
             raise CampaignInvalid("schedule.timezone", f"not an IANA time zone: {self.timezone!r}") from None
         start, end = self.hours
         if not 0 <= start < end <= 24:
-            raise CampaignInvalid("schedule.hours", f"must be [from, to) with 0 <= from < to <= 24, got {list(self.hours)}")
+            raise CampaignInvalid("schedule.hours",
+                                  f"must be [from, to) with 0 <= from < to <= 24, got {list(self.hours)}")
         if not self.days or any(day not in DAYS for day in self.days):
             raise CampaignInvalid("schedule.days", f"must be a non-empty list of {', '.join(DAYS)}")
 

@@ -17,7 +17,8 @@ async def _create(node, sessions, phones, *, text="hi {{name}}", start=True, **p
         name="promo", text=text, media=None, sessions=sessions, schedule=Schedule("UTC"),
         pacing=Pacing(DELAY, pacing.get("daily_cap", 1000), pacing.get("cold_daily_cap", 1000),
                       pacing.get("failure_threshold", 5)),
-        recipients=[RecipientInput(phone, {"name": f"n{i}"}, f"recipients.rows[{i}]") for i, phone in enumerate(phones)])
+        recipients=[RecipientInput(phone, {"name": f"n{i}"}, f"recipients.rows[{i}]")
+                    for i, phone in enumerate(phones)])
     campaign = await node.store.create_campaign(
         "acme", definition.name, template=definition.template, sessions=definition.sessions,
         schedule=definition.schedule.to_document(), pacing=definition.pacing.to_document(),
