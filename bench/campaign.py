@@ -51,6 +51,8 @@ INVALID_EVERY = 500
 DELAY = (0.1, 0.2)
 """Pacing delay, scaled down from the default 20-60 s."""
 AGENT_EVERY = 0.25
+BASELINE_S = 5.0
+"""Seconds of agents' replies before the campaign starts: the same replies' latency on idle sessions."""
 KILL_AT = 0.4
 FINISH_TIMEOUT = 900.0
 TOKEN = "campaign-bench-admin-token-0123456789"
@@ -97,14 +99,14 @@ async def received(control, sessions: list[str]) -> dict[str, list[dict]]:
 
 
 async def agents(client: httpx.AsyncClient, tickets: dict[str, int], replies: dict[str, float],
-                 paused: list[bool]) -> None:
-    """An agent reply every AGENT_EVERY seconds; its text and the wall time it was sent."""
+                 paused: list[bool], label: str) -> None:
+    """An agent reply every AGENT_EVERY seconds; its text (unique: ``label``) and the wall time it was sent."""
     sessions, i = sorted(tickets), 0
     while True:
         await trio.sleep(AGENT_EVERY)
         if paused[0]:
             continue
-        session, text = sessions[i % len(sessions)], f"agent {i}"
+        session, text = sessions[i % len(sessions)], f"agent {label}{i}"
         i += 1
         at = time.time()
         try:
@@ -129,6 +131,12 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
 
 
+def latencies(logs: dict[str, list[dict]], replies: dict[str, float]) -> list[float]:
+    """Milliseconds from each agent's REST send to the simulator receiving it."""
+    answered = {entry["text"]: entry["ts"] for log in logs.values() for entry in log if entry["text"] in replies}
+    return [(answered[text] - at) * 1000 for text, at in replies.items() if text in answered]
+
+
 def tally(logs: dict[str, list[dict]], listed: set[str], replies: dict[str, float]) -> dict:
     campaign = [entry for log in logs.values() for entry in log if entry["text"].startswith("promo ")]
     numbers = [entry["to"].split("@")[0] for entry in campaign]
@@ -136,13 +144,12 @@ def tally(logs: dict[str, list[dict]], listed: set[str], replies: dict[str, floa
     for log in logs.values():
         times = [entry["ts"] for entry in log if entry["text"].startswith("promo ")]
         violations += sum(1 for a, b in zip(times, times[1:]) if b - a < DELAY[0])
-    answered = {entry["text"]: entry["ts"] for log in logs.values() for entry in log if entry["text"] in replies}
-    latencies = [(answered[text] - at) * 1000 for text, at in replies.items() if text in answered]
+    waited = latencies(logs, replies)
     return {"sent": len(set(numbers) & listed), "duplicated": len(numbers) - len(set(numbers)),
-            "pacing_violations": violations, "agent_replies": len(latencies),
-            "agent_replies_lost": len(replies) - len(latencies),
-            "agent_reply_p50_ms": round(percentile(latencies, 0.5), 1),
-            "agent_reply_p99_ms": round(percentile(latencies, 0.99), 1)}
+            "pacing_violations": violations, "agent_replies": len(waited),
+            "agent_replies_lost": len(replies) - len(waited),
+            "agent_reply_p50_ms": round(percentile(waited, 0.5), 1),
+            "agent_reply_p99_ms": round(percentile(waited, 0.99), 1)}
 
 
 async def kill_and_finish(control, store, client: httpx.AsyncClient, daemon: Daemon, sessions: list[str],
@@ -186,6 +193,7 @@ async def bench(quick: bool, root: Path) -> dict:
     daemon = Daemon(env, root / "daemon.log", f"http://127.0.0.1:{port}")
     sessions = [f"m{i:02d}" for i in range(SESSIONS)]
     replies: dict[str, float] = {}
+    idle_replies: dict[str, float] = {}
     paused = [False]
     try:
         async with simulator.control() as control, open_store(SqliteBackend(data / "zapvisor.sqlite3")) as store, \
@@ -194,6 +202,10 @@ async def bench(quick: bool, root: Path) -> dict:
             await provision(control, store, data, sessions)
             await daemon.start()
             tickets = await customer_tickets(control, store, sessions)
+            async with trio.open_nursery() as nursery:  # the baseline: agents' replies with no campaign
+                nursery.start_soon(agents, client, tickets, idle_replies, paused, "idle ")
+                await trio.sleep(BASELINE_S)
+                nursery.cancel_scope.cancel()
             reply = await client.post(f"/tenants/{TENANT}/campaigns", json={
                 "name": "bench", "text": "promo {{name}}", "sessions": sessions,
                 "recipients": {"columns": ["phone", "name"], "rows": people},
@@ -201,7 +213,7 @@ async def bench(quick: bool, root: Path) -> dict:
             assert reply.status_code == 201, reply.text
             campaign_id, started = reply.json()["id"], trio.current_time()
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(agents, client, tickets, replies, paused)
+                nursery.start_soon(agents, client, tickets, replies, paused, "busy ")
                 status = await kill_and_finish(control, store, client, daemon, sessions, campaign_id, count, paused)
                 elapsed = trio.current_time() - started
                 await trio.sleep(1.0)  # the last agent replies
@@ -213,7 +225,10 @@ async def bench(quick: bool, root: Path) -> dict:
         await daemon.stop()
         await simulator.kill()
     figures = tally(logs, {number(i) for i in range(count)}, replies)
-    return {"recipients": len(people), **figures, "skipped": status["counts"]["skipped"],
+    idle = latencies(logs, idle_replies)
+    return {"recipients": len(people), **figures,
+            "agent_reply_idle_p50_ms": round(percentile(idle, 0.5), 1),
+            "agent_reply_idle_p99_ms": round(percentile(idle, 0.99), 1), "skipped": status["counts"]["skipped"],
             "skipped_reasons": {k: v for k, v in status["counts"].items() if k.startswith("skipped:")},
             "unknown": unknown, "daemon_counts": {k: status["counts"][k] for k in ("sent", "failed", "skipped")},
             "campaign_s": round(elapsed, 1), "sessions": SESSIONS, "delay_s": list(DELAY), "quick": quick}

@@ -49,6 +49,7 @@ from actors.outbox import MediaFile, OutboxRefused, Send
 from actors.store import (
     Campaign,
     CampaignStatus,
+    Conflict,
     Outcome,
     Queue,
     Recipient,
@@ -135,6 +136,7 @@ class CampaignActor(Actor):
         self.campaign_id = campaign_id
         self.deps = deps
         self._pending: collections.deque[Recipient] = collections.deque()
+        self._warm: set[tuple[str, str]] = set()  # (jid, session): the contact wrote to the session
         self._lanes: dict[str, str] = {}  # session -> what its lane is doing (progress events)
         self._failures = 0  # failed sends in a row
         self._dirty = True
@@ -180,6 +182,7 @@ class CampaignActor(Actor):
                                                   after_position=after, limit=1000):
             self._pending.extend(page)
             after = page[-1].position
+        self._warm = await store.warm_contacts(self.campaign_id)
         leftovers: dict[str, list[Outcome]] = {}
         for outcome in await store.queued_outcomes(self.campaign_id):
             leftovers.setdefault(outcome.session_id, []).append(outcome)
@@ -190,15 +193,21 @@ class CampaignActor(Actor):
         counts = await self.deps.store.campaign_counts(self.campaign_id)
         if counts["pending"] or counts["queued"]:
             return
-        self.campaign = await self.deps.store.set_campaign_status(
-            self.campaign_id, CampaignStatus.FINISHED, allowed=(CampaignStatus.RUNNING,))
+        await self._leave(CampaignStatus.FINISHED, None)
         _LOG.info("campaign %s finished: %s", self.campaign_id, counts)
 
     async def _pause(self, reason: str) -> None:
         _LOG.warning("campaign %s paused: %s", self.campaign_id, reason)
-        self.campaign = await self.deps.store.set_campaign_status(
-            self.campaign_id, CampaignStatus.PAUSED, allowed=(CampaignStatus.RUNNING,), reason=reason)
+        await self._leave(CampaignStatus.PAUSED, reason)
         self._scope.cancel()
+
+    async def _leave(self, status: CampaignStatus, reason: str | None) -> None:
+        """``running`` → ``status``; a campaign paused or cancelled by request meanwhile stays so."""
+        try:
+            await self.deps.store.set_campaign_status(self.campaign_id, status, allowed=(CampaignStatus.RUNNING,),
+                                                      reason=reason)
+        except Conflict:
+            pass
 
     async def _ticker(self) -> None:
         """Hold the lease, watch the status and the sessions, announce progress."""
@@ -236,11 +245,11 @@ class CampaignActor(Actor):
                 await self._paced(session_id)
                 if not await self._ready(session_id) or not self._pending:  # another lane took the last
                     continue
-                recipient = self._pending.popleft()
-                cold = not await self.deps.store.contact_wrote(self.campaign.tenant_id, session_id, recipient.jid)
-                if cold and not await self._cold_allowed(session_id):
-                    self._pending.appendleft(recipient)  # for another lane, or this one tomorrow
+                recipient = self._take(session_id, cold=await self._cold_allowed(session_id))
+                if recipient is None:
+                    await self._wait("cold-contact cap reached", session_id, self.schedule.next_day(self._now()))
                     continue
+                cold = (recipient.jid, session_id) not in self._warm
                 queued = await self.deps.store.queue_recipient(self.campaign.tenant_id, recipient.id, session_id,
                                                                cold=cold)
                 self._dirty = True
@@ -249,14 +258,20 @@ class CampaignActor(Actor):
         self._lanes[session_id] = "done"
 
     async def _cold_allowed(self, session_id: str) -> bool:
-        """Whether the session may write to one more contact who never wrote to it today; if not, the
-        lane waited (until the next day, or an hour) first."""
-        now = self._now()
-        _, cold_sent = await self.deps.store.session_sends_since(session_id, self.schedule.day_start(now))
-        if cold_sent < self.pacing.cold_daily_cap:
-            return True
-        await self._wait("cold-contact cap reached", session_id, self.schedule.next_day(now))
-        return False
+        """Whether the session may still write today to a contact who never wrote to it."""
+        _, cold_sent = await self.deps.store.session_sends_since(session_id, self.schedule.day_start(self._now()))
+        return cold_sent < self.pacing.cold_daily_cap
+
+    def _take(self, session_id: str, *, cold: bool) -> Recipient | None:
+        """The next pending recipient; past the cold cap, the next one who wrote to this session (the
+        cold ones stay for other sessions, or tomorrow)."""
+        if cold:
+            return self._pending.popleft()
+        for index, recipient in enumerate(self._pending):
+            if (recipient.jid, session_id) in self._warm:
+                del self._pending[index]
+                return recipient
+        return None
 
     async def _settle(self, session_id: str, outcome: Outcome) -> None:
         """A recipient a previous life left ``queued``: wait for its row, or make it (same key)."""

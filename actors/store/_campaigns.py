@@ -417,13 +417,15 @@ class CampaignStore:
             "WHERE session_id = $1 AND queued_at >= $2", session_id, since)
         return int(rows[0]["n"]), int(rows[0]["cold"])
 
-    async def contact_wrote(self, tenant_id: str, session_id: str, jid: str) -> bool:
-        """Whether the contact ever wrote to the session (it has a ticket there: tickets start
-        with an inbound message; sends without a ticket, like campaigns', make none)."""
+    async def warm_contacts(self, campaign_id: int) -> set[tuple[str, str]]:
+        """(jid, session) of the campaign's recipients who wrote to that session of the campaign before
+        (they have a ticket there: tickets start with an inbound message; sends without a ticket, like
+        campaigns', make none)."""
         rows = await self._fetch(
-            "SELECT 1 FROM tickets t JOIN contacts c ON c.id = t.contact_id WHERE c.tenant_id = $1 AND c.jid = $2 "
-            "AND t.session_id = $3 LIMIT 1", tenant_id, jid, session_id)
-        return bool(rows)
+            "SELECT DISTINCT c.jid, t.session_id FROM campaigns k JOIN contacts c ON c.tenant_id = k.tenant_id "
+            "JOIN tickets t ON t.contact_id = c.id WHERE k.id = $1 "
+            "AND c.jid IN (SELECT jid FROM campaign_recipients WHERE campaign_id = $1)", campaign_id)
+        return {(row["jid"], row["session_id"]) for row in rows}
 
     async def awaiting_reply(self, tenant_id: str, session_id: str, jid: str) -> bool:
         """Whether a campaign of the tenant sent the contact a message on the session it has not

@@ -101,3 +101,30 @@ async def test_pause_stops_sending_and_resume_finishes(tmp_path, simulator, simu
 
 async def _sent_at_least(control, n):
     return len(await control.sent("s1")) >= n
+
+
+async def test_the_daily_caps_hold_and_warm_contacts_pass_the_cold_cap(tmp_path, simulator, simulator_control):
+    settings = flow_settings(tmp_path, simulator.url)
+    async with flow_node(settings) as (node, recorder):
+        await provision(node, simulator_control, "s1")
+        warm = "552190000009"
+        await simulator_control.send_message("s1", "hello", sender=f"{warm}@s.whatsapp.net")  # a ticket: warm
+        await eventually(lambda: node.store.list_tickets("acme"))
+        phones = [f"55219000000{i}" for i in range(1, 6)] + [warm]
+        campaign = await _create(node, ["s1"], phones, daily_cap=4, cold_daily_cap=2)
+
+        def waiting_on(what):
+            async def check():
+                updates = [p for p in recorder.of(CAMPAIGN_UPDATED) if p["id"] == campaign.id]
+                return updates and what in updates[-1].get("lanes", {}).get("s1", "")
+            return check
+        await eventually(waiting_on("cold-contact cap reached"))
+        sent = [e["to"] for e in await simulator_control.sent("s1")]
+        assert len(sent) == 3 and f"{warm}@s.whatsapp.net" in sent  # 2 cold ones, and the warm one passed
+        assert (await node.store.get_campaign(campaign.id)).status is CampaignStatus.RUNNING
+        second = await _create(node, ["s1"], ["552190000021"], cold_daily_cap=10, daily_cap=4)
+        await eventually(lambda: _sent_at_least(simulator_control, 4))
+        await trio.sleep(1.0)
+        assert len(await simulator_control.sent("s1")) == 4  # the daily cap is the session's, every campaign's
+        counts = await node.store.campaign_counts(second.id)
+        assert counts["sent"] + counts["pending"] == 1
