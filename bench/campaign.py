@@ -18,6 +18,8 @@ what the simulator received:
 - ``pacing_violations``: two campaign messages of one session closer than DELAY's low end;
 - ``agent_reply_p99_ms`` / ``_p50_ms``: an agent's REST send to the simulator receiving it, on a
   session busy with the campaign (replies around the kill, when no daemon listens, are not sent);
+  ``agent_reply_idle_p50_ms`` / ``_p99_ms``: the same for BASELINE_S seconds before the campaign
+  starts (idle sessions, same run): the baseline;
 - ``unknown``: sends the kill caught with the driver (the campaign records them ``failed``, unknown
   outcome, never sent again; ``sent`` says whether WhatsApp had them), ``campaign_s``.
 """

@@ -9,7 +9,8 @@ pending recipient in turn (sessions rotate by availability). For each send a lan
 2. checks the session (connected? else it waits, degraded included), the schedule window and
    the session's daily caps (all campaign messages; those to contacts who never wrote to it);
 3. marks the recipient ``queued`` (the store skips it as ``opted_out`` if the contact opted out),
-   then hands the outbox one :class:`~actors.outbox.Send` keyed ``campaign:<id>:<position>``;
+   then writes its outbox row, keyed ``campaign:<id>:<position>``, and wakes the session's outbox
+   sender over the bus (:data:`~actors.outbox.WAKE_CHANNEL`);
 4. waits for that outbox row's outcome and records it (sent, failed; a send of unknown outcome is
    ``failed`` with an ``unknown:`` error — WhatsApp may have it, it is never sent again).
 
@@ -23,7 +24,8 @@ may have been just before the kill.
 **Agents first.** A lane hands the outbox one send at a time per session and waits for its outcome
 before the next, so an agent's reply on the same session is behind at most one campaign message
 (the outbox sends a session's rows in order): campaign backlogs stay in the campaign, never in the
-outbox.
+outbox. Campaign rows are written to the store directly, never through the outbox actor's mailbox,
+where an agent's send would queue behind twenty lanes' sends.
 
 **Pauses.** The actor pauses its campaign (``status`` paused, ``reason`` says why) when a session
 of it is banned, logged out or otherwise parked (:data:`PARKED`), or after ``failure_threshold``
@@ -44,17 +46,20 @@ from typing import Any
 import attrs
 import trio
 
+from actors.bus import BusUnavailable
 from actors.flows import Publisher, no_publisher
-from actors.outbox import MediaFile, OutboxRefused, Send
+from actors.outbox import WAKE_CHANNEL
 from actors.store import (
     Campaign,
     CampaignStatus,
     Conflict,
+    InvalidInput,
     Outcome,
     Queue,
     Recipient,
     RecipientState,
     Store,
+    WriteFailed,
     outbox_key,
 )
 from supervisor import Actor, Shutdown
@@ -84,9 +89,6 @@ WAIT_SLICE = 5.0
 """Longest wait of a lane before it looks again (the window, the caps, the session, whether other
 lanes sent everything meanwhile): clocks move and days change."""
 
-ASK_TIMEOUT = 30.0
-"""Seconds the outbox may take to accept a send (one store write, queued behind others)."""
-
 _Outcome = tuple[str, int | None, float | None, str | None]
 """A send's end: recipient state (sent, failed), outbox row id, sent at, error."""
 
@@ -115,10 +117,10 @@ class CampaignDeps:
     store: Store
     settings: Any  # config.CampaignsSettings: the defaults of the policies
     node_id: str
+    bus: Any  # the node's Bus: wakes the outbox sender of a session (WAKE_CHANNEL)
     publisher: Publisher = no_publisher
     pacer: SessionPacer = attrs.field(factory=SessionPacer)
     tick: float = 1.0  # lease renewal, status look-ups, progress events
-    outbox_path: str = "/services/outbox"
 
 
 def progress_payload(campaign: Campaign, counts: dict[str, int], lanes: dict[str, str] | None = None) -> dict:
@@ -321,16 +323,25 @@ class CampaignActor(Actor):
     # -- one send -----------------------------------------------------------------------
 
     async def _send(self, session_id: str, position: int, jid: str, variables: dict, recipient_id: int) -> None:
+        """Write the recipient's outbox row (the store's idempotency key makes a repeat return the first
+        row) and wake the session's sender over the bus, as a send from another node does: campaign rows
+        never queue in the outbox actor's mailbox, where agents' sends would wait behind them."""
         template = self.campaign.template
-        text = render(str(template.get("text", "")), variables)
-        media = template.get("media")
-        send = Send(self.campaign.tenant_id, session_id, outbox_key(self.campaign_id, position), jid, text, None,
-                    None if media is None else MediaFile(**media))
-        reply = await self.ctx.system.ref(self.deps.outbox_path).ask(send, ASK_TIMEOUT)
-        if isinstance(reply, OutboxRefused):
-            await self._record(recipient_id, ("failed", None, None, f"refused by the outbox: {reply.message}"))
+        payload = {"text": render(str(template.get("text", "")), variables)}
+        if template.get("media") is not None:
+            payload["media"] = template["media"]  # a MediaFile as a dict: what the outbox keeps
+        try:
+            enqueued = await self.deps.store.enqueue_outbox(
+                self.campaign.tenant_id, session_id, outbox_key(self.campaign_id, position), jid, payload)
+        except (InvalidInput, WriteFailed) as exc:
+            await self._record(recipient_id, ("failed", None, None, f"refused by the outbox: {exc}"))
             return
-        await self._record(recipient_id, await self._outcome(reply.item.id))
+        if enqueued.created:
+            try:
+                await self.deps.bus.publish(WAKE_CHANNEL, {"session_id": session_id})
+            except BusUnavailable as exc:  # the sender finds the row at its next poll
+                _LOG.warning("campaign %s: wake-up of session %s lost: %s", self.campaign_id, session_id, exc)
+        await self._record(recipient_id, await self._outcome(enqueued.item.id))
         low, high = self.pacing.delay
         self.deps.pacer.sent(session_id, self.ctx.system.rng.uniform(low, high))
 

@@ -216,7 +216,7 @@ def build_node(
     # inbound messages pass the campaigns' tap on their way to the hub (stop words, replies)
     tap = InboundTap(node.hub)
     node.campaigns = CampaignServiceDeps(
-        CampaignDeps(store, settings.campaigns, settings.node.node_id, publisher=node.hub), limiter, tap)
+        CampaignDeps(store, settings.campaigns, settings.node.node_id, bus, publisher=node.hub), limiter, tap)
     flows.attach(tap)
     return node
 
