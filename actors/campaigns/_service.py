@@ -145,7 +145,7 @@ class CampaignService(Actor):
         """Run the campaign here if no actor does and its lease is ours to take."""
         if self.deps.tap is not None:
             self.deps.tap.tenants.add(campaign.tenant_id)
-        if self._running(campaign.tenant_id, campaign.id) is not None:
+        if self._running(campaign.tenant_id, campaign.id):
             return
         deps = self.deps.campaigns
         if not await self._store.take_campaign_lease(campaign.id, deps.node_id, deps.settings.lease_ttl):
@@ -165,23 +165,20 @@ class CampaignService(Actor):
             return
         _LOG.info("campaign %s (%s) runs on this node", campaign.id, campaign.tenant_id)
 
-    def _running(self, tenant_id: str, campaign_id: int) -> Any:
+    def _running(self, tenant_id: str, campaign_id: int) -> bool:
+        """Whether the campaign's actor is here in any state but stopped (running, restarting...)."""
         try:
             supervisor = self.ctx.system.supervisor(f"/tenants/{tenant_id}/campaigns")
         except ChildNotFound:
-            return None
-        for child in supervisor.which_children():
-            if child.id == str(campaign_id) and child.state is not ChildState.STOPPED:
-                return self.ctx.system.ref(f"/tenants/{tenant_id}/campaigns/{campaign_id}")
-        return None
+            return False
+        return any(child.id == str(campaign_id) and child.state is not ChildState.STOPPED
+                   for child in supervisor.which_children())
 
     def _halt(self, tenant_id: str, campaign_id: int) -> None:
         try:
-            ref = self._running(tenant_id, campaign_id)
-            if ref is not None:
-                ref.tell(Halt())
+            self.ctx.system.ref(f"/tenants/{tenant_id}/campaigns/{campaign_id}").tell(Halt())
         except (ChildNotFound, ActorStopped, MailboxFull):
-            pass  # stopping or gone: it reads the status at its next tick anyway
+            pass  # not here, restarting or stopping: it reads the status when it starts, or at its next tick
 
     async def _campaigns_supervisor(self, tenant_id: str) -> Any:
         system = self.ctx.system
