@@ -13,9 +13,9 @@ from collections.abc import Sequence
 
 from config import ConfigError
 
-from ._commands import demo, migrate, run, sessions, sim, simulate, token, tree, version, watch
+from ._commands import campaigns, demo, migrate, run, sessions, sim, simulate, token, tree, version, watch
 
-COMMANDS = (run, simulate, sim, demo, tree, sessions, watch, token, migrate, version)
+COMMANDS = (run, simulate, sim, demo, tree, sessions, campaigns, watch, token, migrate, version)
 """Subcommand modules, in the order ``--help`` lists them."""
 
 EXIT_USAGE = 2

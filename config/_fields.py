@@ -304,6 +304,19 @@ def networks_or_hosts() -> Any:
     return attrs.field(converter=convert, validator=check, metadata={KIND: FieldKind(_parse_text_list)})
 
 
+def words() -> Any:
+    """A list of words (non-empty, no surrounding spaces; stored lower-case)."""
+
+    def convert(value: Any) -> Any:
+        return tuple(str(item).strip().casefold() for item in value) if isinstance(value, list) else value
+
+    def check(instance: object, attribute: attrs.Attribute, value: Any) -> None:
+        if not isinstance(value, tuple) or not all(isinstance(item, str) and item for item in value):
+            raise _fail(instance, attribute, f"must be a list of non-empty words, got {value!r}")
+
+    return attrs.field(converter=convert, validator=check, metadata={KIND: FieldKind(_parse_text_list)})
+
+
 def interval(*, gt: float) -> Any:
     """A ``[low, high]`` pair of seconds with ``gt < low <= high`` (a random draw in between)."""
 

@@ -12,6 +12,7 @@ This module deliberately does not use ``from __future__ import annotations``: th
 reads the section classes from the real annotations of `Settings`.
 """
 
+import zoneinfo
 from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
@@ -34,6 +35,7 @@ from ._fields import (
     secret,
     text,
     url,
+    words,
 )
 
 
@@ -267,6 +269,34 @@ class WebhooksSettings:
 
 
 @attrs.frozen(kw_only=True)
+class CampaignsSettings:
+    """Bulk sends (campaigns): the pacing a campaign gets when it names none, and opt-out words."""
+
+    SECTION: ClassVar[str] = "campaigns"
+    delay: tuple[float, float] = interval(gt=0)
+    """Seconds between two campaign sends of one session, drawn at random in ``[low, high]``."""
+    daily_cap: int = integer(ge=1)
+    """Campaign messages one session sends per day (the tenant's day, every campaign together)."""
+    cold_daily_cap: int = integer(ge=0)
+    """Of those, messages to contacts who never wrote to the session."""
+    failure_threshold: int = integer(ge=1)
+    """Failed sends in a row (per campaign) that pause the campaign."""
+    stop_words: tuple[str, ...] = words()
+    """A contact whose whole message is one of these (any case) is opted out of every later campaign."""
+    timezone: str = text()
+    """Time zone (IANA name) of a campaign's schedule when it names none."""
+    lease_ttl: float = number(gt=0)
+    """Seconds a node's hold on a campaign lasts without renewal; another node takes a campaign over
+    after it lapsed (a dead node's)."""
+
+    def __attrs_post_init__(self) -> None:
+        try:
+            zoneinfo.ZoneInfo(self.timezone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ConfigError("campaigns.timezone", f"must be an IANA time zone name, got {self.timezone!r}") from None
+
+
+@attrs.frozen(kw_only=True)
 class Settings:
     """Every setting of the daemon, one attribute per section."""
 
@@ -282,6 +312,7 @@ class Settings:
     outbox: OutboxSettings
     tickets: TicketsSettings
     webhooks: WebhooksSettings
+    campaigns: CampaignsSettings
 
     def __attrs_post_init__(self) -> None:
         for field in attrs.fields(type(self)):

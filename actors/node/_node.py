@@ -12,7 +12,7 @@ The tree (DESIGN §3)::
     │                       what needs it; cluster: this node's membership heartbeats)
     ├── /workers            the neonize worker processes (only when sessions use neonize)
     ├── /tenants            dynamic: /tenants/<id>/{sessions,tickets}
-    └── /services           one_for_one: sessions (the manager), tickets, outbox, media, webhooks
+    └── /services           one_for_one: sessions (the manager), tickets, outbox, media, webhooks, campaigns
 
 ``/tenants`` starts before ``/services`` because the session manager restores
 sessions into it as soon as it starts.
@@ -34,6 +34,7 @@ import attrs
 import trio
 
 from actors.bus import Bus, bus_from_url
+from actors.campaigns import CampaignDeps, CampaignService, CampaignServiceDeps, InboundTap
 from actors.cluster import Member, Membership, StoredCredentials
 from actors.flows import Flows, build_flows
 from actors.drivers import DriverFactory, SimulatedDriver, SimulatedDriverConfig
@@ -96,6 +97,7 @@ class Node:
     session_backoff: Backoff
     session_breaker: CircuitBreaker
     flows: Flows | None = None  # tickets, inbound sink, outbox, media (services)
+    campaigns: CampaignServiceDeps | None = None  # the campaigns service's (built with the hub)
     workers: WorkerPool | None = None  # the neonize worker processes, when sessions use neonize
     system: ActorSystem | None = None
     local: set[str] = attrs.Factory(set)  # sessions this node runs (placed here, or started here by request)
@@ -145,7 +147,8 @@ class Node:
             ChildSpec("cluster", functools.partial(Hosted, self.membership.run)),
         ]
         services = [ChildSpec("sessions", lambda: SessionManager(self), shutdown=30.0), *self.flows.specs(),
-                    ChildSpec("webhooks", functools.partial(HostedWithSystem, self.webhooks.run))]
+                    ChildSpec("webhooks", functools.partial(HostedWithSystem, self.webhooks.run)),
+                    ChildSpec("campaigns", lambda: CampaignService(self.campaigns), shutdown=10.0)]
         supervision = self.settings.supervision
         workers = [] if self.workers is None else [
             ChildSpec("workers", functools.partial(Hosted, self.workers.run), shutdown=30.0)
@@ -211,7 +214,11 @@ def build_node(
             half_open_trials=sup.breaker_half_open_trials,
         ),
     )
-    flows.attach(node.hub)
+    # inbound messages pass the campaigns' tap on their way to the hub (stop words, replies)
+    tap = InboundTap(node.hub)
+    node.campaigns = CampaignServiceDeps(
+        CampaignDeps(store, settings.campaigns, settings.node.node_id, bus, publisher=node.hub), limiter, tap)
+    flows.attach(tap)
     return node
 
 

@@ -5,7 +5,8 @@
     /tenants                      dynamic, one_for_one
     └── /tenants/<tenant>         one_for_one
         ├── .../sessions          dynamic; transient sessions with backoff + breaker
-        └── .../tickets           dynamic (the ticket actors)
+        ├── .../tickets           dynamic (the ticket actors)
+        └── .../campaigns         dynamic (one actor per running campaign)
 
 Restarts of sessions are not put through a supervisor-level limiter: a restart
 is cheap (no network). What reaches WhatsApp is the *connect*, and every
@@ -56,7 +57,7 @@ def session_spec(
 
 
 def tenant_spec(tenant_id: str, limiter: RestartLimiter) -> ChildSpec:
-    """A tenant subtree with empty ``sessions`` and ``tickets`` supervisors."""
+    """A tenant subtree with empty ``sessions``, ``tickets`` and ``campaigns`` supervisors."""
     intensity = sessions_intensity(limiter)
 
     def tenant() -> Supervisor:
@@ -64,6 +65,7 @@ def tenant_spec(tenant_id: str, limiter: RestartLimiter) -> ChildSpec:
             [
                 ChildSpec("sessions", lambda: Supervisor(intensity=intensity, period=SESSIONS_PERIOD)),
                 ChildSpec("tickets", lambda: Supervisor(intensity=intensity, period=SESSIONS_PERIOD)),
+                ChildSpec("campaigns", lambda: Supervisor(intensity=intensity, period=SESSIONS_PERIOD)),
             ],
             strategy=Strategy.ONE_FOR_ONE,
         )

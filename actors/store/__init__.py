@@ -31,6 +31,7 @@ from ._errors import (
 )
 from ._lid import is_lid
 from ._ops_identity import LidMerge
+from ._campaigns import Campaign, CampaignStatus, NewRecipient, Outcome, Recipient, RecipientState, outbox_key
 from ._ops_queues import ALL_EVENTS, QUARANTINED, webhook_wants
 from ._ops_messages import Edited
 from ._postgres import PostgresBackend
@@ -73,6 +74,8 @@ __all__ = [
     "QUARANTINED",
     "AlreadyStored",
     "AuditEntry",
+    "Campaign",
+    "CampaignStatus",
     "Conflict",
     "Contact",
     "DeliveryStatus",
@@ -89,11 +92,15 @@ __all__ = [
     "Message",
     "MessageVersion",
     "NewMessage",
+    "NewRecipient",
     "NotFound",
+    "Outcome",
     "OutboxItem",
     "OutboxSentRecord",
     "PostgresBackend",
     "Queue",
+    "Recipient",
+    "RecipientState",
     "SchemaTooNew",
     "SessionRecord",
     "SqliteBackend",
@@ -111,6 +118,7 @@ __all__ = [
     "WebhookDelivery",
     "WriteFailed",
     "open_store",
+    "outbox_key",
     "storable",
     "storable_text",
     "webhook_wants",

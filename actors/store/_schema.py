@@ -269,11 +269,61 @@ _V_LID_MAP = [
         updated_at {float} NOT NULL)""",
 ]
 
+_V_CAMPAIGNS = [
+    # bulk sends (actors/campaigns): the campaign, its template and policies (JSON documents), and the
+    # node that drives it (a lease: ``owner`` until ``lease_until``; another node takes over after it)
+    """CREATE TABLE campaigns (
+        tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('draft', 'running', 'paused', 'finished', 'cancelled')),
+        reason TEXT,
+        template TEXT NOT NULL,
+        sessions TEXT NOT NULL,
+        schedule TEXT NOT NULL,
+        pacing TEXT NOT NULL,
+        total {int} NOT NULL,
+        owner TEXT,
+        lease_until {float},
+        created_at {float} NOT NULL,
+        started_at {float},
+        finished_at {float})""",
+    "CREATE INDEX campaigns_by_status ON campaigns (status, lease_until)",
+    # one row per recipient: ``queued`` once its outbox row may exist (idempotency key
+    # ``campaign:<id>:<position>``), then sent / failed / skipped (``skip_reason``)
+    """CREATE TABLE campaign_recipients (
+        campaign_id {int} NOT NULL REFERENCES campaigns(id) ON DELETE CASCADE,
+        position {int} NOT NULL,
+        phone TEXT NOT NULL,
+        jid TEXT NOT NULL,
+        variables TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('pending', 'queued', 'sent', 'failed', 'skipped')),
+        skip_reason TEXT,
+        session_id TEXT,
+        outbox_id {int},
+        cold {int} NOT NULL DEFAULT 0,
+        error TEXT,
+        queued_at {float},
+        sent_at {float},
+        replied_at {float},
+        UNIQUE (campaign_id, position))""",
+    "CREATE INDEX campaign_recipients_by_state ON campaign_recipients (campaign_id, state, position)",
+    "CREATE INDEX campaign_recipients_by_session ON campaign_recipients (session_id, queued_at)",
+    "CREATE INDEX campaign_recipients_by_jid ON campaign_recipients (jid, session_id, state)",
+    # contacts who answered a stop word: every later campaign of the tenant skips them
+    """CREATE TABLE campaign_optouts (
+        tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+        jid TEXT NOT NULL,
+        word TEXT NOT NULL,
+        created_at {float} NOT NULL,
+        PRIMARY KEY (tenant_id, jid))""",
+]
+
 #: Every migration in order; index i holds version i + 1.
 MIGRATIONS: list[list[str]] = [
     _V1, _V2, _V_RAW_TEXT, _V_QUARANTINE, _V_WA_IDS, _V_DEVICE_JID, _V_DRIVER_CREDENTIALS,
     _V_MESSAGE_KINDS,
     _V_LID_MAP,
+    _V_CAMPAIGNS,
 ]
 
 #: The schema version this code writes and reads.

@@ -31,6 +31,7 @@ from . import _ops_messages as msg_ops
 from . import _ops_identity as identity
 from . import _ops_queues as queues
 from ._backend import single_errors
+from ._campaigns import CampaignStore
 from ._errors import InvalidInput, StoreClosed
 from ._lid import is_lid
 from ._reads import StoreReads, check_limit
@@ -146,7 +147,7 @@ def _message_id() -> str:
 
 
 @attrs.define(eq=False)
-class Store(StoreReads):
+class Store(CampaignStore, StoreReads):
     """The repository API over one backend (:class:`SqliteBackend` or :class:`PostgresBackend`).
 
     Every write method accepts ``timeout`` (seconds, default ``default_timeout``) and raises

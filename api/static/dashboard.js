@@ -261,6 +261,39 @@ async function renderSessions() {
   document.getElementById("sessions").replaceChildren(...cards);
 }
 
+// -- campaigns: one row each with a progress bar (sent, failed and skipped of the total) and
+// pause/resume buttons.
+
+async function campaignAction(campaign, action) {
+  try {
+    await api("POST", "/tenants/" + campaign.tenant_id + "/campaigns/" + campaign.id + "/" + action);
+  } catch (error) {
+    alert(action + " campaign " + campaign.id + ": " + error.message);
+  }
+  refresh();
+}
+
+function campaignRow(campaign) {
+  const counts = campaign.counts;
+  const done = counts.sent + counts.failed + counts.skipped;
+  const action = campaign.status === "running" ? "pause" : campaign.status === "paused" ? "resume" : null;
+  const button = action ? el("button", { onclick: () => campaignAction(campaign, action) }, action) : "";
+  return el("tr", { "data-campaign": String(campaign.id) },
+    el("td", {}, campaign.tenant_id + " / " + campaign.name + " #" + campaign.id),
+    el("td", {}, el("span", { class: "status status-" + campaign.status, title: campaign.reason || "" },
+      campaign.status)),
+    el("td", {}, el("progress", { value: String(done), max: String(Math.max(campaign.total, 1)) }),
+      " " + done + "/" + campaign.total),
+    ...[counts.sent, counts.skipped, counts.failed, counts.delivered, counts.read, counts.replied]
+      .map((n) => el("td", {}, String(n))),
+    el("td", {}, button));
+}
+
+async function renderCampaigns() {
+  const campaigns = await api("GET", "/campaigns?limit=50");
+  document.querySelector("#campaigns tbody").replaceChildren(...campaigns.map(campaignRow));
+}
+
 function renderOverview(all) {
   const byStatus = {}, byTenant = {};
   for (const [tenantId, session] of all) {
@@ -404,6 +437,7 @@ async function refresh() {
     renderEvents(events);
     renderNodes(cluster);
     await renderSessions();
+    await renderCampaigns();
     status.textContent = "live (" + status.dataset.live + ") · " + new Date().toLocaleTimeString();
   } catch (error) {
     status.textContent = "error: " + error.message;

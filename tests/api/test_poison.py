@@ -47,7 +47,7 @@ RAW_BODIES = [DEEP.encode(), b'{"a": ' * 40 + b"1" + b"}" * 40, b"\xff\xfe not u
 EXAMPLES = {
     "id": "p1", "name": "Name", "email": "someone@example.com", "url": "https://hooks.example.com/h",
     "events": ["*"], "path": "/infra/bus", "user_id": 1, "data": "aGVsbG8=", "mimetype": "text/plain",
-    "emoji": "👍", "text": "hi",
+    "emoji": "👍", "text": "hi", "sessions": ["s1"], "columns": ["phone"], "rows": [["5521900000001"]],
 }
 """A valid value for every required body field the API declares (the poisoned field replaces one)."""
 

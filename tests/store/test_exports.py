@@ -3,14 +3,14 @@ import actors.store
 
 def test_public_face_is_pinned():
     assert sorted(actors.store.__all__) == [
-        "ALL_EVENTS", "AlreadyStored", "AuditEntry", "CURRENT_VERSION", "Conflict", "Contact", "DeliveryStatus",
-        "Edited", "Enqueued", "Fence", "FencedOut", "FoundTicket", "Inserted", "InvalidInput", "JobStatus", "LidMerge",
-        "MediaJob", "Message", "MessageVersion", "NewMessage", "NotFound", "OutboxItem", "OutboxSentRecord",
-        "PostgresBackend",
-        "QUARANTINED", "Queue",
-        "SchemaTooNew", "SessionRecord", "SqliteBackend", "Store", "StoreClosed", "StoreError",
-        "StoreStatistics", "StoreUnavailable", "Tenant", "Ticket", "TicketOutcome", "TicketStatus",
-        "User", "Webhook", "WebhookDelivery", "WriteFailed", "is_lid", "open_store",
+        "ALL_EVENTS", "AlreadyStored", "AuditEntry", "CURRENT_VERSION", "Campaign", "CampaignStatus",
+        "Conflict", "Contact", "DeliveryStatus", "Edited", "Enqueued", "Fence", "FencedOut", "FoundTicket",
+        "Inserted", "InvalidInput", "JobStatus", "LidMerge", "MediaJob", "Message", "MessageVersion",
+        "NewMessage", "NewRecipient", "NotFound", "OutboxItem", "OutboxSentRecord", "Outcome",
+        "PostgresBackend", "QUARANTINED", "Queue", "Recipient", "RecipientState", "SchemaTooNew",
+        "SessionRecord", "SqliteBackend", "Store", "StoreClosed", "StoreError", "StoreStatistics",
+        "StoreUnavailable", "Tenant", "Ticket", "TicketOutcome", "TicketStatus", "User", "Webhook",
+        "WebhookDelivery", "WriteFailed", "is_lid", "open_store", "outbox_key",
         "storable", "storable_text", "webhook_wants",
     ]
     for name in actors.store.__all__:
