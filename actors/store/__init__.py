@@ -15,6 +15,9 @@ with U+FFFD and its raw form kept (:func:`storable`, ``raw_body``/``raw_name``);
 our own callers that cannot be stored is refused with :class:`InvalidInput` naming the field.
 Queue jobs found ``running`` with no worker too often are quarantined (see :class:`JobStatus`).
 
+Retention sweeps and purges delete in bounded batches (:class:`Retention`, :class:`Swept`;
+see :mod:`._ops_lifecycle`).
+
 Host it with ``await nursery.start(store.run)`` (or :func:`open_store`).
 """
 
@@ -29,6 +32,7 @@ from ._errors import (
     StoreUnavailable,
     WriteFailed,
 )
+from ._ops_lifecycle import Retention, RetentionKind, Swept
 from ._ops_queues import ALL_EVENTS, QUARANTINED, webhook_wants
 from ._postgres import PostgresBackend
 from ._records import (
@@ -86,6 +90,8 @@ __all__ = [
     "OutboxSentRecord",
     "PostgresBackend",
     "Queue",
+    "Retention",
+    "RetentionKind",
     "SchemaTooNew",
     "SessionRecord",
     "SqliteBackend",
@@ -94,6 +100,7 @@ __all__ = [
     "StoreError",
     "StoreStatistics",
     "StoreUnavailable",
+    "Swept",
     "Tenant",
     "Ticket",
     "TicketOutcome",

@@ -230,9 +230,33 @@ _V_DRIVER_CREDENTIALS = [
         PRIMARY KEY (session_id, driver))""",
 ]
 
+_V_RETENTION = [
+    # data lifecycle (issue 17): when a tenant or a session was deleted; the janitor purges its data
+    # a grace period later (NULL: live). Sessions deleted before this version count from their last update.
+    "ALTER TABLE tenants ADD COLUMN deleted_at {float}",
+    "ALTER TABLE sessions ADD COLUMN deleted_at {float}",
+    "UPDATE sessions SET deleted_at = updated_at WHERE status = 'deleted'",
+    # a tenant's retention overrides, one row per tenant; a NULL column takes the configured default
+    """CREATE TABLE tenant_retention (
+        tenant_id TEXT PRIMARY KEY REFERENCES tenants(id) ON DELETE CASCADE,
+        messages {int},
+        media {int},
+        closed_tickets {int},
+        webhook_deliveries {int},
+        audit {int},
+        updated_at {float} NOT NULL)""",
+    # the janitor's batch deletes walk these in age order, a few hundred rows at a time
+    "CREATE INDEX messages_by_age ON messages (tenant_id, created_at)",
+    "CREATE INDEX tickets_by_closed ON tickets (tenant_id, status, closed_at)",
+    "CREATE INDEX webhook_deliveries_by_age ON webhook_deliveries (tenant_id, status, updated_at)",
+    "CREATE INDEX audit_by_age ON audit (at)",
+    "CREATE INDEX outbox_by_tenant ON outbox (tenant_id, id)",
+]
+
 #: Every migration in order; index i holds version i + 1.
 MIGRATIONS: list[list[str]] = [
     _V1, _V2, _V_RAW_TEXT, _V_QUARANTINE, _V_WA_IDS, _V_DEVICE_JID, _V_DRIVER_CREDENTIALS,
+    _V_RETENTION,
 ]
 
 #: The schema version this code writes and reads.

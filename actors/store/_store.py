@@ -30,6 +30,7 @@ from . import _ops_core as core
 from . import _ops_queues as queues
 from ._backend import single_errors
 from ._errors import InvalidInput, StoreClosed
+from ._lifecycle import StoreLifecycle
 from ._reads import StoreReads, check_limit
 from ._records import (
     AlreadyStored,
@@ -142,7 +143,7 @@ def _message_id() -> str:
 
 
 @attrs.define(eq=False)
-class Store(StoreReads):
+class Store(StoreReads, StoreLifecycle):
     """The repository API over one backend (:class:`SqliteBackend` or :class:`PostgresBackend`).
 
     Every write method accepts ``timeout`` (seconds, default ``default_timeout``) and raises

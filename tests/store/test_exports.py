@@ -6,9 +6,9 @@ def test_public_face_is_pinned():
         "ALL_EVENTS", "AlreadyStored", "AuditEntry", "CURRENT_VERSION", "Conflict", "Contact", "DeliveryStatus",
         "Enqueued", "Fence", "FencedOut", "FoundTicket", "Inserted", "InvalidInput", "JobStatus",
         "MediaJob", "Message", "NewMessage", "NotFound", "OutboxItem", "OutboxSentRecord", "PostgresBackend",
-        "QUARANTINED", "Queue",
+        "QUARANTINED", "Queue", "Retention", "RetentionKind",
         "SchemaTooNew", "SessionRecord", "SqliteBackend", "Store", "StoreClosed", "StoreError",
-        "StoreStatistics", "StoreUnavailable", "Tenant", "Ticket", "TicketOutcome", "TicketStatus",
+        "StoreStatistics", "StoreUnavailable", "Swept", "Tenant", "Ticket", "TicketOutcome", "TicketStatus",
         "User", "Webhook", "WebhookDelivery", "WriteFailed", "open_store",
         "storable", "storable_text", "webhook_wants",
     ]
