@@ -89,6 +89,10 @@ class Sweeper:
     _errors: int = attrs.field(init=False, default=0)
     _last: RunReport | None = attrs.field(init=False, default=None)
 
+    def __attrs_post_init__(self) -> None:
+        for kind in (*(k.value for k in RetentionKind), PURGE):  # every kind shows in /metrics from the start
+            self._rows[kind] = self._files[kind] = 0
+
     def statistics(self) -> LifecycleStatistics:
         return LifecycleStatistics(dict(self._rows), dict(self._files), self._runs, self._errors,
                                    None if self._last is None else self._last.duration, self._last)
@@ -118,7 +122,7 @@ class Sweeper:
             errors += await self._isolated(f"purge of session {record.id}", self._purge_session(record, purged))
         for tenant_id in tenants:
             errors += await self._isolated(f"purge of tenant {tenant_id}", self._purge_tenant(tenant_id, purged))
-        report = RunReport(dict(rows), dict(files), purged["sessions"], purged["tenants"], errors,
+        report = RunReport(dict(+rows), dict(+files), purged["sessions"], purged["tenants"], errors,
                            trio.current_time() - started)
         self._runs += 1
         self._last = report
