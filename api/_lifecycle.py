@@ -14,7 +14,8 @@ The session counterpart is ``DELETE /tenants/{t}/sessions/{s}?purge=now`` (:mod:
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import enum
+from typing import Annotated
 
 import attrs
 from pydantic import Field
@@ -51,8 +52,14 @@ class RetentionBody(Body):
     audit: Days = None
 
 
+class Purge(enum.StrEnum):
+    """When a deleted session's or tenant's data goes: ``now`` (no grace period)."""
+
+    NOW = "now"
+
+
 class PurgeQuery(Query):
-    purge: Annotated[Literal["now"], Field(description="now: purge the data at once, no grace period")] = None
+    purge: Annotated[Purge, Field(description="now: purge the data at once, no grace period")] = None
 
 
 def effective(retention: Retention) -> dict:
