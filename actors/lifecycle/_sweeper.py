@@ -74,7 +74,8 @@ class Sweeper:
     """See the module docstring.
 
     ``gate`` is the node's store gate (anything with ``call(fn, *args)``); ``device_store`` the
-    PostgreSQL DSN where neonize keeps its devices (None: they are files under ``auth_dir``).
+    PostgreSQL DSN where neonize keeps its devices (None: they are files under ``auth_dir``);
+    ``journal_dir`` where neonize sessions keep their inbound journals (``<id>.journal``).
     """
 
     settings: RetentionSettings
@@ -83,6 +84,7 @@ class Sweeper:
     auth_dir: Path
     gate: Any = None
     device_store: str | None = None
+    journal_dir: Path | None = None
     _rows: collections.Counter = attrs.field(init=False, factory=collections.Counter)
     _files: collections.Counter = attrs.field(init=False, factory=collections.Counter)
     _runs: int = attrs.field(init=False, default=0)
@@ -193,7 +195,7 @@ class Sweeper:
                          purged["sessions"], purged["tenants"], 0, trio.current_time() - started)
 
     async def _purge_session(self, record: SessionRecord, purged: collections.Counter) -> None:
-        files = await trio.to_thread.run_sync(_remove_credentials, self.auth_dir, record.id)
+        files = await trio.to_thread.run_sync(_remove_credentials, self.auth_dir, self.journal_dir, record.id)
         if self.device_store is not None and record.device_jid:
             # DeviceStoreError (unreachable) fails this purge: the next run tries it again
             await trio.to_thread.run_sync(delete_device, self.device_store, record.device_jid)
@@ -255,11 +257,15 @@ def _remove_media(root: Path, paths: tuple[str, ...]) -> tuple[int, int]:
     return deleted, failed
 
 
-def _remove_credentials(auth_dir: Path, session_id: str) -> int:
+def _remove_credentials(auth_dir: Path, journal_dir: Path | None, session_id: str) -> int:
+    """A session's credential files, and its neonize journal (unacknowledged messages it will never store)."""
     removed = 0
-    for pattern in CREDENTIAL_FILES:
+    paths = [auth_dir / pattern.format(session_id) for pattern in CREDENTIAL_FILES]
+    if journal_dir is not None:
+        paths.append(journal_dir / f"{session_id}.journal")
+    for path in paths:
         try:
-            (auth_dir / pattern.format(session_id)).unlink()
+            path.unlink()
             removed += 1
         except FileNotFoundError:
             pass

@@ -122,7 +122,8 @@ class Node:
         settings = self.settings
         neonize_pg = settings.sessions.driver == "neonize" and settings.store.backend == "postgres"
         return Sweeper(settings.retention, self.store, Path(settings.media.dir), Path(settings.node.data_dir) / "auth",
-                       gate=self.deps.store_gate, device_store=settings.store.postgres_dsn if neonize_pg else None)
+                       gate=self.deps.store_gate, device_store=settings.store.postgres_dsn if neonize_pg else None,
+                       journal_dir=Path(settings.node.data_dir) / "journal")
 
     async def drain(self) -> None:
         """Leave the cluster gracefully (SIGTERM): announce it, then stop every session here

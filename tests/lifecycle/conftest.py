@@ -21,4 +21,5 @@ def retention_settings():
 def sweeper(store, tmp_path, retention_settings) -> Sweeper:  # noqa: F811 (the imported fixture)
     (tmp_path / "media").mkdir()
     (tmp_path / "auth").mkdir()
-    return Sweeper(retention_settings, store, tmp_path / "media", tmp_path / "auth")
+    (tmp_path / "journal").mkdir()
+    return Sweeper(retention_settings, store, tmp_path / "media", tmp_path / "auth", journal_dir=tmp_path / "journal")

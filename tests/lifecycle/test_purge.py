@@ -40,6 +40,7 @@ async def _populate(store, wall_clock, sweeper, tenant: str, sessions: tuple[str
         await store.set_credentials(sid, "simulated", f'{{"session": "{sid}"}}')
         (sweeper.auth_dir / f"{sid}.json").write_text("{}")
         (sweeper.auth_dir / f"{sid}.sqlite3").write_text("")
+        (sweeper.journal_dir / f"{sid}.journal").write_bytes(b"")
         contact, found = await store.open_conversation(tenant, sid, f"55{len(sid)}@s.whatsapp.net", "Bob",
                                                        reopen_window=0)
         ticket = found.ticket
@@ -103,9 +104,10 @@ async def test_a_deleted_tenant_is_purged_from_every_table_after_its_grace(store
         name: len(rows) for name, rows in _referring(before, KEEPER, keeper_tickets).items()}
     assert not (sweeper.media_dir / DOOMED).exists()
     assert sorted(p.name for p in sweeper.auth_dir.iterdir()) == ["keeper-s1.json", "keeper-s1.sqlite3"]
+    assert [p.name for p in sweeper.journal_dir.iterdir()] == ["keeper-s1.journal"]
     assert len(list((sweeper.media_dir / KEEPER).rglob("*.jpg"))) == 2
     stats = sweeper.statistics()
-    assert stats.rows["purge"] > 0 and stats.files["purge"] == 2 * 2 + 2 * 2  # credentials + media
+    assert stats.rows["purge"] > 0 and stats.files["purge"] == 2 * 3 + 2 * 2  # credentials and journals + media
 
 
 async def test_a_deleted_session_alone_is_purged_and_its_tenant_keeps_the_rest(store, wall_clock, sweeper):
@@ -127,7 +129,7 @@ async def test_an_immediate_purge_needs_no_grace(store, wall_clock, sweeper):
     await store.mark_tenant_deleted(DOOMED)
     report = await sweeper.purge_tenant(DOOMED)
     assert report.tenants_purged == 1 and report.sessions_purged == 2
-    assert report.rows["purge"] > 0 and report.files["purge"] == 8
+    assert report.rows["purge"] > 0 and report.files["purge"] == 10
     assert await store.get_tenant(DOOMED) is None
     again = await sweeper.purge_tenant(DOOMED)  # idempotent: nothing left, nothing fails
     assert again.rows["purge"] == 0
