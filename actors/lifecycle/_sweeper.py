@@ -164,11 +164,14 @@ class Sweeper:
             return 1
         return 0
 
-    async def _count(self, kind: str, swept: Swept, rows: collections.Counter, files: collections.Counter) -> None:
+    async def _count(self, kind: str, swept: Swept, rows: collections.Counter | None = None,
+                     files: collections.Counter | None = None) -> None:
+        """Delete the files ``swept`` names; count rows and files in the sweeper (and in the run's counters)."""
         deleted, failed = await trio.to_thread.run_sync(_remove_media, self.media_dir, swept.files)
         self._errors += failed
-        rows[kind] += swept.rows
-        files[kind] += deleted
+        if rows is not None and files is not None:
+            rows[kind] += swept.rows
+            files[kind] += deleted
         self._rows[kind] += swept.rows
         self._files[kind] += deleted
 
@@ -214,10 +217,9 @@ class Sweeper:
         _LOG.info("purged tenant %s", tenant_id)
 
     async def _batches(self, step: Callable[..., Awaitable[Swept]], *args: Any) -> None:
-        scratch_rows, scratch_files = collections.Counter(), collections.Counter()
         while True:
             swept = await self._call(step, *args, limit=self.settings.batch_size)
-            await self._count(PURGE, swept, scratch_rows, scratch_files)
+            await self._count(PURGE, swept)
             if swept.done:
                 return
             await trio.sleep(self.settings.batch_pause)
