@@ -74,11 +74,14 @@ FINISHED = (str(JobStatus.DONE), str(JobStatus.DEAD))
 """Webhook delivery statuses retention may delete: nothing queued or in flight is touched."""
 
 
-def _tenant_target(tenant_id: str) -> tuple[str, str, int]:
-    """Arguments matching audit targets under a tenant: itself, or ``/tenants/<id>/...``
+def _target(prefix: str) -> tuple[str, str, int]:
+    """Arguments of :data:`_UNDER` matching audit targets under ``prefix``: itself, or ``<prefix>/...``
     (``substr`` rather than LIKE: an id may hold ``_``, a LIKE wildcard)."""
-    prefix = f"/tenants/{tenant_id}"
     return prefix, prefix + "/", len(prefix) + 1
+
+
+def _tenant_target(tenant_id: str) -> tuple[str, str, int]:
+    return _target(f"/tenants/{tenant_id}")
 
 
 _UNDER = "(target = $1 OR substr(target, 1, $3) = $2)"
@@ -208,7 +211,8 @@ async def _small(tx: Any, statements: list[tuple[str, tuple]]) -> int:
 @attrs.frozen
 class PurgeSessionBatch:
     """One step of purging a session's data (see the module docstring): messages, outbox, tickets,
-    then its small rows and the contacts nothing else refers to, then the sessions row."""
+    audit lines about it, then its few small rows and the sessions row. Contacts belong to the
+    tenant (one address book shared by its sessions): they go with the tenant's purge."""
 
     session_id: str
     tenant_id: str
@@ -223,16 +227,13 @@ class PurgeSessionBatch:
             return Swept(len(rows))
         if (swept := await _delete_tickets(tx, "session_id = $1", (sid,), limit)).rows:
             return swept
-        target = f"/tenants/{self.tenant_id}/sessions/{sid}"
+        if rows := await _delete_ids(tx, "audit", _UNDER, _target(f"/tenants/{self.tenant_id}/sessions/{sid}"), limit):
+            return Swept(len(rows))
         count = await _small(tx, [
             ("DELETE FROM early_receipts WHERE session_id = $1", (sid,)),
             ("DELETE FROM driver_credentials WHERE session_id = $1", (sid,)),
             ("DELETE FROM queue_pauses WHERE scope = $1", (sid,)),
             ("DELETE FROM fence WHERE resource = $1", (f"session:{sid}",)),
-            ("DELETE FROM audit WHERE target = $1 OR substr(target, 1, $3) = $2", (target, target + "/", len(target) + 1)),
-            ("DELETE FROM contacts WHERE tenant_id = $1 AND NOT EXISTS (SELECT 1 FROM tickets WHERE contact_id = "
-             "contacts.id) AND NOT EXISTS (SELECT 1 FROM messages WHERE messages.tenant_id = $1 AND contact_id = "
-             "contacts.id)", (self.tenant_id,)),
             ("DELETE FROM sessions WHERE id = $1", (sid,)),
         ])
         return Swept(count, done=True)
@@ -259,8 +260,9 @@ class PurgeTenantBatch:
         for table in ("contacts", "users", "webhooks"):
             if rows := await _delete_ids(tx, table, "tenant_id = $1", (tid,), limit):
                 return Swept(len(rows))
+        if rows := await _delete_ids(tx, "audit", _UNDER, _tenant_target(tid), limit):
+            return Swept(len(rows))
         count = await _small(tx, [
-            ("DELETE FROM audit WHERE " + _UNDER, _tenant_target(tid)),
             ("DELETE FROM tenant_retention WHERE tenant_id = $1", (tid,)),
             ("DELETE FROM sessions WHERE tenant_id = $1", (tid,)),
             ("DELETE FROM tenants WHERE id = $1", (tid,)),

@@ -247,6 +247,9 @@ _V_RETENTION = [
         updated_at {float} NOT NULL)""",
     # the janitor's batch deletes walk these in age order, a few hundred rows at a time
     "CREATE INDEX messages_by_age ON messages (tenant_id, created_at)",
+    # media retention walks only messages that still have a file (most have none): without this a run
+    # would rescan every old text message each time
+    "CREATE INDEX messages_with_media ON messages (tenant_id, created_at) WHERE media_path IS NOT NULL",
     "CREATE INDEX tickets_by_closed ON tickets (tenant_id, status, closed_at)",
     "CREATE INDEX webhook_deliveries_by_age ON webhook_deliveries (tenant_id, status, updated_at)",
     "CREATE INDEX audit_by_age ON audit (at)",
