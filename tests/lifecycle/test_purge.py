@@ -121,6 +121,7 @@ async def test_a_deleted_session_alone_is_purged_and_its_tenant_keeps_the_rest(s
     assert await store.get_session("doomed-s1") is not None
     assert len(await store.list_messages(tickets[0])) == 9
     assert not (sweeper.auth_dir / "doomed-s2.json").exists()
+    assert len(after["contacts"]) == 1  # shared by both sessions: the tenant's address book stays
     assert (sweeper.auth_dir / "doomed-s1.json").exists()
 
 
