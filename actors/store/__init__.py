@@ -32,8 +32,11 @@ from ._errors import (
     StoreUnavailable,
     WriteFailed,
 )
+from ._lid import is_lid
+from ._ops_identity import LidMerge
 from ._ops_lifecycle import Retention, RetentionKind, Swept
 from ._ops_queues import ALL_EVENTS, QUARANTINED, webhook_wants
+from ._ops_messages import Edited
 from ._postgres import PostgresBackend
 from ._records import (
     AlreadyStored,
@@ -47,6 +50,7 @@ from ._records import (
     JobStatus,
     MediaJob,
     Message,
+    MessageVersion,
     NewMessage,
     OutboxItem,
     OutboxSentRecord,
@@ -67,6 +71,7 @@ from ._text import storable, storable_text
 from ._writer import StoreStatistics
 
 __all__ = [
+    "is_lid",
     "ALL_EVENTS",
     "CURRENT_VERSION",
     "QUARANTINED",
@@ -75,6 +80,7 @@ __all__ = [
     "Conflict",
     "Contact",
     "DeliveryStatus",
+    "Edited",
     "Enqueued",
     "Fence",
     "FencedOut",
@@ -82,8 +88,10 @@ __all__ = [
     "Inserted",
     "InvalidInput",
     "JobStatus",
+    "LidMerge",
     "MediaJob",
     "Message",
+    "MessageVersion",
     "NewMessage",
     "NotFound",
     "OutboxItem",

@@ -234,6 +234,7 @@ class PurgeSessionBatch:
             ("DELETE FROM driver_credentials WHERE session_id = $1", (sid,)),
             ("DELETE FROM queue_pauses WHERE scope = $1", (sid,)),
             ("DELETE FROM fence WHERE resource = $1", (f"session:{sid}",)),
+            ("DELETE FROM session_options WHERE session_id = $1", (sid,)),
             ("DELETE FROM sessions WHERE id = $1", (sid,)),
         ])
         return Swept(count, done=True)
@@ -262,6 +263,9 @@ class PurgeTenantBatch:
                 return Swept(len(rows))
         if rows := await _delete_ids(tx, "audit", _UNDER, _tenant_target(tid), limit):
             return Swept(len(rows))
+        if rows := await tx.fetch("DELETE FROM lid_map WHERE tenant_id = $1 AND lid IN (SELECT lid FROM lid_map "
+                                  "WHERE tenant_id = $1 LIMIT $2) RETURNING 1", tid, limit):
+            return Swept(len(rows))  # its customers' LID mappings (no id column: keyed by tenant and LID)
         count = await _small(tx, [
             ("DELETE FROM tenant_retention WHERE tenant_id = $1", (tid,)),
             ("DELETE FROM sessions WHERE tenant_id = $1", (tid,)),

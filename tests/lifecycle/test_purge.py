@@ -54,6 +54,8 @@ async def _populate(store, wall_clock, sweeper, tenant: str, sessions: tuple[str
         await store.enqueue_outbox(tenant, sid, f"key-{sid}", contact.jid, {"text": "hello"}, ticket_id=ticket.id)
         await store.set_paused(Queue.OUTBOX, True, session_id=sid)
         await store.append_audit("admin", "restart_session", f"/tenants/{tenant}/sessions/{sid}", "ok")
+        await store.set_session_options(sid, '{"reject_calls": true}')
+        await store.edit_message(sid, f"{sid}-w0", "edited", from_me=False)  # a message version
     jobs = await store.claim_jobs(Queue.MEDIA, limit=100)
     for job in jobs:
         relative = f"{tenant}/2023/11/{job.message_id}.jpg"
@@ -61,6 +63,8 @@ async def _populate(store, wall_clock, sweeper, tenant: str, sessions: tuple[str
         (sweeper.media_dir / relative).write_bytes(b"\xff\xd8\xff")
         await store.media_done(job.id, relative)
     await store.enqueue_webhook_event(tenant, "message.created", {"tenant": tenant})
+    for i in range(6):  # more LID mappings than a batch
+        await store.learn_lid(tenant, f"{len(tenant)}{i}000@lid", f"55{len(tenant)}{i}@s.whatsapp.net")
     await store.append_audit("admin", "set_retention", f"/tenants/{tenant}", "ok")
     assert hook.tenant_id == tenant
     return tickets
@@ -86,7 +90,7 @@ async def test_a_deleted_tenant_is_purged_from_every_table_after_its_grace(store
     assert set(_referring(before, "doomed", doomed_tickets)) >= {
         "tenants", "users", "sessions", "contacts", "tickets", "messages", "media_jobs", "outbox", "webhooks",
         "webhook_deliveries", "audit", "queue_pauses", "fence", "driver_credentials", "early_receipts",
-        "tenant_retention",
+        "tenant_retention", "session_options", "lid_map",
     }  # every table that can refer to a tenant does, so the check below means something
     await store.mark_session_deleted(DOOMED_SESSIONS[0], "deleted by request")
     await store.mark_tenant_deleted(DOOMED)
@@ -99,6 +103,7 @@ async def test_a_deleted_tenant_is_purged_from_every_table_after_its_grace(store
     assert (report.sessions_purged, report.tenants_purged, report.errors) == (2, 1, 0)
     after = await _tables(store)
     assert _referring(after, "doomed", doomed_tickets) == {}
+    assert (len(before["message_versions"]), len(after["message_versions"])) == (3, 1)  # by id, not by text
     kept = _referring(after, KEEPER, keeper_tickets)
     assert {name: len(rows) for name, rows in kept.items()} == {
         name: len(rows) for name, rows in _referring(before, KEEPER, keeper_tickets).items()}
