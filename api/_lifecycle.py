@@ -24,7 +24,7 @@ from quart import Blueprint
 from actors.lifecycle import RunNow, Skipped
 from actors.node import DeleteSession
 from actors.store import Retention, RetentionKind
-from supervisor import ChildNotFound
+from supervisor import ActorStopped, ChildNotFound
 
 from ._audit import audited, record
 from ._auth import Principal
@@ -118,8 +118,8 @@ async def _delete_tenant(tenant_id: str) -> None:
         tenants = node.system.supervisor("/tenants")
         await tenants.terminate_child(tenant_id)
         await tenants.delete_child(tenant_id)
-    except ChildNotFound:
-        pass  # nothing of it ran on this node
+    except (ChildNotFound, ActorStopped):
+        pass  # nothing of it ran on this node (or an operator keeps /tenants stopped)
 
 
 @endpoint(bp, "POST", "/lifecycle/run", summary="Run the janitor now (retention sweep and due purges)",
