@@ -6,6 +6,8 @@ Two kinds of figures:
   messages received from WhatsApp and messages sent to it. A hub tap (:class:`MessageCounters`,
   installed when the blueprint is registered on an app) counts every ``message.created`` of an
   inbound message and every outbox item reaching ``done``, on the node where it happened.
+- **The janitor's counters** (rows and files deleted by kind, runs, errors, the last run's duration),
+  accumulated by :class:`actors.lifecycle.Sweeper` on the node that ran it.
 - **Read at scrape time** from snapshots (tree, board, statistics) and two cheap store counts:
   sessions by status, restarts, breakers, mailboxes, messages stored, outbox depth, websocket
   clients, store latency, the session pool. Nothing is accumulated for these, so a scrape has
@@ -134,4 +136,24 @@ async def metrics(who: None):
                [({"kind": "active"}, pool.active), ({"kind": "waiting"}, pool.waiting),
                 ({"kind": "max"}, pool.max_sessions)]),
     ]
+    families.extend(_lifecycle(node.sweeper.statistics()))
     return Response(current_app.extensions[EXTENSION].render(families), content_type=CONTENT_TYPE)
+
+
+def _lifecycle(stats: Any) -> list[Metric]:
+    """The janitor's counters (see actors.lifecycle): what retention and purges removed, runs."""
+    rows = CounterMetricFamily("zapvisor_janitor_rows_deleted", "Rows the janitor deleted (media: files detached "
+                               "from their message), by kind (the retention kinds, and purge).", labels=["kind"])
+    files = CounterMetricFamily("zapvisor_janitor_files_deleted", "Files the janitor deleted (media, credentials), "
+                                "by kind.", labels=["kind"])
+    for kind in sorted(set(stats.rows) | set(stats.files)):
+        rows.add_metric([kind], stats.rows.get(kind, 0))
+        files.add_metric([kind], stats.files.get(kind, 0))
+    return [
+        rows, files,
+        CounterMetricFamily("zapvisor_janitor_runs", "Janitor runs completed on this node.", value=stats.runs),
+        CounterMetricFamily("zapvisor_janitor_errors", "Rows, files or purges the janitor failed on (logged).",
+                            value=stats.errors),
+        _gauge("zapvisor_janitor_last_run_seconds", "Duration of this node's last janitor run.",
+               [] if stats.last_duration is None else [({}, stats.last_duration)]),
+    ]

@@ -35,10 +35,12 @@ from actors.sessions import TERMINAL, PairPhone, RequestFailed, SessionInfo, Ses
 from supervisor import ActorFailed, ActorStopped, AskTimeout, ChildNotFound
 
 from ._audit import audited
+from ._audit import record as record_audit
 from ._auth import Principal
 from ._errors import Conflict, NotFound, Unavailable
 from ._forward import forward_to_owner
 from ._routing import Auth, endpoint, path_param, state
+from ._lifecycle import PurgeQuery
 from ._tenants import tenant_or_404
 from ._validate import Body, Identifier, Phone, Query, Text
 
@@ -273,16 +275,29 @@ async def restart_session(who: Principal, tenant_id: str, session_id: str):
 
 
 @endpoint(bp, "DELETE", "/tenants/{tenant_id}/sessions/{session_id}",
-          summary="Delete the session (logs out a connected one first)", auth=Auth.TENANT_ADMIN)
-async def delete_session(who: Principal, tenant_id: str, session_id: str):
-    await session_or_404(tenant_id, session_id)
-    if (forwarded := await forward_to_owner(session_id)) is not None:
-        return forwarded
-    await audited(who, "delete_session", _target(tenant_id, session_id), ask_manager(DeleteSession(session_id)))
-    state().history.forget(session_id)
-    # Evolution's event for a removed instance: the tenant's webhooks, and a LOW admin notification.
-    state().node.webhooks.emit(tenant_id, "remove.instance", {"session_id": session_id, "reason": "deleted by request"})
-    return None
+          summary="Delete the session (logs out a connected one first); its data is purged after "
+          "retention.purge_grace, or at once with ?purge=now", auth=Auth.TENANT_ADMIN, query=PurgeQuery)
+async def delete_session(who: Principal, tenant_id: str, session_id: str, query: PurgeQuery):
+    await tenant_or_404(tenant_id)
+    store = state().node.store
+    record = await store.get_session(session_id)
+    if query.purge is None or record is None or record.tenant_id != tenant_id or record.status != "deleted":
+        await session_or_404(tenant_id, session_id)
+        if (forwarded := await forward_to_owner(session_id)) is not None:
+            return forwarded
+        await audited(who, "delete_session", _target(tenant_id, session_id), ask_manager(DeleteSession(session_id)))
+        state().history.forget(session_id)
+        # Evolution's event for a removed instance: the tenant's webhooks, and a LOW admin notification.
+        state().node.webhooks.emit(tenant_id, "remove.instance",
+                                   {"session_id": session_id, "reason": "deleted by request"})
+    if query.purge is None:
+        return None
+    if (record := await store.get_session(session_id)) is None:  # purged meanwhile
+        raise NotFound(f"no session {session_id!r}", "session_id")
+    report = await state().node.sweeper.purge_session(record)
+    await record_audit(who, "purge_session", f"/tenants/{tenant_id}", "ok",
+                       f"{session_id}: {report.rows} rows, {report.files} files")
+    return report
 
 
 @endpoint(bp, "GET", "/tenants/{tenant_id}/sessions/{session_id}/status-history",

@@ -44,8 +44,10 @@ class TokenBody(Body):
 
 
 async def tenant_or_404(tenant_id: str):
-    tenant = await state().node.store.get_tenant(tenant_id)
-    if tenant is None:
+    """The tenant; an unknown or deleted one (see ``DELETE /tenants/{id}``) is 404."""
+    store = state().node.store
+    tenant = await store.get_tenant(tenant_id)
+    if tenant is None or await store.tenant_deleted_at(tenant_id) is not None:
         raise NotFound(f"no tenant {tenant_id!r}", "tenant_id")
     return tenant
 
@@ -53,12 +55,18 @@ async def tenant_or_404(tenant_id: str):
 @endpoint(bp, "POST", "/tenants", summary="Create (or rename) a tenant", auth=Auth.ADMIN, body=TenantBody,
           status=201)
 async def create_tenant(who: Principal, body: TenantBody):
-    return await state().node.store.upsert_tenant(body.id, body.name)
+    store = state().node.store
+    if await store.tenant_deleted_at(body.id) is not None:
+        raise Conflict(f"tenant {body.id!r} is deleted and awaits its purge: choose another id, or purge it "
+                       "first (DELETE /tenants/{id}?purge=now)", "id")
+    return await store.upsert_tenant(body.id, body.name)
 
 
 @endpoint(bp, "GET", "/tenants", summary="List tenants", auth=Auth.ADMIN)
 async def list_tenants(who: Principal):
-    return await state().node.store.list_tenants()
+    store = state().node.store
+    live = set(await store.live_tenant_ids())
+    return [tenant for tenant in await store.list_tenants() if tenant.id in live]
 
 
 @endpoint(bp, "GET", "/tenants/{tenant_id}", summary="Get a tenant", auth=Auth.TENANT)

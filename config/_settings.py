@@ -297,6 +297,28 @@ class CampaignsSettings:
 
 
 @attrs.frozen(kw_only=True)
+class RetentionSettings:
+    """The data lifecycle: how long data is kept (days; 0 = forever), the janitor that enforces it,
+    and the grace before a deleted session's or tenant's data is purged. Tenants override the
+    ages through ``PUT /tenants/{id}/retention``."""
+
+    SECTION: ClassVar[str] = "retention"
+    messages_days: int = integer(ge=0)
+    media_days: int = integer(ge=0)
+    closed_tickets_days: int = integer(ge=0)
+    webhook_deliveries_days: int = integer(ge=0)
+    audit_days: int = integer(ge=0)
+    purge_grace: float = number(ge=0)
+    """Seconds between deleting a session or tenant and purging its data (the time to undo a mistake)."""
+    interval: float = number(gt=0)
+    """Seconds between janitor runs."""
+    batch_size: int = integer(ge=1, le=10_000)
+    """Rows one delete statement takes (one short transaction)."""
+    batch_pause: float = number(ge=0)
+    """Seconds the janitor waits between two batches, leaving the store writer to the hot path."""
+
+
+@attrs.frozen(kw_only=True)
 class Settings:
     """Every setting of the daemon, one attribute per section."""
 
@@ -313,6 +335,7 @@ class Settings:
     tickets: TicketsSettings
     webhooks: WebhooksSettings
     campaigns: CampaignsSettings
+    retention: RetentionSettings
 
     def __attrs_post_init__(self) -> None:
         for field in attrs.fields(type(self)):

@@ -83,7 +83,8 @@ HANDOFF_PACE = 0.5
 """Seconds between passes while hand-offs are pending (a join moves one batch per pass)."""
 
 DELETED = "deleted"
-"""Status stored for a deleted session: the row stays for its history, the session never restores."""
+"""Status stored for a deleted session: it never restores; its data (row included) is purged after
+``retention.purge_grace`` (see actors.lifecycle)."""
 
 
 @attrs.frozen
@@ -272,8 +273,9 @@ class SessionManager(Actor):
         except (ChildNotFound, ActorStopped):
             pass  # never started here, or its tenant's subtree is stopped (and with it, the session)
         self.node.board.forget(session_id)
-        # The row stays (its tickets and messages are history); it is marked so it never restores.
-        await self.node.store.set_session_status(session_id, DELETED, "deleted by request")
+        # Marked (it never restores) with the time of deletion: the janitor purges its data, its
+        # row included, retention.purge_grace later (see actors.lifecycle).
+        await self.node.store.mark_session_deleted(session_id, "deleted by request")
         self.node.webhooks.emit(record.tenant_id, "remove.instance", {"session_id": session_id})
         return None
 
@@ -302,6 +304,9 @@ class SessionManager(Actor):
             await self._launch(records[session_id])
         for session_id in changes.hand_off:
             await self._hand_off(records[session_id])
+        for session_id in changes.forget:  # deleted through another node: its actor stops here
+            if (record := records.get(session_id)) is not None and record.status == DELETED:
+                await self._hand_off(record)
         self.node.local.difference_update(changes.forget)  # ended here (logged out, stopped): kept as is
         if not self._restored:  # the first pass after boot is the restore
             self._restored = True

@@ -12,7 +12,8 @@ The tree (DESIGN §3)::
     │                       what needs it; cluster: this node's membership heartbeats)
     ├── /workers            the neonize worker processes (only when sessions use neonize)
     ├── /tenants            dynamic: /tenants/<id>/{sessions,tickets}
-    └── /services           one_for_one: sessions (the manager), tickets, outbox, media, webhooks, campaigns
+    └── /services           one_for_one: sessions (the manager), tickets, outbox, media, webhooks, campaigns,
+                            janitor
 
 ``/tenants`` starts before ``/services`` because the session manager restores
 sessions into it as soon as it starts.
@@ -40,6 +41,7 @@ from actors.flows import Flows, build_flows
 from actors.drivers import DriverFactory, SimulatedDriver, SimulatedDriverConfig
 from actors.drivers.neonize import NeonizeDriver, PoolSettings, WorkerPool
 from actors.hub import Hub
+from actors.lifecycle import Janitor, Sweeper
 from actors.webhooks import Webhooks
 from actors.sessions import (
     CacheLimits,
@@ -103,6 +105,7 @@ class Node:
     local: set[str] = attrs.Factory(set)  # sessions this node runs (placed here, or started here by request)
     membership: Membership = attrs.field(default=attrs.Factory(lambda n: n._membership(), takes_self=True))
     hub: Hub = attrs.field(default=attrs.Factory(lambda n: Hub(n.settings.node.node_id, n.bus, n.board), takes_self=True))
+    sweeper: Sweeper = attrs.field(default=attrs.Factory(lambda n: n._sweeper(), takes_self=True))
     webhooks: Webhooks = attrs.field(default=attrs.Factory(
         lambda n: Webhooks.from_settings(n.settings.webhooks, n.store, api=n.settings.api, board=n.board, hub=n.hub,
                                          store_gate=n.deps.store_gate),
@@ -116,6 +119,14 @@ class Node:
             return [info.to_dict() for sid in tuple(self.local) if (info := self.board.get(sid)) is not None]
 
         return Membership(self.bus, me, node.heartbeat_interval, node.member_ttl, running=running)
+
+    def _sweeper(self) -> Sweeper:
+        """The data lifecycle's sweeper (retention and purges; the janitor runs it)."""
+        settings = self.settings
+        neonize_pg = settings.sessions.driver == "neonize" and settings.store.backend == "postgres"
+        return Sweeper(settings.retention, self.store, Path(settings.media.dir), Path(settings.node.data_dir) / "auth",
+                       gate=self.deps.store_gate, device_store=settings.store.postgres_dsn if neonize_pg else None,
+                       journal_dir=Path(settings.node.data_dir) / "journal")
 
     async def drain(self) -> None:
         """Leave the cluster gracefully (SIGTERM): announce it, then stop every session here
@@ -148,7 +159,8 @@ class Node:
         ]
         services = [ChildSpec("sessions", lambda: SessionManager(self), shutdown=30.0), *self.flows.specs(),
                     ChildSpec("webhooks", functools.partial(HostedWithSystem, self.webhooks.run)),
-                    ChildSpec("campaigns", lambda: CampaignService(self.campaigns), shutdown=10.0)]
+                    ChildSpec("campaigns", lambda: CampaignService(self.campaigns), shutdown=10.0),
+                    ChildSpec("janitor", lambda: Janitor(self.sweeper, self.bus, self.settings.node.node_id))]
         supervision = self.settings.supervision
         workers = [] if self.workers is None else [
             ChildSpec("workers", functools.partial(Hosted, self.workers.run), shutdown=30.0)

@@ -15,6 +15,9 @@ with U+FFFD and its raw form kept (:func:`storable`, ``raw_body``/``raw_name``);
 our own callers that cannot be stored is refused with :class:`InvalidInput` naming the field.
 Queue jobs found ``running`` with no worker too often are quarantined (see :class:`JobStatus`).
 
+Retention sweeps and purges delete in bounded batches (:class:`Retention`, :class:`Swept`;
+see :mod:`._ops_lifecycle`).
+
 Host it with ``await nursery.start(store.run)`` (or :func:`open_store`).
 """
 
@@ -32,6 +35,7 @@ from ._errors import (
 from ._lid import is_lid
 from ._ops_identity import LidMerge
 from ._campaigns import Campaign, CampaignStatus, NewRecipient, Outcome, Recipient, RecipientState, outbox_key
+from ._ops_lifecycle import Retention, RetentionKind, Swept
 from ._ops_queues import ALL_EVENTS, QUARANTINED, webhook_wants
 from ._ops_messages import Edited
 from ._postgres import PostgresBackend
@@ -101,6 +105,8 @@ __all__ = [
     "Queue",
     "Recipient",
     "RecipientState",
+    "Retention",
+    "RetentionKind",
     "SchemaTooNew",
     "SessionRecord",
     "SqliteBackend",
@@ -109,6 +115,7 @@ __all__ = [
     "StoreError",
     "StoreStatistics",
     "StoreUnavailable",
+    "Swept",
     "Tenant",
     "Ticket",
     "TicketOutcome",

@@ -273,6 +273,7 @@ _V_CAMPAIGNS = [
     # bulk sends (actors/campaigns): the campaign, its template and policies (JSON documents), and the
     # node that drives it (a lease: ``owner`` until ``lease_until``; another node takes over after it)
     """CREATE TABLE campaigns (
+        id {pk},
         tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
         name TEXT NOT NULL,
         status TEXT NOT NULL CHECK (status IN ('draft', 'running', 'paused', 'finished', 'cancelled')),
@@ -285,12 +286,14 @@ _V_CAMPAIGNS = [
         owner TEXT,
         lease_until {float},
         created_at {float} NOT NULL,
+        updated_at {float} NOT NULL,
         started_at {float},
         finished_at {float})""",
     "CREATE INDEX campaigns_by_status ON campaigns (status, lease_until)",
     # one row per recipient: ``queued`` once its outbox row may exist (idempotency key
     # ``campaign:<id>:<position>``), then sent / failed / skipped (``skip_reason``)
     """CREATE TABLE campaign_recipients (
+        id {pk},
         campaign_id {int} NOT NULL REFERENCES campaigns(id) ON DELETE CASCADE,
         position {int} NOT NULL,
         phone TEXT NOT NULL,
@@ -305,6 +308,7 @@ _V_CAMPAIGNS = [
         queued_at {float},
         sent_at {float},
         replied_at {float},
+        updated_at {float} NOT NULL,
         UNIQUE (campaign_id, position))""",
     "CREATE INDEX campaign_recipients_by_state ON campaign_recipients (campaign_id, state, position)",
     "CREATE INDEX campaign_recipients_by_session ON campaign_recipients (session_id, queued_at)",
@@ -318,12 +322,39 @@ _V_CAMPAIGNS = [
         PRIMARY KEY (tenant_id, jid))""",
 ]
 
+_V_RETENTION = [
+    # data lifecycle (issue 17): when a tenant or a session was deleted; the janitor purges its data
+    # a grace period later (NULL: live). Sessions deleted before this version count from their last update.
+    "ALTER TABLE tenants ADD COLUMN deleted_at {float}",
+    "ALTER TABLE sessions ADD COLUMN deleted_at {float}",
+    "UPDATE sessions SET deleted_at = updated_at WHERE status = 'deleted'",
+    # a tenant's retention overrides, one row per tenant; a NULL column takes the configured default
+    """CREATE TABLE tenant_retention (
+        tenant_id TEXT PRIMARY KEY REFERENCES tenants(id) ON DELETE CASCADE,
+        messages {int},
+        media {int},
+        closed_tickets {int},
+        webhook_deliveries {int},
+        audit {int},
+        updated_at {float} NOT NULL)""",
+    # the janitor's batch deletes walk these in age order, a few hundred rows at a time
+    "CREATE INDEX messages_by_age ON messages (tenant_id, created_at)",
+    # media retention walks only messages that still have a file (most have none): without this a run
+    # would rescan every old text message each time
+    "CREATE INDEX messages_with_media ON messages (tenant_id, created_at) WHERE media_path IS NOT NULL",
+    "CREATE INDEX tickets_by_closed ON tickets (tenant_id, status, closed_at)",
+    "CREATE INDEX webhook_deliveries_by_age ON webhook_deliveries (tenant_id, status, updated_at)",
+    "CREATE INDEX audit_by_age ON audit (at)",
+    "CREATE INDEX outbox_by_tenant ON outbox (tenant_id, id)",
+]
+
 #: Every migration in order; index i holds version i + 1.
 MIGRATIONS: list[list[str]] = [
     _V1, _V2, _V_RAW_TEXT, _V_QUARANTINE, _V_WA_IDS, _V_DEVICE_JID, _V_DRIVER_CREDENTIALS,
     _V_MESSAGE_KINDS,
     _V_LID_MAP,
     _V_CAMPAIGNS,
+    _V_RETENTION,
 ]
 
 #: The schema version this code writes and reads.

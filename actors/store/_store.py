@@ -34,6 +34,7 @@ from ._backend import single_errors
 from ._campaigns import CampaignStore
 from ._errors import InvalidInput, StoreClosed
 from ._lid import is_lid
+from ._lifecycle import StoreLifecycle
 from ._reads import StoreReads, check_limit
 from ._records import (
     AlreadyStored,
@@ -147,7 +148,7 @@ def _message_id() -> str:
 
 
 @attrs.define(eq=False)
-class Store(CampaignStore, StoreReads):
+class Store(CampaignStore, StoreReads, StoreLifecycle):
     """The repository API over one backend (:class:`SqliteBackend` or :class:`PostgresBackend`).
 
     Every write method accepts ``timeout`` (seconds, default ``default_timeout``) and raises

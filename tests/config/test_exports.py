@@ -16,6 +16,7 @@ def test_all_is_pinned() -> None:
         "NodeSettings",
         "OutboxSettings",
         "Reaction",
+        "RetentionSettings",
         "SessionsSettings",
         "Settings",
         "StoreSettings",

@@ -7,10 +7,10 @@ def test_public_face_is_pinned():
         "Conflict", "Contact", "DeliveryStatus", "Edited", "Enqueued", "Fence", "FencedOut", "FoundTicket",
         "Inserted", "InvalidInput", "JobStatus", "LidMerge", "MediaJob", "Message", "MessageVersion",
         "NewMessage", "NewRecipient", "NotFound", "OutboxItem", "OutboxSentRecord", "Outcome",
-        "PostgresBackend", "QUARANTINED", "Queue", "Recipient", "RecipientState", "SchemaTooNew",
-        "SessionRecord", "SqliteBackend", "Store", "StoreClosed", "StoreError", "StoreStatistics",
-        "StoreUnavailable", "Tenant", "Ticket", "TicketOutcome", "TicketStatus", "User", "Webhook",
-        "WebhookDelivery", "WriteFailed", "is_lid", "open_store", "outbox_key",
+        "PostgresBackend", "QUARANTINED", "Queue", "Recipient", "RecipientState", "Retention", "RetentionKind",
+        "SchemaTooNew", "SessionRecord", "SqliteBackend", "Store", "StoreClosed", "StoreError",
+        "StoreStatistics", "StoreUnavailable", "Swept", "Tenant", "Ticket", "TicketOutcome", "TicketStatus",
+        "User", "Webhook", "WebhookDelivery", "WriteFailed", "is_lid", "open_store", "outbox_key",
         "storable", "storable_text", "webhook_wants",
     ]
     for name in actors.store.__all__:

@@ -11,14 +11,18 @@ Importing it never imports neonize: only the worker processes do
 * Errors: ``NeonizeDriverError`` (root, a ``DriverError``), ``WorkerDied``
   (``restart_immediately``: restart the session at once, no WhatsApp backoff),
   ``WorkerStartError``, ``WorkerProtocolError``, ``PoolClosedError``.
+* ``delete_device`` (+ ``DeviceStoreError``) - removes a device from whatsmeow's store without a
+  connection (blocking: call it on a thread); the data lifecycle's purge uses it.
 """
 
+from ._devicestore import DeviceStoreError, delete_device
 from ._driver import DeviceBook, NeonizeDriver
 from ._errors import NeonizeDriverError, PoolClosedError, WorkerDied, WorkerProtocolError, WorkerStartError
 from ._pool import PoolSettings, PoolStats, WorkerPool
 
 __all__ = [
     "DeviceBook",
+    "DeviceStoreError",
     "NeonizeDriver",
     "NeonizeDriverError",
     "PoolClosedError",
@@ -28,4 +32,5 @@ __all__ = [
     "WorkerPool",
     "WorkerProtocolError",
     "WorkerStartError",
+    "delete_device",
 ]

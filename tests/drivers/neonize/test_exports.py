@@ -13,6 +13,7 @@ from actors.drivers.neonize import NeonizeDriver, NeonizeDriverError, WorkerDied
 def test_all_is_pinned():
     assert set(neonize_driver.__all__) == {
         "DeviceBook",
+        "DeviceStoreError",
         "NeonizeDriver",
         "NeonizeDriverError",
         "PoolClosedError",
@@ -22,6 +23,7 @@ def test_all_is_pinned():
         "WorkerPool",
         "WorkerProtocolError",
         "WorkerStartError",
+        "delete_device",
     }
 
 
