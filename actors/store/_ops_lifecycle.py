@@ -20,6 +20,7 @@ media directory) and never touch the disk.
 from __future__ import annotations
 
 import enum
+import json
 from typing import Any
 
 import attrs
@@ -208,6 +209,18 @@ async def _small(tx: Any, statements: list[tuple[str, tuple]]) -> int:
     return count
 
 
+async def _detach_campaigns(tx: Any, tenant_id: str, session_id: str) -> None:
+    """The tenant's campaigns forget a purged session: it leaves their session lists, and their
+    recipients sent through it keep their state without naming it (a campaign's counts are the
+    tenant's record, the session's data is what goes)."""
+    await tx.execute("UPDATE campaign_recipients SET session_id = NULL WHERE session_id = $1", session_id)
+    for row in await tx.fetch("SELECT id, sessions FROM campaigns WHERE tenant_id = $1", tenant_id):
+        sessions = json.loads(row["sessions"])
+        if session_id in sessions:
+            await tx.execute("UPDATE campaigns SET sessions = $2 WHERE id = $1", row["id"],
+                             json.dumps([s for s in sessions if s != session_id]))
+
+
 @attrs.frozen
 class PurgeSessionBatch:
     """One step of purging a session's data (see the module docstring): messages, outbox, tickets,
@@ -229,6 +242,7 @@ class PurgeSessionBatch:
             return swept
         if rows := await _delete_ids(tx, "audit", _UNDER, _target(f"/tenants/{self.tenant_id}/sessions/{sid}"), limit):
             return Swept(len(rows))
+        await _detach_campaigns(tx, self.tenant_id, sid)
         count = await _small(tx, [
             ("DELETE FROM early_receipts WHERE session_id = $1", (sid,)),
             ("DELETE FROM driver_credentials WHERE session_id = $1", (sid,)),
@@ -258,7 +272,10 @@ class PurgeTenantBatch:
                 return Swept(len(rows))
         if (swept := await _delete_tickets(tx, "tenant_id = $1", (tid,), limit)).rows:
             return swept
-        for table in ("contacts", "users", "webhooks"):
+        if rows := await _delete_ids(tx, "campaign_recipients",
+                                     "campaign_id IN (SELECT id FROM campaigns WHERE tenant_id = $1)", (tid,), limit):
+            return Swept(len(rows))
+        for table in ("campaigns", "contacts", "users", "webhooks"):
             if rows := await _delete_ids(tx, table, "tenant_id = $1", (tid,), limit):
                 return Swept(len(rows))
         if rows := await _delete_ids(tx, "audit", _UNDER, _tenant_target(tid), limit):
@@ -268,6 +285,7 @@ class PurgeTenantBatch:
             return Swept(len(rows))  # its customers' LID mappings (no id column: keyed by tenant and LID)
         count = await _small(tx, [
             ("DELETE FROM tenant_retention WHERE tenant_id = $1", (tid,)),
+            ("DELETE FROM campaign_optouts WHERE tenant_id = $1", (tid,)),
             ("DELETE FROM sessions WHERE tenant_id = $1", (tid,)),
             ("DELETE FROM tenants WHERE id = $1", (tid,)),
         ])

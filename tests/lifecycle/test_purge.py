@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from actors.store import Fence, Queue, Retention
+from actors.store import Fence, NewRecipient, Queue, Retention
 
 from tests.store.helpers import message
 
@@ -66,6 +66,12 @@ async def _populate(store, wall_clock, sweeper, tenant: str, sessions: tuple[str
     for i in range(6):  # more LID mappings than a batch
         await store.learn_lid(tenant, f"{len(tenant)}{i}000@lid", f"55{len(tenant)}{i}@s.whatsapp.net")
     await store.append_audit("admin", "set_retention", f"/tenants/{tenant}", "ok")
+    campaign = await store.create_campaign(
+        tenant, "Notice", template={"text": "hi {{name}}"}, sessions=sessions, schedule={}, pacing={},
+        recipients=tuple(NewRecipient(f"55{i}", f"55{i}@s.whatsapp.net", {"name": f"C{i}"}) for i in range(6)))
+    recipients = await store.list_recipients(campaign.id)
+    await store.queue_recipient(tenant, recipients[0].id, sessions[0], cold=True)
+    await store.contact_answered(tenant, sessions[0], recipients[1].jid, stop_word="stop")  # an opt-out
     assert hook.tenant_id == tenant
     return tickets
 
