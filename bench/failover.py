@@ -13,10 +13,12 @@ themselves (rendezvous hashing) and connect them. Steady inbound traffic runs th
 2. ``kill -9`` of the node that runs the most sessions: ``failover_s`` is the time until every
    session is connected again, each on exactly one survivor (the simulator's live links and
    ``GET /cluster``).
-3. SIGTERM of a survivor that runs sessions: ``drain_s``, the same until the last node runs them all.
+3. SIGTERM of a survivor that runs sessions: ``drain_s``, the same until the last node runs them all;
+   ``drain_release_s``, until the drained node holds none of their leases (read in Redis): the
+   rest of ``drain_s`` is the last node connecting them, at its connect limiter's pace.
 
 ``lost``: inbound messages the generator produced that the store does not have once traffic
-stopped; ``duplicated``: rows beyond one per message id; ``double_connects``: connections the
+stopped (``undelivered``: those the simulator still holds, never acknowledged); ``duplicated``: rows beyond one per message id; ``double_connects``: connections the
 simulator ended with 440 because a second connection of the same account arrived (two nodes
 at once). The last line printed is one JSON object.
 """
@@ -36,6 +38,7 @@ import time
 from pathlib import Path
 
 import httpx
+import redis
 import trio
 
 from actors.simulator import SimulatorProcess
@@ -140,6 +143,20 @@ async def settled(daemons: list[Daemon], control, sessions: int) -> dict[str, st
         await trio.sleep(0.1)
 
 
+def leases_held(redis_url: str, node: str) -> int:
+    """Session leases ``node`` holds now, read in Redis (blocking: run it in a thread). A lease is
+    the key ``zv:l:session:<id>`` holding ``"<token>/<node id>"`` (``actors.bus``)."""
+    with redis.Redis.from_url(redis_url, decode_responses=True) as client:
+        keys = list(client.scan_iter(match="zv:l:session:*", count=1000))
+        return sum(1 for value in (client.mget(keys) if keys else []) if value and value.partition("/")[2] == node)
+
+
+async def released(redis_url: str, node: str) -> None:
+    """Return once ``node`` holds no session lease."""
+    while await trio.to_thread.run_sync(leases_held, redis_url, node):
+        await trio.sleep(0.05)
+
+
 async def timed_sends(simulator: SimulatorProcess, pairs: list[tuple[Daemon, dict]], tag: str,
                       latencies: list[float]) -> None:
     """Send one message per (node, ticket) through that node's API, a few at a time; appends to
@@ -231,9 +248,12 @@ async def run(root: Path, dsn: str, redis_url: str, count: int) -> dict:
             drained = max(survivors, key=lambda d: list(owners.values()).count(d.name))
             last = [d for d in survivors if d is not drained]
             moved = list(owners.values()).count(drained.name)
+            result["drained_leases"] = await trio.to_thread.run_sync(leases_held, redis_url, drained.name)
             started = trio.current_time()
             drained.stop(signal.SIGTERM)
             with trio.fail_after(PHASE_TIMEOUT):
+                await released(redis_url, drained.name)
+                result["drain_release_s"] = trio.current_time() - started
                 await settled(last, control, count)
             result["drain_s"] = trio.current_time() - started
             result["drained"] = moved
@@ -251,7 +271,15 @@ async def run(root: Path, dsn: str, redis_url: str, count: int) -> dict:
             result["inbound_generated"] = generated
             result["lost"] = max(0, generated - stored)
             result["duplicated"] = max(0, stored - generated)
-            result["double_connects"] = (await control.stats()).replaced
+            stats = await control.stats()
+            result["double_connects"] = stats.replaced
+            # of the lost, how many WhatsApp still holds unacknowledged (never acked by any node:
+            # delivered late, not dropped); the others were acknowledged and not stored
+            result["undelivered"] = stats.queued
+            if stats.queued:
+                held = [await control.account(sid) for sid in sessions]
+                print("undelivered:", [(a["session"], a["queued"], a["phase"]) for a in held if a["queued"]],
+                      file=sys.stderr)
     finally:
         for daemon in daemons:
             daemon.stop(signal.SIGKILL)

@@ -10,7 +10,7 @@ import trio
 from actors.cluster import Member, place
 from actors.store import PostgresBackend, open_store
 
-from .conftest import SETTLE_TIMEOUT, cluster_member, running, wait_converged
+from .conftest import SETTLE_TIMEOUT, cluster_member, running, seed, wait_converged
 
 SESSIONS = {f"j{i:02d}" for i in range(18)}
 
@@ -24,13 +24,7 @@ def placement(view: dict, nodes: set[str]) -> dict[str, str]:
 
 async def test_a_joining_node_takes_over_only_its_share(tmp_path, simulator, simulator_control, postgres_dsn,
                                                         redis_url):
-    async with open_store(PostgresBackend(postgres_dsn)) as store:
-        await store.upsert_tenant("acme", "Acme")
-        for session_id in sorted(SESSIONS):  # live and paired: the cluster places and connects them
-            creds = (await simulator_control.create_account(session_id, paired=True))["creds"]
-            await store.upsert_session(session_id, "acme", session_id)
-            await store.set_session_status(session_id, "connecting")
-            await store.set_credentials(session_id, "simulated", creds)
+    await seed(postgres_dsn, simulator_control, SESSIONS)
     a, b, c = (cluster_member(tmp_path, simulator.url, name, postgres_dsn, redis_url) for name in ("a", "b", "c"))
     sent = 0
 
