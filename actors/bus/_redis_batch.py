@@ -36,8 +36,11 @@ from ._errors import BusError, BusUnavailable, BusValueError
 #: Calls per pipeline at most: one reply of a few hundred kilobytes at worst, parsed in one go.
 MAX_BATCH = 256
 
-#: Pipelines in flight at once: calls queue (and so batch) only while all of them are out.
-PIPELINES_IN_FLIGHT = 4
+#: Pipelines in flight at once: calls queue (and so batch) only while all of them are out. Not
+#: fewer: a call that finds every pipeline out waits for one to come back before its own goes,
+#: twice the round trip when a starved Redis or node makes round trips long; a burst still
+#: leaves in a few pipelines (the calls queued by the time the batcher runs go together).
+PIPELINES_IN_FLIGHT = 16
 
 
 @attrs.define(eq=False)
