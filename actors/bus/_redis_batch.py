@@ -10,9 +10,10 @@ as ioredis's auto-pipelining):
 
 * a call queues and waits for its own reply (bounded by ``op_timeout``, like any operation);
 * up to :data:`PIPELINES_IN_FLIGHT` pipelines are in flight at once, each carrying up to
-  :data:`MAX_BATCH` calls that queued while the previous ones were out. Alone, a call is one
-  pipeline of one (no added wait: nothing lingers for company); in a burst, calls queue behind
-  the pipelines in flight and leave together.
+  :data:`MAX_BATCH` calls that queued while the previous ones were out. A call that finds a
+  pipeline free and nobody queued sends itself at once, from its own task (a pipeline of one:
+  nothing lingers for company, and no hand-off to the batcher's task costs a scheduling round);
+  in a burst, calls queue behind the pipelines in flight and leave together.
 
 The command connections in use are therefore bounded by construction (``in_flight``, plus
 the health probe's): a burst queues here, in trio, and never exhausts redis-py's pool. Each
@@ -80,6 +81,8 @@ class Batcher:
     _queue: deque[Command] = attrs.field(init=False, factory=deque)
     _queued: trio.Event = attrs.field(init=False, factory=trio.Event)
     _running: bool = attrs.field(init=False, default=False)
+    _slots: trio.Semaphore = attrs.field(init=False, default=attrs.Factory(
+        lambda self: trio.Semaphore(self.in_flight), takes_self=True))
 
     async def call(self, command: Command) -> Any:
         """The command's reply, once its pipeline is back.
@@ -92,6 +95,14 @@ class Batcher:
         """
         if not self._running:
             raise BusUnavailable("the Redis bus is not running")
+        if not self._queue:
+            try:
+                self._slots.acquire_nowait()
+            except trio.WouldBlock:
+                pass
+            else:  # a pipeline free and nobody waiting: go now, from this task (no hand-off to the batcher)
+                await self._flush([command])
+                return self._outcome(command)
         self._queue.append(command)
         self._queued.set()
         try:
@@ -101,6 +112,10 @@ class Batcher:
             command.abandoned = not command.done.is_set()
         if command.abandoned:
             raise BusUnavailable(f"Redis unavailable (no answer within {self.op_timeout}s)")
+        return self._outcome(command)
+
+    @staticmethod
+    def _outcome(command: Command) -> Any:
         if command.error is not None:  # a fresh exception per caller: one may be shared by a batch
             raise type(command.error)(*command.error.args)
         return command.reply
@@ -108,17 +123,16 @@ class Batcher:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Send queued calls, up to ``in_flight`` pipelines at once, until cancelled; then fail
         whatever is still queued. Reports started at once."""
-        slots = trio.Semaphore(self.in_flight)
         self._running = True
         task_status.started()
         try:
             async with trio.open_nursery() as nursery:
                 while True:
-                    await slots.acquire()
+                    await self._slots.acquire()
                     while not (batch := self._take()):
                         await self._queued.wait()
                         self._queued = trio.Event()
-                    nursery.start_soon(self._flush, batch, slots)
+                    nursery.start_soon(self._flush, batch)
         finally:
             self._running = False
             while self._queue:
@@ -132,7 +146,8 @@ class Batcher:
                 batch.append(pending)
         return batch
 
-    async def _flush(self, batch: list[Command], slots: trio.Semaphore) -> None:
+    async def _flush(self, batch: list[Command]) -> None:
+        """Send ``batch`` (holding one of ``_slots``, released here) and settle every command in it."""
         self.pipelines += 1
         try:
             replies = await self.send(batch)
@@ -147,9 +162,9 @@ class Batcher:
                 else:
                     self._settle(pending, reply=reply)
         finally:
-            slots.release()
+            self._slots.release()
             for pending in batch:
-                if not pending.done.is_set():  # cancelled mid-send: the bus is stopping
+                if not pending.done.is_set():  # cancelled mid-send (its caller, or the bus stopping)
                     self._settle(pending, error=BusUnavailable("the Redis bus stopped"))
 
     @staticmethod
