@@ -13,10 +13,12 @@ themselves (rendezvous hashing) and connect them. Steady inbound traffic runs th
 2. ``kill -9`` of the node that runs the most sessions: ``failover_s`` is the time until every
    session is connected again, each on exactly one survivor (the simulator's live links and
    ``GET /cluster``).
-3. SIGTERM of a survivor that runs sessions: ``drain_s``, the same until the last node runs them all.
+3. SIGTERM of a survivor that runs sessions: ``drain_s``, the same until the last node runs them all;
+   ``drain_release_s``, until the drained node holds none of their leases (read in Redis): the
+   rest of ``drain_s`` is the last node connecting them, at its connect limiter's pace.
 
 ``lost``: inbound messages the generator produced that the store does not have once traffic
-stopped; ``duplicated``: rows beyond one per message id; ``double_connects``: connections the
+stopped (``undelivered``: those the simulator still holds, never acknowledged); ``duplicated``: rows beyond one per message id; ``double_connects``: connections the
 simulator ended with 440 because a second connection of the same account arrived (two nodes
 at once). The last line printed is one JSON object.
 """
@@ -36,6 +38,7 @@ import time
 from pathlib import Path
 
 import httpx
+import redis
 import trio
 
 from actors.simulator import SimulatorProcess
@@ -140,19 +143,39 @@ async def settled(daemons: list[Daemon], control, sessions: int) -> dict[str, st
         await trio.sleep(0.1)
 
 
+def leases_held(redis_url: str, node: str) -> int:
+    """Session leases ``node`` holds now, read in Redis (blocking: run it in a thread). A lease is
+    the key ``zv:l:session:<id>`` holding ``"<token>/<node id>"`` (``actors.bus``)."""
+    with redis.Redis.from_url(redis_url, decode_responses=True) as client:
+        keys = list(client.scan_iter(match="zv:l:session:*", count=1000))
+        return sum(1 for value in (client.mget(keys) if keys else []) if value and value.partition("/")[2] == node)
+
+
+async def released(redis_url: str, node: str) -> None:
+    """Return once ``node`` holds no session lease."""
+    while await trio.to_thread.run_sync(leases_held, redis_url, node):
+        await trio.sleep(0.05)
+
+
 async def timed_sends(simulator: SimulatorProcess, pairs: list[tuple[Daemon, dict]], tag: str,
-                      latencies: list[float]) -> None:
+                      latencies: list[float], retried: list[str]) -> None:
     """Send one message per (node, ticket) through that node's API, a few at a time; appends to
     ``latencies`` the seconds from the request to the simulator's receipt (its own wall-clock
-    stamp, so how often we look does not change the figure)."""
+    stamp, so how often we look does not change the figure), and to ``retried`` the answer of
+    each 503 that was retried (the latency then includes the retries)."""
     limiter = trio.CapacityLimiter(SENDS_AT_ONCE)
 
     async def one(index: int, daemon: Daemon, ticket: dict) -> None:
         text = f"{tag} {index}"
         async with limiter, simulator.control() as control:
             started = time.time()  # compared with the simulator's wall-clock receipt stamp
-            reply = await daemon.client.post(f"/tenants/bench/tickets/{ticket['id']}/messages", json={"text": text},
-                                             headers={"Idempotency-Key": f"{tag}-{index}"})
+            while True:  # a 503 (a service restarting on a starved machine) is retried, as a client would
+                reply = await daemon.client.post(f"/tenants/bench/tickets/{ticket['id']}/messages",
+                                                 json={"text": text}, headers={"Idempotency-Key": f"{tag}-{index}"})
+                if reply.status_code != 503:
+                    break
+                retried.append(reply.text)
+                await trio.sleep(0.5)
             assert reply.status_code == 202, reply.text
             while not (got := [s for s in await control.sent(ticket["session_id"]) if s.get("text") == text]):
                 await trio.sleep(0.1)
@@ -211,10 +234,11 @@ async def run(root: Path, dsn: str, redis_url: str, count: int) -> dict:
             by_name = {d.name: d for d in daemons}
             same = [(by_name[owners[t["session_id"]]], t) for t in picked[:half]]
             cross = [(next(d for d in daemons if d.name != owners[t["session_id"]]), t) for t in picked[half:]]
-            same_latency, cross_latency = [], []
+            same_latency, cross_latency, retried = [], [], []
             async with trio.open_nursery() as nursery:  # at once: both under the same load
-                nursery.start_soon(lambda: timed_sends(simulator, same, "same", same_latency))
-                nursery.start_soon(lambda: timed_sends(simulator, cross, "cross", cross_latency))
+                nursery.start_soon(lambda: timed_sends(simulator, same, "same", same_latency, retried))
+                nursery.start_soon(lambda: timed_sends(simulator, cross, "cross", cross_latency, retried))
+            result["send_retries"] = len(retried)
             result["same_node_send_p99_ms"] = percentile(same_latency, 0.99) * 1000
             result["cross_node_send_p99_ms"] = percentile(cross_latency, 0.99) * 1000
             result["cross_vs_same_p99"] = result["cross_node_send_p99_ms"] / result["same_node_send_p99_ms"]
@@ -231,9 +255,12 @@ async def run(root: Path, dsn: str, redis_url: str, count: int) -> dict:
             drained = max(survivors, key=lambda d: list(owners.values()).count(d.name))
             last = [d for d in survivors if d is not drained]
             moved = list(owners.values()).count(drained.name)
+            result["drained_leases"] = await trio.to_thread.run_sync(leases_held, redis_url, drained.name)
             started = trio.current_time()
             drained.stop(signal.SIGTERM)
             with trio.fail_after(PHASE_TIMEOUT):
+                await released(redis_url, drained.name)
+                result["drain_release_s"] = trio.current_time() - started
                 await settled(last, control, count)
             result["drain_s"] = trio.current_time() - started
             result["drained"] = moved
@@ -251,7 +278,15 @@ async def run(root: Path, dsn: str, redis_url: str, count: int) -> dict:
             result["inbound_generated"] = generated
             result["lost"] = max(0, generated - stored)
             result["duplicated"] = max(0, stored - generated)
-            result["double_connects"] = (await control.stats()).replaced
+            stats = await control.stats()
+            result["double_connects"] = stats.replaced
+            # of the lost, how many WhatsApp still holds unacknowledged (never acked by any node:
+            # delivered late, not dropped); the others were acknowledged and not stored
+            result["undelivered"] = stats.queued
+            if stats.queued:
+                held = [await control.account(sid) for sid in sessions]
+                print("undelivered:", [(a["session"], a["queued"], a["phase"]) for a in held if a["queued"]],
+                      file=sys.stderr)
     finally:
         for daemon in daemons:
             daemon.stop(signal.SIGKILL)

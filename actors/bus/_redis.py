@@ -4,6 +4,10 @@ redis-py's asyncio client runs inside this backend only: ``run()`` opens a trio-
 (``trio_asyncio.open_loop()``) and every operation crosses into it with ``aio_as_trio``; no
 asyncio object leaves this module and ``_redis_pubsub``.
 
+Every command goes to Redis in a pipeline shared with the commands issued at the same moment
+(``_redis_batch``): a burst of a thousand lease releases is a few round trips, and the
+connections in use stay bounded, so redis-py's pool is never exhausted.
+
 Failing fast: each operation is bounded by ``op_timeout`` (connect included) and any connection
 problem becomes :class:`BusUnavailable`; redis-py retries once without backoff so the first
 command after a Redis restart does not fail on a stale pooled connection. A health probe every
@@ -15,7 +19,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -26,7 +30,7 @@ import trio_asyncio
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import NoScriptError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from . import _redis_scripts as scripts
@@ -42,6 +46,7 @@ from ._codec import (
 )
 from ._errors import BusError, BusUnavailable, BusValueError, LockBusy
 from ._fanout import Fanout, Subscription, new_subscription
+from ._redis_batch import PIPELINES_IN_FLIGHT, Batcher, Command
 from ._redis_pubsub import PubSubPump
 from ._values import BusStatistics, LockToken
 
@@ -49,7 +54,7 @@ from ._values import BusStatistics, LockToken
 #: accepts in milliseconds, so half a second only ever expires on an unreachable host.
 DEFAULT_CONNECT_TIMEOUT = 0.5
 
-#: Seconds one operation may take end to end (pool wait, connect, round trip). Redis answers in
+#: Seconds one operation may take end to end (queue, connect, round trip). Redis answers in
 #: well under a millisecond; a second means it is stalled or gone, and callers must learn it fast.
 DEFAULT_OP_TIMEOUT = 1.0
 
@@ -59,6 +64,13 @@ DEFAULT_HEALTH_INTERVAL = 1.0
 
 #: Seconds between pub/sub reconnect attempts: quick recovery, at most two connects a second.
 DEFAULT_RECONNECT_DELAY = 0.5
+
+#: Connections the command pool may open: the batcher's pipelines in flight and the health
+#: probe need fewer (``_redis_batch``), the rest is headroom for connections that operations
+#: cancelled on the trio side (their deadline) hand back a moment later, from the asyncio side.
+#: redis-py refuses a connection beyond this at once (MaxConnectionsError), so it must never be
+#: the bound that bursts meet: a node stopping 500 sessions once lost most lease releases so.
+POOL_SIZE = PIPELINES_IN_FLIGHT + 16
 
 #: Keys per SCAN step of ``delete_pattern``: big enough to be quick, small enough that one step
 #: (and the UNLINK of its batch) never blocks Redis noticeably.
@@ -102,7 +114,8 @@ class RedisBus:
     _client: aredis.Redis | None = attrs.field(init=False, default=None)
     _pump: PubSubPump | None = attrs.field(init=False, default=None)
     _fanout: Fanout = attrs.field(init=False, factory=Fanout)
-    _scripts: dict[str, Any] = attrs.field(init=False, factory=dict)
+    _batcher: Batcher = attrs.field(init=False, default=attrs.Factory(
+        lambda self: Batcher(self._pipeline, self.op_timeout), takes_self=True))
     _available: bool = attrs.field(init=False, default=False)
     _ever_available: bool = attrs.field(init=False, default=False)
     _operations: int = attrs.field(init=False, default=0)
@@ -130,14 +143,6 @@ class RedisBus:
             # no retries on the pub/sub connection: a reconnect must surface so subscribers get a Gap
             pubsub_client = await loop.run_aio_coroutine(self._connect(retries=0))
             self._loop, self._client = loop, client
-            self._scripts = {
-                name: client.register_script(text)
-                for name, text in (
-                    ("acquire", scripts.ACQUIRE),
-                    ("release", scripts.RELEASE),
-                    ("renew", scripts.RENEW),
-                )
-            }
             self._pump = PubSubPump(
                 call=self._bridge,
                 new_pubsub=pubsub_client.pubsub,
@@ -150,6 +155,7 @@ class RedisBus:
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self._health)
                     nursery.start_soon(self._pump.run)
+                    await nursery.start(self._batcher.run)
                     task_status.started()
             finally:
                 self._loop = self._client = self._pump = None
@@ -179,13 +185,15 @@ class RedisBus:
             socket_connect_timeout=self.connect_timeout,
             socket_timeout=None,  # explicit: redis-py's default is 5 s
             retry=Retry(NoBackoff(), retries),
+            max_connections=POOL_SIZE,
         )
 
     async def _health(self) -> None:
         while True:
             try:
-                await self._call(self._require_client().ping, counted=False)
+                await self._call(self._require_client().ping)
             except BusUnavailable:
+                self._unavailable += 1
                 if self._pump is not None:
                     self._pump.reset()
             await trio.sleep(self.health_interval)
@@ -221,33 +229,22 @@ class RedisBus:
             raise BusUnavailable("the Redis bus is not running")
         return self._client
 
-    async def _call(
-        self, proc: Any, *args: Any, counted: bool = True, refused: str = "", **kwargs: Any
-    ) -> Any:
-        """One Redis operation, bounded by ``op_timeout``.
+    async def _call(self, proc: Any, *args: Any, **kwargs: Any) -> Any:
+        """Run ``proc`` (asyncio side) against Redis, bounded by ``op_timeout``.
 
         Raises:
             BusUnavailable: connection refused/reset/timed out, or no answer in time.
-            BusValueError: Redis refused the command and ``refused`` says why in our terms.
-            BusError: Redis refused the command otherwise.
         """
-        if counted:
-            self._operations += 1
         failure = f"no answer within {self.op_timeout}s"
         with trio.move_on_after(self.op_timeout):
             try:
                 result = await self._bridge(proc, *args, **kwargs)
-            except ResponseError as exc:
-                if refused:
-                    raise BusValueError(refused) from None
-                raise BusError(f"Redis refused the command: {exc}") from exc
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
                 failure = f"{type(exc).__name__}: {exc}"
             else:
                 self._mark(available=True)
                 return result
         self._mark(available=False)
-        self._unavailable += 1
         raise BusUnavailable(f"Redis unavailable ({failure})")
 
     def _mark(self, *, available: bool) -> None:
@@ -259,16 +256,66 @@ class RedisBus:
     def _key(self, kind: str, name: str) -> str:
         return f"{self.namespace}:{kind}:{name}"
 
+    # -- commands, pipelined --------------------------------------------------------------------
+
+    async def _command(self, method: str, *args: Any, refused: str = "", script: str = "", **kwargs: Any) -> Any:
+        """One Redis command (redis-py's ``method``): it shares a pipeline with the others in
+        flight (``_redis_batch``), bounded by ``op_timeout`` from now.
+
+        Raises:
+            BusUnavailable: the bus is not running, Redis did not answer in time, or the
+                connection failed (as for the whole pipeline it was in).
+            BusValueError: Redis refused the command and ``refused`` says why in our terms.
+            BusError: Redis refused the command otherwise.
+        """
+        self._require_client()
+        self._operations += 1
+        try:
+            return await self._batcher.call(Command(method, args, kwargs, refused, script))
+        except BusUnavailable:
+            self._unavailable += 1
+            raise
+
+    async def _script(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        """Run lock script ``name`` (EVALSHA; loaded first when Redis lacks it)."""
+        return await self._command("evalsha", scripts.SHAS[name], len(keys), *keys, *args, script=name)
+
+    async def _pipeline(self, commands: Sequence[Command]) -> list[Any]:
+        """Send ``commands`` as one pipeline (one connection, one ``op_timeout``); one reply each."""
+        if self._client is None:
+            raise BusUnavailable("the Redis bus is not running")
+        return await self._call(self._execute, self._client, commands)
+
+    @staticmethod
+    async def _execute(client: aredis.Redis, commands: Sequence[Command]) -> list[Any]:
+        """(asyncio side) One pipeline; the scripts Redis lacks (it restarted empty) are loaded
+        and just the commands that needed them sent again."""
+        replies = await RedisBus._send(client, commands)
+        missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+        if missing:
+            for name in {commands[i].script for i in missing}:
+                await client.script_load(scripts.SCRIPTS[name])
+            for i, reply in zip(missing, await RedisBus._send(client, [commands[i] for i in missing]), strict=True):
+                replies[i] = reply
+        return replies
+
+    @staticmethod
+    async def _send(client: aredis.Redis, commands: Sequence[Command]) -> list[Any]:
+        pipe = client.pipeline(transaction=False)
+        for command in commands:
+            getattr(pipe, command.method)(*command.args, **command.kwargs)
+        return await pipe.execute(raise_on_error=False)
+
     # -- cache -------------------------------------------------------------------------------------
 
     async def set(self, key: str, value: Any, ttl: float | None = None) -> None:
         name = self._key("c", check_name("key", key))
         raw = encode("value", value)
         px = None if ttl is None else ttl_ms(check_ttl("ttl", ttl))
-        await self._call(self._require_client().set, name, raw, px=px)
+        await self._command("set", name, raw, px=px)
 
     async def get(self, key: str, default: Any = None) -> Any:
-        raw = await self._call(self._require_client().get, self._key("c", check_name("key", key)))
+        raw = await self._command("get", self._key("c", check_name("key", key)))
         if raw is None:
             return default
         try:
@@ -277,30 +324,29 @@ class RedisBus:
             raise BusValueError(f"key {key!r} holds a value that is not JSON (not written by the bus)") from None
 
     async def delete(self, key: str) -> bool:
-        return bool(await self._call(self._require_client().unlink, self._key("c", check_name("key", key))))
+        return bool(await self._command("unlink", self._key("c", check_name("key", key))))
 
     async def delete_pattern(self, pattern: str) -> int:
         """SCAN the keyspace in batches of ``scan_batch`` and UNLINK each batch (never KEYS).
 
         Each step is its own bounded operation: BusUnavailable midway leaves some keys deleted.
         """
-        client = self._require_client()
         match = self._key("c", check_name("pattern", pattern))
         cursor, deleted = 0, 0
         while True:
-            cursor, keys = await self._call(client.scan, cursor, match=match, count=self.scan_batch)
+            cursor, keys = await self._command("scan", cursor, match=match, count=self.scan_batch)
             if keys:
-                deleted += await self._call(client.unlink, *keys)
+                deleted += await self._command("unlink", *keys)
             if cursor == 0:
                 return deleted
 
     async def exists(self, key: str) -> bool:
-        return bool(await self._call(self._require_client().exists, self._key("c", check_name("key", key))))
+        return bool(await self._command("exists", self._key("c", check_name("key", key))))
 
     async def incr(self, key: str, amount: int = 1) -> int:
         check_amount("amount", amount)
-        return await self._call(
-            self._require_client().incrby,
+        return await self._command(
+            "incrby",
             self._key("c", check_name("key", key)),
             amount,
             refused=f"key {key!r} does not hold a 64-bit integer (or {amount} overflows it)",
@@ -311,10 +357,10 @@ class RedisBus:
 
     async def expire(self, key: str, ttl: float) -> bool:
         name = self._key("c", check_name("key", key))
-        return bool(await self._call(self._require_client().pexpire, name, ttl_ms(check_ttl("ttl", ttl))))
+        return bool(await self._command("pexpire", name, ttl_ms(check_ttl("ttl", ttl))))
 
     async def ttl(self, key: str) -> float | None:
-        ms = await self._call(self._require_client().pttl, self._key("c", check_name("key", key)))
+        ms = await self._command("pttl", self._key("c", check_name("key", key)))
         if ms == -2:
             return None
         return math.inf if ms == -1 else ms / 1000
@@ -326,56 +372,37 @@ class RedisBus:
         ttl = check_ttl("ttl", ttl)
         if not isinstance(owner, str):
             raise BusValueError(f"owner must be a string, got {owner!r}")
-        client = self._require_client()
         sent_at = trio.current_time()
-        reply = await self._call(
-            self._scripts["acquire"],
-            keys=[self._key("l", resource), self._key("f", resource)],
-            args=[ttl_ms(ttl), owner, ttl_ms(FENCE_RETENTION)],
-            client=client,
-        )
+        reply = await self._script("acquire", [self._key("l", resource), self._key("f", resource)],
+                                   [ttl_ms(ttl), owner, ttl_ms(FENCE_RETENTION)])
         if reply[0] == 0:
             raise LockBusy(resource, scripts.lock_owner_of(reply[1]))
         return LockToken(resource, int(reply[0]), owner, ttl, sent_at)
 
     async def release(self, lock: LockToken) -> bool:
         check_lock(lock)
-        client = self._require_client()
-        return bool(
-            await self._call(
-                self._scripts["release"],
-                keys=[self._key("l", lock.resource)],
-                args=[scripts.lock_value(lock.token, lock.owner)],
-                client=client,
-            )
-        )
+        return bool(await self._script("release", [self._key("l", lock.resource)],
+                                       [scripts.lock_value(lock.token, lock.owner)]))
 
     async def renew(self, lock: LockToken, ttl: float | None = None) -> bool:
         check_lock(lock)
         ttl = lock.ttl if ttl is None else check_ttl("ttl", ttl)
-        client = self._require_client()
-        return bool(
-            await self._call(
-                self._scripts["renew"],
-                keys=[self._key("l", lock.resource)],
-                args=[scripts.lock_value(lock.token, lock.owner), ttl_ms(ttl)],
-                client=client,
-            )
-        )
+        return bool(await self._script("renew", [self._key("l", lock.resource)],
+                                       [scripts.lock_value(lock.token, lock.owner), ttl_ms(ttl)]))
 
     async def is_locked(self, resource: str) -> bool:
         name = self._key("l", check_name("resource", resource))
-        return bool(await self._call(self._require_client().exists, name))
+        return bool(await self._command("exists", name))
 
     async def lock_owner(self, resource: str) -> str | None:
-        value = await self._call(self._require_client().get, self._key("l", check_name("resource", resource)))
+        value = await self._command("get", self._key("l", check_name("resource", resource)))
         return None if value is None else scripts.lock_owner_of(value)
 
     # -- pub/sub ---------------------------------------------------------------------------------
 
     async def publish(self, channel: str, data: Any) -> int:
         name = self._key("p", check_name("channel", channel))
-        receivers = await self._call(self._require_client().publish, name, encode("data", data))
+        receivers = await self._command("publish", name, encode("data", data))
         self._published += 1
         return receivers
 

@@ -8,6 +8,8 @@ re-granted can neither delete nor extend the new holder's lock (the seed's ticke
 
 from __future__ import annotations
 
+import hashlib
+
 #: KEYS: lock, fence. ARGV: ttl ms, owner, fence retention ms.
 #: Returns {token} on success, {0, current value} when the lock is held.
 #: The token is INCR of the fence counter, floored by the server clock in µs (``next_fence``):
@@ -44,6 +46,13 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
+
+
+SCRIPTS = {"acquire": ACQUIRE, "release": RELEASE, "renew": RENEW}
+"""The scripts by name (the Redis bus sends them by SHA1, loading them when Redis lacks one)."""
+
+SHAS = {name: hashlib.sha1(text.encode()).hexdigest() for name, text in SCRIPTS.items()}
+"""Each script's SHA1, the name EVALSHA knows it by."""
 
 
 def lock_value(token: int, owner: str) -> str:

@@ -34,11 +34,13 @@ import trio
 
 from actors.cluster import place, plan
 from actors.bus import BusUnavailable
-from actors.sessions import Logout, SessionStatus, lease_resource, session_spec, tenant_spec
+from actors.sessions import HandOver, Logout, SessionStatus, lease_resource, session_spec, tenant_spec
 from actors.store import StoreClosed, StoreUnavailable
 from supervisor import (
     Actor,
+    ActorFailed,
     ActorStopped,
+    AskTimeout,
     AlreadyPresent,
     AlreadyStarted,
     ChildNotFound,
@@ -81,6 +83,13 @@ without taking every connection of the bus's pool."""
 
 HANDOFF_PACE = 0.5
 """Seconds between passes while hand-offs are pending (a join moves one batch per pass)."""
+
+HANDOVER_TIMEOUT = 10.0
+"""Seconds a session handed over may take to close its connection and store what it delivered;
+then it is stopped anyway (what it had not stored stays in this node's journal)."""
+
+HANDOVERS_AT_ONCE = 100
+"""Sessions closing their connections at once in a drain."""
 
 DELETED = "deleted"
 """Status stored for a deleted session: it never restores; its data (row included) is purged after
@@ -339,9 +348,11 @@ class SessionManager(Actor):
         return sorted(free)
 
     async def _hand_off(self, record: Any) -> None:
-        """Stop the session's actor here without recording a status (its lease is released as
-        it stops); the board lets it go, so this node reports it from its owner from now on."""
+        """Hand the session over (:class:`~actors.sessions.HandOver`: its connection closed, what
+        it delivered stored), then stop its actor here without recording a status (its lease is
+        released as it stops); the board lets it go, so this node reports it from its owner from now on."""
         self.node.local.discard(record.id)
+        await self._hand_over(record.tenant_id, record.id)
         sessions = self.ctx.system.supervisor(f"/tenants/{record.tenant_id}/sessions")
         try:
             await sessions.terminate_child(record.id)
@@ -350,11 +361,30 @@ class SessionManager(Actor):
             pass
         self.node.board.release(record.id, "moved to another node")
 
+    async def _hand_over(self, tenant_id: str, session_id: str) -> None:
+        """Ask the session to close its connection and store what it delivered (bounded by
+        HANDOVER_TIMEOUT); a session that is not running or does not answer is stopped as it is."""
+        try:
+            await self.ctx.system.ref(self._path(tenant_id, session_id)).ask(HandOver(), timeout=HANDOVER_TIMEOUT)
+        except (ChildNotFound, ActorStopped, ActorFailed, AskTimeout) as exc:
+            _LOG.info("session %s handed over without closing first: %s", session_id, exc)
+
     async def _drain(self) -> int:
-        """Stop every session run here, each tenant's at once (a supervisor stops its sessions
-        concurrently), releasing their leases; returns how many."""
+        """Hand every session run here over (up to HANDOVERS_AT_ONCE closing at once), then stop
+        them, each tenant's at once (a supervisor stops its sessions concurrently), releasing
+        their leases; returns how many."""
         drained = tuple(self.node.local)
-        tenants = {info.tenant_id for sid in drained if (info := self.node.board.get(sid)) is not None}
+        owners = {sid: info.tenant_id for sid in drained if (info := self.node.board.get(sid)) is not None}
+        tenants = set(owners.values())
+        limiter = trio.CapacityLimiter(HANDOVERS_AT_ONCE)
+
+        async def hand_over(session_id: str, tenant_id: str) -> None:
+            async with limiter:
+                await self._hand_over(tenant_id, session_id)
+
+        async with trio.open_nursery() as nursery:
+            for session_id, tenant_id in owners.items():
+                nursery.start_soon(hand_over, session_id, tenant_id)
 
         async def stop_tenant(tenant_id: str) -> None:
             try:

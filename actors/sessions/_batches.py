@@ -39,6 +39,7 @@ class InboundBatches:
     _in_flight: int = attrs.field(init=False, default=0)  # batches
     _held: int = attrs.field(init=False, default=0)  # items queued or in flight
     _room: trio.Event = attrs.field(init=False, factory=trio.Event)
+    _emptied: trio.Event = attrs.field(init=False, factory=trio.Event)
 
     async def put(self, items: Iterable[Any]) -> None:
         """Queue ``items`` (in arrival order); waits while ``capacity`` items are held."""
@@ -50,11 +51,11 @@ class InboundBatches:
             self._held += 1
         self._pump()
 
-    async def drained(self) -> None:
-        """Wait until nothing is queued or in flight (everything put so far is stored)."""
+    async def wait_empty(self) -> None:
+        """Return once every item put so far has been stored (nothing queued or in flight)."""
         while self._held:
-            self._room = trio.Event()
-            await self._room.wait()
+            self._emptied = trio.Event()
+            await self._emptied.wait()
 
     def _pump(self) -> None:
         """Start batches while there is queued work for idle chats and room in flight."""
@@ -76,4 +77,6 @@ class InboundBatches:
         self._in_flight -= 1
         self._held -= len(batch)
         self._room.set()
+        if not self._held:
+            self._emptied.set()
         self._pump()

@@ -176,6 +176,17 @@ class Logout:
 
 
 @attrs.frozen
+class HandOver:
+    """Stop using the account because another node takes the session over (a drain, a
+    rebalance): close the connection, store and acknowledge every message it delivered, then
+    idle until stopped (the stop releases the lease). Reply: None once that is done.
+
+    Without it, messages receipted and journaled here but not yet stored would stay in this
+    node's journal, replayed only if the session ever ran here again: lost to the new owner.
+    """
+
+
+@attrs.frozen
 class RequestFailed:
     """A request the driver could not carry out (not connected, WhatsApp said no...)."""
 
@@ -258,6 +269,9 @@ class SessionActor(Actor):
         self._wake = trio.Event()
         self._connection_nursery: trio.Nursery | None = None
         self._subscribed: set[str] = set()  # contacts whose presence this connection asked for
+        self._handing_over = False
+        self._handed_over = trio.Event()
+        self._serving = False  # a connection is open and its events are being handled
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -288,7 +302,16 @@ class SessionActor(Actor):
                 return await self._request(self.driver.pair_phone, phone)
             case Logout():
                 return await self._request(self.driver.logout)
+            case HandOver():
+                return await self._hand_over()
         raise TypeError(f"session {self.session_id} got an unknown message {message!r}")
+
+    async def _hand_over(self) -> None:
+        """See :class:`HandOver`. No connection open: nothing to store, and none opens now."""
+        self._handing_over = True
+        if self._serving:
+            await self.driver.stop()  # Disconnected(local) follows the messages already delivered
+            await self._handed_over.wait()
 
     async def _request(self, method, *args) -> Any:
         try:
@@ -357,8 +380,13 @@ class SessionActor(Actor):
     async def _connections(self) -> None:
         """Connect, serve, and apply the policy to each ending; returns only by raising."""
         while True:
+            if self._handing_over:
+                await trio.sleep_forever()  # stopped in a moment, releasing the lease
             await self._connect()
             ending = await self._serve_connection()
+            if self._handing_over:
+                self._handed_over.set()
+                continue
             outcome = self._verdict or outcome_for(
                 reaction_for(self.policy, ending, pairing=self._pairing), ending, self._wall_now()
             )
@@ -411,6 +439,15 @@ class SessionActor(Actor):
     async def _serve_connection(self) -> object:
         """Handle one connection's events; return its ending event."""
         events = self.driver.events
+        self._serving = True
+        try:
+            if self._handing_over:  # connected just as the hand-over was asked for: close it again
+                self.ctx.nursery.start_soon(self.driver.stop)
+            return await self._serve_events(events)
+        finally:
+            self._serving = False
+
+    async def _serve_events(self, events: trio.MemoryReceiveChannel) -> object:
         async with trio.open_nursery() as nursery:
             self._connection_nursery = nursery  # calls and presence work alongside the events
             nursery.start_soon(self._watchdog)
@@ -425,6 +462,8 @@ class SessionActor(Actor):
                         break
                 self._last_evidence = trio.current_time()
                 if isinstance(event, ENDING_EVENTS):
+                    if self._handing_over:  # the new owner gets only what is stored (or never receipted)
+                        await inbound.wait_empty()
                     nursery.cancel_scope.cancel()
                     return event
                 if isinstance(event, Message):
@@ -435,7 +474,7 @@ class SessionActor(Actor):
                     await inbound.put([event.placeholder()])
                     event = None
                 elif isinstance(event, LidMapped):  # merged only after the messages before it are stored
-                    await inbound.drained()
+                    await inbound.wait_empty()
                     await self._through_store(self.deps.inbound.learn, event)
                     event = None
                 else:

@@ -12,6 +12,9 @@ import attrs
 import httpx
 import trio
 
+from actors.simulator import SimulatorControl
+from actors.store import PostgresBackend, open_store
+
 from ..api.conftest import ADMIN_TOKEN, HTTP_TIMEOUT, Daemon, api_server  # noqa: F401 (a fixture)
 
 SETTLE_TIMEOUT = 60.0
@@ -69,6 +72,18 @@ def cluster_member(tmp_path: Path, simulator_url: str, name: str, dsn: str, redi
         **{f"ZAPVISOR_{key.upper()}": value for key, value in env.items()},
     })
     return Member(name, daemon)
+
+
+async def seed(dsn: str, control: SimulatorControl, sessions: set[str], status: str = "connecting") -> None:
+    """Tenant ``acme`` and ``sessions`` in the store as live (``status``) and paired (credentials
+    stored, accounts in the simulator): the cluster places and connects them by itself."""
+    async with open_store(PostgresBackend(dsn)) as store:
+        await store.upsert_tenant("acme", "Acme")
+        for session_id in sorted(sessions):
+            creds = (await control.create_account(session_id, paired=True))["creds"]
+            await store.upsert_session(session_id, "acme", session_id)
+            await store.set_session_status(session_id, status)
+            await store.set_credentials(session_id, "simulated", creds)
 
 
 @asynccontextmanager

@@ -67,6 +67,10 @@ async def test_placement_any_node_requests_failover_and_drain(tmp_path, simulato
                 await trio.sleep(0.02)
         cross_node_send = trio.current_time() - started
         assert cross_node_send < 5.0  # woken over the bus; the idle poll alone takes 30 s
+        async with open_store(PostgresBackend(postgres_dsn)) as store:  # its owner recorded it as sent:
+            with trio.fail_after(30):  # a kill -9 before that leaves it "unknown" (tests/outbox), not stored
+                while await store.count_messages() < sent + 1:
+                    await trio.sleep(0.1)
 
         # kill -9 the busiest node: its sessions come back on the survivors.
         counts = {name: list(owners.values()).count(name) for name in ("a", "b", "c")}

@@ -3,22 +3,14 @@ within each node's ``max_sessions``, every one connects once, and none waits hol
 
 from __future__ import annotations
 
-from actors.store import PostgresBackend, open_store
-
-from .conftest import cluster_member, running, runners, wait_converged
+from .conftest import cluster_member, running, runners, seed, wait_converged
 
 SESSIONS = {f"r{i:02d}" for i in range(20)}
 CAPACITY = 8  # 3 nodes x 8 = 24 >= 20 > 8
 
 
 async def test_full_cluster_restart_respects_capacity(tmp_path, simulator, simulator_control, postgres_dsn, redis_url):
-    async with open_store(PostgresBackend(postgres_dsn)) as store:
-        await store.upsert_tenant("acme", "Acme")
-        for session_id in sorted(SESSIONS):  # live when the cluster went down, paired
-            creds = (await simulator_control.create_account(session_id, paired=True))["creds"]
-            await store.upsert_session(session_id, "acme", session_id)
-            await store.set_session_status(session_id, "connected")
-            await store.set_credentials(session_id, "simulated", creds)
+    await seed(postgres_dsn, simulator_control, SESSIONS, "connected")  # live when the cluster went down
     for boot in ("first", "second"):
         members = [cluster_member(tmp_path / boot, simulator.url, name, postgres_dsn, redis_url,
                                   sessions__max_sessions=str(CAPACITY)) for name in ("a", "b", "c")]

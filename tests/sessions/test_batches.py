@@ -77,3 +77,17 @@ async def test_a_failing_store_fails_the_nursery(autojump_clock):
         async with trio.open_nursery() as nursery:
             await InboundBatches(nursery, broken, chat, max_batches=4, capacity=10).put([("a", 1)])
     assert failed.group_contains(RuntimeError, match="store down")
+
+
+async def test_wait_empty_returns_once_everything_put_is_stored(autojump_clock):
+    """A hand-over waits for it: what the connection delivered is stored before the lease goes."""
+    store = Recorder(seconds=1.0)
+    async with trio.open_nursery() as nursery:
+        batches = InboundBatches(nursery, store, chat, max_batches=1, capacity=100)
+        await batches.wait_empty()  # nothing held: at once
+        assert trio.current_time() == 0.0
+        await batches.put([("a", 1), ("b", 1)])
+        await batches.put([("a", 2)])  # queued behind the first batch (one in flight at most)
+        await batches.wait_empty()
+        assert trio.current_time() == 2.0
+        assert [batch for _, batch in store.batches] == [[("a", 1), ("b", 1)], [("a", 2)]]
