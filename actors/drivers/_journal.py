@@ -58,8 +58,9 @@ the append to a thread instead costs a GIL round trip each way, and under a busy
 trio thread each re-acquisition of the GIL by another thread waits for the
 interpreter's switch interval (5 ms): measured on ``bench/pipeline.py``, a
 thread's append took 20 ms at the median from receipt to forwarding, and its p99
-reached 75-390 ms under load, most of the pipeline's latency at 1,000 msg/s
-(where the idealised mode, with no journal, is at 2.6 ms for the same span).
+reached 75-680 ms by load, most of the pipeline's latency at 1,000 msg/s (the
+same span without a journal: 2.6 ms in the same run); ``bench/journal.py``
+measures both ways.
 :meth:`Journal.sync` and the rewrite of :meth:`Journal.compact` block for an
 fsync: never on trio's thread (the :class:`Syncer` does them;
 :meth:`Journal.sync_soon` and :meth:`Journal.release_soon` make no I/O).
