@@ -22,8 +22,8 @@ from actors.store import InvalidInput, StoreClosed, StoreUnavailable
 from actors.store import NotFound as StoreNotFound
 
 from . import (
-    _asyncapi, _cluster, _dashboard, _health, _metrics, _openapi, _queues, _sessions, _supervision, _tenants, _tickets,
-    _webhooks,
+    _asyncapi, _cluster, _dashboard, _health, _metrics, _openapi, _queues, _session_options, _sessions, _supervision,
+    _tenants, _tickets, _webhooks,
 )
 from ._auth import Authority
 from ._errors import ApiError, error_body
@@ -34,7 +34,7 @@ from ._ws import register_websocket
 log = logging.getLogger("zapvisor.api")
 
 BLUEPRINTS = (_health.bp, _metrics.bp, _openapi.bp, _asyncapi.bp, _tenants.bp, _sessions.bp, _tickets.bp,
-              _webhooks.bp, _supervision.bp, _queues.bp, _cluster.bp, _dashboard.bp)
+              _webhooks.bp, _supervision.bp, _queues.bp, _cluster.bp, _dashboard.bp, _session_options.bp)
 
 MAX_BODY = 1024 * 1024
 """Largest request body: JSON commands are small; media travel by URL, not in the API's bodies."""

@@ -71,10 +71,17 @@ class SentFrame(ServerFrame):
     outbox: OutboxRow
 
 
+class UpdatedFrame(ServerFrame):
+    type: Literal["updated"]
+    op: Literal["react", "edit", "delete"]
+    message: Annotated[dict[str, Any], Field(description="the message as message.updated carries it")]
+
+
 class ErrorFrame(ServerFrame):
     type: Literal["error"]
-    op: Literal["send"]
-    idempotency_key: str
+    op: Literal["send", "react", "edit", "delete"]
+    idempotency_key: Annotated[str | None, Field(description="send's")] = None
+    message_id: Annotated[int | None, Field(description="react's, edit's, delete's")] = None
     code: Annotated[Literal["not_found", "conflict", "invalid", "unavailable"], Field(
         description="as REST's 404, 409, 400, 503")]
     message: str
@@ -96,7 +103,8 @@ class EventFrame(ServerFrame):
 
 
 SERVER_FRAMES: dict[str, type[ServerFrame]] = {
-    "joined": JoinedFrame, "left": LeftFrame, "pong": PongFrame, "sent": SentFrame, "error": ErrorFrame,
+    "joined": JoinedFrame, "left": LeftFrame, "pong": PongFrame, "sent": SentFrame, "updated": UpdatedFrame,
+    "error": ErrorFrame,
     "lagged": LaggedFrame, "resync": ResyncFrame, "event": EventFrame,
 }
 """What the server sends, by frame ``type`` (``event``: every event type)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from actors.drivers import Quote
 from actors.outbox import OutboxRefused, Send
 from actors.store import Contact, Enqueued, Ticket, TicketStatus
 from supervisor import ActorFailed, ActorStopped, AskTimeout
@@ -44,6 +45,18 @@ async def send_target(store: Any, tenant_id: str, ticket_id: int, idempotency_ke
     if contact is None:
         raise NotFound(f"ticket {ticket_id} has no contact", "ticket_id")
     return ticket, contact
+
+
+async def quote_of(store: Any, ticket_id: int, message_id: int | None) -> Quote | None:
+    """The :class:`~actors.drivers.Quote` of the ticket's message ``message_id`` a reply quotes
+    (None without one). Raises NotFound (field ``quoted_message_id``): not a message of the ticket."""
+    if message_id is None:
+        return None
+    message = await store.get_message_by_id(message_id)
+    if message is None or message.ticket_id != ticket_id:
+        raise NotFound(f"no message {message_id} in ticket {ticket_id} to quote", "quoted_message_id")
+    text = "" if message.deleted_at is not None else message.body
+    return Quote(message.wa_id, message.from_me, text)
 
 
 async def submit(node: Any, send: Send) -> Enqueued:

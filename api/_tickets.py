@@ -19,7 +19,8 @@ import trio
 from pydantic import Field
 from quart import Blueprint
 
-from actors.drivers import MediaKind
+from actors.drivers import MediaKind, MessageKind
+from actors.flows import as_seen
 from actors.media import detect_extension, write_atomically
 from actors.outbox import MediaFile, Send
 from actors.store import TicketStatus
@@ -28,13 +29,16 @@ from supervisor import ActorFailed, ActorStopped, AskTimeout
 
 from ._auth import Principal
 from ._errors import BadRequest, Conflict, NotFound, Unavailable
+from ._forward import forward_to_owner
+from ._operations import operate
 from ._routing import Auth, endpoint, path_param, state
-from ._send import send_target, submit, ticket_of
+from ._send import quote_of, send_target, submit, ticket_of
 from ._validate import MAX_KEY, Body, Id, Key, Limit, Offset, Query, Text, text
 
 bp = Blueprint("tickets", __name__)
 
 path_param("ticket_id", Id)
+path_param("message_id", Id)
 
 STATUSES = tuple(s.value for s in TicketStatus)
 MEDIA_KINDS = tuple(kind.value for kind in MediaKind)
@@ -60,6 +64,7 @@ class Media(Body):
 class SendBody(Body):
     text: Annotated[Text, Field(description="the message, or the attachment's caption; required without media")] = None
     media: Media = None
+    quoted_message_id: Annotated[Id, Field(description="a message of the ticket this text replies to (quotes)")] = None
 
 
 class SendHeaders(Query):
@@ -154,8 +159,61 @@ async def reopen_ticket(who: Principal, tenant_id: str, ticket_id: int, body: Us
           query=MessagesQuery)
 async def ticket_messages(who: Principal, tenant_id: str, ticket_id: int, query: MessagesQuery):
     await ticket_or_404(tenant_id, ticket_id)
-    messages = await state().node.store.list_messages(ticket_id, after_id=query.after_id, limit=query.limit)
-    return {"messages": messages, "next_after_id": messages[-1].id if len(messages) == query.limit else None}
+    node = state().node
+    messages = await node.store.list_messages(ticket_id, after_id=query.after_id, limit=query.limit)
+    next_after_id = messages[-1].id if len(messages) == query.limit else None
+    show = who.manages_tenant or node.settings.tickets.show_deleted_text
+    return {"messages": [as_seen(m, show_deleted_text=show) for m in messages], "next_after_id": next_after_id}
+
+
+@endpoint(bp, "GET", "/tenants/{tenant_id}/tickets/{ticket_id}/messages/{message_id}/versions",
+          summary="The texts edits replaced on a message, oldest first (withheld from agents when it was deleted)",
+          auth=Auth.TENANT)
+async def message_versions(who: Principal, tenant_id: str, ticket_id: int, message_id: int):
+    await ticket_or_404(tenant_id, ticket_id)
+    node = state().node
+    message = await node.store.get_message_by_id(message_id)
+    if message is None or message.ticket_id != ticket_id:
+        raise NotFound(f"no message {message_id} in ticket {ticket_id}", "message_id")
+    hidden = message.deleted_at is not None and not (who.manages_tenant or node.settings.tickets.show_deleted_text)
+    return {"versions": [] if hidden else await node.store.message_versions(message_id)}
+
+
+class ReactionBody(Body):
+    emoji: Annotated[str, Field(max_length=32, description='the reaction; "" removes the agents\' reaction')]
+
+
+class EditBody(Body):
+    text: Annotated[Text, Field(description="the message's new text")]
+
+
+@endpoint(bp, "POST", "/tenants/{tenant_id}/tickets/{ticket_id}/messages/{message_id}/reaction",
+          summary="React to a message of the ticket (\"\" removes the reaction); sent through the session at once",
+          auth=Auth.TENANT, body=ReactionBody)
+async def react_to_message(who: Principal, tenant_id: str, ticket_id: int, message_id: int, body: ReactionBody):
+    return await _operate(tenant_id, ticket_id, message_id, MessageKind.REACTION, body.emoji)
+
+
+@endpoint(bp, "PATCH", "/tenants/{tenant_id}/tickets/{ticket_id}/messages/{message_id}",
+          summary="Edit an agent's sent message (the replaced text is kept: .../versions)", auth=Auth.TENANT,
+          body=EditBody)
+async def edit_message(who: Principal, tenant_id: str, ticket_id: int, message_id: int, body: EditBody):
+    return await _operate(tenant_id, ticket_id, message_id, MessageKind.EDIT, body.text)
+
+
+@endpoint(bp, "DELETE", "/tenants/{tenant_id}/tickets/{ticket_id}/messages/{message_id}",
+          summary="Delete an agent's sent message for everyone", auth=Auth.TENANT)
+async def delete_message(who: Principal, tenant_id: str, ticket_id: int, message_id: int):
+    result = await _operate(tenant_id, ticket_id, message_id, MessageKind.REVOKE)
+    return None if isinstance(result, dict) else result  # 204, or the owner node's answer
+
+
+async def _operate(tenant_id: str, ticket_id: int, message_id: int, kind: MessageKind, text: str = ""):
+    """Where the ticket's session runs (another node: the request goes there, :mod:`api._forward`)."""
+    ticket = await ticket_or_404(tenant_id, ticket_id)
+    if (forwarded := await forward_to_owner(ticket.session_id)) is not None:
+        return forwarded
+    return {"message": await operate(state().node, tenant_id, ticket_id, message_id, kind, text)}
 
 
 @endpoint(bp, "POST", "/tenants/{tenant_id}/tickets/{ticket_id}/messages",
@@ -165,11 +223,14 @@ async def ticket_messages(who: Principal, tenant_id: str, ticket_id: int, query:
 async def send_message(who: Principal, tenant_id: str, ticket_id: int, body: SendBody, headers: SendHeaders):
     if body.text is None and body.media is None:
         raise BadRequest("text is required without media", "text")
+    if body.media is not None and body.quoted_message_id is not None:
+        raise BadRequest("a quote goes with a text reply, not an attachment", "quoted_message_id")
     node = state().node
     ticket, contact = await send_target(node.store, tenant_id, ticket_id, headers.idempotency_key)
+    quote = await quote_of(node.store, ticket_id, body.quoted_message_id)
     attachment = None if body.media is None else await _store_attachment(tenant_id, body.media)
     send = Send(tenant_id, ticket.session_id, headers.idempotency_key, contact.jid, body.text or "", ticket_id,
-                attachment)
+                attachment, quote)
     reply = await submit(node, send)
     return {"created": reply.created, "item": reply.item}
 

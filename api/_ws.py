@@ -11,9 +11,16 @@ join       ``room``; ``since`` (last seq seen), ``epoch`` optional  ``joined`` (
                                                                     ``resync``)
 leave      ``room``                                                 ``left``
 ping       ``id`` optional                                          ``pong`` (same ``id``)
-send       ``ticket_id``, ``text``, ``idempotency_key``             ``sent`` (the outbox row), or
+send       ``ticket_id``, ``text``, ``idempotency_key``;            ``sent`` (the outbox row), or
+           ``quoted_message_id`` optional (a reply)                 ``error``
+react      ``ticket_id``, ``message_id``, ``emoji`` ("" removes)    ``updated`` (the message), or
                                                                     ``error``
+edit       ``ticket_id``, ``message_id``, ``text``                  ``updated``, or ``error``
+delete     ``ticket_id``, ``message_id``                            ``updated``, or ``error``
 =========  ======================================================  ==================================
+
+``react``, ``edit`` and ``delete`` act on a message of the ticket like their REST endpoints
+(:mod:`api._operations`: sent at once through the session, which must run on this node).
 
 Events arrive as ``{"type": "message.created", "room", "seq", "payload", "at"}``; the hub may
 also send ``lagged`` (you fell behind: resume your rooms with ``since``) and ``resync``.
@@ -33,6 +40,7 @@ like ``POST /tenants/{t}/tickets/{id}/messages`` (:class:`NodeOutbox`), with the
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal, Protocol
 
 import attrs
@@ -40,11 +48,14 @@ import trio
 from pydantic import Field
 from quart import websocket
 
+from actors.drivers import MessageKind
+from actors.flows import message_payload
 from actors.hub import Client, ClientClosed, Hub, HubError, InvalidRoom, RoomForbidden, control
 from actors.outbox import Send
 
 from ._errors import ApiError, BadRequest, Unauthorized
-from ._send import send_target, submit
+from ._operations import operate
+from ._send import quote_of, send_target, submit
 from ._validate import MAX_ID, Body, Id, Key, NotJson, Offset, Text, parse_json, text, validate
 
 
@@ -84,9 +95,31 @@ class SendFrame(Body):
     ticket_id: Id
     text: Text
     idempotency_key: Key
+    quoted_message_id: Id = None
 
 
-FRAMES: dict[str, type[Body]] = {"join": JoinFrame, "leave": LeaveFrame, "ping": PingFrame, "send": SendFrame}
+class ReactFrame(Body):
+    op: Literal["react"]
+    ticket_id: Id
+    message_id: Id
+    emoji: Annotated[str, Field(max_length=32)]
+
+
+class EditFrame(Body):
+    op: Literal["edit"]
+    ticket_id: Id
+    message_id: Id
+    text: Text
+
+
+class DeleteFrame(Body):
+    op: Literal["delete"]
+    ticket_id: Id
+    message_id: Id
+
+
+FRAMES: dict[str, type[Body]] = {"join": JoinFrame, "leave": LeaveFrame, "ping": PingFrame, "send": SendFrame,
+                                 "react": ReactFrame, "edit": EditFrame, "delete": DeleteFrame}
 """The request declaration of each op."""
 
 
@@ -100,7 +133,12 @@ class Outbox(Protocol):
     cannot answer now.
     """
 
-    async def submit(self, tenant_id: str, user: str, *, ticket_id: int, text: str, idempotency_key: str) -> dict: ...
+    async def submit(self, tenant_id: str, user: str, *, ticket_id: int, text: str, idempotency_key: str,
+                     quoted_message_id: int | None = None) -> dict: ...
+
+    async def operate(self, tenant_id: str, *, ticket_id: int, message_id: int, kind: MessageKind, text: str) -> dict:
+        """React to, edit or delete a message (:func:`api._operations.operate`); the message as a
+        ``message.updated`` payload. Raises the REST errors, answered as an ``error`` frame."""
 
 
 @attrs.frozen
@@ -111,12 +149,17 @@ class NodeOutbox:
 
     node: Any
 
-    async def submit(self, tenant_id: str, user: str, *, ticket_id: int, text: str, idempotency_key: str) -> dict:
+    async def submit(self, tenant_id: str, user: str, *, ticket_id: int, text: str, idempotency_key: str,
+                     quoted_message_id: int | None = None) -> dict:
         ticket, contact = await send_target(self.node.store, tenant_id, ticket_id, idempotency_key)
+        quote = await quote_of(self.node.store, ticket_id, quoted_message_id)
         reply = await submit(self.node, Send(tenant_id, ticket.session_id, idempotency_key, contact.jid, text,
-                                             ticket_id))
+                                             ticket_id, quote=quote))
         item = reply.item
         return {"created": reply.created, "id": item.id, "status": str(item.status), "message_id": item.message_id}
+
+    async def operate(self, tenant_id: str, *, ticket_id: int, message_id: int, kind: MessageKind, text: str) -> dict:
+        return message_payload(await operate(self.node, tenant_id, ticket_id, message_id, kind, text))
 
 
 class FrameRefused(ValueError):
@@ -176,9 +219,10 @@ async def _serve(hub: Hub, client: Client, outbox: Outbox) -> tuple[int, str] | 
     async with trio.open_nursery() as nursery:
 
         async def write() -> None:
+            send = _frame_sender()
             try:
                 while True:
-                    await websocket.send(await client.receive())
+                    await send(await client.receive())
             except ClientClosed as closed:
                 ending.append((POLICY_VIOLATION, closed.reason))
                 nursery.cancel_scope.cancel()
@@ -198,6 +242,16 @@ async def _serve(hub: Hub, client: Client, outbox: Outbox) -> tuple[int, str] | 
             ending.append((refused.code, refused.reason))
             nursery.cancel_scope.cancel()
     return ending[0] if ending else None
+
+
+def _frame_sender() -> Callable[[str], Awaitable[None]]:
+    """The accepted websocket's send, bound once for the writer: the fan-out's hot path.
+
+    Quart's ``websocket.send`` resolves its context proxy and re-runs ``accept`` (building an
+    empty Headers object) on every call — about a sixth of a frame's cost on the server, measured
+    with py-spy under ``bench.fanout``. The connection is accepted before the writer starts, so
+    only the ASGI send remains to do (Quart's ``_send``; ``tests/api/test_ws.py`` exercises it)."""
+    return websocket._get_current_object()._send
 
 
 def _parse(data: str | bytes) -> Body:
@@ -234,19 +288,43 @@ async def _handle(hub: Hub, client: Client, outbox: Outbox, request: Body) -> No
                 client.push(control("pong", id=ping_id))
             case SendFrame():
                 await _send(client, outbox, request)
+            case ReactFrame() | EditFrame() | DeleteFrame():
+                await _operate(client, outbox, request)
     except (InvalidRoom, RoomForbidden) as error:
         raise FrameRefused(POLICY_VIOLATION, str(error)) from None
 
 
 async def _send(client: Client, outbox: Outbox, request: SendFrame) -> None:
-    ticket_id, key = request.ticket_id, request.idempotency_key
+    key = request.idempotency_key
+    await _answer(client, {"op": "send", "idempotency_key": key}, outbox.submit(
+        _tenant(client, "send"), client.user, ticket_id=request.ticket_id, text=request.text, idempotency_key=key,
+        quoted_message_id=request.quoted_message_id,
+    ), lambda result: control("sent", idempotency_key=key, outbox=result))
+
+
+_KINDS = {"react": MessageKind.REACTION, "edit": MessageKind.EDIT, "delete": MessageKind.REVOKE}
+
+
+async def _operate(client: Client, outbox: Outbox, request: ReactFrame | EditFrame | DeleteFrame) -> None:
+    text = getattr(request, "emoji", None) or getattr(request, "text", "")
+    await _answer(client, {"op": request.op, "message_id": request.message_id}, outbox.operate(
+        _tenant(client, request.op), ticket_id=request.ticket_id, message_id=request.message_id,
+        kind=_KINDS[request.op], text=text,
+    ), lambda result: control("updated", op=request.op, message=result))
+
+
+def _tenant(client: Client, op: str) -> str:
     if not client.tenant_id:
-        raise FrameRefused(POLICY_VIOLATION, "send: the node admin has no tenant; use an agent token")
-    error = {"op": "send", "idempotency_key": key}
+        raise FrameRefused(POLICY_VIOLATION, f"{op}: the node admin has no tenant; use an agent token")
+    return client.tenant_id
+
+
+async def _answer(client: Client, error: dict, request: Any, answer: Any) -> None:
+    """Await ``request``; push ``answer(result)``, or an ``error`` frame (``error``: what names the
+    request) with the refusal's code as REST answers it: 404, 409, 400, 503."""
     try:
-        result = await outbox.submit(client.tenant_id, client.user, ticket_id=ticket_id, text=request.text,
-                                     idempotency_key=key)
-    except ApiError as refused:  # as REST answers it: 404, 409, 400, 503
+        result = await request
+    except ApiError as refused:
         if refused.field is not None:
             error["field"] = refused.field
         client.push(control("error", code=refused.code, message=refused.message, **error))
@@ -254,4 +332,4 @@ async def _send(client: Client, outbox: Outbox, request: SendFrame) -> None:
         field, _, _ = str(refused).partition(":")
         client.push(control("error", code="invalid", message=str(refused), field=field, **error))
     else:
-        client.push(control("sent", idempotency_key=key, outbox=result))
+        client.push(answer(result))

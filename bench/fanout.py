@@ -9,14 +9,22 @@ as the agents report), the same rule for both servers, so neither drops or lags 
 agents live in a separate process (so their parsing does not share a core with the server) and
 report what they received. Knobs (environment): FANOUT_WINDOW, FANOUT_AGENT_PROCESSES.
 
+The two servers alternate, hub, raw, raw, hub (:data:`ORDER`), each for half the time: on a shared
+machine the load drifts within a run, and one hub phase followed by one raw phase would charge the
+drift to whichever ran second. Each server's figures are summed over its two phases.
+
 On a 2-core machine the Python agents cost about as much CPU as either server, so both figures are
 bounded by the agents as much as by the servers; ``ratio`` compares the two servers under the
 same client load, ``p99_ms`` includes WINDOW events of queueing by construction.
 
 Reported (last line, one JSON object): ``clients``, ``events_per_s_delivered`` (sum over clients,
 hub), ``raw_events_per_s`` (the bare server), ``ratio``, ``p99_ms`` (hub, publish -> received),
-``raw_p99_ms``, ``events_published``, ``lagged`` (must be 0), ``seconds``. Latency is measured with ``time.monotonic()``: one system-wide clock
-shared by the two processes (trio's clock is per run, so it cannot be compared across processes).
+``raw_p99_ms``, ``events_published``, ``lagged`` (must be 0), ``seconds``; and each server's own
+CPU time per frame delivered (``cpu_us_per_frame``, ``raw_cpu_us_per_frame``, ``cpu_ratio`` = raw
+/ hub): this process's CPU while it publishes, which the agents' share of the cores does not move,
+so it compares the two servers' costs even when the machine is too busy for the rates to.
+Latency is measured with ``time.monotonic()``: one system-wide clock shared by the two processes
+(trio's clock is per run, so it cannot be compared across processes).
 """
 
 from __future__ import annotations
@@ -63,13 +71,17 @@ SECRET = "bench-secret-" + "x" * 32
 ROOM = "tenant:bench"
 END = "bench.end"
 
-#: Seconds the agents' process may take to connect everyone (shared 2-core machine).
-CONNECT_TIMEOUT = 60.0
+#: Seconds the agents' process may take to connect everyone (shared 2-core machine: at a load of
+#: 15, 500 connections took over a minute, measured).
+CONNECT_TIMEOUT = 180.0
+
+#: The phases, each ``seconds / 2`` long (see the module docstring).
+ORDER = ("hub", "raw", "raw", "hub")
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="500 clients, shorter run (under 45 s)")
+    parser.add_argument("--quick", action="store_true", help="500 clients, shorter run (under a minute)")
     parser.add_argument("--clients", type=int)
     parser.add_argument("--seconds", type=float)
     parser.add_argument("--agents", help=argparse.SUPPRESS)  # internal: run the agents against this URL
@@ -234,7 +246,7 @@ async def measure(server, url: str, clients: int, seconds: float, token: str | N
         async with trio.open_nursery() as nursery:
             for n in range(len(processes)):
                 nursery.start_soon(follow, n)
-            published, started = 0, trio.current_time()
+            published, started, cpu_started = 0, trio.current_time(), time.process_time()
             deadline = started + seconds
             while trio.current_time() < deadline:
                 while published - 1 - min(progress) < WINDOW:
@@ -243,7 +255,7 @@ async def measure(server, url: str, clients: int, seconds: float, token: str | N
                 moved[0] = trio.Event()
                 with trio.move_on_at(deadline):
                     await moved[0].wait()
-            elapsed = trio.current_time() - started
+            elapsed, cpu = trio.current_time() - started, time.process_time() - cpu_started
             publish(None)  # the end marker
             with trio.fail_after(CONNECT_TIMEOUT):
                 for process in processes:
@@ -256,7 +268,21 @@ async def measure(server, url: str, clients: int, seconds: float, token: str | N
     for final in finals:
         histogram.update({int(bucket): count for bucket, count in final["histogram"].items()})
     received = sum(final["received"] for final in finals)
-    return {"published": published, "per_s": received / elapsed, "p99_ms": percentile(histogram, 0.99)}
+    return {"published": published, "received": received, "elapsed": elapsed, "cpu": cpu, "histogram": histogram}
+
+
+def combine(phases: list[dict]) -> dict:
+    """One server's phases summed: events per second, p99 over every latency, CPU per frame."""
+    histogram: collections.Counter = collections.Counter()
+    for phase in phases:
+        histogram.update(phase["histogram"])
+    received = sum(phase["received"] for phase in phases)
+    return {
+        "published": sum(phase["published"] for phase in phases),
+        "per_s": received / sum(phase["elapsed"] for phase in phases),
+        "p99_ms": percentile(histogram, 0.99),
+        "cpu_us_per_frame": 1e6 * sum(phase["cpu"] for phase in phases) / max(1, received),
+    }
 
 
 def percentile(histogram: collections.Counter, fraction: float) -> float:
@@ -303,8 +329,12 @@ async def main(args: argparse.Namespace) -> dict:
                 "at": time.time()}
             raw.broadcast(json.dumps(frame, separators=(",", ":")))
 
-        hub_result = await measure(hub_server, hub_url, args.clients, args.seconds, token, publish_hub)
-        raw_result = await measure(raw, raw_url, args.clients, args.seconds, None, publish_raw)
+        targets = {"hub": (hub_server, hub_url, token, publish_hub), "raw": (raw, raw_url, None, publish_raw)}
+        phases: dict[str, list[dict]] = {"hub": [], "raw": []}
+        for name in ORDER:
+            server, url, key, publish = targets[name]
+            phases[name].append(await measure(server, url, args.clients, args.seconds / 2, key, publish))
+        hub_result, raw_result = combine(phases["hub"]), combine(phases["raw"])
         nursery.cancel_scope.cancel()
     return {
         "clients": args.clients,
@@ -317,6 +347,9 @@ async def main(args: argparse.Namespace) -> dict:
         "raw_events_published": raw_result["published"],
         "lagged": hub.statistics().lagged,
         "seconds": args.seconds,
+        "cpu_us_per_frame": round(hub_result["cpu_us_per_frame"], 1),
+        "raw_cpu_us_per_frame": round(raw_result["cpu_us_per_frame"], 1),
+        "cpu_ratio": round(raw_result["cpu_us_per_frame"] / hub_result["cpu_us_per_frame"], 3),
     }
 
 

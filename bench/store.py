@@ -17,6 +17,15 @@ Two baselines, both measured here:
   per ≤100 rows; this baseline pays the same and isolates the store's own overhead.
 ``pg_copy_rows_per_s`` (COPY, not an INSERT) is context: the fastest bulk path there is.
 
+Fairness: both sides start from the same :class:`NewMessage` objects, so every raw baseline's
+timing includes turning them into rows (the store's includes it too). The store and the
+same-commits baseline alternate over :data:`ROUNDS` rounds (store, raw, store, raw), each into a
+fresh database, and their times are summed: on a shared machine the load drifts within a run, and
+one store phase followed by one raw phase would charge the drift to whichever ran second. Work
+per row is not quite equal, in the raw side's favour: the store's INSERT also skips duplicates
+(``ON CONFLICT DO NOTHING``) and hands back every new row's id (the idempotent insert its callers
+rely on), and PostgreSQL's does it in one statement with its ticket and media side effects.
+
 What bounds the headline ratios (measured with py-spy and per-phase timers, see the store's commit
 history): with 100 writers each awaiting its own durable acknowledgement, the store must pay at
 least rows/100 COMMITs (fsync on SQLite FULL / the WAL flush on PostgreSQL, plus one round trip
@@ -27,6 +36,16 @@ adds is what ``*_ratio_same_commits`` shows: per batch, the trio side (waking an
 100 callers) and the thread/event-loop hand-offs — cheap on an idle machine, a few ms each when
 the CPUs are oversubscribed. Running several times and reading the spread is part of the method:
 shared machines move these figures by 2x between runs.
+
+Where a batch's time goes (issue 18, cProfile and per-phase timers): the trio side — waking 100
+callers, each validating and submitting its next write — is ~17 us per write on an idle core
+(1.7 ms per 100-row batch), and it cannot overlap the database's work: every caller of a batch
+waits for that batch, so the next one can only start once they have all come back. Splitting the
+queue so that two half-batches overlap was measured and is slower here (twice the commits, and no
+idle core to overlap on). Then the hand-off: a thread hop per batch for SQLite, the trio-asyncio
+crossing and its three round trips for PostgreSQL, each one wake-up that waits for a CPU when the
+machine is loaded. The store's own SQL costs ~15 % more than the raw INSERT (it skips duplicates
+and returns ids; measured under native asyncio for PostgreSQL).
 
 The last line printed is one JSON object.
 """
@@ -49,10 +68,14 @@ import trio
 from actors.store import NewMessage, PostgresBackend, SqliteBackend, open_store
 from bench._servers import PostgresServer
 
-TARGETS = {"pg_ratio": ">= 0.6", "sqlite_ratio": ">= 0.6", "pg_write_p99_ms": "< 20"}
+#: Issue 18's targets (the one-transaction ``*_ratio`` of issue 4 was the wrong comparison: see below).
+TARGETS = {"pg_ratio_same_commits": ">= 0.7", "sqlite_ratio_same_commits": ">= 0.7", "pg_write_p99_ms": "< 20"}
 
 #: Concurrent writer tasks: the issue's figure, a busy node's worth of session/ticket actors.
 WRITERS = 100
+
+#: Store/raw alternations per backend (see the module docstring): the rows are split between them.
+ROUNDS = 2
 
 _COLUMNS = (
     "tenant_id", "session_id", "wa_id", "contact_id", "ticket_id", "from_me", "body",
@@ -121,23 +144,20 @@ def p99(values: list[float]) -> float:
     return ordered[min(len(ordered) - 1, math.ceil(0.99 * len(ordered)) - 1)]
 
 
-def chunks(rows: list[tuple], size: int) -> list[list[tuple]]:
-    return [rows[i:i + size] for i in range(0, len(rows), size)]
+def chunks(items: list, size: int) -> list[list]:
+    return [items[i:i + size] for i in range(0, len(items), size)]
 
 
 def bench_postgres(rows: int) -> dict:
     """Store vs asyncpg on a throwaway server on disk (fsync on)."""
     server = PostgresServer.create()  # system temp dir: on disk, a COMMIT's fsync is real
-    databases = ("via_store", "via_raw", "via_raw_batched", "via_copy")
+    share = rows // ROUNDS
     try:
         server.start()
-        for name in databases:
+        rounds = tuple(f"via_{side}{n}" for n in range(ROUNDS) for side in ("store", "batched"))
+        for name in ("via_raw", "via_copy", *rounds):
             trio.run(migrate_only, PostgresBackend(server.create_database(name)))
-        store_s, latencies, batches = trio.run(
-            through_store, PostgresBackend(server.dsn("via_store")), make_messages(rows, "S")
-        )
-        raw = raw_rows(make_messages(rows, "R"))
-        batch_size = max(1, round(rows / batches))
+        store_s, batched_s, latencies, batches = 0.0, 0.0, [], 0
 
         async def timed(database: str, work) -> float:
             conn = await asyncpg.connect(server.dsn(database))
@@ -148,51 +168,59 @@ def bench_postgres(rows: int) -> dict:
             finally:
                 await conn.close()
 
+        def same_commits(messages: list[NewMessage], batch_size: int):
+            async def work(conn) -> None:
+                for chunk in chunks(messages, batch_size):
+                    async with conn.transaction():
+                        await conn.executemany(_RAW_INSERT, raw_rows(chunk))
+            return work
+
+        for n in range(ROUNDS):
+            seconds, round_latencies, round_batches = trio.run(
+                through_store, PostgresBackend(server.dsn(f"via_store{n}")), make_messages(share, f"S{n}")
+            )
+            store_s, batches = store_s + seconds, batches + round_batches
+            latencies += round_latencies
+            batch_size = max(1, round(share / round_batches))
+            batched_s += asyncio.run(timed(f"via_batched{n}", same_commits(make_messages(share, f"R{n}"), batch_size)))
+
+        raw_messages = make_messages(rows, "R")
+
         async def one_transaction(conn) -> None:
             async with conn.transaction():
-                await conn.executemany(_RAW_INSERT, raw)
-
-        async def same_commits(conn) -> None:
-            for chunk in chunks(raw, batch_size):
-                async with conn.transaction():
-                    await conn.executemany(_RAW_INSERT, chunk)
+                await conn.executemany(_RAW_INSERT, raw_rows(raw_messages))
 
         async def copy(conn) -> None:
-            await conn.copy_records_to_table("messages", records=raw, columns=list(_COLUMNS))
+            await conn.copy_records_to_table("messages", records=raw_rows(raw_messages), columns=list(_COLUMNS))
 
-        async def baselines() -> tuple[float, float, float]:
-            return (
-                await timed("via_raw", one_transaction),
-                await timed("via_raw_batched", same_commits),
-                await timed("via_copy", copy),
-            )
-
-        raw_s, batched_s, copy_s = asyncio.run(baselines())
+        raw_s = asyncio.run(timed("via_raw", one_transaction))
+        copy_s = asyncio.run(timed("via_copy", copy))
     finally:
         server.destroy()
+    stored = share * ROUNDS
     return {
-        "pg_rows_per_s": rows / store_s,
+        "pg_rows_per_s": stored / store_s,
         "pg_raw_rows_per_s": rows / raw_s,
-        "pg_ratio": raw_s / store_s,
+        "pg_ratio": (raw_s / rows) / (store_s / stored),
         "pg_write_p99_ms": p99(latencies) * 1000,
-        "pg_avg_batch": rows / batches,
-        "pg_raw_same_commits_rows_per_s": rows / batched_s,
+        "pg_avg_batch": stored / batches,
+        "pg_raw_same_commits_rows_per_s": stored / batched_s,
         "pg_ratio_same_commits": batched_s / store_s,
         "pg_copy_rows_per_s": rows / copy_s,
     }
 
 
-def sqlite_raw(path: Path, rows: list[tuple], synchronous: str, batch_size: int) -> float:
-    """Seconds for sqlite3 executemany of ``rows`` in transactions of ``batch_size`` rows."""
+def sqlite_raw(path: Path, messages: list[NewMessage], synchronous: str, batch_size: int) -> float:
+    """Seconds for sqlite3 executemany of ``messages``' rows in transactions of ``batch_size`` rows."""
     trio.run(migrate_only, SqliteBackend(path))
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute(f"PRAGMA synchronous = {synchronous}")
     sql = _RAW_INSERT.replace("$", "?")
     started = time.perf_counter()
-    for chunk in chunks(rows, batch_size):
+    for chunk in chunks(messages, batch_size):
         conn.execute("BEGIN IMMEDIATE")
-        conn.executemany(sql, chunk)
+        conn.executemany(sql, raw_rows(chunk))
         conn.execute("COMMIT")
     elapsed = time.perf_counter() - started
     conn.close()
@@ -201,20 +229,27 @@ def sqlite_raw(path: Path, rows: list[tuple], synchronous: str, batch_size: int)
 
 def bench_sqlite(rows: int, workdir: Path, synchronous: str, prefix: str) -> dict:
     """Store vs sqlite3, both WAL with the given ``synchronous`` level."""
-    store_s, latencies, batches = trio.run(
-        through_store, SqliteBackend(workdir / f"{prefix}store.db", synchronous=synchronous),
-        make_messages(rows, "S"),
-    )
-    raw = raw_rows(make_messages(rows, "R"))
-    raw_s = sqlite_raw(workdir / f"{prefix}raw.db", raw, synchronous, len(raw))
-    batched_s = sqlite_raw(workdir / f"{prefix}raw_batched.db", raw, synchronous, max(1, round(rows / batches)))
+    share = rows // ROUNDS
+    store_s, batched_s, latencies, batches = 0.0, 0.0, [], 0
+    for n in range(ROUNDS):
+        seconds, round_latencies, round_batches = trio.run(
+            through_store, SqliteBackend(workdir / f"{prefix}store{n}.db", synchronous=synchronous),
+            make_messages(share, f"S{n}"),
+        )
+        store_s, batches = store_s + seconds, batches + round_batches
+        latencies += round_latencies
+        batched_s += sqlite_raw(workdir / f"{prefix}raw_batched{n}.db", make_messages(share, f"R{n}"), synchronous,
+                                max(1, round(share / round_batches)))
+    raw_messages = make_messages(rows, "R")
+    raw_s = sqlite_raw(workdir / f"{prefix}raw.db", raw_messages, synchronous, len(raw_messages))
+    stored = share * ROUNDS
     return {
-        f"{prefix}rows_per_s": rows / store_s,
+        f"{prefix}rows_per_s": stored / store_s,
         f"{prefix}raw_rows_per_s": rows / raw_s,
-        f"{prefix}ratio": raw_s / store_s,
+        f"{prefix}ratio": (raw_s / rows) / (store_s / stored),
         f"{prefix}write_p99_ms": p99(latencies) * 1000,
-        f"{prefix}avg_batch": rows / batches,
-        f"{prefix}raw_same_commits_rows_per_s": rows / batched_s,
+        f"{prefix}avg_batch": stored / batches,
+        f"{prefix}raw_same_commits_rows_per_s": stored / batched_s,
         f"{prefix}ratio_same_commits": batched_s / store_s,
     }
 

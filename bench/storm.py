@@ -28,6 +28,7 @@ import trio
 from actors.bus import MemoryBus, open_bus
 from actors.drivers import SimulatedDriver, SimulatedDriverConfig
 from actors.sessions import (
+    InboundDefaults,
     SessionDeps,
     SessionPolicy,
     SessionPool,
@@ -47,7 +48,7 @@ CONNECT_RATE = 200.0
 """Connect attempts per second allowed node-wide (the limiter's rate)."""
 
 
-class CountingInbound:
+class CountingInbound(InboundDefaults):
     """The storm sends no traffic; count anything that arrives anyway."""
 
     def __init__(self) -> None:

@@ -248,6 +248,9 @@ class TicketsSettings:
     checked four times per period, so it stops within 1.25 times this."""
     reopen_window: float = number(ge=0)
     """A contact writing within this long after its ticket closed reopens it; later, a new ticket starts."""
+    show_deleted_text: bool = boolean()
+    """Whether agents (and websocket events, webhooks) still read the text of a message its sender
+    deleted for everyone; admins always do through the REST API."""
 
 
 @attrs.frozen(kw_only=True)

@@ -8,8 +8,12 @@ Public face of the package; implementation lives in the ``_private`` modules.
   ``LoggedOut``, ``TemporaryBan``, ``Replaced``, ``ClientOutdated``,
   ``KeepaliveLost``, ``KeepaliveRestored``, ``Qr``, ``PairingCode``,
   ``PairSuccess``, ``Message``, ``Receipt``, ``OfflineSyncDone``,
-  ``Undecryptable``, ``Presence``; the union ``Event`` and ``ENDING_EVENTS``.
-* Values: ``MediaRef``, ``OutboundMedia``, ``SendResult``; enums ``ReasonCode``,
+  ``Undecryptable``, ``Presence``, ``LidMapped``, ``CallOffer``, ``HistoryChunk`` (of ``HistoryChat``); the union
+  ``Event`` and ``ENDING_EVENTS``.
+* Message kinds (``_kinds``): ``MessageKind``, ``OPERATIONS``, ``MEDIA_KINDS``,
+  ``PLACEHOLDER_TEXT`` and ``summary`` (the line agents read for a message of any kind);
+  ``parse_vcards`` (``_vcard``): names and numbers of contact cards.
+* Values: ``MediaRef``, ``OutboundMedia``, ``OutboundOperation``, ``Quote``, ``SendResult``; enums ``ReasonCode``,
   ``ReceiptKind``, ``MediaKind``, ``PresenceState``.
 * ``SimulatedDriver`` / ``SimulatedDriverConfig``: the driver for the simulated
   WhatsApp server (``actors.simulator``).
@@ -49,11 +53,17 @@ from ._events import (
     Message,
     OfflineSyncDone,
     OutboundMedia,
+    OutboundOperation,
     PairingCode,
     PairSuccess,
+    LidMapped,
+    CallOffer,
+    HistoryChat,
+    HistoryChunk,
     Presence,
     PresenceState,
     Qr,
+    Quote,
     ReasonCode,
     Receipt,
     ReceiptKind,
@@ -62,8 +72,10 @@ from ._events import (
     TemporaryBan,
     Undecryptable,
 )
+from ._kinds import MEDIA_KINDS, OPERATIONS, PLACEHOLDER_TEXT, MessageKind, summary
 from ._protocol import Driver, DriverFactory
 from ._simulated import SimulatedDriver, SimulatedDriverConfig
+from ._vcard import parse_vcards
 
 __all__ = [
     "ENDING_EVENTS",
@@ -79,20 +91,30 @@ __all__ = [
     "KeepaliveLost",
     "KeepaliveRestored",
     "LoggedOut",
+    "MEDIA_KINDS",
     "MediaKind",
     "MediaNotFoundError",
     "MediaRef",
     "Message",
+    "MessageKind",
     "NeonizeDriver",
     "NotConnectedError",
+    "OPERATIONS",
     "OfflineSyncDone",
     "OutboundMedia",
+    "OutboundOperation",
+    "PLACEHOLDER_TEXT",
     "PairSuccess",
     "PairingCode",
+    "LidMapped",
+    "CallOffer",
+    "HistoryChat",
+    "HistoryChunk",
     "Presence",
     "PresenceState",
     "ProbeTimeoutError",
     "Qr",
+    "Quote",
     "ReasonCode",
     "Receipt",
     "ReceiptKind",
@@ -101,6 +123,8 @@ __all__ = [
     "RequestInterruptedError",
     "RequestTimeoutError",
     "SendResult",
+    "parse_vcards",
+    "summary",
     "SimulatedDriver",
     "SimulatedDriverConfig",
     "TemporaryBan",

@@ -34,8 +34,11 @@ itself ended the connection (``stop()`` / ``logout()``).
 from __future__ import annotations
 
 import enum
+from typing import Any
 
 import attrs
+
+from ._kinds import OPERATIONS, MessageKind, check_payload
 
 
 class ReasonCode(enum.IntEnum):
@@ -228,6 +231,10 @@ class Message:
     Acknowledge it with ``Driver.ack(id)`` **after** storing it: drivers that can
     defer WhatsApp's acknowledgement re-deliver unacknowledged messages after a
     reconnect. ``text`` is the body or the media caption (``""`` when none).
+
+    ``kind`` and ``payload`` describe what the message is (see :mod:`._kinds`: the payload
+    keys per kind). An operation (a reaction, an edit - whose new text is ``text`` - or a
+    delete for everyone) names the message it acts on in ``target_id``.
     """
 
     id: str = attrs.field(validator=_non_empty)
@@ -241,6 +248,14 @@ class Message:
     is_broadcast: bool = False
     push_name: str | None = None
     quoted_id: str | None = None
+    kind: MessageKind = attrs.field(default=MessageKind.TEXT, converter=MessageKind)
+    payload: dict[str, Any] = attrs.field(factory=dict, hash=False)
+    target_id: str | None = None
+
+    def __attrs_post_init__(self) -> None:
+        check_payload(self.kind, self.payload)
+        if (self.kind in OPERATIONS or self.kind is MessageKind.POLL_VOTE) and not self.target_id:
+            raise ValueError(f"a {self.kind} message needs the target_id of the message it acts on")
 
 
 @attrs.frozen
@@ -271,6 +286,14 @@ class Undecryptable:
     timestamp: float
     is_unavailable: bool = False
 
+    def placeholder(self) -> Message:
+        """The message that keeps this one's place in its chat until WhatsApp re-sends it (same id)."""
+        return Message(
+            id=self.id, chat_jid=self.chat_jid, sender_jid=self.sender_jid, from_me=False, timestamp=self.timestamp,
+            is_group=self.chat_jid.endswith("@g.us"), is_broadcast=self.chat_jid.endswith("@broadcast"),
+            kind=MessageKind.UNDECRYPTABLE, payload={"unavailable": self.is_unavailable},
+        )
+
 
 @attrs.frozen
 class Presence:
@@ -283,6 +306,59 @@ class Presence:
     state: PresenceState
     chat_jid: str | None = None
     last_seen: float | None = None
+
+
+@attrs.frozen
+class LidMapped:
+    """WhatsApp revealed that the LID ``lid`` (``user@lid``) is the phone JID ``pn``.
+
+    Drivers emit it when an event carries both forms (neonize's ``SenderAlt`` /
+    ``RecipientAlt``), when a lookup in the library's LID store answers, or when the
+    simulator reveals it. The session stores it and merges the customer's two contacts.
+    """
+
+    lid: str = attrs.field(validator=_non_empty)
+    pn: str = attrs.field(validator=_non_empty)
+
+
+@attrs.frozen
+class CallOffer:
+    """A contact is calling this account (``caller`` resolved to a phone JID when known).
+
+    ``call_from`` is the caller exactly as WhatsApp named it (a LID, maybe): rejecting the
+    call (``Driver.reject_call``) must name that form.
+    """
+
+    call_id: str = attrs.field(validator=_non_empty)
+    caller: str = attrs.field(validator=_non_empty)
+    call_from: str = attrs.field(validator=_non_empty)
+    timestamp: float
+    is_video: bool = False
+    is_group: bool = False
+
+
+@attrs.frozen
+class HistoryChat:
+    """One chat's past messages from WhatsApp's history sync (oldest first); ``name`` as the phone knows it."""
+
+    jid: str = attrs.field(validator=_non_empty)
+    messages: tuple[Message, ...] = attrs.field(converter=tuple)
+    name: str = ""
+    is_group: bool = False
+
+
+@attrs.frozen
+class HistoryChunk:
+    """A part of the history sync WhatsApp sends after a first pairing (and on demand).
+
+    Never journaled nor acknowledged: history is a bonus, a lost chunk is not a lost message.
+    ``progress`` is WhatsApp's percentage when it announces one; ``sync_type`` its kind
+    (``INITIAL_BOOTSTRAP``, ``RECENT``, ``FULL``...).
+    """
+
+    chats: tuple[HistoryChat, ...] = attrs.field(converter=tuple)
+    progress: int | None = None
+    sync_type: str = ""
 
 
 Event = (
@@ -302,6 +378,9 @@ Event = (
     | OfflineSyncDone
     | Undecryptable
     | Presence
+    | LidMapped
+    | CallOffer
+    | HistoryChunk
 )
 """The closed set of events a driver emits."""
 
@@ -332,3 +411,37 @@ class OutboundMedia:
     mimetype: str = attrs.field(validator=_non_empty)
     file_name: str | None = None
     caption: str = ""
+
+
+@attrs.frozen
+class Quote:
+    """The message a sent text replies to (quotes): WhatsApp's id for it, whether we wrote it,
+    and its text (shown in the quote bubble)."""
+
+    wa_id: str = attrs.field(validator=_non_empty)
+    from_me: bool = False
+    text: str = ""
+
+
+@attrs.frozen
+class OutboundOperation:
+    """A reaction, edit or delete for everyone to send with ``Driver.send_operation``.
+
+    ``target_id`` is WhatsApp's id of the message acted on and ``target_from_me`` whether we
+    wrote it (WhatsApp's message keys name the author). ``text`` is the new text of an edit or
+    the emoji of a reaction (``""`` removes ours). Only our own messages can be edited or
+    deleted for everyone.
+    """
+
+    kind: MessageKind = attrs.field(converter=MessageKind)
+    target_id: str = attrs.field(validator=_non_empty)
+    target_from_me: bool = True
+    text: str = ""
+
+    def __attrs_post_init__(self) -> None:
+        if self.kind not in OPERATIONS:
+            raise ValueError(f"OutboundOperation.kind must be one of {sorted(OPERATIONS)}, got {self.kind!r}")
+        if self.kind in (MessageKind.EDIT, MessageKind.REVOKE) and not self.target_from_me:
+            raise ValueError(f"only our own messages can take a {self.kind}")
+        if self.kind is MessageKind.EDIT and not self.text:
+            raise ValueError("an edit needs the new text")

@@ -84,7 +84,7 @@ from typing import Protocol, runtime_checkable
 
 import trio
 
-from ._events import Event, MediaRef, OutboundMedia, SendResult
+from ._events import Event, MediaRef, OutboundMedia, OutboundOperation, Quote, SendResult
 
 
 @runtime_checkable
@@ -104,12 +104,17 @@ class Driver(Protocol):
         """Open a connection; raises ``DriverConnectError`` if none could be made."""
         ...
 
-    async def send_text(self, to: str, text: str, request_key: str) -> SendResult:
-        """Send ``text`` to the chat ``to``; the result carries WhatsApp's id for it."""
+    async def send_text(self, to: str, text: str, request_key: str, quote: Quote | None = None) -> SendResult:
+        """Send ``text`` to the chat ``to`` (replying to ``quote``); the result carries WhatsApp's id for it."""
         ...
 
     async def send_media(self, to: str, media: OutboundMedia, request_key: str) -> SendResult:
         """Send an attachment (caption in ``media.caption``); the result carries WhatsApp's id."""
+        ...
+
+    async def send_operation(self, chat_jid: str, operation: OutboundOperation, request_key: str) -> SendResult:
+        """React to, edit or delete for everyone a message of ``chat_jid`` (idempotent on WhatsApp's
+        side: the same operation again changes nothing)."""
         ...
 
     async def download_media(self, ref: MediaRef) -> bytes:
@@ -118,6 +123,24 @@ class Driver(Protocol):
 
     async def mark_read(self, chat_jid: str, message_ids: tuple[str, ...], sender_jid: str | None = None) -> None:
         """Tell WhatsApp the user read these inbound messages (blue ticks for the contact)."""
+        ...
+
+    async def reject_call(self, call_from: str, call_id: str) -> None:
+        """Decline an incoming call (a :class:`~actors.drivers.CallOffer`), naming the caller as
+        the offer did (``call_from``)."""
+        ...
+
+    async def set_presence(self, available: bool) -> None:
+        """Show this account as available (online) or unavailable to its contacts; WhatsApp
+        only sends contacts' presence to an account that is available."""
+        ...
+
+    async def send_chat_state(self, chat_jid: str, composing: bool) -> None:
+        """Show "typing..." in ``chat_jid`` (``composing``) or stop showing it."""
+        ...
+
+    async def subscribe_presence(self, jid: str) -> None:
+        """Ask WhatsApp for ``jid``'s availability (:class:`~actors.drivers.Presence` events)."""
         ...
 
     async def pair_phone(self, phone_number: str) -> str:

@@ -69,18 +69,24 @@ from ._errors import (
     RequestTimeoutError,
 )
 from ._events import (
+    CallOffer,
     ClientOutdated,
     Connected,
     Disconnected,
     Event,
+    HistoryChat,
+    HistoryChunk,
     KeepaliveLost,
     KeepaliveRestored,
+    LidMapped,
     LoggedOut,
     MediaKind,
     MediaRef,
     Message,
     OfflineSyncDone,
     OutboundMedia,
+    OutboundOperation,
+    Quote,
     PairingCode,
     PairSuccess,
     Presence,
@@ -196,13 +202,22 @@ def _ending_for(code: int, reason: str, frame: dict[str, Any], local: bool) -> E
 def _message(msg: dict[str, Any]) -> Message:
     media = msg.get("media")
     ref = None
+    kind, payload = msg.get("kind") or "text", msg.get("payload") or {}
     if media is not None:
         ref = MediaRef(ref=media["ref"], kind=MediaKind(media["kind"]), mimetype=media["mimetype"],
                        size=media.get("size"), file_name=media.get("file_name"), sha256=media.get("sha256"))
-    return Message(id=msg["id"], chat_jid=msg["chat"], sender_jid=msg["sender"], from_me=bool(msg["from_me"]),
+        if kind == "text":  # an attachment sent without a kind: the attachment's
+            kind, payload = ref.kind.value, {"mimetype": ref.mimetype}
+            if ref.kind is MediaKind.DOCUMENT:
+                payload["file_name"] = ref.file_name
+    chat, sender = msg["chat"], msg["sender"]
+    if msg.get("sender_alt") and chat == sender:  # a LID sender with its phone JID alongside (as neonize)
+        chat = sender = msg["sender_alt"]
+    return Message(id=msg["id"], chat_jid=chat, sender_jid=sender, from_me=bool(msg["from_me"]),
                    timestamp=float(msg["ts"]), text=msg.get("text") or "", media=ref,
                    is_group=bool(msg.get("is_group")), is_broadcast=bool(msg.get("is_broadcast")),
-                   push_name=msg.get("push_name"), quoted_id=msg.get("quoted_id"))
+                   push_name=msg.get("push_name"), quoted_id=msg.get("quoted_id"), kind=kind, payload=payload,
+                   target_id=msg.get("target_id"))
 
 
 def _event(frame: dict[str, Any]) -> Event | None:
@@ -222,6 +237,16 @@ def _event(frame: dict[str, Any]) -> Event | None:
         case "presence":
             return Presence(jid=frame["jid"], state=PresenceState(frame["state"]), chat_jid=frame.get("chat"),
                             last_seen=frame.get("last_seen"))
+        case "lid_mapping":
+            return LidMapped(lid=frame["lid"], pn=frame["pn"])
+        case "call_offer":
+            caller = frame.get("from_alt") or frame["from"]
+            return CallOffer(call_id=frame["call_id"], caller=caller, call_from=frame["from"],
+                             timestamp=float(frame["ts"]), is_video=bool(frame.get("video")))
+        case "history":
+            chats = [HistoryChat(jid=c["jid"], name=c.get("name") or "", is_group=bool(c.get("is_group")),
+                                 messages=[_message(m) for m in c["msgs"]]) for c in frame["chats"]]
+            return HistoryChunk(chats, frame.get("progress"), frame.get("sync_type") or "")
         case "undecryptable":
             return Undecryptable(id=frame["id"], chat_jid=frame["chat"], sender_jid=frame["sender"],
                                  timestamp=float(frame["ts"]), is_unavailable=bool(frame.get("unavailable")))
@@ -470,6 +495,8 @@ class SimulatedDriver:
                 log.warning("driver %s: malformed message skipped: %r", self.session_id, exc)
         if not events:
             return
+        for _, msg in events:  # the mapping goes first: the session merges before storing these
+            await self._announce_lid(msg)
         with trio.CancelScope(shield=True):  # a receipt without its append would lose the messages
             with trio.move_on_after(self.config.close_timeout):  # a stuck socket must not hold the shield
                 try:
@@ -555,10 +582,11 @@ class SimulatedDriver:
     async def probe(self, timeout: float = 10.0) -> float:
         return await self._ping(self._require(), timeout)
 
-    async def send_text(self, to: str, text: str, request_key: str) -> SendResult:
+    async def send_text(self, to: str, text: str, request_key: str, quote: Quote | None = None) -> SendResult:
         """Send ``text``; WhatsApp (the simulator) names the message. ``request_key`` is not sent:
         WhatsApp takes no client id, and this driver keeps no memory of past sends."""
-        frame = await self._request(self._require(), "send", to=to, text=text, media=None)
+        quoted = {} if quote is None else {"quoted_id": quote.wa_id}
+        frame = await self._request(self._require(), "send", to=to, text=text, media=None, **quoted)
         return SendResult(message_id=frame["id"], timestamp=float(frame["ts"]))
 
     async def send_media(self, to: str, media: OutboundMedia, request_key: str) -> SendResult:
@@ -568,12 +596,31 @@ class SimulatedDriver:
         frame = await self._request(self._require(), "send", to=to, text=media.caption, media=wire)
         return SendResult(message_id=frame["id"], timestamp=float(frame["ts"]))
 
+    async def send_operation(self, chat_jid: str, operation: OutboundOperation, request_key: str) -> SendResult:
+        """React to, edit or delete a message (see :meth:`send_text`): a ``send`` with the operation's kind."""
+        frame = await self._request(self._require(), "send", to=chat_jid, text=operation.text, media=None,
+                                    kind=str(operation.kind), target_id=operation.target_id,
+                                    target_from_me=operation.target_from_me)
+        return SendResult(message_id=frame["id"], timestamp=float(frame["ts"]))
+
     async def download_media(self, ref: MediaRef) -> bytes:
         frame = await self._request(self._require(), "download", ref=ref.ref)
         return base64.b64decode(frame["data"])
 
     async def mark_read(self, chat_jid: str, message_ids: tuple[str, ...], sender_jid: str | None = None) -> None:
         await self._request(self._require(), "mark_read", chat=chat_jid, ids=list(message_ids), sender=sender_jid)
+
+    async def set_presence(self, available: bool) -> None:
+        await self._request(self._require(), "presence", state="available" if available else "unavailable")
+
+    async def send_chat_state(self, chat_jid: str, composing: bool) -> None:
+        await self._request(self._require(), "chat_state", chat=chat_jid, state="composing" if composing else "paused")
+
+    async def subscribe_presence(self, jid: str) -> None:
+        await self._request(self._require(), "subscribe_presence", jid=jid)
+
+    async def reject_call(self, call_from: str, call_id: str) -> None:
+        await self._request(self._require(), "reject_call", call_id=call_id, call_from=call_from)
 
     async def pair_phone(self, phone_number: str) -> str:
         """Raises ``ValueError`` naming ``phone_number`` unless it is 8-15 digits (``+``, spaces, dashes allowed)."""
@@ -594,12 +641,19 @@ class SimulatedDriver:
             if not message_id.startswith(prefix):
                 continue  # another session's
             try:
-                event = _message(json.loads(payload))
+                msg = json.loads(payload)
+                event = _message(msg)
             except (KeyError, TypeError, ValueError) as exc:  # written by this driver: only a bug gets here
                 log.error("driver %s: journal entry %s unreadable, dropped: %r", self.session_id, message_id, exc)
                 journal.release_soon([message_id])
                 continue
+            await self._announce_lid(msg)
             await self._events_send.send(event)
+
+    async def _announce_lid(self, msg: dict[str, Any]) -> None:
+        """A message sent under a LID with its phone JID alongside: the pair, as neonize's driver announces it."""
+        if msg.get("sender_alt"):
+            await self._events_send.send(LidMapped(lid=msg["sender"], pn=msg["sender_alt"]))
 
     async def ack(self, *message_ids: str) -> None:
         """Acknowledge stored messages, all in one frame; the syncer releases them from the journal."""

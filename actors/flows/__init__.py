@@ -27,6 +27,7 @@ from ._admin import (
 from ._errors import FlowError
 from ._wakeup import Wakeup
 from ._publish import (
+    DELETED_TEXT,
     MESSAGE_CREATED,
     MESSAGE_SEND_UNKNOWN,
     MESSAGE_UPDATED,
@@ -37,6 +38,7 @@ from ._publish import (
     TICKET_UPDATED,
     NoPublisher,
     Publisher,
+    as_seen,
     message_payload,
     no_publisher,
     outbox_payload,
@@ -47,6 +49,7 @@ from ._publish import (
 from ._wiring import Flows, build_flows  # noqa: E402
 
 __all__ = [
+    "DELETED_TEXT",
     "MESSAGE_CREATED",
     "MESSAGE_SEND_UNKNOWN",
     "MESSAGE_UPDATED",
@@ -73,6 +76,7 @@ __all__ = [
     "Wakeup",
     "answer_admin",
     "build_flows",
+    "as_seen",
     "message_payload",
     "no_publisher",
     "outbox_payload",

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import attrs
+
 from actors.hub import Publisher
 from actors.store import Message, OutboxItem, Ticket
 
 MESSAGE_CREATED = "message.created"
-MESSAGE_UPDATED = "message.updated"  # media stored, delivery status moved
+MESSAGE_UPDATED = "message.updated"  # media stored, delivery status moved, edited, deleted, reacted to, re-sent
 MESSAGE_SEND_UNKNOWN = "message.send_unknown"  # a send's outcome is unknown: never re-sent without an admin retry
 TICKET_CREATED = "ticket.created"
 TICKET_UPDATED = "ticket.updated"  # accepted, transferred, closed, reopened
@@ -42,12 +44,26 @@ def ticket_payload(ticket: Ticket) -> dict[str, Any]:
     }
 
 
+DELETED_TEXT = "🚫 This message was deleted"
+"""What agents read instead of a message deleted for everyone (unless ``tickets.show_deleted_text``)."""
+
+
+def as_seen(message: Message, *, show_deleted_text: bool) -> Message:
+    """``message`` as an agent sees it: deleted for everyone, its text and payload are withheld
+    (admins, or everyone with ``show_deleted_text``, still read them)."""
+    if message.deleted_at is None or show_deleted_text:
+        return message
+    return attrs.evolve(message, body=DELETED_TEXT, raw_body=None, payload=None)
+
+
 def message_payload(message: Message) -> dict[str, Any]:
     return {
         "id": message.id, "wa_id": message.wa_id, "session_id": message.session_id,
         "ticket_id": message.ticket_id, "contact_id": message.contact_id, "from_me": message.from_me,
         "body": message.body, "media_type": message.media_type, "media_path": message.media_path,
         "status": str(message.status), "sent_at": message.sent_at, "quoted_wa_id": message.quoted_wa_id,
+        "kind": message.kind, "payload": message.payload, "edited_at": message.edited_at,
+        "deleted": message.deleted_at is not None, "reactions": message.reactions,
     }
 
 

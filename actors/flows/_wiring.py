@@ -92,7 +92,8 @@ def build_flows(
     media = MediaDeps(store=store, media_dir=settings.media.dir, max_bytes=settings.media.max_bytes,
                       concurrency=settings.media.concurrency, attempts=settings.media.attempts, publisher=publisher,
                       **gated)
-    inbound = TicketInbound(store, directory, tickets.reopen_window, publisher=publisher, on_media=media.wake.set)
+    inbound = TicketInbound(store, directory, tickets.reopen_window, publisher=publisher, on_media=media.wake.set,
+                            show_deleted_text=tickets.show_deleted_text)
     outbox = OutboxDeps(store=store, board=board, attempts=settings.outbox.attempts,
                         pacing_interval=settings.outbox.pacing_interval, pacing_jitter=settings.outbox.pacing_jitter,
                         publisher=publisher, bus=bus, **gated)

@@ -78,7 +78,8 @@ class Client:
             return Offer.DROPPED
         if len(self._queue) < self.capacity:
             self._queue.append(frame)
-            self._lot.unpark()
+            if self._lot:  # the writer waits for a frame (a busy one finds it queued: no wake-up to pay)
+                self._lot.unpark()
             return Offer.QUEUED
         self.dropped += 1
         if self.lagged:
@@ -97,7 +98,8 @@ class Client:
         the replay buffer), which the lag policy must not turn into a disconnection."""
         if self.closed is None:
             self._queue.append(frame)
-            self._lot.unpark()
+            if self._lot:
+                self._lot.unpark()
 
     async def receive(self) -> str:
         """The next frame for the socket, waiting for one.

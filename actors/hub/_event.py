@@ -28,7 +28,7 @@ from ._errors import InvalidEvent
 _TYPE = re.compile(r"[a-z][a-z0-9_]*(\.[a-z0-9_]+)+")
 
 #: Control frame types the hub itself sends; never valid as event types.
-CONTROL_TYPES = frozenset({"joined", "left", "lagged", "resync", "pong", "error", "sent"})
+CONTROL_TYPES = frozenset({"joined", "left", "lagged", "resync", "pong", "error", "sent", "updated"})
 
 
 def check_type(event_type: object) -> str:

@@ -208,17 +208,21 @@ class Hub:
         self._logs.move_to_end(room.key)
         members = self._members.get(room.key)
         if members:
-            frame, delivered = event_frame(type, room.name, seq, payload_json, at), 0
+            # the frame is built once for the room; each member costs one offer (no wake-up while
+            # its writer is busy, which is when fan-out is heavy)
+            frame, delivered, ended = event_frame(type, room.name, seq, payload_json, at), 0, []
             for client in members:
                 outcome = client.offer(frame)
                 if outcome is Offer.QUEUED:
                     delivered += 1
                 elif outcome is Offer.LAGGED:
                     self._stats["lagged"] += 1
-                elif outcome is Offer.CLOSED:
-                    self._stats["disconnected_slow"] += 1
+                else:
+                    ended.append(client)
+                    if outcome is Offer.CLOSED:
+                        self._stats["disconnected_slow"] += 1
             self._stats["delivered"] += delivered
-            for client in [c for c in members if c.closed is not None]:
+            for client in ended:
                 self.disconnect(client, client.closed)
         return seq
 

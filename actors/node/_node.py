@@ -191,6 +191,7 @@ def build_node(
         # groups reach the inbound sink, which applies each session's own allow_groups
         policy=attrs.evolve(SessionPolicy.from_settings(sessions), allow_groups=True),
         cache_limits=CacheLimits(sessions.cache_chats, sessions.cache_contacts, sessions.cache_messages),
+        presence=flows.inbound.presence,  # presence.updated to the tenant's agents
     )
     node = Node(
         settings=settings,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import attrs
 
 
@@ -34,6 +36,8 @@ class Send:
     text: str
     ticket_id: int | None = None
     media: MediaFile | None = None
+    #: The message a text replies to (``actors.drivers.Quote``); kept in the row's payload.
+    quote: Any = None
 
 
 @attrs.frozen

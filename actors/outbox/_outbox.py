@@ -74,7 +74,7 @@ from actors.flows import (
     outbox_payload,
 )
 from actors.bus import BusUnavailable, Gap, MemoryBus
-from actors.drivers import MediaKind, OutboundMedia, SendResult
+from actors.drivers import MediaKind, OutboundMedia, Quote, SendResult
 from actors.sessions import (
     RequestFailed,
     SendMedia,
@@ -359,7 +359,8 @@ class OutboxService(Actor):
         text = str(item.payload.get("text", ""))
         media = item.payload.get("media")
         if media is None:
-            request: Any = SendText(item.to_jid, text, item.message_id)
+            quote = item.payload.get("quote")
+            request: Any = SendText(item.to_jid, text, item.message_id, None if quote is None else Quote(**quote))
         else:
             try:
                 data = await trio.to_thread.run_sync(Path(media["path"]).read_bytes)
@@ -448,8 +449,11 @@ class OutboxService(Actor):
 
 
 def _payload(send: Send) -> dict:
-    """What the outbox row keeps: the text (a caption with media) and where the attachment is."""
+    """What the outbox row keeps: the text (a caption with media), where the attachment is, and
+    the message a text replies to."""
     payload: dict = {"text": send.text}
     if send.media is not None:
         payload["media"] = attrs.asdict(send.media)
+    if send.quote is not None:
+        payload["quote"] = attrs.asdict(send.quote)
     return payload

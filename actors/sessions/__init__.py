@@ -19,11 +19,13 @@ from ._session import (
     Probe,
     RequestFailed,
     SendMedia,
+    SendOperation,
     SendText,
     SessionActor,
     SessionDeps,
     lease_resource,
 )
+from ._options import InboundDefaults, SessionOptions
 from ._status import TERMINAL, BoardStatistics, SessionInfo, SessionStatus, StatusBoard
 from ._upstream import Attempt, UpstreamGate, UpstreamMode, UpstreamStatistics
 from ._dependencies import bus_gate, bus_unavailable, store_gate, store_unavailable
@@ -40,6 +42,7 @@ __all__ = [
     "DownloadMedia",
     "GetCacheSizes",
     "GetStatus",
+    "InboundDefaults",
     "InboundSink",
     "Logout",
     "MarkRead",
@@ -50,6 +53,7 @@ __all__ = [
     "Probe",
     "RequestFailed",
     "SendMedia",
+    "SendOperation",
     "SendText",
     "SessionActor",
     "SessionCaches",
@@ -57,6 +61,7 @@ __all__ = [
     "SessionDisconnected",
     "SessionError",
     "SessionInfo",
+    "SessionOptions",
     "SessionPolicy",
     "SessionPool",
     "SessionStatus",

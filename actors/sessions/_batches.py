@@ -50,6 +50,12 @@ class InboundBatches:
             self._held += 1
         self._pump()
 
+    async def drained(self) -> None:
+        """Wait until nothing is queued or in flight (everything put so far is stored)."""
+        while self._held:
+            self._room = trio.Event()
+            await self._room.wait()
+
     def _pump(self) -> None:
         """Start batches while there is queued work for idle chats and room in flight."""
         while self._queued and self._in_flight < self.max_batches:

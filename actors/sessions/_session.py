@@ -48,22 +48,28 @@ import trio
 from actors.bus import Bus, Lease, LeasePhase
 from actors.drivers import (
     ENDING_EVENTS,
+    CallOffer,
     Connected,
     Disconnected,
     DriverConnectError,
     DriverError,
     DriverFactory,
+    HistoryChunk,
     KeepaliveLost,
     KeepaliveRestored,
+    LidMapped,
     MediaRef,
     Message,
+    MessageKind,
     NotConnectedError,
     OfflineSyncDone,
     OutboundMedia,
+    OutboundOperation,
     PairingCode,
     PairSuccess,
     Presence,
     Qr,
+    Quote,
     Receipt,
     RequestError,
     Undecryptable,
@@ -74,6 +80,7 @@ from ._batches import InboundBatches
 from ._cache import CacheLimits, SessionCaches
 from ._dependencies import bus_gate, store_gate
 from ._errors import ConnectionDead, OwnershipLost, SessionDisconnected, StuckConnecting
+from ._options import SessionOptions
 from ._policy import Outcome, SessionPolicy, outcome_for, reaction_for
 from ._pool import SessionPool
 from ._status import SessionStatus, StatusBoard
@@ -123,6 +130,7 @@ class SendText:
     to: str
     text: str
     message_id: str
+    quote: Quote | None = None  # the message this one replies to
 
 
 @attrs.frozen
@@ -130,6 +138,17 @@ class SendMedia:
     to: str
     media: OutboundMedia
     message_id: str
+
+
+@attrs.frozen
+class SendOperation:
+    """React to, edit or delete for everyone a message of ``chat_jid``. Reply: the driver's
+    SendResult or RequestFailed. Not through the outbox: each is idempotent on WhatsApp's side
+    (a repeat changes nothing), so a lost answer is simply asked again."""
+
+    chat_jid: str
+    operation: OutboundOperation
+    request_key: str
 
 
 @attrs.frozen
@@ -175,6 +194,16 @@ class InboundSink(Protocol):
 
     async def receipt(self, session_id: str, tenant_id: str, receipt: Receipt) -> None: ...
 
+    async def learn(self, session_id: str, tenant_id: str, mapping: LidMapped) -> None: ...
+
+    async def call(self, session_id: str, tenant_id: str, offer: CallOffer) -> SessionOptions: ...
+
+    async def options(self, session_id: str) -> SessionOptions: ...
+
+    async def presence_targets(self, session_id: str) -> list[str]: ...
+
+    async def history(self, session_id: str, tenant_id: str, chunk: HistoryChunk) -> None: ...
+
 
 @attrs.define(eq=False)
 class SessionDeps:
@@ -193,6 +222,13 @@ class SessionDeps:
     policy: SessionPolicy = attrs.field(factory=SessionPolicy)
     cache_limits: CacheLimits = attrs.field(factory=CacheLimits)
     presence: Callable[[str, str, Presence], None] | None = None
+
+
+PRESENCE_OP_TIMEOUT = 10.0
+"""Seconds a presence operation (online, typing, subscribe) may take before it is given up."""
+
+MAX_SUBSCRIBED = 1000
+"""Contacts one connection subscribes to at most: the active conversations of a busy desk."""
 
 
 def lease_resource(session_id: str) -> str:
@@ -220,6 +256,8 @@ class SessionActor(Actor):
         self._last_evidence = 0.0
         self._keepalive_lost_at: float | None = None
         self._wake = trio.Event()
+        self._connection_nursery: trio.Nursery | None = None
+        self._subscribed: set[str] = set()  # contacts whose presence this connection asked for
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -234,10 +272,12 @@ class SessionActor(Actor):
                 return self.deps.board.get(self.session_id)
             case GetCacheSizes():
                 return self.caches.sizes()
-            case SendText(to, text, message_id):
-                return await self._request(self.driver.send_text, to, text, message_id)
+            case SendText(to, text, message_id, quote):
+                return await self._request(self._send_text, to, text, message_id, quote)
             case SendMedia(to, media, message_id):
                 return await self._request(self.driver.send_media, to, media, message_id)
+            case SendOperation(chat_jid, operation, request_key):
+                return await self._request(self.driver.send_operation, chat_jid, operation, request_key)
             case MarkRead(chat_jid, message_ids, sender_jid):
                 return await self._request(self.driver.mark_read, chat_jid, tuple(message_ids), sender_jid)
             case DownloadMedia(ref):
@@ -372,6 +412,7 @@ class SessionActor(Actor):
         """Handle one connection's events; return its ending event."""
         events = self.driver.events
         async with trio.open_nursery() as nursery:
+            self._connection_nursery = nursery  # calls and presence work alongside the events
             nursery.start_soon(self._watchdog)
             nursery.start_soon(self._pairing_deadline)
             inbound = InboundBatches(nursery, self._inbound, _chat, INBOUND_BATCHES, INBOUND_HELD)
@@ -389,6 +430,13 @@ class SessionActor(Actor):
                 if isinstance(event, Message):
                     messages, event = self._drain_messages(event)
                     await inbound.put(messages)
+                elif isinstance(event, Undecryptable):  # its placeholder keeps its place in the chat
+                    await self._handle(event)
+                    await inbound.put([event.placeholder()])
+                elif isinstance(event, LidMapped):  # merged only after the messages before it are stored
+                    await inbound.drained()
+                    await self._through_store(self.deps.inbound.learn, event)
+                    event = None
                 else:
                     await self._handle(event)
                     event = None
@@ -425,6 +473,8 @@ class SessionActor(Actor):
             case Connected(jid):
                 self._connected, self._pairing, self._keepalive_lost_at = True, False, None
                 self._status(SessionStatus.CONNECTED, "connected", jid=jid)
+                self._subscribed = set()
+                self._connection_nursery.start_soon(self._presence_on_connect)
             case KeepaliveLost(errors):
                 if self._keepalive_lost_at is None:
                     self._keepalive_lost_at = trio.current_time()
@@ -439,6 +489,10 @@ class SessionActor(Actor):
                 self.caches.contacts.put(jid, event)
                 if self.deps.presence is not None:
                     self.deps.presence(self.session_id, self.tenant_id, event)
+            case CallOffer():
+                self._connection_nursery.start_soon(self._call, event)
+            case HistoryChunk():  # imported in order, before the events behind it (idempotent with them)
+                await self._through_store(self.deps.inbound.history, event)
             case OfflineSyncDone(count):
                 _LOG.info("session %s: offline sync done (%d items)", self.session_id, count)
             case Undecryptable(message_id, chat_jid):
@@ -446,23 +500,89 @@ class SessionActor(Actor):
 
     async def _inbound(self, batch: list[Message]) -> None:
         """Store the batch, *then* acknowledge all of it (the driver releases it from its journal):
-        a crash in between means a replay, never loss. Broadcasts and unwanted groups are only acknowledged; ids this session
-        stored recently (a re-delivery) are not stored again."""
+        a crash in between means a replay, never loss. Unwanted groups are only acknowledged (the sink
+        decides on status posts, newsletters and broadcasts, by the session's options); ids this session
+        stored recently (a re-delivery) are not stored again. A placeholder (an undecryptable message) is
+        neither acknowledged nor remembered: WhatsApp re-sends its message under the same id."""
         fresh = [
             message for message in batch
-            if not (message.is_broadcast or message.chat_jid.endswith("@broadcast"))
-            and (self.policy.allow_groups or not message.is_group)
+            if (self.policy.allow_groups or not message.is_group)
             and message.id not in self.caches.messages
         ]
         if fresh:
             await self._through_store(self.deps.inbound.deliver, fresh)
+            self._connection_nursery.start_soon(self._subscribe_writers, fresh)
             for message in fresh:
+                if message.kind is MessageKind.UNDECRYPTABLE:
+                    continue
                 self.caches.messages.put(message.id, True)
                 self.caches.chats.put(message.chat_jid, message.timestamp)
                 self.caches.contacts.put(message.sender_jid, message.push_name)
-        await self.driver.ack(*(message.id for message in batch))
+        await self.driver.ack(*(message.id for message in batch if message.kind is not MessageKind.UNDECRYPTABLE))
 
-    async def _through_store(self, write, payload) -> None:
+    async def _call(self, offer: CallOffer) -> None:
+        """Announce a call; decline it and answer the caller when the session's options say so.
+        A rejection or reply that fails is logged: a call is not the connection's health."""
+        options: SessionOptions = await self._through_store(self.deps.inbound.call, offer)
+        if not options.reject_calls:
+            return
+        try:
+            await self.driver.reject_call(offer.call_from, offer.call_id)
+            if options.call_reply:
+                await self.driver.send_text(offer.caller, options.call_reply, f"call-reply-{offer.call_id}")
+        except DriverError as exc:
+            _LOG.warning("session %s: call %s from %s not rejected/answered: %s", self.session_id, offer.call_id,
+                         offer.caller, exc)
+
+    async def _send_text(self, to: str, text: str, message_id: str, quote: Quote | None) -> Any:
+        """Send, after showing "typing..." for the session's ``typing_seconds`` (then cleared).
+        A typing indicator that fails never fails the send."""
+        options: SessionOptions = await self._through_store_for(self.deps.inbound.options)
+        if options.typing_seconds <= 0:
+            return await self.driver.send_text(to, text, message_id, quote)
+        await self._presence_op(self.driver.send_chat_state, to, True)
+        await trio.sleep(options.typing_seconds)
+        try:
+            return await self.driver.send_text(to, text, message_id, quote)
+        finally:
+            with trio.CancelScope(shield=True), trio.move_on_after(PRESENCE_OP_TIMEOUT):
+                await self._presence_op(self.driver.send_chat_state, to, False)
+
+    async def _presence_on_connect(self) -> None:
+        """Show the account online and subscribe to the active tickets' contacts, as the options say."""
+        options: SessionOptions = await self._through_store_for(self.deps.inbound.options)
+        if options.available:
+            await self._presence_op(self.driver.set_presence, True)
+        if options.subscribe_presence:
+            for jid in await self._through_store_for(self.deps.inbound.presence_targets):
+                await self._subscribe(jid)
+
+    async def _subscribe_writers(self, messages: list[Message]) -> None:
+        """Subscribe to the presence of contacts who just wrote (once per connection), if wanted."""
+        writers = {m.chat_jid for m in messages if not (m.from_me or m.is_group or m.is_broadcast)
+                   and m.chat_jid.endswith(("@s.whatsapp.net", "@lid"))} - self._subscribed
+        if writers and (await self._through_store_for(self.deps.inbound.options)).subscribe_presence:
+            for jid in sorted(writers):
+                await self._subscribe(jid)
+
+    async def _subscribe(self, jid: str) -> None:
+        if jid not in self._subscribed and len(self._subscribed) < MAX_SUBSCRIBED:
+            self._subscribed.add(jid)
+            await self._presence_op(self.driver.subscribe_presence, jid)
+
+    async def _presence_op(self, method, *args) -> None:
+        """A presence operation: bounded in time, its failure logged (presence is a courtesy)."""
+        with trio.move_on_after(PRESENCE_OP_TIMEOUT):
+            try:
+                await method(*args)
+            except DriverError as exc:
+                _LOG.info("session %s: %s%r failed: %s", self.session_id, method.__name__, args, exc)
+
+    async def _through_store_for(self, read) -> Any:
+        """``read(session_id)`` through the store gate (see :meth:`_through_store`)."""
+        return await self.deps.store_gate.call(read, self.session_id)
+
+    async def _through_store(self, write, payload) -> Any:
         """``write(session, tenant, payload)`` through the store gate: while the store is
         unreachable the session waits there (holding the unacknowledged messages), and
         neither fails nor spends its backoff: the outage is not its fault."""
@@ -470,7 +590,8 @@ class SessionActor(Actor):
         def unavailable(exc: BaseException) -> None:
             _LOG.warning("session %s: store unavailable, waiting at the store gate: %s", self.session_id, exc)
 
-        await self.deps.store_gate.call(write, self.session_id, self.tenant_id, payload, on_unavailable=unavailable)
+        return await self.deps.store_gate.call(write, self.session_id, self.tenant_id, payload,
+                                               on_unavailable=unavailable)
 
     # -- evidence-based health -------------------------------------------------
 

@@ -47,11 +47,16 @@ or ``{"re": rid, "ok": false, "code": 400|404, "error": "..."}``.
   message (the client chooses no id, like neonize's SendMessage), so repeating a
   send makes a second message. Receipts carrying that ``id`` follow (``played``
   too for audio and video). A send to another simulated account's JID lands in
-  that account's queue (same id).
+  that account's queue (same id). With ``"kind": "reaction"|"edit"|"revoke"`` and
+  ``"target_id"`` it is an operation on a sent or received message (``text``: the
+  emoji or the new text): answered alike, recorded in ``sent``, no receipts.
 * ``{"op": "mark_read", "rid", "chat", "ids": [...]}`` → ``{"ok": true}``.
 * ``{"op": "download", "rid", "ref"}`` → ``{"ok": true, "data": base64}`` or 404.
 * ``{"op": "pair_phone", "rid", "number": digits}`` (only while QR codes are
   shown) → ``{"ok", "code": "ABCD-EFGH", "expires_at"}``; QR codes stop.
+* ``{"op": "reject_call", "rid", "call_id", "call_from"}`` → ``{"ok": true}`` (recorded, see ``_identity``).
+* ``{"op": "presence", "rid", "state"}``, ``{"op": "chat_state", "rid", "chat", "state"}``,
+  ``{"op": "subscribe_presence", "rid", "jid"}`` → ``{"ok": true}`` (recorded, see ``_identity``).
 * ``{"op": "logout", "rid"}`` → ``{"ok": true}``, then ``close`` 401 with ``local: true``.
 
 Server → client events (``{"ev": ...}``); timestamps are epoch seconds:
@@ -62,12 +67,17 @@ Server → client events (``{"ev": ...}``); timestamps are epoch seconds:
   (the driver stores ``creds`` for its next hello); ``connected`` ``{jid}``.
 * ``messages`` ``{msgs: [{id, chat, sender, from_me, ts, text, media: null|{ref,
   kind, mimetype, size, file_name, sha256}, is_group, is_broadcast, push_name,
-  quoted_id}, ...]}`` - what is deliverable at once travels in one frame, in
+  quoted_id, kind, payload, target_id}, ...]}`` (``kind``/``payload``: the message's kind and
+  its description, ``actors.drivers.MessageKind``; ``target_id``: the message a reaction, edit,
+  delete or poll vote acts on) - what is deliverable at once travels in one frame, in
   queue order; at most ``delivery_window`` messages in flight (not yet receipted,
   or not yet acked in the idealised mode) at a time.
 * ``offline_sync_done`` ``{count}`` after the backlog queued before ``connected``.
 * ``receipt`` ``{ids, chat, kind: delivered|read|played, ts}``;
-  ``presence`` ``{jid, state, chat, last_seen}``;
+  ``presence`` ``{jid, state, chat, last_seen}``; ``lid_mapping`` ``{lid, pn}``;
+  ``call_offer`` ``{call_id, from, from_alt, ts, video}``; ``history`` ``{chats: [{jid, name,
+  is_group, msgs}], progress, sync_type}``; a message sent as a LID carries
+  ``sender_alt`` when its phone number is shown (commands: ``_identity``);
   ``undecryptable`` ``{id, chat, sender, ts, unavailable}``.
 * ``close`` ``{code, reason, expires_at?, ban_code?, local?}`` - sent just
   before the websocket closes with code ``4000 + code``. Codes: 401 logged out,
@@ -81,7 +91,7 @@ Control protocol (path ``/control``)
 ``{"rid", "cmd", "args": {...}}`` → ``{"re", "ok", "result"|"error"}``. Commands
 (``SimulatorControl`` has one method each): ``stats``, ``account``, ``sent``,
 ``flush``, ``create_account``, ``scan``, ``confirm_pairing``, ``send_message``,
-``presence``, ``undecryptable``, ``traffic_start``/``traffic_stop``; faults
+``presence``, ``undecryptable``, ``send_as_lid``, ``reveal_lid``, ``call``, ``rejected_calls``, ``history``, ``presence_sent``, ``traffic_start``/``traffic_stop``; faults
 ``drop``, ``disconnect(code)``, ``stall``, ``lose_answers`` (accept a send, then
 drop the link before answering it), ``slow_connect``, ``ban``/``unban``,
 ``replace``, ``logout``, ``refuse_qr``, ``outdated``, ``reset_faults``, ``exit``.

@@ -129,20 +129,65 @@ class SimulatorControl:
                            chat: str | None = None, media: bytes | None = None, media_kind: str = "image",
                            mimetype: str = "image/jpeg", file_name: str | None = None,
                            message_id: str | None = None, push_name: str | None = None,
-                           from_me: bool = False, quoted_id: str | None = None) -> str:
-        """A contact sends a message to ``session``'s account; returns its id once it is durable."""
+                           from_me: bool = False, quoted_id: str | None = None, kind: str = "text",
+                           payload: dict[str, Any] | None = None, target_id: str | None = None) -> str:
+        """A contact sends a message to ``session``'s account; returns its id once it is durable.
+
+        ``kind`` and ``payload`` make it any kind of message (``actors.simulator._kinds.SAMPLES``
+        has one of each); a reaction, edit or delete names the message it acts on in ``target_id``
+        (see also :meth:`react`, :meth:`edit`, :meth:`revoke`)."""
         wire_media = None
         if media is not None:
             wire_media = {"data": base64.b64encode(media).decode(), "kind": media_kind, "mimetype": mimetype,
                           "file_name": file_name}
         result = await self.call("send_message", session=session, text=text, sender=sender, chat=chat,
                                  media=wire_media, message_id=message_id, push_name=push_name, from_me=from_me,
-                                 quoted_id=quoted_id)
+                                 quoted_id=quoted_id, kind=kind, payload=payload, target_id=target_id)
         return result["id"]
+
+    async def react(self, session: str, target_id: str, emoji: str, *, sender: str | None = None,
+                    chat: str | None = None) -> str:
+        """``sender`` reacts to ``target_id`` with ``emoji`` (``""`` removes its reaction)."""
+        return await self.send_message(session, sender=sender, chat=chat, kind="reaction", payload={"emoji": emoji},
+                                       target_id=target_id)
+
+    async def edit(self, session: str, target_id: str, text: str, *, sender: str | None = None,
+                   from_me: bool = False) -> str:
+        """``target_id``'s author changes its text to ``text``."""
+        return await self.send_message(session, text, sender=sender, kind="edit", target_id=target_id,
+                                       from_me=from_me)
+
+    async def revoke(self, session: str, target_id: str, *, sender: str | None = None) -> str:
+        """``target_id``'s author deletes it for everyone."""
+        return await self.send_message(session, sender=sender, kind="revoke", target_id=target_id)
 
     async def presence(self, session: str, jid: str, state: str, *, chat: str | None = None,
                        last_seen: float | None = None) -> None:
         await self.call("presence", session=session, jid=jid, state=state, chat=chat, last_seen=last_seen)
+
+    async def send_as_lid(self, session: str, lid: str, text: str = "", *, pn: str | None = None,
+                          push_name: str | None = None) -> str:
+        """A customer writes as ``lid`` (``pn`` in the alternate field, or hidden); returns the id."""
+        return (await self.call("send_as_lid", session=session, lid=lid, text=text, pn=pn, push_name=push_name))["id"]
+
+    async def reveal_lid(self, session: str, lid: str, pn: str) -> None:
+        await self.call("reveal_lid", session=session, lid=lid, pn=pn)
+
+    async def place_call(self, session: str, caller: str, *, caller_alt: str | None = None, video: bool = False) -> str:
+        """``caller`` calls ``session``'s account; returns the call id."""
+        return (await self.call("call", session=session, caller=caller, caller_alt=caller_alt, video=video))["call_id"]
+
+    async def rejected_calls(self, session: str) -> list[dict]:
+        return await self.call("rejected_calls", session=session)
+
+    async def history(self, session: str, chats: list[dict], *, progress: int | None = None,
+                      sync_type: str = "INITIAL_BOOTSTRAP") -> dict[str, list[str]]:
+        """Send a history sync chunk (see ``_identity``); returns its message ids per chat."""
+        return await self.call("history", session=session, chats=chats, progress=progress, sync_type=sync_type)
+
+    async def presence_sent(self, session: str) -> list[dict]:
+        """The account's own presence operations (available, typing, subscriptions), in order."""
+        return await self.call("presence_sent", session=session)
 
     async def undecryptable(self, session: str, *, sender: str | None = None, unavailable: bool = False) -> str:
         return (await self.call("undecryptable", session=session, sender=sender, unavailable=unavailable))["id"]

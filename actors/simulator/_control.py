@@ -20,6 +20,8 @@ import attrs
 import trio_websocket
 
 from ._errors import ControlError
+from ._kinds import check as check_kind
+from ._identity import IdentityCommands
 from ._link import encode
 from ._media import sha256_hex
 from ._model import Faults, wall_clock
@@ -35,7 +37,7 @@ MEDIA_KINDS = ("image", "video", "audio", "document", "sticker")
 
 
 @attrs.define(eq=False)
-class Commands:
+class Commands(IdentityCommands):
     """The control commands of one simulator (see the package docstring for each)."""
 
     server: SimulatorServer
@@ -107,15 +109,19 @@ class Commands:
     async def cmd_send_message(self, session: str, text: str = "", sender: str | None = None,
                                chat: str | None = None, media: dict[str, Any] | None = None,
                                message_id: str | None = None, push_name: str | None = None,
-                               from_me: bool = False, quoted_id: str | None = None) -> dict[str, Any]:
-        """Queue one inbound message; returns once it is durable (survives kill -9)."""
+                               from_me: bool = False, quoted_id: str | None = None, kind: str = "text",
+                               payload: dict[str, Any] | None = None,
+                               target_id: str | None = None) -> dict[str, Any]:
+        """Queue one inbound message (of any kind, or an operation on ``target_id``); returns once
+        it is durable (survives kill -9)."""
         self._account(session)
+        check_kind(kind, payload, target_id)
         wire_media = None
         if media is not None:
             wire_media = await self._store_media(media)
         message = build_message(sender=sender or contact_jid(0), timestamp=wall_clock(), text=text, media=wire_media,
                                 chat=chat, message_id=message_id, push_name=push_name, from_me=from_me,
-                                quoted_id=quoted_id)
+                                quoted_id=quoted_id, kind=kind, payload=payload, target_id=target_id)
         self.server.enqueue(session, message)
         await self.server.state.flush()
         return {"id": message["id"], "media_ref": None if wire_media is None else wire_media["ref"]}

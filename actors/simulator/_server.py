@@ -26,6 +26,7 @@ from ._control import serve_control
 from ._link import Link
 from ._media import MediaStore, sha256_hex
 from ._state import Account, State, new_credentials
+from ._kinds import OPERATIONS
 from ._traffic import TrafficSpec, build_message, new_message_id, run_traffic
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,8 @@ class SimulatorServer:
     nursery: trio.Nursery | None = None
     _seen: set[str] = attrs.field(factory=set)  # ids delivered at least once by this process
     _sent_log: dict[str, deque[dict[str, Any]]] = attrs.field(factory=dict)
+    rejected_calls: dict[str, list[dict[str, Any]]] = attrs.field(factory=dict)  # see _identity
+    presence_log: dict[str, deque[dict[str, Any]]] = attrs.field(factory=dict)  # the account's own presence ops
     traffic_scope: trio.CancelScope | None = None
     traffic_run_generated: int = 0  # messages of the current / last generator run
 
@@ -317,6 +320,15 @@ class SimulatorServer:
                 await link.send({"re": rid, "ok": True})
             case "download":
                 link.nursery.start_soon(self._on_download, link, _field(frame, "ref", str), rid)
+            case "presence" | "chat_state" | "subscribe_presence":
+                entry = {key: frame[key] for key in ("op", "state", "chat", "jid") if key in frame}
+                self.presence_log.setdefault(account.session_id, deque(maxlen=self.config.sent_log)).append(
+                    {**entry, "ts": wall_clock()})
+                await link.send({"re": rid, "ok": True})
+            case "reject_call":
+                rejected = {"call_id": _field(frame, "call_id", str), "call_from": _field(frame, "call_from", str)}
+                self.rejected_calls.setdefault(account.session_id, []).append(rejected)
+                await link.send({"re": rid, "ok": True})
             case _:
                 raise BadFrame(f"unknown op {op!r}")
 
@@ -348,12 +360,19 @@ class SimulatorServer:
         media = frame.get("media")
         if media is not None and not isinstance(media, dict):
             raise BadFrame("field 'media' must be an object or null")
+        kind = frame.get("kind") or "text"
+        if kind != "text" and (kind not in OPERATIONS or not isinstance(frame.get("target_id"), str)):
+            raise BadFrame(f"field 'kind' must be text or one of {OPERATIONS} with a 'target_id', got {kind!r}")
         self.stats.sends_received += 1
         message_id = new_message_id()
         timestamp = wall_clock()
         log_entry = {"id": message_id, "to": to, "text": frame.get("text", ""), "ts": timestamp,
-                     "media": None if media is None else {k: v for k, v in media.items() if k != "data"}}
+                     "media": None if media is None else {k: v for k, v in media.items() if k != "data"},
+                     "kind": kind, "target_id": frame.get("target_id"), "quoted_id": frame.get("quoted_id")}
         self._sent_log.setdefault(account.session_id, deque(maxlen=self.config.sent_log)).append(log_entry)
+        if kind in OPERATIONS:  # a reaction, edit or delete: acknowledged, no receipts
+            await link.send({"re": rid, "ok": True, "id": message_id, "ts": timestamp})
+            return
         peer = self.state.session_of(to)
         if peer is not None and peer != account.session_id:
             await self._deliver_to_peer(account, peer, message_id, str(frame.get("text") or ""), media, timestamp)

@@ -16,6 +16,7 @@ from typing import Any
 import attrs
 import trio
 
+from ._kinds import MEDIA, sample
 from ._media import generated_ref
 
 BROADCAST_JID = "status@broadcast"
@@ -51,11 +52,15 @@ def build_message(
     push_name: str | None = None,
     from_me: bool = False,
     quoted_id: str | None = None,
+    kind: str = "text",
+    payload: dict[str, Any] | None = None,
+    target_id: str | None = None,
 ) -> dict[str, Any]:
     """The wire form of an inbound message (see the protocol in the package docstring).
 
     ``chat`` defaults to the sender (a one-to-one chat); a ``@g.us`` chat makes
-    it a group message, ``status@broadcast`` a broadcast.
+    it a group message, ``status@broadcast`` a broadcast. ``kind``, ``payload`` and
+    ``target_id``: see :mod:`._kinds`.
     """
     chat = chat or sender
     return {
@@ -70,6 +75,9 @@ def build_message(
         "is_broadcast": chat.endswith("@broadcast"),
         "push_name": push_name,
         "quoted_id": quoted_id,
+        "kind": kind,
+        "payload": payload or {},
+        "target_id": target_id,
     }
 
 
@@ -90,7 +98,9 @@ class TrafficSpec:
     ``rate`` messages per second in total, spread over ``sessions`` (``None``:
     every paired account, re-read each tick), each account talking with
     ``contacts`` contacts and ``groups`` groups. ``media_share`` of messages carry
-    a generated attachment of ``media_size`` bytes; ``group_share`` are group
+    a generated attachment of ``media_size`` bytes; ``kinds_share`` are of a kind drawn
+    from every other kind (location, contact card, poll, voice note...: :mod:`._kinds`), and
+    ``operations_share`` react to, edit or delete the sender's previous message; ``group_share`` are group
     messages, ``broadcast_share`` come from ``status@broadcast``. ``count`` stops
     the generator after that many messages (``None``: until stopped). The same
     ``seed`` over the same accounts yields the same traffic.
@@ -100,6 +110,8 @@ class TrafficSpec:
     contacts: int = attrs.field(default=20, validator=_positive)
     groups: int = attrs.field(default=3, validator=_positive)
     media_share: float = attrs.field(default=0.1, validator=_share)
+    kinds_share: float = attrs.field(default=0.0, validator=_share)
+    operations_share: float = attrs.field(default=0.0, validator=_share)
     group_share: float = attrs.field(default=0.2, validator=_share)
     broadcast_share: float = attrs.field(default=0.0, validator=_share)
     media_size: int = attrs.field(default=2048, validator=_positive)
@@ -112,8 +124,30 @@ class TrafficSpec:
             raise ValueError("TrafficSpec.group_share + broadcast_share must not exceed 1")
 
 
-def generate_one(spec: TrafficSpec, rng: random.Random, timestamp: float) -> dict[str, Any]:
-    """One message drawn from ``spec`` with ``rng`` (pure: same rng state, same message)."""
+_OPERATIONS = (("reaction", "", {"emoji": "👍"}), ("reaction", "", {"emoji": ""}), ("edit", "edited text", {}),
+               ("revoke", "", {}))
+
+
+def _kind_of(spec: TrafficSpec, rng: random.Random, previous: str | None) -> dict[str, Any] | None:
+    """The kind, text, payload (and target) of a message that is not plain text, or None."""
+    roll = rng.random()
+    if previous is not None and roll < spec.operations_share:
+        kind, text, payload = _OPERATIONS[rng.randrange(len(_OPERATIONS))]
+        return {"kind": kind, "text": text, "payload": payload, "target_id": previous}
+    if rng.random() < spec.kinds_share:
+        kind, text, payload = sample(rng)
+        return {"kind": kind, "text": text, "payload": payload}
+    return None
+
+
+def generate_one(
+    spec: TrafficSpec, rng: random.Random, timestamp: float, previous: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """One message drawn from ``spec`` with ``rng`` (pure: same rng state, same message).
+
+    ``previous`` maps a chat to its last message id: operations act on it (and it is updated).
+    """
+    previous = {} if previous is None else previous
     sender = contact_jid(rng.randrange(spec.contacts))
     roll = rng.random()
     if roll < spec.group_share:
@@ -128,8 +162,19 @@ def generate_one(spec: TrafficSpec, rng: random.Random, timestamp: float) -> dic
         media = {"ref": generated_ref(rng, spec.media_size), "kind": kind, "mimetype": mimetype,
                  "size": spec.media_size, "file_name": file_name, "sha256": None}
     message_id = "3EB0" + f"{rng.getrandbits(64):016X}"
+    fields: dict[str, Any] = {"text": f"msg {message_id[-6:]}"}
+    other = _kind_of(spec, rng, previous.get(chat)) if spec.kinds_share or spec.operations_share else None
+    if other is not None:
+        fields = other
+        media = None
+        if other["kind"] in MEDIA:
+            kind, mimetype = MEDIA[other["kind"]]
+            media = {"ref": generated_ref(rng, spec.media_size), "kind": kind, "mimetype": mimetype,
+                     "size": spec.media_size, "file_name": other["payload"].get("file_name"), "sha256": None}
+    if fields.get("target_id") is None:
+        previous[chat] = message_id
     return build_message(sender=sender, timestamp=timestamp, chat=chat, media=media, message_id=message_id,
-                         text=f"msg {message_id[-6:]}", push_name=f"Contact {sender[5:13]}")
+                         push_name=f"Contact {sender[5:13]}", **fields)
 
 
 async def run_traffic(
@@ -144,6 +189,7 @@ async def run_traffic(
     ``enqueue(session, message)`` queues one message for one account.
     """
     rng = random.Random(spec.seed)
+    previous: dict[str, str] = {}  # chat -> its last message id (the target of operations)
     produced = 0
     started = trio.current_time()
     while spec.count is None or produced < spec.count:
@@ -158,6 +204,6 @@ async def run_traffic(
             owed = min(owed, spec.count - produced)
         for _ in range(owed):
             session = sessions[rng.randrange(len(sessions))]
-            enqueue(session, generate_one(spec, rng, wall_clock()))
+            enqueue(session, generate_one(spec, rng, wall_clock(), previous))
         produced += max(owed, 0)
     return produced

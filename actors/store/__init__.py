@@ -29,7 +29,10 @@ from ._errors import (
     StoreUnavailable,
     WriteFailed,
 )
+from ._lid import is_lid
+from ._ops_identity import LidMerge
 from ._ops_queues import ALL_EVENTS, QUARANTINED, webhook_wants
+from ._ops_messages import Edited
 from ._postgres import PostgresBackend
 from ._records import (
     AlreadyStored,
@@ -43,6 +46,7 @@ from ._records import (
     JobStatus,
     MediaJob,
     Message,
+    MessageVersion,
     NewMessage,
     OutboxItem,
     OutboxSentRecord,
@@ -63,6 +67,7 @@ from ._text import storable, storable_text
 from ._writer import StoreStatistics
 
 __all__ = [
+    "is_lid",
     "ALL_EVENTS",
     "CURRENT_VERSION",
     "QUARANTINED",
@@ -71,6 +76,7 @@ __all__ = [
     "Conflict",
     "Contact",
     "DeliveryStatus",
+    "Edited",
     "Enqueued",
     "Fence",
     "FencedOut",
@@ -78,8 +84,10 @@ __all__ = [
     "Inserted",
     "InvalidInput",
     "JobStatus",
+    "LidMerge",
     "MediaJob",
     "Message",
+    "MessageVersion",
     "NewMessage",
     "NotFound",
     "OutboxItem",

@@ -291,10 +291,15 @@ class OutboxSent:
             item = from_row(OutboxItem, row)
         contact = await UpsertContact(item.tenant_id, item.to_jid, "", False).apply(tx, now)
         body, raw_body = storable(str(item.payload.get("text", "")))  # WhatsApp has it: never refused now
+        media = item.payload.get("media") or {}
+        keys = ("mimetype", "file_name") if self.media_type == "document" else ("mimetype",)
+        kind_payload = {key: media[key] for key in keys if media.get(key)} or None
         message = NewMessage(
             tenant_id=item.tenant_id, session_id=item.session_id, wa_id=self.wa_id, contact_id=contact.id,
             ticket_id=item.ticket_id, from_me=True, body=body, raw_body=raw_body, sent_at=self.sent_at,
             media_type=self.media_type, status=status,
+            quoted_wa_id=(item.payload.get("quote") or {}).get("wa_id"),
+            kind=self.media_type or "text", payload=kind_payload,  # an attachment's kind is its media type
         )
         [[stored]] = await insert_messages(tx, [InsertMessages((message,))], now)
         return OutboxSentRecord(item, stored.message_id, status)

@@ -15,6 +15,7 @@ from ._records import (
     Contact,
     JobStatus,
     Message,
+    MessageVersion,
     OutboxItem,
     Queue,
     SessionRecord,
@@ -76,6 +77,26 @@ class StoreReads:
     async def get_session(self, session_id: str) -> SessionRecord | None:
         return await self._one(SessionRecord, "SELECT * FROM sessions WHERE id = $1", session_id)
 
+    async def session_options(self, session_id: str) -> str | None:
+        """The session's options as stored (JSON), None when never set."""
+        rows = await self._fetch("SELECT options FROM session_options WHERE session_id = $1", session_id)
+        return rows[0]["options"] if rows else None
+
+    async def active_contacts(self, session_id: str, *, limit: int = 100) -> list[str]:
+        """JIDs of the one-to-one contacts with an open or pending ticket in the session, most recent first."""
+        check_limit(limit)
+        rows = await self._fetch(
+            "SELECT c.jid FROM tickets t JOIN contacts c ON c.id = t.contact_id WHERE t.session_id = $1 "
+            "AND t.status IN ('open', 'pending') AND c.is_group = 0 ORDER BY t.updated_at DESC LIMIT $2",
+            session_id, limit,
+        )
+        return [row["jid"] for row in rows]
+
+    async def lid_mapping(self, tenant_id: str, lid: str) -> str | None:
+        """The phone JID known for ``lid`` in the tenant, None when unknown."""
+        rows = await self._fetch("SELECT pn FROM lid_map WHERE tenant_id = $1 AND lid = $2", tenant_id, lid)
+        return rows[0]["pn"] if rows else None
+
     async def list_sessions(self, tenant_id: str | None = None) -> list[SessionRecord]:
         if tenant_id is None:
             return await self._all(SessionRecord, "SELECT * FROM sessions ORDER BY id")
@@ -132,6 +153,14 @@ class StoreReads:
 
     async def get_message_by_id(self, message_id: int) -> Message | None:
         return await self._one(Message, "SELECT * FROM messages WHERE id = $1", message_id)
+
+    async def message_versions(self, message_id: int) -> list[MessageVersion]:
+        """The texts edits replaced on a message, oldest first."""
+        return await self._all(
+            MessageVersion,
+            "SELECT message_id, body, replaced_at FROM message_versions WHERE message_id = $1 ORDER BY id",
+            message_id,
+        )
 
     async def list_messages(self, ticket_id: int, *, after_id: int = 0, limit: int = 100) -> list[Message]:
         """A ticket's messages in storage order (= arrival order), paged by ``after_id``."""

@@ -192,6 +192,14 @@ class NewMessage:
     raw_body: str | None = None
     #: WhatsApp's id of the message this one quotes (replies to); resolve it with ``get_message``.
     quoted_wa_id: str | None = None
+    #: What the message is (``actors.drivers.MessageKind``) and its description (JSON-ready dict;
+    #: the keys per kind: ``actors.drivers._kinds.PAYLOAD_KEYS``).
+    kind: str = "text"
+    payload: dict[str, Any] | None = None
+
+
+def _json_or_none(value: Any) -> Any:
+    return None if value is None else _json(value)
 
 
 @attrs.frozen
@@ -211,6 +219,20 @@ class Message:
     created_at: float
     raw_body: str | None = None  # see NewMessage.raw_body
     quoted_wa_id: str | None = None  # WhatsApp's id of the quoted message (see NewMessage)
+    kind: str = "text"  # see NewMessage
+    payload: dict[str, Any] | None = attrs.field(default=None, converter=_json_or_none)
+    edited_at: float | None = None  # the last edit (the texts it replaced: Store.message_versions)
+    deleted_at: float | None = None  # deleted for everyone (the body is kept; the API decides who reads it)
+    reactions: dict[str, str] | None = attrs.field(default=None, converter=_json_or_none)  # sender JID -> emoji
+
+
+@attrs.frozen
+class MessageVersion:
+    """A text an edit replaced (``replaced_at``: when the edit was stored)."""
+
+    message_id: int
+    body: str
+    replaced_at: float
 
 
 @attrs.frozen

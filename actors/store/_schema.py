@@ -230,9 +230,50 @@ _V_DRIVER_CREDENTIALS = [
         PRIMARY KEY (session_id, driver))""",
 ]
 
+_V_MESSAGE_KINDS = [
+    # what a message is (actors.drivers.MessageKind: text, image, location, poll...) and its
+    # structured description as JSON (the keys per kind: actors.drivers._kinds.PAYLOAD_KEYS);
+    # ``body`` stays the line agents read (the text, or a summary of a kind without text)
+    "ALTER TABLE messages ADD COLUMN kind TEXT NOT NULL DEFAULT 'text'",
+    "ALTER TABLE messages ADD COLUMN payload TEXT",
+    # operations on a stored message: the last edit, the delete for everyone (the body is kept:
+    # who may still read it is the API's decision), the reactions as JSON {sender JID: emoji}
+    "ALTER TABLE messages ADD COLUMN edited_at {float}",
+    "ALTER TABLE messages ADD COLUMN deleted_at {float}",
+    "ALTER TABLE messages ADD COLUMN reactions TEXT",
+    # the texts an edit replaced, oldest first
+    """CREATE TABLE message_versions (
+        id {pk},
+        message_id {int} NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+        body TEXT NOT NULL,
+        replaced_at {float} NOT NULL)""",
+    "CREATE INDEX message_versions_by_message ON message_versions (message_id, id)",
+]
+
+_V_LID_MAP = [
+    # a customer's LID (``...@lid``, WhatsApp's privacy alias) and phone-number JID, per tenant
+    # (contacts are per tenant): learned from an event's alternate field, neonize's LID store or
+    # the simulator. ``pn`` is NULL while only the LID is known: the row exists so that a
+    # conversation opened under the LID and the merge that follows a learned mapping lock the
+    # same row (see _ops_identity), whichever comes first
+    """CREATE TABLE lid_map (
+        tenant_id TEXT NOT NULL,
+        lid TEXT NOT NULL,
+        pn TEXT,
+        updated_at {float} NOT NULL,
+        PRIMARY KEY (tenant_id, lid))""",
+    # per-session options (JSON): what reaches tickets (status, newsletters), calls (reject, reply)
+    """CREATE TABLE session_options (
+        session_id TEXT PRIMARY KEY,
+        options TEXT NOT NULL,
+        updated_at {float} NOT NULL)""",
+]
+
 #: Every migration in order; index i holds version i + 1.
 MIGRATIONS: list[list[str]] = [
     _V1, _V2, _V_RAW_TEXT, _V_QUARANTINE, _V_WA_IDS, _V_DEVICE_JID, _V_DRIVER_CREDENTIALS,
+    _V_MESSAGE_KINDS,
+    _V_LID_MAP,
 ]
 
 #: The schema version this code writes and reads.

@@ -27,9 +27,12 @@ import attrs
 import trio
 
 from . import _ops_core as core
+from . import _ops_messages as msg_ops
+from . import _ops_identity as identity
 from . import _ops_queues as queues
 from ._backend import single_errors
 from ._errors import InvalidInput, StoreClosed
+from ._lid import is_lid
 from ._reads import StoreReads, check_limit
 from ._records import (
     AlreadyStored,
@@ -52,6 +55,7 @@ from ._records import (
     Webhook,
     WebhookDelivery,
 )
+from ._ops_messages import Edited
 from ._schema import migrate
 from ._text import storable
 from ._writer import GroupCommitter, StoreStatistics
@@ -268,6 +272,34 @@ class Store(StoreReads):
         (MAX_KEY_CHARS) ``jid``."""
         return await self._write(_upsert_contact(tenant_id, jid, name, is_group), timeout)
 
+    async def learn_lid(self, tenant_id: str, lid: str, pn: str, *, timeout: float | None = None) -> identity.LidMerge:
+        """Record that the customer ``lid`` (``...@lid``) is ``pn`` (their phone JID) and merge
+        their two contacts and tickets, if both exist (rules: ``_ops_identity``). Idempotent.
+        Raises InvalidInput unless ``lid`` is a LID and ``pn`` a phone JID."""
+        if not isinstance(lid, str) or not is_lid(lid):
+            raise InvalidInput(f"lid: must be a '...@lid' JID, got {lid!r}")
+        if not isinstance(pn, str) or not pn.endswith("@s.whatsapp.net"):
+            raise InvalidInput(f"pn: must be a '...@s.whatsapp.net' JID, got {pn!r}")
+        return await self._write(identity.LearnLid(_text("tenant_id", tenant_id), _wa_key("lid", lid),
+                                                   _wa_key("pn", pn)), timeout)
+
+    async def import_history(
+        self, tenant_id: str, session_id: str, jid: str, name: str, messages: Sequence[NewMessage], *,
+        is_group: bool = False, timeout: float | None = None,
+    ) -> int:
+        """Store a chat's past messages without opening a ticket (rules: ``_ops_identity.ImportHistory``);
+        returns how many were new. ``messages``' contact and ticket ids are ignored (filled in)."""
+        op = identity.ImportHistory(
+            _upsert_contact(tenant_id, jid, name, is_group), _text("session_id", session_id),
+            tuple(_storable_message(m) for m in messages),
+        )
+        return await self._write(op, timeout)
+
+    async def set_session_options(self, session_id: str, options: str, *, timeout: float | None = None) -> None:
+        """Replace the session's options, a JSON document (see ``actors.sessions.SessionOptions``)."""
+        await self._write(identity.SetSessionOptions(_text("session_id", session_id), _text("options", options)),
+                          timeout)
+
     # -- tickets ------------------------------------------------------------------------------
 
     async def find_or_create_ticket(
@@ -352,6 +384,32 @@ class Store(StoreReads):
         if not messages:
             return []
         return await self._write(core.InsertMessages(tuple(_storable_message(m) for m in messages)), timeout)
+
+    async def edit_message(
+        self, session_id: str, wa_id: str, body: str, *, from_me: bool, timeout: float | None = None,
+    ) -> Edited | None:
+        """Replace the text of a stored message by its author (``from_me``), keeping the old text
+        (:meth:`message_versions`); ``None``: no such message of that author. Never refused for
+        the text (see :meth:`insert_message`)."""
+        clean, raw = storable(body)
+        return await self._write(msg_ops.EditMessage(session_id, _wa_key("wa_id", wa_id), clean, raw, from_me), timeout)
+
+    async def revoke_message(self, session_id: str, wa_id: str, *, timeout: float | None = None) -> Message | None:
+        """Mark a stored message deleted for everyone (its text is kept); ``None``: not stored."""
+        return await self._write(msg_ops.RevokeMessage(session_id, _wa_key("wa_id", wa_id)), timeout)
+
+    async def react_to_message(
+        self, session_id: str, wa_id: str, sender_jid: str, emoji: str, *, timeout: float | None = None,
+    ) -> Message | None:
+        """Set (``""``: remove) ``sender_jid``'s reaction on a stored message; ``None``: not stored."""
+        op = msg_ops.ReactToMessage(session_id, _wa_key("wa_id", wa_id), _wa_key("sender_jid", sender_jid),
+                                    storable(emoji)[0])
+        return await self._write(op, timeout)
+
+    async def fill_placeholder(self, message: NewMessage, *, timeout: float | None = None) -> Message | None:
+        """Give a stored undecryptable placeholder the content WhatsApp re-sent (same id); ``None``
+        when the stored message is no placeholder (nothing changes)."""
+        return await self._write(msg_ops.FillPlaceholder(_storable_message(message)), timeout)
 
     async def update_message_status(
         self, session_id: str, wa_id: str, status: DeliveryStatus, *, timeout: float | None = None

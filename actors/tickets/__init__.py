@@ -6,12 +6,14 @@
   :class:`GetTicket`; replies :class:`Appended`, :class:`MovedTo`, :class:`TicketRefused` or the
   ticket.
 * :class:`TicketDirectory` — starts ticket actors on demand, delivers across passivations.
-* :class:`TicketInbound` — the store-backed InboundSink of the sessions.
+* :class:`TicketInbound` — the store-backed InboundSink of the sessions (message kinds, and
+  operations on stored messages through :mod:`._operations`; ``publish_change`` announces a change).
 """
 
 from ._directory import TicketDirectory
 from ._errors import TicketError, TicketUnavailable
-from ._inbound import TicketInbound, is_status_or_broadcast, media_source
+from ._identity import is_status_or_broadcast
+from ._inbound import TicketInbound, media_source
 from ._messages import (
     Accept,
     Appended,
@@ -24,6 +26,7 @@ from ._messages import (
     TicketRefused,
     Transfer,
 )
+from ._operations import publish_change
 from ._ticket import TicketActor, TicketDeps
 
 __all__ = [
@@ -45,4 +48,5 @@ __all__ = [
     "Transfer",
     "is_status_or_broadcast",
     "media_source",
+    "publish_change",
 ]

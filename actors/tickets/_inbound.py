@@ -2,8 +2,9 @@
 
 driver events → SessionActor (a batch: the messages waiting together) → :meth:`TicketInbound.deliver`:
 
-1. drop broadcasts and status updates; drop group messages unless the *session* allows groups
-   (its ``allow_groups`` in the store, re-read every ``POLICY_TTL`` seconds);
+1. drop broadcasts, and status updates and newsletters unless the session's options take them
+   (``_identity``); drop group messages unless the *session* allows groups (its
+   ``allow_groups`` in the store, re-read every ``POLICY_TTL`` seconds);
 2. the contact (cached by JID) and its ticket (cached; atomic find-or-create in the store, with
    the reopen window) → the :class:`~actors.tickets.TicketActor` appends the contact's messages
    of the batch, in order: one idempotent insert, committed before the reply; a message with
@@ -13,6 +14,14 @@ driver events → SessionActor (a batch: the messages waiting together) → :met
    ``ticket.updated`` for new and reopened tickets; nudge the media service;
 4. return: only now does the session acknowledge the message to WhatsApp. A crash anywhere
    before this point means WhatsApp re-delivers it, and the store answers AlreadyStored.
+
+Message kinds (:mod:`actors.drivers._kinds`): every message is stored with its kind and payload,
+and a body agents can read (its text, else a summary: never empty). Operations - reactions,
+edits, deletes for everyone - are no messages: after the batch's messages are stored they are
+applied to their targets (:mod:`._operations`), never opening or reopening a ticket. An
+undecryptable message is stored as a placeholder (the session turns the driver's ``Undecryptable``
+into a message of kind ``undecryptable``, in its chat's order) that the re-sent message (same
+WhatsApp id, answered AlreadyStored) fills.
 
 Item isolation (DESIGN §10): what WhatsApp sends is never refused for its text (the store keeps
 unstorable characters as U+FFFD with the raw form, see :func:`actors.store.storable`). Should the
@@ -35,7 +44,18 @@ from collections.abc import Callable, Sequence
 import attrs
 import trio
 
-from actors.drivers import Message, Receipt, ReceiptKind
+from actors.drivers import (
+    OPERATIONS,
+    CallOffer,
+    HistoryChunk,
+    LidMapped,
+    Message,
+    MessageKind,
+    Presence,
+    Receipt,
+    ReceiptKind,
+    summary,
+)
 from actors.flows import (
     MESSAGE_UPDATED,
     TICKET_CREATED,
@@ -44,7 +64,7 @@ from actors.flows import (
     no_publisher,
     ticket_payload,
 )
-from actors.sessions import BoundedCache
+from actors.sessions import BoundedCache, SessionOptions
 from actors.store import (
     DeliveryStatus,
     FoundTicket,
@@ -60,7 +80,17 @@ from actors.store import (
 )
 
 from ._directory import TicketDirectory
+from ._identity import (
+    SessionFilters,
+    call_received,
+    conversation_cacheable,
+    history_progress,
+    history_wanted,
+    learn,
+    presence_updated,
+)
 from ._messages import Appended, AppendInbound, MovedTo, TicketRefused
+from ._operations import apply_operation, fill_placeholder, name_votes
 
 _LOG = logging.getLogger("zapvisor.tickets")
 
@@ -72,6 +102,9 @@ CONTACT_CACHE = 50_000
 
 TICKET_CACHE = 50_000
 """Active tickets remembered ((session, contact) → ticket id)."""
+
+PRESENCE_TARGETS = 1000
+"""Active contacts a session subscribes to at connect, at most (see ``actors.sessions`` MAX_SUBSCRIBED)."""
 
 ISOLATED_TRIES = 2
 """Times a message is stored on its own before it is quarantined: the second rules out a write that
@@ -104,18 +137,14 @@ def _new_message(tenant_id: str, session_id: str, contact_id: int, ticket_id: in
     """The message to store. WhatsApp's text (a body or a caption) is never refused: what no
     backend can store becomes U+FFFD and the original is kept (``raw_body``), here where it enters
     the flows, so everything downstream (the ticket, ``message.created``) sees what is stored."""
-    body, raw_body = storable(message.text)
+    body, raw_body = storable(summary(message.kind, message.payload, message.text))
     return NewMessage(
         tenant_id=tenant_id, session_id=session_id, wa_id=message.id, contact_id=contact_id, ticket_id=ticket_id,
         from_me=message.from_me, body=body, raw_body=raw_body, sent_at=message.timestamp,
         media_type=None if message.media is None else message.media.kind.value,
         media_source=media_source(session_id, message), quoted_wa_id=message.quoted_id,
+        kind=str(message.kind), payload=message.payload or None,
     )
-
-
-def is_status_or_broadcast(message: Message) -> bool:
-    """Status updates and broadcast lists are never helpdesk conversations."""
-    return message.is_broadcast or message.chat_jid.endswith("@broadcast")
 
 
 def media_source(session_id: str, message: Message) -> str | None:
@@ -138,10 +167,51 @@ class TicketInbound:
     reopen_window: float
     publisher: Publisher = no_publisher
     on_media: Callable[[], None] = lambda: None
+    show_deleted_text: bool = False  # tickets.show_deleted_text: agents read deleted messages' text
     _contacts: BoundedCache = attrs.field(factory=lambda: BoundedCache(CONTACT_CACHE))
     _tickets: BoundedCache = attrs.field(factory=lambda: BoundedCache(TICKET_CACHE))
     _groups: dict[str, tuple[bool, float]] = attrs.field(factory=dict)  # session -> (allowed, read at)
     quarantined: int = 0  # inbound messages the store refused on their own (see the module docstring)
+    _filters: SessionFilters = attrs.field(init=False)
+    _history_chats: dict[str, set[str]] = attrs.field(factory=dict)  # session -> chats imported (history_chats)
+
+    def __attrs_post_init__(self) -> None:
+        self._filters = SessionFilters(self.store, POLICY_TTL)
+
+    async def learn(self, session_id: str, tenant_id: str, mapping: LidMapped) -> None:
+        """A customer's LID and phone JID are one: store it and merge them (``_identity``)."""
+        await learn(self.store, self.publisher, self._contacts, self._tickets, tenant_id, mapping)
+
+    async def call(self, session_id: str, tenant_id: str, offer: CallOffer) -> SessionOptions:
+        """Publish ``call.received``; returns the session's options (reject? reply?)."""
+        options = await self._filters.options(session_id)
+        call_received(self.publisher, tenant_id, session_id, offer, options)
+        return options
+
+    async def options(self, session_id: str) -> SessionOptions:
+        """The session's options (cached ``POLICY_TTL`` seconds)."""
+        return await self._filters.options(session_id)
+
+    async def presence_targets(self, session_id: str) -> list[str]:
+        """The contacts of the session's active tickets (one-to-one), whose presence agents want."""
+        return await self.store.active_contacts(session_id, limit=PRESENCE_TARGETS)
+
+    async def history(self, session_id: str, tenant_id: str, chunk: HistoryChunk) -> None:
+        """Import a history sync chunk as the session's options say (``_identity``), one write per chat."""
+        options = await self._filters.options(session_id)
+        imported = self._history_chats.setdefault(session_id, set())
+        chats = history_wanted(chunk, options, imported, self.store.clock())
+        new = 0
+        for chat in chats:
+            messages = [attrs.evolve(_new_message(tenant_id, session_id, 0, None, m), media_source=None)
+                        for m in chat.messages]  # old media is not downloaded: its type is kept
+            new += await self.store.import_history(tenant_id, session_id, chat.jid, "" if chat.is_group else chat.name,
+                                                   messages, is_group=chat.is_group)
+        history_progress(self.publisher, tenant_id, session_id, chunk, len(chats), new)
+
+    def presence(self, session_id: str, tenant_id: str, presence: Presence) -> None:
+        """Publish a contact's presence (``presence.updated``) to the tenant's agents."""
+        presence_updated(self.publisher, tenant_id, session_id, presence)
 
     async def deliver(self, session_id: str, tenant_id: str, messages: Sequence[Message]) -> None:
         """Store ``messages`` durably (see the module docstring); returns after their COMMIT,
@@ -172,18 +242,31 @@ class TicketInbound:
                    session_id, message.id, error, message)
 
     async def _deliver(self, session_id: str, tenant_id: str, messages: Sequence[Message]) -> None:
-        """Store ``messages`` durably (see the module docstring); returns after their COMMIT.
+        """Store ``messages`` durably (see the module docstring), then apply the operations among
+        them; returns after their COMMIT. Raises what :meth:`deliver` raises, and the store's
+        refusals (InvalidInput, WriteFailed) for :meth:`deliver` to isolate.
+        """
+        wanted = await self._filters.wanted(session_id, messages)
+        if any(m.is_group for m in wanted) and not await self._groups_allowed(session_id):
+            wanted = [m for m in wanted if not m.is_group]
+        operations = [m for m in wanted if m.kind in OPERATIONS]
+        if operations:
+            wanted = [m for m in wanted if m.kind not in OPERATIONS]
+        if any(m.kind is MessageKind.POLL_VOTE for m in wanted):
+            wanted = await name_votes(self.store, session_id, wanted)
+        await self._store_messages(tenant_id, session_id, wanted)
+        for operation in operations:  # after their targets, when those came in the same batch
+            await apply_operation(self.store, self.publisher, tenant_id, session_id, operation,
+                                  show_deleted_text=self.show_deleted_text)
 
-        Each conversation's messages form one run, appended in order by its ticket's actor in one
+    async def _store_messages(self, tenant_id: str, session_id: str, wanted: list[Message]) -> None:
+        """Each conversation's messages form one run, appended in order by its ticket's actor in one
         write; the runs of different conversations are stored concurrently and share commits.
         Conversations this node knows (contact and ticket cached) go at once; a new one first
         upserts its contact and finds or creates its ticket, alongside, so it never holds the
-        others up. Raises what :meth:`deliver` raises, and the store's refusals (InvalidInput,
-        WriteFailed) for :meth:`deliver` to isolate.
-        """
-        wanted = [m for m in messages if not is_status_or_broadcast(m)]
-        if any(m.is_group for m in wanted) and not await self._groups_allowed(session_id):
-            wanted = [m for m in wanted if not m.is_group]
+        others up."""
+        if not wanted:
+            return
         runs: dict[str, list[Message]] = {}  # chat JID -> its messages, in arrival order
         for message in wanted:
             runs.setdefault(message.chat_jid, []).append(message)
@@ -211,7 +294,7 @@ class TicketInbound:
             tenant_id, session_id, last.chat_jid, _name(last), is_group=last.is_group,
             reopen_window=self.reopen_window,
         )
-        self._contacts.put((tenant_id, last.chat_jid), (contact.id, contact.name))
+        self._contacts.put((tenant_id, contact.jid), (contact.id, contact.name))  # a LID resolves to its phone
         ticket_id = self._found(tenant_id, session_id, contact.id, found)
         await self._append(tenant_id, session_id, {contact.id: (ticket_id, run)}, found.ticket)
 
@@ -237,6 +320,9 @@ class TicketInbound:
                             isinstance(result, Inserted) and new.media_source is not None
                             for new, result in zip(append.messages, results)
                         )
+                        for new, result in zip(append.messages, results):
+                            if not isinstance(result, Inserted):  # a re-delivery, or a placeholder re-sent
+                                media = await fill_placeholder(self.store, self.publisher, tenant_id, new) or media
                     case MovedTo(ticket):  # the cached ticket closed for good: a new one
                         self._tickets.put((session_id, contact_id), ticket.id)
                         moved[contact_id] = (ticket.id, attrs.evolve(append, known=ticket))
@@ -263,6 +349,8 @@ class TicketInbound:
     def _known_contact(self, tenant_id: str, message: Message) -> int | None:
         """The cached contact id of the message's conversation, unless its push name changed
         (then the contact is upserted again to refresh it)."""
+        if not conversation_cacheable(message):
+            return None
         cached = self._contacts.get((tenant_id, message.chat_jid))
         name = _name(message)
         return cached[0] if cached is not None and (not name or cached[1] == storable_text(name)) else None

@@ -93,6 +93,7 @@ def message_payload_of(message: NewMessage, message_id: int) -> dict[str, Any]:
         "ticket_id": message.ticket_id, "contact_id": message.contact_id, "from_me": message.from_me,
         "body": message.body, "media_type": message.media_type, "media_path": None,
         "status": str(message.status), "sent_at": message.sent_at, "quoted_wa_id": message.quoted_wa_id,
+        "kind": str(message.kind), "payload": message.payload, "edited_at": None, "deleted": False, "reactions": None,
     }
 
 

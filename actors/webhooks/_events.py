@@ -34,10 +34,20 @@ MESSAGE_UPDATED = "message.updated"
 #: A send handed to WhatsApp whose outcome is unknown (see :mod:`actors.outbox`): a human decides.
 MESSAGE_SEND_UNKNOWN = "message.send_unknown"
 
+#: An incoming call (announced, maybe declined: see ``actors.tickets._identity``).
+CALL_RECEIVED = "call.received"
+#: A customer's LID contact merged into their phone number's contact.
+CONTACT_MERGED = "contact.merged"
+#: A contact's availability or typing (only with the session's ``subscribe_presence``/``available``).
+PRESENCE_UPDATED = "presence.updated"
+#: A history sync chunk imported (chats, new messages, WhatsApp's progress).
+HISTORY_PROGRESS = "history.progress"
+
 #: Every event name a subscription may list (``ticket.*`` covers every ticket event, ``*`` all).
 EVENTS = (
     CONNECTION_UPDATE, QRCODE_UPDATED, STATUS_INSTANCE, LOGOUT_INSTANCE, REMOVE_INSTANCE,
     RECONNECT_FAILED, NO_CONNECTION, MESSAGE_CREATED, MESSAGE_UPDATED, MESSAGE_SEND_UNKNOWN, "ticket.*",
+    CALL_RECEIVED, CONTACT_MERGED, PRESENCE_UPDATED, HISTORY_PROGRESS,
 )
 
 _NAME = re.compile(r"[a-z][a-z0-9_]*(\.[a-z0-9_]+)+")

@@ -47,6 +47,7 @@ RAW_BODIES = [DEEP.encode(), b'{"a": ' * 40 + b"1" + b"}" * 40, b"\xff\xfe not u
 EXAMPLES = {
     "id": "p1", "name": "Name", "email": "someone@example.com", "url": "https://hooks.example.com/h",
     "events": ["*"], "path": "/infra/bus", "user_id": 1, "data": "aGVsbG8=", "mimetype": "text/plain",
+    "emoji": "👍", "text": "hi",
 }
 """A valid value for every required body field the API declares (the poisoned field replaces one)."""
 
@@ -76,7 +77,9 @@ async def _node_with_a_ticket(api_server, simulator_control) -> dict[str, Any]:
             await trio.sleep(0.05)
     hook = await admin.post("/tenants/t1/webhooks", json={"url": "https://hooks.example.com/h", "events": ["*"]})
     assert hook.status_code == 201, hook.text
+    message_id = (await agent.get(f"/tenants/t1/tickets/{tickets[0]['id']}/messages")).json()["messages"][0]["id"]
     return {"tenant_id": "t1", "session_id": "s1", "ticket_id": tickets[0]["id"], "user_id": 1,
+            "message_id": message_id,
             "webhook_id": hook.json()["id"], "delivery_id": 1, "job_id": 1, "queue": "outbox",
             "action": "start", "breaker_action": "reset", "token": token}
 
@@ -249,6 +252,9 @@ async def test_poison_through_every_websocket_op(api_server, simulator_control) 
         "leave": {"op": "leave", "room": "tenant:t1"},
         "ping": {"op": "ping", "id": "p"},
         "send": {"op": "send", "ticket_id": values["ticket_id"], "text": "hi", "idempotency_key": "ws-1"},
+        "react": {"op": "react", "ticket_id": values["ticket_id"], "message_id": values["message_id"], "emoji": "👍"},
+        "edit": {"op": "edit", "ticket_id": values["ticket_id"], "message_id": values["message_id"], "text": "hi"},
+        "delete": {"op": "delete", "ticket_id": values["ticket_id"], "message_id": values["message_id"]},
     }
     before = await api_server.node.store.list_tickets("t1", None, limit=1000)
     cases = [json.dumps(frame | {field: poison}) for frame in ops.values() for field in frame if field != "op"
@@ -263,7 +269,8 @@ async def test_poison_through_every_websocket_op(api_server, simulator_control) 
             assert answer in (1003, 1008), (frame[:200], answer)
             closed += 1
         else:
-            assert answer["type"] in ("joined", "left", "pong", "sent", "error", "resync"), (frame[:200], answer)
+            assert answer["type"] in ("joined", "left", "pong", "sent", "updated", "error", "resync"), (frame[:200],
+                                                                                                     answer)
             replied += 1
     assert closed > replied > 0  # mostly refused; valid non-ASCII answered
     # Valid non-ASCII is sent, and kept as sent.

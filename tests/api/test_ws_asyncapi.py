@@ -30,9 +30,10 @@ async def test_the_document_is_served_from_the_frame_models_and_linked_from_docs
     assert doc["asyncapi"] == "2.6.0"
     assert f'ws://{doc["servers"]["node"]["variables"]["host"]["default"]}' == api_server.url.replace("http", "ws")
     connection = doc["channels"]["/ws"]
-    assert _refs(connection["publish"]["message"]) == {f"{op}_request" for op in ("join", "leave", "ping", "send")}
+    assert _refs(connection["publish"]["message"]) == {
+        f"{op}_request" for op in ("join", "leave", "ping", "send", "react", "edit", "delete")}
     assert _refs(connection["subscribe"]["message"]) == {
-        "joined", "left", "pong", "sent", "error", "lagged", "resync"}
+        "joined", "left", "pong", "sent", "updated", "error", "lagged", "resync"}
     for op, model in FRAMES.items():  # the very schemas the handler validates with
         assert _payload(doc, f"{op}_request") == model.model_json_schema(ref_template=REF_TEMPLATE)
     for kind, model in SERVER_FRAMES.items():
@@ -56,6 +57,9 @@ async def test_the_document_is_served_from_the_frame_models_and_linked_from_docs
     {"op": "send", "ticket_id": 0, "text": "hi", "idempotency_key": "k"},
     {"op": "send", "ticket_id": 1, "text": "   ", "idempotency_key": "k"},
     {"op": "send", "ticket_id": 1, "text": "hi"},
+    {"op": "react", "ticket_id": 1, "message_id": 0, "emoji": "👍"},
+    {"op": "edit", "ticket_id": 1, "message_id": 2, "text": " "},
+    {"op": "delete", "ticket_id": 1},
 ])
 async def test_a_frame_the_document_refuses_the_handler_refuses(frame: dict) -> None:
     schema = _payload(document(), f"{frame['op']}_request")
@@ -74,6 +78,8 @@ async def test_frames_on_the_wire_fit_the_document() -> None:
         {"op": "ping", "id": "p-1"},
         {"op": "ping"},
         {"op": "send", "ticket_id": 404, "text": "hi", "idempotency_key": "k-1"},
+        {"op": "react", "ticket_id": 1, "message_id": 7, "emoji": "👍"},
+        {"op": "delete", "ticket_id": 1, "message_id": 404},
         {"op": "leave", "room": "tenant:acme"},
     ]
     async with serve_ws() as served, served.client() as ws:
@@ -85,6 +91,7 @@ async def test_frames_on_the_wire_fit_the_document() -> None:
             if frame["op"] == "join":
                 served.hub.publish(Room.tenant("acme"), "ticket.updated", {"id": 1})
                 answers.append(await receive(ws))
-    assert [a["type"] for a in answers] == ["joined", "ticket.updated", "pong", "pong", "error", "left"]
+    assert [a["type"] for a in answers] == [
+        "joined", "ticket.updated", "pong", "pong", "error", "updated", "error", "left"]
     for answer in answers:
         SERVER_FRAMES.get(answer["type"], SERVER_FRAMES["event"]).model_validate(answer)

@@ -81,13 +81,21 @@ class RecordingOutbox:
     def __init__(self) -> None:
         self.calls: list[tuple] = []
 
-    async def submit(self, tenant_id: str, user: str, *, ticket_id: int, text: str, idempotency_key: str) -> dict:
+    async def submit(self, tenant_id: str, user: str, *, ticket_id: int, text: str, idempotency_key: str,
+                     quoted_message_id: int | None = None) -> dict:
         self.calls.append((tenant_id, user, ticket_id, text, idempotency_key))
         if ticket_id == 404:
             raise NotFound(f"no ticket {ticket_id}", "ticket_id")
         if ticket_id == 503:
             raise Unavailable("the outbox did not answer: AskTimeout")
         return {"created": True, "id": len(self.calls), "status": "queued"}
+
+    async def operate(self, tenant_id: str, *, ticket_id: int, message_id: int, kind: Any, text: str) -> dict:
+        """react / edit / delete: message 404 does not exist; else the message, changed."""
+        self.calls.append((tenant_id, ticket_id, message_id, str(kind), text))
+        if message_id == 404:
+            raise NotFound(f"no message {message_id} in ticket {ticket_id}", "message_id")
+        return {"id": message_id, "ticket_id": ticket_id, "kind": "text", "reactions": {"me": text}}
 
 
 @asynccontextmanager

@@ -12,9 +12,11 @@ EXPECTED = {
     "ENDING_EVENTS", "ClientOutdated", "Connected", "Disconnected", "Driver", "DriverConnectError",
     "DriverError", "DriverFactory", "DriverStateError", "Event", "KeepaliveLost", "KeepaliveRestored",
     "LoggedOut", "MediaKind", "MediaNotFoundError", "MediaRef", "Message", "NeonizeDriver", "NotConnectedError",
-    "OfflineSyncDone", "OutboundMedia", "PairSuccess", "PairingCode", "Presence", "PresenceState",
-    "ProbeTimeoutError", "Qr", "ReasonCode", "Receipt", "ReceiptKind", "Replaced", "RequestError",
+    "OfflineSyncDone", "OutboundMedia", "OutboundOperation", "PairSuccess", "PairingCode", "Presence", "PresenceState",
+    "ProbeTimeoutError", "Qr", "Quote", "ReasonCode", "Receipt", "ReceiptKind", "Replaced", "RequestError",
+    "LidMapped", "CallOffer", "HistoryChat", "HistoryChunk",
     "RequestInterruptedError", "RequestTimeoutError", "SendResult", "SimulatedDriver", "SimulatedDriverConfig", "TemporaryBan", "Undecryptable",
+    "MEDIA_KINDS", "MessageKind", "OPERATIONS", "PLACEHOLDER_TEXT", "parse_vcards", "summary",
 }
 
 

@@ -9,16 +9,16 @@ import actors.tickets
 
 EXPORTS = {
     actors.flows: {
-        "MESSAGE_CREATED", "MESSAGE_SEND_UNKNOWN", "MESSAGE_UPDATED", "OUTBOX_PAUSED", "OUTBOX_RESUMED", "OUTBOX_UPDATED",
+        "DELETED_TEXT", "MESSAGE_CREATED", "MESSAGE_SEND_UNKNOWN", "MESSAGE_UPDATED", "OUTBOX_PAUSED", "OUTBOX_RESUMED", "OUTBOX_UPDATED",
         "TICKET_CREATED", "TICKET_UPDATED", "CleanJobs", "FlowError", "Flows", "GetJob",
         "ListJobs", "NoPublisher", "PauseQueue", "Publisher", "QueueAdmin", "QueueInfo", "QueueRefused",
         "QueueStatus", "RemoveJob", "ResumeQueue", "RetryJob", "Wakeup", "answer_admin", "build_flows",
-        "message_payload", "no_publisher", "outbox_payload", "ticket_payload",
+        "as_seen", "message_payload", "no_publisher", "outbox_payload", "ticket_payload",
     },
     actors.tickets: {
         "Accept", "AppendInbound", "Appended", "Close", "GetTicket", "MarkTicketRead", "MovedTo", "Reopen",
         "TicketActor", "TicketDeps", "TicketDirectory", "TicketError", "TicketInbound", "TicketRefused",
-        "TicketUnavailable", "Transfer", "is_status_or_broadcast", "media_source",
+        "TicketUnavailable", "Transfer", "is_status_or_broadcast", "media_source", "publish_change",
     },
     actors.outbox: {"MediaFile", "OutboxDeps", "OutboxError", "OutboxRefused", "OutboxService", "Send"},
     actors.media: {

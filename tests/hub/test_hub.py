@@ -4,6 +4,7 @@ import json
 
 import pytest
 import trio
+import trio.testing
 
 from actors.hub import TOO_SLOW, ClientClosed, Hub, InvalidEvent, Room, RoomForbidden
 
@@ -143,3 +144,39 @@ async def test_publishing_never_waits():
         for _ in range(300):
             hub.publish(Room.tenant("acme"), "message.created", {})
     assert hub.statistics().disconnected_slow == 50
+
+
+async def test_a_writer_gets_every_frame_in_order_whether_it_waits_or_is_busy():
+    """The hub wakes a client's writer only when it waits for a frame; frames queued while it is
+    busy (writing the previous ones) are still handed out in order, and it is woken again once
+    it has caught up and waits."""
+    hub = Hub()
+    client = hub.connect("acme", "1", "agent")
+    hub.join(client, "tenant:acme")
+    received: list[dict] = []
+    sending, written = trio.Event(), trio.Event()
+
+    async def writer() -> None:
+        while True:
+            received.append(json.loads(await client.receive()))
+            if len(received) == 2:
+                sending.set()
+                await written.wait()  # a slow socket write: the next frames queue meanwhile
+
+    room = Room.tenant("acme")
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(writer)
+        await trio.testing.wait_all_tasks_blocked()  # joined handed out; the writer now waits
+        hub.publish(room, "message.created", {"n": 0})  # wakes it
+        await sending.wait()
+        for n in range(1, 4):
+            hub.publish(room, "message.created", {"n": n})  # queued behind the busy writer
+        assert client.depth == 3
+        written.set()
+        await trio.testing.wait_all_tasks_blocked()  # it drained them and waits again
+        assert [f["payload"]["n"] for f in received[1:]] == [0, 1, 2, 3]
+        hub.publish(room, "message.created", {"n": 4})
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.cancel_scope.cancel()
+    assert [f.get("seq") for f in received] == [0, 1, 2, 3, 4, 5]
+    assert received[-1]["payload"] == {"n": 4}

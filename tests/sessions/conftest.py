@@ -18,6 +18,7 @@ import trio
 from actors.bus import MemoryBus, open_bus
 from actors.drivers import DriverFactory, Message, Receipt, SimulatedDriver, SimulatedDriverConfig
 from actors.sessions import (
+    InboundDefaults,
     SessionDeps,
     SessionInfo,
     SessionPolicy,
@@ -45,7 +46,7 @@ FAST_BACKOFF = Backoff(min=0.1, max=0.4, jitter=Jitter.NONE, reset_after=30.0)
 
 
 @attrs.define(eq=False)
-class MemoryInbound:
+class MemoryInbound(InboundDefaults):
     """An InboundSink that keeps messages in memory; ``deliveries`` counts every message handed
     to ``deliver`` (a message delivered twice counts twice)."""
 

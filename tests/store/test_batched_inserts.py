@@ -139,3 +139,19 @@ async def test_insert_messages_of_an_empty_run_writes_nothing(store):
     before = store.statistics()
     assert await store.insert_messages([]) == []
     assert (store.statistics().batches, store.statistics().ops) == (before.batches, before.ops)
+
+
+@pytest.mark.parametrize("duplicate_at", [None, 0, 2, 4])  # None: every row new (SQLite reads no ids back)
+async def test_each_answered_id_is_the_stored_rows_id(store, duplicate_at):
+    contact = await seed(store)
+    await store.insert_message(message(contact, "OLD"))
+    run = [message(contact, f"N{i}", body=f"body {i}") for i in range(5)]
+    if duplicate_at is not None:
+        run[duplicate_at] = message(contact, "OLD", body="redelivered")
+    results = await store.insert_messages(run)
+    for sent, result in zip(run, results):
+        stored = await store.get_message("s1", sent.wa_id)
+        assert result.message_id == stored.id
+        assert isinstance(result, AlreadyStored) == (sent.wa_id == "OLD")
+    assert (await store.get_message("s1", "OLD")).body == "hi"
+    assert await store.count_messages() == 1 + sum(m.wa_id != "OLD" for m in run)

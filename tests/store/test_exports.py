@@ -4,12 +4,13 @@ import actors.store
 def test_public_face_is_pinned():
     assert sorted(actors.store.__all__) == [
         "ALL_EVENTS", "AlreadyStored", "AuditEntry", "CURRENT_VERSION", "Conflict", "Contact", "DeliveryStatus",
-        "Enqueued", "Fence", "FencedOut", "FoundTicket", "Inserted", "InvalidInput", "JobStatus",
-        "MediaJob", "Message", "NewMessage", "NotFound", "OutboxItem", "OutboxSentRecord", "PostgresBackend",
+        "Edited", "Enqueued", "Fence", "FencedOut", "FoundTicket", "Inserted", "InvalidInput", "JobStatus", "LidMerge",
+        "MediaJob", "Message", "MessageVersion", "NewMessage", "NotFound", "OutboxItem", "OutboxSentRecord",
+        "PostgresBackend",
         "QUARANTINED", "Queue",
         "SchemaTooNew", "SessionRecord", "SqliteBackend", "Store", "StoreClosed", "StoreError",
         "StoreStatistics", "StoreUnavailable", "Tenant", "Ticket", "TicketOutcome", "TicketStatus",
-        "User", "Webhook", "WebhookDelivery", "WriteFailed", "open_store",
+        "User", "Webhook", "WebhookDelivery", "WriteFailed", "is_lid", "open_store",
         "storable", "storable_text", "webhook_wants",
     ]
     for name in actors.store.__all__:

@@ -9,7 +9,10 @@ so every mapping decision is in one place:
   ``TemporaryBan.Expire`` is a **duration** in seconds (``Expire.Seconds()``),
   so its absolute end is ``now + Expire``.
 * ``@lid`` JIDs are replaced by the phone-number alternative WhatsApp sends
-  along (``SenderAlt`` / ``RecipientAlt``) whenever there is one.
+  along (``SenderAlt`` / ``RecipientAlt``, a call's ``callCreatorAlt``) whenever
+  there is one; :func:`lid_mappings` names each such pair (the worker emits it
+  as a ``LidMapped`` event before the event itself). A LID without one stays a
+  LID: neonize's lookup (``get_pn_from_lid``) is not called (see ``_host``).
 * JIDs are rendered ``user@server`` without the device part: a contact's
   phone and its linked devices are one chat participant for zapvisor.
 * Reason codes, as whatsmeow (``connectionevents.go``) and neonize's encoder
@@ -42,10 +45,12 @@ so every mapping decision is in one place:
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 import attrs
 from neonize.events import (
+    CallOfferEv,
+    HistorySyncEv,
     ChatPresenceEv,
     ClientOutdatedEv,
     ConnectedEv,
@@ -68,12 +73,14 @@ from neonize.proto import Neonize_pb2 as pb
 from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import Message as E2EMessage
 
 from .._events import (
+    CallOffer,
     ClientOutdated,
     Connected,
     Disconnected,
     Event,
     KeepaliveLost,
     KeepaliveRestored,
+    LidMapped,
     LoggedOut,
     MediaKind,
     MediaRef,
@@ -89,6 +96,7 @@ from .._events import (
     TemporaryBan,
     Undecryptable,
 )
+from ._content import MEDIA_FIELDS, VoteDecrypter, content
 from ._wire import b64encode
 
 # neonize's ConnectFailureReason numbering -> WhatsApp's code (whatsmeow's constants). Only
@@ -131,15 +139,6 @@ _RECEIPT_KINDS: Final[dict[int, ReceiptKind]] = {
     pb.Receipt.READ_SELF: ReceiptKind.READ,
     pb.Receipt.PLAYED: ReceiptKind.PLAYED,
     pb.Receipt.PLAYED_SELF: ReceiptKind.PLAYED,
-}
-
-# E2E message field -> (kind, mimetype when the sender gave none).
-_MEDIA_FIELDS: Final[dict[str, tuple[MediaKind, str]]] = {
-    "imageMessage": (MediaKind.IMAGE, "image/jpeg"),
-    "videoMessage": (MediaKind.VIDEO, "video/mp4"),
-    "audioMessage": (MediaKind.AUDIO, "audio/ogg"),
-    "documentMessage": (MediaKind.DOCUMENT, "application/octet-stream"),
-    "stickerMessage": (MediaKind.STICKER, "image/webp"),
 }
 
 MS_PER_S: Final = 1000.0
@@ -226,56 +225,53 @@ def _sender_jid(source: pb.MessageSource) -> str:
     return _phone_jid(source.Sender, source.SenderAlt)
 
 
-def _media(content: E2EMessage) -> MediaRef | None:
-    for field, (kind, default_mime) in _MEDIA_FIELDS.items():
-        if not content.HasField(field):
-            continue
-        part = getattr(content, field)
-        # The ref is the media sub-message alone (thumbnail dropped: it can weigh
-        # kilobytes and is not needed to download the file).
-        only = E2EMessage()
-        getattr(only, field).CopyFrom(part)
-        if getattr(part, "JPEGThumbnail", b""):
-            getattr(only, field).ClearField("JPEGThumbnail")
-        return MediaRef(
-            ref=b64encode(only.SerializeToString()),
-            kind=kind,
-            mimetype=part.mimetype or default_mime,
-            size=part.fileLength if part.HasField("fileLength") else None,
-            file_name=(part.fileName or None) if kind is MediaKind.DOCUMENT else None,
-            sha256=part.fileSHA256.hex() if part.fileSHA256 else None,
-        )
-    return None
+def _media(attachment: tuple[str, Any] | None) -> MediaRef | None:
+    """The attachment (its E2E field and sub-message) as a download reference."""
+    if attachment is None:
+        return None
+    field, part = attachment
+    kind, default_mime = MEDIA_FIELDS[field]
+    # The ref is the media sub-message alone (thumbnail dropped: it can weigh
+    # kilobytes and is not needed to download the file).
+    only = E2EMessage()
+    getattr(only, field).CopyFrom(part)
+    if getattr(part, "JPEGThumbnail", b""):
+        getattr(only, field).ClearField("JPEGThumbnail")
+    return MediaRef(
+        ref=b64encode(only.SerializeToString()),
+        kind=kind,
+        mimetype=part.mimetype or default_mime,
+        size=part.fileLength if part.HasField("fileLength") else None,
+        file_name=(part.fileName or None) if kind is MediaKind.DOCUMENT else None,
+        sha256=part.fileSHA256.hex() if part.fileSHA256 else None,
+    )
 
 
-def _text_and_quote(content: E2EMessage) -> tuple[str, str | None]:
-    if content.conversation:
-        return content.conversation, None
-    for field in ("extendedTextMessage", *_MEDIA_FIELDS):
-        if content.HasField(field):
-            part = getattr(content, field)
-            text = part.text if field == "extendedTextMessage" else getattr(part, "caption", "")
-            quoted = part.contextInfo.stanzaID if part.HasField("contextInfo") else ""
-            return text, quoted or None
-    return "", None
-
-
-def _message(ev: pb.Message) -> Message:
+def _message(ev: pb.Message, decrypt_vote: VoteDecrypter | None = None) -> Message | None:
+    """The normalized message (its kind and payload: :mod:`._content`); ``None`` for a protocol
+    message that is no operation on a message."""
     info = ev.Info
     source = info.MessageSource
-    text, quoted = _text_and_quote(ev.Message)
+    view_once = ev.IsViewOnce or ev.IsViewOnceV2 or ev.IsViewOnceV2Extension
+    found = content(ev.Message, view_once=view_once,
+                    decrypt_vote=None if decrypt_vote is None else lambda: decrypt_vote(ev))
+    if found is None:
+        return None
     return Message(
         id=info.ID,
         chat_jid=_chat_jid(source),
         sender_jid=_sender_jid(source),
         from_me=source.IsFromMe,
         timestamp=info.Timestamp / MS_PER_S,
-        text=text,
-        media=_media(ev.Message),
+        text=found.text,
+        media=_media(found.media),
         is_group=source.IsGroup,
         is_broadcast=source.Chat.Server == "broadcast",
         push_name=info.Pushname or None,
-        quoted_id=quoted,
+        quoted_id=found.quoted_id,
+        kind=found.kind,
+        payload=found.payload,
+        target_id=found.target_id,
     )
 
 
@@ -342,13 +338,54 @@ def _presence(ev: pb.Presence) -> Presence:
     )
 
 
-def convert(ev: object, *, me: str | None, now: float) -> Event | Refused | None:
+def _call_offer(ev: pb.CallOffer) -> CallOffer:
+    meta = ev.basicCallMeta
+    call_from = jid_str(meta.callCreator) or jid_str(getattr(meta, "from"))
+    video = ev.HasField("data") and any(child.Tag == "video" for child in ev.data.Nodes)
+    return CallOffer(
+        call_id=meta.callID, caller=_phone_jid(meta.callCreator, meta.callCreatorAlt) or call_from,
+        call_from=call_from, timestamp=float(meta.timestamp), is_video=video,
+    )
+
+
+def _identity_pairs(ev: object) -> list[tuple[pb.JID, pb.JID]]:
+    """The (JID, alternate JID) pairs an event carries about its sender or caller."""
+    match ev:
+        case MessageEv() | UndecryptableMessageEv():
+            source = ev.Info.MessageSource
+        case ReceiptEv() | ChatPresenceEv():
+            source = ev.MessageSource
+        case CallOfferEv():
+            return [(ev.basicCallMeta.callCreator, ev.basicCallMeta.callCreatorAlt)]
+        case _:
+            return []
+    pairs = [(source.Sender, source.SenderAlt)]
+    if source.IsFromMe and not source.IsGroup:
+        pairs.append((source.Chat, source.RecipientAlt))
+    return pairs
+
+
+def lid_mappings(ev: object) -> list[LidMapped]:
+    """Every LID ↔ phone JID pair WhatsApp named in ``ev`` (a LID with its alternate field)."""
+    found = []
+    for jid, alternative in _identity_pairs(ev):
+        for lid, pn in ((jid, alternative), (alternative, jid)):
+            if lid.Server == "lid" and pn.Server == "s.whatsapp.net" and jid_str(lid) and jid_str(pn):
+                found.append(LidMapped(lid=jid_str(lid), pn=jid_str(pn)))
+                break
+    return found
+
+
+def convert(
+    ev: object, *, me: str | None, now: float, decrypt_vote: VoteDecrypter | None = None,
+) -> Event | Refused | None:
     """The normalized form of one neonize event, or ``None`` for events zapvisor ignores.
 
     ``me`` is our own JID when known (neonize's ``Device`` event sets it), ``now``
     the wall clock in epoch seconds (for the ban's absolute expiry). Raises
     ``ValueError`` when the event lacks what the normalized type requires (e.g.
-    a message without an id).
+    a message without an id). ``decrypt_vote`` decrypts poll votes when given (it needs the
+    live client: see :mod:`._content`).
     """
     match ev:
         case ConnectedEv():
@@ -379,7 +416,7 @@ def convert(ev: object, *, me: str | None, now: float) -> Event | Refused | None
                 return PairSuccess(jid=jid_str(ev.ID))
             return Disconnected(code=None, reason=f"pairing failed: {ev.Error or 'unknown error'}")
         case MessageEv():
-            return _message(ev)
+            return _message(ev, decrypt_vote)
         case ReceiptEv():
             return _receipt(ev)
         case OfflineSyncCompletedEv():
@@ -397,6 +434,8 @@ def convert(ev: object, *, me: str | None, now: float) -> Event | Refused | None
             return _chat_presence(ev)
         case PresenceEv():
             return _presence(ev)
+        case CallOfferEv():
+            return _call_offer(ev)
     return None
 
 
@@ -418,5 +457,7 @@ SUBSCRIBED: Final = (
     UndecryptableMessageEv,
     ChatPresenceEv,
     PresenceEv,
+    CallOfferEv,
+    HistorySyncEv,  # converted by ``_history`` (one blob, many events)
 )
 """The neonize event classes a worker registers callbacks for (Go only sends subscribed ones)."""

@@ -50,7 +50,7 @@ import trio
 
 
 from .._errors import DriverConnectError, DriverError, DriverStateError, NotConnectedError, ProbeTimeoutError
-from .._events import ENDING_EVENTS, Event, MediaRef, OutboundMedia, SendResult
+from .._events import ENDING_EVENTS, Event, MediaRef, OutboundMedia, OutboundOperation, Quote, SendResult
 from ._devicestore import is_postgres
 from ._errors import WorkerDied
 from ._pool import Placement, WorkerPool
@@ -216,8 +216,9 @@ class NeonizeDriver:
         if result["conn"] > self._ended_conn:
             self._open_conn = result["conn"]
 
-    async def send_text(self, to: str, text: str, message_id: str) -> SendResult:
-        result = await self._request("send_text", to=to, text=text, message_id=message_id)
+    async def send_text(self, to: str, text: str, message_id: str, quote: Quote | None = None) -> SendResult:
+        quoted = {} if quote is None else {"quote": attrs.asdict(quote)}
+        result = await self._request("send_text", to=to, text=text, message_id=message_id, **quoted)
         return SendResult(**result)
 
     async def send_media(self, to: str, media: OutboundMedia, message_id: str) -> SendResult:
@@ -234,6 +235,13 @@ class NeonizeDriver:
                 file_name=media.file_name,
                 caption=media.caption,
             )
+        return SendResult(**result)
+
+    async def send_operation(self, chat_jid: str, operation: OutboundOperation, request_key: str) -> SendResult:
+        result = await self._request(
+            "send_operation", to=chat_jid, message_id=request_key, kind=str(operation.kind),
+            target_id=operation.target_id, target_from_me=operation.target_from_me, text=operation.text,
+        )
         return SendResult(**result)
 
     async def download_media(self, ref: MediaRef) -> bytes:
@@ -257,6 +265,18 @@ class NeonizeDriver:
 
     async def mark_read(self, chat_jid: str, message_ids: tuple[str, ...], sender_jid: str | None = None) -> None:
         await self._request("mark_read", chat=chat_jid, message_ids=list(message_ids), sender=sender_jid)
+
+    async def set_presence(self, available: bool) -> None:
+        await self._request("presence", available=bool(available))
+
+    async def send_chat_state(self, chat_jid: str, composing: bool) -> None:
+        await self._request("chat_state", chat=chat_jid, composing=bool(composing))
+
+    async def subscribe_presence(self, jid: str) -> None:
+        await self._request("subscribe_presence", jid=jid)
+
+    async def reject_call(self, call_from: str, call_id: str) -> None:
+        await self._request("reject_call", call_from=call_from, call_id=call_id)
 
     async def pair_phone(self, phone_number: str) -> str:
         result = await self._request("pair_phone", phone=phone_number)

@@ -89,7 +89,8 @@ from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import (
     VideoMessage,
 )
 from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import Message as E2EMessage
-from neonize.utils.enum import MediaType, ReceiptType
+from neonize.utils.enum import ChatPresence, ChatPresenceMedia, MediaType, ReceiptType
+from neonize.utils.enum import Presence as NeonizePresence
 from neonize.utils.jid import build_jid
 
 from .._errors import (
@@ -108,15 +109,27 @@ from .._events import (
     Event,
     LoggedOut,
     MediaKind,
+    OutboundOperation,
     PairingCode,
+    Quote,
     PairSuccess,
     Qr,
     TemporaryBan,
 )
 from .._journal import Journal, journal_path
-from ._convert import SUBSCRIBED, Refused, convert, device_jid_str, jid_str, lost_ending
+from ._history import history_events
+from ._convert import (
+    SUBSCRIBED,
+    Refused,
+    convert,
+    device_jid_str,
+    jid_str,
+    lid_mappings,
+    lost_ending,
+)
 from ._devicestore import DeviceStoreError, delete_device, device_exists, is_postgres
 from ._ffilock import FfiLock
+from ._operations import operation_message, reply_message
 from ._wire import b64decode, encode_error, encode_event
 
 log = logging.getLogger(__name__)
@@ -149,6 +162,9 @@ CONVERT_GROUP: Final = 512
 """Most raw events the converter takes per pass (one journal fsync per pass): about
 five Go queues' worth, so a burst is committed in a few fsyncs while the first
 event of a pass waits for at most one group's conversion."""
+
+MAX_LIDS: Final = 100_000
+"""LID mappings a client remembers having announced (a few MB); beyond it the memory is reset."""
 
 DEFERRED: Final = object()
 """``call`` result meaning "the reply is sent later, by the converter thread" (``connect``)."""
@@ -201,6 +217,7 @@ class _Slot:
     connects: int = 0
     sent: OrderedDict[str, dict[str, Any]] = attrs.field(factory=OrderedDict)
     journal: Journal | None = None
+    lids: dict[str, str] = attrs.field(factory=dict)  # LID -> phone JID announced
 
 
 def _jid(text: Any, field: str) -> Any:
@@ -482,7 +499,35 @@ class ClientHost:
 
     def _op_send_text(self, slot: _Slot, args: dict[str, Any]) -> dict[str, Any]:
         to, text, message_id = _jid(args.get("to"), "to"), _text(args, "text"), _text(args, "message_id")
-        return self._send(slot, message_id, lambda: slot.client.send_message(to, text))
+        quote = args.get("quote")
+        if quote is None:
+            return self._send(slot, message_id, lambda: slot.client.send_message(to, text))
+        if not isinstance(quote, dict):
+            raise ValueError(f"quote must be an object, got {quote!r}")
+        quoted = Quote(**quote)
+
+        def send() -> Any:
+            me = slot.client.me
+            if me is None:
+                raise NotConnectedError("the client has no own JID yet (not logged in)")
+            return slot.client.send_message(to, reply_message(text, quoted, to, me.JID))
+
+        return self._send(slot, message_id, send)
+
+    def _op_send_operation(self, slot: _Slot, args: dict[str, Any]) -> dict[str, Any]:
+        """A reaction, edit or delete for everyone (see ``_operations``)."""
+        chat, message_id = _jid(args.get("to"), "to"), _text(args, "message_id")
+        operation = OutboundOperation(kind=_text(args, "kind"), target_id=_text(args, "target_id"),
+                                      target_from_me=bool(args.get("target_from_me", True)),
+                                      text=_text(args, "text", allow_empty=True))
+
+        def send() -> Any:
+            me = slot.client.me
+            if me is None:
+                raise NotConnectedError("the client has no own JID yet (not logged in)")
+            return slot.client.send_message(chat, operation_message(operation, chat, me.JID))
+
+        return self._send(slot, message_id, send)
 
     def _op_send_media(self, slot: _Slot, args: dict[str, Any]) -> dict[str, Any]:
         to, message_id = _jid(args.get("to"), "to"), _text(args, "message_id")
@@ -554,6 +599,34 @@ class ClientHost:
         with self._lock.shared():
             try:
                 slot.client.mark_read(*ids, chat=chat, sender=sender, receipt=ReceiptType.READ)
+            except NeonizeError as exc:
+                raise _ffi_error(exc) from exc
+        return {}
+
+    def _op_reject_call(self, slot: _Slot, args: dict[str, Any]) -> dict[str, Any]:
+        """Decline a call; ``call_from`` as the offer named it (whatsmeow's ``RejectCall``)."""
+        caller, call_id = _jid(args.get("call_from"), "call_from"), _text(args, "call_id")
+        return self._go(slot, lambda: slot.client.reject_call(caller, call_id))
+
+    def _op_presence(self, slot: _Slot, args: dict[str, Any]) -> dict[str, Any]:
+        presence = NeonizePresence.AVAILABLE if args.get("available") is True else NeonizePresence.UNAVAILABLE
+        return self._go(slot, lambda: slot.client.send_presence(presence))
+
+    def _op_chat_state(self, slot: _Slot, args: dict[str, Any]) -> dict[str, Any]:
+        chat = _jid(args.get("chat"), "chat")
+        state = ChatPresence.CHAT_PRESENCE_COMPOSING if args.get("composing") is True else ChatPresence.CHAT_PRESENCE_PAUSED
+        return self._go(slot, lambda: slot.client.send_chat_presence(chat, state, ChatPresenceMedia.CHAT_PRESENCE_MEDIA_TEXT))
+
+    def _op_subscribe_presence(self, slot: _Slot, args: dict[str, Any]) -> dict[str, Any]:
+        jid = _jid(args.get("jid"), "jid")
+        return self._go(slot, lambda: slot.client.subscribe_presence(jid))
+
+    def _go(self, slot: _Slot, call: Callable[[], Any]) -> dict[str, Any]:
+        """Run a one-shot Go call on the live connection; neonize's error becomes a driver error."""
+        self._live(slot)
+        with self._lock.shared():
+            try:
+                call()
             except NeonizeError as exc:
                 raise _ffi_error(exc) from exc
         return {}
@@ -737,7 +810,23 @@ class ClientHost:
             conn.connected = True
         if isinstance(event, (Connected, PairSuccess)):
             self._learn_device(slot, payload)
+        if kind == "event":
+            self._identities(slot, conn, payload)
         self._emit_event(slot, conn, event)
+
+    def _identities(self, slot: _Slot, conn: _Conn, payload: Any) -> None:
+        """Announce the LID mappings ``payload`` carries (before it), each once per client.
+
+        neonize's own lookup (``get_pn_from_lid``) is not called: in 0.5.2 it aborted this
+        process (Go nil pointer in ``main.GetPNFromLID``) on a client whose connection was
+        not established with WhatsApp, and no safe state could be told apart from here.
+        """
+        if len(slot.lids) > MAX_LIDS:
+            slot.lids.clear()  # forgetting only costs an announcement again
+        for mapping in lid_mappings(payload):
+            if slot.lids.get(mapping.lid) != mapping.pn:
+                slot.lids[mapping.lid] = mapping.pn
+                self._emit_event(slot, conn, mapping)
 
     def _normalize(self, slot: _Slot, conn: _Conn, kind: str, payload: Any) -> Event | None:
         match kind:
@@ -759,8 +848,12 @@ class ClientHost:
                 conn.first_qr.set()
                 ttl = QR_FIRST_TTL_S if conn.qr_count == 1 else QR_NEXT_TTL_S
                 return Qr(code=payload.decode(), index=conn.qr_count, expires_at=time.time() + ttl)
+        if isinstance(payload, neonize_events.HistorySyncEv):  # many events: emitted here, in order
+            for event in history_events(payload):
+                self._emit_event(slot, conn, event)
+            return None
         me = jid_str(slot.client.me.JID) if slot.client.me is not None else None
-        event = convert(payload, me=me or None, now=time.time())
+        event = convert(payload, me=me or None, now=time.time(), decrypt_vote=partial(self._decrypt_vote, slot))
         if isinstance(event, Refused):
             if not conn.answered:
                 self._refuse(conn, DriverConnectError(f"WhatsApp refused the connection: {event.reason}", code=event.code))
@@ -769,16 +862,35 @@ class ClientHost:
             return Disconnected(code=event.code, reason=event.reason)
         return event
 
+    def _decrypt_vote(self, slot: _Slot, event: Any) -> list[bytes] | None:
+        """A poll vote's selected option hashes; ``None`` when whatsmeow cannot decrypt it (the
+        poll was created before this device was linked, so its secret is not in the store).
+
+        Only for a paired client: an unpaired whatsmeow device has no message-secret store, and
+        neonize 0.5.2's ``DecryptPollVote`` then dereferences it - a Go panic that kills the
+        worker and every session on it (found by ``tests/drivers/neonize/test_kinds.py``)."""
+        me = slot.client.me
+        if me is None or not me.JID.User:
+            return None
+        try:
+            with self._lock.shared():
+                return list(slot.client.decrypt_poll_vote(event).selectedOptions)
+        except NeonizeError as exc:
+            log.info("session %s: poll vote %s not decrypted: %s", slot.session, event.Info.ID, exc)
+            return None
+
     def _replay(self, slot: _Slot, conn: _Conn) -> None:
         """Emit what the journal held when the connection started, before the connection's own events."""
         replay, conn.replay = conn.replay, []
         for message_id, payload in replay:
             try:
-                event = convert(neonize_events.MessageEv.FromString(payload), me=None, now=time.time())
+                raw = neonize_events.MessageEv.FromString(payload)
+                event = convert(raw, me=None, now=time.time(), decrypt_vote=partial(self._decrypt_vote, slot))
             except Exception:  # written by this module: only a bug gets here; keep the others flowing
                 log.exception("session %s: journaled message %s unreadable", slot.session, message_id)
                 continue
             if event is not None:
+                self._identities(slot, conn, raw)
                 self._emit_event(slot, conn, event)
 
     def _refuse(self, conn: _Conn, error: DriverConnectError) -> None:

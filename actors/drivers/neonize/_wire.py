@@ -62,12 +62,16 @@ from .._errors import (
     RequestTimeoutError,
 )
 from .._events import (
+    CallOffer,
     ClientOutdated,
     Connected,
     Disconnected,
     Event,
+    HistoryChat,
+    HistoryChunk,
     KeepaliveLost,
     KeepaliveRestored,
+    LidMapped,
     LoggedOut,
     MediaKind,
     MediaRef,
@@ -114,6 +118,9 @@ _EVENT_TYPES: Final[dict[str, type]] = {
         OfflineSyncDone,
         Undecryptable,
         Presence,
+        LidMapped,
+        CallOffer,
+        HistoryChunk,
     )
 }
 
@@ -124,11 +131,17 @@ def _decode_media_ref(value: dict[str, Any] | None) -> MediaRef | None:
     return MediaRef(**{**value, "kind": MediaKind(value["kind"])})
 
 
+def _decode_history_chat(value: dict[str, Any]) -> HistoryChat:
+    messages = tuple(Message(**{**m, "media": _decode_media_ref(m.get("media"))}) for m in value["messages"])
+    return HistoryChat(**{**value, "messages": messages})
+
+
 # Fields whose JSON form is not the attrs value itself (enums, nested values).
 _FIELD_DECODERS: Final[dict[tuple[type, str], Callable[[Any], Any]]] = {
     (Receipt, "kind"): ReceiptKind,
     (Presence, "state"): PresenceState,
     (Message, "media"): _decode_media_ref,
+    (HistoryChunk, "chats"): lambda chats: tuple(_decode_history_chat(chat) for chat in chats),
 }
 
 

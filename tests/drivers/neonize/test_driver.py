@@ -22,6 +22,7 @@ from actors.drivers import (
     DriverStateError,
     KeepaliveLost,
     KeepaliveRestored,
+    LidMapped,
     LoggedOut,
     Message,
     NotConnectedError,
@@ -101,6 +102,7 @@ async def test_events_from_the_real_callback_path_drive_connected_ban_logged_out
                     "Message": {"conversation": "olá"},
                 },
             )
+            assert await next_event(d) == LidMapped(lid=f"{LID}@lid", pn=f"{PHONE}@s.whatsapp.net")  # the pair first
             message = await next_event(d)
             assert isinstance(message, Message)
             assert message.timestamp == pytest.approx(1_700_000_000.123)
@@ -341,6 +343,8 @@ async def test_every_neonize_event_maps_to_its_normalized_event(tmp_path, hangin
             ]
             for name, fields, expected in flowing:
                 await d.inject(event=name, fields=fields)
+                if name == "UndecryptableMessageEv":  # the first event naming the LID with its phone: the pair first
+                    assert await next_event(d) == LidMapped(lid=f"{LID}@lid", pn=f"{PHONE}@s.whatsapp.net")
                 assert await next_event(d) == expected, name
             await d.inject(event="ReceiptEv", fields={"MessageSource": source, "MessageIDs": ["G1"], "Type": "RETRY"})  # ignored
             await d.inject(event="StreamReplacedEv", fields={})
