@@ -433,6 +433,7 @@ class SessionActor(Actor):
                 elif isinstance(event, Undecryptable):  # its placeholder keeps its place in the chat
                     await self._handle(event)
                     await inbound.put([event.placeholder()])
+                    event = None
                 elif isinstance(event, LidMapped):  # merged only after the messages before it are stored
                     await inbound.drained()
                     await self._through_store(self.deps.inbound.learn, event)
