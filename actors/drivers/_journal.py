@@ -46,13 +46,24 @@ only the live ones (temporary file, fsync, atomic rename, directory fsync).
 The cost is proportional to the live entries (a session holds at most a few
 hundred unstored messages), paid once per ~MiB of traffic.
 
-Threads. Every method is blocking file I/O and thread-safe: the neonize worker
-calls it from Go's callback threads, its converter thread and its call threads;
-the simulated driver through the :class:`Appender` thread and ``trio.to_thread``.
-Never call the blocking methods on the trio thread (:meth:`Journal.sync_soon`
-and :meth:`Journal.release_soon` make no I/O).
-An fsync does not hold appends back; a compaction does, for its rewrite (a few
-milliseconds, once per ~MiB of traffic).
+Threads. Every method is file I/O and thread-safe: the neonize worker calls it
+from Go's callback threads, its converter thread and its call threads; the
+simulated driver calls :meth:`Journal.append` on trio's thread. That one
+exception to "no blocking call on an event loop's thread" is deliberate and
+measured: the append is one ``write()`` of a frame's records (a few KB) into the
+page cache, 0.1 ms at the median beside a busy trio thread, and the append lock
+is never held across an fsync (a compaction holds it only to copy the records
+appended during its own fsync and to rename, :meth:`Journal.compact`). Handing
+the append to a thread instead costs a GIL round trip each way, and under a busy
+trio thread each re-acquisition of the GIL by another thread waits for the
+interpreter's switch interval (5 ms): measured on ``bench/pipeline.py``, a
+thread's append took 20 ms at the median from receipt to forwarding, and its p99
+reached 75-680 ms by load, most of the pipeline's latency at 1,000 msg/s (the
+same span without a journal: 2.6 ms in the same run); ``bench/journal.py``
+measures both ways.
+:meth:`Journal.sync` and the rewrite of :meth:`Journal.compact` block for an
+fsync: never on trio's thread (the :class:`Syncer` does them;
+:meth:`Journal.sync_soon` and :meth:`Journal.release_soon` make no I/O).
 One journal file has one writer: the driver of its session (the session's
 ownership lease and the actor lifecycle ensure one at a time).
 """
@@ -61,14 +72,13 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
 import re
 import struct
 import threading
 import time
 import zlib
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Final
 
@@ -125,6 +135,11 @@ def _entry(message_id: str, payload: bytes) -> bytes:
     return _record(_ENTRY, _encode_id(message_id) + payload)
 
 
+def _entry_size(message_id: str, payload: bytes) -> int:
+    """The length of :func:`_entry` ``(message_id, payload)`` without building it (no CRC)."""
+    return _RECORD.size + _ID_LEN.size + len(message_id.encode()) + len(payload)
+
+
 def _ids(body: bytes) -> list[str]:
     ids, offset = [], 0
     while offset < len(body):
@@ -170,6 +185,13 @@ def read_pending(path: Path) -> list[tuple[str, bytes]]:
     if not data.startswith(HEADER):
         return []
     return list(_parse(data)[0].items())
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -241,7 +263,7 @@ class Journal:
         except BaseException:
             os.close(fd)
             raise
-        live_bytes = sum(len(_entry(mid, payload)) for mid, payload in live.items())
+        live_bytes = sum(_entry_size(mid, payload) for mid, payload in live.items())
         return cls(path, fd, live, valid, live_bytes, len(live), len(data) - valid)
 
     def append(self, entries: Iterable[tuple[str, bytes]]) -> int:
@@ -295,7 +317,7 @@ class Journal:
             if not released:
                 return 0
             for message_id in released:
-                self._live_bytes -= len(_entry(message_id, self._live.pop(message_id)))
+                self._live_bytes -= _entry_size(message_id, self._live.pop(message_id))
             self._write(_record(_RELEASE, b"".join(_encode_id(mid) for mid in released)))
             self._released += len(released)
             due = self._size >= COMPACT_MIN_BYTES and self._size >= COMPACT_RATIO * self._live_bytes
@@ -332,22 +354,43 @@ class Journal:
             return [(mid, payload) for mid, payload in self._live.items() if mid not in noted]
 
     def compact(self) -> None:
-        """Rewrite the file with the live entries only (atomic: a crash leaves the old or the new file)."""
-        with self._sync_lock, self._lock:
+        """Rewrite the file with the live entries only (atomic: a crash leaves the old or the new file).
+
+        Appends go on during the rewrite and its fsync: the records written to the old file
+        meanwhile are copied after the live entries, and only the last copy (what arrived
+        during the fsync, a few records) and the rename hold the append lock.
+        """
+        with self._sync_lock:
+            with self._lock:
+                if self._fd < 0:
+                    return
+                body = HEADER + b"".join(_entry(mid, payload) for mid, payload in self._live.items())
+                copied = self._size
             tmp = self.path.with_name(self.path.name + ".tmp")
-            body = HEADER + b"".join(_entry(mid, payload) for mid, payload in self._live.items())
             fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o600)
             try:
-                os.write(fd, body)
+                _write_all(fd, body)
+                size = len(body) + self._copy_since(copied, fd)
+                copied = self._size  # read without the lock: the next copy takes what follows
                 os.fsync(fd)
-                os.replace(tmp, self.path)
-                _fsync_dir(self.path.parent)
+                with self._lock:
+                    size += self._copy_since(copied, fd)
+                    os.replace(tmp, self.path)
+                    old, self._fd, self._size = self._fd, fd, size
+                    self._dirty = size > len(body)  # the copied tail: synced by the caller's pass
+                    self._compactions += 1
             except BaseException:
                 os.close(fd)
                 raise
-            os.close(self._fd)
-            self._fd, self._size, self._dirty = fd, len(body), False
-            self._compactions += 1
+            os.close(old)
+            _fsync_dir(self.path.parent)
+
+    def _copy_since(self, offset: int, fd: int) -> int:
+        """Append the current file's bytes from ``offset`` to its end (as the lock-free read saw it) to ``fd``."""
+        end = self._size
+        data = os.pread(self._fd, end - offset, offset) if end > offset else b""
+        _write_all(fd, data)
+        return len(data)
 
     def statistics(self) -> JournalStats:
         with self._lock:
@@ -369,10 +412,7 @@ class Journal:
     def _write(self, data: bytes) -> None:
         if self._fd < 0:
             raise JournalError(f"{self.path}: the journal is closed")
-        view = memoryview(data)
-        while view:
-            written = os.write(self._fd, view)
-            view = view[written:]
+        _write_all(self._fd, data)
         self._size += len(data)
 
 
@@ -393,6 +433,8 @@ class Syncer:
 
     def mark(self, journal: Journal) -> None:
         with self._lock:
+            if journal in self._dirty:
+                return  # already due in the coming pass
             self._dirty.add(journal)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="journal-syncer", daemon=True)
@@ -417,62 +459,6 @@ class Syncer:
 SYNCER: Final = Syncer()
 """The process's syncer (see :class:`Syncer`)."""
 
-
-@attrs.define(eq=False)
-class Appender:
-    """One thread per process that appends for callers that must not block (an event loop).
-
-    :meth:`submit` queues ``(journal, entries, done, wake)`` and returns at once; the thread
-    takes everything queued, appends it with **one** ``write()`` per journal, marks the
-    journals for the :class:`Syncer`, calls each ``done(error)`` (``None`` on success; it
-    must make no syscall), then each distinct ``wake()`` once. Few syscalls per pass matter: a
-    background thread re-acquires the GIL after each one, and while the event loop's thread
-    is busy each re-acquisition waits for the interpreter's switch interval (measured here: 1
-    write per pass, 661 passes/s beside a busy thread; 40 writes per pass, 29 passes/s). That
-    is why the simulated driver's sessions share one journal file, and why an event loop is
-    woken once per pass (``wake``), not once per frame.
-    """
-
-    _queue: queue.SimpleQueue = attrs.field(factory=queue.SimpleQueue)
-    _lock: threading.Lock = attrs.field(factory=threading.Lock)
-    _thread: threading.Thread | None = None
-
-    def submit(self, journal: Journal, entries: list[tuple[str, bytes]],
-               done: Callable[[BaseException | None], None], wake: Callable[[], None]) -> None:
-        with self._lock:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="journal-appender", daemon=True)
-                self._thread.start()
-        self._queue.put((journal, entries, done, wake))
-
-    def _run(self) -> None:
-        while True:
-            batch = [self._queue.get()]
-            while True:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            groups: dict[Journal, list[tuple[str, bytes]]] = {}
-            for journal, entries, _done, _wake in batch:
-                groups.setdefault(journal, []).extend(entries)
-            errors: dict[Journal, BaseException] = {}
-            for journal, entries in groups.items():
-                try:
-                    journal.append(entries)
-                    journal.sync_soon()
-                except (OSError, ValueError) as exc:  # handed to the callers, which decide
-                    errors[journal] = exc
-            wakes = {}  # by equality: a bound method is equal to another binding of the same method
-            for journal, _entries, done, wake in batch:
-                done(errors.get(journal))
-                wakes[wake] = None
-            for wake in wakes:
-                wake()
-
-
-APPENDER: Final = Appender()
-"""The process's appender (see :class:`Appender`)."""
 
 _shared_lock = threading.Lock()
 _shared: dict[Path, list] = {}  # path -> [journal, users]

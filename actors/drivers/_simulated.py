@@ -9,30 +9,31 @@ connection, deferred acks, real probes).
 Inbound durability, as on real WhatsApp (DESIGN §9). The reader tells the server
 ``received`` the moment it reads a ``messages`` frame - whatsmeow's delivery
 receipt, before any application code ran; in its default (whatsmeow) delivery
-mode the simulator then forgets those messages for good. The reader next hands
+mode the simulator then forgets those messages for good. The reader next appends
 them to the inbound journal (:mod:`actors.drivers._journal`, when ``journal_dir``
 is set): the simulated sessions of a process share one file,
-``<journal_dir>/simulated.journal``, keyed by session and message id, appended by
-the process's appender thread with one ``write()`` per pass for every frame queued
-meanwhile (a write survives the death of the process). Receipt and hand-over are
-shielded from cancellation together, so a session restart cannot fall between
-them. The reader then reads on; a forwarder task passes events to the session in
-order, each frame's messages only once their append is done. The process's
-syncer thread fsyncs the journal within ``SYNC_DELAY`` (5 ms) of an append, a
-group commit across every session, without holding up the messages: the store
-commit they race to needs no fsync of ours. :meth:`SimulatedDriver.ack` releases
-them once stored: it only notes the keys, which the syncer writes with its next
-pass (a release that never lands only replays a stored message). Each new
-connection first replays what the journal still holds for its session (a
+``<journal_dir>/simulated.journal``, keyed by session and message id, and a frame's
+messages are one ``write()`` on trio's thread (a write survives the death of the
+process). Receipt and append are shielded from cancellation together, so a
+session restart cannot fall between them; only then do the messages go to the
+session. The process's syncer thread fsyncs the journal within ``SYNC_DELAY``
+(5 ms) of an append, a group commit across every session, without holding up
+the messages: the store commit they race to needs no fsync of ours (and the
+receipt that WhatsApp acts on went out before either). :meth:`SimulatedDriver.ack`
+releases them once stored: it only notes the keys, which the syncer writes with
+its next pass (a release that never lands only replays a stored message). Each
+new connection first replays what the journal still holds for its session (a
 previous process died, or a connection ended with messages unstored), before its
 own events. What remains exposed is the window between the ``received`` frame
-and the appender's write (its next pass).
+and the append (the receipt's own send).
 
-Why one file and a thread of its own (measured on ``bench/pipeline.py``): a
+Why one file, written on trio's thread (measured on ``bench/pipeline.py``): a
 ``trio.to_thread`` hop per frame into per-session files ran at 1.6k-2.7k msg/s
-beside 5.7k without the journal. Under a busy trio thread every GIL
-re-acquisition of another thread waits for the switch interval (5 ms), so the
-cost is the number of hops and syscalls per second, not the bytes.
+beside 5.7k without the journal; one appender thread for every session, woken
+per pass, still added ~20 ms at the median between receipt and forwarding, and
+most of the p99 at 1,000 msg/s. Under a busy trio thread every GIL re-acquisition
+of another thread waits for the switch interval (5 ms), so what costs is the
+number of thread hops, not the bytes; the write itself takes ~0.1 ms.
 
 Credentials handed out at pairing are kept by the config's ``keeper`` (a
 :class:`CredentialKeeper`: the node gives one backed by PostgreSQL, so every node of a
@@ -44,9 +45,6 @@ memory; they are deleted when the account is logged out.
 from __future__ import annotations
 
 import base64
-import collections
-import contextlib
-import functools
 import itertools
 import json
 import logging
@@ -102,7 +100,7 @@ from ._events import (
     TemporaryBan,
     Undecryptable,
 )
-from ._journal import APPENDER, Journal, close_shared, open_shared
+from ._journal import Journal, close_shared, open_shared
 
 log = logging.getLogger(__name__)
 
@@ -256,47 +254,6 @@ def _event(frame: dict[str, Any]) -> Event | None:
             return None
 
 
-@attrs.define(eq=False)
-class _Appending:
-    """One frame's messages on their way to the journal (the appender thread) and the session."""
-
-    events: list[Message]
-    finished: trio.Event = attrs.field(factory=trio.Event)
-    error: BaseException | None = None
-
-
-@attrs.define(eq=False)
-class _Completions:
-    """The appender's completions for one trio run: recorded on its thread, set in one trio callback per pass."""
-
-    token: trio.lowlevel.TrioToken
-    ready: collections.deque = attrs.field(factory=collections.deque)  # appendings done, not yet finished
-
-    @classmethod
-    def current(cls) -> _Completions:
-        try:
-            return _COMPLETIONS.get()
-        except LookupError:
-            completions = cls(trio.lowlevel.current_trio_token())
-            _COMPLETIONS.set(completions)
-            return completions
-
-    def done(self, appending: _Appending, error: BaseException | None) -> None:  # appender thread, no syscall
-        appending.error = error
-        self.ready.append(appending)
-
-    def wake(self) -> None:  # appender thread, once per pass
-        with contextlib.suppress(trio.RunFinishedError):  # the run is gone: nobody waits
-            self.token.run_sync_soon(self._finish)
-
-    def _finish(self) -> None:  # trio thread
-        while self.ready:
-            self.ready.popleft().finished.set()
-
-
-_COMPLETIONS: trio.lowlevel.RunVar[_Completions] = trio.lowlevel.RunVar("zapvisor_journal_completions")
-
-
 def _write_creds(path: Path, creds: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
@@ -335,11 +292,6 @@ class SimulatedDriver:
     _creds: str | None = attrs.field(default=None, init=False)
     _creds_loaded: bool = attrs.field(default=False, init=False)
     _journal: Journal | None = attrs.field(default=None, init=False)
-    # Producers send to _events_send: events, and _Appending frames; the forwarder passes them
-    # on to _deliver (the session's ``events``), each frame once its append is done.
-    _pipe: trio.MemoryReceiveChannel[Event | _Appending] = attrs.field(init=False)
-    _deliver: trio.MemorySendChannel[Event] = attrs.field(init=False)
-    _last_append: _Appending | None = attrs.field(default=None, init=False)
     _io: trio.CapacityLimiter = attrs.field(factory=lambda: trio.CapacityLimiter(1), init=False)
 
     @session_id.validator
@@ -348,8 +300,7 @@ class SimulatedDriver:
             raise ValueError(f"SimulatedDriver.session_id must match {_SESSION_ID.pattern}, got {value!r}")
 
     def __attrs_post_init__(self) -> None:
-        self._events_send, self._pipe = trio.open_memory_channel(self.config.events_capacity)
-        self._deliver, self._events_recv = trio.open_memory_channel(self.config.events_capacity)
+        self._events_send, self._events_recv = trio.open_memory_channel(self.config.events_capacity)
 
     @property
     def events(self) -> trio.MemoryReceiveChannel[Event]:
@@ -374,9 +325,8 @@ class SimulatedDriver:
             self._journal = await trio.to_thread.run_sync(
                 open_shared, self.config.journal_dir / JOURNAL_FILE, limiter=self._io)
         try:
-            async with self._events_send, self._deliver, trio.open_nursery() as nursery:
+            async with self._events_send, trio.open_nursery() as nursery:
                 self._nursery = nursery
-                nursery.start_soon(self._forward)
                 task_status.started()
                 await trio.sleep_forever()
         finally:
@@ -384,21 +334,7 @@ class SimulatedDriver:
             journal, self._journal = self._journal, None
             if journal is not None:
                 with trio.CancelScope(shield=True):
-                    if self._last_append is not None:  # the appender works in order: all of ours are written
-                        await self._last_append.finished.wait()
                     await trio.to_thread.run_sync(close_shared, journal, limiter=self._io)
-
-    async def _forward(self) -> None:
-        """Pass events on to the session in order; a frame's messages once their append is done."""
-        async for item in self._pipe:
-            if isinstance(item, _Appending):
-                await item.finished.wait()
-                if item.error is not None:  # the messages still flow; only a crash now would lose them
-                    log.error("driver %s: %d messages not journaled: %r", self.session_id, len(item.events), item.error)
-                for event in item.events:
-                    await self._deliver.send(event)
-            else:
-                await self._deliver.send(item)
 
     def _key(self, message_id: str) -> str:
         return f"{self.session_id}{KEY_SEPARATOR}{message_id}"
@@ -561,22 +497,31 @@ class SimulatedDriver:
             return
         for _, msg in events:  # the mapping goes first: the session merges before storing these
             await self._announce_lid(msg)
-        journal = self._journal
-        appending = _Appending([event for event, _ in events])
         with trio.CancelScope(shield=True):  # a receipt without its append would lose the messages
             with trio.move_on_after(self.config.close_timeout):  # a stuck socket must not hold the shield
                 try:
                     await conn.ws.send_message(json.dumps({"op": "received", "ids": [event.id for event, _ in events]}))
                 except trio_websocket.ConnectionClosed:
                     pass  # the server may or may not have the receipt: journal them either way
-            if journal is None:
-                appending.finished.set()
-            else:
-                entries = [(self._key(event.id), json.dumps(msg).encode()) for event, msg in events]
-                completions = _Completions.current()
-                APPENDER.submit(journal, entries, functools.partial(completions.done, appending), completions.wake)
-                self._last_append = appending
-        await self._events_send.send(appending)  # the session lags: backpressure
+            self._append(events)
+        for event, _ in events:
+            await self._events_send.send(event)  # the session lags: backpressure
+
+    def _append(self, events: list[tuple[Message, dict[str, Any]]]) -> None:
+        """Journal one frame's messages: one ``write()`` on trio's thread (see the module docstring).
+
+        An error is logged and the messages still flow: only a crash before they are
+        stored would now lose them.
+        """
+        journal = self._journal
+        if journal is None:
+            return
+        try:
+            journal.append([(self._key(event.id), json.dumps(msg).encode()) for event, msg in events])
+        except (OSError, ValueError) as exc:
+            log.error("driver %s: %d messages not journaled: %r", self.session_id, len(events), exc)
+            return
+        journal.sync_soon()
 
     async def _keepalive(self, conn: _Connection) -> None:
         failures = 0

@@ -124,6 +124,42 @@ def test_appends_from_many_threads_are_whole_records(tmp_path):
         assert mine == [f"t{n}-{i}" for i in range(200)]
 
 
+def test_compactions_while_threads_append_and_release_keep_every_live_entry(tmp_path):
+    """A compaction lets appends go on during its rewrite and fsync, and copies what they wrote
+    after the live entries: whatever was appended and not released survives, in its order."""
+    path = tmp_path / "s.journal"
+    journal = Journal.open(path)
+    writing = threading.Event()
+    writing.set()
+
+    def writer(prefix: str) -> None:
+        for i in range(600):
+            batch = [(f"{prefix}{i}-{k}", b"w" * 120) for k in range(5)]
+            journal.append(batch)
+            journal.release([mid for mid, _ in batch[1:]])  # the first of each batch stays live
+
+    def compactor() -> None:
+        while writing.is_set():
+            journal.compact()
+
+    threads = [threading.Thread(target=writer, args=(f"t{n}-",)) for n in range(4)]
+    rewrites = threading.Thread(target=compactor)
+    rewrites.start()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    writing.clear()
+    rewrites.join()
+    assert journal.statistics().compactions >= 2
+    expected = [mid for mid, _ in journal.pending()]
+    journal.close()
+    pending = [mid for mid, _ in Journal.open(path).pending()]
+    assert pending == expected
+    for n in range(4):
+        assert [mid for mid in pending if mid.startswith(f"t{n}-")] == [f"t{n}-{i}-0" for i in range(600)]
+
+
 def test_entries_appended_before_a_kill_9_are_there_after_it(tmp_path):
     """A real process appends (no fsync) and is killed by SIGKILL mid-stream: every append that
     returned is in the file (the page cache survives the process), the tail is whole or cut."""

@@ -27,9 +27,9 @@ INBOUND_RATE = 150.0  # messages per second: the stream lasts ~2.7 s, the kill l
 DAEMON = [sys.executable, "-c", "import sys; from api.cli import main; sys.exit(main(['run']))"]
 START_TIMEOUT = 60.0  # generous: a loaded 2-core machine imports and migrates slowly
 # Receipted-but-not-journaled messages a kill can catch: the driver's reader sends the receipt of
-# a ``messages`` frame, then hands the frame to the journal's appender thread, whose write follows
-# within its next pass (milliseconds); at this rate a frame carries one or two messages. The bound
-# only catches a window that grew far beyond a pass; the measured figure is reported.
+# a ``messages`` frame, then writes the frame to the journal on trio's thread as soon as that send
+# returns (well under a millisecond); at this rate a frame carries one or two messages. The bound
+# only catches a window that grew far beyond that; the measured figure is reported.
 WINDOW_BOUND = 10
 
 
