@@ -10,7 +10,7 @@ with ``t`` the trio time just before the last successful acquire/renew request w
 * Renewals are sent every ``ttl/3``. Each must be confirmed before ``valid_until = t + 2·ttl/3``
   (computed from the send time, so network and server delays only shorten our own window).
 * The moment a renewal fails (bus unavailable, lock gone or held by another node) or is not
-  confirmed by ``valid_until``, the tenure ends: ``tenure.lost`` is set and
+  confirmed by ``valid_until`` (a confirmation read after it counts as none), the tenure ends: ``tenure.lost`` is set and
   ``tenure.cancel_scope`` is cancelled. Failure detection therefore happens at the latest at
   ``t + 2·ttl/3``, strictly before the earliest expiry ``t + ttl``.
 * **Margin: ttl/3** between the holder's last permitted moment and the earliest moment another
@@ -203,14 +203,20 @@ class Lease:
             with trio.move_on_at(tenure.valid_until):
                 try:
                     if await self.bus.renew(tenure.lock):
-                        tenure.valid_until = sent_at + self.ttl * VALID_FRACTION
-                        tenure.cancel_scope.deadline = tenure.valid_until
-                        self._state = attrs.evolve(self._state, valid_until=tenure.valid_until)
-                        self._renewals += 1
-                        continue
-                    holder = await self.bus.lock_owner(self.resource)
-                    phase = LeasePhase.STANDBY
-                    reason = "lock expired" if holder is None else f"held by {holder!r}"
+                        if not tenure.cancel_scope.cancel_called:
+                            tenure.valid_until = sent_at + self.ttl * VALID_FRACTION
+                            tenure.cancel_scope.deadline = tenure.valid_until
+                            self._state = attrs.evolve(self._state, valid_until=tenure.valid_until)
+                            self._renewals += 1
+                            continue
+                        # Confirmed, but after valid_until (a starved process): the holder's scope
+                        # has fired and it stopped using the resource. The tenure ends here, so that
+                        # the holder never finds a spent scope in a tenure that looks alive.
+                        reason = "renewal confirmed after valid_until"
+                    else:
+                        holder = await self.bus.lock_owner(self.resource)
+                        phase = LeasePhase.STANDBY
+                        reason = "lock expired" if holder is None else f"held by {holder!r}"
                 except BusUnavailable as exc:
                     reason = f"renewal failed: {exc}"
             self._losses += 1

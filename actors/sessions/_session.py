@@ -332,6 +332,8 @@ class SessionActor(Actor):
                 self._status(SessionStatus.QUEUED, "waiting for a pool slot")
                 async with self.deps.pool.slot(self.session_id):
                     await self._drive()
+            if tenure.cancel_scope.cancel_called:  # its deadline may fire before the lease task ends it:
+                await tenure.lost.wait()  # wait for that (Lease._hold), so the next turn gets a new tenure
             if lease.state.phase not in (LeasePhase.UNAVAILABLE, LeasePhase.HELD):
                 break  # another node holds it, or the lease stopped: that is a failure
             # The bus went away (or came back at once), not the account: we stopped using it, as the

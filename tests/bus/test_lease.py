@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 import trio
 
-from actors.bus import BusError, BusValueError, Lease, LeasePhase
+from actors.bus import BusError, BusValueError, Lease, LeasePhase, open_bus
+
+from tests.fixtures.late_bus import LateRenewalBus
 
 from .conftest import FreezableNode
 
@@ -186,4 +188,23 @@ async def test_retry_now_makes_the_next_attempt_at_once(bus, clock, backend, ttl
             assert trio.current_time() == asked_at  # not after retry_interval (100 s)
         else:
             assert trio.current_time() - asked_at < 10
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_renewal_confirmed_after_valid_until_ends_the_tenure(autojump_clock):
+    ttl = TTLS["memory"]
+    bus = LateRenewalBus()
+    async with open_bus(bus), trio.open_nursery() as nursery:
+        lease = await start(nursery, Lease(bus, "session:late", "node-a", ttl))
+        tenure = await lease.wait_held()
+        bus.late_by = ttl / 3 + 0.01  # sent at ttl/3, valid until 2/3 ttl: answered 0.01 s late
+        with tenure.cancel_scope:
+            await trio.sleep_forever()
+        assert trio.current_time() == pytest.approx(ttl * 2 / 3)  # the scope fired at valid_until
+        await trio.sleep(0.02)  # the late answer has arrived by now
+        assert tenure.lost.is_set() and tenure.reason == "renewal confirmed after valid_until"
+        assert lease.tenure is not tenure  # a holder never meets a spent scope in a live tenure
+        lease.retry_now()
+        again = await lease.wait_held()
+        assert again is not tenure and again.token > tenure.token
         nursery.cancel_scope.cancel()

@@ -122,11 +122,12 @@ async def open_session_node(
     limiter: RestartLimiter | None = None,
     backoff: Backoff = FAST_BACKOFF,
     breaker: CircuitBreaker | None = CircuitBreaker(threshold=3, window=60.0, cooldown=2.0),
+    bus: MemoryBus | None = None,
 ) -> AsyncIterator[SessionNode]:
     limiter = limiter or RestartLimiter(rate=200.0, burst=200, max_concurrent=100)
     board = StatusBoard(debounce=0.05)
     inbound = MemoryInbound()
-    async with open_bus(MemoryBus()) as bus:
+    async with open_bus(bus or MemoryBus()) as bus:
         deps = SessionDeps(
             driver_factory=driver_factory or functools.partial(SimulatedDriver, config=driver_config),
             board=board, pool=SessionPool(max_sessions), bus=bus, limiter=limiter, inbound=inbound, policy=policy,
