@@ -2,7 +2,8 @@
 
 ``GET /supervision/runtime`` (admin only) answers :func:`runtime_stats`: resident memory, open file
 descriptors, threads, live actors, trio tasks, trio's deadline heap, asyncio tasks (the trio-asyncio
-loops of asyncpg and Redis) and, with ``?objects=N``, the N most numerous Python object types. A
+loops of asyncpg and Redis) and, with ``?objects=N``, the N most numerous Python object types (and, when tracemalloc traces, the N source
+lines holding the most memory). A
 leak shows as one of these climbing while the load stays the same (``bench/soak.py`` samples it).
 
 Counting objects walks the whole heap (``gc.get_objects()``: tens of milliseconds per 100k objects,
@@ -19,6 +20,7 @@ import gc
 import os
 import resource
 import threading
+import tracemalloc
 from typing import Any
 
 import trio
@@ -78,6 +80,15 @@ def object_counts(top: int) -> dict[str, int]:
     return dict(counts.most_common(top))
 
 
+def allocation_sites(top: int) -> dict[str, int] | None:
+    """Bytes held per allocating source line, the ``top`` largest; None unless tracemalloc traces
+    (``PYTHONTRACEMALLOC=1`` at start: it slows the process, a diagnosis run's setting)."""
+    if not tracemalloc.is_tracing():
+        return None
+    stats = tracemalloc.take_snapshot().statistics("lineno")[:top]
+    return {f"{s.traceback[0].filename}:{s.traceback[0].lineno}": s.size for s in stats}
+
+
 def runtime_stats(actors: int, objects: int = 0) -> dict[str, Any]:
     """The process's figures now; ``actors`` is the node's live actor count (its tree's size)."""
     stats: dict[str, Any] = {
@@ -92,4 +103,5 @@ def runtime_stats(actors: int, objects: int = 0) -> dict[str, Any]:
     }
     if objects:
         stats["objects"] = object_counts(objects)
+        stats["allocations"] = allocation_sites(objects)
     return stats

@@ -58,7 +58,7 @@ from hypercorn.config import Config
 from hypercorn.trio import serve
 from quart_trio import QuartTrio
 
-from actors.simulator import SimulatorProcess
+from actors.simulator import SimulatorError, SimulatorProcess
 from bench._redis import RedisServer
 from bench._servers import PostgresServer, free_port
 from bench.chaos import Daemon, errors_logged
@@ -156,9 +156,12 @@ async def pair(client: httpx.AsyncClient, control, session: str, tally: Tally) -
     return True
 
 
-async def session_churn(client: httpx.AsyncClient, control, tally: Tally) -> None:
-    """Create, connect, receive, drop (a simulator fault), reconnect, log out or not, delete; forever."""
+async def session_churn(client: httpx.AsyncClient, control, tally: Tally, stopping: trio.Event) -> None:
+    """Create, connect, receive, drop (a simulator fault), reconnect, log out or not, delete; until
+    ``stopping`` is set (a cycle in progress is finished: its session deleted)."""
     for n in itertools.count():
+        if stopping.is_set():
+            return
         session = f"churn{n}"
         try:
             if not await pair(client, control, session, tally):
@@ -174,8 +177,8 @@ async def session_churn(client: httpx.AsyncClient, control, tally: Tally) -> Non
             if n % 2 == 0:
                 tally.check("session_logout", await client.post(f"/tenants/{TENANT}/sessions/{session}/logout"))
             tally.check("session_delete", await client.delete(f"/tenants/{TENANT}/sessions/{session}"), 200, 204)
-        except (trio.TooSlowError, httpx.HTTPError) as error:
-            tally.fail(f"session_churn {session}", error)
+        except (trio.TooSlowError, httpx.HTTPError, SimulatorError) as error:
+            tally.fail("session_churn", error)
         await trio.sleep(0.5)
 
 
@@ -185,14 +188,17 @@ async def inbound(control, tally: Tally) -> None:
     for i in itertools.count():
         s = i % STABLE
         sender = contact(s, (i // STABLE) % CONTACTS)
-        if trio.current_time() - last_media >= MEDIA_EVERY:
-            await control.send_message(f"s{s}", "", sender=sender, media=PNG, media_kind="image",
-                                       mimetype="image/png", file_name="p.png")
-            last_media = trio.current_time()
-            tally.ops["inbound_media"] += 1
-        else:
-            await control.send_message(f"s{s}", f"in {i}", sender=sender, push_name=f"C{s}")
-            tally.ops["inbound_text"] += 1
+        try:
+            if trio.current_time() - last_media >= MEDIA_EVERY:
+                await control.send_message(f"s{s}", "", sender=sender, media=PNG, media_kind="image",
+                                           mimetype="image/png", file_name="p.png")
+                last_media = trio.current_time()
+                tally.ops["inbound_media"] += 1
+            else:
+                await control.send_message(f"s{s}", f"in {i}", sender=sender, push_name=f"C{s}")
+                tally.ops["inbound_text"] += 1
+        except SimulatorError as error:
+            tally.fail("inbound", error)
         await trio.sleep(1 / IN_RATE)
 
 
@@ -312,14 +318,17 @@ async def quiet(client: httpx.AsyncClient, sampler: Sampler, baseline: dict) -> 
     began = trio.current_time()
     with trio.move_on_after(QUIET_TIMEOUT):
         while True:
-            queues = (await client.get("/queues")).json()
-            busy = sum(q["jobs"].get(state, 0) for q in queues.values() for state in ("queued", "running", "sending"))
-            stats = await sampler.sample("quiet", False)
+            answer = await client.get("/queues")
+            queues = answer.json() if answer.status_code == 200 else {"?": {"jobs": {"queued": answer.status_code}}}
+            busy = {name: sum(q["jobs"].get(state, 0) for state in ("queued", "running", "sending"))
+                    for name, q in queues.items()}
+            stats = await sampler.sample("quiet", False) | {"busy": busy}
+            busy = sum(busy.values())
             if busy == 0 and stats["actors"] <= baseline["actors"] and stats["trio_tasks"] <= baseline["trio_tasks"]:
                 break
             await trio.sleep(2.0)
     await trio.sleep(2.0)
-    return await sampler.sample("end", True) | {"quiet_s": trio.current_time() - began}
+    return await sampler.sample("end", True) | {"quiet_s": trio.current_time() - began, "busy": stats["busy"]}
 
 
 def slope_per_hour(samples: list[dict], key) -> float:
@@ -368,7 +377,7 @@ def plot(samples: list[dict], path: Path, warm_until: float) -> None:
 
 
 async def soak(duration: float, every: float, root: Path, pg: PostgresServer, redis: RedisServer,
-               log_copy: Path | None) -> dict:
+               log_copy: Path | None, trace: bool) -> dict:
     database = "soak"
     dsn = pg.create_database(database)
     simulator = SimulatorProcess(state_dir=root / "simulator", args=("--flush-interval", "0.2"))
@@ -390,11 +399,12 @@ async def soak(duration: float, every: float, root: Path, pg: PostgresServer, re
         "ZAPVISOR_API__ADMIN_TOKEN": ADMIN_TOKEN,
         "ZAPVISOR_API__PORT": str(port),
         "ZAPVISOR_LOGGING__LEVEL": "warning",
-    }
+    } | ({"PYTHONTRACEMALLOC": "1"} if trace else {})
     daemon = Daemon(env, root / "daemon.log", f"http://127.0.0.1:{port}")
     tally, receiver = Tally(), Receiver()
     try:
-        async with simulator.control() as control, trio.open_nursery() as outer, \
+        async with simulator.control() as control, simulator.control() as churn_control, \
+                trio.open_nursery() as outer, \
                 httpx.AsyncClient(base_url=daemon.url, timeout=HTTP_TIMEOUT,
                                   headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as client:
             await outer.start(receiver.serve)
@@ -413,8 +423,9 @@ async def soak(duration: float, every: float, root: Path, pg: PostgresServer, re
             paths_before = await actor_paths(client)
             sampler.began = trio.current_time()
             sampler.samples[-1]["t"] = 0.0
-            async with trio.open_nursery() as churn:
-                churn.start_soon(session_churn, client, control, tally)
+            stopping = trio.Event()
+            async with trio.open_nursery() as sessions, trio.open_nursery() as churn:
+                sessions.start_soon(session_churn, client, churn_control, tally, stopping)
                 churn.start_soon(inbound, control, tally)
                 churn.start_soon(ticket_work, client, user["id"], tally)
                 for i in range(AGENTS):
@@ -422,10 +433,11 @@ async def soak(duration: float, every: float, root: Path, pg: PostgresServer, re
                 churn.start_soon(sampler.run, every, 5)
                 await trio.sleep(duration)
                 churn.cancel_scope.cancel()
+                stopping.set()
             warm = [s for s in sampler.samples if s["phase"] == "churn" and s["t"] >= WARMUP * duration]
             end = await quiet(client, sampler, start)
             paths_after = await actor_paths(client)
-            warm_objects = next((s["objects"] for s in warm if "objects" in s), start["objects"])
+            warm_sample = next((s for s in warm if "objects" in s), start)
             outer.cancel_scope.cancel()
     finally:
         await daemon.stop()
@@ -447,7 +459,9 @@ async def soak(duration: float, every: float, root: Path, pg: PostgresServer, re
         "asyncio_tasks_end_minus_start": (end["asyncio_tasks"] or 0) - (start["asyncio_tasks"] or 0),
         "pg_connections_end_minus_start": end["pg_connections"] - start["pg_connections"],
         "rss_mb_start_end": [round(start["rss_bytes"] / 2**20, 1), round(end["rss_bytes"] / 2**20, 1)],
-        "top_growth": growth(warm_objects, end["objects"]),
+        "top_growth": growth(warm_sample["objects"], end["objects"]),
+        "top_allocation_growth": growth(warm_sample["allocations"], end["allocations"])
+        if end.get("allocations") else None,
         "errors": sum(logged.values()) - sum(expected.values()) + surplus + sum(tally.failed.values()),
         "error_detail": {"daemon_log": {k: n for k, n in logged.items() if k not in expected},
                          "operations": dict(tally.failed)},
@@ -455,6 +469,7 @@ async def soak(duration: float, every: float, root: Path, pg: PostgresServer, re
         "actors_left": sorted(paths_after - paths_before),
         "actors_gone": sorted(paths_before - paths_after),
         "quiet_s": end["quiet_s"],
+        "jobs_in_flight_at_end": end["busy"],
         "daemon_exits": daemon.exits,
         "ops": dict(tally.ops),
         "webhook_calls": receiver.calls,
@@ -471,6 +486,8 @@ def main() -> None:
     parser.add_argument("--duration", type=float, help="seconds of churn (overrides --quick)")
     parser.add_argument("--plot", type=Path, default=Path("test-artifacts/soak.png"), help="where the PNG goes")
     parser.add_argument("--log", type=Path, help="keep a copy of the daemon's log here")
+    parser.add_argument("--tracemalloc", action="store_true",
+                        help="run the daemon with PYTHONTRACEMALLOC=1 and report the source lines that grew (slow)")
     args = parser.parse_args()
     duration = args.duration or (150.0 if args.quick else 1800.0)
     if duration < 30:
@@ -483,7 +500,7 @@ def main() -> None:
         pg.start()
         redis.start()
         with tempfile.TemporaryDirectory(prefix="zapvisor-bench-soak-") as tmp:
-            result = trio.run(soak, duration, every, Path(tmp), pg, redis, args.log)
+            result = trio.run(soak, duration, every, Path(tmp), pg, redis, args.log, args.tracemalloc)
     finally:
         redis.close()
         pg.destroy()
