@@ -100,6 +100,7 @@ def runtime_stats(actors: int, objects: int = 0) -> dict[str, Any]:
         "trio_deadlines": trio_deadlines(),
         "asyncio_tasks": asyncio_tasks(),
         "gc_counts": list(gc.get_count()),
+        "gc_frozen": gc.get_freeze_count(),  # api/_gc.py freezes survivors; its sweep gives them back
     }
     if objects:
         stats["objects"] = object_counts(objects)

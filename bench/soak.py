@@ -300,7 +300,7 @@ class Sampler:
             stats = await self.sample("churn", n % objects_every == 0)
             if n % objects_every == 0:  # a line now and then for whoever watches a long run
                 print(f"soak: t={stats['t']:.0f}s rss={stats['rss_bytes'] / 2**20:.1f}MB fds={stats['fds']} "
-                      f"actors={stats['actors']} tasks={stats['trio_tasks']}", file=sys.stderr)
+                      f"actors={stats['actors']} tasks={stats['trio_tasks']} frozen={stats.get('gc_frozen')}", file=sys.stderr)
             await trio.sleep(every)
 
 
@@ -464,6 +464,7 @@ async def soak(duration: float, every: float, root: Path, pg: PostgresServer, re
         "asyncio_tasks_end_minus_start": (end["asyncio_tasks"] or 0) - (start["asyncio_tasks"] or 0),
         "pg_connections_end_minus_start": end["pg_connections"] - start["pg_connections"],
         "rss_mb_start_end": [round(start["rss_bytes"] / 2**20, 1), round(end["rss_bytes"] / 2**20, 1)],
+        "gc_frozen_start_end": [start.get("gc_frozen"), end.get("gc_frozen")],
         "top_growth": growth(warm_sample["objects"], end["objects"]),
         "top_allocation_growth": growth(warm_sample["allocations"], end["allocations"])
         if end.get("allocations") else None,

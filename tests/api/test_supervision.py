@@ -56,6 +56,7 @@ async def test_runtime_figures_for_a_soak(api_server, simulator_control) -> None
     assert runtime["actors"] == tree_size and runtime["rss_bytes"] > 10 * 2**20
     assert runtime["fds"] > 3 and runtime["threads"] >= 1 and runtime["trio_tasks"] > tree_size
     assert runtime["trio_deadlines"]["active"] >= 0 and runtime["asyncio_tasks"] >= 0 and "objects" not in runtime
+    assert runtime["gc_frozen"] >= 0 and len(runtime["gc_counts"]) == 3
     counted = (await admin.get("/supervision/runtime", params={"objects": 5})).json()["objects"]
     assert len(counted) == 5 and "dict" in counted and all(n > 0 for n in counted.values())
     too_many = await admin.get("/supervision/runtime", params={"objects": 201})
