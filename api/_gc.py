@@ -17,8 +17,8 @@ The policy (:func:`tune_gc`, once the node is up):
   since the last sweep (looked at every SWEEP_CHECK s), and at least every SWEEP_INTERVAL. A
   daemon that only serves sweeps about once an hour; under churn (sessions connected, dropped,
   deleted; tickets passivated) a sweep comes as often as the garbage requires, so memory stays
-  within SWEEP_GROWTH of what lives. ``bench/soak.py`` found the hour-only sweep letting a
-  churning daemon grow by ~80-150 MB/h, all of it stopped actors waiting for the sweep.
+  within SWEEP_GROWTH of what lives. Found with ``bench/soak.py``: with the hourly sweep alone,
+  deleted sessions' actors (and all they held) stayed in memory for up to an hour.
 
 Process-wide: only the daemon (and the benchmarks, which measure the daemon as it runs) use
 this, never a library function.
