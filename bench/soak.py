@@ -15,15 +15,17 @@ process keeps every kind of work going at a steady pace:
   actors are passivated (``tickets.idle_timeout`` IDLE_TIMEOUT s);
 - **websocket agents**: AGENTS clients join their tenant's room and ticket rooms, read, leave, close,
   and reconnect joining again with ``since`` and ``epoch`` (resume);
-- **webhooks**: every event POSTed to a local receiver that answers 500 to one call in FAIL_EVERY
-  (retried, some end as dead letters: the expected failures).
+- **webhooks**: ticket and session events (WEBHOOK_EVENTS) POSTed to a local receiver that answers
+  500 to one call in FAIL_EVERY (retried, some end as dead letters: the expected failures).
 
-Every SAMPLE_EVERY seconds it reads ``GET /supervision/runtime`` (RSS, fds, threads, actors, trio
+Every duration/60 seconds (2 to 15) it reads ``GET /supervision/runtime`` (RSS, fds, threads, actors, trio
 tasks and deadlines, asyncio tasks; with object counts by type on every OBJECTS_EVERY-th sample) and
 PostgreSQL's ``pg_stat_activity`` (the store's pool connections). Once the churn stops it waits for
 quiescence (queues empty, websocket clients gone, ticket actors passivated) and samples again.
 
-Figures (last line, one JSON object): ``rss_slope_mb_per_h`` and ``fd_slope_per_h`` (least squares
+Figures (last line, one JSON object, ``error_detail`` naming what counted in ``errors``; with
+``--tracemalloc`` the daemon runs under ``PYTHONTRACEMALLOC=1`` and ``top_allocation_growth`` names the
+source lines whose memory grew): ``rss_slope_mb_per_h`` and ``fd_slope_per_h`` (least squares
 over the churn samples after WARMUP of the run), ``actors_end_minus_start`` /
 ``tasks_end_minus_start`` / ``fds_end_minus_start`` / ``threads_end_minus_start`` /
 ``pg_connections_end_minus_start`` (quiet after minus quiet before the churn), ``top_growth`` (object
@@ -87,6 +89,8 @@ WARMUP = 0.3
 QUIET_TIMEOUT = 120.0
 """Real seconds the run waits for quiescence after the churn (queues empty, actors passivated)."""
 HTTP_TIMEOUT = 30.0
+OBJECTS_EVERY = 5
+"""Samples between object counts (each walks the daemon's heap: tens of ms on its trio thread)."""
 FAULTED = re.compile(r"/sessions/churn\d+ failed: SessionDisconnected")
 """The ERROR line a dropped link writes (the session fails and its supervisor restarts it): one per
 fault the soak injected is expected; more are counted as errors."""
@@ -435,7 +439,7 @@ async def soak(duration: float, every: float, root: Path, pg: PostgresServer, re
                 churn.start_soon(ticket_work, client, user["id"], tally)
                 for i in range(AGENTS):
                     churn.start_soon(agent, f"ws://127.0.0.1:{port}/ws", token, tally, i)
-                churn.start_soon(sampler.run, every, 5)
+                churn.start_soon(sampler.run, every, OBJECTS_EVERY)
                 await trio.sleep(duration)
                 churn.cancel_scope.cancel()
                 stopping.set()
