@@ -11,9 +11,14 @@ The policy (:func:`tune_gc`, once the node is up):
 
 * what survived a full collection is frozen (``gc.freeze``): later collections never walk it;
 * young collections run every GC_THRESHOLDS[0] net allocations instead of 700;
-* a frozen object that later becomes cyclic garbage (a stopped actor's cycles) is not freed by
-  the collector, so :func:`sweep_gc` unfreezes and collects everything every SWEEP_INTERVAL,
-  one full pause an hour instead of several a minute.
+* a frozen object that later becomes cyclic garbage (a stopped actor's cycles: its exception's
+  traceback holds its frames, which hold the actor) is not freed by the collector, so
+  :func:`sweep_gc` unfreezes and collects everything once the frozen set grew by SWEEP_GROWTH
+  since the last sweep (looked at every SWEEP_CHECK s), and at least every SWEEP_INTERVAL. A
+  daemon that only serves sweeps about once an hour; under churn (sessions connected, dropped,
+  deleted; tickets passivated) a sweep comes as often as the garbage requires, so memory stays
+  within SWEEP_GROWTH of what lives. Found with ``bench/soak.py``: with the hourly sweep alone,
+  deleted sessions' actors (and all they held) stayed in memory for up to an hour.
 
 Process-wide: only the daemon (and the benchmarks, which measure the daemon as it runs) use
 this, never a library function.
@@ -33,8 +38,18 @@ per second at full load (10-30 ms each: what is young then is the backlog in fli
 at a steady 1,000 msg/s (bench/pipeline.py): steady traffic allocates as much as it frees."""
 
 SWEEP_INTERVAL = 3600.0
-"""Seconds between full sweeps of the frozen objects: what cyclic garbage they leave waits at
-most this long, and the sweep's pause (proportional to the heap) comes once an hour."""
+"""Longest time between full sweeps of the frozen objects (an idle daemon sweeps this often)."""
+
+SWEEP_CHECK = 10.0
+"""Seconds between looks at the frozen set's size (``gc.get_freeze_count()``: no walk, no pause)."""
+
+SWEEP_GROWTH = 1.25
+"""A sweep comes once the frozen set is this many times what the last sweep left (and at least
+SWEEP_MIN_GROWTH objects more): garbage waiting in it stays under a quarter of what lives, and
+sweeps, each a pause proportional to the heap, come only as often as the churn makes garbage."""
+
+SWEEP_MIN_GROWTH = 50_000
+"""Frozen objects added before a small heap is swept again (a few MB: not worth a pause)."""
 
 
 def tune_gc() -> None:
@@ -54,12 +69,17 @@ def untune_gc() -> None:
 
 
 async def sweep_gc(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-    """Every SWEEP_INTERVAL, give the collector back what was frozen and collect everything."""
+    """Give the collector back what was frozen and collect everything, once the frozen set grew by
+    SWEEP_GROWTH since the last sweep or SWEEP_INTERVAL passed (see the module docstring)."""
     task_status.started()
+    left, swept_at = gc.get_freeze_count(), trio.current_time()
     while True:
-        await trio.sleep(SWEEP_INTERVAL)
-        gc.unfreeze()
-        gc.collect()  # the survivors are frozen again by _freeze_survivors
+        await trio.sleep(SWEEP_CHECK)
+        grown = gc.get_freeze_count() >= max(left * SWEEP_GROWTH, left + SWEEP_MIN_GROWTH)
+        if grown or trio.current_time() - swept_at >= SWEEP_INTERVAL:
+            gc.unfreeze()
+            gc.collect()  # the survivors are frozen again by _freeze_survivors
+            left, swept_at = gc.get_freeze_count(), trio.current_time()
 
 
 def _freeze_survivors(phase: str, info: dict[str, Any]) -> None:

@@ -27,6 +27,7 @@ from ._audit import audited
 from ._auth import Principal
 from ._errors import BadRequest, Conflict, NotFound, Unavailable
 from ._routing import Auth, endpoint, path_param, state, to_json
+from ._runtime import runtime_stats
 from ._validate import Body, Limit, Query, text
 
 bp = Blueprint("supervision", __name__)
@@ -57,6 +58,11 @@ class ActorQuery(Query):
 class EventsQuery(Query):
     limit: Limit = 100
     prefix: Annotated[text(MAX_PATH, pattern="^/"), Field(description="only paths starting with this")] = None
+
+
+class RuntimeQuery(Query):
+    objects: Annotated[int, Field(ge=0, le=200, description="also the N most numerous object types (walks "
+                                  "the heap: tens of ms)")] = 0
 
 
 class AuditQuery(Query):
@@ -169,6 +175,14 @@ async def pools(who: Principal):
         "board": node.board.statistics(),
         "store": node.store.statistics(),
     }
+
+
+@endpoint(bp, "GET", "/supervision/runtime", summary="Process figures a soak watches: RSS, fds, threads, actors, "
+          "trio tasks and deadlines, asyncio tasks, optionally object counts by type", auth=Auth.ADMIN,
+          query=RuntimeQuery)
+async def runtime(who: Principal, query: RuntimeQuery):
+    actors = sum(1 for _ in state().node.system.tree().walk())
+    return runtime_stats(actors, query.objects)
 
 
 @endpoint(bp, "GET", "/supervision/events", summary="Recent lifecycle events, newest last", auth=Auth.ADMIN,

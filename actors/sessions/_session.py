@@ -100,6 +100,9 @@ under load they grow large and share commits."""
 
 IMMEDIATE_RESTARTS = 3
 """Fresh drivers tried in a row after driver-host failures before the supervisor's backoff applies."""
+LOGOUT_ANSWER_WAIT = 5.0
+"""Seconds a session stopped by its own logout waits for that request to answer before it exits
+(the driver's logout finishes wiping the credentials after the connection ended)."""
 
 
 # -- messages ------------------------------------------------------------------
@@ -272,6 +275,7 @@ class SessionActor(Actor):
         self._handing_over = False
         self._handed_over = trio.Event()
         self._serving = False  # a connection is open and its events are being handled
+        self._logout_done: trio.Event | None = None  # set once an operator's Logout has its answer
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -301,7 +305,11 @@ class SessionActor(Actor):
             case PairPhone(phone):
                 return await self._request(self.driver.pair_phone, phone)
             case Logout():
-                return await self._request(self.driver.logout)
+                done = self._logout_done = trio.Event()
+                try:
+                    return await self._request(self.driver.logout)
+                finally:
+                    done.set()
             case HandOver():
                 return await self._hand_over()
         raise TypeError(f"session {self.session_id} got an unknown message {message!r}")
@@ -395,6 +403,9 @@ class SessionActor(Actor):
             self._status(outcome.status, outcome.reason, until=outcome.until)
             _LOG.info("session %s: connection ended (%s) → %s", self.session_id, ending, outcome.status)
             if outcome.exit is not None:
+                if self._logout_done is not None:  # our own logout ended it: let its asker have the answer
+                    with trio.move_on_after(LOGOUT_ANSWER_WAIT):
+                        await self._logout_done.wait()
                 raise outcome.exit
             # 515 "restart required": reconnect now, in place; not a failure.
 

@@ -3,7 +3,17 @@ restart, logout, delete, status history, and their errors."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import attrs
+import pytest
+
+from actors.cluster import StoredCredentials
 from actors.sessions import SessionStatus
+from actors.store import PostgresBackend, open_store
+
+from .conftest import ApiServer, api_settings, open_api_server
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -110,3 +120,41 @@ async def test_session_errors(api_server) -> None:
     assert (await agent.post("/tenants/t1/sessions/s4/connect")).status_code == 403
     no_tenant = await api_server.admin.post("/tenants/ghost/sessions", json={"id": "x", "name": "x"})
     assert no_tenant.status_code == 404 and no_tenant.json()["error"]["field"] == "tenant_id"
+
+
+
+@pytest.fixture
+async def pg_keeper_server(tmp_path: Path, simulator, simulated_driver_config, postgres_dsn) -> AsyncIterator[ApiServer]:
+    """The app on PostgreSQL with the driver's credentials in the store, as ``zapvisor run`` sets it up
+    (a logout then wipes them with a store write after the connection ended)."""
+    settings = api_settings(tmp_path / "data", simulator.url, ZAPVISOR_STORE__BACKEND="postgres",
+                            ZAPVISOR_STORE__POSTGRES_DSN=postgres_dsn)
+    async with open_store(PostgresBackend(postgres_dsn)) as store:
+        config = attrs.evolve(simulated_driver_config, keeper=StoredCredentials(store))
+        async with open_api_server(settings, config) as server:
+            yield server
+
+
+async def test_logout_answers_once_the_session_stopped_for_it(pg_keeper_server, simulator_control) -> None:
+    """The LoggedOut a logout causes stops the session; the operator still gets the logout's answer
+    and the credentials are gone.
+
+    Found by ``bench/soak.py``: the session's ending cancelled the handler of the logout that caused it
+    (still wiping the credentials), so most logouts answered 409 "not connected" although they logged out.
+    """
+    api_server = pg_keeper_server
+    client = await _tenant_admin(api_server)
+    for n in range(4):
+        session = f"lo{n}"
+        await client.post("/tenants/t1/sessions", json={"id": session, "name": "Logout"})
+        await client.post(f"/tenants/t1/sessions/{session}/connect")
+        await simulator_control.scan(session)
+        await api_server.wait_status(session, SessionStatus.CONNECTED)
+        if n % 2:  # after a dropped link and a restart, as in the soak
+            await simulator_control.drop(session)
+            await api_server.wait_status(session, SessionStatus.DISCONNECTED, SessionStatus.BACKOFF)
+            await api_server.wait_status(session, SessionStatus.CONNECTED)
+        logged_out = await client.post(f"/tenants/t1/sessions/{session}/logout")
+        assert logged_out.status_code == 200, logged_out.text
+        await api_server.wait_status(session, SessionStatus.LOGGED_OUT)
+        assert await api_server.node.store.get_credentials(session, "simulated") is None

@@ -46,6 +46,24 @@ async def test_tree_and_actor_detail(api_server, simulator_control) -> None:
     assert events and all(e["path"].startswith("/tenants/t1") for e in events) and len(events) <= 5
 
 
+
+async def test_runtime_figures_for_a_soak(api_server, simulator_control) -> None:
+    """``/supervision/runtime``: the process figures ``bench/soak.py`` watches, object counts on request."""
+    await _connected_session(api_server, simulator_control)
+    admin = api_server.admin
+    runtime = (await admin.get("/supervision/runtime")).json()
+    tree_size = len(list(api_server.node.system.tree().walk()))
+    assert runtime["actors"] == tree_size and runtime["rss_bytes"] > 10 * 2**20
+    assert runtime["fds"] > 3 and runtime["threads"] >= 1 and runtime["trio_tasks"] > tree_size
+    assert runtime["trio_deadlines"]["active"] >= 0 and runtime["asyncio_tasks"] >= 0 and "objects" not in runtime
+    assert runtime["gc_frozen"] >= 0 and len(runtime["gc_counts"]) == 3
+    counted = (await admin.get("/supervision/runtime", params={"objects": 5})).json()["objects"]
+    assert len(counted) == 5 and "dict" in counted and all(n > 0 for n in counted.values())
+    too_many = await admin.get("/supervision/runtime", params={"objects": 201})
+    assert too_many.status_code == 400 and too_many.json()["error"]["field"] == "objects"
+    agent = api_server.client(await api_server.agent_token("t1", role="admin"))
+    assert (await agent.get("/supervision/runtime")).status_code in (403, 404)
+
 async def test_restart_stop_start_and_breaker_are_audited(api_server, simulator_control) -> None:
     await _connected_session(api_server, simulator_control)
     admin = api_server.admin
