@@ -11,6 +11,7 @@ The policy (:func:`tune_gc`, once the node is up):
 
 * what survived a full collection is frozen (``gc.freeze``): later collections never walk it;
 * young collections run every GC_THRESHOLDS[0] net allocations instead of 700;
+* what is not frozen gets a full collection every COLLECT_INTERVAL (its survivors are frozen);
 * a frozen object that later becomes cyclic garbage (a stopped actor's cycles: its exception's
   traceback holds its frames, which hold the actor) is not freed by the collector, so
   :func:`sweep_gc` unfreezes and collects everything once the frozen set grew by SWEEP_GROWTH
@@ -48,6 +49,13 @@ SWEEP_GROWTH = 1.25
 SWEEP_MIN_GROWTH objects more): garbage waiting in it stays under a quarter of what lives, and
 sweeps, each a pause proportional to the heap, come only as often as the churn makes garbage."""
 
+COLLECT_INTERVAL = 60.0
+"""Seconds between full collections of what is not frozen. Steady traffic frees about as much as it
+allocates, so the generation thresholds alone almost never reach a full collection: objects that
+outlived two young collections and then died in cycles (a stopped actor and its traceback) would
+wait in the oldest generation for the hourly sweep. Frozen objects are not walked, so this pause
+is proportional to what was allocated since the last one and survived, not to the heap."""
+
 SWEEP_MIN_GROWTH = 50_000
 """Frozen objects added before a small heap is swept again (a few MB: not worth a pause)."""
 
@@ -73,13 +81,18 @@ async def sweep_gc(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNO
     SWEEP_GROWTH since the last sweep or SWEEP_INTERVAL passed (see the module docstring)."""
     task_status.started()
     left, swept_at = gc.get_freeze_count(), trio.current_time()
+    collected_at = swept_at
     while True:
         await trio.sleep(SWEEP_CHECK)
+        now = trio.current_time()
         grown = gc.get_freeze_count() >= max(left * SWEEP_GROWTH, left + SWEEP_MIN_GROWTH)
-        if grown or trio.current_time() - swept_at >= SWEEP_INTERVAL:
+        if grown or now - swept_at >= SWEEP_INTERVAL:
             gc.unfreeze()
             gc.collect()  # the survivors are frozen again by _freeze_survivors
-            left, swept_at = gc.get_freeze_count(), trio.current_time()
+            left, swept_at, collected_at = gc.get_freeze_count(), now, now
+        elif now - collected_at >= COLLECT_INTERVAL:
+            gc.collect()  # walks only what is not frozen; its survivors are frozen in turn
+            collected_at = now
 
 
 def _freeze_survivors(phase: str, info: dict[str, Any]) -> None:

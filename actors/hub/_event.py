@@ -97,6 +97,7 @@ class RoomLog:
     epoch: str
     capacity: int
     seq: int = 0
+    last_at: float = 0.0  # the time of the last event (0: none yet)
     # The recent events' types, payload JSONs and times, in three deques kept aligned (each
     # append goes to all three): strings and floats only, which the garbage collector never
     # tracks. A (type, payload, at) tuple per event would be tracked until a collection first
@@ -113,6 +114,7 @@ class RoomLog:
     def append(self, type: str, payload_json: str, at: float) -> int:
         """Record the next event; returns its seq."""
         self.seq += 1
+        self.last_at = at
         self._types.append(type)
         self._payloads.append(payload_json)
         self._ats.append(at)

@@ -20,6 +20,7 @@ a client resuming on another node (other epoch) is told to resync.
 from __future__ import annotations
 
 import collections
+import itertools
 import json
 import logging
 import secrets
@@ -49,6 +50,15 @@ CLIENT_CAPACITY = 256
 
 #: Room logs kept (the ones with members are never evicted): bounds memory when tickets churn.
 MAX_ROOMS = 10_000
+
+#: Seconds a room without members keeps its log after its last event: long enough for a client
+#: to resume after a dropped connection or a closed laptop lid; a later resume gets ``resync``.
+#: Without it a churning helpdesk kept the logs of every closed ticket up to MAX_ROOMS (~100 KB
+#: each at most): the soak's steadiest memory growth.
+ROOM_IDLE = 120.0
+
+#: Least recently used rooms looked at for idleness each time a room is created (O(1) per event).
+IDLE_SCAN = 8
 
 #: Events waiting to be forwarded to the bus: a few seconds of a busy node while the bus is slow;
 #: beyond that events still reach local clients but not the other nodes (counted, logged).
@@ -87,6 +97,7 @@ class Hub:
     replay: int = REPLAY_CAPACITY
     client_capacity: int = CLIENT_CAPACITY
     max_rooms: int = MAX_ROOMS
+    room_idle: float = ROOM_IDLE
     wall_clock: Callable[[float], float] = lambda t: t
     epoch: str = attrs.field(factory=lambda: secrets.token_hex(6))
     _logs: collections.OrderedDict[str, RoomLog] = attrs.field(init=False, factory=collections.OrderedDict)
@@ -229,11 +240,22 @@ class Hub:
     def _log(self, room: Room) -> RoomLog:
         log = self._logs.get(room.key)
         if log is None:
+            self._evict_idle()
             self._generation += 1
             log = self._logs[room.key] = RoomLog(room.name, f"{self.epoch}.{self._generation}", self.replay)
             if len(self._logs) > self.max_rooms:
                 self._evict_one()
         return log
+
+    def _evict_idle(self) -> None:
+        """Drop the logs of rooms without members that were quiet for ``room_idle`` (the least
+        recently used first: publishing moves a room to the end, so the scan stops at a recent one)."""
+        horizon = self.wall_clock(trio.current_time()) - self.room_idle
+        for key in list(itertools.islice(self._logs, IDLE_SCAN)):
+            if self._logs[key].last_at > horizon:
+                return
+            if key not in self._members:
+                del self._logs[key]
 
     def _evict_one(self) -> None:
         for key in self._logs:

@@ -180,3 +180,21 @@ async def test_a_writer_gets_every_frame_in_order_whether_it_waits_or_is_busy():
         nursery.cancel_scope.cancel()
     assert [f.get("seq") for f in received] == [0, 1, 2, 3, 4, 5]
     assert received[-1]["payload"] == {"n": 4}
+
+
+async def test_quiet_rooms_without_members_are_dropped_after_room_idle(autojump_clock):
+    hub = Hub(room_idle=60.0)
+    client = hub.connect("acme", "1", "agent")
+    hub.join(client, "ticket:1")
+    hub.publish(Room.ticket("acme", 1), "message.created", {})  # quiet, but has a member
+    hub.publish(Room.ticket("acme", 2), "message.created", {})  # quiet, no member: dropped
+    await trio.sleep(50)
+    hub.publish(Room.ticket("acme", 3), "message.created", {})  # no member, but recent
+    await trio.sleep(20)
+    hub.publish(Room.ticket("acme", 4), "message.created", {})  # a new room: the scan runs
+    assert hub.room_seq(Room.ticket("acme", 2)) == 0
+    assert hub.room_seq(Room.ticket("acme", 1)) == 1 and hub.room_seq(Room.ticket("acme", 3)) == 1
+    hub.leave(client, "ticket:1")
+    late = hub.connect("acme", "2", "agent")
+    hub.join(late, "ticket:2", since=1)  # a resume after the log went: resync, as after an eviction
+    assert [f["type"] for f in drain(late)] == ["joined", "resync"]
