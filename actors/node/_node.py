@@ -45,6 +45,7 @@ from actors.lifecycle import Janitor, Sweeper
 from actors.webhooks import Webhooks
 from actors.sessions import (
     CacheLimits,
+    GatedStore,
     InboundSink,
     SessionDeps,
     SessionInfo,
@@ -229,7 +230,8 @@ def build_node(
     # inbound messages pass the campaigns' tap on their way to the hub (stop words, replies)
     tap = InboundTap(node.hub)
     node.campaigns = CampaignServiceDeps(
-        CampaignDeps(store, settings.campaigns, settings.node.node_id, bus, publisher=node.hub), limiter, tap)
+        CampaignDeps(GatedStore(store, gate), settings.campaigns, settings.node.node_id, bus, publisher=node.hub),
+        limiter, tap)
     flows.attach(tap)
     return node
 

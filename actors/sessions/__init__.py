@@ -29,7 +29,7 @@ from ._session import (
 from ._options import InboundDefaults, SessionOptions
 from ._status import TERMINAL, BoardStatistics, SessionInfo, SessionStatus, StatusBoard
 from ._upstream import Attempt, UpstreamGate, UpstreamMode, UpstreamStatistics
-from ._dependencies import bus_gate, bus_unavailable, store_gate, store_unavailable
+from ._dependencies import GatedStore, bus_gate, bus_unavailable, store_gate, store_unavailable
 from ._tree import session_spec, sessions_intensity, tenant_spec, tenants_spec
 
 __all__ = [
@@ -44,6 +44,7 @@ __all__ = [
     "GetCacheSizes",
     "GetStatus",
     "HandOver",
+    "GatedStore",
     "InboundDefaults",
     "InboundSink",
     "Logout",

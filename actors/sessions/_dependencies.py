@@ -18,6 +18,11 @@ its lease again as soon as the bus answers.
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
+import attrs
+
 from actors.bus import BusUnavailable
 from actors.store import StoreClosed, StoreUnavailable
 from supervisor import ActorFailed, Backoff, Jitter
@@ -55,3 +60,23 @@ def bus_unavailable(exc: BaseException) -> bool:
 def bus_gate() -> UpstreamGate:
     """A node's bus gate: one unreachable call closes it."""
     return UpstreamGate(name="bus", unavailable=bus_unavailable, threshold=1, backoff=TRIAL_BACKOFF)
+
+
+@attrs.frozen
+class GatedStore:
+    """The store seen through a gate: every call (``await gated.get_campaign(...)``) goes through
+    ``gate.call``, so its caller waits out a store outage at the node's gate instead of failing.
+    For actors that call the store in many places (campaigns); each call must be safe to run
+    again, as :meth:`UpstreamGate.call` requires."""
+
+    store: Any
+    gate: UpstreamGate
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self.store, name)
+
+        async def through_gate(*args: Any, **kwargs: Any) -> Any:
+            return await self.gate.call(functools.partial(method, *args, **kwargs))
+
+        through_gate.__name__ = name
+        return through_gate
