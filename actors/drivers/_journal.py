@@ -370,8 +370,8 @@ class Journal:
             fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o600)
             try:
                 _write_all(fd, body)
-                size = len(body) + self._copy_since(copied, fd)
-                copied = self._size  # read without the lock: the next copy takes what follows
+                tail = self._copy_since(copied, fd)
+                size, copied = len(body) + tail, copied + tail  # the next copy takes what follows
                 os.fsync(fd)
                 with self._lock:
                     size += self._copy_since(copied, fd)
