@@ -7,7 +7,15 @@ import gc
 import trio
 
 import api
-from api._gc import GC_THRESHOLDS, SWEEP_CHECK, SWEEP_INTERVAL, SWEEP_MIN_GROWTH, sweep_gc, untune_gc
+from api._gc import (
+    COLLECT_INTERVAL,
+    GC_THRESHOLDS,
+    SWEEP_CHECK,
+    SWEEP_INTERVAL,
+    SWEEP_MIN_GROWTH,
+    sweep_gc,
+    untune_gc,
+)
 
 
 class Cycle:
@@ -68,6 +76,23 @@ async def test_churn_garbage_is_swept_long_before_the_hour(autojump_clock) -> No
         del few  # a little frozen garbage: not worth a full pause yet
         await trio.sleep(SWEEP_CHECK * 10)
         assert len(_frozen_cycles()) == 100
+        nursery.cancel_scope.cancel()
+
+
+async def test_old_garbage_that_is_not_frozen_is_collected_every_minute(autojump_clock) -> None:
+    """Steady traffic frees about what it allocates, so the thresholds alone almost never reach a
+    full collection: objects that outlived the young collections and then died would wait for the
+    hourly sweep. A full collection of what is not frozen comes every COLLECT_INTERVAL."""
+    api.tune_gc()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(sweep_gc)
+        old = [Cycle() for _ in range(100)]
+        gc.collect(1)  # they outlive the young collections: in the oldest generation, not frozen
+        del old
+        gc.collect(1)  # young collections never look there
+        assert len([o for o in gc.get_objects(generation=2) if isinstance(o, Cycle)]) == 100
+        await trio.sleep(COLLECT_INTERVAL + SWEEP_CHECK)
+        assert not _frozen_cycles()
         nursery.cancel_scope.cancel()
 
 
