@@ -40,7 +40,7 @@ import trio
 from actors.simulator import SimulatorProcess
 from actors.store import SqliteBackend, open_store
 from bench._servers import free_port
-from bench.chaos import START_TIMEOUT, Daemon
+from bench.chaos import START_TIMEOUT, Daemon, provision
 
 TARGETS = {"sent + skipped": "= recipients", "duplicated": "0", "pacing_violations": "0",
            "agent_reply_p99_ms": "< 2000"}
@@ -71,17 +71,6 @@ def recipient_list(count: int) -> list[list[str]]:
     for i in range(0, count, INVALID_EVERY):
         people += [[f"n/a {i}", "x"], [number(i), "again"]]
     return people
-
-
-async def provision(control, store, data: Path, sessions: list[str]) -> None:
-    auth = data / "auth"
-    auth.mkdir(parents=True, exist_ok=True)
-    await store.upsert_tenant(TENANT, "Bench")
-    for session in sessions:
-        creds = (await control.create_account(session, paired=True))["creds"]
-        (auth / f"{session}.json").write_text(json.dumps({"creds": creds}))
-        await store.upsert_session(session, TENANT, session)
-        await store.set_session_status(session, "connecting")
 
 
 async def customer_tickets(control, store, sessions: list[str]) -> dict[str, int]:
@@ -201,7 +190,7 @@ async def bench(quick: bool, root: Path) -> dict:
         async with simulator.control() as control, open_store(SqliteBackend(data / "zapvisor.sqlite3")) as store, \
                 httpx.AsyncClient(base_url=daemon.url, timeout=30,
                                   headers={"Authorization": f"Bearer {TOKEN}"}) as client:
-            await provision(control, store, data, sessions)
+            await provision(control, store, data, sessions, TENANT)
             await daemon.start()
             tickets = await customer_tickets(control, store, sessions)
             async with trio.open_nursery() as nursery:  # the baseline: agents' replies with no campaign

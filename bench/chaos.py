@@ -223,15 +223,16 @@ async def recovery(control, store, sessions: list[str], since: float, traffic: T
     return RECOVERY_TIMEOUT
 
 
-async def provision(control, store, data_dir: Path, sessions: list[str]) -> None:
-    """Paired accounts, their credentials where the daemon reads them, sessions that were live (restored at boot)."""
+async def provision(control, store, data_dir: Path, sessions: list[str], tenant: str = TENANT) -> None:
+    """Paired accounts, their credentials where the daemon reads them, sessions that were live (restored at
+    boot), all of ``tenant``."""
     auth = data_dir / "auth"
     auth.mkdir(parents=True, exist_ok=True)
-    await store.upsert_tenant(TENANT, "Chaos")
+    await store.upsert_tenant(tenant, tenant.title())
     for session in sessions:
         creds = (await control.create_account(session, paired=True))["creds"]
         (auth / f"{session}.json").write_text(json.dumps({"creds": creds}))
-        await store.upsert_session(session, TENANT, session)
+        await store.upsert_session(session, tenant, session)
         await store.set_session_status(session, "connecting")
 
 
