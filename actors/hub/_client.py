@@ -107,17 +107,36 @@ class Client:
         Raises:
             ClientClosed: the hub closed the client (too slow, or disconnected).
         """
+        return (await self.receive_many(1))[0]
+
+    async def receive_many(self, limit: int) -> list[str]:
+        """The queued frames, oldest first, at most ``limit`` of them, waiting for one: what the
+        websocket writer hands the transport in one write when it wakes up behind a burst.
+
+        Frames taken count as delivered: a queue emptied this way clears ``lagged`` as taking
+        them one by one would, so a client stalled on its socket holds at most ``limit`` frames
+        in its writer besides the ``capacity`` in its queue.
+
+        Raises:
+            ClientClosed: the hub closed the client (too slow, or disconnected); its last words,
+                if any, are handed out alone first.
+        """
         while not self._queue and self.closed is None:
             await self._lot.park()
         if self.closed is not None:
             last, self._last_words = self._last_words, None
             if last is not None:
-                return last
+                return [last]
             raise ClientClosed(self.closed)
-        frame = self._queue.popleft()
-        if not self._queue:
+        queue = self._queue
+        if len(queue) <= limit:
+            frames = list(queue)
+            queue.clear()
+        else:
+            frames = [queue.popleft() for _ in range(limit)]
+        if not queue:
             self.lagged = False  # caught up: the next overflow is a fresh warning
-        return frame
+        return frames
 
     def close(self, reason: str, *, last_words: str | None = None) -> None:
         """End this client: queued frames are discarded (except ``last_words``, handed out once

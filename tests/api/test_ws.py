@@ -1,14 +1,19 @@
-"""``/ws`` over real sockets: auth, rooms, tenant isolation, resume, slow clients, malformed frames."""
+"""``/ws`` over real sockets: auth, rooms, tenant isolation, resume, slow clients, malformed frames,
+batched writes (and one test of the writer's fallback on Quart's test client)."""
 
 import json
+import types
 
 import pytest
 import trio
 import trio_websocket
+from quart_trio import QuartTrio
 
 from actors.hub import TOO_SLOW, Hub, Room
+from api._auth import Authority
+from api._ws import WRITE_BATCH, register_websocket
 
-from .ws_kit import ADMIN_TOKEN, RecordingOutbox, closed_with, receive, request, serve_ws
+from .ws_kit import ADMIN_TOKEN, SECRET, RecordingOutbox, closed_with, receive, request, serve_ws
 
 POLICY, UNSUPPORTED = 1008, 1003
 
@@ -60,6 +65,47 @@ async def test_join_receive_leave():
             served.hub.emit("acme", "message.created", {"id": 2}, ticket_id=12)
             await request(ws, op="ping")
             assert (await receive(ws))["type"] == "pong"  # nothing from the room it left
+
+
+async def test_a_burst_goes_out_in_few_writes_one_message_per_event_in_order(monkeypatch):
+    """The writer hands what it found queued to Hypercorn in one write (api._ws._write_through);
+    each event stays its own websocket message, in the room's order."""
+    writes: list[int] = []
+    send_all = trio.SocketStream.send_all
+
+    async def counting(stream, data):
+        writes.append(len(data))
+        await send_all(stream, data)
+
+    burst = 200  # below the client's capacity (256): nobody lags
+    async with serve_ws() as served:
+        async with served.client() as ws:
+            await joined(ws, "tenant:acme")
+            monkeypatch.setattr(trio.SocketStream, "send_all", counting)
+            for n in range(burst):  # no checkpoint in between: the writer wakes to all of them
+                served.hub.publish(Room.tenant("acme"), "message.created", {"n": n})
+            events = [await receive(ws) for _ in range(burst)]
+            monkeypatch.undo()
+    assert [(e["type"], e["seq"], e["payload"]["n"]) for e in events] == [
+        ("message.created", n + 1, n) for n in range(burst)]
+    assert len(writes) <= burst // WRITE_BATCH + 1  # one write per batch, not one per event
+
+
+async def test_under_another_asgi_server_a_burst_goes_out_one_send_per_event():
+    """Off Hypercorn (here Quart's test client) the writer falls back to the ASGI send."""
+    hub = Hub()
+    authority = Authority(ADMIN_TOKEN, SECRET, 3600.0, clock=lambda: hub.wall_clock(trio.current_time()))
+    app = QuartTrio(__name__)
+    app.extensions["zapvisor"] = types.SimpleNamespace(authority=authority, websocket_clients=lambda: 0)
+    register_websocket(app, types.SimpleNamespace(hub=hub), outbox=RecordingOutbox())
+    token = authority.issue("acme", 1)[0]
+    async with app.test_client().websocket("/ws", headers={"Authorization": f"Bearer {token}"}) as ws:
+        await ws.send(json.dumps({"op": "join", "room": "tenant:acme"}))
+        assert json.loads(await ws.receive())["type"] == "joined"
+        for n in range(3):
+            hub.publish(Room.tenant("acme"), "message.created", {"n": n})
+        with trio.fail_after(10):
+            assert [json.loads(await ws.receive())["payload"]["n"] for _ in range(3)] == [0, 1, 2]
 
 
 async def test_tenants_never_see_each_others_events_in_a_mixed_run():

@@ -96,6 +96,37 @@ async def test_a_client_that_catches_up_gets_a_fresh_warning_next_time():
     assert client.closed is None
 
 
+async def test_receive_many_takes_a_burst_in_order_up_to_the_limit():
+    hub = Hub(client_capacity=8)
+    client = hub.connect("acme", "1", "agent")
+    hub.join(client, "tenant:acme")
+    drain(client)
+    for n in range(5):
+        hub.publish(Room.tenant("acme"), "message.created", {"n": n})
+    first, rest = await client.receive_many(3), await client.receive_many(3)
+    assert [json.loads(f)["payload"]["n"] for f in first + rest] == [0, 1, 2, 3, 4]
+    assert (len(first), len(rest), client.depth) == (3, 2, 0)
+
+
+async def test_receive_many_keeps_the_lag_policy():
+    hub = Hub(client_capacity=2)
+    client = hub.connect("acme", "1", "agent")
+    hub.join(client, "tenant:acme")
+    drain(client)
+    for n in range(3):  # one too many: dropped, and the client is told
+        hub.publish(Room.tenant("acme"), "message.created", {"n": n})
+    taken = await client.receive_many(1)  # the queue is not empty yet: still lagging
+    assert client.lagged and json.loads(taken[0])["payload"]["n"] == 0
+    assert [json.loads(f)["type"] for f in await client.receive_many(8)] == ["message.created", "lagged"]
+    assert not client.lagged  # emptied: caught up, the next overflow is a fresh warning
+    for n in range(6):  # overflows twice without catching up: closed, its last words alone
+        hub.publish(Room.tenant("acme"), "message.created", {"n": n})
+    assert client.closed == TOO_SLOW
+    assert [json.loads(f)["type"] for f in await client.receive_many(8)] == ["lagged"]
+    with pytest.raises(ClientClosed, match="too slow"):
+        await client.receive_many(8)
+
+
 async def test_emit_publishes_to_the_tenant_and_ticket_rooms_and_the_taps():
     hub = Hub()
     tapped = []
