@@ -34,6 +34,14 @@ bodies (:mod:`api._validate`), with the same caps: ``text`` as a message text, `
 as the ``Idempotency-Key`` header, ``ticket_id`` as a ticket id. A client too slow for its queue
 → close 1008 "too slow".
 
+Each event is its own text message; a writer that wakes up behind several frames hands them to
+Hypercorn in one transport write (:func:`_frames_sender`), which clients cannot tell apart.
+Compression: Hypercorn (0.18, no setting) accepts permessage-deflate whenever the client offers it,
+as browsers do; each frame is then compressed once per client (about 7 µs more per 300-byte frame
+per client, and a zlib compressor of ~90 KB resident per connection, measured with wsproto on the
+bench machine). Kept deliberately for now: remote agents' links get chat JSON several times
+smaller. ``bench.fanout``'s clients offer no extension, so it compares uncompressed servers.
+
 The app factory calls :func:`register_websocket` once; ``send`` goes to the node's outbox service
 like ``POST /tenants/{t}/tickets/{id}/messages`` (:class:`NodeOutbox`), with the token's tenant.
 """
@@ -259,10 +267,12 @@ def _frames_sender() -> Callable[[list[str]], Awaitable[None]]:
 
     On Hypercorn, the frames a writer found queued are encoded by the connection's wsproto and
     handed to the transport as one write (:func:`_write_through`): Hypercorn's ASGI send costs,
-    per message, an ASGI event, its dispatch, a lock and a shielded cancel scope around the
-    socket write — about half of the server's cost per frame, measured with cProfile under
-    ``bench.fanout``. Elsewhere (another ASGI server), each frame goes through the ASGI send bound
-    once: Quart's ``websocket.send`` resolves its context proxy and re-runs ``accept`` per call."""
+    per message, Quart's ``send_data`` and its signal, an ASGI event and its dispatch, a lock and
+    a shielded cancel scope around the socket write: over half of the writer's cost per frame
+    under ``bench.fanout`` (cProfile; the rest is wsproto's encoding and the socket write). The
+    lock and the scope are now paid once per wake-up, the rest not at all. Elsewhere (another
+    ASGI server) each frame goes through the ASGI send, bound once: Quart's ``websocket.send``
+    resolves its context proxy and re-runs ``accept`` per call."""
     send = websocket._get_current_object()._send  # Quart's partial(send_data, <the ASGI send>)
     asgi_send = send.args[0] if isinstance(send, functools.partial) and send.args else None
     stream = getattr(asgi_send, "__self__", None)

@@ -9,6 +9,11 @@ as the agents report), the same rule for both servers, so neither drops or lags 
 agents live in a separate process (so their parsing does not share a core with the server) and
 report what they received. Knobs (environment): FANOUT_WINDOW, FANOUT_AGENT_PROCESSES.
 
+Both send each event as its own websocket text message. The hub's writer hands the frames it finds
+queued to Hypercorn as one transport write (:func:`api._ws._write_through`); the bare server sends
+one message per ``send_message``, trio-websocket's API. The agents (trio-websocket clients) offer no
+extension, so neither server negotiates permessage-deflate: both send uncompressed frames.
+
 The two servers alternate, hub, raw, raw, hub (:data:`ORDER`), each for half the time: on a shared
 machine the load drifts within a run, and one hub phase followed by one raw phase would charge the
 drift to whichever ran second. Each server's figures are summed over its two phases.
