@@ -270,7 +270,8 @@ def _frames_sender() -> Callable[[list[str]], Awaitable[None]]:
     per message, Quart's ``send_data`` and its signal, an ASGI event and its dispatch, a lock and
     a shielded cancel scope around the socket write: over half of the writer's cost per frame
     under ``bench.fanout`` (cProfile; the rest is wsproto's encoding and the socket write). The
-    lock and the scope are now paid once per wake-up, the rest not at all. Elsewhere (another
+    lock and the scope are now paid once per wake-up, the rest not at all (Quart's
+    ``websocket_sent`` signal, which nothing here listens to, is not sent). Elsewhere (another
     ASGI server) each frame goes through the ASGI send, bound once: Quart's ``websocket.send``
     resolves its context proxy and re-runs ``accept`` per call."""
     send = websocket._get_current_object()._send  # Quart's partial(send_data, <the ASGI send>)
