@@ -8,12 +8,15 @@ import pytest
 import trio
 import trio_websocket
 from quart_trio import QuartTrio
+from wsproto import ConnectionType, WSConnection
+from wsproto.events import AcceptConnection, Request, TextMessage
+from wsproto.extensions import PerMessageDeflate
 
 from actors.hub import TOO_SLOW, Hub, Room
 from api._auth import Authority
 from api._ws import WRITE_BATCH, register_websocket
 
-from .ws_kit import ADMIN_TOKEN, SECRET, RecordingOutbox, closed_with, receive, request, serve_ws
+from .ws_kit import ADMIN_TOKEN, FRAME_TIMEOUT, SECRET, RecordingOutbox, closed_with, receive, request, serve_ws
 
 POLICY, UNSUPPORTED = 1008, 1003
 
@@ -89,6 +92,43 @@ async def test_a_burst_goes_out_in_few_writes_one_message_per_event_in_order(mon
     assert [(e["type"], e["seq"], e["payload"]["n"]) for e in events] == [
         ("message.created", n + 1, n) for n in range(burst)]
     assert len(writes) <= burst // WRITE_BATCH + 1  # one write per batch, not one per event
+
+
+async def test_a_burst_reaches_a_client_that_negotiated_permessage_deflate_intact():
+    """Browsers offer permessage-deflate and Hypercorn accepts it: the batched messages, compressed
+    one after the other with a shared context, must still decode in order (a wsproto client)."""
+    burst = 100
+    async with serve_ws() as served:
+        host, port = served.url.removeprefix("ws://").removesuffix("/ws").split(":")
+        connection = WSConnection(ConnectionType.CLIENT)
+        stream = await trio.open_tcp_stream(host, int(port))
+        await stream.send_all(connection.send(Request(
+            host=host, target=f"/ws?token={served.token()}", extensions=[PerMessageDeflate()])))
+        messages, parts, accepted = [], [], []
+
+        async def read_until(done) -> None:
+            with trio.fail_after(FRAME_TIMEOUT):
+                while not done():
+                    connection.receive_data(await stream.receive_some())
+                    for event in connection.events():
+                        if isinstance(event, AcceptConnection):
+                            accepted.append([extension.name for extension in event.extensions])
+                        elif isinstance(event, TextMessage):
+                            parts.append(event.data)
+                            if event.message_finished:
+                                messages.append(json.loads("".join(parts)))
+                                parts.clear()
+
+        await read_until(lambda: accepted)
+        assert accepted == [["permessage-deflate"]]
+        await stream.send_all(connection.send(TextMessage(data=json.dumps({"op": "join", "room": "tenant:acme"}))))
+        await read_until(lambda: messages)
+        assert messages[0]["type"] == "joined"
+        for n in range(burst):
+            served.hub.publish(Room.tenant("acme"), "message.created", {"n": n, "text": f"hello {n} " * 20})
+        await read_until(lambda: len(messages) > burst)
+        await stream.aclose()
+    assert [(m["seq"], m["payload"]["n"]) for m in messages[1:]] == [(n + 1, n) for n in range(burst)]
 
 
 async def test_under_another_asgi_server_a_burst_goes_out_one_send_per_event():
