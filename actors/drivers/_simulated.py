@@ -25,7 +25,10 @@ its next pass (a release that never lands only replays a stored message). Each
 new connection first replays what the journal still holds for its session (a
 previous process died, or a connection ended with messages unstored), before its
 own events. What remains exposed is the window between the ``received`` frame
-and the append (the receipt's own send).
+and the append (the receipt's own send). The server's welcome names its delivery mode and the
+driver sends only the signal that mode acts on: ``received`` (whatsmeow) or ``ack`` (idealised),
+never both (each was a socket send here and a parse there per batch, for nothing). A frame's
+messages reach the session without a schedule point between them, so it wakes once for all.
 
 Why one file, written on trio's thread (measured on ``bench/pipeline.py``): a
 ``trio.to_thread`` hop per frame into per-session files ran at 1.6k-2.7k msg/s
@@ -175,6 +178,9 @@ class _Connection:
     pending: dict[int, _Reply] = attrs.field(factory=dict)
     close_frame: dict[str, Any] | None = None
     local: str | None = None  # "stop" or "logout" once zapvisor ends it
+    # The server's delivery mode, from its welcome: "whatsmeow" acts on receipts only, "idealised"
+    # on acks only; the driver sends just that signal (None: unknown, both).
+    delivery: str | None = None
     open: bool = True
     done: trio.Event = attrs.field(factory=trio.Event)
 
@@ -399,6 +405,8 @@ class SimulatedDriver:
                     if handshake.cancelled_caught:
                         raise DriverConnectError(f"{url}: no answer to hello within {self.config.connect_timeout}s")
                     conn = self._conn = _Connection(ws)
+                    if isinstance(first, dict) and first.get("ev") == "welcome":
+                        conn.delivery = first.get("delivery")
                     task_status.started()
                     async with trio.open_nursery() as nursery:
                         nursery.start_soon(self._keepalive, conn)
@@ -498,14 +506,18 @@ class SimulatedDriver:
         for _, msg in events:  # the mapping goes first: the session merges before storing these
             await self._announce_lid(msg)
         with trio.CancelScope(shield=True):  # a receipt without its append would lose the messages
-            with trio.move_on_after(self.config.close_timeout):  # a stuck socket must not hold the shield
-                try:
-                    await conn.ws.send_message(json.dumps({"op": "received", "ids": [event.id for event, _ in events]}))
-                except trio_websocket.ConnectionClosed:
-                    pass  # the server may or may not have the receipt: journal them either way
+            if conn.delivery != "idealised":  # an idealised server ignores receipts: none is sent
+                with trio.move_on_after(self.config.close_timeout):  # a stuck socket must not hold the shield
+                    try:
+                        await conn.ws.send_message(json.dumps({"op": "received", "ids": [e.id for e, _ in events]}))
+                    except trio_websocket.ConnectionClosed:
+                        pass  # the server may or may not have the receipt: journal them either way
             self._append(events)
-        for event, _ in events:
-            await self._events_send.send(event)  # the session lags: backpressure
+        for event, _ in events:  # no schedule point per message while the session keeps up (the
+            try:                  # receipt's send was this frame's): each cost a round of the event loop
+                self._events_send.send_nowait(event)
+            except trio.WouldBlock:
+                await self._events_send.send(event)  # the session lags: backpressure
 
     def _append(self, events: list[tuple[Message, dict[str, Any]]]) -> None:
         """Journal one frame's messages: one ``write()`` on trio's thread (see the module docstring).
@@ -656,12 +668,13 @@ class SimulatedDriver:
             await self._events_send.send(LidMapped(lid=msg["sender"], pn=msg["sender_alt"]))
 
     async def ack(self, *message_ids: str) -> None:
-        """Acknowledge stored messages, all in one frame; the syncer releases them from the journal."""
+        """Acknowledge stored messages, all in one frame (only to a server that acts on acks: the
+        whatsmeow mode, like WhatsApp, forgot them at the receipt); the syncer releases them from the journal."""
         if self._journal is not None and message_ids:
             self._journal.release_soon([self._key(message_id) for message_id in message_ids])
         conn = self._conn
-        if conn is None or not conn.open or not message_ids:
-            return  # idealised delivery: they stay queued on the server and come back on the next connection
+        if conn is None or not conn.open or not message_ids or conn.delivery == "whatsmeow":
+            return  # unacked on an idealised server: they stay queued there and come back on the next connection
         try:
             await conn.ws.send_message(json.dumps({"op": "ack", "ids": message_ids}))
         except trio_websocket.ConnectionClosed:

@@ -29,8 +29,10 @@ Client → server. Requests carry ``rid``; the answer is ``{"re": rid, "ok": tru
 or ``{"re": rid, "ok": false, "code": 400|404, "error": "..."}``.
 
 * ``{"op": "hello", "session": id, "creds": blob|null}`` - first frame. The
-  account is created on first sight. Answer: ``{"ev": "welcome", "paired": bool}``
-  or a ``close`` frame (below) when refused.
+  account is created on first sight. Answer: ``{"ev": "welcome", "paired": bool,
+  "delivery": "whatsmeow"|"idealised"}`` or a ``close`` frame (below) when refused. ``delivery``
+  names the one signal below (``received`` or ``ack``) that this server acts on: a client sends
+  only that one (the other would cost a frame each way per batch for nothing).
 * ``{"op": "ping", "rid": n}`` → ``{"re": n, "ok": true}`` (the probe round trip).
 * ``{"op": "received", "ids": [message_id, ...]}`` - the client's transport has
   these messages (sent as soon as a ``messages`` frame is read, before any

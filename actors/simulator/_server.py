@@ -180,7 +180,7 @@ class SimulatorServer:
         try:
             with link.cancel_scope:
                 paired = account.paired and hello.get("creds") == account.creds
-                await link.send({"ev": "welcome", "paired": paired})
+                await link.send({"ev": "welcome", "paired": paired, "delivery": self.config.delivery})
                 self.stats.connecting -= 1
                 link.handshaking = False
                 link.set_stalled(self.faults.is_stalled(session))

@@ -331,17 +331,55 @@ async def recording_relay(upstream: str) -> AsyncIterator[tuple[str, list[dict]]
         nursery.cancel_scope.cancel()
 
 
-async def test_ack_sends_all_its_ids_in_one_frame(shared_simulator, shared_control, session_id, tmp_path):
-    async with recording_relay(shared_simulator.url) as (url, sent), \
+async def test_in_the_idealised_mode_an_ack_sends_all_its_ids_in_one_frame_and_no_receipt_goes(
+        tmp_path, session_id):
+    async with open_simulator(tmp_path / "sim", "--delivery", "idealised") as simulator, \
+            simulator.control() as control, recording_relay(simulator.url) as (url, sent), \
             running_driver(driver_config(url, tmp_path / "auth"), session_id) as driver:
-        await pair(driver, shared_control)
-        ids = [await shared_control.send_message(session_id, f"m{i}") for i in range(3)]
+        await pair(driver, control)
+        ids = [await control.send_message(session_id, f"m{i}") for i in range(3)]
         assert [(await expect_event(driver, Message)).id for _ in ids] == ids
         await driver.ack()  # nothing to acknowledge: no frame
         await driver.ack(*ids)
         await driver.probe()  # its ping follows the ack on the same socket
         assert [frame for frame in sent if frame.get("op") == "ack"] == [{"op": "ack", "ids": ids}]
+        assert not [frame for frame in sent if frame.get("op") == "received"]  # this server ignores receipts
+        assert (await control.account(session_id))["queued_ids"] == []
+
+
+async def test_in_the_whatsmeow_mode_a_frame_is_receipted_once_and_acks_send_nothing(
+        shared_simulator, shared_control, session_id, tmp_path):
+    """WhatsApp forgets a message at the transport receipt: a frame costs one ``received`` and the
+    ack after the store stays local (it releases the journal), as with whatsmeow. Both frames each
+    way per batch cost the pipeline a socket send and a server-side parse for nothing."""
+    async with recording_relay(shared_simulator.url) as (url, sent), \
+            running_driver(driver_config(url, tmp_path / "auth", journal_dir=tmp_path / "journal"),
+                           session_id) as driver:
+        await pair(driver, shared_control)
+        ids = [await shared_control.send_message(session_id, f"m{i}") for i in range(3)]
+        assert [(await expect_event(driver, Message)).id for _ in ids] == ids
+        await driver.ack(*ids)
+        await driver.probe()
+        receipted = [i for frame in sent if frame.get("op") == "received" for i in frame["ids"]]
+        assert receipted == ids
+        assert not [frame for frame in sent if frame.get("op") == "ack"]
         assert (await shared_control.account(session_id))["queued_ids"] == []
+
+
+async def test_a_frames_messages_reach_the_session_together(shared_simulator, shared_control, session_id, tmp_path):
+    """The driver hands a frame's messages over without a schedule point between them, so the
+    session wakes once and finds them all waiting (and stores them as one batch). With a checkpoint
+    per message (``await send``) the session woke for the first one alone: a round of the event loop
+    per message, measured as most of the driver's task steps in ``bench/pipeline.py``."""
+    async with running_driver(driver_config(shared_simulator.url, tmp_path / "auth"), session_id) as driver:
+        await pair(driver, shared_control)
+        await shared_control.drop(session_id)
+        await expect_event(driver, *ENDING_EVENTS)
+        ids = [await shared_control.send_message(session_id, f"m{i}") for i in range(5)]  # one backlog frame
+        await driver.connect()
+        first = await expect_event(driver, Message)
+        rest = [driver.events.receive_nowait() for _ in ids[1:]]  # WouldBlock if any was still to come
+        assert [first.id, *(event.id for event in rest)] == ids
 
 
 async def test_a_malformed_message_in_a_batch_is_skipped_and_the_rest_arrive(tmp_path, session_id, caplog):

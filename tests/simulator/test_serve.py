@@ -16,7 +16,7 @@ async def test_serve_in_process_reports_its_url_and_saves_on_cancel(tmp_path):
         assert server.port > 0 and server.url == f"ws://127.0.0.1:{server.port}"
         async with trio_websocket.open_websocket_url(server.url + "/wa") as ws:  # creates the account
             await ws.send_message(json.dumps({"op": "hello", "session": "inproc", "creds": None}))
-            assert json.loads(await ws.get_message()) == {"ev": "welcome", "paired": False}
+            assert json.loads(await ws.get_message()) == {"ev": "welcome", "paired": False, "delivery": "whatsmeow"}
         nursery.cancel_scope.cancel()
     saved = json.loads(config.state_file.read_text())
     assert saved["accounts"]["inproc"]["creds"] is None

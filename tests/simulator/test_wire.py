@@ -43,7 +43,7 @@ async def test_malformed_requests_get_a_400_naming_the_field(shared_simulator, s
     creds = (await shared_control.account(session_id))["creds"]
     cm, ws = await _hello(shared_simulator.url, session_id, creds)
     try:
-        assert await _next(ws) == {"ev": "welcome", "paired": True}
+        assert await _next(ws) == {"ev": "welcome", "paired": True, "delivery": "whatsmeow"}
         assert (await _next(ws))["ev"] == "connected"
         assert await _next(ws) == {"ev": "offline_sync_done", "count": 0}
         await ws.send_message("not json at all")  # ignored: nothing to answer
@@ -75,21 +75,22 @@ async def test_close_frames_carry_the_reason_before_the_close_code(shared_simula
     assert (await shared_control.stats()).refused >= 1
 
 
-async def _connected(url: str, session: str, creds: str):
-    """A logged-in raw connection, past its welcome and connected frames."""
+async def _connected(url: str, session: str, creds: str, delivery: str = "whatsmeow"):
+    """A logged-in raw connection, past its welcome (naming the server's ``delivery`` mode) and connected frames."""
     cm, ws = await _hello(url, session, creds)
-    assert await _next(ws) == {"ev": "welcome", "paired": True}
+    assert await _next(ws) == {"ev": "welcome", "paired": True, "delivery": delivery}
     assert (await _next(ws))["ev"] == "connected"
     return cm, ws
 
 
-async def _backlog_then(url: str, control, session_id: str, op: str) -> tuple[list[str], object]:
+async def _backlog_then(url: str, control, session_id: str, op: str, delivery: str = "whatsmeow",
+                        ) -> tuple[list[str], object]:
     """Queue 4 messages, connect raw, read the backlog frame, send ``op`` for messages 0 and 2;
     returns the queued ids and the stats from before."""
     creds = (await control.create_account(session_id))["creds"]
     queued = [await control.send_message(session_id, f"m{i}") for i in range(4)]
     before = await control.stats()
-    cm, ws = await _connected(url, session_id, creds)
+    cm, ws = await _connected(url, session_id, creds, delivery)
     try:
         batch = await _next(ws)
         assert batch["ev"] == "messages"
@@ -117,7 +118,7 @@ async def test_in_the_idealised_mode_only_acks_take_messages_off_the_queue(tmp_p
     async with open_simulator(tmp_path / "sim", "--delivery", "idealised") as simulator, simulator.control() as control:
         creds = (await control.create_account(session_id))["creds"]
         receipted = await control.send_message(session_id, "receipted only")
-        cm, ws = await _connected(simulator.url, session_id, creds)
+        cm, ws = await _connected(simulator.url, session_id, creds, "idealised")
         try:
             assert [m["id"] for m in (await _next(ws))["msgs"]] == [receipted]
             await ws.send_message(json.dumps({"op": "received", "ids": [receipted]}))  # ignored here
@@ -127,7 +128,7 @@ async def test_in_the_idealised_mode_only_acks_take_messages_off_the_queue(tmp_p
             assert (await control.account(session_id))["queued_ids"] == [receipted]
         finally:
             await cm.__aexit__(None, None, None)
-        queued, before = await _backlog_then(simulator.url, control, session_id + "b", "ack")
+        queued, before = await _backlog_then(simulator.url, control, session_id + "b", "ack", "idealised")
         assert (await control.account(session_id + "b"))["queued_ids"] == [queued[1], queued[3]]
         after = await control.stats()
         assert (after.messages_acked - before.messages_acked, after.messages_receipted - before.messages_receipted) == (2, 0)
