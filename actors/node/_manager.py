@@ -20,6 +20,10 @@ memory bus the node is a cluster of one and owns everything. Connects go through
 node's connect limiter and upstream gate, so a restart or a failover of thousands of
 sessions comes back as a ramp, not a ``Promise.all`` stampede.
 
+Before anything else it replays this node's inbound journal into the store, every session's,
+wherever it runs now (:mod:`actors.node._recovery`): what a ``kill -9`` left there was receipted to
+WhatsApp and exists nowhere else.
+
 Start and stop requests are written through at once (status changes are persisted
 debounced), so even a ``kill -9`` right after a request restores correctly.
 """
@@ -27,6 +31,7 @@ debounced), so even a ``kill -9`` right after a request restores correctly.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -48,6 +53,8 @@ from supervisor import (
     ChildRunning,
     StartFailed,
 )
+
+from ._recovery import replay_journal
 
 if TYPE_CHECKING:
     from ._node import Node
@@ -86,7 +93,7 @@ HANDOFF_PACE = 0.5
 
 HANDOVER_TIMEOUT = 10.0
 """Seconds a session handed over may take to close its connection and store what it delivered;
-then it is stopped anyway (what it had not stored stays in this node's journal)."""
+then it is stopped anyway (what it had not stored stays in this node's journal, replayed at its next boot)."""
 
 HANDOVERS_AT_ONCE = 100
 """Sessions closing their connections at once in a drain."""
@@ -170,8 +177,19 @@ class SessionManager(Actor):
         self._restored = False
 
     async def on_start(self) -> None:
+        self.ctx.nursery.start_soon(self._booting)
+
+    async def _booting(self) -> None:
+        """Replay this node's inbound journal into the store (every session's, wherever it runs
+        now: :mod:`actors.node._recovery`), then reconcile (unless ``restore_on_boot`` is off)."""
+        if self.node.settings.sessions.driver == "simulated":
+            try:
+                await replay_journal(Path(self.node.settings.node.data_dir) / "journal", self.node.store,
+                                     self.node.deps.inbound)
+            except OSError:  # unreadable: the sessions' own drivers report it too; the node runs on
+                _LOG.exception("journal replay at boot failed")
         if self.node.settings.sessions.restore_on_boot:
-            self.ctx.nursery.start_soon(self._reconciling)
+            await self._reconciling()
 
     async def receive(self, message: Any) -> Any:
         match message:
