@@ -14,8 +14,9 @@ off what another node should own (its actor stops without recording anything; th
 lease is released at once). A session whose lease another node still holds is not
 started until it is free (no actor waits for a lease it cannot have). Passes run
 once the membership has settled after boot (that is the restore), at every
-membership change, and every :data:`RECONCILE_INTERVAL` — so a dead node's sessions are
-claimed by the survivors when its leases lapse, and a drained node's at once. With the
+membership change, and every :data:`RECONCILE_INTERVAL` (:data:`HANDOFF_PACE` while some wait
+for a lease) — so a dead node's sessions are claimed by the survivors when its leases lapse, and
+a drained node's as each is handed over. With the
 memory bus the node is a cluster of one and owns everything. Connects go through the
 node's connect limiter and upstream gate, so a restart or a failover of thousands of
 sessions comes back as a ramp, not a ``Promise.all`` stampede.
@@ -89,7 +90,9 @@ LEASE_LOOKUPS = 16
 without taking every connection of the bus's pool."""
 
 HANDOFF_PACE = 0.5
-"""Seconds between passes while hand-offs are pending (a join moves one batch per pass)."""
+"""Seconds between passes while hand-offs are pending (a join moves one batch per pass), or while
+sessions this node should own wait for another node's lease: a drain releases them one by one as
+each is handed over, a dead node's lapse at their TTL; each pass looks up only those."""
 
 HANDOVER_TIMEOUT = 10.0
 """Seconds a session handed over may take to close its connection and store what it delivered;
@@ -175,6 +178,7 @@ class SessionManager(Actor):
     def __init__(self, node: "Node") -> None:
         self.node = node
         self._restored = False
+        self._waiting = 0  # sessions the last pass left for another node to release: look again soon
 
     async def on_start(self) -> None:
         self.ctx.nursery.start_soon(self._booting)
@@ -312,11 +316,12 @@ class SessionManager(Actor):
         await membership.settled.wait()
         while True:
             done = await self.ctx.ref.ask(Reconcile(), timeout=RECONCILE_TIMEOUT)
-            with trio.move_on_after(HANDOFF_PACE if done.hand_off else RECONCILE_INTERVAL):
+            with trio.move_on_after(HANDOFF_PACE if done.hand_off or self._waiting else RECONCILE_INTERVAL):
                 await membership.wait_changed()
 
     async def _reconcile(self) -> Any:
         membership, local = self.node.membership, self.node.local
+        self._waiting = 0
         if membership.me.draining:
             return plan(membership.me.node_id, (), {}, ())
         try:
@@ -327,6 +332,7 @@ class SessionManager(Actor):
         wanted = [sid for sid, r in records.items() if r.status in RESTORE]
         changes = plan(membership.me.node_id, wanted, place(wanted, membership.members()), local)
         started = await self._free(changes.start)
+        self._waiting = len(changes.start) - len(started)
         for session_id in started:
             await self._launch(records[session_id])
         for session_id in changes.hand_off:
@@ -388,9 +394,10 @@ class SessionManager(Actor):
             _LOG.info("session %s handed over without closing first: %s", session_id, exc)
 
     async def _drain(self) -> int:
-        """Hand every session run here over (up to HANDOVERS_AT_ONCE closing at once), then stop
-        them, each tenant's at once (a supervisor stops its sessions concurrently), releasing
-        their leases; returns how many."""
+        """Hand every session run here over (up to HANDOVERS_AT_ONCE closing at once): each
+        releases its lease once what it delivered is stored, and leaves this node's heartbeat, so
+        the others start it while the rest are still being handed over. Then stop them, each
+        tenant's at once (a supervisor stops its sessions concurrently); returns how many."""
         drained = tuple(self.node.local)
         owners = {sid: info.tenant_id for sid in drained if (info := self.node.board.get(sid)) is not None}
         tenants = set(owners.values())
@@ -399,6 +406,10 @@ class SessionManager(Actor):
         async def hand_over(session_id: str, tenant_id: str) -> None:
             async with limiter:
                 await self._hand_over(tenant_id, session_id)
+            # its lease is released (HandOver): from now on it is the new owner's to report
+            self.node.local.discard(session_id)
+            self.node.board.release(session_id, "its node is draining")
+            self.node.membership.beat_now()
 
         async with trio.open_nursery() as nursery:
             for session_id, tenant_id in owners.items():
