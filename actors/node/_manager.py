@@ -96,7 +96,7 @@ each is handed over, a dead node's lapse at their TTL; each pass looks up only t
 
 HANDOVER_TIMEOUT = 10.0
 """Seconds a session handed over may take to close its connection and store what it delivered;
-then it is stopped anyway (what it had not stored stays in this node's journal, replayed at its next boot)."""
+then it is stopped anyway, and this node stores what its journal still holds for it (``_recovery``)."""
 
 HANDOVERS_AT_ONCE = 100
 """Sessions closing their connections at once in a drain."""
@@ -186,14 +186,20 @@ class SessionManager(Actor):
     async def _booting(self) -> None:
         """Replay this node's inbound journal into the store (every session's, wherever it runs
         now: :mod:`actors.node._recovery`), then reconcile (unless ``restore_on_boot`` is off)."""
-        if self.node.settings.sessions.driver == "simulated":
-            try:
-                await replay_journal(Path(self.node.settings.node.data_dir) / "journal", self.node.store,
-                                     self.node.deps.inbound)
-            except OSError:  # unreadable: the sessions' own drivers report it too; the node runs on
-                _LOG.exception("journal replay at boot failed")
+        await self._replay_journal()
         if self.node.settings.sessions.restore_on_boot:
             await self._reconciling()
+
+    async def _replay_journal(self) -> None:
+        """Store what this node's inbound journal holds for the sessions it does not run
+        (:mod:`actors.node._recovery`): at boot, after a hand-over that timed out, after a drain."""
+        if self.node.settings.sessions.driver != "simulated":
+            return
+        try:
+            await replay_journal(Path(self.node.settings.node.data_dir) / "journal", self.node.store,
+                                 self.node.deps.inbound, frozenset(self.node.local))
+        except OSError:  # unreadable: the sessions' own drivers report it too; the node runs on
+            _LOG.exception("journal replay failed")
 
     async def receive(self, message: Any) -> Any:
         match message:
@@ -376,7 +382,7 @@ class SessionManager(Actor):
         it delivered stored), then stop its actor here without recording a status (its lease is
         released as it stops); the board lets it go, so this node reports it from its owner from now on."""
         self.node.local.discard(record.id)
-        await self._hand_over(record.tenant_id, record.id)
+        closed = await self._hand_over(record.tenant_id, record.id)
         sessions = self.ctx.system.supervisor(f"/tenants/{record.tenant_id}/sessions")
         try:
             await sessions.terminate_child(record.id)
@@ -384,14 +390,21 @@ class SessionManager(Actor):
         except ChildNotFound:
             pass
         self.node.board.release(record.id, "moved to another node")
+        if not closed:  # what it delivered may still be in this node's journal only
+            await self._replay_journal()
 
-    async def _hand_over(self, tenant_id: str, session_id: str) -> None:
+    async def _hand_over(self, tenant_id: str, session_id: str) -> bool:
         """Ask the session to close its connection and store what it delivered (bounded by
-        HANDOVER_TIMEOUT); a session that is not running or does not answer is stopped as it is."""
+        HANDOVER_TIMEOUT); a session that is not running or does not answer is stopped as it is.
+        False when it did not answer in time (its journal entries are then replayed by this node)."""
         try:
             await self.ctx.system.ref(self._path(tenant_id, session_id)).ask(HandOver(), timeout=HANDOVER_TIMEOUT)
-        except (ChildNotFound, ActorStopped, ActorFailed, AskTimeout) as exc:
+        except AskTimeout as exc:
+            _LOG.warning("session %s handed over without closing first: %s", session_id, exc)
+            return False
+        except (ChildNotFound, ActorStopped, ActorFailed) as exc:
             _LOG.info("session %s handed over without closing first: %s", session_id, exc)
+        return True
 
     async def _drain(self) -> int:
         """Hand every session run here over (up to HANDOVERS_AT_ONCE closing at once): each
@@ -428,6 +441,7 @@ class SessionManager(Actor):
         for session_id in drained:
             self.node.board.release(session_id, "its node is draining")
         _LOG.info("drained %d sessions", len(drained))
+        await self._replay_journal()  # what a hand-over that timed out left there (none, normally)
         return len(drained)
 
     # -- helpers ------------------------------------------------------------------
@@ -439,6 +453,10 @@ class SessionManager(Actor):
         return record
 
     async def _ensure_tenant(self, tenant_id: str) -> None:
+        """Start the tenant's subtree unless it runs (a local look-up: a pass launching hundreds
+        of sessions of one tenant asks ``/tenants`` nothing)."""
+        if not isinstance(self._tenant_sessions(tenant_id), Refused):
+            return
         try:
             await self.ctx.system.supervisor("/tenants").start_child(tenant_spec(tenant_id, self.node.limiter))
         except (AlreadyStarted, AlreadyPresent):

@@ -27,9 +27,12 @@ side effect follows from a store insert or change, as live. Three cases:
   after a newer operation on the same target (the customer reacted or edited again while this node
   was down) undoes the newer one: the journal keeps no order across nodes.
 
-Nothing here runs beside this node's own sessions: the session manager replays before its first
-reconcile pass (a session started by a request meanwhile replays the same entries itself, and the
-store dedupes). When the store fails during the replay, what is left stays in the journal for the
+When. The session manager replays before its first reconcile pass, so at boot nothing runs
+beside it (a session started by a request meanwhile replays the same entries itself, and the store
+dedupes). A running node replays too, leaving out the sessions it runs, when a hand-over did not
+finish within its timeout (a store so slow that a session could not store what its connection
+delivered before it was stopped: those entries would otherwise wait for this node's next boot),
+and at the end of a drain, once every session has stopped. When the store fails during the replay, what is left stays in the journal for the
 next boot (or for the session's next connection here). The window that remains: a node that dies
 and never comes back (its disk lost) loses what its journal held; nothing else can read it.
 
@@ -41,6 +44,7 @@ are replayed when the session next connects on this node (not yet at boot).
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from pathlib import Path
 
 import attrs
@@ -71,15 +75,18 @@ class Replayed:
     left: int = 0
 
 
-async def replay_journal(journal_dir: Path, store: Store, inbound: InboundSink) -> Replayed:
+async def replay_journal(journal_dir: Path, store: Store, inbound: InboundSink,
+                         running: Collection[str] = ()) -> Replayed:
     """Store what ``<journal_dir>/simulated.journal`` holds, release it and compact the file
-    (see the module docstring). Blocking file work runs in threads."""
+    (see the module docstring), the sessions in ``running`` aside (they run here: their
+    connections replay their own entries). Blocking file work runs in threads."""
     path = Path(journal_dir) / JOURNAL_FILE
     if not await trio.to_thread.run_sync(path.exists):
         return Replayed()
     journal = await trio.to_thread.run_sync(open_shared, path)
     try:
-        found = journaled(await trio.to_thread.run_sync(journal.pending))
+        pending = await trio.to_thread.run_sync(journal.pending)
+        found = [session for session in journaled(pending) if session.session_id not in running]
         counts = {"sessions": len(found), "stored": 0, "already": 0, "orphaned": 0, "left": 0}
         for index, session in enumerate(found):
             try:
@@ -105,7 +112,7 @@ async def replay_journal(journal_dir: Path, store: Store, inbound: InboundSink) 
             await trio.to_thread.run_sync(close_shared, journal)
     replayed = Replayed(**counts)
     if replayed.sessions:
-        _LOG.info("journal replayed at boot: %s", replayed)
+        _LOG.info("journal replayed: %s", replayed)
     return replayed
 
 
