@@ -45,7 +45,7 @@ from typing import Any, Callable, Protocol
 import attrs
 import trio
 
-from actors.bus import Bus, Lease, LeasePhase
+from actors.bus import Bus, BusError, Lease, LeasePhase
 from actors.drivers import (
     ENDING_EVENTS,
     CallOffer,
@@ -350,7 +350,12 @@ class SessionActor(Actor):
                       retry_interval=self.policy.lease_retry)
         await self.ctx.nursery.start(self._run_lease, lease)
         while True:
-            tenure = await self._hold_lease(lease)  # no pool slot held while another node still owns it
+            try:
+                tenure = await self._hold_lease(lease)  # no pool slot held while another node still owns it
+            except BusError:
+                if self._handing_over:  # handed over while waiting: the lease was stopped on purpose
+                    await trio.sleep_forever()
+                raise
             with tenure.cancel_scope:
                 self._status(SessionStatus.QUEUED, "waiting for a pool slot")
                 async with self.deps.pool.slot(self.session_id):

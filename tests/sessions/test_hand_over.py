@@ -28,3 +28,17 @@ async def test_a_hand_over_releases_the_lease_before_the_actor_stops(session_nod
     assert session_node.status("s1").status not in (SessionStatus.STARTING, SessionStatus.QUEUED,
                                                     SessionStatus.CONNECTING)
     assert session_node.system.tree().find("/tenants/t1/sessions/s1").restarts == 0
+
+
+async def test_a_session_waiting_for_its_lease_is_handed_over_without_failing(session_node):
+    bus = session_node.deps.bus
+    await bus.acquire(lease_resource("s2"), 30.0, owner="another-node")  # it waits for another node
+    await session_node.add("s2")
+    await session_node.wait_status("s2", SessionStatus.STARTING)
+
+    ref = session_node.system.ref("/tenants/t1/sessions/s2")
+    with trio.fail_after(10):
+        await ref.ask(HandOver())
+    await trio.sleep(0.5)  # a stopped lease must not make it fail (and come back, taking the lease)
+    assert session_node.system.tree().find("/tenants/t1/sessions/s2").restarts == 0
+    assert session_node.actor_state("s2") == "running"
