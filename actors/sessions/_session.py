@@ -276,6 +276,7 @@ class SessionActor(Actor):
         self._handing_over = False
         self._handed_over = trio.Event()
         self._lease_scope = trio.CancelScope()  # cancelled by a hand-over: the lease is released then
+        self._lease_started = trio.Event()  # its first attempt is over (cancelling it earlier fails the start)
         self._lease_released = trio.Event()
         self._serving = False  # a connection is open and its events are being handled
         self._logout_done: trio.Event | None = None  # set once an operator's Logout has its answer
@@ -325,6 +326,7 @@ class SessionActor(Actor):
         if self._serving:
             await self.driver.stop()  # Disconnected(local) follows the messages already delivered
             await self._handed_over.wait()
+        await self._lease_started.wait()
         self._lease_scope.cancel()
         await self._lease_released.wait()
 
@@ -349,6 +351,7 @@ class SessionActor(Actor):
         lease = Lease(self.deps.bus, lease_resource(self.session_id), self.deps.node_id, self.policy.lease_ttl,
                       retry_interval=self.policy.lease_retry)
         await self.ctx.nursery.start(self._run_lease, lease)
+        self._lease_started.set()
         while True:
             try:
                 tenure = await self._hold_lease(lease)  # no pool slot held while another node still owns it
