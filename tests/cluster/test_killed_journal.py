@@ -8,7 +8,9 @@ will not run included, then empties the journal. Besides whatever the kill reall
 for a session that stays on the survivor: a message nobody stored (stored once, its ticket
 created), a message the survivor stored meanwhile whose ticket an agent closed since (not stored
 again, the ticket not reopened), a reaction (applied) and an entry of a session the store does
-not know (dropped).
+not know (dropped). Every message journaled at the kill ends stored, once; what the kill caught
+between the driver's receipt and its append (the window that remains, as in
+``tests/flows/test_kill9.py``) is counted and bounded, never assumed away.
 """
 
 from __future__ import annotations
@@ -30,6 +32,15 @@ SESSIONS = {f"k{i:02d}" for i in range(10)}
 RATE = 80.0
 """Inbound messages per second over all sessions: some are in flight at the kill."""
 CAPACITY = 50  # sessions.max_sessions' default: what placement weighs the two nodes by
+WINDOW_BOUND = 10
+"""Messages a kill -9 can catch receipted but not yet journaled (the driver appends right after the
+receipt's send: well under a millisecond per frame); measured and reported, never assumed away."""
+
+
+async def _stored(store) -> list[tuple[str, str]]:
+    """(session, WhatsApp id) of every stored message."""
+    tickets = await store.list_tickets("acme", limit=1000)
+    return [(m.session_id, m.wa_id) for t in tickets for m in await store.list_messages(t.id, limit=1000)]
 
 
 def _entry(session_id: str, msg: dict) -> tuple[str, bytes]:
@@ -53,17 +64,18 @@ async def test_a_killed_nodes_journal_is_stored_when_it_comes_back(tmp_path, sim
         await trio.sleep(3.0)
         a.kill()  # SIGKILL: no hand-over, no flush
         await a.daemon.process.wait()
-        left_by_kill = len(await trio.to_thread.run_sync(read_pending, journal))
-        record_property("left_by_kill", left_by_kill)
+        left_by_kill = {tuple(key.split(KEY_SEPARATOR)) for key, _ in
+                        await trio.to_thread.run_sync(read_pending, journal)}
+        record_property("left_by_kill", len(left_by_kill))
 
         await wait_converged(b, SESSIONS, {"b"})
         generated = (await simulator_control.traffic_stop())
         with trio.fail_after(30):
-            while (stored := await store.get_message(stays, "PRE1")) is None:
+            while (pre := await store.get_message(stays, "PRE1")) is None:
                 await trio.sleep(0.1)
-        await store.close_ticket(stored.ticket_id)  # an agent closed it while a was down
+        await store.close_ticket(pre.ticket_id)  # an agent closed it while a was down
 
-        now = stored.sent_at + 1
+        now = pre.sent_at + 1
         crafted = [
             _entry(stays, build_message(sender=fresh, timestamp=now, text="never stored", message_id="NEW1")),
             _entry(stays, build_message(sender=known, timestamp=now, text="stored by b", message_id="PRE1")),
@@ -91,12 +103,17 @@ async def test_a_killed_nodes_journal_is_stored_when_it_comes_back(tmp_path, sim
             while await store.count_messages() < expected:
                 await trio.sleep(0.2)
         await trio.sleep(1.0)  # a duplicate would show up here
-        assert await store.count_messages() == expected
+        stored = await _stored(store)
+        assert len(stored) == len(set(stored)) == await store.count_messages()  # each once
+        assert left_by_kill <= set(stored)  # everything the killed node journaled: none lost
+        window = expected - len(stored)  # receipted by the killed process, never journaled (tests/flows/test_kill9.py)
+        record_property("receipted_not_journaled", window)
+        assert 0 <= window <= WINDOW_BOUND
 
         new = await store.get_message(stays, "NEW1")
         assert new is not None and new.ticket_id is not None
         assert (await store.get_ticket(new.ticket_id)).status is not TicketStatus.CLOSED
-        assert (await store.get_ticket(stored.ticket_id)).status is TicketStatus.CLOSED  # not reopened
+        assert (await store.get_ticket(pre.ticket_id)).status is TicketStatus.CLOSED  # not reopened
         contact = await store.find_contact("acme", known)
         assert await store.find_active_ticket(stays, contact.id) is None  # nor a new one opened
         assert (await store.get_message(stays, "PRE1")).reactions == {known: "👍"}
