@@ -17,8 +17,12 @@ themselves (rendezvous hashing) and connect them. Steady inbound traffic runs th
    ``drain_release_s``, until the drained node holds none of their leases (read in Redis): the
    rest of ``drain_s`` is the last node connecting them, at its connect limiter's pace.
 
+4. The killed node comes back (traffic stopped): ``killed_journal_entries`` is what its journal held
+   (receipted to WhatsApp, not stored: lost if it never came back), ``rejoin_replay_s`` the time
+   from its start until its boot replay emptied the journal into the store.
+
 ``lost``: inbound messages the generator produced that the store does not have once traffic
-stopped (``undelivered``: those the simulator still holds, never acknowledged); ``duplicated``: rows beyond one per message id; ``double_connects``: connections the
+stopped and the killed node came back (``undelivered``: those the simulator still holds, never acknowledged); ``duplicated``: rows beyond one per message id; ``double_connects``: connections the
 simulator ended with 440 because a second connection of the same account arrived (two nodes
 at once). The last line printed is one JSON object.
 """
@@ -41,6 +45,8 @@ import httpx
 import redis
 import trio
 
+from actors.drivers._journal import read_pending
+from actors.drivers._simulated import JOURNAL_FILE
 from actors.simulator import SimulatorProcess
 from actors.store import PostgresBackend, open_store
 from bench._redis import RedisServer
@@ -157,6 +163,25 @@ async def released(redis_url: str, node: str) -> None:
         await trio.sleep(0.05)
 
 
+async def connected_over_time(control, started: float, samples: list[tuple[float, int]]) -> None:
+    """Append (seconds since ``started``, sessions the simulator has connected) every 0.1 s."""
+    while True:
+        samples.append((trio.current_time() - started, (await control.stats()).connected))
+        await trio.sleep(0.1)
+
+
+def drain_phases(samples: list[tuple[float, int]], count: int) -> dict[str, float]:
+    """From a drain's samples: when the last drained session was disconnected
+    (``drain_disconnected_s``: the connected count at its lowest) and when every session was
+    connected again (``drain_reconnected_s``); between the two, the last node's connects."""
+    if not samples:
+        return {}
+    low = min(connected for _, connected in samples)
+    at_low = next(t for t, connected in samples if connected == low)
+    back = next((t for t, connected in samples if t >= at_low and connected == count), float("nan"))
+    return {"drain_disconnected_s": at_low, "drain_reconnected_s": back, "drain_min_connected": low}
+
+
 async def timed_sends(simulator: SimulatorProcess, pairs: list[tuple[Daemon, dict]], tag: str,
                       latencies: list[float], retried: list[str]) -> None:
     """Send one message per (node, ticket) through that node's API, a few at a time; appends to
@@ -258,11 +283,16 @@ async def run(root: Path, dsn: str, redis_url: str, count: int) -> dict:
             result["drained_leases"] = await trio.to_thread.run_sync(leases_held, redis_url, drained.name)
             started = trio.current_time()
             drained.stop(signal.SIGTERM)
+            samples: list[tuple[float, int]] = []
             with trio.fail_after(PHASE_TIMEOUT):
-                await released(redis_url, drained.name)
-                result["drain_release_s"] = trio.current_time() - started
-                await settled(last, control, count)
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(connected_over_time, control, started, samples)
+                    await released(redis_url, drained.name)
+                    result["drain_release_s"] = trio.current_time() - started
+                    await settled(last, control, count)
+                    nursery.cancel_scope.cancel()
             result["drain_s"] = trio.current_time() - started
+            result.update(drain_phases(samples, count))
             result["drained"] = moved
             with trio.fail_after(PHASE_TIMEOUT):
                 result["drained_exit_code"] = await drained.process.wait()
@@ -270,6 +300,17 @@ async def run(root: Path, dsn: str, redis_url: str, count: int) -> dict:
                 print(drained.log.read_text()[-5000:], file=sys.stderr)
 
             generated = (await control.call("traffic_stop"))["generated"]
+            # The killed node comes back: at boot it stores what its journal held (receipted to
+            # WhatsApp, never stored), for every session, wherever it runs now.
+            journal = root / victim.name / "data" / "journal" / JOURNAL_FILE
+            result["killed_journal_entries"] = len(await trio.to_thread.run_sync(read_pending, journal))
+            await victim.client.aclose()
+            started = trio.current_time()
+            await victim.start()
+            with trio.fail_after(PHASE_TIMEOUT):
+                while await trio.to_thread.run_sync(read_pending, journal):
+                    await trio.sleep(0.1)
+            result["rejoin_replay_s"] = trio.current_time() - started
             outbound = len(same) + len(cross)
             with trio.move_on_after(STORE_DRAIN_TIMEOUT):
                 while await stored_inbound(dsn, outbound) < generated:

@@ -226,6 +226,39 @@ def _message(msg: dict[str, Any]) -> Message:
                    target_id=msg.get("target_id"))
 
 
+@attrs.frozen
+class Journaled:
+    """One session's entries in a node's simulated journal, decoded (see :func:`journaled`)."""
+
+    session_id: str
+    keys: tuple[str, ...]  # every entry of the session, to release once its messages are stored
+    events: tuple[LidMapped | Message, ...]  # in journal order; a LID pair before the message that carried it
+
+
+def journaled(pending: list[tuple[str, bytes]]) -> list[Journaled]:
+    """The entries of :data:`JOURNAL_FILE` (``Journal.pending()``), grouped by session in their order,
+    decoded as a connection's replay decodes them: what a node replays at boot (``actors.node._recovery``).
+
+    An entry that does not decode (only a bug writes one) is logged and kept among ``keys``
+    without an event, so it is released with the rest rather than replayed at every boot.
+    """
+    grouped: dict[str, tuple[list[str], list[LidMapped | Message]]] = {}
+    for key, payload in pending:
+        session_id, _, message_id = key.partition(KEY_SEPARATOR)
+        keys, events = grouped.setdefault(session_id, ([], []))
+        keys.append(key)
+        try:
+            msg = json.loads(payload)
+            message = _message(msg)
+        except (KeyError, TypeError, ValueError) as exc:
+            log.error("journal entry %s of session %s unreadable, dropped: %r", message_id, session_id, exc)
+            continue
+        if msg.get("sender_alt"):
+            events.append(LidMapped(lid=msg["sender"], pn=msg["sender_alt"]))
+        events.append(message)
+    return [Journaled(sid, tuple(keys), tuple(events)) for sid, (keys, events) in grouped.items()]
+
+
 def _event(frame: dict[str, Any]) -> Event | None:
     """Translate one server event frame (``None`` for frames that are not events)."""
     match frame.get("ev"):

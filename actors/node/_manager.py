@@ -14,11 +14,16 @@ off what another node should own (its actor stops without recording anything; th
 lease is released at once). A session whose lease another node still holds is not
 started until it is free (no actor waits for a lease it cannot have). Passes run
 once the membership has settled after boot (that is the restore), at every
-membership change, and every :data:`RECONCILE_INTERVAL` — so a dead node's sessions are
-claimed by the survivors when its leases lapse, and a drained node's at once. With the
+membership change, and every :data:`RECONCILE_INTERVAL` (:data:`HANDOFF_PACE` while some wait
+for a lease) — so a dead node's sessions are claimed by the survivors when its leases lapse, and
+a drained node's as each is handed over. With the
 memory bus the node is a cluster of one and owns everything. Connects go through the
 node's connect limiter and upstream gate, so a restart or a failover of thousands of
 sessions comes back as a ramp, not a ``Promise.all`` stampede.
+
+Before anything else it replays this node's inbound journal into the store, every session's,
+wherever it runs now (:mod:`actors.node._recovery`): what a ``kill -9`` left there was receipted to
+WhatsApp and exists nowhere else.
 
 Start and stop requests are written through at once (status changes are persisted
 debounced), so even a ``kill -9`` right after a request restores correctly.
@@ -27,6 +32,7 @@ debounced), so even a ``kill -9`` right after a request restores correctly.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -48,6 +54,8 @@ from supervisor import (
     ChildRunning,
     StartFailed,
 )
+
+from ._recovery import replay_journal
 
 if TYPE_CHECKING:
     from ._node import Node
@@ -82,11 +90,13 @@ LEASE_LOOKUPS = 16
 without taking every connection of the bus's pool."""
 
 HANDOFF_PACE = 0.5
-"""Seconds between passes while hand-offs are pending (a join moves one batch per pass)."""
+"""Seconds between passes while hand-offs are pending (a join moves one batch per pass), or while
+sessions this node should own wait for another node's lease: a drain releases them one by one as
+each is handed over, a dead node's lapse at their TTL; each pass looks up only those."""
 
 HANDOVER_TIMEOUT = 10.0
 """Seconds a session handed over may take to close its connection and store what it delivered;
-then it is stopped anyway (what it had not stored stays in this node's journal)."""
+then it is stopped anyway, and this node stores what its journal still holds for it (``_recovery``)."""
 
 HANDOVERS_AT_ONCE = 100
 """Sessions closing their connections at once in a drain."""
@@ -168,10 +178,28 @@ class SessionManager(Actor):
     def __init__(self, node: "Node") -> None:
         self.node = node
         self._restored = False
+        self._waiting = 0  # sessions the last pass left for another node to release: look again soon
 
     async def on_start(self) -> None:
+        self.ctx.nursery.start_soon(self._booting)
+
+    async def _booting(self) -> None:
+        """Replay this node's inbound journal into the store (every session's, wherever it runs
+        now: :mod:`actors.node._recovery`), then reconcile (unless ``restore_on_boot`` is off)."""
+        await self._replay_journal()
         if self.node.settings.sessions.restore_on_boot:
-            self.ctx.nursery.start_soon(self._reconciling)
+            await self._reconciling()
+
+    async def _replay_journal(self) -> None:
+        """Store what this node's inbound journal holds for the sessions it does not run
+        (:mod:`actors.node._recovery`): at boot, after a hand-over that timed out, after a drain."""
+        if self.node.settings.sessions.driver != "simulated":
+            return
+        try:
+            await replay_journal(Path(self.node.settings.node.data_dir) / "journal", self.node.store,
+                                 self.node.deps.inbound, frozenset(self.node.local))
+        except OSError:  # unreadable: the sessions' own drivers report it too; the node runs on
+            _LOG.exception("journal replay failed")
 
     async def receive(self, message: Any) -> Any:
         match message:
@@ -294,11 +322,12 @@ class SessionManager(Actor):
         await membership.settled.wait()
         while True:
             done = await self.ctx.ref.ask(Reconcile(), timeout=RECONCILE_TIMEOUT)
-            with trio.move_on_after(HANDOFF_PACE if done.hand_off else RECONCILE_INTERVAL):
+            with trio.move_on_after(HANDOFF_PACE if done.hand_off or self._waiting else RECONCILE_INTERVAL):
                 await membership.wait_changed()
 
     async def _reconcile(self) -> Any:
         membership, local = self.node.membership, self.node.local
+        self._waiting = 0
         if membership.me.draining:
             return plan(membership.me.node_id, (), {}, ())
         try:
@@ -309,6 +338,7 @@ class SessionManager(Actor):
         wanted = [sid for sid, r in records.items() if r.status in RESTORE]
         changes = plan(membership.me.node_id, wanted, place(wanted, membership.members()), local)
         started = await self._free(changes.start)
+        self._waiting = len(changes.start) - len(started)
         for session_id in started:
             await self._launch(records[session_id])
         for session_id in changes.hand_off:
@@ -352,7 +382,7 @@ class SessionManager(Actor):
         it delivered stored), then stop its actor here without recording a status (its lease is
         released as it stops); the board lets it go, so this node reports it from its owner from now on."""
         self.node.local.discard(record.id)
-        await self._hand_over(record.tenant_id, record.id)
+        closed = await self._hand_over(record.tenant_id, record.id)
         sessions = self.ctx.system.supervisor(f"/tenants/{record.tenant_id}/sessions")
         try:
             await sessions.terminate_child(record.id)
@@ -360,19 +390,27 @@ class SessionManager(Actor):
         except ChildNotFound:
             pass
         self.node.board.release(record.id, "moved to another node")
+        if not closed:  # what it delivered may still be in this node's journal only
+            await self._replay_journal()
 
-    async def _hand_over(self, tenant_id: str, session_id: str) -> None:
+    async def _hand_over(self, tenant_id: str, session_id: str) -> bool:
         """Ask the session to close its connection and store what it delivered (bounded by
-        HANDOVER_TIMEOUT); a session that is not running or does not answer is stopped as it is."""
+        HANDOVER_TIMEOUT); a session that is not running or does not answer is stopped as it is.
+        False when it did not answer in time (its journal entries are then replayed by this node)."""
         try:
             await self.ctx.system.ref(self._path(tenant_id, session_id)).ask(HandOver(), timeout=HANDOVER_TIMEOUT)
-        except (ChildNotFound, ActorStopped, ActorFailed, AskTimeout) as exc:
+        except AskTimeout as exc:
+            _LOG.warning("session %s handed over without closing first: %s", session_id, exc)
+            return False
+        except (ChildNotFound, ActorStopped, ActorFailed) as exc:
             _LOG.info("session %s handed over without closing first: %s", session_id, exc)
+        return True
 
     async def _drain(self) -> int:
-        """Hand every session run here over (up to HANDOVERS_AT_ONCE closing at once), then stop
-        them, each tenant's at once (a supervisor stops its sessions concurrently), releasing
-        their leases; returns how many."""
+        """Hand every session run here over (up to HANDOVERS_AT_ONCE closing at once): each
+        releases its lease once what it delivered is stored, and leaves this node's heartbeat, so
+        the others start it while the rest are still being handed over. Then stop them, each
+        tenant's at once (a supervisor stops its sessions concurrently); returns how many."""
         drained = tuple(self.node.local)
         owners = {sid: info.tenant_id for sid in drained if (info := self.node.board.get(sid)) is not None}
         tenants = set(owners.values())
@@ -381,6 +419,10 @@ class SessionManager(Actor):
         async def hand_over(session_id: str, tenant_id: str) -> None:
             async with limiter:
                 await self._hand_over(tenant_id, session_id)
+            # its lease is released (HandOver): from now on it is the new owner's to report
+            self.node.local.discard(session_id)
+            self.node.board.release(session_id, "its node is draining")
+            self.node.membership.beat_now()
 
         async with trio.open_nursery() as nursery:
             for session_id, tenant_id in owners.items():
@@ -399,6 +441,7 @@ class SessionManager(Actor):
         for session_id in drained:
             self.node.board.release(session_id, "its node is draining")
         _LOG.info("drained %d sessions", len(drained))
+        await self._replay_journal()  # what a hand-over that timed out left there (none, normally)
         return len(drained)
 
     # -- helpers ------------------------------------------------------------------
@@ -410,6 +453,10 @@ class SessionManager(Actor):
         return record
 
     async def _ensure_tenant(self, tenant_id: str) -> None:
+        """Start the tenant's subtree unless it runs (a local look-up: a pass launching hundreds
+        of sessions of one tenant asks ``/tenants`` nothing)."""
+        if not isinstance(self._tenant_sessions(tenant_id), Refused):
+            return
         try:
             await self.ctx.system.supervisor("/tenants").start_child(tenant_spec(tenant_id, self.node.limiter))
         except (AlreadyStarted, AlreadyPresent):

@@ -45,7 +45,7 @@ from typing import Any, Callable, Protocol
 import attrs
 import trio
 
-from actors.bus import Bus, Lease, LeasePhase
+from actors.bus import Bus, BusError, Lease, LeasePhase
 from actors.drivers import (
     ENDING_EVENTS,
     CallOffer,
@@ -181,8 +181,9 @@ class Logout:
 @attrs.frozen
 class HandOver:
     """Stop using the account because another node takes the session over (a drain, a
-    rebalance): close the connection, store and acknowledge every message it delivered, then
-    idle until stopped (the stop releases the lease). Reply: None once that is done.
+    rebalance): close the connection, store and acknowledge every message it delivered, release
+    the ownership lease, then idle until stopped. Reply: None once that is done (the new owner
+    may connect from then on).
 
     Without it, messages receipted and journaled here but not yet stored would stay in this
     node's journal, replayed only if the session ever ran here again: lost to the new owner.
@@ -274,6 +275,9 @@ class SessionActor(Actor):
         self._subscribed: set[str] = set()  # contacts whose presence this connection asked for
         self._handing_over = False
         self._handed_over = trio.Event()
+        self._lease_scope = trio.CancelScope()  # cancelled by a hand-over: the lease is released then
+        self._lease_started = trio.Event()  # its first attempt is over (cancelling it earlier fails the start)
+        self._lease_released = trio.Event()
         self._serving = False  # a connection is open and its events are being handled
         self._logout_done: trio.Event | None = None  # set once an operator's Logout has its answer
 
@@ -315,11 +319,24 @@ class SessionActor(Actor):
         raise TypeError(f"session {self.session_id} got an unknown message {message!r}")
 
     async def _hand_over(self) -> None:
-        """See :class:`HandOver`. No connection open: nothing to store, and none opens now."""
+        """See :class:`HandOver`. No connection open: nothing to store, and none opens now.
+        The lease goes last, once what the connection delivered is stored: the new owner may
+        take the account from that moment, without waiting for this actor to be stopped."""
         self._handing_over = True
         if self._serving:
             await self.driver.stop()  # Disconnected(local) follows the messages already delivered
             await self._handed_over.wait()
+        await self._lease_started.wait()
+        self._lease_scope.cancel()
+        await self._lease_released.wait()
+
+    async def _run_lease(self, lease: Lease, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """The lease's task, until the actor stops or a hand-over cancels it (it releases the lock as it ends)."""
+        try:
+            with self._lease_scope:
+                await lease.run(task_status=task_status)
+        finally:
+            self._lease_released.set()
 
     async def _request(self, method, *args) -> Any:
         try:
@@ -333,13 +350,21 @@ class SessionActor(Actor):
         self._status(SessionStatus.STARTING, "waiting for the ownership lease")
         lease = Lease(self.deps.bus, lease_resource(self.session_id), self.deps.node_id, self.policy.lease_ttl,
                       retry_interval=self.policy.lease_retry)
-        await self.ctx.nursery.start(lease.run)
+        await self.ctx.nursery.start(self._run_lease, lease)
+        self._lease_started.set()
         while True:
-            tenure = await self._hold_lease(lease)  # no pool slot held while another node still owns it
+            try:
+                tenure = await self._hold_lease(lease)  # no pool slot held while another node still owns it
+            except BusError:
+                if self._handing_over:  # handed over while waiting: the lease was stopped on purpose
+                    await trio.sleep_forever()
+                raise
             with tenure.cancel_scope:
                 self._status(SessionStatus.QUEUED, "waiting for a pool slot")
                 async with self.deps.pool.slot(self.session_id):
                     await self._drive()
+            if self._handing_over:  # the hand-over released the lease: no status, stopped in a moment
+                await trio.sleep_forever()
             if tenure.cancel_scope.cancel_called:  # its deadline may fire before the lease task ends it:
                 await tenure.lost.wait()  # wait for that (Lease._hold), so the next turn gets a new tenure
             if lease.state.phase not in (LeasePhase.UNAVAILABLE, LeasePhase.HELD):
