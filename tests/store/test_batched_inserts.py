@@ -5,7 +5,7 @@ import pytest
 import trio
 import trio.testing
 
-from actors.store import AlreadyStored, Inserted, Queue, WriteFailed, open_store
+from actors.store import AlreadyStored, Inserted, InvalidInput, Queue, WriteFailed, open_store
 
 from .helpers import message, seed
 
@@ -181,3 +181,18 @@ async def test_optional_columns_empty_in_all_or_some_of_a_run_are_stored_per_mes
     jobs = await store.list_jobs(Queue.MEDIA)
     full_id = (await store.get_message("s1", "FULL")).id
     assert [(job.message_id, job.source) for job in jobs] == [(full_id, '{"url": "u"}')]
+
+
+async def test_a_write_that_is_no_message_or_has_no_time_is_refused_before_anything_is_written(store):
+    # insert_message goes to the writer without insert_messages' checks: it must refuse the same
+    contact = await seed(store)
+    for call in (
+        lambda: store.insert_message("M1"),
+        lambda: store.insert_messages([message(contact, "M1"), "M2"]),
+        lambda: store.fill_placeholder("M1"),
+    ):
+        with pytest.raises(InvalidInput, match="message: must be a NewMessage, got str"):
+            await call()
+    with pytest.raises(InvalidInput, match="timeout: must be > 0 seconds"):
+        await store.insert_message(message(contact, "M1"), timeout=0)
+    assert await store.count_messages() == 0
