@@ -127,7 +127,13 @@ def _upsert_contact(tenant_id: str, jid: str, name: str, is_group: bool) -> core
 
 
 def _storable_message(message: NewMessage) -> NewMessage:
-    """``message`` as both backends can store it: its body cleaned (raw kept), its id checked."""
+    """``message`` as both backends can store it: its body cleaned (raw kept), its id checked.
+
+    Raises:
+        InvalidInput: not a NewMessage, or its wa_id or session_id unusable.
+    """
+    if not isinstance(message, NewMessage):
+        raise InvalidInput(f"message: must be a NewMessage, got {type(message).__name__}")
     wa_id = _wa_key("wa_id", message.wa_id)
     _text("session_id", message.session_id)
     body, raw = storable(message.body)
@@ -202,12 +208,16 @@ class Store(CampaignStore, StoreReads, StoreLifecycle):
         return self._writer.statistics()
 
     async def _write(self, op: Any, timeout: float | None) -> Any:
+        return await self._writer.submit(op, self._admit(timeout))
+
+    def _admit(self, timeout: float | None) -> float:
+        """The checks every write passes before it is queued; returns its timeout in seconds."""
         timeout = self.default_timeout if timeout is None else timeout
         if timeout <= 0:
             raise InvalidInput(f"timeout: must be > 0 seconds, got {timeout!r}")
         if not self._running:
             raise StoreClosed("the store is not running")
-        return await self._writer.submit(op, timeout)
+        return timeout
 
     # -- tenants, users, sessions, contacts ---------------------------------------------------
 
@@ -372,20 +382,23 @@ class Store(CampaignStore, StoreReads, StoreLifecycle):
         Text is never refused: a body holding characters no backend can store (lone surrogates,
         NUL) is stored with U+FFFD in their place and the original in ``raw_body`` (see
         :mod:`._text`); both backends store the same. Raises InvalidInput for a missing or
-        over-long (MAX_KEY_CHARS) ``wa_id``."""
-        return (await self.insert_messages([message], timeout=timeout))[0]
+        over-long (MAX_KEY_CHARS) ``wa_id``.
+
+        The hot path of every inbound message, so it goes to the writer directly rather than
+        through :meth:`insert_messages` and :meth:`_write`: each coroutine layer between a caller
+        and its parked write is resumed again when the write is answered (issue 18)."""
+        op = core.InsertMessages((_storable_message(message),))
+        [answer] = await self._writer.submit(op, self._admit(timeout))
+        return answer
 
     async def insert_messages(
         self, messages: Sequence[NewMessage], *, timeout: float | None = None
     ) -> list[Inserted | AlreadyStored]:
         """:meth:`insert_message` for a run of messages, in order, as one write (one commit):
         one answer per message."""
-        for message in messages:
-            if not isinstance(message, NewMessage):
-                raise InvalidInput(f"message: must be a NewMessage, got {type(message).__name__}")
         if not messages:
             return []
-        return await self._write(core.InsertMessages(tuple(_storable_message(m) for m in messages)), timeout)
+        return await self._write(core.InsertMessages(tuple(map(_storable_message, messages))), timeout)
 
     async def edit_message(
         self, session_id: str, wa_id: str, body: str, *, from_me: bool, timeout: float | None = None,

@@ -322,16 +322,19 @@ class GroupCommitter:
         now = trio.current_time()
         self._counts["batches"] += 1
         self._last_batch = (len(live), now - started)
+        answered = refused = 0  # counted once per batch: this loop runs for every write
         for pending, (ok, value) in zip(live, outcomes, strict=True):
             if pending.state is _State.ABANDONED:
                 continue
             self._latencies.append(now - pending.enqueued_at)
             if ok:
-                self._counts["ops"] += 1
+                answered += 1
                 self._finish(pending, outcome.Value(value))
             else:
-                self._counts["failed_ops"] += 1
+                refused += 1
                 self._finish(pending, outcome.Error(value))
+        self._counts["ops"] += answered
+        self._counts["failed_ops"] += refused
 
     def statistics(self) -> StoreStatistics:
         """A frozen snapshot of the writer's counters and latencies."""

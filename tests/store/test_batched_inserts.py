@@ -5,7 +5,7 @@ import pytest
 import trio
 import trio.testing
 
-from actors.store import AlreadyStored, Inserted, WriteFailed, open_store
+from actors.store import AlreadyStored, Inserted, InvalidInput, Queue, WriteFailed, open_store
 
 from .helpers import message, seed
 
@@ -155,3 +155,44 @@ async def test_each_answered_id_is_the_stored_rows_id(store, duplicate_at):
         assert isinstance(result, AlreadyStored) == (sent.wa_id == "OLD")
     assert (await store.get_message("s1", "OLD")).body == "hi"
     assert await store.count_messages() == 1 + sum(m.wa_id != "OLD" for m in run)
+
+
+async def test_optional_columns_empty_in_all_or_some_of_a_run_are_stored_per_message(store):
+    # PostgreSQL passes a column that is NULL for the whole run as one NULL array (unnest pads it):
+    # a run where it is set for one message only, and a run where it is set for none, both store
+    # exactly what each message had
+    contact = await seed(store)
+    full = attrs.evolve(
+        message(contact, "FULL", body="caption"), media_type="image", quoted_wa_id="Q1",
+        kind="image", payload={"caption": "caption"}, media_source='{"url": "u"}',
+    )
+    plain = [message(contact, f"P{i}") for i in range(3)]
+    await store.insert_messages([plain[0], full, plain[1]])
+    await store.insert_messages([plain[2]])
+    stored = await store.get_message("s1", "FULL")
+    assert (stored.media_type, stored.quoted_wa_id, stored.kind, stored.payload) == (
+        "image", "Q1", "image", {"caption": "caption"}
+    )
+    for m in plain:
+        stored = await store.get_message("s1", m.wa_id)
+        assert (stored.media_type, stored.quoted_wa_id, stored.kind, stored.payload, stored.raw_body) == (
+            None, None, "text", None, None
+        )
+    jobs = await store.list_jobs(Queue.MEDIA)
+    full_id = (await store.get_message("s1", "FULL")).id
+    assert [(job.message_id, job.source) for job in jobs] == [(full_id, '{"url": "u"}')]
+
+
+async def test_a_write_that_is_no_message_or_has_no_time_is_refused_before_anything_is_written(store):
+    # insert_message goes to the writer without insert_messages' checks: it must refuse the same
+    contact = await seed(store)
+    for call in (
+        lambda: store.insert_message("M1"),
+        lambda: store.insert_messages([message(contact, "M1"), "M2"]),
+        lambda: store.fill_placeholder("M1"),
+    ):
+        with pytest.raises(InvalidInput, match="message: must be a NewMessage, got str"):
+            await call()
+    with pytest.raises(InvalidInput, match="timeout: must be > 0 seconds"):
+        await store.insert_message(message(contact, "M1"), timeout=0)
+    assert await store.count_messages() == 0

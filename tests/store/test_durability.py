@@ -25,9 +25,11 @@ async def test_sqlite_file_survives_reopen(tmp_path, wall_clock):
 
 async def test_a_stopped_store_says_closed(make_backend, wall_clock):
     async with open_store(make_backend(), clock=wall_clock) as store:
-        await seed(store)
+        contact = await seed(store)
     with pytest.raises(StoreClosed):
         await store.upsert_tenant("acme", "x")
+    with pytest.raises(StoreClosed):  # the hot path, which skips _write
+        await store.insert_message(message(contact, "WA9"))
     with pytest.raises(StoreClosed):
         await store.list_tenants()
     assert store.statistics().state == "stopped"
