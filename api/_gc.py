@@ -20,6 +20,10 @@ The policy (:func:`tune_gc`, once the node is up):
   deleted; tickets passivated) a sweep comes as often as the garbage requires, so memory stays
   within SWEEP_GROWTH of what lives. Found with ``bench/soak.py``: with the hourly sweep alone,
   deleted sessions' actors (and all they held) stayed in memory for up to an hour.
+* after each of those full collections the C heap's free pages go back to the system
+  (:func:`api._malloc.release_free_memory`): what the collection freed, and the holes 64 KiB
+  socket receive buffers leave in the heap, which glibc alone never returns (found with
+  ``bench/soak.py``: under churn RSS climbed with the heap's free bytes, its bytes in use flat).
 
 Process-wide: only the daemon (and the benchmarks, which measure the daemon as it runs) use
 this, never a library function.
@@ -31,6 +35,8 @@ import gc
 from typing import Any
 
 import trio
+
+from ._malloc import release_free_memory
 
 GC_THRESHOLDS = (10_000, 10, 10)
 """Generation thresholds (CPython's defaults: 700, 10, 10): a young collection after the tracked
@@ -90,9 +96,11 @@ async def sweep_gc(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNO
             gc.unfreeze()
             gc.collect()  # the survivors are frozen again by _freeze_survivors
             left, swept_at, collected_at = gc.get_freeze_count(), now, now
+            release_free_memory()
         elif now - collected_at >= COLLECT_INTERVAL:
             gc.collect()  # walks only what is not frozen; its survivors are frozen in turn
             collected_at = now
+            release_free_memory()
 
 
 def _freeze_survivors(phase: str, info: dict[str, Any]) -> None:
