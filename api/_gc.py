@@ -50,10 +50,13 @@ SWEEP_INTERVAL = 3600.0
 SWEEP_CHECK = 10.0
 """Seconds between looks at the frozen set's size (``gc.get_freeze_count()``: no walk, no pause)."""
 
-SWEEP_GROWTH = 1.25
+SWEEP_GROWTH = 1.05
 """A sweep comes once the frozen set is this many times what the last sweep left (and at least
-SWEEP_MIN_GROWTH objects more): garbage waiting in it stays under a quarter of what lives, and
-sweeps, each a pause proportional to the heap, come only as often as the churn makes garbage."""
+SWEEP_MIN_GROWTH objects more): garbage waiting in it stays under a twentieth of what lives, and
+sweeps, each a pause proportional to the heap (~25 ms for 130k objects on the loaded 2-core test
+machine), come only as often as the churn makes garbage. Was 1.25 with a 50,000 minimum: under
+bench/soak.py's churn the frozen garbage then took ~15 min to reach a sweep, and Python's arenas
+grew with it all that time (a sawtooth a short run reads as a leak)."""
 
 COLLECT_INTERVAL = 60.0
 """Seconds between full collections of what is not frozen. Steady traffic frees about as much as it
@@ -62,8 +65,8 @@ outlived two young collections and then died in cycles (a stopped actor and its 
 wait in the oldest generation for the hourly sweep. Frozen objects are not walked, so this pause
 is proportional to what was allocated since the last one and survived, not to the heap."""
 
-SWEEP_MIN_GROWTH = 50_000
-"""Frozen objects added before a small heap is swept again (a few MB: not worth a pause)."""
+SWEEP_MIN_GROWTH = 5_000
+"""Frozen objects added before a small heap is swept again (about a megabyte: not worth a pause)."""
 
 
 def tune_gc() -> None:
