@@ -355,8 +355,9 @@ def slope_per_hour(samples: list[dict], key) -> float:
 
 def memory_slopes(samples: list[dict]) -> dict[str, float] | None:
     """Where RSS goes (MB/h): the C heap's bytes in use (``c_in_use``: held by the program and
-    its native libraries) and free inside it (``c_free``: the allocator's holes, api/_malloc.py),
-    and Python's allocated blocks (``python_blocks``, in thousands of blocks per hour, not MB)."""
+    its native libraries) and free inside it (``c_free``: the allocator's holes, api/_malloc.py; counted
+    whether still resident or handed back by the daemon's trim, so it can grow while RSS does not),
+    and Python's allocated blocks (``python_kblocks``, in thousands of blocks per hour, not MB)."""
     if not samples or samples[0].get("malloc") is None:
         return None
     return {"c_in_use": round(slope_per_hour(samples, lambda s: s["malloc"]["in_use"] / 2**20), 1),
