@@ -20,6 +20,10 @@ The policy (:func:`tune_gc`, once the node is up):
   deleted; tickets passivated) a sweep comes as often as the garbage requires, so memory stays
   within SWEEP_GROWTH of what lives. Found with ``bench/soak.py``: with the hourly sweep alone,
   deleted sessions' actors (and all they held) stayed in memory for up to an hour.
+* after each of those full collections the C heap's free pages go back to the system
+  (:func:`api._malloc.release_free_memory`): what the collection freed, and the holes 64 KiB
+  socket receive buffers leave in the heap, which glibc alone never returns (found with
+  ``bench/soak.py``: under churn RSS climbed with the heap's free bytes, its bytes in use flat).
 
 Process-wide: only the daemon (and the benchmarks, which measure the daemon as it runs) use
 this, never a library function.
@@ -31,6 +35,8 @@ import gc
 from typing import Any
 
 import trio
+
+from ._malloc import release_free_memory
 
 GC_THRESHOLDS = (10_000, 10, 10)
 """Generation thresholds (CPython's defaults: 700, 10, 10): a young collection after the tracked
@@ -44,10 +50,13 @@ SWEEP_INTERVAL = 3600.0
 SWEEP_CHECK = 10.0
 """Seconds between looks at the frozen set's size (``gc.get_freeze_count()``: no walk, no pause)."""
 
-SWEEP_GROWTH = 1.25
+SWEEP_GROWTH = 1.05
 """A sweep comes once the frozen set is this many times what the last sweep left (and at least
-SWEEP_MIN_GROWTH objects more): garbage waiting in it stays under a quarter of what lives, and
-sweeps, each a pause proportional to the heap, come only as often as the churn makes garbage."""
+SWEEP_MIN_GROWTH objects more): garbage waiting in it stays under a twentieth of what lives, and
+sweeps, each a pause proportional to the heap (~25 ms for 130k objects on the loaded 2-core test
+machine), come only as often as the churn makes garbage. Was 1.25 with a 50,000 minimum: under
+bench/soak.py's churn the frozen garbage then took ~15 min to reach a sweep, and Python's arenas
+grew with it all that time (a sawtooth a short run reads as a leak)."""
 
 COLLECT_INTERVAL = 60.0
 """Seconds between full collections of what is not frozen. Steady traffic frees about as much as it
@@ -56,8 +65,8 @@ outlived two young collections and then died in cycles (a stopped actor and its 
 wait in the oldest generation for the hourly sweep. Frozen objects are not walked, so this pause
 is proportional to what was allocated since the last one and survived, not to the heap."""
 
-SWEEP_MIN_GROWTH = 50_000
-"""Frozen objects added before a small heap is swept again (a few MB: not worth a pause)."""
+SWEEP_MIN_GROWTH = 5_000
+"""Frozen objects added before a small heap is swept again (about a megabyte: not worth a pause)."""
 
 
 def tune_gc() -> None:
@@ -90,9 +99,11 @@ async def sweep_gc(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNO
             gc.unfreeze()
             gc.collect()  # the survivors are frozen again by _freeze_survivors
             left, swept_at, collected_at = gc.get_freeze_count(), now, now
+            release_free_memory()
         elif now - collected_at >= COLLECT_INTERVAL:
             gc.collect()  # walks only what is not frozen; its survivors are frozen in turn
             collected_at = now
+            release_free_memory()
 
 
 def _freeze_survivors(phase: str, info: dict[str, Any]) -> None:

@@ -2,9 +2,11 @@
 
 ``GET /supervision/runtime`` (admin only) answers :func:`runtime_stats`: resident memory, open file
 descriptors, threads, live actors, trio tasks, trio's deadline heap, asyncio tasks (the trio-asyncio
-loops of asyncpg and Redis) and, with ``?objects=N``, the N most numerous Python object types (and, when tracemalloc traces, the N source
-lines holding the most memory). A
-leak shows as one of these climbing while the load stays the same (``bench/soak.py`` samples it).
+loops of asyncpg and Redis), Python's allocated blocks, the C heap's bytes in use and free
+(:mod:`api._malloc`) and, with ``?objects=N``, the N most numerous Python object types (and, when
+tracemalloc traces, the N source lines holding the most memory). A leak shows as one of these
+climbing while the load stays the same (``bench/soak.py`` samples it); RSS climbing while
+``python_blocks`` and the C heap's ``in_use`` stay flat is the allocators' holes, not a leak.
 
 Counting objects walks the whole heap (``gc.get_objects()``: tens of milliseconds per 100k objects,
 on the trio thread), so it is asked for explicitly and capped; everything else is cheap. Trio's
@@ -19,11 +21,14 @@ import collections
 import gc
 import os
 import resource
+import sys
 import threading
 import tracemalloc
 from typing import Any
 
 import trio
+
+from ._malloc import malloc_stats
 
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
@@ -101,6 +106,8 @@ def runtime_stats(actors: int, objects: int = 0) -> dict[str, Any]:
         "asyncio_tasks": asyncio_tasks(),
         "gc_counts": list(gc.get_count()),
         "gc_frozen": gc.get_freeze_count(),  # api/_gc.py freezes survivors; its sweep gives them back
+        "python_blocks": sys.getallocatedblocks(),  # blocks Python's allocator handed out (live objects)
+        "malloc": malloc_stats(),  # the C heap: bytes in use vs free inside it (api/_malloc.py)
     }
     if objects:
         stats["objects"] = object_counts(objects)

@@ -26,7 +26,8 @@ quiescence (queues empty, websocket clients gone, ticket actors passivated) and 
 Figures (last line, one JSON object, ``error_detail`` naming what counted in ``errors``; with
 ``--tracemalloc`` the daemon runs under ``PYTHONTRACEMALLOC=1`` and ``top_allocation_growth`` names the
 source lines whose memory grew): ``rss_slope_mb_per_h`` and ``fd_slope_per_h`` (least squares
-over the churn samples after WARMUP of the run), ``actors_end_minus_start`` /
+over the churn samples after WARMUP of the run), ``memory_slopes_mb_per_h`` (where RSS goes: the
+C heap's bytes in use and free, Python's allocated blocks; see :func:`memory_slopes`), ``actors_end_minus_start`` /
 ``tasks_end_minus_start`` / ``fds_end_minus_start`` / ``threads_end_minus_start`` /
 ``pg_connections_end_minus_start`` (quiet after minus quiet before the churn), ``top_growth`` (object
 types that grew most between the end of the warm-up and the quiet end), ``errors`` (the daemon's
@@ -304,7 +305,8 @@ class Sampler:
             stats = await self.sample("churn", n % objects_every == 0)
             if n % objects_every == 0:  # a line now and then for whoever watches a long run
                 print(f"soak: t={stats['t']:.0f}s rss={stats['rss_bytes'] / 2**20:.1f}MB fds={stats['fds']} "
-                      f"actors={stats['actors']} tasks={stats['trio_tasks']} frozen={stats.get('gc_frozen')}", file=sys.stderr)
+                      f"actors={stats['actors']} tasks={stats['trio_tasks']} frozen={stats.get('gc_frozen')} "
+                      f"blocks={stats.get('python_blocks')} malloc={stats.get('malloc')}", file=sys.stderr)
             await trio.sleep(every)
 
 
@@ -349,6 +351,18 @@ def slope_per_hour(samples: list[dict], key) -> float:
     mt, mv = sum(t for t, _ in points) / n, sum(v for _, v in points) / n
     var = sum((t - mt) ** 2 for t, _ in points)
     return 3600 * sum((t - mt) * (v - mv) for t, v in points) / var if var else float("nan")
+
+
+def memory_slopes(samples: list[dict]) -> dict[str, float] | None:
+    """Where RSS goes (MB/h): the C heap's bytes in use (``c_in_use``: held by the program and
+    its native libraries) and free inside it (``c_free``: the allocator's holes, api/_malloc.py; counted
+    whether still resident or handed back by the daemon's trim, so it can grow while RSS does not),
+    and Python's allocated blocks (``python_kblocks``, in thousands of blocks per hour, not MB)."""
+    if not samples or samples[0].get("malloc") is None:
+        return None
+    return {"c_in_use": round(slope_per_hour(samples, lambda s: s["malloc"]["in_use"] / 2**20), 1),
+            "c_free": round(slope_per_hour(samples, lambda s: s["malloc"]["free"] / 2**20), 1),
+            "python_kblocks": round(slope_per_hour(samples, lambda s: s["python_blocks"] / 1000), 1)}
 
 
 def growth(before: dict, after: dict, top: int = 10) -> dict[str, int]:
@@ -459,6 +473,7 @@ async def soak(duration: float, every: float, root: Path, pg: PostgresServer, re
     return {
         "rss_slope_mb_per_h": slope_per_hour(warm, lambda s: s["rss_bytes"] / 2**20),
         "fd_slope_per_h": slope_per_hour(warm, lambda s: s["fds"]),
+        "memory_slopes_mb_per_h": memory_slopes(warm),
         "actors_end_minus_start": end["actors"] - start["actors"],
         "tasks_end_minus_start": end["trio_tasks"] - start["trio_tasks"],
         "fds_end_minus_start": end["fds"] - start["fds"],
