@@ -17,6 +17,7 @@ when Redis stops answering, so it is rebuilt (and resubscribed) when Redis retur
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import AsyncIterator, Sequence
@@ -32,6 +33,8 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from actors._aio import LoopCalls
 
 from . import _redis_scripts as scripts
 from ._codec import (
@@ -113,6 +116,7 @@ class RedisBus:
     _loop: trio_asyncio.TrioEventLoop | None = attrs.field(init=False, default=None)
     _client: aredis.Redis | None = attrs.field(init=False, default=None)
     _pump: PubSubPump | None = attrs.field(init=False, default=None)
+    _calls: LoopCalls | None = attrs.field(init=False, default=None)
     _fanout: Fanout = attrs.field(init=False, factory=Fanout)
     _batcher: Batcher = attrs.field(init=False, default=attrs.Factory(
         lambda self: Batcher(self._pipeline, self.op_timeout), takes_self=True))
@@ -143,6 +147,7 @@ class RedisBus:
             # no retries on the pub/sub connection: a reconnect must surface so subscribers get a Gap
             pubsub_client = await loop.run_aio_coroutine(self._connect(retries=0))
             self._loop, self._client = loop, client
+            self._calls = LoopCalls(lambda: BusUnavailable("the Redis bus is not running"))
             self._pump = PubSubPump(
                 call=self._bridge,
                 new_pubsub=pubsub_client.pubsub,
@@ -158,6 +163,8 @@ class RedisBus:
                     await nursery.start(self._batcher.run)
                     task_status.started()
             finally:
+                with trio.CancelScope(shield=True):
+                    await self._calls.close()  # nobody may wait on the loop once it closes
                 self._loop = self._client = self._pump = None
                 self._available = False
                 self._fanout.fail_all(BusUnavailable("the Redis bus stopped"))
@@ -221,7 +228,7 @@ class RedisBus:
         loop = self._loop
         if loop is None:
             raise BusUnavailable("the Redis bus is not running")
-        return await trio_asyncio.aio_as_trio(proc, loop=loop)(*args, **kwargs)
+        return await self._calls(functools.partial(trio_asyncio.aio_as_trio(proc, loop=loop), **kwargs), *args)
 
     def _require_client(self) -> aredis.Redis:
         if self._client is None:

@@ -30,8 +30,10 @@ import attrs
 import trio
 import trio_asyncio
 
+from actors._aio import LoopCalls
+
 from ._backend import Disconnected, ReconnectBackoff, single_errors
-from ._errors import StoreUnavailable
+from ._errors import StoreClosed, StoreUnavailable
 
 #: Errors that mean "the connection (or the server) is gone", as opposed to an SQL error.
 _CONNECTION_ERRORS = (
@@ -146,6 +148,7 @@ class PostgresBackend:
     dialect: str = "postgres"
     connected: bool = False
     _loop: Any = None
+    _calls: LoopCalls | None = None
     _writer: asyncpg.Connection | None = None
     _pool: asyncpg.Pool | None = None
     _backoff: ReconnectBackoff = attrs.field(factory=ReconnectBackoff)
@@ -160,6 +163,7 @@ class PostgresBackend:
         with single_errors():
             async with trio_asyncio.open_loop() as loop:
                 self._loop = loop
+                self._calls = LoopCalls(lambda: StoreClosed("the store is not running"))
                 try:
                     with trio.move_on_after(self.connect_deadline):
                         await self.reconnect()
@@ -179,6 +183,7 @@ class PostgresBackend:
                     yield
                 finally:
                     with trio.CancelScope(shield=True):
+                        await self._calls.close()  # nobody may wait on the loop once it closes
                         await self._close()
 
     def _safe_dsn(self) -> str:
@@ -186,13 +191,14 @@ class PostgresBackend:
         return re.sub(r"://([^:/@]*):[^@]*@", r"://\1:***@", self.dsn)
 
     async def _aio(self, coro: Coroutine[Any, Any, Any]) -> Any:
-        return await self._loop.run_aio_coroutine(coro)
+        return await self._calls(self._loop.run_aio_coroutine, coro)
 
     async def _close(self) -> None:
+        """Close the pool and the writer (the calls into the loop have ended)."""
         self.connected = False
         if self._pool is not None:
             with trio.move_on_after(_CONNECT_TIMEOUT):
-                await self._aio(self._pool.close())
+                await self._loop.run_aio_coroutine(self._pool.close())
             self._pool.terminate()
         if self._writer is not None:
             self._writer.terminate()
