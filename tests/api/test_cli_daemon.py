@@ -45,12 +45,9 @@ def test_services_start_before_up_and_finish_before_the_tree_stops(
         assert run_daemon(settings, [service]) == 0
     messages = [record.getMessage() for record in caplog.records if record.name == "zapvisor.daemon"]
     assert events == ["service started", "service stopped"]
-    assert messages == [
-        "zapvisor up node=node-1 store=sqlite bus=memory",
-        "received SIGTERM",
-        "stopping",
-        "stopped",
-    ]
+    # the signal's own task may log it before or after "up": both come before the stop
+    assert sorted(messages[:2]) == ["received SIGTERM", "zapvisor up node=node-1 store=sqlite bus=memory"]
+    assert messages[2:] == ["stopping", "stopped"]
 
 
 def test_a_crashing_service_is_logged_and_exits_1(
