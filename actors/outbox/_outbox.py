@@ -50,8 +50,10 @@ them right now); a ``running`` item never reached the driver, so putting it back
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
@@ -164,6 +166,32 @@ class OutboxDeps:
 
 
 @attrs.define(eq=False)
+class _LatestStatuses:
+    """Each session's newest status the outbox has not applied yet.
+
+    Applying a status may write to the store (sends left ``sending`` by another node, pauses), so
+    it can run far behind the status board when a node connects hundreds of sessions at once
+    (1,000 sessions over three nodes: ~1,300 changes in seconds), and the board drops a subscriber
+    that falls ``SUBSCRIBER_BUFFER`` behind: the outbox service then failed and restarted, and
+    sends were refused meanwhile. The outbox needs where each session is, not how it got there:
+    a newer change replaces an older one not yet applied.
+    """
+
+    _pending: dict[str, SessionInfo] = attrs.field(factory=dict)
+    _arrived: Wakeup = attrs.field(factory=Wakeup)
+
+    def put(self, info: SessionInfo) -> None:
+        self._pending[info.session_id] = info
+        self._arrived.set()
+
+    async def take(self) -> SessionInfo:
+        """The oldest session's newest status, waiting for one."""
+        while not self._pending:
+            await self._arrived.wait(math.inf)
+        return self._pending.pop(next(iter(self._pending)))
+
+
+@attrs.define(eq=False)
 class _Sender:
     session_id: str
     tenant_id: str
@@ -190,10 +218,11 @@ class OutboxService(Actor):
         await gate.call(self._recover)
         if self.deps.bus is not None:
             await self.ctx.nursery.start(self._wakeups)
-        updates = self.deps.board.subscribe()
+        statuses = _LatestStatuses()
+        self.ctx.nursery.start_soon(self._watch, self.deps.board.subscribe(), statuses)  # drains from now on
         for info in self.deps.board.all():
             await gate.call(self._on_status, info)
-        self.ctx.nursery.start_soon(self._watch, updates)
+        self.ctx.nursery.start_soon(self._apply_statuses, statuses)
 
     async def _recover(self) -> None:
         """What the last stop left: interrupted sends queued again, unknown outcomes announced, pauses."""
@@ -268,10 +297,22 @@ class OutboxService(Actor):
 
     # -- session status → sender loops and pauses ----------------------------------
 
-    async def _watch(self, updates: trio.MemoryReceiveChannel) -> None:
-        async for info in updates:
-            await self._on_status(info)
-        raise RuntimeError("the status board dropped the outbox's subscription")
+    async def _watch(self, updates: trio.MemoryReceiveChannel, statuses: _LatestStatuses) -> None:
+        """Keep up with the board (a subscriber that falls behind is dropped): only note each change,
+        and take everything queued at each wake-up (each ``receive`` is a checkpoint)."""
+        try:
+            while True:
+                statuses.put(await updates.receive())
+                with contextlib.suppress(trio.WouldBlock):
+                    while True:
+                        statuses.put(updates.receive_nowait())
+        except trio.EndOfChannel:
+            raise RuntimeError("the status board dropped the outbox's subscription") from None
+
+    async def _apply_statuses(self, statuses: _LatestStatuses) -> None:
+        """Apply each session's newest status, through the store gate (an outage waits, as at start)."""
+        while True:
+            await self.deps.store_gate.call(self._on_status, await statuses.take())
 
     async def _on_status(self, info: SessionInfo) -> None:
         sid, store = info.session_id, self.deps.store
