@@ -53,7 +53,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import math
 from pathlib import Path
 from typing import Any
 
@@ -165,6 +164,11 @@ class OutboxDeps:
     bus: Any = None  # the node's Bus: wakes the sender of a session another node runs
 
 
+STATUS_APPLIERS = 16
+"""Sessions whose status the outbox applies at once: each may write to the store, and concurrent
+writes share the store's group commits (one at a time, 338 sessions coming up took ~28 s)."""
+
+
 @attrs.define(eq=False)
 class _LatestStatuses:
     """Each session's newest status the outbox has not applied yet.
@@ -174,21 +178,36 @@ class _LatestStatuses:
     (1,000 sessions over three nodes: ~1,300 changes in seconds), and the board drops a subscriber
     that falls ``SUBSCRIBER_BUFFER`` behind: the outbox service then failed and restarted, and
     sends were refused meanwhile. The outbox needs where each session is, not how it got there:
-    a newer change replaces an older one not yet applied.
+    a newer change replaces an older one not yet applied. Sessions are applied concurrently
+    (:data:`STATUS_APPLIERS`), one status of a session at a time.
     """
 
     _pending: dict[str, SessionInfo] = attrs.field(factory=dict)
-    _arrived: Wakeup = attrs.field(factory=Wakeup)
+    _applying: set[str] = attrs.field(factory=set)
+    _changed: trio.Event = attrs.field(factory=trio.Event)
 
     def put(self, info: SessionInfo) -> None:
         self._pending[info.session_id] = info
-        self._arrived.set()
+        self._signal()
 
     async def take(self) -> SessionInfo:
-        """The oldest session's newest status, waiting for one."""
-        while not self._pending:
-            await self._arrived.wait(math.inf)
-        return self._pending.pop(next(iter(self._pending)))
+        """The newest status of the longest-waiting session nobody is applying; waits for one.
+        Call :meth:`done` with it once applied."""
+        while True:
+            changed = self._changed
+            session_id = next((sid for sid in self._pending if sid not in self._applying), None)
+            if session_id is not None:
+                self._applying.add(session_id)
+                return self._pending.pop(session_id)
+            await changed.wait()
+
+    def done(self, info: SessionInfo) -> None:
+        self._applying.discard(info.session_id)
+        self._signal()
+
+    def _signal(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
 
 
 @attrs.define(eq=False)
@@ -222,7 +241,8 @@ class OutboxService(Actor):
         self.ctx.nursery.start_soon(self._watch, self.deps.board.subscribe(), statuses)  # drains from now on
         for info in self.deps.board.all():
             await gate.call(self._on_status, info)
-        self.ctx.nursery.start_soon(self._apply_statuses, statuses)
+        for _ in range(STATUS_APPLIERS):
+            self.ctx.nursery.start_soon(self._apply_statuses, statuses)
 
     async def _recover(self) -> None:
         """What the last stop left: interrupted sends queued again, unknown outcomes announced, pauses."""
@@ -312,7 +332,11 @@ class OutboxService(Actor):
     async def _apply_statuses(self, statuses: _LatestStatuses) -> None:
         """Apply each session's newest status, through the store gate (an outage waits, as at start)."""
         while True:
-            await self.deps.store_gate.call(self._on_status, await statuses.take())
+            info = await statuses.take()
+            try:
+                await self.deps.store_gate.call(self._on_status, info)
+            finally:
+                statuses.done(info)
 
     async def _on_status(self, info: SessionInfo) -> None:
         sid, store = info.session_id, self.deps.store
