@@ -9,6 +9,7 @@ from __future__ import annotations
 import trio
 
 from actors.store import CampaignStatus, PostgresBackend, open_store
+from tests.campaigns.exactly_once import assert_each_recipient_at_most_once
 
 from .conftest import cluster_member, running, seed, wait_converged
 
@@ -56,10 +57,5 @@ async def test_a_campaign_whose_node_dies_is_finished_by_another(tmp_path, simul
         recipients = await store.list_recipients(campaign_id, limit=1000)
 
     received = await _sent(simulator_control)
-    assert len(received) == len(set(received))  # never twice
-    unknown = {r.jid for r in recipients if r.state == "failed" and (r.error or "").startswith("unknown")}
-    assert counts["sent"] + len(unknown) == RECIPIENTS and counts["failed"] == len(unknown)
-    everyone = {r.jid for r in recipients}
-    assert set(received) <= everyone and everyone - set(received) <= unknown  # nothing lost but a caught send
-    assert len(unknown) <= len(SESSIONS)  # one send in flight per session at most
+    assert_each_recipient_at_most_once(received, recipients, counts, RECIPIENTS, SESSIONS)
     assert (await simulator_control.stats()).replaced == 0
