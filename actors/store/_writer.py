@@ -151,6 +151,11 @@ class GroupCommitter:
     _work: trio.lowlevel.ParkingLot = attrs.Factory(trio.lowlevel.ParkingLot)  # the idle writer
     _room: trio.lowlevel.ParkingLot = attrs.Factory(trio.lowlevel.ParkingLot)  # callers facing a full queue
     _alarm: trio.CancelScope = attrs.Factory(trio.CancelScope)  # wakes the sweeper at the soonest deadline
+    _alarm_at: float = math.inf  # _alarm's deadline, kept here: a float compare per write, not a property
+    #: trio's clock, read directly: one call per read where ``trio.current_time()`` makes three (issue
+    #: 18: a write read it once, the bench's writers twice more); run() binds the run's clock
+    #: (MockClock in tests) before it takes any write.
+    _now: Callable[[], float] = trio.current_time
     _state: str = "starting"
     _latencies: collections.deque = attrs.field(factory=lambda: collections.deque(maxlen=_LATENCY_WINDOW))
     _counts: collections.Counter = attrs.Factory(collections.Counter)
@@ -166,16 +171,16 @@ class GroupCommitter:
         """
         if self._state == "stopped":
             raise StoreClosed("the store is stopped")
-        now = trio.current_time()
+        now = self._now()
         pending = _Pending(op, now, now + timeout)
         if len(self._queue) >= self.queue_capacity:
             await self._wait_for_room(pending, timeout)
         self._queue.append(pending)
         self._outstanding[pending] = None
-        if len(self._work):  # the writer is parked, idle
+        if self._work:  # the writer is parked, idle
             self._work.unpark()
-        if pending.deadline < self._alarm.deadline:
-            self._alarm.deadline = pending.deadline
+        if pending.deadline < self._alarm_at:
+            self._alarm.deadline = self._alarm_at = pending.deadline
 
         def abort(_: Any) -> trio.lowlevel.Abort:  # the caller was cancelled: withdraw the op
             self._abandon(pending)
@@ -215,9 +220,10 @@ class GroupCommitter:
         """Answer callers whose deadline passed with StoreUnavailable (see module docs)."""
         while True:
             soonest = min((p.deadline for p in self._outstanding), default=math.inf)
+            self._alarm_at = soonest
             with trio.CancelScope(deadline=soonest) as self._alarm:
                 await trio.sleep_forever()
-            now = trio.current_time()
+            now = self._now()
             for pending in [p for p in self._outstanding if p.deadline <= now]:
                 unknown = self._abandon(pending)
                 waited = now - pending.enqueued_at
@@ -230,6 +236,7 @@ class GroupCommitter:
     async def run(self) -> None:
         """The writer loop; runs until cancelled. On exit every waiting caller is answered."""
         self._state = "connected"
+        self._now = trio.lowlevel.current_clock().current_time
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._sweep)
@@ -261,7 +268,7 @@ class GroupCommitter:
         for pending in live:
             pending.state = _State.IN_FLIGHT
         while live:
-            started = trio.current_time()
+            started = self._now()
             try:
                 # shielded: a started batch always finishes (commits or fails) so its callers get
                 # a definite answer even at shutdown; the PostgreSQL backend bounds it with a deadline
@@ -319,7 +326,7 @@ class GroupCommitter:
         return again
 
     def _deliver(self, live: list[_Pending], outcomes: list[tuple[bool, Any]], started: float) -> None:
-        now = trio.current_time()
+        now = self._now()
         self._counts["batches"] += 1
         self._last_batch = (len(live), now - started)
         answered = refused = 0  # counted once per batch: this loop runs for every write

@@ -167,3 +167,26 @@ async def test_a_deadline_fires_exactly_on_time(tmp_path, wall_clock, autojump_c
         assert trio.current_time() - started == 1.5
         assert refused.value.outcome_unknown is False
         assert await store.list_tenants() == []
+
+
+async def test_an_earlier_deadline_moves_the_sweepers_alarm_forward_every_time(tmp_path, wall_clock, autojump_clock):
+    # The writer keeps its own copy of the alarm's deadline (a float compare per write): it must
+    # follow both a submit with an earlier deadline and the sweeper re-arming for the next one.
+    # A (5 s) arms the alarm; B (1 s) moves it to 1 s; after B fires, the sweeper re-arms for
+    # A at 5 s, and C (0.5 s, submitted at 1.25 s) must move it to 1.75 s again.
+    async with open_store(SqliteBackend(tmp_path / "z.db"), clock=wall_clock, linger=10.0) as store:
+        started = trio.current_time()
+        answered: dict[str, float] = {}
+
+        async def write(name: str, timeout: float, after: float = 0.0) -> None:
+            await trio.sleep(after)
+            with pytest.raises(StoreUnavailable):
+                await store.upsert_tenant(name, name, timeout=timeout)
+            answered[name] = trio.current_time() - started
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(write, "a", 5.0)
+            await trio.sleep(0)
+            nursery.start_soon(write, "b", 1.0)
+            nursery.start_soon(write, "c", 0.5, 1.25)
+        assert answered == {"b": 1.0, "c": 1.75, "a": 5.0}
