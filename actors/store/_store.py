@@ -134,6 +134,13 @@ def _storable_message(message: NewMessage) -> NewMessage:
     """
     if not isinstance(message, NewMessage):
         raise InvalidInput(f"message: must be a NewMessage, got {type(message).__name__}")
+    _present("wa_id", message.wa_id, MAX_KEY_CHARS)
+    _present("session_id", message.session_id, None)
+    # The usual case, every inbound message's: all three storable as they are, found in one scan
+    # (a string is storable iff it has no NUL and no surrogate code point, so their concatenation is
+    # iff each is) instead of one per field (issue 18: 62.5k -> 59k instructions per write, callgrind).
+    if storable(message.session_id + message.wa_id + message.body)[1] is None:
+        return message
     wa_id = _wa_key("wa_id", message.wa_id)
     _text("session_id", message.session_id)
     body, raw = storable(message.body)

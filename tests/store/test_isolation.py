@@ -57,6 +57,20 @@ async def test_a_whatsapp_id_with_unstorable_characters_maps_to_one_stored_key(s
     assert (await store.get_message("s1", "id\ufffd")).id == first.message_id
 
 
+async def test_a_message_is_checked_field_by_field_even_where_its_fields_join_into_valid_text(store):
+    # insert_message checks session_id, wa_id and body in one scan of their concatenation (issue 18).
+    # The two halves of an emoji's surrogate pair, split across two fields, sit side by side there,
+    # yet each field alone holds a lone surrogate: the session id is refused, the WhatsApp id and
+    # the body are cleaned, as when each field was checked alone.
+    contact = await seed(store)
+    high, low = "\ud83d", "\ude00"
+    with pytest.raises(InvalidInput, match="^session_id: must be valid Unicode"):
+        await store.insert_message(message(contact, f"{low}id", session=f"s1{high}"))
+    await store.insert_message(message(contact, f"id{high}", body=f"{low} hi"))
+    stored = await store.get_message("s1", "id\ufffd")
+    assert (stored.body, json.loads(stored.raw_body)) == ("\ufffd hi", f"{low} hi")
+
+
 async def test_a_receipt_for_an_id_no_message_can_have_changes_nothing_and_never_fails(store):
     contact = await seed(store)
     await store.insert_message(message(contact, "id\ud800", from_me=True))
