@@ -20,7 +20,9 @@ Two baselines, both measured here:
 baseline with each transaction handed to a worker thread from trio (``trio.to_thread.run_sync``),
 as a trio program must: it shows how much of SQLite's gap is that hop rather than the store.
 
-Fairness: both sides start from the same :class:`NewMessage` objects, so every raw baseline's
+Fairness: the raw PostgreSQL baselines run on a plain asyncio loop (:func:`plain_asyncio`; until
+issue 18's third pass ``asyncio.run`` put them on trio-asyncio's loop, which flattered the store).
+Both sides start from the same :class:`NewMessage` objects, so every raw baseline's
 timing includes turning them into rows (the store's includes it too). The store and the
 same-commits baseline alternate over :data:`ROUNDS` rounds (store, raw, store, raw), each into a
 fresh database, and their times are summed: on a shared machine the load drifts within a run, and
@@ -40,15 +42,22 @@ adds is what ``*_ratio_same_commits`` shows: per batch, the trio side (waking an
 the CPUs are oversubscribed. Running several times and reading the spread is part of the method:
 shared machines move these figures by 2x between runs.
 
-Where a batch's time goes (issue 18, cProfile and per-phase timers): the trio side — waking 100
-callers, each validating and submitting its next write — is ~17 us per write on an idle core
-(1.7 ms per 100-row batch), and it cannot overlap the database's work: every caller of a batch
-waits for that batch, so the next one can only start once they have all come back. Splitting the
-queue so that two half-batches overlap was measured and is slower here (twice the commits, and no
-idle core to overlap on). Then the hand-off: a thread hop per batch for SQLite, the trio-asyncio
-crossing and its three round trips for PostgreSQL, each one wake-up that waits for a CPU when the
-machine is loaded. The store's own SQL costs ~15 % more than the raw INSERT (it skips duplicates
-and returns ids; measured under native asyncio for PostgreSQL).
+Where a batch's time goes (issue 18, cProfile, per-phase timers and callgrind): the trio side —
+waking 100 callers, each validating and submitting its next write — is ~59k instructions per write
+(callgrind, marginal between 2,000 and 4,000 writes through a backend that answers at once), of
+which ~29k are trio's own: a bare loop of 100 tasks parking and being rescheduled by a writer costs
+that much, the floor for a write awaited by its own task. It cannot overlap the database's work:
+every caller of a batch waits for that batch, so the next one can only start once they have all
+come back. Splitting the queue so that two half-batches overlap was measured and is slower here
+(twice the commits, and no idle core to overlap on). Then the hand-off: for SQLite a thread hop per
+batch (a bare ``trio.to_thread`` round trip is 60-100 us idle, 0.3-0.6 ms inside this bench at load
+2-3); for PostgreSQL trio-asyncio, which runs one asyncio callback per trio scheduler pass (its loop
+takes one handle per checkpoint): ~21 passes per batch (cProfile: 2,101 ``epoll`` polls for 101
+batches; SQLite's batches take ~6), where the raw baseline's plain asyncio loop handles a round
+trip's callbacks in one iteration. Each pass is a wake-up that waits for a CPU when the machine is
+loaded. The store's own SQL costs a little more than the raw INSERT (it skips duplicates and returns ids):
+per 100-row batch SQLite 1.1-1.25 vs 0.95-1.07 ms (same process), PostgreSQL 2.1-2.3 vs 2.1 ms
+(BEGIN, statement, COMMIT on a plain asyncio loop; separate runs at load ~2).
 
 The last line printed is one JSON object.
 """
