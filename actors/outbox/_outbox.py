@@ -164,50 +164,33 @@ class OutboxDeps:
     bus: Any = None  # the node's Bus: wakes the sender of a session another node runs
 
 
-STATUS_APPLIERS = 16
-"""Sessions whose status the outbox applies at once: each may write to the store, and concurrent
-writes share the store's group commits (one at a time, 338 sessions coming up took ~28 s)."""
-
-
 @attrs.define(eq=False)
 class _LatestStatuses:
     """Each session's newest status the outbox has not applied yet.
 
-    Applying a status may write to the store (sends left ``sending`` by another node, pauses), so
-    it can run far behind the status board when a node connects hundreds of sessions at once
-    (1,000 sessions over three nodes: ~1,300 changes in seconds), and the board drops a subscriber
-    that falls ``SUBSCRIBER_BUFFER`` behind: the outbox service then failed and restarted, and
-    sends were refused meanwhile. The outbox needs where each session is, not how it got there:
-    a newer change replaces an older one not yet applied. Sessions are applied concurrently
-    (:data:`STATUS_APPLIERS`), one status of a session at a time.
+    Applying statuses may write to the store (sends left ``sending`` by another node, pauses), so
+    it can run behind the status board when a node connects hundreds of sessions at once (1,000
+    sessions over three nodes: ~1,300 changes in seconds), and the board drops a subscriber that
+    falls ``SUBSCRIBER_BUFFER`` behind: the outbox service then failed and restarted, and sends
+    were refused meanwhile. The outbox needs where each session is, not how it got there: a newer
+    change replaces an older one not yet applied, and the applier takes every waiting one at once
+    (:meth:`OutboxService._apply`: one store write for all the sessions that start sending).
     """
 
     _pending: dict[str, SessionInfo] = attrs.field(factory=dict)
-    _applying: set[str] = attrs.field(factory=set)
     _changed: trio.Event = attrs.field(factory=trio.Event)
 
     def put(self, info: SessionInfo) -> None:
         self._pending[info.session_id] = info
-        self._signal()
-
-    async def take(self) -> SessionInfo:
-        """The newest status of the longest-waiting session nobody is applying; waits for one.
-        Call :meth:`done` with it once applied."""
-        while True:
-            changed = self._changed
-            session_id = next((sid for sid in self._pending if sid not in self._applying), None)
-            if session_id is not None:
-                self._applying.add(session_id)
-                return self._pending.pop(session_id)
-            await changed.wait()
-
-    def done(self, info: SessionInfo) -> None:
-        self._applying.discard(info.session_id)
-        self._signal()
-
-    def _signal(self) -> None:
         self._changed.set()
-        self._changed = trio.Event()
+
+    async def take_all(self) -> list[SessionInfo]:
+        """Every waiting session's newest status (each session once); waits for one."""
+        while not self._pending:
+            self._changed = trio.Event()
+            await self._changed.wait()
+        taken, self._pending = list(self._pending.values()), {}
+        return taken
 
 
 @attrs.define(eq=False)
@@ -239,10 +222,8 @@ class OutboxService(Actor):
             await self.ctx.nursery.start(self._wakeups)
         statuses = _LatestStatuses()
         self.ctx.nursery.start_soon(self._watch, self.deps.board.subscribe(), statuses)  # drains from now on
-        for info in self.deps.board.all():
-            await gate.call(self._on_status, info)
-        for _ in range(STATUS_APPLIERS):
-            self.ctx.nursery.start_soon(self._apply_statuses, statuses)
+        await self._apply(list(self.deps.board.all()))
+        self.ctx.nursery.start_soon(self._apply_statuses, statuses)
 
     async def _recover(self) -> None:
         """What the last stop left: interrupted sends queued again, unknown outcomes announced, pauses."""
@@ -330,48 +311,77 @@ class OutboxService(Actor):
             raise RuntimeError("the status board dropped the outbox's subscription") from None
 
     async def _apply_statuses(self, statuses: _LatestStatuses) -> None:
-        """Apply each session's newest status, through the store gate (an outage waits, as at start)."""
+        """Apply the sessions' newest statuses, all those waiting at a time."""
         while True:
-            info = await statuses.take()
-            try:
-                await self.deps.store_gate.call(self._on_status, info)
-            finally:
-                statuses.done(info)
+            await self._apply(await statuses.take_all())
 
-    async def _on_status(self, info: SessionInfo) -> None:
-        sid, store = info.session_id, self.deps.store
-        if info.status in SENDING:
-            if sid in self._paused_by_status:
-                await store.set_paused(Queue.OUTBOX, False, session_id=sid)
-                self._paused_by_status.discard(sid)
-                self.deps.publisher.emit(info.tenant_id, OUTBOX_RESUMED, {"session_id": sid})
-            sender = self._senders.get(sid)
-            if sender is None or not sender.active:
-                # a send left ``sending`` by whoever sent for this session before (another node) would
-                # hold the session's line for ever: its outcome is unknown
-                for item in await store.outbox_unknown(TAKEN_OVER, session_id=sid, keep=tuple(self._in_flight)):
-                    self._announce_unknown(item)
-                if self._shared_bus:  # perhaps taken over from a node that died after claiming: queue its claims
-                    await store.recover_running(Queue.OUTBOX, session_id=sid)
-                sender = self._senders[sid] = _Sender(sid, info.tenant_id)
-                self.ctx.nursery.start_soon(self._sender_loop, sender)
+    async def _apply(self, infos: list[SessionInfo]) -> None:
+        """Start the senders of sessions that send now (:meth:`_take_over`, one store write for
+        all of them), stop the others', and pause or resume the outboxes of those whose status
+        says so (each its own write: a ban or a logout is rare). Store writes wait at the store
+        gate during an outage, as claims do."""
+        starting: list[_Sender] = []
+        async with trio.open_nursery() as nursery:  # the pauses' writes share group commits
+            for info in infos:
+                sid = info.session_id
+                if info.status in SENDING:
+                    if sid in self._paused_by_status:
+                        nursery.start_soon(self._pause, info, False)
+                    sender = self._senders.get(sid)
+                    if sender is None or not sender.active:
+                        starting.append(sender := _Sender(sid, info.tenant_id))
+                        self._senders[sid] = sender
+                    continue
+                sender = self._senders.pop(sid, None)
+                if sender is not None:
+                    sender.active = False
+                    sender.wake.set()
+                if info.status in PAUSING and sid not in self._paused_by_status:
+                    nursery.start_soon(self._pause, info, True)
+        if starting:
+            await self._take_over(starting)
+
+    async def _pause(self, info: SessionInfo, paused: bool) -> None:
+        """Pause (or resume) a session's outbox because of its status, and say so."""
+        sid = info.session_id
+        await self.deps.store_gate.call(functools.partial(self.deps.store.set_paused, Queue.OUTBOX, paused,
+                                                          session_id=sid))
+        if not paused:
+            self._paused_by_status.discard(sid)
+            self.deps.publisher.emit(info.tenant_id, OUTBOX_RESUMED, {"session_id": sid})
             return
-        sender = self._senders.pop(sid, None)
-        if sender is not None:
-            sender.active = False
-            sender.wake.set()
-        if info.status in PAUSING and sid not in self._paused_by_status:
-            await store.set_paused(Queue.OUTBOX, True, session_id=sid)
-            self._paused_by_status.add(sid)
-            payload = {"session_id": sid, "status": str(info.status), "reason": info.reason}
-            self.deps.publisher.emit(info.tenant_id, OUTBOX_PAUSED, payload)
-            _LOG.info("outbox of session %s paused: %s (%s)", sid, info.status, info.reason)
+        self._paused_by_status.add(sid)
+        payload = {"session_id": sid, "status": str(info.status), "reason": info.reason}
+        self.deps.publisher.emit(info.tenant_id, OUTBOX_PAUSED, payload)
+        _LOG.info("outbox of session %s paused: %s (%s)", sid, info.status, info.reason)
+
+    async def _take_over(self, senders: list[_Sender]) -> None:
+        """Start ``senders``' loops once what their sessions' previous sender left is settled,
+        in one store write for all of them: a send left ``sending`` by whoever sent for a session
+        before (another node, or this service before a restart) would hold its line for ever, so
+        its outcome is unknown; in a cluster, claims of a node that died are queued again. Those
+        with a queued send claim it at once; the others wait for a wake-up (or the idle poll).
+        The senders are registered before the write, so a send accepted meanwhile wakes them.
+
+        One write each (and a claim each) made a node taking over hundreds of sessions a flood
+        of store writes that every send then waited behind."""
+        take_over = functools.partial(self.deps.store.take_over_outbox, [s.session_id for s in senders],
+                                      TAKEN_OVER, keep=tuple(self._in_flight), recover=self._shared_bus)
+        taken = await self.deps.store_gate.call(take_over)
+        for item in taken.unknown:
+            self._announce_unknown(item)
+        for sender in senders:
+            if sender.session_id in taken.waiting:
+                sender.wake.set()
+            self.ctx.nursery.start_soon(self._sender_loop, sender)
 
     # -- one session's sends ----------------------------------------------------------
 
     async def _sender_loop(self, sender: _Sender) -> None:
-        """Claim, pace, send, record — while the session is connected."""
+        """Claim, pace, send, record — while the session is connected (from its first wake-up:
+        see :meth:`_take_over`)."""
         store = self.deps.store
+        await sender.wake.wait(IDLE_POLL)
         while sender.active:
             # pace before claiming, so an item is `running` only while it is really being sent
             await trio.sleep_until(sender.next_send_at)

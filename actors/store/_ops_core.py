@@ -134,6 +134,21 @@ class SetSessionStatus:
 
 
 @attrs.frozen
+class SetSessionStatuses:
+    """Many sessions' statuses in one statement (``executemany``: one round trip, however many
+    rows). A debounced flush of a node bringing hundreds of sessions up is one write, not
+    hundreds; unknown sessions are skipped (a session that exists only in the tree)."""
+
+    statuses: tuple[tuple[str, str, str | None], ...]  # (session id, status, reason)
+
+    async def apply(self, tx: Any, now: float) -> None:
+        await tx.executemany(
+            "UPDATE sessions SET status = $2, reason = $3, updated_at = $4 WHERE id = $1",
+            [(session_id, status, reason, now) for session_id, status, reason in self.statuses],
+        )
+
+
+@attrs.frozen
 class SetSessionDevice:
     id: str
     device_jid: str | None
