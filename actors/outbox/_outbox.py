@@ -53,6 +53,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
@@ -140,7 +141,8 @@ RETRY_SLACK = 0.05
 """Re-check this soon when a retry was due but the store did not hand it out yet (clock skew)."""
 
 IDLE_POLL = 30.0
-"""A sender with nothing to do re-checks the store this often (a wake-up from another node lost)."""
+"""How often the node looks for sends its idle senders were not woken for (a wake-up from another
+node lost, a retry another node scheduled): one read for all of them (:meth:`OutboxService._poll`)."""
 
 WAKE_CHANNEL = "zapvisor.outbox.wake"
 """Bus channel of "session X has a new send" announcements (``{"session_id": ...}``)."""
@@ -160,6 +162,7 @@ class OutboxDeps:
     publisher: Publisher = no_publisher
     retry_base: float = RETRY_BASE
     send_timeout: float = SEND_TIMEOUT
+    idle_poll: float = IDLE_POLL
     store_gate: UpstreamGate = attrs.field(factory=store_gate)  # the node's: claims wait there during an outage
     bus: Any = None  # the node's Bus: wakes the sender of a session another node runs
 
@@ -211,6 +214,7 @@ class OutboxService(Actor):
         self._senders: dict[str, _Sender] = {}
         self._paused_by_status: set[str] = set()
         self._in_flight: set[int] = set()  # outbox rows this service has handed to a session
+        self._look = Wakeup()  # look for work of idle senders now (_poll)
 
     async def on_start(self) -> None:
         # A store that is stopped or unreachable: the start waits at the gate (as claims do) rather
@@ -224,6 +228,7 @@ class OutboxService(Actor):
         self.ctx.nursery.start_soon(self._watch, self.deps.board.subscribe(), statuses)  # drains from now on
         await self._apply(list(self.deps.board.all()))
         self.ctx.nursery.start_soon(self._apply_statuses, statuses)
+        self.ctx.nursery.start_soon(self._poll)
 
     async def _recover(self) -> None:
         """What the last stop left: interrupted sends queued again, unknown outcomes announced, pauses."""
@@ -287,13 +292,24 @@ class OutboxService(Actor):
         async with self.deps.bus.subscribe(WAKE_CHANNEL) as subscription:
             task_status.started()
             async for item in subscription:
-                if isinstance(item, Gap):  # announcements may be lost: every sender looks now
-                    woken = list(self._senders.values())
-                elif isinstance(item.data, dict) and (sender := self._senders.get(item.data.get("session_id"))):
-                    woken = [sender]
-                else:
+                if isinstance(item, Gap):  # announcements may be lost: look for work now
+                    self._look.set()
                     continue
-                for sender in woken:
+                if isinstance(item.data, dict) and (sender := self._senders.get(item.data.get("session_id"))):
+                    sender.wake.set()
+
+    async def _poll(self) -> None:
+        """Every ``idle_poll`` (:data:`IDLE_POLL`; at once after a gap in the wake-ups), wake the senders whose
+        session has a send due, found by one read for all of them. A sender with nothing to do
+        never claims by itself: a claim is a write, and the idle claims of a node's hundreds of
+        senders, started together, came in bursts that the sends and inbound messages waited behind."""
+        while True:
+            await self._look.wait(self.deps.idle_poll)
+            idle = [sid for sid, sender in self._senders.items() if sender.active]
+            if not idle:
+                continue
+            for sid in await self.deps.store_gate.call(self.deps.store.outbox_due, idle):
+                if (sender := self._senders.get(sid)) is not None:
                     sender.wake.set()
 
     # -- session status → sender loops and pauses ----------------------------------
@@ -381,14 +397,14 @@ class OutboxService(Actor):
         """Claim, pace, send, record — while the session is connected (from its first wake-up:
         see :meth:`_take_over`)."""
         store = self.deps.store
-        await sender.wake.wait(IDLE_POLL)
+        await sender.wake.wait(math.inf)
         while sender.active:
             # pace before claiming, so an item is `running` only while it is really being sent
             await trio.sleep_until(sender.next_send_at)
             claim = functools.partial(store.claim_outbox, session_id=sender.session_id, limit=1)
             claimed = await self.deps.store_gate.call(claim)  # a store outage: wait at the gate, not crash
             if not claimed:
-                now, wait = trio.current_time(), IDLE_POLL
+                now, wait = trio.current_time(), math.inf  # until woken (a send, _poll)
                 if sender.retry_due is not None:
                     # a retry is due then; just past it, the store's clock may lag ours a little
                     wait = max(sender.retry_due - now, RETRY_SLACK)

@@ -56,7 +56,7 @@ in flight during two crashes of the node is still retried."""
 QUARANTINED = "quarantined"
 
 
-def _placeholders(first: int, count: int) -> str:
+def placeholders(first: int, count: int) -> str:
     """``$first, ..., $(first + count - 1)``: an ``IN`` list of ``count`` bound values."""
     return ", ".join(f"${n}" for n in range(first, first + count))
 
@@ -249,7 +249,7 @@ class MarkSendsUnknown:
             args.append(self.item_id)
             where.append(f"id = ${len(args)}")
         if self.sessions is not None:
-            where.append(f"session_id IN ({_placeholders(len(args) + 1, len(self.sessions))})")
+            where.append(f"session_id IN ({placeholders(len(args) + 1, len(self.sessions))})")
             args.extend(self.sessions)
         for item_id in self.keep:
             args.append(item_id)
@@ -302,7 +302,7 @@ class TakeOverOutbox:
             if self.recover:
                 await RecoverRunning(Queue.OUTBOX, None, chunk).apply(tx, now)
             rows = await tx.fetch(
-                f"SELECT DISTINCT session_id FROM outbox WHERE session_id IN ({_placeholders(1, len(chunk))}) "
+                f"SELECT DISTINCT session_id FROM outbox WHERE session_id IN ({placeholders(1, len(chunk))}) "
                 "AND status = 'queued'",
                 *chunk,
             )
@@ -388,7 +388,7 @@ class RecoverRunning:
                     if self.queue is Queue.OUTBOX else "")
         where, args = "status = 'running' AND updated_at <= $2", [now, cutoff, error]
         if self.sessions is not None:
-            where += f" AND session_id IN ({_placeholders(4, len(self.sessions))})"
+            where += f" AND session_id IN ({placeholders(4, len(self.sessions))})"
             args.extend(self.sessions)
         rows = await tx.fetch(
             f"UPDATE {self.queue.value} SET status = CASE WHEN {quarantine} THEN 'dead' ELSE 'queued' END, "
