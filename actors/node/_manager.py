@@ -14,9 +14,9 @@ off what another node should own (its actor stops without recording anything; th
 lease is released at once). A session whose lease another node still holds is not
 started until it is free (no actor waits for a lease it cannot have). Passes run
 once the membership has settled after boot (that is the restore), at every
-membership change, and every :data:`RECONCILE_INTERVAL` (:data:`HANDOFF_PACE` while some wait
-for a lease) — so a dead node's sessions are claimed by the survivors when its leases lapse, and
-a drained node's as each is handed over. With the
+membership change, and every :data:`RECONCILE_INTERVAL` (:data:`HANDOFF_PACE` while it hands
+off, :data:`LEASE_PACE` while some wait for a lease) — so a dead node's sessions are claimed by the
+survivors when its leases lapse, and a drained node's as each is handed over. With the
 memory bus the node is a cluster of one and owns everything. Connects go through the
 node's connect limiter and upstream gate, so a restart or a failover of thousands of
 sessions comes back as a ramp, not a ``Promise.all`` stampede.
@@ -85,14 +85,23 @@ another node changed (a start request there) or whose owner's lease lapsed is pi
 RECONCILE_TIMEOUT = 300.0
 """A pass starts a node's worth of sessions (each start is quick; connecting happens later)."""
 
-LEASE_LOOKUPS = 16
-"""Lease holders looked up at once in a pass: a failover's worth of sessions in a few round trips
-without taking every connection of the bus's pool."""
+LEASE_LOOKUPS = 512
+"""Lease holders looked up at once in a pass: the bus sends commands issued together to Redis in
+shared pipelines over a bounded set of connections, so a drain's or a failover's worth of sessions
+costs a round trip or two (16 at a time, a pass over 500 sessions waited for 32 of them in turn)."""
+
+LAUNCHES_AT_ONCE = 64
+"""Sessions a pass starts at once: their start requests queue at their tenant's supervisor back to
+back instead of one after another's answer (a pass taking over 400 drained sessions spent seconds
+launching them one by one while they could have been connecting)."""
 
 HANDOFF_PACE = 0.5
-"""Seconds between passes while hand-offs are pending (a join moves one batch per pass), or while
-sessions this node should own wait for another node's lease: a drain releases them one by one as
-each is handed over, a dead node's lapse at their TTL; each pass looks up only those."""
+"""Seconds between passes while hand-offs are pending (a join moves one batch per pass)."""
+
+LEASE_PACE = 0.25
+"""Seconds between passes while sessions this node should own wait for another node's lease: a
+drain releases them one by one as each is handed over (each pass starts those released since the
+last: the sooner, the sooner the connect limiter's ramp begins), a dead node's lapse at their TTL."""
 
 HANDOVER_TIMEOUT = 10.0
 """Seconds a session handed over may take to close its connection and store what it delivered;
@@ -269,6 +278,21 @@ class SessionManager(Actor):
             return self._subtree_stopped(record.tenant_id)
         return self.node.board.get(record.id)
 
+    async def _launch_all(self, records: list[Any]) -> None:
+        """:meth:`_launch` each of ``records``, :data:`LAUNCHES_AT_ONCE` at a time (each tenant's
+        subtree is started once: the first of its sessions starts it, the others find it)."""
+        limiter = trio.CapacityLimiter(LAUNCHES_AT_ONCE)
+
+        async def launch(record: Any) -> None:
+            async with limiter:
+                await self._launch(record)
+
+        for tenant_id in {record.tenant_id for record in records}:
+            await self._ensure_tenant(tenant_id)
+        async with trio.open_nursery() as nursery:
+            for record in records:
+                nursery.start_soon(launch, record)
+
     async def _stop(self, session_id: str) -> Any:
         record = await self._live_record(session_id)
         if isinstance(record, Refused):
@@ -322,7 +346,8 @@ class SessionManager(Actor):
         await membership.settled.wait()
         while True:
             done = await self.ctx.ref.ask(Reconcile(), timeout=RECONCILE_TIMEOUT)
-            with trio.move_on_after(HANDOFF_PACE if done.hand_off or self._waiting else RECONCILE_INTERVAL):
+            pace = LEASE_PACE if self._waiting else HANDOFF_PACE if done.hand_off else RECONCILE_INTERVAL
+            with trio.move_on_after(pace):
                 await membership.wait_changed()
 
     async def _reconcile(self) -> Any:
@@ -339,8 +364,7 @@ class SessionManager(Actor):
         changes = plan(membership.me.node_id, wanted, place(wanted, membership.members()), local)
         started = await self._free(changes.start)
         self._waiting = len(changes.start) - len(started)
-        for session_id in started:
-            await self._launch(records[session_id])
+        await self._launch_all([records[session_id] for session_id in started])
         for session_id in changes.hand_off:
             await self._hand_off(records[session_id])
         for session_id in changes.forget:  # deleted through another node: its actor stops here

@@ -53,6 +53,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
@@ -140,7 +141,8 @@ RETRY_SLACK = 0.05
 """Re-check this soon when a retry was due but the store did not hand it out yet (clock skew)."""
 
 IDLE_POLL = 30.0
-"""A sender with nothing to do re-checks the store this often (a wake-up from another node lost)."""
+"""How often the node looks for sends its idle senders were not woken for (a wake-up from another
+node lost, a retry another node scheduled): one read for all of them (:meth:`OutboxService._poll`)."""
 
 WAKE_CHANNEL = "zapvisor.outbox.wake"
 """Bus channel of "session X has a new send" announcements (``{"session_id": ...}``)."""
@@ -160,54 +162,38 @@ class OutboxDeps:
     publisher: Publisher = no_publisher
     retry_base: float = RETRY_BASE
     send_timeout: float = SEND_TIMEOUT
+    idle_poll: float = IDLE_POLL
     store_gate: UpstreamGate = attrs.field(factory=store_gate)  # the node's: claims wait there during an outage
     bus: Any = None  # the node's Bus: wakes the sender of a session another node runs
-
-
-STATUS_APPLIERS = 16
-"""Sessions whose status the outbox applies at once: each may write to the store, and concurrent
-writes share the store's group commits (one at a time, 338 sessions coming up took ~28 s)."""
 
 
 @attrs.define(eq=False)
 class _LatestStatuses:
     """Each session's newest status the outbox has not applied yet.
 
-    Applying a status may write to the store (sends left ``sending`` by another node, pauses), so
-    it can run far behind the status board when a node connects hundreds of sessions at once
-    (1,000 sessions over three nodes: ~1,300 changes in seconds), and the board drops a subscriber
-    that falls ``SUBSCRIBER_BUFFER`` behind: the outbox service then failed and restarted, and
-    sends were refused meanwhile. The outbox needs where each session is, not how it got there:
-    a newer change replaces an older one not yet applied. Sessions are applied concurrently
-    (:data:`STATUS_APPLIERS`), one status of a session at a time.
+    Applying statuses may write to the store (sends left ``sending`` by another node, pauses), so
+    it can run behind the status board when a node connects hundreds of sessions at once (1,000
+    sessions over three nodes: ~1,300 changes in seconds), and the board drops a subscriber that
+    falls ``SUBSCRIBER_BUFFER`` behind: the outbox service then failed and restarted, and sends
+    were refused meanwhile. The outbox needs where each session is, not how it got there: a newer
+    change replaces an older one not yet applied, and the applier takes every waiting one at once
+    (:meth:`OutboxService._apply`: one store write for all the sessions that start sending).
     """
 
     _pending: dict[str, SessionInfo] = attrs.field(factory=dict)
-    _applying: set[str] = attrs.field(factory=set)
     _changed: trio.Event = attrs.field(factory=trio.Event)
 
     def put(self, info: SessionInfo) -> None:
         self._pending[info.session_id] = info
-        self._signal()
-
-    async def take(self) -> SessionInfo:
-        """The newest status of the longest-waiting session nobody is applying; waits for one.
-        Call :meth:`done` with it once applied."""
-        while True:
-            changed = self._changed
-            session_id = next((sid for sid in self._pending if sid not in self._applying), None)
-            if session_id is not None:
-                self._applying.add(session_id)
-                return self._pending.pop(session_id)
-            await changed.wait()
-
-    def done(self, info: SessionInfo) -> None:
-        self._applying.discard(info.session_id)
-        self._signal()
-
-    def _signal(self) -> None:
         self._changed.set()
-        self._changed = trio.Event()
+
+    async def take_all(self) -> list[SessionInfo]:
+        """Every waiting session's newest status (each session once); waits for one."""
+        while not self._pending:
+            self._changed = trio.Event()
+            await self._changed.wait()
+        taken, self._pending = list(self._pending.values()), {}
+        return taken
 
 
 @attrs.define(eq=False)
@@ -228,6 +214,7 @@ class OutboxService(Actor):
         self._senders: dict[str, _Sender] = {}
         self._paused_by_status: set[str] = set()
         self._in_flight: set[int] = set()  # outbox rows this service has handed to a session
+        self._look = Wakeup()  # look for work of idle senders now (_poll)
 
     async def on_start(self) -> None:
         # A store that is stopped or unreachable: the start waits at the gate (as claims do) rather
@@ -239,10 +226,9 @@ class OutboxService(Actor):
             await self.ctx.nursery.start(self._wakeups)
         statuses = _LatestStatuses()
         self.ctx.nursery.start_soon(self._watch, self.deps.board.subscribe(), statuses)  # drains from now on
-        for info in self.deps.board.all():
-            await gate.call(self._on_status, info)
-        for _ in range(STATUS_APPLIERS):
-            self.ctx.nursery.start_soon(self._apply_statuses, statuses)
+        await self._apply(list(self.deps.board.all()))
+        self.ctx.nursery.start_soon(self._apply_statuses, statuses)
+        self.ctx.nursery.start_soon(self._poll)
 
     async def _recover(self) -> None:
         """What the last stop left: interrupted sends queued again, unknown outcomes announced, pauses."""
@@ -306,13 +292,24 @@ class OutboxService(Actor):
         async with self.deps.bus.subscribe(WAKE_CHANNEL) as subscription:
             task_status.started()
             async for item in subscription:
-                if isinstance(item, Gap):  # announcements may be lost: every sender looks now
-                    woken = list(self._senders.values())
-                elif isinstance(item.data, dict) and (sender := self._senders.get(item.data.get("session_id"))):
-                    woken = [sender]
-                else:
+                if isinstance(item, Gap):  # announcements may be lost: look for work now
+                    self._look.set()
                     continue
-                for sender in woken:
+                if isinstance(item.data, dict) and (sender := self._senders.get(item.data.get("session_id"))):
+                    sender.wake.set()
+
+    async def _poll(self) -> None:
+        """Every ``idle_poll`` (:data:`IDLE_POLL`; at once after a gap in the wake-ups), wake the senders whose
+        session has a send due, found by one read for all of them. A sender with nothing to do
+        never claims by itself: a claim is a write, and the idle claims of a node's hundreds of
+        senders, started together, came in bursts that the sends and inbound messages waited behind."""
+        while True:
+            await self._look.wait(self.deps.idle_poll)
+            idle = [sid for sid, sender in self._senders.items() if sender.active]
+            if not idle:
+                continue
+            for sid in await self.deps.store_gate.call(self.deps.store.outbox_due, idle):
+                if (sender := self._senders.get(sid)) is not None:
                     sender.wake.set()
 
     # -- session status → sender loops and pauses ----------------------------------
@@ -330,55 +327,84 @@ class OutboxService(Actor):
             raise RuntimeError("the status board dropped the outbox's subscription") from None
 
     async def _apply_statuses(self, statuses: _LatestStatuses) -> None:
-        """Apply each session's newest status, through the store gate (an outage waits, as at start)."""
+        """Apply the sessions' newest statuses, all those waiting at a time."""
         while True:
-            info = await statuses.take()
-            try:
-                await self.deps.store_gate.call(self._on_status, info)
-            finally:
-                statuses.done(info)
+            await self._apply(await statuses.take_all())
 
-    async def _on_status(self, info: SessionInfo) -> None:
-        sid, store = info.session_id, self.deps.store
-        if info.status in SENDING:
-            if sid in self._paused_by_status:
-                await store.set_paused(Queue.OUTBOX, False, session_id=sid)
-                self._paused_by_status.discard(sid)
-                self.deps.publisher.emit(info.tenant_id, OUTBOX_RESUMED, {"session_id": sid})
-            sender = self._senders.get(sid)
-            if sender is None or not sender.active:
-                # a send left ``sending`` by whoever sent for this session before (another node) would
-                # hold the session's line for ever: its outcome is unknown
-                for item in await store.outbox_unknown(TAKEN_OVER, session_id=sid, keep=tuple(self._in_flight)):
-                    self._announce_unknown(item)
-                if self._shared_bus:  # perhaps taken over from a node that died after claiming: queue its claims
-                    await store.recover_running(Queue.OUTBOX, session_id=sid)
-                sender = self._senders[sid] = _Sender(sid, info.tenant_id)
-                self.ctx.nursery.start_soon(self._sender_loop, sender)
+    async def _apply(self, infos: list[SessionInfo]) -> None:
+        """Start the senders of sessions that send now (:meth:`_take_over`, one store write for
+        all of them), stop the others', and pause or resume the outboxes of those whose status
+        says so (each its own write: a ban or a logout is rare). Store writes wait at the store
+        gate during an outage, as claims do."""
+        starting: list[_Sender] = []
+        async with trio.open_nursery() as nursery:  # the pauses' writes share group commits
+            for info in infos:
+                sid = info.session_id
+                if info.status in SENDING:
+                    if sid in self._paused_by_status:
+                        nursery.start_soon(self._pause, info, False)
+                    sender = self._senders.get(sid)
+                    if sender is None or not sender.active:
+                        starting.append(sender := _Sender(sid, info.tenant_id))
+                        self._senders[sid] = sender
+                    continue
+                sender = self._senders.pop(sid, None)
+                if sender is not None:
+                    sender.active = False
+                    sender.wake.set()
+                if info.status in PAUSING and sid not in self._paused_by_status:
+                    nursery.start_soon(self._pause, info, True)
+        if starting:
+            await self._take_over(starting)
+
+    async def _pause(self, info: SessionInfo, paused: bool) -> None:
+        """Pause (or resume) a session's outbox because of its status, and say so."""
+        sid = info.session_id
+        await self.deps.store_gate.call(functools.partial(self.deps.store.set_paused, Queue.OUTBOX, paused,
+                                                          session_id=sid))
+        if not paused:
+            self._paused_by_status.discard(sid)
+            self.deps.publisher.emit(info.tenant_id, OUTBOX_RESUMED, {"session_id": sid})
             return
-        sender = self._senders.pop(sid, None)
-        if sender is not None:
-            sender.active = False
-            sender.wake.set()
-        if info.status in PAUSING and sid not in self._paused_by_status:
-            await store.set_paused(Queue.OUTBOX, True, session_id=sid)
-            self._paused_by_status.add(sid)
-            payload = {"session_id": sid, "status": str(info.status), "reason": info.reason}
-            self.deps.publisher.emit(info.tenant_id, OUTBOX_PAUSED, payload)
-            _LOG.info("outbox of session %s paused: %s (%s)", sid, info.status, info.reason)
+        self._paused_by_status.add(sid)
+        payload = {"session_id": sid, "status": str(info.status), "reason": info.reason}
+        self.deps.publisher.emit(info.tenant_id, OUTBOX_PAUSED, payload)
+        _LOG.info("outbox of session %s paused: %s (%s)", sid, info.status, info.reason)
+
+    async def _take_over(self, senders: list[_Sender]) -> None:
+        """Start ``senders``' loops once what their sessions' previous sender left is settled,
+        in one store write for all of them: a send left ``sending`` by whoever sent for a session
+        before (another node, or this service before a restart) would hold its line for ever, so
+        its outcome is unknown; in a cluster, claims of a node that died are queued again. Those
+        with a queued send claim it at once; the others wait for a wake-up (or the idle poll).
+        The senders are registered before the write, so a send accepted meanwhile wakes them.
+
+        One write each (and a claim each) made a node taking over hundreds of sessions a flood
+        of store writes that every send then waited behind."""
+        take_over = functools.partial(self.deps.store.take_over_outbox, [s.session_id for s in senders],
+                                      TAKEN_OVER, keep=tuple(self._in_flight), recover=self._shared_bus)
+        taken = await self.deps.store_gate.call(take_over)
+        for item in taken.unknown:
+            self._announce_unknown(item)
+        for sender in senders:
+            if sender.session_id in taken.waiting:
+                sender.wake.set()
+            self.ctx.nursery.start_soon(self._sender_loop, sender)
 
     # -- one session's sends ----------------------------------------------------------
 
     async def _sender_loop(self, sender: _Sender) -> None:
-        """Claim, pace, send, record — while the session is connected."""
+        """Claim, pace, send, record — while the session is connected (from its first wake-up:
+        see :meth:`_take_over`)."""
         store = self.deps.store
+        await sender.wake.wait(math.inf)
         while sender.active:
             # pace before claiming, so an item is `running` only while it is really being sent
             await trio.sleep_until(sender.next_send_at)
             claim = functools.partial(store.claim_outbox, session_id=sender.session_id, limit=1)
             claimed = await self.deps.store_gate.call(claim)  # a store outage: wait at the gate, not crash
             if not claimed:
-                now, wait = trio.current_time(), IDLE_POLL
+                now, wait = trio.current_time(), math.inf  # until woken (a send, _poll)
                 if sender.retry_due is not None:
                     # a retry is due then; just past it, the store's clock may lag ours a little
                     wait = max(sender.retry_due - now, RETRY_SLACK)

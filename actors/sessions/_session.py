@@ -695,8 +695,8 @@ class SessionActor(Actor):
             self._wake = trio.Event()
             with trio.move_on_at(due):
                 await self._wake.wait()
-            if not self._connected:
-                continue
+            if not self._connected or self._handing_over:  # a hand-over closes the connection on purpose:
+                continue  # probing it would fail, and kill the session before it stored what it delivered
             lost_at = self._keepalive_lost_at
             if lost_at is not None and trio.current_time() - lost_at >= policy.degraded_timeout:
                 raise ConnectionDead(f"keepalive lost for {policy.degraded_timeout} s")

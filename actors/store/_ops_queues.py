@@ -56,6 +56,11 @@ in flight during two crashes of the node is still retried."""
 QUARANTINED = "quarantined"
 
 
+def placeholders(first: int, count: int) -> str:
+    """``$first, ..., $(first + count - 1)``: an ``IN`` list of ``count`` bound values."""
+    return ", ".join(f"${n}" for n in range(first, first + count))
+
+
 def _queue_paused(queue: Queue) -> str:
     return f"EXISTS (SELECT 1 FROM queue_pauses WHERE queue = '{queue}' AND scope = '{_WHOLE_QUEUE}')"
 
@@ -226,24 +231,26 @@ class MarkSendsUnknown:
     """Sends whose outcome nobody knows: ``sending`` → ``unknown`` with ``error`` saying why.
 
     One item (``item_id``: its answer timed out, or its connection or worker died after it went
-    out); one session's (``session_id``: a node takes the session over, so the previous owner's
-    sends in flight are not its own — except those in ``keep``, still in flight here); or every
+    out); some sessions' (``sessions``: a node takes them over, so the previous owner's sends in
+    flight are not its own — except those in ``keep``, still in flight here); or every
     ``sending`` row (neither: at start-up, their process died mid-send). Returns the rows changed
     (none if the item was not ``sending``: it finished meanwhile).
     """
 
     item_id: int | None
     error: str
-    session_id: str | None = None
+    sessions: tuple[str, ...] | None = None
     keep: tuple[int, ...] = ()
 
     async def apply(self, tx: Any, now: float) -> list[OutboxItem]:
         args: list[Any] = [self.error, now]
         where = ["status = 'sending'"]
-        for column, value in (("id", self.item_id), ("session_id", self.session_id)):
-            if value is not None:
-                args.append(value)
-                where.append(f"{column} = ${len(args)}")
+        if self.item_id is not None:
+            args.append(self.item_id)
+            where.append(f"id = ${len(args)}")
+        if self.sessions is not None:
+            where.append(f"session_id IN ({placeholders(len(args) + 1, len(self.sessions))})")
+            args.extend(self.sessions)
         for item_id in self.keep:
             args.append(item_id)
             where.append(f"id <> ${len(args)}")
@@ -253,6 +260,54 @@ class MarkSendsUnknown:
             *args,
         )
         return sorted((from_row(OutboxItem, row) for row in rows), key=lambda item: item.id)
+
+
+@attrs.frozen
+class TakenOver:
+    """What :class:`TakeOverOutbox` found: the sends it made ``unknown`` (to announce), and the
+    sessions with a ``queued`` send (their senders claim at once; the others wait for a wake-up)."""
+
+    unknown: tuple[OutboxItem, ...]
+    waiting: frozenset[str]
+
+
+TAKE_OVER_CHUNK = 500
+"""Sessions named in one statement's ``IN`` list: few statements for a node's worth of sessions,
+far below either engine's limit on bound parameters."""
+
+
+@attrs.frozen
+class TakeOverOutbox:
+    """This node starts sending for ``sessions`` (they connected here): what their previous
+    sender left is settled, a few statements for all of them, not three writes each (a node
+    taking over hundreds of sessions flooded the store with those).
+
+    Their ``sending`` rows not in ``keep`` become ``unknown`` (``error`` says why: another node,
+    or an earlier life of this service, was sending them); with ``recover`` their ``running`` rows
+    go back to ``queued`` (a node that died after claiming them: see :class:`RecoverRunning`);
+    and it tells which of them have a ``queued`` send.
+    """
+
+    sessions: tuple[str, ...]
+    error: str
+    keep: tuple[int, ...]
+    recover: bool
+
+    async def apply(self, tx: Any, now: float) -> TakenOver:
+        unknown: list[OutboxItem] = []
+        waiting: set[str] = set()
+        for start in range(0, len(self.sessions), TAKE_OVER_CHUNK):
+            chunk = self.sessions[start:start + TAKE_OVER_CHUNK]
+            unknown += await MarkSendsUnknown(None, self.error, chunk, self.keep).apply(tx, now)
+            if self.recover:
+                await RecoverRunning(Queue.OUTBOX, None, chunk).apply(tx, now)
+            rows = await tx.fetch(
+                f"SELECT DISTINCT session_id FROM outbox WHERE session_id IN ({placeholders(1, len(chunk))}) "
+                "AND status = 'queued'",
+                *chunk,
+            )
+            waiting.update(row["session_id"] for row in rows)
+        return TakenOver(tuple(sorted(unknown, key=lambda item: item.id)), frozenset(waiting))
 
 
 @attrs.frozen
@@ -321,7 +376,7 @@ class RecoverRunning:
 
     queue: Queue
     claimed_before: float | None
-    session_id: str | None = None  # outbox only: one session's items (a node took the session over)
+    sessions: tuple[str, ...] | None = None  # outbox only: these sessions' items (a node took them over)
 
     async def apply(self, tx: Any, now: float) -> int:
         cutoff = now if self.claimed_before is None else float(self.claimed_before)
@@ -332,8 +387,9 @@ class RecoverRunning:
         delivery = (f", delivery = CASE WHEN {quarantine} THEN 'failed' ELSE delivery END"
                     if self.queue is Queue.OUTBOX else "")
         where, args = "status = 'running' AND updated_at <= $2", [now, cutoff, error]
-        if self.session_id is not None:
-            where, args = where + " AND session_id = $4", [*args, self.session_id]
+        if self.sessions is not None:
+            where += f" AND session_id IN ({placeholders(4, len(self.sessions))})"
+            args.extend(self.sessions)
         rows = await tx.fetch(
             f"UPDATE {self.queue.value} SET status = CASE WHEN {quarantine} THEN 'dead' ELSE 'queued' END, "
             f"last_error = CASE WHEN {quarantine} THEN $3 ELSE last_error END{delivery}, "

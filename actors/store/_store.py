@@ -260,6 +260,18 @@ class Store(CampaignStore, StoreReads, StoreLifecycle):
         op = core.SetSessionStatus(_text("session_id", session_id), _text("status", status), reason)
         return await self._write(op, timeout)
 
+    async def set_session_statuses(
+        self, statuses: Sequence[tuple[str, str, str | None]], *, timeout: float | None = None
+    ) -> None:
+        """Set many sessions' ``(session_id, status, reason)`` in one write (a debounced flush);
+        unknown sessions are skipped."""
+        rows = tuple(
+            (_text("session_id", sid), _text("status", status), None if reason is None else storable(reason)[0])
+            for sid, status, reason in statuses
+        )
+        if rows:
+            await self._write(core.SetSessionStatuses(rows), timeout)
+
     async def set_session_device(
         self, session_id: str, device_jid: str | None, *, timeout: float | None = None
     ) -> SessionRecord:
@@ -482,13 +494,22 @@ class Store(CampaignStore, StoreReads, StoreLifecycle):
         return await self._write(queues.OutboxSent(item_id, _wa_key("wa_id", wa_id), float(sent_at), media_type), timeout)
 
     async def outbox_unknown(
-        self, error: str, *, item_id: int | None = None, session_id: str | None = None,
-        keep: tuple[int, ...] = (), timeout: float | None = None,
+        self, error: str, *, item_id: int | None = None, timeout: float | None = None,
     ) -> list[OutboxItem]:
         """Mark sends whose outcome is unknown (``sending`` → ``unknown``, ``error`` says why):
-        one item, one session's but those in ``keep`` (a session taken over), or every ``sending``
-        one (neither given: at start-up). Returns those changed."""
-        op = queues.MarkSendsUnknown(item_id, _text("error", error), session_id, tuple(keep))
+        one item, or every ``sending`` one (none given: at start-up). Returns those changed."""
+        return await self._write(queues.MarkSendsUnknown(item_id, _text("error", error)), timeout)
+
+    async def take_over_outbox(
+        self, session_ids: Sequence[str], error: str, *, keep: tuple[int, ...] = (), recover: bool = False,
+        timeout: float | None = None,
+    ) -> queues.TakenOver:
+        """This node starts sending for ``session_ids``, in one write: their ``sending`` rows but
+        those in ``keep`` become ``unknown`` (``error`` says why), with ``recover`` their
+        ``running`` ones are queued again (see :meth:`recover_running`); returns those made
+        unknown and which of the sessions have a queued send."""
+        op = queues.TakeOverOutbox(tuple(_text("session_id", sid) for sid in session_ids), _text("error", error),
+                                   tuple(keep), bool(recover))
         return await self._write(op, timeout)
 
     async def outbox_receipt(
@@ -562,23 +583,17 @@ class Store(CampaignStore, StoreReads, StoreLifecycle):
         return await self._write(queues.FailJob(Queue(queue), job_id, str(error), retry_at), timeout)
 
     async def recover_running(
-        self, queue: Queue, *, stale_after: float | None = None, session_id: str | None = None,
-        timeout: float | None = None,
+        self, queue: Queue, *, stale_after: float | None = None, timeout: float | None = None,
     ) -> int:
         """Put ``running`` jobs back to ``queued``; returns how many. At start-up (``stale_after``
         None) all of them: their worker died with the old process. While running, only those
         claimed more than ``stale_after`` seconds ago (a lost worker or a lost claim answer).
-        Outbox rows already ``sending`` are not touched: see :meth:`outbox_unknown`. ``session_id``
-        (outbox only) limits it to one session's sends: a node that takes a session over from a dead
-        one recovers what the dead one had claimed."""
+        Outbox rows already ``sending`` are not touched: see :meth:`outbox_unknown`. A node that
+        takes sessions over from a dead one recovers what it had claimed with :meth:`take_over_outbox`."""
         if stale_after is not None and stale_after < 0:
             raise InvalidInput(f"stale_after: must be >= 0 seconds, got {stale_after!r}")
-        if session_id is not None and Queue(queue) is not Queue.OUTBOX:
-            raise InvalidInput(f"session_id: only the outbox has sessions, not {Queue(queue).value!r}")
         claimed_before = None if stale_after is None else self.clock() - stale_after
-        op = queues.RecoverRunning(Queue(queue), claimed_before,
-                                   None if session_id is None else _text("session_id", session_id))
-        return await self._write(op, timeout)
+        return await self._write(queues.RecoverRunning(Queue(queue), claimed_before), timeout)
 
     async def retry_job(self, queue: Queue, job_id: int, *, timeout: float | None = None) -> Any:
         """Admin: a dead or waiting job runs again now with a fresh attempt count; an outbox item

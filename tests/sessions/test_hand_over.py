@@ -5,10 +5,12 @@ lease again nor connects nor is restarted meanwhile."""
 
 from __future__ import annotations
 
+import attrs
 import trio
 
 from actors.sessions import HandOver, SessionStatus, lease_resource
 
+from .conftest import FAST_POLICY, MemoryInbound
 from .test_session_policy import pair_new
 
 
@@ -42,3 +44,35 @@ async def test_a_session_waiting_for_its_lease_is_handed_over_without_failing(se
     await trio.sleep(0.5)  # a stopped lease must not make it fail (and come back, taking the lease)
     assert session_node.system.tree().find("/tenants/t1/sessions/s2").restarts == 0
     assert session_node.actor_state("s2") == "running"
+
+
+@attrs.define(eq=False)
+class _HeldInbound(MemoryInbound):
+    """A store that takes its time: ``deliver`` waits until ``release`` is set (``entered`` says one waits)."""
+
+    entered: trio.Event = attrs.field(factory=trio.Event)
+    release: trio.Event = attrs.field(factory=trio.Event)
+
+    async def deliver(self, session_id, tenant_id, messages) -> None:
+        self.entered.set()
+        await self.release.wait()
+        await super().deliver(session_id, tenant_id, messages)
+
+
+async def test_a_hand_over_waiting_for_a_slow_store_is_not_killed_by_its_own_probes(session_node, simulator_control):
+    """Seen in bench.failover (a drain of 517 sessions, the store slow under load): the hand-over
+    had closed the connection, the watchdog probed it, failed twice and killed the session before
+    the messages it had delivered were stored; they stayed in the node's journal only."""
+    await pair_new(session_node, simulator_control, "s1")
+    inbound = session_node.deps.inbound = _HeldInbound()
+    message_id = await simulator_control.send_message("s1", "in flight at the hand-over")
+    with trio.fail_after(10):
+        await inbound.entered.wait()
+    ref = session_node.system.ref("/tenants/t1/sessions/s1")
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(ref.ask, HandOver(), 30.0)
+        await trio.sleep(3 * FAST_POLICY.probe_interval[1] * FAST_POLICY.probe_failures)  # probes would have failed
+        inbound.release.set()
+    assert ("s1", message_id) in inbound.stored
+    assert session_node.system.tree().find("/tenants/t1/sessions/s1").restarts == 0
+    assert session_node.actor_state("s1") == "running"

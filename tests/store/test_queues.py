@@ -3,6 +3,7 @@
 import pytest
 
 from actors.store import Conflict, DeliveryStatus, InvalidInput, JobStatus, Queue
+from actors.store._ops_queues import TAKE_OVER_CHUNK
 
 from .helpers import message, seed
 
@@ -222,7 +223,7 @@ async def test_unknown_sends_wait_for_an_admin_and_a_late_answer_resolves_them(s
         await store.job_done(Queue.OUTBOX, b.id)
 
 
-async def test_unknown_can_be_scoped_to_a_session_keeping_sends_still_in_flight(store):
+async def test_take_over_marks_the_sessions_sends_unknown_keeping_those_still_in_flight(store):
     await seed(store)
     await store.upsert_session("s2", "acme", "second")
     rows = [(await store.enqueue_outbox("acme", sid, key, "1@s.whatsapp.net", {})).item
@@ -230,18 +231,36 @@ async def test_unknown_can_be_scoped_to_a_session_keeping_sends_still_in_flight(
     for item in await store.claim_outbox():
         await store.outbox_sending(item.id)
     s1, s2 = rows
-    assert await store.outbox_unknown("taken over", session_id="s1", keep=(s1.id,)) == []  # ours, still in flight
-    assert [i.id for i in await store.outbox_unknown("taken over", session_id="s1")] == [s1.id]
+    kept = await store.take_over_outbox(["s1"], "taken over", keep=(s1.id,))  # ours, still in flight
+    assert kept.unknown == ()
+    taken = await store.take_over_outbox(["s1"], "taken over")
+    assert [(i.id, i.status, i.last_error) for i in taken.unknown] == [(s1.id, "unknown", "taken over")]
     assert (await store.get_job(Queue.OUTBOX, s2.id)).status == "sending"  # another session's: untouched
 
 
-async def test_recover_running_of_one_session_leaves_the_others_claims(store):
+async def test_take_over_recovers_the_sessions_claims_and_names_those_with_queued_sends(store):
     await seed(store)
-    await seed(store, session="s2")
-    for session in ("s1", "s2"):
+    for session in ("s2", "s3", "s4"):
+        await seed(store, session=session)
+    for session in ("s1", "s2", "s3"):
         await store.enqueue_outbox("acme", session, f"k-{session}", "1@s.whatsapp.net", {})
-    assert len(await store.claim_outbox()) == 2
-    assert await store.recover_running(Queue.OUTBOX, session_id="s1") == 1  # s1 moved to this node
-    assert {i.session_id: i.status for i in await store.list_jobs(Queue.OUTBOX)} == {"s1": "queued", "s2": "running"}
-    with pytest.raises(InvalidInput, match="session_id"):
-        await store.recover_running(Queue.MEDIA, session_id="s1")
+    await store.enqueue_outbox("acme", "s3", "k-s3-second", "1@s.whatsapp.net", {})
+    assert len(await store.claim_outbox()) == 3
+    taken = await store.take_over_outbox(["s1", "s3", "s4"], "taken over", recover=True)  # s1, s3, s4 moved here
+    states = {(i.session_id, i.idempotency_key): i.status for i in await store.list_jobs(Queue.OUTBOX)}
+    assert states == {("s1", "k-s1"): "queued", ("s2", "k-s2"): "running", ("s3", "k-s3"): "queued",
+                      ("s3", "k-s3-second"): "queued"}
+    assert taken.waiting == {"s1", "s3"}  # s4 has nothing to send; s2 is not taken over
+    assert (await store.take_over_outbox(["s2"], "taken over")).waiting == set()  # not recovered: still running
+
+
+async def test_take_over_of_more_sessions_than_one_statement_names(store):
+    sessions = [f"s{i}" for i in range(TAKE_OVER_CHUNK + 3)]
+    await seed(store)
+    for session in sessions[1:]:
+        await store.upsert_session(session, "acme", session)
+    for session in (sessions[0], sessions[-1]):
+        await store.enqueue_outbox("acme", session, f"k-{session}", "1@s.whatsapp.net", {})
+    await store.claim_outbox()
+    taken = await store.take_over_outbox(sessions, "taken over", recover=True)
+    assert taken.waiting == {sessions[0], sessions[-1]}  # the first statement's and the last one's
