@@ -12,7 +12,9 @@ timestamp, taken when the generator emits it) to the hub publish of ``message.cr
 the ticket actor calls after the COMMIT (a hub tap timestamps it). Both ends are wall-clock
 readings of two processes on one machine; every duration inside this process uses trio's clock.
 
-Figures (PostgreSQL on disk, fsync on, a throwaway server from ``bench/_servers.py``):
+Figures (PostgreSQL on disk, fsync on, a throwaway server from ``bench/_servers.py``, whose
+WAL segments are created and recycled before each run as a long-running server's are: see
+``recycle_wal``):
 - ``msgs_per_s``: sustained rate with the generator far above what the pipeline takes
   (saturating, ``offered_msgs_per_s``: see OVERLOAD), first to last publish, once the
   conversations are open (see WARM_UP_PER_CONVERSATION);
@@ -85,6 +87,8 @@ RAW_ROWS = 20_000
 LATENCY_RATE = 1000.0
 #: Seconds allowed for a run to drain after the generator stopped (then what is missing is lost).
 DRAIN_TIMEOUT = 60.0
+#: WAL segments the server creates and recycles before each PostgreSQL run (see recycle_wal).
+WAL_SEGMENTS = 8
 
 
 @attrs.define(eq=False)
@@ -192,6 +196,8 @@ async def saturate(control, tap: Tap, sessions: list[str], seconds: float, gener
 async def pipeline_run(data_dir: Path, simulator: SimulatorProcess, dsn: str | None, prefix: str,
                        seconds: dict[str, float], totals: dict, *, journal: bool = True) -> dict:
     settings = settings_for(data_dir, simulator.url, dsn)
+    if dsn is not None:  # its own event loop, in a thread: the node's asyncpg runs in trio's
+        await trio.to_thread.run_sync(asyncio.run, recycle_wal(dsn, WAL_SEGMENTS))
     driver_factory = None  # the node's own: journals under <data_dir>/journal
     if not journal:
         config = SimulatedDriverConfig(url=simulator.url, auth_dir=data_dir / "auth")
@@ -225,6 +231,23 @@ async def pipeline_run(data_dir: Path, simulator: SimulatorProcess, dsn: str | N
         totals["lost"] += lost
         totals["duplicated"] += duplicated
     return result
+
+
+async def recycle_wal(dsn: str, segments: int) -> None:
+    """Have the server create ``segments`` WAL segments now, then recycle them (a checkpoint).
+
+    A fresh server has no segment to recycle: every 16 MB of WAL (~15,000 messages here) the
+    committing backend creates and zero-fills a new one, and that commit takes ~20 ms instead of
+    ~2 (measured on the 2-core test machine). A long-running server writes into the segments its
+    checkpoints recycled and never pays it; a run that crossed one would measure a fresh server.
+    """
+    conn = await asyncpg.connect(dsn)
+    try:
+        for _ in range(segments):  # a record, so that each switch starts a new segment
+            await conn.execute("SELECT pg_logical_emit_message(false, 'bench', 'wal'); SELECT pg_switch_wal()")
+        await conn.execute("CHECKPOINT")
+    finally:
+        await conn.close()
 
 
 def raw_baseline(server: PostgresServer, rows: int) -> float:
