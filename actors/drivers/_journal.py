@@ -40,8 +40,7 @@ needs no fsync of ours). One fsync on this machine's ext4: 0.4 ms alone,
 written but not synced: a release lost to a power cut only replays a stored
 message, which the store ignores. For the same reason a sync whose entries were
 all released since they were appended (stored within the window: light traffic
-on a quick store) makes no fsync: each one shares the disk with the store's own
-commits.
+on a quick store) makes no fsync: it would protect nothing.
 
 Compaction. Released entries are dead weight: once the file is larger than
 ``COMPACT_MIN_BYTES`` and four times the live entries, it is rewritten with
@@ -383,7 +382,8 @@ class Journal:
                 with self._lock:
                     size += self._copy_since(copied, fd)
                     os.replace(tmp, self.path)
-                    old, self._fd, self._size = self._fd, fd, size  # the last tail: the next sync's
+                    # the last tail copy is not synced here: its entries are unsynced, the next sync's
+                    old, self._fd, self._size = self._fd, fd, size
                     self._compactions += 1
             except BaseException:
                 os.close(fd)
