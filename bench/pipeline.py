@@ -12,16 +12,22 @@ timestamp, taken when the generator emits it) to the hub publish of ``message.cr
 the ticket actor calls after the COMMIT (a hub tap timestamps it). Both ends are wall-clock
 readings of two processes on one machine; every duration inside this process uses trio's clock.
 
-Figures (PostgreSQL on disk, fsync on, a throwaway server from ``bench/_servers.py``):
+Figures (PostgreSQL on disk, fsync on, a throwaway server from ``bench/_servers.py``, whose
+WAL segments are created and recycled before each run as a long-running server's are: see
+``recycle_wal``):
 - ``msgs_per_s``: sustained rate with the generator far above what the pipeline takes
   (saturating, ``offered_msgs_per_s``: see OVERLOAD), first to last publish, once the
   conversations are open (see WARM_UP_PER_CONVERSATION);
+- ``cpu_us_per_msg``: CPU time of this process (the node: trio's thread and the journal's syncer;
+  not the simulator nor PostgreSQL) per message of the saturating run. Other programs' load
+  stretches the rates and latencies far more than this (97-112 us/msg at load 2.5-5.4 on the
+  2-core test machine), so it is the figure that compares two trees on a busy machine;
 - ``raw_insert_rows_per_s``: the store benchmark's raw baseline on the same server, this run
   (asyncpg ``executemany`` of the same rows in one transaction); ``ratio`` = msgs / raw rows;
 - ``p50_ms`` / ``p99_ms``: latency with the generator at a fixed 1,000 msg/s;
 - ``sqlite_msgs_per_s``: the saturating run again on the embedded SQLite store;
-- ``idealised_msgs_per_s`` / ``idealised_p50_ms`` / ``idealised_p99_ms``: the PostgreSQL runs again
-  against a simulator in its idealised delivery (``--delivery idealised``: messages stay queued until
+- ``idealised_msgs_per_s`` / ``idealised_p50_ms`` / ``idealised_p99_ms`` / ``idealised_cpu_us_per_msg``:
+  the PostgreSQL runs again against a simulator in its idealised delivery (``--delivery idealised``: messages stay queued until
   acked after the store, re-delivered otherwise) with drivers that keep no journal - the pipeline
   before the journal, kinder than WhatsApp; ``journal_ratio`` = msgs_per_s / idealised_msgs_per_s;
 - ``lost`` / ``duplicated``: generated messages never published / published more than once
@@ -85,6 +91,8 @@ RAW_ROWS = 20_000
 LATENCY_RATE = 1000.0
 #: Seconds allowed for a run to drain after the generator stopped (then what is missing is lost).
 DRAIN_TIMEOUT = 60.0
+#: WAL segments the server creates and recycles before each PostgreSQL run (see recycle_wal).
+WAL_SEGMENTS = 8
 
 
 @attrs.define(eq=False)
@@ -173,9 +181,11 @@ async def run_traffic(control, tap: Tap, sessions: list[str], rate: float, count
     return len(tap.latencies) / max(tap.last_at - tap.first_at, 1e-9)
 
 
-async def saturate(control, tap: Tap, sessions: list[str], seconds: float, generated: list[int]) -> tuple[float, float]:
+async def saturate(
+    control, tap: Tap, sessions: list[str], seconds: float, generated: list[int],
+) -> tuple[float, float, float]:
     """Open the conversations, probe the capacity, then offer OVERLOAD times it for ``seconds``;
-    returns the sustained rate and the offered one."""
+    returns the sustained rate, the offered one and this process's CPU microseconds per message."""
     warm_up = WARM_UP_PER_CONVERSATION * len(sessions) * CONTACTS
     await run_traffic(control, tap, sessions, PROBE_RATE, warm_up, seed=0)
     # The daemon's first full collection after the conversations opened freezes their actors
@@ -186,12 +196,16 @@ async def saturate(control, tap: Tap, sessions: list[str], seconds: float, gener
     capacity = await run_traffic(control, tap, sessions, PROBE_RATE, probe, seed=1)
     count = max(probe, int(capacity * seconds))
     generated.append(warm_up + probe + count)
-    return await run_traffic(control, tap, sessions, capacity * OVERLOAD, count, seed=2), capacity * OVERLOAD
+    cpu = time.process_time()
+    rate = await run_traffic(control, tap, sessions, capacity * OVERLOAD, count, seed=2)
+    return rate, capacity * OVERLOAD, (time.process_time() - cpu) / count * 1e6
 
 
 async def pipeline_run(data_dir: Path, simulator: SimulatorProcess, dsn: str | None, prefix: str,
                        seconds: dict[str, float], totals: dict, *, journal: bool = True) -> dict:
     settings = settings_for(data_dir, simulator.url, dsn)
+    if dsn is not None:  # its own event loop, in a thread: the node's asyncpg runs in trio's
+        await trio.to_thread.run_sync(asyncio.run, recycle_wal(dsn, WAL_SEGMENTS))
     driver_factory = None  # the node's own: journals under <data_dir>/journal
     if not journal:
         config = SimulatedDriverConfig(url=simulator.url, auth_dir=data_dir / "auth")
@@ -203,7 +217,7 @@ async def pipeline_run(data_dir: Path, simulator: SimulatorProcess, dsn: str | N
         node.hub.add_tap(tap)
         sessions = await provision(node, simulator, prefix)
         generated: list[int] = []
-        result["msgs_per_s"], result["offered_per_s"] = await saturate(
+        result["msgs_per_s"], result["offered_per_s"], result["cpu_us_per_msg"] = await saturate(
             control, tap, sessions, seconds["saturating"], generated)
         stats = node.store.statistics()
         print(f"{prefix}: saturating {result['msgs_per_s']:.0f} msg/s; store: {stats.ops / max(stats.batches, 1):.1f} "
@@ -225,6 +239,23 @@ async def pipeline_run(data_dir: Path, simulator: SimulatorProcess, dsn: str | N
         totals["lost"] += lost
         totals["duplicated"] += duplicated
     return result
+
+
+async def recycle_wal(dsn: str, segments: int) -> None:
+    """Have the server create ``segments`` WAL segments now, then recycle them (a checkpoint).
+
+    A fresh server has no segment to recycle: every 16 MB of WAL (~15,000 messages here) the
+    committing backend creates and zero-fills a new one, and that commit takes ~20 ms instead of
+    ~2 (measured on the 2-core test machine). A long-running server writes into the segments its
+    checkpoints recycled and never pays it; a run that crossed one would measure a fresh server.
+    """
+    conn = await asyncpg.connect(dsn)
+    try:
+        for _ in range(segments):  # a record, so that each switch starts a new segment
+            await conn.execute("SELECT pg_logical_emit_message(false, 'bench', 'wal'); SELECT pg_switch_wal()")
+        await conn.execute("CHECKPOINT")
+    finally:
+        await conn.close()
 
 
 def raw_baseline(server: PostgresServer, rows: int) -> float:
@@ -285,6 +316,7 @@ def main() -> None:
     result = {
         "msgs_per_s": pg["msgs_per_s"],
         "offered_msgs_per_s": pg["offered_per_s"],
+        "cpu_us_per_msg": pg["cpu_us_per_msg"],
         "raw_insert_rows_per_s": raw,
         "ratio": pg["msgs_per_s"] / raw,
         "p50_ms": pg["p50_ms"],
@@ -294,6 +326,7 @@ def main() -> None:
         "idealised_msgs_per_s": ideal["msgs_per_s"],
         "idealised_p50_ms": ideal["p50_ms"],
         "idealised_p99_ms": ideal["p99_ms"],
+        "idealised_cpu_us_per_msg": ideal["cpu_us_per_msg"],
         "journal_ratio": pg["msgs_per_s"] / ideal["msgs_per_s"],
         "lost": totals["lost"],
         "duplicated": totals["duplicated"],

@@ -538,14 +538,16 @@ class SimulatedDriver:
             return
         for _, msg in events:  # the mapping goes first: the session merges before storing these
             await self._announce_lid(msg)
-        with trio.CancelScope(shield=True):  # a receipt without its append would lose the messages
-            if conn.delivery != "idealised":  # an idealised server ignores receipts: none is sent
-                with trio.move_on_after(self.config.close_timeout):  # a stuck socket must not hold the shield
-                    try:
-                        await conn.ws.send_message(json.dumps({"op": "received", "ids": [e.id for e, _ in events]}))
-                    except trio_websocket.ConnectionClosed:
-                        pass  # the server may or may not have the receipt: journal them either way
-            self._append(events)
+        if conn.delivery != "idealised":  # an idealised server ignores receipts: none is sent
+            # Shielded, as a receipt without its append would lose the messages; with a deadline of
+            # its own, as a stuck socket must not hold the shield. One scope: each costs a few
+            # microseconds to enter and leave, per frame.
+            with trio.CancelScope(shield=True, deadline=trio.current_time() + self.config.close_timeout):
+                try:
+                    await conn.ws.send_message(json.dumps({"op": "received", "ids": [e.id for e, _ in events]}))
+                except trio_websocket.ConnectionClosed:
+                    pass  # the server may or may not have the receipt: journal them either way
+        self._append(events)  # no checkpoint since the receipt's send: no cancellation falls between
         for event, _ in events:  # no schedule point per message while the session keeps up (the
             try:                  # receipt's send was this frame's): each cost a round of the event loop
                 self._events_send.send_nowait(event)
