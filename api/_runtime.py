@@ -80,8 +80,20 @@ def asyncio_tasks() -> int | None:
 
 
 def object_counts(top: int) -> dict[str, int]:
-    """The ``top`` most numerous object types on the heap (tracked by the collector), by type name."""
-    counts = collections.Counter(type(obj).__qualname__ for obj in gc.get_objects())
+    """The ``top`` most numerous object types on the heap (tracked by the collector), by type name.
+
+    Frozen objects included: ``gc.get_objects()`` skips the permanent generation, where the daemon's
+    GC policy (:mod:`api._gc`) keeps everything that survived a full collection — nearly the whole
+    heap — so the count unfreezes, walks, and freezes again (what was young is frozen with the rest
+    and given back by the next sweep). Before, a soak's ``top_growth`` saw only the few thousand
+    objects allocated since the last collection."""
+    frozen = gc.get_freeze_count() > 0
+    gc.unfreeze()
+    try:
+        counts = collections.Counter(type(obj).__qualname__ for obj in gc.get_objects())
+    finally:
+        if frozen:
+            gc.freeze()
     return dict(counts.most_common(top))
 
 

@@ -91,11 +91,18 @@ class RoomLog:
 
     ``epoch`` names this incarnation of the room's numbering (a hub restart or an evicted room
     starts a new one): a resume that names another epoch must resync, whatever its seq.
+
+    The buffer keeps at most ``capacity`` events, and each append drops those more than
+    ``max_age`` seconds older than the new one: a resume is for a dropped connection, and without
+    the age bound every busy ticket's room held its last ``capacity`` events for the ticket's whole
+    life (found with ``bench/soak.py``: a few hundred open tickets' logs filling towards 256 events
+    each, ~25 MB/h of RSS for the first hour). A quiet room keeps what it has until its next event.
     """
 
     room: str  # the name clients use, as it appears in frames
     epoch: str
     capacity: int
+    max_age: float = math.inf
     seq: int = 0
     last_at: float = 0.0  # the time of the last event (0: none yet)
     # The recent events' types, payload JSONs and times, in three deques kept aligned (each
@@ -118,6 +125,11 @@ class RoomLog:
         self._types.append(type)
         self._payloads.append(payload_json)
         self._ats.append(at)
+        horizon = at - self.max_age
+        while self._ats[0] < horizon:
+            self._types.popleft()
+            self._payloads.popleft()
+            self._ats.popleft()
         return self.seq
 
     def since(self, seq: int) -> list[str] | None:

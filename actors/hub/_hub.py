@@ -44,6 +44,11 @@ BUS_CHANNEL = "zapvisor.hub"
 #: Events kept per room for resumes: a few minutes of a busy ticket, ~100 KB per room at most.
 REPLAY_CAPACITY = 256
 
+#: Seconds of events a room keeps for resumes (its last REPLAY_CAPACITY at most): long enough to
+#: resume after a dropped connection or a closed laptop lid; an older ``since`` gets ``resync``.
+#: Bounds the logs' memory by the event rate, not by how many tickets are open (RoomLog).
+REPLAY_AGE = 300.0
+
 #: Frames a client may be behind before it is warned (then dropped): a burst from a busy tenant
 #: fits, and 1,000 clients x 256 small frames stays in the tens of MB.
 CLIENT_CAPACITY = 256
@@ -95,6 +100,7 @@ class Hub:
     bus: Any = None
     board: Any = None
     replay: int = REPLAY_CAPACITY
+    replay_age: float = REPLAY_AGE
     client_capacity: int = CLIENT_CAPACITY
     max_rooms: int = MAX_ROOMS
     room_idle: float = ROOM_IDLE
@@ -242,7 +248,8 @@ class Hub:
         if log is None:
             self._evict_idle()
             self._generation += 1
-            log = self._logs[room.key] = RoomLog(room.name, f"{self.epoch}.{self._generation}", self.replay)
+            log = self._logs[room.key] = RoomLog(
+                room.name, f"{self.epoch}.{self._generation}", self.replay, self.replay_age)
             if len(self._logs) > self.max_rooms:
                 self._evict_one()
         return log

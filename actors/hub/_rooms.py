@@ -118,7 +118,7 @@ def _tenant_room(tenant_id: str) -> Room:
     return Room(RoomKind.TENANT, _check("tenant_id", tenant_id), tenant_id)
 
 
-@functools.lru_cache(maxsize=16_384)
+@functools.lru_cache(maxsize=1024)  # the tickets being worked on now; more only fills memory for hours (the soak)
 def _ticket_room(tenant_id: str, ticket_id: str) -> Room:
     return Room(RoomKind.TICKET, _check("tenant_id", tenant_id), _check("ticket_id", ticket_id))
 

@@ -4,7 +4,7 @@ See :mod:`actors.sessions._session` for the life of a session and
 :mod:`actors.sessions._policy` for the disconnect-reason table (DESIGN §4).
 """
 
-from ._cache import BoundedCache, CacheLimits, SessionCaches
+from ._cache import BoundedCache, CacheLimits, ExpiringCache, SessionCaches
 from ._errors import ConnectionDead, OwnershipLost, SessionDisconnected, SessionError, StuckConnecting
 from ._policy import DEFAULT_REACTIONS, Outcome, SessionPolicy, outcome_for, reaction_for
 from ._pool import PoolStatistics, SessionPool
@@ -38,6 +38,7 @@ __all__ = [
     "BoardStatistics",
     "BoundedCache",
     "CacheLimits",
+    "ExpiringCache",
     "ConnectionDead",
     "DEFAULT_REACTIONS",
     "DownloadMedia",

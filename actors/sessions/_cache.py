@@ -1,8 +1,11 @@
-"""Bounded per-session caches: memory stays flat however many contacts write.
+"""Bounded caches: memory stays flat however many contacts write and sessions come and go.
 
 Seed 000's ``store.ts`` kept every chat, contact and message of a session in
-memory; seed 002 capped them (chats 500, contacts 300, messages 200). Each cache
-here is an LRU map with a hard cap: the least recently touched entry goes first.
+memory; seed 002 capped them (chats 500, contacts 300, messages 200). Each
+:class:`BoundedCache` here is an LRU map with a hard cap: the least recently touched entry goes
+first. An :class:`ExpiringCache` holds values read from the store for a few seconds (a session's
+options); its expired entries are dropped as new ones come, so sessions deleted long ago leave
+nothing behind (found with ``bench/soak.py``: one entry per deleted session, kept forever).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from collections import OrderedDict
 from typing import Generic, Hashable, TypeVar
 
 import attrs
+import trio
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -43,6 +47,39 @@ class BoundedCache(Generic[K, V]):
 
     def __contains__(self, key: object) -> bool:
         return key in self._data
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+class ExpiringCache(Generic[K, V]):
+    """Values fresh for ``ttl`` seconds of trio time after they were put.
+
+    Every put that finds the map twice as large as what the last prune left (and at least
+    PRUNE_FLOOR) drops every expired entry: amortised O(1) per put, and the map holds at most about
+    twice the keys used within one ``ttl``.
+    """
+
+    PRUNE_FLOOR = 64
+
+    def __init__(self, ttl: float) -> None:
+        self.ttl = ttl
+        self._data: dict[K, tuple[V, float]] = {}
+        self._prune_at = self.PRUNE_FLOOR
+
+    def get(self, key: K) -> V | None:
+        """The value put under ``key`` less than ``ttl`` seconds ago, else None."""
+        found = self._data.get(key)
+        if found is None or trio.current_time() - found[1] >= self.ttl:
+            return None
+        return found[0]
+
+    def put(self, key: K, value: V) -> None:
+        now = trio.current_time()
+        self._data[key] = (value, now)
+        if len(self._data) >= self._prune_at:
+            self._data = {k: kept for k, kept in self._data.items() if now - kept[1] < self.ttl}
+            self._prune_at = max(self.PRUNE_FLOOR, 2 * len(self._data))
 
     def __len__(self) -> int:
         return len(self._data)

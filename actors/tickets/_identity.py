@@ -25,11 +25,10 @@ import logging
 from collections.abc import Sequence
 
 import attrs
-import trio
 
 from actors.drivers import CallOffer, HistoryChat, HistoryChunk, LidMapped, Message, Presence
 from actors.flows import TICKET_UPDATED, Publisher, ticket_payload
-from actors.sessions import BoundedCache, SessionOptions
+from actors.sessions import BoundedCache, ExpiringCache, SessionOptions
 from actors.store import Store, is_lid
 
 _LOG = logging.getLogger("zapvisor.tickets")
@@ -64,15 +63,17 @@ class SessionFilters:
 
     store: Store
     ttl: float
-    _options: dict[str, tuple[SessionOptions, float]] = attrs.field(factory=dict)  # session -> (options, read at)
+    _options: ExpiringCache = attrs.field(init=False)  # session -> options
+
+    def __attrs_post_init__(self) -> None:
+        self._options = ExpiringCache(self.ttl)
 
     async def options(self, session_id: str) -> SessionOptions:
-        now = trio.current_time()
         cached = self._options.get(session_id)
-        if cached is not None and now - cached[1] < self.ttl:
-            return cached[0]
+        if cached is not None:
+            return cached
         options = SessionOptions.from_json(await self.store.session_options(session_id))
-        self._options[session_id] = (options, now)
+        self._options.put(session_id, options)
         return options
 
     async def wanted(self, session_id: str, messages: Sequence[Message]) -> list[Message]:

@@ -64,7 +64,7 @@ from actors.flows import (
     no_publisher,
     ticket_payload,
 )
-from actors.sessions import BoundedCache, SessionOptions
+from actors.sessions import BoundedCache, ExpiringCache, SessionOptions
 from actors.store import (
     DeliveryStatus,
     FoundTicket,
@@ -170,7 +170,7 @@ class TicketInbound:
     show_deleted_text: bool = False  # tickets.show_deleted_text: agents read deleted messages' text
     _contacts: BoundedCache = attrs.field(factory=lambda: BoundedCache(CONTACT_CACHE))
     _tickets: BoundedCache = attrs.field(factory=lambda: BoundedCache(TICKET_CACHE))
-    _groups: dict[str, tuple[bool, float]] = attrs.field(factory=dict)  # session -> (allowed, read at)
+    _groups: ExpiringCache = attrs.field(factory=lambda: ExpiringCache(POLICY_TTL))  # session -> allowed
     quarantined: int = 0  # inbound messages the store refused on their own (see the module docstring)
     _filters: SessionFilters = attrs.field(init=False)
     _history_chats: dict[str, set[str]] = attrs.field(factory=dict)  # session -> chats imported (history_chats)
@@ -369,11 +369,10 @@ class TicketInbound:
         return found.ticket.id
 
     async def _groups_allowed(self, session_id: str) -> bool:
-        now = trio.current_time()
         cached = self._groups.get(session_id)
-        if cached is not None and now - cached[1] < POLICY_TTL:
-            return cached[0]
+        if cached is not None:
+            return cached
         record = await self.store.get_session(session_id)
         allowed = bool(record is not None and record.allow_groups)
-        self._groups[session_id] = (allowed, now)
+        self._groups.put(session_id, allowed)
         return allowed
