@@ -93,16 +93,19 @@ class RoomLog:
     starts a new one): a resume that names another epoch must resync, whatever its seq.
 
     The buffer keeps at most ``capacity`` events, and each append drops those more than
-    ``max_age`` seconds older than the new one: a resume is for a dropped connection, and without
-    the age bound every busy ticket's room held its last ``capacity`` events for the ticket's whole
-    life (found with ``bench/soak.py``: a few hundred open tickets' logs filling towards 256 events
-    each, ~25 MB/h of RSS for the first hour). A quiet room keeps what it has until its next event.
+    ``max_age`` seconds older than the new one — but never the last ``min_kept``: a resume is for
+    a dropped connection, and without the age bound every busy ticket's room held its last
+    ``capacity`` events for the ticket's whole life (found with ``bench/soak.py``: a few hundred open
+    tickets' logs filling towards 256 events each, ~25 MB/h of RSS for the first hour), while a
+    quiet ticket's whole short history (created, a message, accepted, a reply: README's walkthrough
+    replays it with ``--since 0``) stays however slowly it was written.
     """
 
     room: str  # the name clients use, as it appears in frames
     epoch: str
     capacity: int
     max_age: float = math.inf
+    min_kept: int = 0
     seq: int = 0
     last_at: float = 0.0  # the time of the last event (0: none yet)
     # The recent events' types, payload JSONs and times, in three deques kept aligned (each
@@ -126,7 +129,7 @@ class RoomLog:
         self._payloads.append(payload_json)
         self._ats.append(at)
         horizon = at - self.max_age
-        while self._ats[0] < horizon:
+        while len(self._ats) > self.min_kept and self._ats[0] < horizon:
             self._types.popleft()
             self._payloads.popleft()
             self._ats.popleft()

@@ -49,6 +49,9 @@ REPLAY_CAPACITY = 256
 #: Bounds the logs' memory by the event rate, not by how many tickets are open (RoomLog).
 REPLAY_AGE = 300.0
 
+#: Events a room keeps whatever their age: a quiet ticket's whole history (RoomLog).
+REPLAY_MIN = 32
+
 #: Frames a client may be behind before it is warned (then dropped): a burst from a busy tenant
 #: fits, and 1,000 clients x 256 small frames stays in the tens of MB.
 CLIENT_CAPACITY = 256
@@ -101,6 +104,7 @@ class Hub:
     board: Any = None
     replay: int = REPLAY_CAPACITY
     replay_age: float = REPLAY_AGE
+    replay_min: int = REPLAY_MIN
     client_capacity: int = CLIENT_CAPACITY
     max_rooms: int = MAX_ROOMS
     room_idle: float = ROOM_IDLE
@@ -249,7 +253,7 @@ class Hub:
             self._evict_idle()
             self._generation += 1
             log = self._logs[room.key] = RoomLog(
-                room.name, f"{self.epoch}.{self._generation}", self.replay, self.replay_age)
+                room.name, f"{self.epoch}.{self._generation}", self.replay, self.replay_age, self.replay_min)
             if len(self._logs) > self.max_rooms:
                 self._evict_one()
         return log

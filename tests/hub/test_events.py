@@ -54,12 +54,15 @@ def test_room_log_replays_what_is_kept_and_asks_for_resync_otherwise():
 def test_room_log_drops_events_older_than_its_max_age_as_new_ones_come():
     """A long-lived busy room keeps minutes of events, not its last ``capacity`` for ever (the soak's
     growth: hundreds of open tickets' rooms each filling towards 256 events)."""
-    log = RoomLog("ticket:a:1", "e.1", capacity=256, max_age=300.0)
+    log = RoomLog("ticket:a:1", "e.1", capacity=256, max_age=300.0, min_kept=4)
     for seq in range(1, 101):  # one event every 30 s for 50 minutes
         log.append("message.created", json.dumps({"n": seq}), 30.0 * seq)
     kept = log.since(89)
     assert [json.loads(frame)["seq"] for frame in kept] == list(range(90, 101))  # the last 300 s
     assert log.since(88) is None  # older: resync
-    quiet = RoomLog("ticket:a:2", "e.2", capacity=256, max_age=300.0)
-    quiet.append("ticket.created", "{}", 0.0)
-    assert len(quiet.since(0)) == 1  # a quiet room keeps what it has until its next event
+    quiet = RoomLog("ticket:a:2", "e.2", capacity=256, max_age=300.0, min_kept=4)
+    for seq in range(1, 5):  # a slow walkthrough: an event every 10 minutes
+        quiet.append("ticket.updated", "{}", 600.0 * seq)
+    assert len(quiet.since(0)) == 4  # its last min_kept events stay, whatever their age
+    quiet.append("ticket.updated", "{}", 3000.0)
+    assert quiet.since(0) is None and len(quiet.since(1)) == 4
