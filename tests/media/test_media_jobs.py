@@ -55,8 +55,11 @@ async def test_download_is_stored_by_type_and_published(tmp_path, simulator, sim
         root = Path(settings.media.dir)
         assert _files(root) == [root / job.path]
         assert (root / job.path).read_bytes() == PNG
-        updated = [p for p in recorder.of("message.updated") if p["id"] == message.id]
-        assert updated and updated[-1]["media_path"] == job.path
+
+        async def published():  # the event follows the job's commit: it may come a moment later
+            return [p for p in recorder.of("message.updated") if p["id"] == message.id]
+
+        assert (await eventually(published))[-1]["media_path"] == job.path
 
 
 async def test_transient_failure_then_success(tmp_path, simulator, simulator_control):
