@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import AsyncIterator
 
 import attrs
-import trio
 
 from actors.bus import Bus, bus_from_url
 from actors.campaigns import CampaignDeps, CampaignService, CampaignServiceDeps, InboundTap

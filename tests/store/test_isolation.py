@@ -71,6 +71,13 @@ async def test_a_message_is_checked_field_by_field_even_where_its_fields_join_in
     assert (stored.body, json.loads(stored.raw_body)) == ("\ufffd hi", f"{low} hi")
 
 
+async def test_a_message_without_a_text_body_is_refused_naming_it(store):
+    contact = await seed(store)
+    with pytest.raises(InvalidInput, match="^body: must be a string, got NoneType"):
+        await store.insert_message(message(contact, "no-body", body=None))
+    assert await store.get_message("s1", "no-body") is None
+
+
 async def test_a_receipt_for_an_id_no_message_can_have_changes_nothing_and_never_fails(store):
     contact = await seed(store)
     await store.insert_message(message(contact, "id\ud800", from_me=True))
