@@ -201,7 +201,8 @@ class SessionManager(Actor):
 
     async def _replay_journal(self) -> None:
         """Store what this node's inbound journal holds for the sessions it does not run
-        (:mod:`actors.node._recovery`): at boot, after a hand-over that timed out, after a drain."""
+        (:mod:`actors.node._recovery`): at boot, after a pass that handed off a session that did not
+        answer its hand-over, after a drain."""
         if self.node.settings.sessions.driver != "simulated":
             return
         try:
@@ -365,11 +366,14 @@ class SessionManager(Actor):
         started = await self._free(changes.start)
         self._waiting = len(changes.start) - len(started)
         await self._launch_all([records[session_id] for session_id in started])
+        answered = True
         for session_id in changes.hand_off:
-            await self._hand_off(records[session_id])
+            answered &= await self._hand_off(records[session_id])
         for session_id in changes.forget:  # deleted through another node: its actor stops here
             if (record := records.get(session_id)) is not None and record.status == DELETED:
-                await self._hand_off(record)
+                answered &= await self._hand_off(record)
+        if not answered:  # what those delivered may still be in this node's journal only
+            await self._replay_journal()
         self.node.local.difference_update(changes.forget)  # ended here (logged out, stopped): kept as is
         if not self._restored:  # the first pass after boot is the restore
             self._restored = True
@@ -401,12 +405,13 @@ class SessionManager(Actor):
                 nursery.start_soon(check, session_id)
         return sorted(free)
 
-    async def _hand_off(self, record: Any) -> None:
+    async def _hand_off(self, record: Any) -> bool:
         """Hand the session over (:class:`~actors.sessions.HandOver`: its connection closed, what
         it delivered stored), then stop its actor here without recording a status (its lease is
-        released as it stops); the board lets it go, so this node reports it from its owner from now on."""
+        released as it stops); the board lets it go, so this node reports it from its owner from now on.
+        Whether it answered (:meth:`_hand_over`): if not, the caller replays this node's journal."""
         self.node.local.discard(record.id)
-        closed = await self._hand_over(record.tenant_id, record.id)
+        answered = await self._hand_over(record.tenant_id, record.id)
         sessions = self.ctx.system.supervisor(f"/tenants/{record.tenant_id}/sessions")
         try:
             await sessions.terminate_child(record.id)
@@ -414,13 +419,13 @@ class SessionManager(Actor):
         except ChildNotFound:
             pass
         self.node.board.release(record.id, "moved to another node")
-        if not closed:  # what it delivered may still be in this node's journal only
-            await self._replay_journal()
+        return answered
 
     async def _hand_over(self, tenant_id: str, session_id: str) -> bool:
         """Ask the session to close its connection and store what it delivered (bounded by
-        HANDOVER_TIMEOUT); a session that is not running or does not answer is stopped as it is.
-        False when it did not answer in time (its journal entries are then replayed by this node)."""
+        HANDOVER_TIMEOUT). False when it did not answer: it timed out, or it is not running (stopped,
+        failed: its last connection's messages were receipted, maybe not stored). What it delivered
+        may then be in this node's journal only: the caller replays the journal once it is stopped."""
         try:
             await self.ctx.system.ref(self._path(tenant_id, session_id)).ask(HandOver(), timeout=HANDOVER_TIMEOUT)
         except AskTimeout as exc:
@@ -428,6 +433,7 @@ class SessionManager(Actor):
             return False
         except (ChildNotFound, ActorStopped, ActorFailed) as exc:
             _LOG.info("session %s handed over without closing first: %s", session_id, exc)
+            return False
         return True
 
     async def _drain(self) -> int:
@@ -465,7 +471,7 @@ class SessionManager(Actor):
         for session_id in drained:
             self.node.board.release(session_id, "its node is draining")
         _LOG.info("drained %d sessions", len(drained))
-        await self._replay_journal()  # what a hand-over that timed out left there (none, normally)
+        await self._replay_journal()  # what the sessions that did not answer their hand-over left there
         return len(drained)
 
     # -- helpers ------------------------------------------------------------------

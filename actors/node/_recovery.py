@@ -29,10 +29,12 @@ side effect follows from a store insert or change, as live. Three cases:
 
 When. The session manager replays before its first reconcile pass, so at boot nothing runs
 beside it (a session started by a request meanwhile replays the same entries itself, and the store
-dedupes). A running node replays too, leaving out the sessions it runs, when a hand-over did not
-finish within its timeout (a store so slow that a session could not store what its connection
-delivered before it was stopped: those entries would otherwise wait for this node's next boot),
-and at the end of a drain, once every session has stopped. When the store fails during the replay, what is left stays in the journal for the
+dedupes). A running node replays too, leaving out the sessions it runs, after a rebalance pass
+that handed off a session that did not answer its hand-over — it timed out (a store so slow that
+the session could not store what its connection delivered before it was stopped) or was not running
+(stopped, failed: what its last connection receipted may never have been stored); those entries
+would otherwise wait for this node's next boot — and at the end of a drain, once every session has
+stopped. When the store fails during the replay, what is left stays in the journal for the
 next boot (or for the session's next connection here). The window that remains: a node that dies
 and never comes back (its disk lost) loses what its journal held; nothing else can read it.
 
