@@ -7,13 +7,14 @@ the media supervisor. :attr:`Flows.inbound` is the sessions' store-backed Inboun
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from config import Settings
-from supervisor import ActorRef, ActorSystem, ChildSpec, RestartLimiter
+from supervisor import ActorRef, ActorStopped, ActorSystem, ChildNotFound, ChildSpec, MailboxFull, RestartLimiter
 
 from ._publish import Publisher, no_publisher
 
@@ -65,6 +66,16 @@ class Flows:
     @staticmethod
     def outbox_ref(system: ActorSystem) -> ActorRef:
         return system.ref(OUTBOX_PATH)
+
+    def session_deleted(self, system: ActorSystem, session_id: str) -> None:
+        """``session_id`` was deleted: the inbound sink and the outbox forget what they kept of it
+        (its tickets, its status pause). Each deleted session left those behind for ever
+        (found with ``bench/soak.py``). Best effort: an outbox not running has nothing to forget."""
+        from actors.outbox import SessionDeleted
+
+        self.inbound.forget_session(session_id)
+        with contextlib.suppress(ActorStopped, ChildNotFound, MailboxFull):
+            self.outbox_ref(system).tell(SessionDeleted(session_id))
 
     @staticmethod
     def media_ref(system: ActorSystem) -> ActorRef:

@@ -335,6 +335,7 @@ class SessionManager(Actor):
         except (ChildNotFound, ActorStopped):
             pass  # never started here, or its tenant's subtree is stopped (and with it, the session)
         self.node.board.forget(session_id)
+        self._forget_deleted(session_id)
         # Marked (it never restores) with the time of deletion: the janitor purges its data, its
         # row included, retention.purge_grace later (see actors.lifecycle).
         await self.node.store.mark_session_deleted(session_id, "deleted by request")
@@ -372,6 +373,7 @@ class SessionManager(Actor):
         for session_id in changes.forget:  # deleted through another node: its actor stops here
             if (record := records.get(session_id)) is not None and record.status == DELETED:
                 answered &= await self._hand_off(record)
+                self._forget_deleted(session_id)
         if not answered:  # what those delivered may still be in this node's journal only
             await self._replay_journal()
         self.node.local.difference_update(changes.forget)  # ended here (logged out, stopped): kept as is
@@ -420,6 +422,11 @@ class SessionManager(Actor):
             pass
         self.node.board.release(record.id, "moved to another node")
         return answered
+
+    def _forget_deleted(self, session_id: str) -> None:
+        """What the node's services kept of a deleted session goes (:meth:`Flows.session_deleted`)."""
+        if self.node.flows is not None:
+            self.node.flows.session_deleted(self.ctx.system, session_id)
 
     async def _hand_over(self, tenant_id: str, session_id: str) -> bool:
         """Ask the session to close its connection and store what it delivered (bounded by

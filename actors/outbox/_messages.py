@@ -41,6 +41,13 @@ class Send:
 
 
 @attrs.frozen
+class SessionDeleted:
+    """``session_id`` was deleted: the service forgets it (its status pause, if any). No reply."""
+
+    session_id: str
+
+
+@attrs.frozen
 class OutboxRefused:
     code: str
     message: str

@@ -101,7 +101,7 @@ from actors.store import (
 )
 from supervisor import Actor, ActorFailed, ActorStopped, AskTimeout, ChildNotFound
 
-from ._messages import OutboxRefused, Send
+from ._messages import OutboxRefused, Send, SessionDeleted
 
 _LOG = logging.getLogger("zapvisor.outbox")
 
@@ -253,6 +253,9 @@ class OutboxService(Actor):
         match message:
             case Send():
                 return await self._enqueue(message)
+            case SessionDeleted(session_id):  # it never sends again: nothing to resume
+                self._paused_by_status.discard(session_id)
+                return None
             case QueueAdmin():
                 reply = await answer_admin(self.deps.store, Queue.OUTBOX, message)
                 if isinstance(message, (ResumeQueue, RetryJob)):
@@ -366,7 +369,8 @@ class OutboxService(Actor):
             self._paused_by_status.discard(sid)
             self.deps.publisher.emit(info.tenant_id, OUTBOX_RESUMED, {"session_id": sid})
             return
-        self._paused_by_status.add(sid)
+        if self.deps.board.get(sid) is not None:  # else deleted meanwhile (SessionDeleted): nothing to resume
+            self._paused_by_status.add(sid)
         payload = {"session_id": sid, "status": str(info.status), "reason": info.reason}
         self.deps.publisher.emit(info.tenant_id, OUTBOX_PAUSED, payload)
         _LOG.info("outbox of session %s paused: %s (%s)", sid, info.status, info.reason)

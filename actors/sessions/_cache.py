@@ -11,6 +11,7 @@ nothing behind (found with ``bench/soak.py``: one entry per deleted session, kep
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Generic, Hashable, TypeVar
 
 import attrs
@@ -44,6 +45,14 @@ class BoundedCache(Generic[K, V]):
             return default
         self._data.move_to_end(key)
         return self._data[key]
+
+    def drop_where(self, doomed: Callable[[K], bool]) -> int:
+        """Remove every entry whose key ``doomed`` accepts (a deleted session's); how many went.
+        A walk of the whole map: for rare events, never per message."""
+        keys = [key for key in self._data if doomed(key)]
+        for key in keys:
+            del self._data[key]
+        return len(keys)
 
     def __contains__(self, key: object) -> bool:
         return key in self._data

@@ -178,6 +178,13 @@ class TicketInbound:
     def __attrs_post_init__(self) -> None:
         self._filters = SessionFilters(self.store, POLICY_TTL)
 
+    def forget_session(self, session_id: str) -> None:
+        """A deleted session's entries go: its conversations' tickets and the history chats it
+        imported (each deleted session left them behind for ever, found with ``bench/soak.py``).
+        Contacts stay: they belong to the tenant, not to the session."""
+        self._tickets.drop_where(lambda key: key[0] == session_id)
+        self._history_chats.pop(session_id, None)
+
     async def learn(self, session_id: str, tenant_id: str, mapping: LidMapped) -> None:
         """A customer's LID and phone JID are one: store it and merge them (``_identity``)."""
         await learn(self.store, self.publisher, self._contacts, self._tickets, tenant_id, mapping)
