@@ -15,11 +15,11 @@ The policy (:func:`tune_gc`, once the node is up):
 * a frozen object that later becomes cyclic garbage (a stopped actor's cycles: its exception's
   traceback holds its frames, which hold the actor) is not freed by the collector, so
   :func:`sweep_gc` unfreezes and collects everything once the frozen set grew by SWEEP_GROWTH
-  since the last sweep (looked at every SWEEP_CHECK s), and at least every SWEEP_INTERVAL. A
-  daemon that only serves sweeps about once an hour; under churn (sessions connected, dropped,
-  deleted; tickets passivated) a sweep comes as often as the garbage requires, so memory stays
-  within SWEEP_GROWTH of what lives. Found with ``bench/soak.py``: with the hourly sweep alone,
-  deleted sessions' actors (and all they held) stayed in memory for up to an hour.
+  since the last sweep (looked at every SWEEP_CHECK s), and at least every SWEEP_INTERVAL (four
+  minutes): under churn (sessions connected, dropped, deleted; tickets passivated) a sweep comes
+  as often as the garbage requires, and garbage that grows the frozen set slowly waits minutes,
+  not an hour. Found with ``bench/soak.py``: with an hourly sweep alone, deleted sessions' actors
+  (and all they held) stayed in memory for up to an hour.
 * after each of those full collections the C heap's free pages go back to the system
   (:func:`api._malloc.release_free_memory`): what the collection freed, and the holes 64 KiB
   socket receive buffers leave in the heap, which glibc alone never returns (found with
@@ -44,8 +44,13 @@ objects grew by 10,000 (allocations minus deallocations). On the 2-core test mac
 per second at full load (10-30 ms each: what is young then is the backlog in flight) and none in 20 s
 at a steady 1,000 msg/s (bench/pipeline.py): steady traffic allocates as much as it frees."""
 
-SWEEP_INTERVAL = 3600.0
-"""Longest time between full sweeps of the frozen objects (an idle daemon sweeps this often)."""
+SWEEP_INTERVAL = 240.0
+"""Longest time between full sweeps of the frozen objects (an idle daemon sweeps this often: ~25 ms
+for 130k objects, a few hundred ms for a heap ten times that, every four minutes). Was an hour: under
+bench/soak.py's churn the growth trigger alone let frozen garbage pile up for minutes at a time, and
+RSS moved in a 104-112 MB saw-tooth whose low points kept rising (Python's arenas, which go back to
+the system only once empty, fragmented by the garbage of each cycle); a full collection every
+four minutes (a diagnosis run) kept it within 104-107 MB over the same 30 minutes."""
 
 SWEEP_CHECK = 10.0
 """Seconds between looks at the frozen set's size (``gc.get_freeze_count()``: no walk, no pause)."""
