@@ -1,18 +1,22 @@
 """The supervision tree over HTTP (admin only): snapshots, actor detail, control, breakers, events.
 
 Control requests go to the actor's parent supervisor (OTP's dynamic-children
-API: terminate_child / restart_child / breaker). Every control request is
-appended to the audit table — who, what, which path, how it ended — whether it
-succeeded or not.
+API: terminate_child / restart_child / breaker), except a session actor's stop, start
+and restart, which go to the session manager (as the sessions API's requests do): a
+session stopped beneath its manager kept saying ``connected`` (to agents, to the outbox,
+in its row, which restored it at the next boot). Every control request is appended to the
+audit table — who, what, which path, how it ended — whether it succeeded or not.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import Field
 from quart import Blueprint
 
+from actors.node import RestartSession, StartSession, StopSession
 from supervisor import (
     ActorStopped,
     AskTimeout,
@@ -28,6 +32,7 @@ from ._auth import Principal
 from ._errors import BadRequest, Conflict, NotFound, Unavailable
 from ._routing import Auth, endpoint, path_param, state, to_json
 from ._runtime import runtime_stats
+from ._sessions import ask_manager
 from ._validate import Body, Limit, Query, text
 
 bp = Blueprint("supervision", __name__)
@@ -37,6 +42,9 @@ BREAKER_ACTIONS = tuple(action.value for action in BreakerAction)
 
 path_param("action", Literal[ACTIONS])
 path_param("breaker_action", Literal[BREAKER_ACTIONS])
+
+_SESSION_ACTOR = re.compile(r"/tenants/[^/]+/sessions/[^/]+")
+_SESSION_REQUESTS = {"stop": StopSession, "start": StartSession, "restart": RestartSession}
 
 CONTROL_TIMEOUT = 65.0
 """A stop waits for the child's shutdown grace; a start for its start timeout (runtime: 60 s)."""
@@ -137,6 +145,9 @@ async def control(who: Principal, action: str, body: PathBody):
 
     async def run() -> Any:
         parent, child_id = _parent(path)
+        if _SESSION_ACTOR.fullmatch(path):  # its status and row follow (see the module docstring)
+            await ask_manager(_SESSION_REQUESTS[action](child_id))
+            return None
         if action in ("stop", "restart"):
             await _control(lambda: parent.terminate_child(child_id, CONTROL_TIMEOUT))
         if action in ("start", "restart"):

@@ -71,6 +71,8 @@ async def test_restart_stop_start_and_breaker_are_audited(api_server, simulator_
 
     stopped = await admin.post("/supervision/actor/stop", json={"path": SESSION_PATH})
     assert stopped.status_code == 200 and stopped.json()["state"] == "stopped"
+    # the session says so (it said "connected" for ever, and its row restored it at the next boot)
+    assert (await admin.get("/tenants/t1/sessions/s1")).json()["status"] == "stopped"
     started = await admin.post("/supervision/actor/start", json={"path": SESSION_PATH})
     assert started.status_code == 200 and started.json()["state"] == "running"
     await api_server.wait_status("s1", SessionStatus.CONNECTED)
