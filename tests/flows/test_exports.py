@@ -20,7 +20,8 @@ EXPORTS = {
         "TicketActor", "TicketDeps", "TicketDirectory", "TicketError", "TicketInbound", "TicketRefused",
         "TicketUnavailable", "Transfer", "is_status_or_broadcast", "media_source", "publish_change",
     },
-    actors.outbox: {"WAKE_CHANNEL", "MediaFile", "OutboxDeps", "OutboxError", "OutboxRefused", "OutboxService", "Send"},
+    actors.outbox: {"WAKE_CHANNEL", "MediaFile", "OutboxDeps", "OutboxError", "OutboxRefused", "OutboxService", "Send",
+                    "SessionDeleted"},
     actors.media: {
         "MediaDeps", "MediaDispatcher", "MediaError", "MediaJobActor", "PermanentMediaError", "detect_extension",
         "media_supervisor", "parse_source", "relative_path", "write_atomically",
