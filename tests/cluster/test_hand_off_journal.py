@@ -4,7 +4,8 @@ at the hand-off, not at that node's next boot (node ``a`` in-process, ``b`` a re
 on one PostgreSQL and Redis, the simulator delivering like whatsmeow: receipted on arrival).
 
 The session ran on ``a`` and receipted a message that ``a`` journaled but never stored; then its
-actor was stopped by its supervisor (an operator's stop, as the supervision API does). ``b``
+actor was stopped by its supervisor, beneath the session manager (as when its restarts are used up:
+the session is still this node's to hand off). ``b``
 joins and placement gives the session to ``b``: ``a`` hands it off, the ``HandOver`` finds no
 actor to answer, and the message exists only in ``a``'s journal, which ``b`` never reads.
 """
