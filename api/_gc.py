@@ -45,12 +45,13 @@ per second at full load (10-30 ms each: what is young then is the backlog in fli
 at a steady 1,000 msg/s (bench/pipeline.py): steady traffic allocates as much as it frees."""
 
 SWEEP_INTERVAL = 240.0
-"""Longest time between full sweeps of the frozen objects (an idle daemon sweeps this often: ~25 ms
-for 130k objects, a few hundred ms for a heap ten times that, every four minutes). Was an hour: under
-bench/soak.py's churn the growth trigger alone let frozen garbage pile up for minutes at a time, and
-RSS moved in a 104-112 MB saw-tooth whose low points kept rising (Python's arenas, which go back to
-the system only once empty, fragmented by the garbage of each cycle); a full collection every
-four minutes (a diagnosis run) kept it within 104-107 MB over the same 30 minutes."""
+"""Longest time between full sweeps of the frozen objects (an idle daemon sweeps this often; each
+sweep is a pause proportional to the heap: ~25 ms for 130k objects on the 2-core test machine). Was
+an hour: under bench/soak.py's churn the growth trigger alone let frozen garbage pile up for minutes
+at a time, and RSS moved in a 104-112 MB saw-tooth whose low points kept rising (Python's arenas,
+which go back to the system only once empty, fragmented by the garbage of each cycle). A diagnosis
+run collecting everything every four minutes stayed within 103.8-106.9 MB after its warm-up; with
+this interval two full soak runs fitted 3.14 and 4.56 MB/h (the target is 5)."""
 
 SWEEP_CHECK = 10.0
 """Seconds between looks at the frozen set's size (``gc.get_freeze_count()``: no walk, no pause)."""
